@@ -1,0 +1,231 @@
+//! The boundary: one trait for "the kernel", implemented by the real Linux kernel
+//! ([`crate::real::RealKernel`]) and by the simulator ([`crate::sim::Sim`]).
+//!
+//! Everything above this trait (the Python-style [`crate::socket::Socket`], the programs, the
+//! scenario runner, the tests) is written once and runs unchanged on either transport.
+//!
+//! Calls are at the file-descriptor level and never block: every socket and pipe is created
+//! non-blocking and close-on-exec, and the only call that waits is [`Kernel::poll`]. Blocking
+//! behaviour (Python's `settimeout`) is built on top, the way CPython itself does it.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::ops::{BitOr, BitOrAssign};
+use std::time::Duration;
+
+use nix::errno::Errno;
+
+use crate::addr::{Family, SockAddr, SockType};
+use crate::error::{Gai, SockError};
+
+/// A file descriptor number, as the kernel hands it out (lowest free number first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Fd(pub i32);
+
+impl fmt::Display for Fd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "fd{}", self.0)
+    }
+}
+
+/// Which direction `shutdown` closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Shutdown {
+    /// SHUT_RD.
+    Read,
+    /// SHUT_WR: sends FIN; the peer reads end of stream.
+    Write,
+    /// SHUT_RDWR.
+    Both,
+}
+
+/// The socket options selectlab supports (level and name folded into one enum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SockOpt {
+    /// SOL_SOCKET/SO_REUSEADDR (0 or 1).
+    ReuseAddr,
+    /// SOL_SOCKET/SO_KEEPALIVE (0 or 1).
+    KeepAlive,
+    /// SOL_SOCKET/SO_RCVBUF in bytes; Linux doubles the value set and reports the double.
+    RcvBuf,
+    /// SOL_SOCKET/SO_SNDBUF in bytes; doubled like SO_RCVBUF.
+    SndBuf,
+    /// SOL_SOCKET/SO_ERROR (read-only): returns and clears the pending error.
+    Error,
+    /// SOL_SOCKET/SO_BROADCAST (0 or 1).
+    Broadcast,
+    /// SOL_SOCKET/SO_LINGER: seconds, or -1 for "off". Linger 0 makes close send an RST.
+    Linger,
+    /// SOL_SOCKET/SO_TYPE (read-only).
+    Type,
+    /// IPPROTO_TCP/TCP_NODELAY (0 or 1); ENOPROTOOPT on non-TCP sockets.
+    TcpNoDelay,
+}
+
+/// Readiness flags, as poll(2) names them (and as epoll reports them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Events(pub u16);
+
+impl Events {
+    /// No flags.
+    pub const NONE: Events = Events(0);
+    /// POLLIN: data to read, end of stream, or a connection to accept.
+    pub const IN: Events = Events(1);
+    /// POLLOUT: room to write.
+    pub const OUT: Events = Events(1 << 1);
+    /// POLLERR: a pending error (always reported, never requested).
+    pub const ERR: Events = Events(1 << 2);
+    /// POLLHUP: both directions shut (always reported, never requested).
+    pub const HUP: Events = Events(1 << 3);
+    /// POLLRDHUP: the peer shut its writing half.
+    pub const RDHUP: Events = Events(1 << 4);
+    /// POLLPRI: urgent data.
+    pub const PRI: Events = Events(1 << 5);
+    /// POLLNVAL: the descriptor is not open (poll only).
+    pub const NVAL: Events = Events(1 << 6);
+
+    /// Flags in the scenario format's fixed order, with their names.
+    pub const NAMED: [(Events, &'static str); 7] = [
+        (Events::IN, "in"),
+        (Events::OUT, "out"),
+        (Events::ERR, "err"),
+        (Events::HUP, "hup"),
+        (Events::RDHUP, "rdhup"),
+        (Events::PRI, "pri"),
+        (Events::NVAL, "nval"),
+    ];
+
+    /// Whether every flag of `other` is set.
+    pub fn contains(self, other: Events) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether any flag of `other` is set.
+    pub fn intersects(self, other: Events) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// Whether no flag is set.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The flags set in both.
+    pub fn and(self, other: Events) -> Events {
+        Events(self.0 & other.0)
+    }
+
+    /// The flags of `self` not in `other`.
+    pub fn without(self, other: Events) -> Events {
+        Events(self.0 & !other.0)
+    }
+}
+
+impl BitOr for Events {
+    type Output = Events;
+    fn bitor(self, rhs: Events) -> Events {
+        Events(self.0 | rhs.0)
+    }
+}
+
+impl BitOrAssign for Events {
+    fn bitor_assign(&mut self, rhs: Events) {
+        self.0 |= rhs.0;
+    }
+}
+
+impl fmt::Display for Events {
+    /// `in,out,hup` in the fixed order, or `none`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("none");
+        }
+        let mut first = true;
+        for (flag, name) in Events::NAMED {
+            if self.contains(flag) {
+                if !first {
+                    f.write_str(",")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One entry of a poll(2) call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollFd {
+    /// The descriptor to watch.
+    pub fd: Fd,
+    /// What the caller asks for (ERR, HUP and NVAL are reported regardless).
+    pub events: Events,
+    /// What the kernel reported.
+    pub revents: Events,
+}
+
+impl PollFd {
+    /// An entry asking for `events` on `fd`.
+    pub fn new(fd: Fd, events: Events) -> PollFd {
+        PollFd {
+            fd,
+            events,
+            revents: Events::NONE,
+        }
+    }
+}
+
+/// The socket calls of the seed's table, at the descriptor level, on one transport.
+///
+/// Every method returns Linux's errno on failure; the same call sequence gives the same results
+/// on both implementations (that is what the differential tests check).
+pub trait Kernel {
+    /// Which transport this is: `real` or `sim`.
+    fn transport(&self) -> &'static str;
+    /// socket(2), non-blocking and close-on-exec.
+    fn socket(&mut self, family: Family, ty: SockType) -> Result<Fd, Errno>;
+    /// socketpair(2) for AF_UNIX.
+    fn socketpair(&mut self, ty: SockType) -> Result<(Fd, Fd), Errno>;
+    /// pipe2(2): (read end, write end).
+    fn pipe(&mut self) -> Result<(Fd, Fd), Errno>;
+    /// dup(2): a new descriptor for the same open file.
+    fn dup(&mut self, fd: Fd) -> Result<Fd, Errno>;
+    /// bind(2).
+    fn bind(&mut self, fd: Fd, addr: &SockAddr) -> Result<(), Errno>;
+    /// listen(2); the backlog is clamped to SOMAXCONN as Linux does.
+    fn listen(&mut self, fd: Fd, backlog: u32) -> Result<(), Errno>;
+    /// accept4(2); the new socket is non-blocking too.
+    fn accept(&mut self, fd: Fd) -> Result<(Fd, SockAddr), Errno>;
+    /// connect(2); a TCP connect returns EINPROGRESS and completes in the background.
+    fn connect(&mut self, fd: Fd, addr: &SockAddr) -> Result<(), Errno>;
+    /// recv(2), or read(2) on a pipe; `Ok(0)` is end of stream (or an empty datagram).
+    fn recv(&mut self, fd: Fd, buf: &mut [u8]) -> Result<usize, Errno>;
+    /// send(2) with MSG_NOSIGNAL, or write(2) on a pipe; may accept fewer bytes than given.
+    fn send(&mut self, fd: Fd, buf: &[u8]) -> Result<usize, Errno>;
+    /// recvfrom(2): the byte count and the sender's address (if the socket type has one).
+    fn recvfrom(&mut self, fd: Fd, buf: &mut [u8]) -> Result<(usize, Option<SockAddr>), Errno>;
+    /// sendto(2) with MSG_NOSIGNAL.
+    fn sendto(&mut self, fd: Fd, buf: &[u8], addr: &SockAddr) -> Result<usize, Errno>;
+    /// shutdown(2).
+    fn shutdown(&mut self, fd: Fd, how: Shutdown) -> Result<(), Errno>;
+    /// close(2).
+    fn close(&mut self, fd: Fd) -> Result<(), Errno>;
+    /// getsockname(2).
+    fn getsockname(&mut self, fd: Fd) -> Result<SockAddr, Errno>;
+    /// getpeername(2).
+    fn getpeername(&mut self, fd: Fd) -> Result<SockAddr, Errno>;
+    /// setsockopt(2).
+    fn setsockopt(&mut self, fd: Fd, opt: SockOpt, value: i32) -> Result<(), Errno>;
+    /// getsockopt(2).
+    fn getsockopt(&mut self, fd: Fd, opt: SockOpt) -> Result<i32, Errno>;
+    /// poll(2): fills each entry's `revents`; `None` waits for ever. Returns the count of ready
+    /// entries. The simulator advances its virtual clock instead of sleeping.
+    fn poll(&mut self, fds: &mut [PollFd], timeout: Option<Duration>) -> Result<usize, Errno>;
+    /// getaddrinfo for one family: the host's addresses, in resolver order.
+    fn resolve(&mut self, host: &str, family: Family) -> Result<Vec<IpAddr>, Gai>;
+    /// gethostbyaddr: the host name of an address, or `herror`.
+    fn host_by_addr(&mut self, ip: IpAddr) -> Result<String, SockError>;
+    /// Monotonic time since this kernel was created (virtual in the simulator).
+    fn now(&self) -> Duration;
+}

@@ -1,0 +1,7 @@
+#![forbid(unsafe_code)]
+pub mod addr;
+pub mod error;
+pub mod kernel;
+pub mod real;
+pub mod sim;
+pub mod socket;

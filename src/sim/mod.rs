@@ -1,0 +1,458 @@
+//! The simulator transport: an in-memory Linux, deterministic from a seed.
+//!
+//! - [`state`]: sockets, pipes, open files and the descriptor table, with Linux's limits.
+//! - [`net`]: what each socket call does (TCP, UDP, AF_UNIX), mirroring Linux's behaviour.
+//! - [`readiness`]: what poll reports for each object.
+//! - [`decide`]: the one decision source (faithful, seeded adversary, fuzzer bytes).
+//! - [`transcript`]: the structured record of every call.
+//! - [`slab`]: generation-checked storage.
+//!
+//! Time is virtual: it only moves when a wait would block, and then it jumps straight to the next
+//! timer or the wait's deadline. No call scans all sockets; each costs the same with ten sockets
+//! or ten thousand.
+
+pub mod decide;
+mod net;
+mod readiness;
+mod slab;
+pub mod state;
+pub mod transcript;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::errno::Errno;
+
+use crate::addr::{Family, SockAddr, SockType};
+use crate::error::{Gai, HERROR_HOST_NOT_FOUND, SockError};
+use crate::kernel::{Events, Fd, Kernel, PollFd, Shutdown, SockOpt};
+use decide::{Choice, Decider};
+use slab::{Id, Slab};
+use state::{File, FdTable, Object, Pipe, Sock};
+use transcript::{Call, Record, Transcript};
+
+/// Most timer events one wait may process before giving up with EDEADLK (a bound on the loop;
+/// each connecting socket schedules at most `TCP_SYN_RETRIES + 1` timers).
+pub const MAX_TIMERS_PER_WAIT: usize = 1 << 16;
+
+/// How a simulated machine is set up.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Host names and their addresses; every address listed is local to the simulated machine.
+    pub hosts: BTreeMap<String, Vec<IpAddr>>,
+    /// Addresses that exist but never answer (connects to them time out).
+    pub blackholes: BTreeSet<IpAddr>,
+    /// Whether binding ports below 1024 is allowed (root, or CAP_NET_BIND_SERVICE).
+    pub privileged: bool,
+    /// Most open descriptors (RLIMIT_NOFILE); one more gives EMFILE.
+    pub fd_limit: usize,
+    /// Whether calls are recorded in the transcript.
+    pub transcript: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        let mut hosts = BTreeMap::new();
+        hosts.insert("localhost".to_string(), vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+        SimConfig {
+            hosts,
+            blackholes: BTreeSet::new(),
+            privileged: false,
+            fd_limit: 65_536,
+            transcript: true,
+        }
+    }
+}
+
+impl SimConfig {
+    /// Adds a named host with one address.
+    pub fn host(mut self, name: &str, ip: IpAddr) -> SimConfig {
+        self.hosts.entry(name.to_string()).or_default().push(ip);
+        self
+    }
+}
+
+/// A timer inside the simulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// Retransmit the SYN of a connecting socket.
+    SynRetry(Id),
+    /// Forget a TIME_WAIT address.
+    TimeWaitEnd(IpAddr, u16),
+}
+
+/// The binding namespace a port belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Proto {
+    Tcp,
+    Udp,
+}
+
+/// The simulated kernel. Implements [`Kernel`].
+#[derive(Debug)]
+pub struct Sim {
+    config: SimConfig,
+    now: Duration,
+    fds: FdTable,
+    files: Slab<File>,
+    socks: Slab<Sock>,
+    pipes: Slab<Pipe>,
+    ports: BTreeMap<(Proto, u16, IpAddr), Vec<Id>>,
+    time_wait: BTreeMap<(IpAddr, u16), Duration>,
+    paths: BTreeMap<PathBuf, Option<Id>>,
+    local_ips: BTreeSet<IpAddr>,
+    next_port: u16,
+    timers: BinaryHeap<Reverse<(Duration, u64, Timer)>>,
+    timer_seq: u64,
+    decide: Decider,
+    transcript: Transcript,
+}
+
+impl Sim {
+    /// A simulated machine with the given set-up and decision source.
+    pub fn new(config: SimConfig, decide: Decider) -> Sim {
+        let mut local_ips: BTreeSet<IpAddr> = config.hosts.values().flatten().copied().collect();
+        local_ips.insert(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        local_ips.insert(IpAddr::V6(Ipv6Addr::LOCALHOST));
+        let transcript = Transcript::new(config.transcript);
+        Sim {
+            config,
+            now: Duration::ZERO,
+            fds: FdTable::default(),
+            files: Slab::default(),
+            socks: Slab::default(),
+            pipes: Slab::default(),
+            ports: BTreeMap::new(),
+            time_wait: BTreeMap::new(),
+            paths: BTreeMap::new(),
+            local_ips,
+            next_port: state::EPHEMERAL_FIRST_PORT,
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
+            decide,
+            transcript,
+        }
+    }
+
+    /// A faithful simulator (exactly what Linux loopback does) with the default set-up.
+    pub fn faithful() -> Sim {
+        Sim::new(SimConfig::default(), Decider::faithful())
+    }
+
+    /// The transcript so far.
+    pub fn transcript(&self) -> &Transcript {
+        &self.transcript
+    }
+
+    /// Whether an address belongs to the simulated machine (all of 127.0.0.0/8 does, as on Linux).
+    fn is_local(&self, ip: IpAddr) -> bool {
+        ip.is_unspecified()
+            || matches!(ip, IpAddr::V4(v4) if v4.is_loopback())
+            || self.local_ips.contains(&ip)
+    }
+
+    fn record(&mut self, call: Call, fd: i32, arg: i64, result: Result<i64, Errno>, choice: Option<Choice>) {
+        self.transcript.push(Record {
+            at: self.now,
+            call,
+            fd,
+            arg,
+            result,
+            choice,
+        });
+    }
+
+    fn schedule(&mut self, after: Duration, timer: Timer) {
+        self.timer_seq += 1;
+        self.timers.push(Reverse((self.now + after, self.timer_seq, timer)));
+    }
+
+    /// The open file behind a descriptor.
+    fn file(&self, fd: Fd) -> Result<Object, Errno> {
+        let id = self.fds.get(fd.0).ok_or(Errno::EBADF)?;
+        Ok(self.files.get(id).expect("descriptor table points at live files").object)
+    }
+
+    /// The socket behind a descriptor (ENOTSOCK for a pipe).
+    fn sock_id(&self, fd: Fd) -> Result<Id, Errno> {
+        match self.file(fd)? {
+            Object::Sock(id) => Ok(id),
+            _ => Err(Errno::ENOTSOCK),
+        }
+    }
+
+    fn sock(&self, id: Id) -> &Sock {
+        self.socks.get(id).expect("live socket id")
+    }
+
+    fn sock_mut(&mut self, id: Id) -> &mut Sock {
+        self.socks.get_mut(id).expect("live socket id")
+    }
+
+    /// Opens a new descriptor for an object (EMFILE past the limit).
+    fn open_fd(&mut self, object: Object) -> Result<Fd, Errno> {
+        if self.fds.open() >= self.config.fd_limit {
+            return Err(Errno::EMFILE);
+        }
+        let file = self.files.insert(File { object, refs: 1 });
+        Ok(Fd(self.fds.install(file)))
+    }
+
+    fn check_fds_available(&self, n: usize) -> Result<(), Errno> {
+        if self.fds.open() + n > self.config.fd_limit {
+            Err(Errno::EMFILE)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs timers due at or before `until`; returns how many ran.
+    fn run_timers(&mut self, until: Duration) -> usize {
+        let mut ran = 0;
+        while ran < MAX_TIMERS_PER_WAIT {
+            match self.timers.peek() {
+                Some(Reverse((at, _, _))) if *at <= until => {}
+                _ => break,
+            }
+            let Reverse((at, _, timer)) = self.timers.pop().expect("peeked");
+            self.now = self.now.max(at);
+            self.fire(timer);
+            ran += 1;
+        }
+        ran
+    }
+
+    fn fire(&mut self, timer: Timer) {
+        match timer {
+            Timer::SynRetry(id) => self.syn_retry(id),
+            Timer::TimeWaitEnd(ip, port) => {
+                if self.time_wait.get(&(ip, port)).is_some_and(|end| *end <= self.now) {
+                    self.time_wait.remove(&(ip, port));
+                }
+            }
+        }
+        self.record(Call::Timer, -1, 0, Ok(0), None);
+    }
+
+    fn poll_inner(&mut self, fds: &mut [PollFd], timeout: Option<Duration>) -> Result<usize, Errno> {
+        let deadline = timeout.map(|t| self.now + t);
+        loop {
+            let ready = self.poll_once(fds);
+            if ready > 0 {
+                return Ok(ready);
+            }
+            if timeout == Some(Duration::ZERO) {
+                return Ok(0);
+            }
+            if self.decide.eintr() {
+                return Err(Errno::EINTR);
+            }
+            let next_timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
+            match (next_timer, deadline) {
+                (Some(t), Some(d)) if t > d => {
+                    self.now = d;
+                    return Ok(0);
+                }
+                (Some(t), _) => {
+                    if self.run_timers(t) == 0 {
+                        return Err(Errno::EDEADLK);
+                    }
+                }
+                (None, Some(d)) => {
+                    self.now = self.now.max(d);
+                    return Ok(0);
+                }
+                // Nothing can ever become ready: a real kernel would hang for ever. Say so.
+                (None, None) => return Err(Errno::EDEADLK),
+            }
+        }
+    }
+
+    fn poll_once(&mut self, fds: &mut [PollFd]) -> usize {
+        let mut ready = 0;
+        for p in fds.iter_mut() {
+            p.revents = match self.file(p.fd) {
+                Err(_) => Events::NVAL,
+                Ok(obj) => {
+                    let always = Events::ERR | Events::HUP;
+                    self.readiness(obj).and(p.events | always)
+                }
+            };
+            if !p.revents.is_empty() {
+                ready += 1;
+            }
+        }
+        ready
+    }
+}
+
+fn len_arg(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn count<T>(r: &Result<T, Errno>, f: impl Fn(&T) -> i64) -> Result<i64, Errno> {
+    r.as_ref().map(f).map_err(|e| *e)
+}
+
+impl Kernel for Sim {
+    fn transport(&self) -> &'static str {
+        "sim"
+    }
+
+    fn socket(&mut self, family: Family, ty: SockType) -> Result<Fd, Errno> {
+        let r = self.sim_socket(family, ty);
+        self.record(Call::Socket, -1, 0, count(&r, |fd| i64::from(fd.0)), None);
+        r
+    }
+
+    fn socketpair(&mut self, ty: SockType) -> Result<(Fd, Fd), Errno> {
+        let r = self.sim_socketpair(ty);
+        self.record(Call::Socketpair, -1, 0, count(&r, |p| i64::from(p.0.0)), None);
+        r
+    }
+
+    fn pipe(&mut self) -> Result<(Fd, Fd), Errno> {
+        let r = self.sim_pipe();
+        self.record(Call::Pipe, -1, 0, count(&r, |p| i64::from(p.0.0)), None);
+        r
+    }
+
+    fn dup(&mut self, fd: Fd) -> Result<Fd, Errno> {
+        let r = self.sim_dup(fd);
+        self.record(Call::Dup, fd.0, 0, count(&r, |n| i64::from(n.0)), None);
+        r
+    }
+
+    fn bind(&mut self, fd: Fd, addr: &SockAddr) -> Result<(), Errno> {
+        let r = self.sim_bind(fd, addr);
+        self.record(Call::Bind, fd.0, 0, count(&r, |_| 0), None);
+        r
+    }
+
+    fn listen(&mut self, fd: Fd, backlog: u32) -> Result<(), Errno> {
+        let r = self.sim_listen(fd, backlog);
+        self.record(Call::Listen, fd.0, i64::from(backlog), count(&r, |_| 0), None);
+        r
+    }
+
+    fn accept(&mut self, fd: Fd) -> Result<(Fd, SockAddr), Errno> {
+        let (r, choice) = self.sim_accept(fd);
+        self.record(Call::Accept, fd.0, 0, count(&r, |(n, _)| i64::from(n.0)), choice);
+        r
+    }
+
+    fn connect(&mut self, fd: Fd, addr: &SockAddr) -> Result<(), Errno> {
+        let (r, choice) = self.sim_connect(fd, addr);
+        self.record(Call::Connect, fd.0, 0, count(&r, |_| 0), choice);
+        r
+    }
+
+    fn recv(&mut self, fd: Fd, buf: &mut [u8]) -> Result<usize, Errno> {
+        let (r, choice) = self.sim_recv(fd, buf, None);
+        self.record(Call::Recv, fd.0, len_arg(buf.len()), count(&r, |n| len_arg(*n)), choice);
+        r
+    }
+
+    fn send(&mut self, fd: Fd, buf: &[u8]) -> Result<usize, Errno> {
+        let (r, choice) = self.sim_send(fd, buf, None);
+        self.record(Call::Send, fd.0, len_arg(buf.len()), count(&r, |n| len_arg(*n)), choice);
+        r
+    }
+
+    fn recvfrom(&mut self, fd: Fd, buf: &mut [u8]) -> Result<(usize, Option<SockAddr>), Errno> {
+        let mut from = None;
+        let (r, choice) = self.sim_recv(fd, buf, Some(&mut from));
+        self.record(Call::Recvfrom, fd.0, len_arg(buf.len()), count(&r, |n| len_arg(*n)), choice);
+        r.map(|n| (n, from))
+    }
+
+    fn sendto(&mut self, fd: Fd, buf: &[u8], addr: &SockAddr) -> Result<usize, Errno> {
+        let (r, choice) = self.sim_send(fd, buf, Some(addr));
+        self.record(Call::Sendto, fd.0, len_arg(buf.len()), count(&r, |n| len_arg(*n)), choice);
+        r
+    }
+
+    fn shutdown(&mut self, fd: Fd, how: Shutdown) -> Result<(), Errno> {
+        let r = self.sim_shutdown(fd, how);
+        self.record(Call::Shutdown, fd.0, how as i64, count(&r, |_| 0), None);
+        r
+    }
+
+    fn close(&mut self, fd: Fd) -> Result<(), Errno> {
+        let r = self.sim_close(fd);
+        self.record(Call::Close, fd.0, 0, count(&r, |_| 0), None);
+        r
+    }
+
+    fn getsockname(&mut self, fd: Fd) -> Result<SockAddr, Errno> {
+        let r = self.sim_getsockname(fd);
+        self.record(Call::Getsockname, fd.0, 0, count(&r, |_| 0), None);
+        r
+    }
+
+    fn getpeername(&mut self, fd: Fd) -> Result<SockAddr, Errno> {
+        let r = self.sim_getpeername(fd);
+        self.record(Call::Getpeername, fd.0, 0, count(&r, |_| 0), None);
+        r
+    }
+
+    fn setsockopt(&mut self, fd: Fd, opt: SockOpt, value: i32) -> Result<(), Errno> {
+        let r = self.sim_setsockopt(fd, opt, value);
+        self.record(Call::Setsockopt, fd.0, i64::from(value), count(&r, |_| 0), None);
+        r
+    }
+
+    fn getsockopt(&mut self, fd: Fd, opt: SockOpt) -> Result<i32, Errno> {
+        let r = self.sim_getsockopt(fd, opt);
+        self.record(Call::Getsockopt, fd.0, opt as i64, count(&r, |v| i64::from(*v)), None);
+        r
+    }
+
+    fn poll(&mut self, fds: &mut [PollFd], timeout: Option<Duration>) -> Result<usize, Errno> {
+        let r = self.poll_inner(fds, timeout);
+        let choice = (r == Err(Errno::EINTR)).then_some(Choice::Eintr);
+        let ms = timeout.map_or(-1, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX));
+        self.record(Call::Poll, -1, ms, count(&r, |n| len_arg(*n)), choice);
+        r
+    }
+
+    fn resolve(&mut self, host: &str, family: Family) -> Result<Vec<IpAddr>, Gai> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return match (ip, family) {
+                (IpAddr::V4(_), Family::Inet) | (IpAddr::V6(_), Family::Inet6) => Ok(vec![ip]),
+                _ => Err(Gai::AddrFamily),
+            };
+        }
+        let want_v6 = family == Family::Inet6;
+        let ips: Vec<IpAddr> = self
+            .config
+            .hosts
+            .get(host)
+            .ok_or(Gai::NoName)?
+            .iter()
+            .copied()
+            .filter(|ip| ip.is_ipv6() == want_v6)
+            .collect();
+        // glibc answers EAI_NONAME when /etc/hosts knows the name only in the other family.
+        if ips.is_empty() { Err(Gai::NoName) } else { Ok(ips) }
+    }
+
+    fn host_by_addr(&mut self, ip: IpAddr) -> Result<String, SockError> {
+        self.config
+            .hosts
+            .iter()
+            .find(|(_, ips)| ips.contains(&ip))
+            .map(|(name, _)| name.clone())
+            .ok_or(SockError::Herror {
+                code: HERROR_HOST_NOT_FOUND,
+                message: "Unknown host",
+            })
+    }
+
+    fn now(&self) -> Duration {
+        self.now
+    }
+}

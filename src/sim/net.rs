@@ -1,0 +1,1015 @@
+//! What each socket call does in the simulator. Every rule here mirrors a Linux code path
+//! (named in the comments) and was checked against the kernel by the differential tests.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use nix::errno::Errno;
+
+use super::decide::Choice;
+use super::slab::Id;
+use super::state::*;
+use super::{Proto, Sim, Timer};
+use crate::addr::{Family, SockAddr, SockType};
+use crate::kernel::{Fd, Shutdown, SockOpt};
+
+type Chosen<T> = (Result<T, Errno>, Option<Choice>);
+
+fn proto_of(s: &Sock) -> Proto {
+    if s.ty == SockType::Stream { Proto::Tcp } else { Proto::Udp }
+}
+
+fn unspecified_ip(family: Family) -> IpAddr {
+    match family {
+        Family::Inet6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    }
+}
+
+impl Sim {
+    pub(super) fn sim_socket(&mut self, family: Family, ty: SockType) -> Result<Fd, Errno> {
+        match (family, ty) {
+            (_, SockType::Raw) => return Err(Errno::ESOCKTNOSUPPORT),
+            (Family::Inet | Family::Inet6, SockType::SeqPacket) => return Err(Errno::EPROTONOSUPPORT),
+            _ => {}
+        }
+        self.check_fds_available(1)?;
+        let id = self.socks.insert(Sock::new(family, ty));
+        self.open_fd(Object::Sock(id))
+    }
+
+    pub(super) fn sim_socketpair(&mut self, ty: SockType) -> Result<(Fd, Fd), Errno> {
+        if ty == SockType::Raw {
+            return Err(Errno::ESOCKTNOSUPPORT);
+        }
+        self.check_fds_available(2)?;
+        let a = self.socks.insert(Sock::new(Family::Unix, ty));
+        let b = self.socks.insert(Sock::new(Family::Unix, ty));
+        for (me, other) in [(a, b), (b, a)] {
+            let s = self.sock_mut(me);
+            s.peer = Some(other);
+            s.state = State::Established;
+            s.so_state = SoState::Connected;
+            s.remote = Some(SockAddr::UnixUnnamed);
+        }
+        Ok((self.open_fd(Object::Sock(a))?, self.open_fd(Object::Sock(b))?))
+    }
+
+    pub(super) fn sim_pipe(&mut self) -> Result<(Fd, Fd), Errno> {
+        self.check_fds_available(2)?;
+        let id = self.pipes.insert(Pipe { readers: 1, writers: 1, ..Pipe::default() });
+        Ok((self.open_fd(Object::PipeRead(id))?, self.open_fd(Object::PipeWrite(id))?))
+    }
+
+    pub(super) fn sim_dup(&mut self, fd: Fd) -> Result<Fd, Errno> {
+        let file = self.fds.get(fd.0).ok_or(Errno::EBADF)?;
+        self.check_fds_available(1)?;
+        self.files.get_mut(file).expect("live file").refs += 1;
+        Ok(Fd(self.fds.install(file)))
+    }
+
+    // ----- addresses and ports -------------------------------------------------------------
+
+    /// The sockets bound to a port whose address overlaps `ip` (same address, or a wildcard).
+    fn bound_overlapping(&self, proto: Proto, ip: IpAddr, port: u16) -> Vec<Id> {
+        self.ports
+            .range((proto, port, IpAddr::V4(Ipv4Addr::UNSPECIFIED))..)
+            .take_while(|((p, pt, _), _)| *p == proto && *pt == port)
+            .filter(|((_, _, bound), _)| {
+                *bound == ip
+                    || (bound.is_ipv6() == ip.is_ipv6() && (bound.is_unspecified() || ip.is_unspecified()))
+            })
+            .flat_map(|(_, ids)| ids.iter().copied())
+            .collect()
+    }
+
+    fn port_conflicts(&self, me: &Sock, ip: IpAddr, port: u16) -> bool {
+        let proto = proto_of(me);
+        self.bound_overlapping(proto, ip, port).into_iter().any(|other| {
+            let o = self.sock(other);
+            let both_reuse = me.opts.reuse_addr && o.opts.reuse_addr;
+            !both_reuse || (proto == Proto::Tcp && matches!(o.state, State::Listen { .. }))
+        })
+    }
+
+    fn in_time_wait(&self, ip: IpAddr, port: u16) -> bool {
+        self.time_wait.iter().any(|((tip, tport), end)| {
+            *tport == port && *end > self.now && (*tip == ip || tip.is_unspecified() || ip.is_unspecified())
+        })
+    }
+
+    /// Picks a free ephemeral port, as Linux's port allocator would (bounded by the range size).
+    fn ephemeral_port(&mut self, me: &Sock, ip: IpAddr) -> Result<u16, Errno> {
+        let span = u32::from(EPHEMERAL_LAST_PORT - EPHEMERAL_FIRST_PORT) + 1;
+        for _ in 0..span {
+            let port = self.next_port;
+            self.next_port = if port >= EPHEMERAL_LAST_PORT { EPHEMERAL_FIRST_PORT } else { port + 1 };
+            if !self.port_conflicts(me, ip, port) && !self.in_time_wait(ip, port) {
+                return Ok(port);
+            }
+        }
+        Err(Errno::EADDRNOTAVAIL)
+    }
+
+    fn register_port(&mut self, id: Id, ip: IpAddr, port: u16) {
+        let proto = proto_of(self.sock(id));
+        self.ports.entry((proto, port, ip)).or_default().push(id);
+        self.sock_mut(id).local = Some(SockAddr::Inet(SocketAddr::new(ip, port)));
+    }
+
+    fn unregister_port(&mut self, id: Id) {
+        let s = self.sock(id);
+        let Some(SockAddr::Inet(a)) = s.local else { return };
+        let key = (proto_of(s), a.port(), a.ip());
+        if let Some(ids) = self.ports.get_mut(&key) {
+            ids.retain(|x| *x != id);
+            if ids.is_empty() {
+                self.ports.remove(&key);
+            }
+        }
+    }
+
+    /// Binds an unbound IP socket to an ephemeral port on `ip` (Linux's autobind).
+    fn autobind(&mut self, id: Id, ip: IpAddr) -> Result<(), Errno> {
+        if self.sock(id).local.is_some() {
+            return Ok(());
+        }
+        let me = self.sock(id).clone();
+        let port = self.ephemeral_port(&me, ip)?;
+        self.register_port(id, ip, port);
+        Ok(())
+    }
+
+    pub(super) fn sim_bind(&mut self, fd: Fd, addr: &SockAddr) -> Result<(), Errno> {
+        let id = self.sock_id(fd)?;
+        let me = self.sock(id).clone();
+        if me.local.is_some() {
+            return Err(Errno::EINVAL);
+        }
+        match addr {
+            SockAddr::Unix(path) => {
+                if me.family != Family::Unix {
+                    return Err(Errno::EAFNOSUPPORT);
+                }
+                if self.paths.contains_key(path) {
+                    return Err(Errno::EADDRINUSE);
+                }
+                self.paths.insert(path.clone(), Some(id));
+                self.sock_mut(id).local = Some(addr.clone());
+                Ok(())
+            }
+            SockAddr::UnixUnnamed => Err(Errno::EINVAL),
+            SockAddr::Inet(sa) => {
+                if addr.family() != me.family {
+                    return Err(if me.family == Family::Unix { Errno::EINVAL } else { Errno::EAFNOSUPPORT });
+                }
+                if !self.is_local(sa.ip()) {
+                    return Err(Errno::EADDRNOTAVAIL);
+                }
+                if sa.port() == 0 {
+                    return self.autobind(id, sa.ip());
+                }
+                if sa.port() < 1024 && !self.config.privileged {
+                    return Err(Errno::EACCES);
+                }
+                let tw = me.ty == SockType::Stream && !me.opts.reuse_addr && self.in_time_wait(sa.ip(), sa.port());
+                if tw || self.port_conflicts(&me, sa.ip(), sa.port()) {
+                    return Err(Errno::EADDRINUSE);
+                }
+                self.register_port(id, sa.ip(), sa.port());
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn sim_listen(&mut self, fd: Fd, backlog: u32) -> Result<(), Errno> {
+        let id = self.sock_id(fd)?;
+        let me = self.sock(id).clone();
+        if !me.is_connection() {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let backlog = backlog.min(SOMAXCONN);
+        match me.state {
+            State::Listen { .. } => {
+                if let State::Listen { backlog: b, .. } = &mut self.sock_mut(id).state {
+                    *b = backlog;
+                }
+                return Ok(());
+            }
+            State::Closed if me.so_state == SoState::Unconnected => {}
+            _ => return Err(Errno::EINVAL),
+        }
+        if me.family == Family::Unix {
+            if me.local.is_none() {
+                return Err(Errno::EINVAL);
+            }
+        } else {
+            match me.local.as_ref().and_then(SockAddr::inet) {
+                None => self.autobind(id, unspecified_ip(me.family))?,
+                Some(a) => {
+                    let listening_elsewhere = self
+                        .bound_overlapping(Proto::Tcp, a.ip(), a.port())
+                        .into_iter()
+                        .any(|o| o != id && matches!(self.sock(o).state, State::Listen { .. }));
+                    if listening_elsewhere {
+                        return Err(Errno::EADDRINUSE);
+                    }
+                }
+            }
+        }
+        self.sock_mut(id).state = State::Listen { backlog, queue: Default::default() };
+        Ok(())
+    }
+
+    pub(super) fn sim_accept(&mut self, fd: Fd) -> Chosen<(Fd, SockAddr)> {
+        let id = match self.sock_id(fd) {
+            Ok(id) => id,
+            Err(e) => return (Err(e), None),
+        };
+        let s = self.sock(id);
+        if !s.is_connection() {
+            return (Err(Errno::EOPNOTSUPP), None);
+        }
+        let State::Listen { queue, .. } = &s.state else { return (Err(Errno::EINVAL), None) };
+        let Some(&child) = queue.front() else { return (Err(Errno::EAGAIN), None) };
+        if self.decide.emfile() {
+            return (Err(Errno::EMFILE), Some(Choice::Emfile));
+        }
+        if let Err(e) = self.check_fds_available(1) {
+            return (Err(e), None);
+        }
+        if let State::Listen { queue, .. } = &mut self.sock_mut(id).state {
+            queue.pop_front();
+        }
+        let peer = self.sock(child).remote.clone().unwrap_or(SockAddr::UnixUnnamed);
+        (self.open_fd(Object::Sock(child)).map(|fd| (fd, peer)), None)
+    }
+
+    // ----- connecting ------------------------------------------------------------------------
+
+    pub(super) fn sim_connect(&mut self, fd: Fd, addr: &SockAddr) -> Chosen<()> {
+        let id = match self.sock_id(fd) {
+            Ok(id) => id,
+            Err(e) => return (Err(e), None),
+        };
+        let me = self.sock(id).clone();
+        let family_ok = addr.family() == me.family;
+        match (me.family, me.ty) {
+            (Family::Unix, _) if !family_ok => (Err(Errno::EINVAL), None),
+            (_, _) if !family_ok => (Err(Errno::EAFNOSUPPORT), None),
+            (Family::Unix, SockType::Dgram) => (self.connect_unix_dgram(id, addr), None),
+            (Family::Unix, _) => (self.connect_unix_stream(id, addr), None),
+            (_, SockType::Dgram) => (self.connect_udp(id, addr), None),
+            _ => self.connect_tcp(id, addr),
+        }
+    }
+
+    /// Linux's `inet_stream_connect`, loopback edition: the handshake completes (or is refused)
+    /// before the call returns, yet a non-blocking connect still answers EINPROGRESS.
+    fn connect_tcp(&mut self, id: Id, addr: &SockAddr) -> Chosen<()> {
+        let me = self.sock(id);
+        match (me.so_state, &me.state) {
+            (SoState::Connected, _) => return (Err(Errno::EISCONN), None),
+            (SoState::Connecting, State::SynSent { .. }) => return (Err(Errno::EALREADY), None),
+            (SoState::Connecting, State::Established) => {
+                self.sock_mut(id).so_state = SoState::Connected;
+                return (Ok(()), None);
+            }
+            (SoState::Connecting, _) => {
+                let s = self.sock_mut(id);
+                s.so_state = SoState::Unconnected;
+                return (Err(s.take_error().unwrap_or(Errno::ECONNABORTED)), None);
+            }
+            (SoState::Unconnected, State::Closed) => {}
+            (SoState::Unconnected, _) => return (Err(Errno::EISCONN), None),
+        }
+        let Some(dst) = addr.inet() else { return (Err(Errno::EINVAL), None) };
+        let reachable = self.is_local(dst.ip()) && !dst.ip().is_unspecified();
+        let blackhole = self.config.blackholes.contains(&dst.ip());
+        if !reachable && !blackhole {
+            return (Err(Errno::ENETUNREACH), None);
+        }
+        let src_ip = if blackhole { unspecified_ip(self.sock(id).family) } else { dst.ip() };
+        if let Err(e) = self.autobind(id, src_ip) {
+            return (Err(e), None);
+        }
+        self.fix_local_ip(id, dst.ip());
+        {
+            let s = self.sock_mut(id);
+            s.remote = Some(addr.clone());
+            s.so_state = SoState::Connecting;
+            s.state = State::SynSent { to: addr.clone(), retries: 0 };
+        }
+        let choice = self.try_handshake(id, blackhole);
+        (Err(Errno::EINPROGRESS), choice)
+    }
+
+    /// A socket bound to a wildcard address takes the address it connected from.
+    fn fix_local_ip(&mut self, id: Id, ip: IpAddr) {
+        let Some(SockAddr::Inet(local)) = self.sock(id).local.clone() else { return };
+        if local.ip().is_unspecified() && self.is_local(ip) {
+            self.unregister_port(id);
+            self.register_port(id, ip, local.port());
+        }
+    }
+
+    /// Sends the SYN of a SynSent socket: established, refused, or lost (then retried later).
+    fn try_handshake(&mut self, id: Id, blackhole: bool) -> Option<Choice> {
+        let State::SynSent { to, retries } = self.sock(id).state.clone() else { return None };
+        let dst = to.inet().expect("TCP destinations are IP addresses");
+        let listener = self
+            .bound_overlapping(Proto::Tcp, dst.ip(), dst.port())
+            .into_iter()
+            .find(|l| matches!(self.sock(*l).state, State::Listen { .. }));
+        let lost = blackhole || self.decide.syn_drop();
+        match listener {
+            _ if lost => {}
+            None => {
+                let s = self.sock_mut(id);
+                s.error = Some(Errno::ECONNREFUSED);
+                s.state = State::Closed;
+                s.remote = None;
+                return None;
+            }
+            Some(l) if !self.accept_queue_full(l) => {
+                self.establish(id, l, dst);
+                return None;
+            }
+            // Linux drops a SYN when the accept queue is full; the client retransmits.
+            Some(_) => {}
+        }
+        if retries >= TCP_SYN_RETRIES {
+            let s = self.sock_mut(id);
+            s.error = Some(Errno::ETIMEDOUT);
+            s.state = State::Closed;
+            return lost.then_some(Choice::SynDrop).filter(|_| !blackhole);
+        }
+        self.schedule(TCP_SYN_RTO_INITIAL * (1 << retries), Timer::SynRetry(id));
+        lost.then_some(Choice::SynDrop).filter(|_| !blackhole)
+    }
+
+    pub(super) fn syn_retry(&mut self, id: Id) {
+        let Some(s) = self.socks.get_mut(id) else { return };
+        let State::SynSent { to, retries } = &mut s.state else { return };
+        *retries += 1;
+        let blackhole = to.inet().is_some_and(|a| self.config.blackholes.contains(&a.ip()));
+        self.try_handshake(id, blackhole);
+    }
+
+    fn accept_queue_full(&self, listener: Id) -> bool {
+        match &self.sock(listener).state {
+            // Linux admits backlog + 1 connections (sk_acceptq_is_full uses '>').
+            State::Listen { backlog, queue } => queue.len() > *backlog as usize,
+            _ => true,
+        }
+    }
+
+    /// Completes a handshake: a new server-side socket joins the listener's accept queue.
+    fn establish(&mut self, client: Id, listener: Id, dst: SocketAddr) {
+        let l = self.sock(listener).clone();
+        let mut server = Sock::new(l.family, l.ty);
+        server.opts = l.opts;
+        server.state = State::Established;
+        server.so_state = SoState::Connected;
+        server.remote = self.sock(client).local.clone();
+        server.local = Some(match l.local {
+            Some(SockAddr::Inet(a)) if !a.ip().is_unspecified() => SockAddr::Inet(a),
+            Some(SockAddr::Unix(p)) => SockAddr::Unix(p),
+            _ => SockAddr::Inet(dst),
+        });
+        server.peer = Some(client);
+        let server_id = self.socks.insert(server);
+        let c = self.sock_mut(client);
+        c.state = State::Established;
+        c.peer = Some(server_id);
+        if let State::Listen { queue, .. } = &mut self.sock_mut(listener).state {
+            queue.push_back(server_id);
+        }
+    }
+
+    fn connect_udp(&mut self, id: Id, addr: &SockAddr) -> Result<(), Errno> {
+        let dst = addr.inet().ok_or(Errno::EINVAL)?;
+        if !self.is_local(dst.ip()) && !self.config.blackholes.contains(&dst.ip()) {
+            return Err(Errno::ENETUNREACH);
+        }
+        self.autobind(id, dst.ip())?;
+        self.fix_local_ip(id, dst.ip());
+        let s = self.sock_mut(id);
+        s.remote = Some(addr.clone());
+        s.state = State::Established;
+        s.so_state = SoState::Connected;
+        Ok(())
+    }
+
+    fn unix_target(&self, addr: &SockAddr) -> Result<Id, Errno> {
+        let SockAddr::Unix(path) = addr else { return Err(Errno::EINVAL) };
+        match self.paths.get(path) {
+            None => Err(Errno::ENOENT),
+            Some(None) => Err(Errno::ECONNREFUSED),
+            Some(Some(id)) => Ok(*id),
+        }
+    }
+
+    fn connect_unix_stream(&mut self, id: Id, addr: &SockAddr) -> Result<(), Errno> {
+        if self.sock(id).so_state == SoState::Connected {
+            return Err(Errno::EISCONN);
+        }
+        let target = self.unix_target(addr)?;
+        let t = self.sock(target);
+        if t.ty != self.sock(id).ty || !matches!(t.state, State::Listen { .. }) {
+            return Err(Errno::ECONNREFUSED);
+        }
+        if self.accept_queue_full(target) {
+            return Err(Errno::EAGAIN);
+        }
+        self.sock_mut(id).so_state = SoState::Connected;
+        let dst = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+        self.establish(id, target, dst);
+        self.sock_mut(id).remote = Some(addr.clone());
+        Ok(())
+    }
+
+    fn connect_unix_dgram(&mut self, id: Id, addr: &SockAddr) -> Result<(), Errno> {
+        let target = self.unix_target(addr)?;
+        if self.sock(target).ty != SockType::Dgram {
+            return Err(Errno::ECONNREFUSED);
+        }
+        let s = self.sock_mut(id);
+        s.peer = Some(target);
+        s.remote = Some(addr.clone());
+        s.state = State::Established;
+        s.so_state = SoState::Connected;
+        Ok(())
+    }
+
+    // ----- receiving -------------------------------------------------------------------------
+
+    pub(super) fn sim_recv(&mut self, fd: Fd, buf: &mut [u8], from: Option<&mut Option<SockAddr>>) -> Chosen<usize> {
+        let obj = match self.file(fd) {
+            Ok(o) => o,
+            Err(e) => return (Err(e), None),
+        };
+        match obj {
+            Object::PipeRead(p) => self.pipe_read(p, buf),
+            Object::PipeWrite(_) => (Err(Errno::EBADF), None),
+            Object::Sock(id) => {
+                if from.is_some() && self.sock(id).ty == SockType::Raw {
+                    return (Err(Errno::EOPNOTSUPP), None);
+                }
+                let s = self.sock(id);
+                if s.ty == SockType::Stream {
+                    self.stream_recv(id, buf)
+                } else {
+                    (self.message_recv(id, buf, from), None)
+                }
+            }
+        }
+    }
+
+    fn stream_recv(&mut self, id: Id, buf: &mut [u8]) -> Chosen<usize> {
+        let tcp = self.sock(id).is_tcp();
+        let mut choice = None;
+        if tcp && matches!(self.sock(id).state, State::Listen { .. }) {
+            return (Err(Errno::ENOTCONN), None);
+        }
+        if !tcp && self.sock(id).so_state != SoState::Connected {
+            return (Err(Errno::EINVAL), None);
+        }
+        if tcp && self.adversary_resets(id) {
+            choice = Some(Choice::Reset);
+        }
+        let s = self.sock_mut(id);
+        // A zero-length recv is not an end-of-stream probe: with data queued it returns 0,
+        // without it takes the same path as any other recv (tcp_recvmsg's target is at least 1).
+        if !s.rx.is_empty() && buf.is_empty() {
+            return (Ok(0), choice);
+        }
+        if !s.rx.is_empty() {
+            let avail = s.rx.len().min(buf.len());
+            let (n, c) = self.decide.recv_len(avail);
+            let s = self.sock_mut(id);
+            for (dst, src) in buf.iter_mut().zip(s.rx.drain(..n)) {
+                *dst = src;
+            }
+            return (Ok(n), c.or(choice));
+        }
+        // tcp_recvmsg's order: end of stream, then the pending error, then shutdown, then state.
+        let r = if tcp && s.fin_received {
+            Ok(0)
+        } else if let Some(e) = s.take_error() {
+            Err(e)
+        } else if s.shut_rd {
+            Ok(0)
+        } else if tcp && matches!(s.state, State::Closed) {
+            Err(Errno::ENOTCONN)
+        } else {
+            Err(Errno::EAGAIN)
+        };
+        (r, choice)
+    }
+
+    /// Datagrams and records: one message per call, truncated to the buffer.
+    fn message_recv(&mut self, id: Id, buf: &mut [u8], from: Option<&mut Option<SockAddr>>) -> Result<usize, Errno> {
+        let s = self.sock_mut(id);
+        if s.ty == SockType::SeqPacket && s.so_state != SoState::Connected {
+            return Err(Errno::ENOTCONN);
+        }
+        // __skb_try_recv_datagram reports the pending error before any queued message.
+        if let Some(e) = s.take_error() {
+            return Err(e);
+        }
+        let Some(msg) = s.msgs.pop_front() else {
+            // Only a seqpacket signals end of stream; a datagram socket has none (EAGAIN).
+            let eof = s.shut_rd && s.ty == SockType::SeqPacket;
+            return if eof { Ok(0) } else { Err(Errno::EAGAIN) };
+        };
+        s.msgs_bytes -= msg.data.len();
+        let n = msg.data.len().min(buf.len());
+        buf[..n].copy_from_slice(&msg.data[..n]);
+        if let Some(f) = from {
+            *f = msg.from;
+        }
+        Ok(n)
+    }
+
+    fn pipe_read(&mut self, p: Id, buf: &mut [u8]) -> Chosen<usize> {
+        let pipe = self.pipes.get_mut(p).expect("live pipe");
+        if buf.is_empty() {
+            return (Ok(0), None);
+        }
+        if pipe.buf.is_empty() {
+            return (if pipe.writers == 0 { Ok(0) } else { Err(Errno::EAGAIN) }, None);
+        }
+        let avail = pipe.buf.len().min(buf.len());
+        let (n, c) = self.decide.recv_len(avail);
+        let pipe = self.pipes.get_mut(p).expect("live pipe");
+        for (dst, src) in buf.iter_mut().zip(pipe.buf.drain(..n)) {
+            *dst = src;
+        }
+        (Ok(n), c)
+    }
+
+    // ----- sending ---------------------------------------------------------------------------
+
+    pub(super) fn sim_send(&mut self, fd: Fd, buf: &[u8], to: Option<&SockAddr>) -> Chosen<usize> {
+        let obj = match self.file(fd) {
+            Ok(o) => o,
+            Err(e) => return (Err(e), None),
+        };
+        match obj {
+            Object::PipeWrite(p) => self.pipe_write(p, buf),
+            Object::PipeRead(_) => (Err(Errno::EBADF), None),
+            Object::Sock(id) => {
+                let s = self.sock(id);
+                match (s.ty, s.family) {
+                    (SockType::Stream, Family::Unix) if to.is_some() => {
+                        let connected = s.so_state == SoState::Connected;
+                        (Err(if connected { Errno::EISCONN } else { Errno::EOPNOTSUPP }), None)
+                    }
+                    (SockType::Stream, _) => self.stream_send(id, buf),
+                    (SockType::SeqPacket, _) => (self.seqpacket_send(id, buf), None),
+                    (_, Family::Unix) => (self.unix_dgram_send(id, buf, to), None),
+                    _ => (self.udp_send(id, buf, to), None),
+                }
+            }
+        }
+    }
+
+    /// Whether the adversary resets this established TCP connection now (both ends get RSTs).
+    fn adversary_resets(&mut self, id: Id) -> bool {
+        let s = self.sock(id);
+        let peer = s.peer;
+        if !matches!(s.state, State::Established) || peer.is_none() || !self.decide.reset() {
+            return false;
+        }
+        self.tcp_reset(id);
+        if let Some(p) = peer {
+            self.tcp_reset(p);
+        }
+        true
+    }
+
+    /// Linux's `tcp_reset`: the error depends on the state, then the socket is done.
+    pub(super) fn tcp_reset(&mut self, id: Id) {
+        let Some(s) = self.socks.get_mut(id) else { return };
+        let err = match s.state {
+            State::SynSent { .. } => Errno::ECONNREFUSED,
+            State::Closed => return,
+            _ if s.fin_received => Errno::EPIPE,
+            _ => Errno::ECONNRESET,
+        };
+        s.error = Some(err);
+        s.state = State::Closed;
+        s.shut_rd = true;
+        s.shut_wr = true;
+        s.peer = None;
+    }
+
+    /// Room left in the stream from `id` to its peer: the peer's receive buffer plus our own
+    /// send buffer, as on loopback where acknowledgements are immediate.
+    fn stream_room(&self, id: Id) -> usize {
+        let s = self.sock(id);
+        let Some(peer) = s.peer.and_then(|p| self.socks.get(p)) else { return usize::MAX };
+        let cap = peer.opts.rcvbuf_bytes.max(0) as usize + s.opts.sndbuf_bytes.max(0) as usize;
+        cap.saturating_sub(peer.queued_bytes())
+    }
+
+    fn stream_send(&mut self, id: Id, buf: &[u8]) -> Chosen<usize> {
+        let tcp = self.sock(id).is_tcp();
+        let choice = (tcp && self.adversary_resets(id)).then_some(Choice::Reset);
+        let s = self.sock_mut(id);
+        if !tcp && s.so_state != SoState::Connected {
+            return (Err(Errno::ENOTCONN), choice);
+        }
+        // tcp_sendmsg → sk_stream_wait_connect / do_error: the pending error first, else EPIPE.
+        if tcp && !matches!(s.state, State::Established) {
+            let r = match s.take_error() {
+                Some(e) => Err(e),
+                None if matches!(s.state, State::SynSent { .. }) => Err(Errno::EAGAIN),
+                None => Err(Errno::EPIPE),
+            };
+            return (r, choice);
+        }
+        if s.shut_wr || (tcp && s.error.is_some()) {
+            let e = if tcp { s.take_error().unwrap_or(Errno::EPIPE) } else { Errno::EPIPE };
+            return (Err(e), choice);
+        }
+        let peer = s.peer.filter(|p| self.socks.get(*p).is_some_and(|ps| tcp || !ps.shut_rd));
+        if buf.is_empty() {
+            return (Ok(0), choice);
+        }
+        let Some(peer) = peer else {
+            if !tcp {
+                return (Err(Errno::EPIPE), choice);
+            }
+            // The peer is gone: its kernel answers our data with an RST.
+            let n = buf.len().min(self.sock(id).opts.sndbuf_bytes.max(1) as usize);
+            self.tcp_reset(id);
+            return (Ok(n), choice);
+        };
+        let room = self.stream_room(id);
+        if room == 0 {
+            return (Err(Errno::EAGAIN), choice);
+        }
+        let (n, c) = self.decide.send_len(buf.len().min(room));
+        let p = self.sock(peer);
+        if tcp && p.shut_rd && p.fin_sent {
+            // tcp_rcv_state_process: data for a socket shut in both directions (FIN_WAIT with
+            // RCV_SHUTDOWN) is answered by an RST, as RFC 1122 requires.
+            self.tcp_reset(peer);
+            self.tcp_reset(id);
+            return (Ok(n), c.or(choice));
+        }
+        self.sock_mut(peer).rx.extend(&buf[..n]);
+        (Ok(n), c.or(choice))
+    }
+
+    fn seqpacket_send(&mut self, id: Id, buf: &[u8]) -> Result<usize, Errno> {
+        // unix_seqpacket_sendmsg reports the pending error before anything else.
+        if let Some(e) = self.sock_mut(id).take_error() {
+            return Err(e);
+        }
+        let s = self.sock(id);
+        if s.so_state != SoState::Connected {
+            return Err(Errno::ENOTCONN);
+        }
+        if s.shut_wr {
+            return Err(Errno::EPIPE);
+        }
+        if buf.len() > s.opts.sndbuf_bytes.max(0) as usize {
+            return Err(Errno::EMSGSIZE);
+        }
+        let from = s.local.clone().unwrap_or(SockAddr::UnixUnnamed);
+        let peer = s.peer.filter(|p| self.socks.get(*p).is_some_and(|ps| !ps.shut_rd)).ok_or(Errno::EPIPE)?;
+        self.enqueue_message(peer, Some(from), buf, true).map(|()| buf.len())
+    }
+
+    /// Queues a message at `to`; a full queue is EAGAIN (`block`) or a silent drop (UDP).
+    fn enqueue_message(&mut self, to: Id, from: Option<SockAddr>, buf: &[u8], block: bool) -> Result<(), Errno> {
+        let t = self.sock_mut(to);
+        let charged = t.msgs_bytes + t.msgs.len() * DGRAM_OVERHEAD_BYTES;
+        if charged >= t.opts.rcvbuf_bytes.max(0) as usize {
+            return if block { Err(Errno::EAGAIN) } else { Ok(()) };
+        }
+        t.msgs_bytes += buf.len();
+        t.msgs.push_back(Message { from, data: buf.to_vec() });
+        Ok(())
+    }
+
+    fn unix_dgram_send(&mut self, id: Id, buf: &[u8], to: Option<&SockAddr>) -> Result<usize, Errno> {
+        let s = self.sock(id);
+        if s.shut_wr {
+            return Err(Errno::EPIPE);
+        }
+        if buf.len() > s.opts.sndbuf_bytes.max(0) as usize {
+            return Err(Errno::EMSGSIZE);
+        }
+        let from = Some(s.local.clone().unwrap_or(SockAddr::UnixUnnamed));
+        let target = match to {
+            Some(addr) => self.unix_target(addr)?,
+            None => {
+                let peer = s.peer.ok_or(Errno::ENOTCONN)?;
+                if self.socks.get(peer).is_none() {
+                    // unix_dgram_sendmsg: the peer died; forget it, drop what it sent us
+                    // (unix_dgram_disconnected purges the queue) and report the refusal once.
+                    let s = self.sock_mut(id);
+                    s.msgs.clear();
+                    s.msgs_bytes = 0;
+                    s.peer = None;
+                    s.remote = None;
+                    s.state = State::Closed;
+                    s.so_state = SoState::Unconnected;
+                    return Err(Errno::ECONNREFUSED);
+                }
+                peer
+            }
+        };
+        let t = self.sock(target);
+        if t.ty != SockType::Dgram {
+            return Err(Errno::EPROTOTYPE);
+        }
+        if t.shut_rd {
+            return Err(Errno::EPIPE);
+        }
+        self.enqueue_message(target, from, buf, true).map(|()| buf.len())
+    }
+
+    fn udp_send(&mut self, id: Id, buf: &[u8], to: Option<&SockAddr>) -> Result<usize, Errno> {
+        let s = self.sock_mut(id);
+        if let Some(e) = s.take_error() {
+            return Err(e);
+        }
+        if s.shut_wr {
+            return Err(Errno::EPIPE);
+        }
+        let family = s.family;
+        let dst = match to {
+            Some(addr) if addr.family() != family => return Err(Errno::EAFNOSUPPORT),
+            Some(addr) => addr.inet().ok_or(Errno::EINVAL)?,
+            None => s.remote.as_ref().and_then(SockAddr::inet).ok_or(Errno::EDESTADDRREQ)?,
+        };
+        let max = if family == Family::Inet6 { UDP6_MAX_PAYLOAD_BYTES } else { UDP4_MAX_PAYLOAD_BYTES };
+        if buf.len() > max {
+            return Err(Errno::EMSGSIZE);
+        }
+        if !self.is_local(dst.ip()) && !self.config.blackholes.contains(&dst.ip()) {
+            return Err(Errno::ENETUNREACH);
+        }
+        self.autobind(id, unspecified_ip(family))?;
+        let src = self.sock(id).local.clone().and_then(|l| l.inet()).expect("autobound");
+        let src = SocketAddr::new(if src.ip().is_unspecified() { dst.ip() } else { src.ip() }, src.port());
+        let target = self
+            .bound_overlapping(Proto::Udp, dst.ip(), dst.port())
+            .into_iter()
+            .find(|t| self.sock(*t).remote.as_ref().is_none_or(|r| r.inet() == Some(src)));
+        match target {
+            Some(t) => self.enqueue_message(t, Some(SockAddr::Inet(src)), buf, false)?,
+            // An ICMP port-unreachable comes back; only a connected socket hears of it.
+            None if to.is_none() => self.sock_mut(id).error = Some(Errno::ECONNREFUSED),
+            None => {}
+        }
+        Ok(buf.len())
+    }
+
+    fn pipe_write(&mut self, p: Id, buf: &[u8]) -> Chosen<usize> {
+        let pipe = self.pipes.get(p).expect("live pipe");
+        if pipe.readers == 0 {
+            return (Err(Errno::EPIPE), None);
+        }
+        if buf.is_empty() {
+            return (Ok(0), None);
+        }
+        let room = PIPE_CAPACITY_BYTES - pipe.buf.len();
+        // Writes of at most PIPE_BUF bytes are atomic: all or nothing.
+        if room == 0 || (buf.len() <= PIPE_BUF_BYTES && room < buf.len()) {
+            return (Err(Errno::EAGAIN), None);
+        }
+        let (n, c) = if buf.len() <= PIPE_BUF_BYTES { (buf.len(), None) } else { self.decide.send_len(buf.len().min(room)) };
+        self.pipes.get_mut(p).expect("live pipe").buf.extend(&buf[..n]);
+        (Ok(n), c)
+    }
+
+    // ----- shutdown and close ----------------------------------------------------------------
+
+    pub(super) fn sim_shutdown(&mut self, fd: Fd, how: Shutdown) -> Result<(), Errno> {
+        let id = self.sock_id(fd)?;
+        let rd = matches!(how, Shutdown::Read | Shutdown::Both);
+        let wr = matches!(how, Shutdown::Write | Shutdown::Both);
+        let s = self.sock(id).clone();
+        if s.family == Family::Unix {
+            self.set_shutdown(id, rd, wr);
+            if s.is_connection() {
+                if let Some(peer) = s.peer.filter(|p| self.socks.get(*p).is_some()) {
+                    self.set_shutdown(peer, wr, rd);
+                }
+            }
+            return Ok(());
+        }
+        match s.state {
+            // inet_shutdown sets the flags even when it answers ENOTCONN (to wake pollers).
+            State::Closed => {
+                self.set_shutdown(id, rd, wr);
+                Err(Errno::ENOTCONN)
+            }
+            State::Listen { .. } if rd => {
+                self.stop_listening(id);
+                self.set_shutdown(id, rd, wr);
+                Ok(())
+            }
+            State::Listen { .. } => Ok(()),
+            State::SynSent { .. } => {
+                let sm = self.sock_mut(id);
+                sm.state = State::Closed;
+                sm.remote = None;
+                self.set_shutdown(id, rd, wr);
+                Ok(())
+            }
+            State::Established => {
+                self.set_shutdown(id, rd, wr);
+                if wr && !s.fin_sent && s.ty == SockType::Stream {
+                    self.send_fin(id);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn set_shutdown(&mut self, id: Id, rd: bool, wr: bool) {
+        let s = self.sock_mut(id);
+        s.shut_rd |= rd;
+        s.shut_wr |= wr;
+    }
+
+    /// Our FIN reaches the peer: it reads end of stream after the queued data. Once FINs went
+    /// both ways (and, on loopback, were acknowledged at once) a held socket is TCP_CLOSE.
+    fn send_fin(&mut self, id: Id) {
+        let peer = self.sock(id).peer;
+        self.sock_mut(id).fin_sent = true;
+        if let Some(p) = peer.and_then(|p| self.socks.get_mut(p)) {
+            p.fin_received = true;
+            p.shut_rd = true;
+        }
+        self.close_if_fins_exchanged(id);
+        if let Some(p) = peer.filter(|p| self.socks.get(*p).is_some()) {
+            self.close_if_fins_exchanged(p);
+        }
+    }
+
+    fn close_if_fins_exchanged(&mut self, id: Id) {
+        let s = self.sock_mut(id);
+        if s.fin_sent && s.fin_received && matches!(s.state, State::Established) {
+            s.state = State::Closed;
+            s.shut_rd = true;
+            s.shut_wr = true;
+            s.peer = None;
+        }
+    }
+
+    /// Resets every connection waiting in a listener's accept queue, as closing it does.
+    fn stop_listening(&mut self, id: Id) {
+        if !matches!(self.sock(id).state, State::Listen { .. }) {
+            return;
+        }
+        let State::Listen { queue, .. } = std::mem::replace(&mut self.sock_mut(id).state, State::Closed) else {
+            unreachable!("checked above");
+        };
+        for child in queue {
+            self.release_sock(child, true);
+        }
+    }
+
+    pub(super) fn sim_close(&mut self, fd: Fd) -> Result<(), Errno> {
+        let file_id = self.fds.remove(fd.0).ok_or(Errno::EBADF)?;
+        let file = self.files.get_mut(file_id).expect("live file");
+        file.refs -= 1;
+        if file.refs > 0 {
+            return Ok(());
+        }
+        let object = file.object;
+        self.files.remove(file_id);
+        match object {
+            Object::Sock(id) => self.release_sock(id, false),
+            Object::PipeRead(p) | Object::PipeWrite(p) => {
+                let pipe = self.pipes.get_mut(p).expect("live pipe");
+                if matches!(object, Object::PipeRead(_)) {
+                    pipe.readers -= 1;
+                } else {
+                    pipe.writers -= 1;
+                }
+                if pipe.readers == 0 && pipe.writers == 0 {
+                    self.pipes.remove(p);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The last reference to a socket is gone: tell the peer (FIN or RST) and free it.
+    fn release_sock(&mut self, id: Id, force_reset: bool) {
+        self.stop_listening(id);
+        let s = self.sock(id).clone();
+        let peer = s.peer.filter(|p| self.socks.get(*p).is_some());
+        if s.is_tcp() && matches!(s.state, State::Established) {
+            let unread = !s.rx.is_empty() || s.opts.linger_secs == 0 || force_reset;
+            if let Some(p) = peer {
+                if unread {
+                    self.tcp_reset(p);
+                } else {
+                    if !s.fin_sent {
+                        self.send_fin(id);
+                    }
+                    // The peer's next segment to us will be answered by an RST.
+                    self.sock_mut(p).peer = None;
+                }
+            }
+            if !unread && !s.fin_received {
+                self.enter_time_wait(&s);
+            }
+        } else if s.family == Family::Unix && s.is_connection() {
+            if let Some(p) = peer {
+                let ps = self.sock_mut(p);
+                ps.shut_rd = true;
+                ps.shut_wr = true;
+                ps.peer = None;
+                if !s.msgs.is_empty() || !s.rx.is_empty() {
+                    ps.error = Some(Errno::ECONNRESET);
+                }
+            }
+        }
+        if s.family != Family::Unix {
+            self.unregister_port(id);
+        } else if let Some(SockAddr::Unix(path)) = &s.local {
+            if self.paths.get(path) == Some(&Some(id)) {
+                self.paths.insert(path.clone(), None);
+            }
+        }
+        self.socks.remove(id);
+    }
+
+    fn enter_time_wait(&mut self, s: &Sock) {
+        if let Some(SockAddr::Inet(a)) = &s.local {
+            self.time_wait.insert((a.ip(), a.port()), self.now + TCP_TIME_WAIT);
+            self.schedule(TCP_TIME_WAIT, Timer::TimeWaitEnd(a.ip(), a.port()));
+        }
+    }
+
+    // ----- names and options -----------------------------------------------------------------
+
+    pub(super) fn sim_getsockname(&mut self, fd: Fd) -> Result<SockAddr, Errno> {
+        let s = self.sock(self.sock_id(fd)?);
+        Ok(s.local.clone().unwrap_or_else(|| SockAddr::unspecified(s.family)))
+    }
+
+    pub(super) fn sim_getpeername(&mut self, fd: Fd) -> Result<SockAddr, Errno> {
+        let s = self.sock(self.sock_id(fd)?);
+        let connected = match s.family {
+            Family::Unix => s.so_state == SoState::Connected,
+            _ => matches!(s.state, State::Established),
+        };
+        if connected { s.remote.clone().ok_or(Errno::ENOTCONN) } else { Err(Errno::ENOTCONN) }
+    }
+
+    pub(super) fn sim_setsockopt(&mut self, fd: Fd, opt: SockOpt, value: i32) -> Result<(), Errno> {
+        let id = self.sock_id(fd)?;
+        let s = self.sock_mut(id);
+        let on = value != 0;
+        // Linux doubles buffer sizes (to allow for bookkeeping) within [min, 2 × rmem_max].
+        let doubled = |min: i32| {
+            if value < 0 { SOCKBUF_MAX_BYTES } else { value.min(SOCKBUF_MAX_BYTES / 2).saturating_mul(2).max(min) }
+        };
+        match opt {
+            SockOpt::ReuseAddr => s.opts.reuse_addr = on,
+            SockOpt::KeepAlive => s.opts.keep_alive = on,
+            SockOpt::Broadcast => s.opts.broadcast = on,
+            SockOpt::RcvBuf => s.opts.rcvbuf_bytes = doubled(RCVBUF_MIN_BYTES),
+            SockOpt::SndBuf => s.opts.sndbuf_bytes = doubled(SNDBUF_MIN_BYTES),
+            SockOpt::Linger => s.opts.linger_secs = value.max(-1),
+            SockOpt::TcpNoDelay if s.is_tcp() => s.opts.no_delay = on,
+            SockOpt::TcpNoDelay if s.family == Family::Unix => return Err(Errno::EOPNOTSUPP),
+            SockOpt::TcpNoDelay | SockOpt::Error | SockOpt::Type => return Err(Errno::ENOPROTOOPT),
+        }
+        Ok(())
+    }
+
+    pub(super) fn sim_getsockopt(&mut self, fd: Fd, opt: SockOpt) -> Result<i32, Errno> {
+        let id = self.sock_id(fd)?;
+        let s = self.sock_mut(id);
+        Ok(match opt {
+            SockOpt::ReuseAddr => i32::from(s.opts.reuse_addr),
+            SockOpt::KeepAlive => i32::from(s.opts.keep_alive),
+            SockOpt::Broadcast => i32::from(s.opts.broadcast),
+            SockOpt::RcvBuf => s.opts.rcvbuf_bytes,
+            SockOpt::SndBuf => s.opts.sndbuf_bytes,
+            SockOpt::Linger => s.opts.linger_secs,
+            SockOpt::TcpNoDelay if s.is_tcp() => i32::from(s.opts.no_delay),
+            SockOpt::TcpNoDelay if s.family == Family::Unix => return Err(Errno::EOPNOTSUPP),
+            SockOpt::TcpNoDelay => return Err(Errno::ENOPROTOOPT),
+            SockOpt::Error => s.take_error().map_or(0, |e| e as i32),
+            SockOpt::Type => match s.ty {
+                SockType::Stream => 1,
+                SockType::Dgram => 2,
+                SockType::Raw => 3,
+                SockType::SeqPacket => 5,
+            },
+        })
+    }
+}

@@ -1,0 +1,266 @@
+//! The simulator's objects: sockets, pipes, open files, and the descriptor table.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::Duration;
+
+use nix::errno::Errno;
+
+use super::slab::Id;
+use crate::addr::{Family, SockAddr, SockType};
+
+/// Linux's default SO_RCVBUF for TCP (net.ipv4.tcp_rmem\[1\]).
+pub const TCP_RCVBUF_DEFAULT_BYTES: i32 = 131_072;
+/// Linux's default SO_SNDBUF for TCP (net.ipv4.tcp_wmem\[1\]).
+pub const TCP_SNDBUF_DEFAULT_BYTES: i32 = 16_384;
+/// Linux's default SO_RCVBUF/SO_SNDBUF for other sockets (net.core.rmem_default).
+pub const SOCK_BUF_DEFAULT_BYTES: i32 = 212_992;
+/// Smallest SO_RCVBUF Linux keeps after doubling (2 × SOCK_MIN_RCVBUF's payload, as measured).
+pub const RCVBUF_MIN_BYTES: i32 = 2_304;
+/// Smallest SO_SNDBUF Linux keeps after doubling.
+pub const SNDBUF_MIN_BYTES: i32 = 4_608;
+/// Largest SO_RCVBUF/SO_SNDBUF an unprivileged set reaches (2 × net.core.rmem_max).
+pub const SOCKBUF_MAX_BYTES: i32 = 425_984;
+/// Kernel bookkeeping charged per queued datagram, on top of its payload. Measured on the oracle:
+/// 278 one-byte datagrams fill a 212 992-byte receive buffer.
+pub const DGRAM_OVERHEAD_BYTES: usize = 767;
+/// Pipe capacity (Linux's default 16 pages of 4 KiB).
+pub const PIPE_CAPACITY_BYTES: usize = 65_536;
+/// Pipe writes up to this size are atomic (PIPE_BUF).
+pub const PIPE_BUF_BYTES: usize = 4_096;
+/// Largest IPv4 UDP payload: 65 535 − 20 (IP header) − 8 (UDP header).
+pub const UDP4_MAX_PAYLOAD_BYTES: usize = 65_507;
+/// Largest IPv6 UDP payload: 65 535 − 8 (UDP header).
+pub const UDP6_MAX_PAYLOAD_BYTES: usize = 65_527;
+/// SOMAXCONN: listen backlogs are clamped to it.
+pub const SOMAXCONN: u32 = 4_096;
+/// First ephemeral port (net.ipv4.ip_local_port_range).
+pub const EPHEMERAL_FIRST_PORT: u16 = 32_768;
+/// Last ephemeral port.
+pub const EPHEMERAL_LAST_PORT: u16 = 60_999;
+/// SYN retransmissions before a connect fails with ETIMEDOUT (net.ipv4.tcp_syn_retries).
+pub const TCP_SYN_RETRIES: u8 = 6;
+/// The first SYN retransmission timeout; it doubles after each retry (1, 2, 4, … s).
+pub const TCP_SYN_RTO_INITIAL: Duration = Duration::from_secs(1);
+/// How long an actively closed TCP endpoint keeps its address in TIME_WAIT.
+pub const TCP_TIME_WAIT: Duration = Duration::from_secs(60);
+
+/// A socket's protocol state, reduced to what the calls can observe.
+#[derive(Debug, Clone)]
+pub enum State {
+    /// TCP_CLOSE: never connected, refused, or torn down by an RST.
+    Closed,
+    /// Listening, with the queue of established connections not yet accepted.
+    Listen {
+        /// Most connections that may wait (Linux admits backlog + 1).
+        backlog: u32,
+        /// Accepted-by-the-kernel sockets, oldest first.
+        queue: VecDeque<Id>,
+    },
+    /// A TCP connect whose SYN was lost; it retries on a timer.
+    SynSent {
+        /// Where it is connecting.
+        to: SockAddr,
+        /// Retransmissions so far.
+        retries: u8,
+    },
+    /// Connected: a stream, a seqpacket, or a connected datagram socket.
+    Established,
+}
+
+/// The socket layer's connect state, separate from the protocol state as in Linux: it decides
+/// what a second connect call returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SoState {
+    /// SS_UNCONNECTED.
+    Unconnected,
+    /// SS_CONNECTING: a non-blocking connect returned EINPROGRESS.
+    Connecting,
+    /// SS_CONNECTED.
+    Connected,
+}
+
+/// One received datagram or record.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Who sent it (datagram sockets), as recvfrom reports it.
+    pub from: Option<SockAddr>,
+    /// Its bytes (possibly none: a zero-length datagram is a message too).
+    pub data: Vec<u8>,
+}
+
+/// Socket options as getsockopt reports them.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub reuse_addr: bool,
+    pub keep_alive: bool,
+    pub broadcast: bool,
+    pub no_delay: bool,
+    pub rcvbuf_bytes: i32,
+    pub sndbuf_bytes: i32,
+    /// SO_LINGER seconds, or -1 for off.
+    pub linger_secs: i32,
+}
+
+/// A simulated socket.
+#[derive(Debug, Clone)]
+pub struct Sock {
+    pub family: Family,
+    pub ty: SockType,
+    pub state: State,
+    /// The bound address, if any.
+    pub local: Option<SockAddr>,
+    /// The connected peer's address, if any.
+    pub remote: Option<SockAddr>,
+    /// The live peer socket (streams, seqpackets and connected AF_UNIX datagram sockets).
+    pub peer: Option<Id>,
+    /// Received stream bytes.
+    pub rx: VecDeque<u8>,
+    /// Received datagrams or records.
+    pub msgs: VecDeque<Message>,
+    /// Bytes held in `msgs`.
+    pub msgs_bytes: usize,
+    /// RCV_SHUTDOWN: own SHUT_RD, a FIN received, or a reset.
+    pub shut_rd: bool,
+    /// SEND_SHUTDOWN: own SHUT_WR, or a reset.
+    pub shut_wr: bool,
+    /// SOCK_DONE: the peer's FIN arrived (TCP).
+    pub fin_received: bool,
+    /// Our FIN went out (TCP SHUT_WR).
+    pub fin_sent: bool,
+    /// The pending error (SO_ERROR).
+    pub error: Option<Errno>,
+    /// The socket layer's view of a connect (Linux's `struct socket` state).
+    pub so_state: SoState,
+    pub opts: Options,
+}
+
+impl Sock {
+    /// A fresh socket with Linux's defaults for its family and type.
+    pub fn new(family: Family, ty: SockType) -> Sock {
+        let tcp = family != Family::Unix && ty == SockType::Stream;
+        let (rcv, snd) = if tcp {
+            (TCP_RCVBUF_DEFAULT_BYTES, TCP_SNDBUF_DEFAULT_BYTES)
+        } else {
+            (SOCK_BUF_DEFAULT_BYTES, SOCK_BUF_DEFAULT_BYTES)
+        };
+        Sock {
+            family,
+            ty,
+            state: State::Closed,
+            local: None,
+            remote: None,
+            peer: None,
+            rx: VecDeque::new(),
+            msgs: VecDeque::new(),
+            msgs_bytes: 0,
+            shut_rd: false,
+            shut_wr: false,
+            fin_received: false,
+            fin_sent: false,
+            error: None,
+            so_state: SoState::Unconnected,
+            opts: Options {
+                reuse_addr: false,
+                keep_alive: false,
+                broadcast: false,
+                no_delay: false,
+                rcvbuf_bytes: rcv,
+                sndbuf_bytes: snd,
+                linger_secs: -1,
+            },
+        }
+    }
+
+    /// Whether this is a TCP socket.
+    pub fn is_tcp(&self) -> bool {
+        self.family != Family::Unix && self.ty == SockType::Stream
+    }
+
+    /// Whether this socket is connection-oriented (stream or seqpacket).
+    pub fn is_connection(&self) -> bool {
+        matches!(self.ty, SockType::Stream | SockType::SeqPacket)
+    }
+
+    /// Bytes waiting to be read.
+    pub fn queued_bytes(&self) -> usize {
+        self.rx.len() + self.msgs_bytes
+    }
+
+    /// Takes the pending error (SO_ERROR and the calls that report it clear it).
+    pub fn take_error(&mut self) -> Option<Errno> {
+        self.error.take()
+    }
+}
+
+/// A simulated pipe.
+#[derive(Debug, Clone, Default)]
+pub struct Pipe {
+    pub buf: VecDeque<u8>,
+    pub readers: u32,
+    pub writers: u32,
+}
+
+/// What an open file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Object {
+    Sock(Id),
+    PipeRead(Id),
+    PipeWrite(Id),
+}
+
+/// An open file description: what it is and how many descriptors refer to it.
+#[derive(Debug, Clone)]
+pub struct File {
+    pub object: Object,
+    pub refs: u32,
+}
+
+/// The descriptor table: lowest free number first, as POSIX requires.
+#[derive(Debug, Clone, Default)]
+pub struct FdTable {
+    entries: Vec<Option<Id>>,
+    free_below_len: BTreeSet<i32>,
+    open: usize,
+}
+
+/// First descriptor the simulator hands out (0, 1 and 2 are the standard streams).
+pub const FIRST_FD: i32 = 3;
+
+impl FdTable {
+    /// The open file behind a descriptor.
+    pub fn get(&self, fd: i32) -> Option<Id> {
+        let i = usize::try_from(fd).ok()?;
+        self.entries.get(i).copied().flatten()
+    }
+
+    /// How many descriptors are open.
+    pub fn open(&self) -> usize {
+        self.open
+    }
+
+    /// Installs a file at the lowest free descriptor ≥ `FIRST_FD`.
+    pub fn install(&mut self, file: Id) -> i32 {
+        if self.entries.len() < FIRST_FD as usize {
+            self.entries.resize(FIRST_FD as usize, None);
+        }
+        let fd = match self.free_below_len.pop_first() {
+            Some(fd) => fd,
+            None => {
+                self.entries.push(None);
+                i32::try_from(self.entries.len() - 1).expect("descriptor numbers fit in i32")
+            }
+        };
+        self.entries[fd as usize] = Some(file);
+        self.open += 1;
+        fd
+    }
+
+    /// Frees a descriptor, returning the file it referred to.
+    pub fn remove(&mut self, fd: i32) -> Option<Id> {
+        let i = usize::try_from(fd).ok()?;
+        let file = self.entries.get_mut(i)?.take()?;
+        self.free_below_len.insert(fd);
+        self.open -= 1;
+        Some(file)
+    }
+}

@@ -1,0 +1,176 @@
+//! The simulator's transcript: one structured record per call, formatted only when printed.
+
+use std::fmt;
+use std::time::Duration;
+
+use nix::errno::Errno;
+
+use super::decide::Choice;
+use crate::error::errno_name;
+
+/// Most records a transcript keeps; later calls are counted in [`Transcript::dropped`] instead.
+pub const TRANSCRIPT_MAX_RECORDS: usize = 1 << 20;
+
+/// Which call a record describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Call {
+    Socket,
+    Socketpair,
+    Pipe,
+    Dup,
+    Bind,
+    Listen,
+    Accept,
+    Connect,
+    Recv,
+    Send,
+    Recvfrom,
+    Sendto,
+    Shutdown,
+    Close,
+    Getsockname,
+    Getpeername,
+    Setsockopt,
+    Getsockopt,
+    Poll,
+    /// Not a call: a timer fired inside the simulator (a SYN retransmission, say).
+    Timer,
+}
+
+impl Call {
+    fn name(self) -> &'static str {
+        match self {
+            Call::Socket => "socket",
+            Call::Socketpair => "socketpair",
+            Call::Pipe => "pipe",
+            Call::Dup => "dup",
+            Call::Bind => "bind",
+            Call::Listen => "listen",
+            Call::Accept => "accept",
+            Call::Connect => "connect",
+            Call::Recv => "recv",
+            Call::Send => "send",
+            Call::Recvfrom => "recvfrom",
+            Call::Sendto => "sendto",
+            Call::Shutdown => "shutdown",
+            Call::Close => "close",
+            Call::Getsockname => "getsockname",
+            Call::Getpeername => "getpeername",
+            Call::Setsockopt => "setsockopt",
+            Call::Getsockopt => "getsockopt",
+            Call::Poll => "poll",
+            Call::Timer => "timer",
+        }
+    }
+}
+
+/// One call: when, on what, with which argument, what came back, and the adversary's choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record {
+    /// Virtual time of the call.
+    pub at: Duration,
+    /// The call.
+    pub call: Call,
+    /// The descriptor it was made on (-1 when none).
+    pub fd: i32,
+    /// The call's main argument: a byte count, a backlog, a timeout in ms, an option value.
+    pub arg: i64,
+    /// The result: a count or new descriptor, or the errno.
+    pub result: Result<i64, Errno>,
+    /// What the decision source chose differently from faithful Linux, if anything.
+    pub choice: Option<Choice>,
+}
+
+impl fmt::Display for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.at.as_secs();
+        let micros = self.at.subsec_micros();
+        write!(f, "[{secs:>4}.{micros:06}] ")?;
+        if self.fd >= 0 {
+            write!(f, "fd{} ", self.fd)?;
+        }
+        write!(f, "{}({})", self.call.name(), self.arg)?;
+        match self.result {
+            Ok(v) => write!(f, " = {v}")?,
+            Err(e) => write!(f, " = {}", errno_name(e))?,
+        }
+        if let Some(c) = self.choice {
+            write!(f, "  ~ {}", ChoiceText(c))?;
+        }
+        Ok(())
+    }
+}
+
+struct ChoiceText(Choice);
+
+impl fmt::Display for ChoiceText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Choice::ShortWrite { taken, offered } => {
+                write!(f, "adversary: short write {taken} of {offered}")
+            }
+            Choice::ShortRead { taken, offered } => {
+                write!(f, "adversary: short read {taken} of {offered}")
+            }
+            Choice::Eintr => f.write_str("adversary: interrupted (EINTR)"),
+            Choice::Reset => f.write_str("adversary: connection reset"),
+            Choice::SynDrop => f.write_str("adversary: SYN lost"),
+            Choice::Emfile => f.write_str("adversary: out of descriptors (EMFILE)"),
+            Choice::Spurious => f.write_str("adversary: spurious wakeup"),
+        }
+    }
+}
+
+/// The list of records, bounded by [`TRANSCRIPT_MAX_RECORDS`].
+#[derive(Debug, Clone, Default)]
+pub struct Transcript {
+    records: Vec<Record>,
+    enabled: bool,
+    dropped: u64,
+}
+
+impl Transcript {
+    /// A transcript that records (`enabled`) or only counts nothing (for benchmarks).
+    pub fn new(enabled: bool) -> Transcript {
+        Transcript {
+            records: Vec::new(),
+            enabled,
+            dropped: 0,
+        }
+    }
+
+    /// Appends a record (or counts it as dropped once the cap is reached).
+    pub fn push(&mut self, record: Record) {
+        if !self.enabled {
+            return;
+        }
+        if self.records.len() < TRANSCRIPT_MAX_RECORDS {
+            self.records.push(record);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    /// The records so far.
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+
+    /// How many records were not kept because of the cap.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+impl fmt::Display for Transcript {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for r in &self.records {
+            writeln!(f, "{r}")?;
+        }
+        if self.dropped > 0 {
+            writeln!(f, "... {} more records not kept", self.dropped)?;
+        }
+        Ok(())
+    }
+}
