@@ -124,14 +124,16 @@ impl Target {
         if let Ok(sa) = text.parse::<SocketAddr>() {
             return Ok(Target::Host(sa.ip().to_string(), sa.port()));
         }
-        let (host, port) = text
-            .rsplit_once(':')
-            .ok_or(SockError::Value("address must be host:port, [v6]:port or unix:/path"))?;
+        let (host, port) = text.rsplit_once(':').ok_or(SockError::Value(
+            "address must be host:port, [v6]:port or unix:/path",
+        ))?;
         let port = port
             .parse::<u16>()
             .map_err(|_| SockError::Value("port must be an integer from 0 to 65535"))?;
         if host.is_empty() || host.contains(':') {
-            return Err(SockError::Value("address must be host:port, [v6]:port or unix:/path"));
+            return Err(SockError::Value(
+                "address must be host:port, [v6]:port or unix:/path",
+            ));
         }
         Ok(Target::Host(host.to_string(), port))
     }

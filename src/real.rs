@@ -10,11 +10,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use rustix::event::{PollFlags, Timespec};
 use nix::sys::socket::{
-    self as ns, AddressFamily, Backlog, MsgFlags, SockFlag, SockProtocol, SockaddrIn,
-    SockaddrIn6, SockaddrLike, SockaddrStorage, UnixAddr, sockopt,
+    self as ns, AddressFamily, Backlog, MsgFlags, SockFlag, SockProtocol, SockaddrIn, SockaddrIn6,
+    SockaddrLike, SockaddrStorage, UnixAddr, sockopt,
 };
+use rustix::event::{PollFlags, Timespec};
 
 use crate::addr::{Family, SockAddr, SockType};
 use crate::error::{Gai, HERROR_HOST_NOT_FOUND, SockError};
@@ -249,7 +249,12 @@ impl Kernel for RealKernel {
 
     fn sendto(&mut self, fd: Fd, buf: &[u8], addr: &SockAddr) -> Result<usize, Errno> {
         let raw = self.raw(fd)?;
-        ns::sendto(raw, buf, NixAddr::new(addr)?.as_like(), MsgFlags::MSG_NOSIGNAL)
+        ns::sendto(
+            raw,
+            buf,
+            NixAddr::new(addr)?.as_like(),
+            MsgFlags::MSG_NOSIGNAL,
+        )
     }
 
     fn shutdown(&mut self, fd: Fd, how: Shutdown) -> Result<(), Errno> {
@@ -336,9 +341,14 @@ impl Kernel for RealKernel {
                 }
             }
         }
-        let wait = if nval > 0 { Some(Duration::ZERO) } else { timeout };
+        let wait = if nval > 0 {
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        };
         let ts = wait.map(timespec);
-        let n = rustix::event::poll(&mut entries, ts.as_ref()).map_err(|e| Errno::from_raw(e.raw_os_error()))?;
+        let n = rustix::event::poll(&mut entries, ts.as_ref())
+            .map_err(|e| Errno::from_raw(e.raw_os_error()))?;
         for (entry, &i) in entries.iter().zip(&index) {
             fds[i].revents = from_poll_flags(entry.revents());
         }
@@ -357,7 +367,10 @@ impl Kernel for RealKernel {
         };
         let iter = dns_lookup::getaddrinfo(Some(host), None, Some(hints))
             .map_err(|e| Gai::from_code(e.error_num()))?;
-        let mut ips: Vec<IpAddr> = iter.filter_map(|r| r.ok()).map(|ai| ai.sockaddr.ip()).collect();
+        let mut ips: Vec<IpAddr> = iter
+            .filter_map(|r| r.ok())
+            .map(|ai| ai.sockaddr.ip())
+            .collect();
         ips.dedup();
         if ips.is_empty() {
             return Err(Gai::NoData);

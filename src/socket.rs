@@ -34,9 +34,14 @@ pub fn resolve(net: &Net, family: Family, target: &Target) -> Result<SockAddr, S
     match (target, family) {
         (Target::Path(p), Family::Unix) => Ok(SockAddr::Unix(p.clone())),
         (Target::Path(_), _) => Err(SockError::Value("an AF_INET address must be (host, port)")),
-        (Target::Host(..), Family::Unix) => Err(SockError::Value("an AF_UNIX address must be a path")),
+        (Target::Host(..), Family::Unix) => {
+            Err(SockError::Value("an AF_UNIX address must be a path"))
+        }
         (Target::Host(host, port), _) => {
-            let ips = net.borrow_mut().resolve(host, family).map_err(SockError::Gaierror)?;
+            let ips = net
+                .borrow_mut()
+                .resolve(host, family)
+                .map_err(SockError::Gaierror)?;
             let ip: IpAddr = ips[0];
             Ok(SockAddr::Inet(SocketAddr::new(ip, *port)))
         }
@@ -60,7 +65,13 @@ pub struct Socket {
 
 impl std::fmt::Debug for Socket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "<socket fd={} family={:?} type={:?}>", self.fileno(), self.family, self.ty)
+        write!(
+            f,
+            "<socket fd={} family={:?} type={:?}>",
+            self.fileno(),
+            self.family,
+            self.ty
+        )
     }
 }
 
@@ -74,7 +85,10 @@ impl Socket {
     /// `socket.socketpair(AF_UNIX, type)`.
     pub fn pair(net: &Net, ty: SockType) -> Result<(Socket, Socket), SockError> {
         let (a, b) = net.borrow_mut().socketpair(ty)?;
-        Ok((Socket::from_fd(net, a, Family::Unix, ty), Socket::from_fd(net, b, Family::Unix, ty)))
+        Ok((
+            Socket::from_fd(net, a, Family::Unix, ty),
+            Socket::from_fd(net, b, Family::Unix, ty),
+        ))
     }
 
     fn from_fd(net: &Net, fd: Fd, family: Family, ty: SockType) -> Socket {
@@ -112,9 +126,13 @@ impl Socket {
         self.fd()?;
         self.timeout = match secs {
             None => None,
-            Some(s) if s.is_nan() => return Err(SockError::Value("Invalid value NaN (not a number)")),
+            Some(s) if s.is_nan() => {
+                return Err(SockError::Value("Invalid value NaN (not a number)"));
+            }
             Some(s) if s < 0.0 => return Err(SockError::Value("Timeout value out of range")),
-            Some(s) if s > MAX_TIMEOUT_SECS => return Err(SockError::Value("timeout doesn't fit into C timeval")),
+            Some(s) if s > MAX_TIMEOUT_SECS => {
+                return Err(SockError::Value("timeout doesn't fit into C timeval"));
+            }
             Some(s) => Some(Duration::from_secs_f64(s)),
         };
         Ok(())
@@ -131,13 +149,19 @@ impl Socket {
     }
 
     /// Runs a call with Python's blocking/timeout semantics: retry on EINTR, wait on EAGAIN.
-    fn call<T>(&self, wait_for: Events, mut op: impl FnMut(&mut dyn Kernel, Fd) -> Result<T, Errno>) -> Result<T, SockError> {
+    fn call<T>(
+        &self,
+        wait_for: Events,
+        mut op: impl FnMut(&mut dyn Kernel, Fd) -> Result<T, Errno>,
+    ) -> Result<T, SockError> {
         let fd = self.fd()?;
         let deadline = self.timeout.map(|t| self.net.borrow().now() + t);
         loop {
             match op(&mut *self.net.borrow_mut(), fd) {
                 Err(Errno::EINTR) => continue,
-                Err(Errno::EAGAIN) if self.timeout != Some(Duration::ZERO) => self.wait(fd, wait_for, deadline)?,
+                Err(Errno::EAGAIN) if self.timeout != Some(Duration::ZERO) => {
+                    self.wait(fd, wait_for, deadline)?
+                }
                 other => return other.map_err(SockError::Error),
             }
         }
@@ -250,7 +274,9 @@ impl Socket {
             match r {
                 Ok(n) => sent += n,
                 Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) if self.timeout != Some(Duration::ZERO) => self.wait(fd, Events::OUT, deadline)?,
+                Err(Errno::EAGAIN) if self.timeout != Some(Duration::ZERO) => {
+                    self.wait(fd, Events::OUT, deadline)?
+                }
                 Err(e) => return Err(SockError::Error(e)),
             }
         }
@@ -310,7 +336,9 @@ impl Socket {
     pub fn makefile(&self) -> Result<SocketFile<'_>, SockError> {
         self.fd()?;
         if self.timeout == Some(Duration::ZERO) {
-            return Err(SockError::Value("makefile needs a blocking or timeout socket"));
+            return Err(SockError::Value(
+                "makefile needs a blocking or timeout socket",
+            ));
         }
         Ok(SocketFile {
             reader: BufReader::new(SocketIo(self)),
@@ -320,10 +348,9 @@ impl Socket {
 
 impl Drop for Socket {
     fn drop(&mut self) {
-        if let Some(fd) = self.fd.take() {
-            if let Ok(mut k) = self.net.try_borrow_mut() {
-                let _ = k.close(fd);
-            }
+        // Python closes a collected socket too; a failure here has no one to report to.
+        if let (Some(fd), Ok(mut k)) = (self.fd.take(), self.net.try_borrow_mut()) {
+            let _ = k.close(fd);
         }
     }
 }

@@ -29,14 +29,18 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     let side = any::<bool>();
-    let how = prop_oneof![Just(Shutdown::Read), Just(Shutdown::Write), Just(Shutdown::Both)];
+    let how = prop_oneof![
+        Just(Shutdown::Read),
+        Just(Shutdown::Write),
+        Just(Shutdown::Both)
+    ];
     prop_oneof![
-        4 => (side.clone(), 0..MAX_IO_BYTES).prop_map(|(s, n)| Op::Send(s, n)),
-        4 => (side.clone(), 0..MAX_IO_BYTES).prop_map(|(s, n)| Op::Recv(s, n)),
-        1 => (side.clone(), how).prop_map(|(s, h)| Op::Shutdown(s, h)),
-        1 => side.clone().prop_map(Op::Close),
-        3 => side.clone().prop_map(Op::Poll),
-        1 => side.clone().prop_map(Op::SoError),
+        4 => (side, 0..MAX_IO_BYTES).prop_map(|(s, n)| Op::Send(s, n)),
+        4 => (side, 0..MAX_IO_BYTES).prop_map(|(s, n)| Op::Recv(s, n)),
+        1 => (side, how).prop_map(|(s, h)| Op::Shutdown(s, h)),
+        1 => side.prop_map(Op::Close),
+        3 => side.prop_map(Op::Poll),
+        1 => side.prop_map(Op::SoError),
         1 => side.prop_map(Op::PeerName),
     ]
 }
@@ -78,7 +82,10 @@ fn run(k: &mut dyn Kernel, kind: PairKind, ops: &[Op]) -> Vec<String> {
                         let peer = !s;
                         let start = received[usize::from(s)];
                         let intact = !kind.is_stream()
-                            || buf[..m].iter().enumerate().all(|(i, x)| *x == pattern(peer, start + i));
+                            || buf[..m]
+                                .iter()
+                                .enumerate()
+                                .all(|(i, x)| *x == pattern(peer, start + i));
                         if kind.is_stream() {
                             received[usize::from(s)] += m;
                         }
@@ -87,7 +94,11 @@ fn run(k: &mut dyn Kernel, kind: PairKind, ops: &[Op]) -> Vec<String> {
                     Err(e) => format!("recv {}", errno_name(e)),
                 }
             }
-            Op::Shutdown(s, h) => format!("shutdown {:?} {:?}", h, k.shutdown(fd(s), h).map_err(errno_name)),
+            Op::Shutdown(s, h) => format!(
+                "shutdown {:?} {:?}",
+                h,
+                k.shutdown(fd(s), h).map_err(errno_name)
+            ),
             Op::Close(s) => format!("close {:?}", k.close(fd(s)).map_err(errno_name)),
             Op::Poll(s) => {
                 let mut p = [PollFd::new(fd(s), Events::IN | Events::OUT | Events::RDHUP)];
@@ -101,7 +112,10 @@ fn run(k: &mut dyn Kernel, kind: PairKind, ops: &[Op]) -> Vec<String> {
                 Ok(e) => format!("so_error {}", errno_name(nix::errno::Errno::from_raw(e))),
                 Err(e) => format!("so_error {}", errno_name(e)),
             },
-            Op::PeerName(s) => format!("getpeername {:?}", k.getpeername(fd(s)).map(|_| ()).map_err(errno_name)),
+            Op::PeerName(s) => format!(
+                "getpeername {:?}",
+                k.getpeername(fd(s)).map(|_| ()).map_err(errno_name)
+            ),
         };
         out.push(format!("{} {line}", if op_side(op) { "a" } else { "b" }));
     }

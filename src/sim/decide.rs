@@ -258,7 +258,10 @@ mod tests {
         for (i, n) in a.iter().enumerate() {
             assert!(*n >= 1 && *n <= i + 1, "send_len({}) = {n}", i + 1);
         }
-        assert!(a.iter().enumerate().any(|(i, n)| *n < i + 1), "no short write at 50%");
+        assert!(
+            a.iter().enumerate().any(|(i, n)| *n < i + 1),
+            "no short write at 50%"
+        );
     }
 
     #[test]

@@ -31,8 +31,8 @@ use crate::error::{Gai, HERROR_HOST_NOT_FOUND, SockError};
 use crate::kernel::{Events, Fd, Kernel, PollFd, Shutdown, SockOpt};
 use decide::{Choice, Decider};
 use slab::{Id, Slab};
-use state::{File, FdTable, Object, Pipe, Sock};
-use transcript::{Call, Record, Transcript};
+use state::{FdTable, File, Object, Pipe, Sock};
+use transcript::{Arg, Call, Record, Transcript};
 
 /// Most timer events one wait may process before giving up with EDEADLK (a bound on the loop;
 /// each connecting socket schedules at most `TCP_SYN_RETRIES + 1` timers).
@@ -56,7 +56,10 @@ pub struct SimConfig {
 impl Default for SimConfig {
     fn default() -> Self {
         let mut hosts = BTreeMap::new();
-        hosts.insert("localhost".to_string(), vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+        hosts.insert(
+            "localhost".to_string(),
+            vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        );
         SimConfig {
             hosts,
             blackholes: BTreeSet::new(),
@@ -154,7 +157,14 @@ impl Sim {
             || self.local_ips.contains(&ip)
     }
 
-    fn record(&mut self, call: Call, fd: i32, arg: i64, result: Result<i64, Errno>, choice: Option<Choice>) {
+    fn record(
+        &mut self,
+        call: Call,
+        fd: i32,
+        arg: Arg,
+        result: Result<i64, Errno>,
+        choice: Option<Choice>,
+    ) {
         self.transcript.push(Record {
             at: self.now,
             call,
@@ -167,13 +177,18 @@ impl Sim {
 
     fn schedule(&mut self, after: Duration, timer: Timer) {
         self.timer_seq += 1;
-        self.timers.push(Reverse((self.now + after, self.timer_seq, timer)));
+        self.timers
+            .push(Reverse((self.now + after, self.timer_seq, timer)));
     }
 
     /// The open file behind a descriptor.
     fn file(&self, fd: Fd) -> Result<Object, Errno> {
         let id = self.fds.get(fd.0).ok_or(Errno::EBADF)?;
-        Ok(self.files.get(id).expect("descriptor table points at live files").object)
+        Ok(self
+            .files
+            .get(id)
+            .expect("descriptor table points at live files")
+            .object)
     }
 
     /// The socket behind a descriptor (ENOTSOCK for a pipe).
@@ -229,15 +244,23 @@ impl Sim {
         match timer {
             Timer::SynRetry(id) => self.syn_retry(id),
             Timer::TimeWaitEnd(ip, port) => {
-                if self.time_wait.get(&(ip, port)).is_some_and(|end| *end <= self.now) {
+                if self
+                    .time_wait
+                    .get(&(ip, port))
+                    .is_some_and(|end| *end <= self.now)
+                {
                     self.time_wait.remove(&(ip, port));
                 }
             }
         }
-        self.record(Call::Timer, -1, 0, Ok(0), None);
+        self.record(Call::Timer, -1, Arg::None, Ok(0), None);
     }
 
-    fn poll_inner(&mut self, fds: &mut [PollFd], timeout: Option<Duration>) -> Result<usize, Errno> {
+    fn poll_inner(
+        &mut self,
+        fds: &mut [PollFd],
+        timeout: Option<Duration>,
+    ) -> Result<usize, Errno> {
         let deadline = timeout.map(|t| self.now + t);
         loop {
             let ready = self.poll_once(fds);
@@ -293,6 +316,10 @@ fn len_arg(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+fn num(n: usize) -> Arg {
+    Arg::Num(len_arg(n))
+}
+
 fn count<T>(r: &Result<T, Errno>, f: impl Fn(&T) -> i64) -> Result<i64, Errno> {
     r.as_ref().map(f).map_err(|e| *e)
 }
@@ -304,118 +331,202 @@ impl Kernel for Sim {
 
     fn socket(&mut self, family: Family, ty: SockType) -> Result<Fd, Errno> {
         let r = self.sim_socket(family, ty);
-        self.record(Call::Socket, -1, 0, count(&r, |fd| i64::from(fd.0)), None);
+        self.record(
+            Call::Socket,
+            -1,
+            Arg::Kind(family, ty),
+            count(&r, |fd| i64::from(fd.0)),
+            None,
+        );
         r
     }
 
     fn socketpair(&mut self, ty: SockType) -> Result<(Fd, Fd), Errno> {
         let r = self.sim_socketpair(ty);
-        self.record(Call::Socketpair, -1, 0, count(&r, |p| i64::from(p.0.0)), None);
+        self.record(
+            Call::Socketpair,
+            -1,
+            Arg::Kind(Family::Unix, ty),
+            count(&r, |p| i64::from(p.0.0)),
+            None,
+        );
         r
     }
 
     fn pipe(&mut self) -> Result<(Fd, Fd), Errno> {
         let r = self.sim_pipe();
-        self.record(Call::Pipe, -1, 0, count(&r, |p| i64::from(p.0.0)), None);
+        self.record(
+            Call::Pipe,
+            -1,
+            Arg::None,
+            count(&r, |p| i64::from(p.0.0)),
+            None,
+        );
         r
     }
 
     fn dup(&mut self, fd: Fd) -> Result<Fd, Errno> {
         let r = self.sim_dup(fd);
-        self.record(Call::Dup, fd.0, 0, count(&r, |n| i64::from(n.0)), None);
+        self.record(
+            Call::Dup,
+            fd.0,
+            Arg::None,
+            count(&r, |n| i64::from(n.0)),
+            None,
+        );
         r
     }
 
     fn bind(&mut self, fd: Fd, addr: &SockAddr) -> Result<(), Errno> {
         let r = self.sim_bind(fd, addr);
-        self.record(Call::Bind, fd.0, 0, count(&r, |_| 0), None);
+        self.record(Call::Bind, fd.0, Arg::addr(addr), count(&r, |_| 0), None);
         r
     }
 
     fn listen(&mut self, fd: Fd, backlog: u32) -> Result<(), Errno> {
         let r = self.sim_listen(fd, backlog);
-        self.record(Call::Listen, fd.0, i64::from(backlog), count(&r, |_| 0), None);
+        self.record(
+            Call::Listen,
+            fd.0,
+            Arg::Num(i64::from(backlog)),
+            count(&r, |_| 0),
+            None,
+        );
         r
     }
 
     fn accept(&mut self, fd: Fd) -> Result<(Fd, SockAddr), Errno> {
         let (r, choice) = self.sim_accept(fd);
-        self.record(Call::Accept, fd.0, 0, count(&r, |(n, _)| i64::from(n.0)), choice);
+        self.record(
+            Call::Accept,
+            fd.0,
+            Arg::None,
+            count(&r, |(n, _)| i64::from(n.0)),
+            choice,
+        );
         r
     }
 
     fn connect(&mut self, fd: Fd, addr: &SockAddr) -> Result<(), Errno> {
         let (r, choice) = self.sim_connect(fd, addr);
-        self.record(Call::Connect, fd.0, 0, count(&r, |_| 0), choice);
+        self.record(
+            Call::Connect,
+            fd.0,
+            Arg::addr(addr),
+            count(&r, |_| 0),
+            choice,
+        );
         r
     }
 
     fn recv(&mut self, fd: Fd, buf: &mut [u8]) -> Result<usize, Errno> {
         let (r, choice) = self.sim_recv(fd, buf, None);
-        self.record(Call::Recv, fd.0, len_arg(buf.len()), count(&r, |n| len_arg(*n)), choice);
+        self.record(
+            Call::Recv,
+            fd.0,
+            num(buf.len()),
+            count(&r, |n| len_arg(*n)),
+            choice,
+        );
         r
     }
 
     fn send(&mut self, fd: Fd, buf: &[u8]) -> Result<usize, Errno> {
         let (r, choice) = self.sim_send(fd, buf, None);
-        self.record(Call::Send, fd.0, len_arg(buf.len()), count(&r, |n| len_arg(*n)), choice);
+        self.record(
+            Call::Send,
+            fd.0,
+            num(buf.len()),
+            count(&r, |n| len_arg(*n)),
+            choice,
+        );
         r
     }
 
     fn recvfrom(&mut self, fd: Fd, buf: &mut [u8]) -> Result<(usize, Option<SockAddr>), Errno> {
         let mut from = None;
         let (r, choice) = self.sim_recv(fd, buf, Some(&mut from));
-        self.record(Call::Recvfrom, fd.0, len_arg(buf.len()), count(&r, |n| len_arg(*n)), choice);
+        self.record(
+            Call::Recvfrom,
+            fd.0,
+            num(buf.len()),
+            count(&r, |n| len_arg(*n)),
+            choice,
+        );
         r.map(|n| (n, from))
     }
 
     fn sendto(&mut self, fd: Fd, buf: &[u8], addr: &SockAddr) -> Result<usize, Errno> {
         let (r, choice) = self.sim_send(fd, buf, Some(addr));
-        self.record(Call::Sendto, fd.0, len_arg(buf.len()), count(&r, |n| len_arg(*n)), choice);
+        self.record(
+            Call::Sendto,
+            fd.0,
+            num(buf.len()),
+            count(&r, |n| len_arg(*n)),
+            choice,
+        );
         r
     }
 
     fn shutdown(&mut self, fd: Fd, how: Shutdown) -> Result<(), Errno> {
         let r = self.sim_shutdown(fd, how);
-        self.record(Call::Shutdown, fd.0, how as i64, count(&r, |_| 0), None);
+        self.record(Call::Shutdown, fd.0, Arg::How(how), count(&r, |_| 0), None);
         r
     }
 
     fn close(&mut self, fd: Fd) -> Result<(), Errno> {
         let r = self.sim_close(fd);
-        self.record(Call::Close, fd.0, 0, count(&r, |_| 0), None);
+        self.record(Call::Close, fd.0, Arg::None, count(&r, |_| 0), None);
         r
     }
 
     fn getsockname(&mut self, fd: Fd) -> Result<SockAddr, Errno> {
         let r = self.sim_getsockname(fd);
-        self.record(Call::Getsockname, fd.0, 0, count(&r, |_| 0), None);
+        self.record(Call::Getsockname, fd.0, Arg::None, count(&r, |_| 0), None);
         r
     }
 
     fn getpeername(&mut self, fd: Fd) -> Result<SockAddr, Errno> {
         let r = self.sim_getpeername(fd);
-        self.record(Call::Getpeername, fd.0, 0, count(&r, |_| 0), None);
+        self.record(Call::Getpeername, fd.0, Arg::None, count(&r, |_| 0), None);
         r
     }
 
     fn setsockopt(&mut self, fd: Fd, opt: SockOpt, value: i32) -> Result<(), Errno> {
         let r = self.sim_setsockopt(fd, opt, value);
-        self.record(Call::Setsockopt, fd.0, i64::from(value), count(&r, |_| 0), None);
+        self.record(
+            Call::Setsockopt,
+            fd.0,
+            Arg::Opt(opt, value),
+            count(&r, |_| 0),
+            None,
+        );
         r
     }
 
     fn getsockopt(&mut self, fd: Fd, opt: SockOpt) -> Result<i32, Errno> {
         let r = self.sim_getsockopt(fd, opt);
-        self.record(Call::Getsockopt, fd.0, opt as i64, count(&r, |v| i64::from(*v)), None);
+        self.record(
+            Call::Getsockopt,
+            fd.0,
+            Arg::Opt(opt, 0),
+            count(&r, |v| i64::from(*v)),
+            None,
+        );
         r
     }
 
     fn poll(&mut self, fds: &mut [PollFd], timeout: Option<Duration>) -> Result<usize, Errno> {
         let r = self.poll_inner(fds, timeout);
         let choice = (r == Err(Errno::EINTR)).then_some(Choice::Eintr);
-        let ms = timeout.map_or(-1, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX));
-        self.record(Call::Poll, -1, ms, count(&r, |n| len_arg(*n)), choice);
+        let ms = timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
+        self.record(
+            Call::Poll,
+            -1,
+            Arg::Wait(ms, fds.len()),
+            count(&r, |n| len_arg(*n)),
+            choice,
+        );
         r
     }
 
@@ -437,7 +548,11 @@ impl Kernel for Sim {
             .filter(|ip| ip.is_ipv6() == want_v6)
             .collect();
         // glibc answers EAI_NONAME when /etc/hosts knows the name only in the other family.
-        if ips.is_empty() { Err(Gai::NoName) } else { Ok(ips) }
+        if ips.is_empty() {
+            Err(Gai::NoName)
+        } else {
+            Ok(ips)
+        }
     }
 
     fn host_by_addr(&mut self, ip: IpAddr) -> Result<String, SockError> {

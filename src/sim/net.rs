@@ -15,7 +15,11 @@ use crate::kernel::{Fd, Shutdown, SockOpt};
 type Chosen<T> = (Result<T, Errno>, Option<Choice>);
 
 fn proto_of(s: &Sock) -> Proto {
-    if s.ty == SockType::Stream { Proto::Tcp } else { Proto::Udp }
+    if s.ty == SockType::Stream {
+        Proto::Tcp
+    } else {
+        Proto::Udp
+    }
 }
 
 fn unspecified_ip(family: Family) -> IpAddr {
@@ -29,7 +33,9 @@ impl Sim {
     pub(super) fn sim_socket(&mut self, family: Family, ty: SockType) -> Result<Fd, Errno> {
         match (family, ty) {
             (_, SockType::Raw) => return Err(Errno::ESOCKTNOSUPPORT),
-            (Family::Inet | Family::Inet6, SockType::SeqPacket) => return Err(Errno::EPROTONOSUPPORT),
+            (Family::Inet | Family::Inet6, SockType::SeqPacket) => {
+                return Err(Errno::EPROTONOSUPPORT);
+            }
             _ => {}
         }
         self.check_fds_available(1)?;
@@ -51,13 +57,23 @@ impl Sim {
             s.so_state = SoState::Connected;
             s.remote = Some(SockAddr::UnixUnnamed);
         }
-        Ok((self.open_fd(Object::Sock(a))?, self.open_fd(Object::Sock(b))?))
+        Ok((
+            self.open_fd(Object::Sock(a))?,
+            self.open_fd(Object::Sock(b))?,
+        ))
     }
 
     pub(super) fn sim_pipe(&mut self) -> Result<(Fd, Fd), Errno> {
         self.check_fds_available(2)?;
-        let id = self.pipes.insert(Pipe { readers: 1, writers: 1, ..Pipe::default() });
-        Ok((self.open_fd(Object::PipeRead(id))?, self.open_fd(Object::PipeWrite(id))?))
+        let id = self.pipes.insert(Pipe {
+            readers: 1,
+            writers: 1,
+            ..Pipe::default()
+        });
+        Ok((
+            self.open_fd(Object::PipeRead(id))?,
+            self.open_fd(Object::PipeWrite(id))?,
+        ))
     }
 
     pub(super) fn sim_dup(&mut self, fd: Fd) -> Result<Fd, Errno> {
@@ -76,7 +92,8 @@ impl Sim {
             .take_while(|((p, pt, _), _)| *p == proto && *pt == port)
             .filter(|((_, _, bound), _)| {
                 *bound == ip
-                    || (bound.is_ipv6() == ip.is_ipv6() && (bound.is_unspecified() || ip.is_unspecified()))
+                    || (bound.is_ipv6() == ip.is_ipv6()
+                        && (bound.is_unspecified() || ip.is_unspecified()))
             })
             .flat_map(|(_, ids)| ids.iter().copied())
             .collect()
@@ -84,16 +101,20 @@ impl Sim {
 
     fn port_conflicts(&self, me: &Sock, ip: IpAddr, port: u16) -> bool {
         let proto = proto_of(me);
-        self.bound_overlapping(proto, ip, port).into_iter().any(|other| {
-            let o = self.sock(other);
-            let both_reuse = me.opts.reuse_addr && o.opts.reuse_addr;
-            !both_reuse || (proto == Proto::Tcp && matches!(o.state, State::Listen { .. }))
-        })
+        self.bound_overlapping(proto, ip, port)
+            .into_iter()
+            .any(|other| {
+                let o = self.sock(other);
+                let both_reuse = me.opts.reuse_addr && o.opts.reuse_addr;
+                !both_reuse || (proto == Proto::Tcp && matches!(o.state, State::Listen { .. }))
+            })
     }
 
     fn in_time_wait(&self, ip: IpAddr, port: u16) -> bool {
         self.time_wait.iter().any(|((tip, tport), end)| {
-            *tport == port && *end > self.now && (*tip == ip || tip.is_unspecified() || ip.is_unspecified())
+            *tport == port
+                && *end > self.now
+                && (*tip == ip || tip.is_unspecified() || ip.is_unspecified())
         })
     }
 
@@ -102,7 +123,11 @@ impl Sim {
         let span = u32::from(EPHEMERAL_LAST_PORT - EPHEMERAL_FIRST_PORT) + 1;
         for _ in 0..span {
             let port = self.next_port;
-            self.next_port = if port >= EPHEMERAL_LAST_PORT { EPHEMERAL_FIRST_PORT } else { port + 1 };
+            self.next_port = if port >= EPHEMERAL_LAST_PORT {
+                EPHEMERAL_FIRST_PORT
+            } else {
+                port + 1
+            };
             if !self.port_conflicts(me, ip, port) && !self.in_time_wait(ip, port) {
                 return Ok(port);
             }
@@ -118,7 +143,9 @@ impl Sim {
 
     fn unregister_port(&mut self, id: Id) {
         let s = self.sock(id);
-        let Some(SockAddr::Inet(a)) = s.local else { return };
+        let Some(SockAddr::Inet(a)) = s.local else {
+            return;
+        };
         let key = (proto_of(s), a.port(), a.ip());
         if let Some(ids) = self.ports.get_mut(&key) {
             ids.retain(|x| *x != id);
@@ -160,7 +187,11 @@ impl Sim {
             SockAddr::UnixUnnamed => Err(Errno::EINVAL),
             SockAddr::Inet(sa) => {
                 if addr.family() != me.family {
-                    return Err(if me.family == Family::Unix { Errno::EINVAL } else { Errno::EAFNOSUPPORT });
+                    return Err(if me.family == Family::Unix {
+                        Errno::EINVAL
+                    } else {
+                        Errno::EAFNOSUPPORT
+                    });
                 }
                 if !self.is_local(sa.ip()) {
                     return Err(Errno::EADDRNOTAVAIL);
@@ -171,7 +202,9 @@ impl Sim {
                 if sa.port() < 1024 && !self.config.privileged {
                     return Err(Errno::EACCES);
                 }
-                let tw = me.ty == SockType::Stream && !me.opts.reuse_addr && self.in_time_wait(sa.ip(), sa.port());
+                let tw = me.ty == SockType::Stream
+                    && !me.opts.reuse_addr
+                    && self.in_time_wait(sa.ip(), sa.port());
                 if tw || self.port_conflicts(&me, sa.ip(), sa.port()) {
                     return Err(Errno::EADDRINUSE);
                 }
@@ -216,7 +249,10 @@ impl Sim {
                 }
             }
         }
-        self.sock_mut(id).state = State::Listen { backlog, queue: Default::default() };
+        self.sock_mut(id).state = State::Listen {
+            backlog,
+            queue: Default::default(),
+        };
         Ok(())
     }
 
@@ -229,8 +265,12 @@ impl Sim {
         if !s.is_connection() {
             return (Err(Errno::EOPNOTSUPP), None);
         }
-        let State::Listen { queue, .. } = &s.state else { return (Err(Errno::EINVAL), None) };
-        let Some(&child) = queue.front() else { return (Err(Errno::EAGAIN), None) };
+        let State::Listen { queue, .. } = &s.state else {
+            return (Err(Errno::EINVAL), None);
+        };
+        let Some(&child) = queue.front() else {
+            return (Err(Errno::EAGAIN), None);
+        };
         if self.decide.emfile() {
             return (Err(Errno::EMFILE), Some(Choice::Emfile));
         }
@@ -240,7 +280,11 @@ impl Sim {
         if let State::Listen { queue, .. } = &mut self.sock_mut(id).state {
             queue.pop_front();
         }
-        let peer = self.sock(child).remote.clone().unwrap_or(SockAddr::UnixUnnamed);
+        let peer = self
+            .sock(child)
+            .remote
+            .clone()
+            .unwrap_or(SockAddr::UnixUnnamed);
         (self.open_fd(Object::Sock(child)).map(|fd| (fd, peer)), None)
     }
 
@@ -282,13 +326,19 @@ impl Sim {
             (SoState::Unconnected, State::Closed) => {}
             (SoState::Unconnected, _) => return (Err(Errno::EISCONN), None),
         }
-        let Some(dst) = addr.inet() else { return (Err(Errno::EINVAL), None) };
+        let Some(dst) = addr.inet() else {
+            return (Err(Errno::EINVAL), None);
+        };
         let reachable = self.is_local(dst.ip()) && !dst.ip().is_unspecified();
         let blackhole = self.config.blackholes.contains(&dst.ip());
         if !reachable && !blackhole {
             return (Err(Errno::ENETUNREACH), None);
         }
-        let src_ip = if blackhole { unspecified_ip(self.sock(id).family) } else { dst.ip() };
+        let src_ip = if blackhole {
+            unspecified_ip(self.sock(id).family)
+        } else {
+            dst.ip()
+        };
         if let Err(e) = self.autobind(id, src_ip) {
             return (Err(e), None);
         }
@@ -297,7 +347,10 @@ impl Sim {
             let s = self.sock_mut(id);
             s.remote = Some(addr.clone());
             s.so_state = SoState::Connecting;
-            s.state = State::SynSent { to: addr.clone(), retries: 0 };
+            s.state = State::SynSent {
+                to: addr.clone(),
+                retries: 0,
+            };
         }
         let choice = self.try_handshake(id, blackhole);
         (Err(Errno::EINPROGRESS), choice)
@@ -305,7 +358,9 @@ impl Sim {
 
     /// A socket bound to a wildcard address takes the address it connected from.
     fn fix_local_ip(&mut self, id: Id, ip: IpAddr) {
-        let Some(SockAddr::Inet(local)) = self.sock(id).local.clone() else { return };
+        let Some(SockAddr::Inet(local)) = self.sock(id).local.clone() else {
+            return;
+        };
         if local.ip().is_unspecified() && self.is_local(ip) {
             self.unregister_port(id);
             self.register_port(id, ip, local.port());
@@ -314,7 +369,9 @@ impl Sim {
 
     /// Sends the SYN of a SynSent socket: established, refused, or lost (then retried later).
     fn try_handshake(&mut self, id: Id, blackhole: bool) -> Option<Choice> {
-        let State::SynSent { to, retries } = self.sock(id).state.clone() else { return None };
+        let State::SynSent { to, retries } = self.sock(id).state.clone() else {
+            return None;
+        };
         let dst = to.inet().expect("TCP destinations are IP addresses");
         let listener = self
             .bound_overlapping(Proto::Tcp, dst.ip(), dst.port())
@@ -348,10 +405,16 @@ impl Sim {
     }
 
     pub(super) fn syn_retry(&mut self, id: Id) {
-        let Some(s) = self.socks.get_mut(id) else { return };
-        let State::SynSent { to, retries } = &mut s.state else { return };
+        let Some(s) = self.socks.get_mut(id) else {
+            return;
+        };
+        let State::SynSent { to, retries } = &mut s.state else {
+            return;
+        };
         *retries += 1;
-        let blackhole = to.inet().is_some_and(|a| self.config.blackholes.contains(&a.ip()));
+        let blackhole = to
+            .inet()
+            .is_some_and(|a| self.config.blackholes.contains(&a.ip()));
         self.try_handshake(id, blackhole);
     }
 
@@ -401,7 +464,9 @@ impl Sim {
     }
 
     fn unix_target(&self, addr: &SockAddr) -> Result<Id, Errno> {
-        let SockAddr::Unix(path) = addr else { return Err(Errno::EINVAL) };
+        let SockAddr::Unix(path) = addr else {
+            return Err(Errno::EINVAL);
+        };
         match self.paths.get(path) {
             None => Err(Errno::ENOENT),
             Some(None) => Err(Errno::ECONNREFUSED),
@@ -443,7 +508,12 @@ impl Sim {
 
     // ----- receiving -------------------------------------------------------------------------
 
-    pub(super) fn sim_recv(&mut self, fd: Fd, buf: &mut [u8], from: Option<&mut Option<SockAddr>>) -> Chosen<usize> {
+    pub(super) fn sim_recv(
+        &mut self,
+        fd: Fd,
+        buf: &mut [u8],
+        from: Option<&mut Option<SockAddr>>,
+    ) -> Chosen<usize> {
         let obj = match self.file(fd) {
             Ok(o) => o,
             Err(e) => return (Err(e), None),
@@ -508,7 +578,12 @@ impl Sim {
     }
 
     /// Datagrams and records: one message per call, truncated to the buffer.
-    fn message_recv(&mut self, id: Id, buf: &mut [u8], from: Option<&mut Option<SockAddr>>) -> Result<usize, Errno> {
+    fn message_recv(
+        &mut self,
+        id: Id,
+        buf: &mut [u8],
+        from: Option<&mut Option<SockAddr>>,
+    ) -> Result<usize, Errno> {
         let s = self.sock_mut(id);
         if s.ty == SockType::SeqPacket && s.so_state != SoState::Connected {
             return Err(Errno::ENOTCONN);
@@ -537,7 +612,14 @@ impl Sim {
             return (Ok(0), None);
         }
         if pipe.buf.is_empty() {
-            return (if pipe.writers == 0 { Ok(0) } else { Err(Errno::EAGAIN) }, None);
+            return (
+                if pipe.writers == 0 {
+                    Ok(0)
+                } else {
+                    Err(Errno::EAGAIN)
+                },
+                None,
+            );
         }
         let avail = pipe.buf.len().min(buf.len());
         let (n, c) = self.decide.recv_len(avail);
@@ -563,7 +645,14 @@ impl Sim {
                 match (s.ty, s.family) {
                     (SockType::Stream, Family::Unix) if to.is_some() => {
                         let connected = s.so_state == SoState::Connected;
-                        (Err(if connected { Errno::EISCONN } else { Errno::EOPNOTSUPP }), None)
+                        (
+                            Err(if connected {
+                                Errno::EISCONN
+                            } else {
+                                Errno::EOPNOTSUPP
+                            }),
+                            None,
+                        )
                     }
                     (SockType::Stream, _) => self.stream_send(id, buf),
                     (SockType::SeqPacket, _) => (self.seqpacket_send(id, buf), None),
@@ -590,7 +679,9 @@ impl Sim {
 
     /// Linux's `tcp_reset`: the error depends on the state, then the socket is done.
     pub(super) fn tcp_reset(&mut self, id: Id) {
-        let Some(s) = self.socks.get_mut(id) else { return };
+        let Some(s) = self.socks.get_mut(id) else {
+            return;
+        };
         let err = match s.state {
             State::SynSent { .. } => Errno::ECONNREFUSED,
             State::Closed => return,
@@ -608,7 +699,9 @@ impl Sim {
     /// send buffer, as on loopback where acknowledgements are immediate.
     fn stream_room(&self, id: Id) -> usize {
         let s = self.sock(id);
-        let Some(peer) = s.peer.and_then(|p| self.socks.get(p)) else { return usize::MAX };
+        let Some(peer) = s.peer.and_then(|p| self.socks.get(p)) else {
+            return usize::MAX;
+        };
         let cap = peer.opts.rcvbuf_bytes.max(0) as usize + s.opts.sndbuf_bytes.max(0) as usize;
         cap.saturating_sub(peer.queued_bytes())
     }
@@ -630,10 +723,16 @@ impl Sim {
             return (r, choice);
         }
         if s.shut_wr || (tcp && s.error.is_some()) {
-            let e = if tcp { s.take_error().unwrap_or(Errno::EPIPE) } else { Errno::EPIPE };
+            let e = if tcp {
+                s.take_error().unwrap_or(Errno::EPIPE)
+            } else {
+                Errno::EPIPE
+            };
             return (Err(e), choice);
         }
-        let peer = s.peer.filter(|p| self.socks.get(*p).is_some_and(|ps| tcp || !ps.shut_rd));
+        let peer = s
+            .peer
+            .filter(|p| self.socks.get(*p).is_some_and(|ps| tcp || !ps.shut_rd));
         if buf.is_empty() {
             return (Ok(0), choice);
         }
@@ -642,7 +741,9 @@ impl Sim {
                 return (Err(Errno::EPIPE), choice);
             }
             // The peer is gone: its kernel answers our data with an RST.
-            let n = buf.len().min(self.sock(id).opts.sndbuf_bytes.max(1) as usize);
+            let n = buf
+                .len()
+                .min(self.sock(id).opts.sndbuf_bytes.max(1) as usize);
             self.tcp_reset(id);
             return (Ok(n), choice);
         };
@@ -679,23 +780,41 @@ impl Sim {
             return Err(Errno::EMSGSIZE);
         }
         let from = s.local.clone().unwrap_or(SockAddr::UnixUnnamed);
-        let peer = s.peer.filter(|p| self.socks.get(*p).is_some_and(|ps| !ps.shut_rd)).ok_or(Errno::EPIPE)?;
-        self.enqueue_message(peer, Some(from), buf, true).map(|()| buf.len())
+        let peer = s
+            .peer
+            .filter(|p| self.socks.get(*p).is_some_and(|ps| !ps.shut_rd))
+            .ok_or(Errno::EPIPE)?;
+        self.enqueue_message(peer, Some(from), buf, true)
+            .map(|()| buf.len())
     }
 
     /// Queues a message at `to`; a full queue is EAGAIN (`block`) or a silent drop (UDP).
-    fn enqueue_message(&mut self, to: Id, from: Option<SockAddr>, buf: &[u8], block: bool) -> Result<(), Errno> {
+    fn enqueue_message(
+        &mut self,
+        to: Id,
+        from: Option<SockAddr>,
+        buf: &[u8],
+        block: bool,
+    ) -> Result<(), Errno> {
         let t = self.sock_mut(to);
         let charged = t.msgs_bytes + t.msgs.len() * DGRAM_OVERHEAD_BYTES;
         if charged >= t.opts.rcvbuf_bytes.max(0) as usize {
             return if block { Err(Errno::EAGAIN) } else { Ok(()) };
         }
         t.msgs_bytes += buf.len();
-        t.msgs.push_back(Message { from, data: buf.to_vec() });
+        t.msgs.push_back(Message {
+            from,
+            data: buf.to_vec(),
+        });
         Ok(())
     }
 
-    fn unix_dgram_send(&mut self, id: Id, buf: &[u8], to: Option<&SockAddr>) -> Result<usize, Errno> {
+    fn unix_dgram_send(
+        &mut self,
+        id: Id,
+        buf: &[u8],
+        to: Option<&SockAddr>,
+    ) -> Result<usize, Errno> {
         let s = self.sock(id);
         if s.shut_wr {
             return Err(Errno::EPIPE);
@@ -730,7 +849,8 @@ impl Sim {
         if t.shut_rd {
             return Err(Errno::EPIPE);
         }
-        self.enqueue_message(target, from, buf, true).map(|()| buf.len())
+        self.enqueue_message(target, from, buf, true)
+            .map(|()| buf.len())
     }
 
     fn udp_send(&mut self, id: Id, buf: &[u8], to: Option<&SockAddr>) -> Result<usize, Errno> {
@@ -745,9 +865,17 @@ impl Sim {
         let dst = match to {
             Some(addr) if addr.family() != family => return Err(Errno::EAFNOSUPPORT),
             Some(addr) => addr.inet().ok_or(Errno::EINVAL)?,
-            None => s.remote.as_ref().and_then(SockAddr::inet).ok_or(Errno::EDESTADDRREQ)?,
+            None => s
+                .remote
+                .as_ref()
+                .and_then(SockAddr::inet)
+                .ok_or(Errno::EDESTADDRREQ)?,
         };
-        let max = if family == Family::Inet6 { UDP6_MAX_PAYLOAD_BYTES } else { UDP4_MAX_PAYLOAD_BYTES };
+        let max = if family == Family::Inet6 {
+            UDP6_MAX_PAYLOAD_BYTES
+        } else {
+            UDP4_MAX_PAYLOAD_BYTES
+        };
         if buf.len() > max {
             return Err(Errno::EMSGSIZE);
         }
@@ -755,12 +883,29 @@ impl Sim {
             return Err(Errno::ENETUNREACH);
         }
         self.autobind(id, unspecified_ip(family))?;
-        let src = self.sock(id).local.clone().and_then(|l| l.inet()).expect("autobound");
-        let src = SocketAddr::new(if src.ip().is_unspecified() { dst.ip() } else { src.ip() }, src.port());
+        let src = self
+            .sock(id)
+            .local
+            .clone()
+            .and_then(|l| l.inet())
+            .expect("autobound");
+        let src = SocketAddr::new(
+            if src.ip().is_unspecified() {
+                dst.ip()
+            } else {
+                src.ip()
+            },
+            src.port(),
+        );
         let target = self
             .bound_overlapping(Proto::Udp, dst.ip(), dst.port())
             .into_iter()
-            .find(|t| self.sock(*t).remote.as_ref().is_none_or(|r| r.inet() == Some(src)));
+            .find(|t| {
+                self.sock(*t)
+                    .remote
+                    .as_ref()
+                    .is_none_or(|r| r.inet() == Some(src))
+            });
         match target {
             Some(t) => self.enqueue_message(t, Some(SockAddr::Inet(src)), buf, false)?,
             // An ICMP port-unreachable comes back; only a connected socket hears of it.
@@ -783,8 +928,16 @@ impl Sim {
         if room == 0 || (buf.len() <= PIPE_BUF_BYTES && room < buf.len()) {
             return (Err(Errno::EAGAIN), None);
         }
-        let (n, c) = if buf.len() <= PIPE_BUF_BYTES { (buf.len(), None) } else { self.decide.send_len(buf.len().min(room)) };
-        self.pipes.get_mut(p).expect("live pipe").buf.extend(&buf[..n]);
+        let (n, c) = if buf.len() <= PIPE_BUF_BYTES {
+            (buf.len(), None)
+        } else {
+            self.decide.send_len(buf.len().min(room))
+        };
+        self.pipes
+            .get_mut(p)
+            .expect("live pipe")
+            .buf
+            .extend(&buf[..n]);
         (Ok(n), c)
     }
 
@@ -797,10 +950,9 @@ impl Sim {
         let s = self.sock(id).clone();
         if s.family == Family::Unix {
             self.set_shutdown(id, rd, wr);
-            if s.is_connection() {
-                if let Some(peer) = s.peer.filter(|p| self.socks.get(*p).is_some()) {
-                    self.set_shutdown(peer, wr, rd);
-                }
+            let peer = s.peer.filter(|p| self.socks.get(*p).is_some());
+            if let Some(peer) = peer.filter(|_| s.is_connection()) {
+                self.set_shutdown(peer, wr, rd);
             }
             return Ok(());
         }
@@ -869,7 +1021,9 @@ impl Sim {
         if !matches!(self.sock(id).state, State::Listen { .. }) {
             return;
         }
-        let State::Listen { queue, .. } = std::mem::replace(&mut self.sock_mut(id).state, State::Closed) else {
+        let State::Listen { queue, .. } =
+            std::mem::replace(&mut self.sock_mut(id).state, State::Closed)
+        else {
             unreachable!("checked above");
         };
         for child in queue {
@@ -924,30 +1078,29 @@ impl Sim {
             if !unread && !s.fin_received {
                 self.enter_time_wait(&s);
             }
-        } else if s.family == Family::Unix && s.is_connection() {
-            if let Some(p) = peer {
-                let ps = self.sock_mut(p);
-                ps.shut_rd = true;
-                ps.shut_wr = true;
-                ps.peer = None;
-                if !s.msgs.is_empty() || !s.rx.is_empty() {
-                    ps.error = Some(Errno::ECONNRESET);
-                }
+        } else if let Some(p) = peer.filter(|_| s.family == Family::Unix && s.is_connection()) {
+            let ps = self.sock_mut(p);
+            ps.shut_rd = true;
+            ps.shut_wr = true;
+            ps.peer = None;
+            if !s.msgs.is_empty() || !s.rx.is_empty() {
+                ps.error = Some(Errno::ECONNRESET);
             }
         }
-        if s.family != Family::Unix {
-            self.unregister_port(id);
-        } else if let Some(SockAddr::Unix(path)) = &s.local {
-            if self.paths.get(path) == Some(&Some(id)) {
+        match &s.local {
+            Some(SockAddr::Unix(path)) if self.paths.get(path) == Some(&Some(id)) => {
                 self.paths.insert(path.clone(), None);
             }
+            _ if s.family != Family::Unix => self.unregister_port(id),
+            _ => {}
         }
         self.socks.remove(id);
     }
 
     fn enter_time_wait(&mut self, s: &Sock) {
         if let Some(SockAddr::Inet(a)) = &s.local {
-            self.time_wait.insert((a.ip(), a.port()), self.now + TCP_TIME_WAIT);
+            self.time_wait
+                .insert((a.ip(), a.port()), self.now + TCP_TIME_WAIT);
             self.schedule(TCP_TIME_WAIT, Timer::TimeWaitEnd(a.ip(), a.port()));
         }
     }
@@ -956,7 +1109,9 @@ impl Sim {
 
     pub(super) fn sim_getsockname(&mut self, fd: Fd) -> Result<SockAddr, Errno> {
         let s = self.sock(self.sock_id(fd)?);
-        Ok(s.local.clone().unwrap_or_else(|| SockAddr::unspecified(s.family)))
+        Ok(s.local
+            .clone()
+            .unwrap_or_else(|| SockAddr::unspecified(s.family)))
     }
 
     pub(super) fn sim_getpeername(&mut self, fd: Fd) -> Result<SockAddr, Errno> {
@@ -965,7 +1120,11 @@ impl Sim {
             Family::Unix => s.so_state == SoState::Connected,
             _ => matches!(s.state, State::Established),
         };
-        if connected { s.remote.clone().ok_or(Errno::ENOTCONN) } else { Err(Errno::ENOTCONN) }
+        if connected {
+            s.remote.clone().ok_or(Errno::ENOTCONN)
+        } else {
+            Err(Errno::ENOTCONN)
+        }
     }
 
     pub(super) fn sim_setsockopt(&mut self, fd: Fd, opt: SockOpt, value: i32) -> Result<(), Errno> {
@@ -974,7 +1133,11 @@ impl Sim {
         let on = value != 0;
         // Linux doubles buffer sizes (to allow for bookkeeping) within [min, 2 × rmem_max].
         let doubled = |min: i32| {
-            if value < 0 { SOCKBUF_MAX_BYTES } else { value.min(SOCKBUF_MAX_BYTES / 2).saturating_mul(2).max(min) }
+            if value < 0 {
+                SOCKBUF_MAX_BYTES
+            } else {
+                value.min(SOCKBUF_MAX_BYTES / 2).saturating_mul(2).max(min)
+            }
         };
         match opt {
             SockOpt::ReuseAddr => s.opts.reuse_addr = on,

@@ -47,7 +47,11 @@ impl Sim {
     /// `tcp_poll`.
     fn tcp_readiness(&self, id: Id, s: &Sock) -> Events {
         if let State::Listen { queue, .. } = &s.state {
-            return if queue.is_empty() { Events::NONE } else { Events::IN };
+            return if queue.is_empty() {
+                Events::NONE
+            } else {
+                Events::IN
+            };
         }
         let mut e = Events::NONE;
         if (s.shut_rd && s.shut_wr) || matches!(s.state, State::Closed) {
@@ -102,11 +106,13 @@ impl Sim {
         match s.peer.and_then(|p| self.socks.get(p)) {
             None => true,
             Some(peer) if s.ty == SockType::Stream => {
-                let cap = peer.opts.rcvbuf_bytes.max(0) as usize + s.opts.sndbuf_bytes.max(0) as usize;
+                let cap =
+                    peer.opts.rcvbuf_bytes.max(0) as usize + s.opts.sndbuf_bytes.max(0) as usize;
                 peer.queued_bytes() < cap
             }
             Some(peer) => {
-                let charged = peer.msgs_bytes + peer.msgs.len() * super::state::DGRAM_OVERHEAD_BYTES;
+                let charged =
+                    peer.msgs_bytes + peer.msgs.len() * super::state::DGRAM_OVERHEAD_BYTES;
                 charged < peer.opts.rcvbuf_bytes.max(0) as usize
             }
         }

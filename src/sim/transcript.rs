@@ -1,12 +1,17 @@
 //! The simulator's transcript: one structured record per call, formatted only when printed.
 
 use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::rc::Rc;
 use std::time::Duration;
 
 use nix::errno::Errno;
 
 use super::decide::Choice;
+use crate::addr::{Family, SockAddr, SockType};
 use crate::error::errno_name;
+use crate::kernel::{Shutdown, SockOpt};
 
 /// Most records a transcript keeps; later calls are counted in [`Transcript::dropped`] instead.
 pub const TRANSCRIPT_MAX_RECORDS: usize = 1 << 20;
@@ -65,8 +70,59 @@ impl Call {
     }
 }
 
+/// A call's main argument, kept structured (and cheap to copy) until the record is printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arg {
+    /// No argument worth printing.
+    None,
+    /// A byte count or a backlog.
+    Num(i64),
+    /// An IP endpoint.
+    Inet(SocketAddr),
+    /// An AF_UNIX path (shared, so a record does not copy it).
+    Path(Rc<Path>),
+    /// An unnamed AF_UNIX address.
+    Unnamed,
+    /// socket(2)'s family and type.
+    Kind(Family, SockType),
+    /// setsockopt's option and value, or getsockopt's option (value 0).
+    Opt(SockOpt, i32),
+    /// shutdown's direction.
+    How(Shutdown),
+    /// poll's timeout in milliseconds (`None`: for ever) and its descriptor count.
+    Wait(Option<u64>, usize),
+}
+
+impl Arg {
+    /// The argument form of an address.
+    pub fn addr(a: &SockAddr) -> Arg {
+        match a {
+            SockAddr::Inet(sa) => Arg::Inet(*sa),
+            SockAddr::Unix(p) => Arg::Path(Rc::from(p.as_path())),
+            SockAddr::UnixUnnamed => Arg::Unnamed,
+        }
+    }
+}
+
+impl fmt::Display for Arg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Arg::None => Ok(()),
+            Arg::Num(n) => write!(f, "{n}"),
+            Arg::Inet(a) => write!(f, "{a}"),
+            Arg::Path(p) => write!(f, "{}", p.display()),
+            Arg::Unnamed => f.write_str("unnamed"),
+            Arg::Kind(fam, ty) => write!(f, "{fam:?}, {ty:?}"),
+            Arg::Opt(o, v) => write!(f, "{o:?}, {v}"),
+            Arg::How(h) => write!(f, "{h:?}"),
+            Arg::Wait(None, n) => write!(f, "{n} fds, for ever"),
+            Arg::Wait(Some(ms), n) => write!(f, "{n} fds, {ms} ms"),
+        }
+    }
+}
+
 /// One call: when, on what, with which argument, what came back, and the adversary's choice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     /// Virtual time of the call.
     pub at: Duration,
@@ -74,8 +130,8 @@ pub struct Record {
     pub call: Call,
     /// The descriptor it was made on (-1 when none).
     pub fd: i32,
-    /// The call's main argument: a byte count, a backlog, a timeout in ms, an option value.
-    pub arg: i64,
+    /// The call's main argument.
+    pub arg: Arg,
     /// The result: a count or new descriptor, or the errno.
     pub result: Result<i64, Errno>,
     /// What the decision source chose differently from faithful Linux, if anything.

@@ -33,7 +33,10 @@ pub const ALL_KINDS: [PairKind; 7] = [
 
 impl PairKind {
     pub fn is_stream(self) -> bool {
-        matches!(self, PairKind::TcpV4 | PairKind::TcpV6 | PairKind::UnixStream)
+        matches!(
+            self,
+            PairKind::TcpV4 | PairKind::TcpV6 | PairKind::UnixStream
+        )
     }
 }
 
@@ -71,7 +74,8 @@ pub fn tcp_pair(k: &mut dyn Kernel, family: Family) -> (Fd, Fd) {
     // make that depend on timing. The simulator delivers every write at once, which is what the
     // kernel does with TCP_NODELAY; Nagle-style coalescing is left to the adversary (short reads).
     for fd in [c, s] {
-        k.setsockopt(fd, selectlab::kernel::SockOpt::TcpNoDelay, 1).expect("TCP_NODELAY");
+        k.setsockopt(fd, selectlab::kernel::SockOpt::TcpNoDelay, 1)
+            .expect("TCP_NODELAY");
     }
     (c, s)
 }

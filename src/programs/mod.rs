@@ -1,0 +1,10 @@
+//! The seed's programs, written once over [`crate::socket::Socket`], so each runs on the real
+//! kernel and in the simulator alike.
+//!
+//! - [`goodbye`]: the TCP server that answers the first message and hangs up, and its client.
+//! - [`udp`]: the UDP echo pair.
+//! - [`demo`]: the README's main command, a simulated session printed as a transcript.
+
+pub mod demo;
+pub mod goodbye;
+pub mod udp;
