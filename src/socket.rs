@@ -157,7 +157,9 @@ impl Socket {
         let fd = self.fd()?;
         let deadline = self.timeout.map(|t| self.net.borrow().now() + t);
         loop {
-            match op(&mut *self.net.borrow_mut(), fd) {
+            // Bind the result first: the kernel borrow must end before `wait` borrows again.
+            let result = op(&mut *self.net.borrow_mut(), fd);
+            match result {
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EAGAIN) if self.timeout != Some(Duration::ZERO) => {
                     self.wait(fd, wait_for, deadline)?

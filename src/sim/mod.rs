@@ -83,6 +83,8 @@ impl SimConfig {
 enum Timer {
     /// Retransmit the SYN of a connecting socket.
     SynRetry(Id),
+    /// The last SYN retransmission went unanswered: the connect fails with ETIMEDOUT.
+    SynTimeout(Id),
     /// Forget a TIME_WAIT address.
     TimeWaitEnd(IpAddr, u16),
 }
@@ -104,7 +106,8 @@ pub struct Sim {
     socks: Slab<Sock>,
     pipes: Slab<Pipe>,
     ports: BTreeMap<(Proto, u16, IpAddr), Vec<Id>>,
-    time_wait: BTreeMap<(IpAddr, u16), Duration>,
+    /// Addresses in TIME_WAIT: when it ends, and whether the closed socket had SO_REUSEADDR.
+    time_wait: BTreeMap<(IpAddr, u16), (Duration, bool)>,
     paths: BTreeMap<PathBuf, Option<Id>>,
     local_ips: BTreeSet<IpAddr>,
     next_port: u16,
@@ -243,11 +246,12 @@ impl Sim {
     fn fire(&mut self, timer: Timer) {
         match timer {
             Timer::SynRetry(id) => self.syn_retry(id),
+            Timer::SynTimeout(id) => self.syn_timeout(id),
             Timer::TimeWaitEnd(ip, port) => {
                 if self
                     .time_wait
                     .get(&(ip, port))
-                    .is_some_and(|end| *end <= self.now)
+                    .is_some_and(|(end, _)| *end <= self.now)
                 {
                     self.time_wait.remove(&(ip, port));
                 }

@@ -110,12 +110,14 @@ impl Sim {
             })
     }
 
-    fn in_time_wait(&self, ip: IpAddr, port: u16) -> bool {
-        self.time_wait.iter().any(|((tip, tport), end)| {
-            *tport == port
-                && *end > self.now
-                && (*tip == ip || tip.is_unspecified() || ip.is_unspecified())
-        })
+    /// Whether a TIME_WAIT endpoint blocks binding `ip:port`. As for live sockets, SO_REUSEADDR
+    /// lifts the conflict only when both sides set it (the closed socket's flag is remembered).
+    fn time_wait_conflicts(&self, me: &Sock, ip: IpAddr, port: u16) -> bool {
+        me.ty == SockType::Stream
+            && self.time_wait.iter().any(|((tip, tport), (end, reuse))| {
+                let overlaps = *tip == ip || tip.is_unspecified() || ip.is_unspecified();
+                *tport == port && *end > self.now && overlaps && !(me.opts.reuse_addr && *reuse)
+            })
     }
 
     /// Picks a free ephemeral port, as Linux's port allocator would (bounded by the range size).
@@ -128,7 +130,7 @@ impl Sim {
             } else {
                 port + 1
             };
-            if !self.port_conflicts(me, ip, port) && !self.in_time_wait(ip, port) {
+            if !self.port_conflicts(me, ip, port) && !self.time_wait_conflicts(me, ip, port) {
                 return Ok(port);
             }
         }
@@ -202,9 +204,7 @@ impl Sim {
                 if sa.port() < 1024 && !self.config.privileged {
                     return Err(Errno::EACCES);
                 }
-                let tw = me.ty == SockType::Stream
-                    && !me.opts.reuse_addr
-                    && self.in_time_wait(sa.ip(), sa.port());
+                let tw = self.time_wait_conflicts(&me, sa.ip(), sa.port());
                 if tw || self.port_conflicts(&me, sa.ip(), sa.port()) {
                     return Err(Errno::EADDRINUSE);
                 }
@@ -394,13 +394,14 @@ impl Sim {
             // Linux drops a SYN when the accept queue is full; the client retransmits.
             Some(_) => {}
         }
-        if retries >= TCP_SYN_RETRIES {
-            let s = self.sock_mut(id);
-            s.error = Some(Errno::ETIMEDOUT);
-            s.state = State::Closed;
-            return lost.then_some(Choice::SynDrop).filter(|_| !blackhole);
-        }
-        self.schedule(TCP_SYN_RTO_INITIAL * (1 << retries), Timer::SynRetry(id));
+        // Each retransmission waits twice as long; after the last one, one more wait and give up.
+        let rto = TCP_SYN_RTO_INITIAL * (1 << retries);
+        let next = if retries >= TCP_SYN_RETRIES {
+            Timer::SynTimeout(id)
+        } else {
+            Timer::SynRetry(id)
+        };
+        self.schedule(rto, next);
         lost.then_some(Choice::SynDrop).filter(|_| !blackhole)
     }
 
@@ -416,6 +417,17 @@ impl Sim {
             .inet()
             .is_some_and(|a| self.config.blackholes.contains(&a.ip()));
         self.try_handshake(id, blackhole);
+    }
+
+    pub(super) fn syn_timeout(&mut self, id: Id) {
+        let Some(s) = self.socks.get_mut(id) else {
+            return;
+        };
+        if matches!(s.state, State::SynSent { .. }) {
+            s.error = Some(Errno::ETIMEDOUT);
+            s.state = State::Closed;
+            s.remote = None;
+        }
     }
 
     fn accept_queue_full(&self, listener: Id) -> bool {
@@ -879,7 +891,11 @@ impl Sim {
         if buf.len() > max {
             return Err(Errno::EMSGSIZE);
         }
-        if !self.is_local(dst.ip()) && !self.config.blackholes.contains(&dst.ip()) {
+        let broadcast = matches!(dst.ip(), IpAddr::V4(v4) if v4.is_broadcast());
+        if broadcast && !self.sock(id).opts.broadcast {
+            return Err(Errno::EACCES);
+        }
+        if !self.is_local(dst.ip()) && !self.config.blackholes.contains(&dst.ip()) && !broadcast {
             return Err(Errno::ENETUNREACH);
         }
         self.autobind(id, unspecified_ip(family))?;
@@ -1099,8 +1115,10 @@ impl Sim {
 
     fn enter_time_wait(&mut self, s: &Sock) {
         if let Some(SockAddr::Inet(a)) = &s.local {
-            self.time_wait
-                .insert((a.ip(), a.port()), self.now + TCP_TIME_WAIT);
+            self.time_wait.insert(
+                (a.ip(), a.port()),
+                (self.now + TCP_TIME_WAIT, s.opts.reuse_addr),
+            );
             self.schedule(TCP_TIME_WAIT, Timer::TimeWaitEnd(a.ip(), a.port()));
         }
     }
