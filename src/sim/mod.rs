@@ -107,7 +107,7 @@ pub struct Sim {
     pipes: Slab<Pipe>,
     ports: BTreeMap<(Proto, u16, IpAddr), Vec<Id>>,
     /// Addresses in TIME_WAIT: when it ends, and whether the closed socket had SO_REUSEADDR.
-    time_wait: BTreeMap<(IpAddr, u16), (Duration, bool)>,
+    time_wait: BTreeMap<(u16, IpAddr), (Duration, bool)>,
     paths: BTreeMap<PathBuf, Option<Id>>,
     local_ips: BTreeSet<IpAddr>,
     next_port: u16,
@@ -250,10 +250,10 @@ impl Sim {
             Timer::TimeWaitEnd(ip, port) => {
                 if self
                     .time_wait
-                    .get(&(ip, port))
+                    .get(&(port, ip))
                     .is_some_and(|(end, _)| *end <= self.now)
                 {
-                    self.time_wait.remove(&(ip, port));
+                    self.time_wait.remove(&(port, ip));
                 }
             }
         }

@@ -86,38 +86,46 @@ impl Sim {
     // ----- addresses and ports -------------------------------------------------------------
 
     /// The sockets bound to a port whose address overlaps `ip` (same address, or a wildcard).
-    fn bound_overlapping(&self, proto: Proto, ip: IpAddr, port: u16) -> Vec<Id> {
+    /// A range lookup: the cost depends on the sockets bound to this one port, not on how many
+    /// sockets the simulation holds.
+    fn bound_overlapping(
+        &self,
+        proto: Proto,
+        ip: IpAddr,
+        port: u16,
+    ) -> impl Iterator<Item = Id> + '_ {
         self.ports
             .range((proto, port, IpAddr::V4(Ipv4Addr::UNSPECIFIED))..)
-            .take_while(|((p, pt, _), _)| *p == proto && *pt == port)
-            .filter(|((_, _, bound), _)| {
+            .take_while(move |((p, pt, _), _)| *p == proto && *pt == port)
+            .filter(move |((_, _, bound), _)| {
                 *bound == ip
                     || (bound.is_ipv6() == ip.is_ipv6()
                         && (bound.is_unspecified() || ip.is_unspecified()))
             })
             .flat_map(|(_, ids)| ids.iter().copied())
-            .collect()
     }
 
     fn port_conflicts(&self, me: &Sock, ip: IpAddr, port: u16) -> bool {
         let proto = proto_of(me);
-        self.bound_overlapping(proto, ip, port)
-            .into_iter()
-            .any(|other| {
-                let o = self.sock(other);
-                let both_reuse = me.opts.reuse_addr && o.opts.reuse_addr;
-                !both_reuse || (proto == Proto::Tcp && matches!(o.state, State::Listen { .. }))
-            })
+        self.bound_overlapping(proto, ip, port).any(|other| {
+            let o = self.sock(other);
+            let both_reuse = me.opts.reuse_addr && o.opts.reuse_addr;
+            !both_reuse || (proto == Proto::Tcp && matches!(o.state, State::Listen { .. }))
+        })
     }
 
     /// Whether a TIME_WAIT endpoint blocks binding `ip:port`. As for live sockets, SO_REUSEADDR
     /// lifts the conflict only when both sides set it (the closed socket's flag is remembered).
     fn time_wait_conflicts(&self, me: &Sock, ip: IpAddr, port: u16) -> bool {
         me.ty == SockType::Stream
-            && self.time_wait.iter().any(|((tip, tport), (end, reuse))| {
-                let overlaps = *tip == ip || tip.is_unspecified() || ip.is_unspecified();
-                *tport == port && *end > self.now && overlaps && !(me.opts.reuse_addr && *reuse)
-            })
+            && self
+                .time_wait
+                .range((port, IpAddr::V4(Ipv4Addr::UNSPECIFIED))..)
+                .take_while(|((tport, _), _)| *tport == port)
+                .any(|((_, tip), (end, reuse))| {
+                    let overlaps = *tip == ip || tip.is_unspecified() || ip.is_unspecified();
+                    *end > self.now && overlaps && !(me.opts.reuse_addr && *reuse)
+                })
     }
 
     /// Picks a free ephemeral port, as Linux's port allocator would (bounded by the range size).
@@ -1116,7 +1124,7 @@ impl Sim {
     fn enter_time_wait(&mut self, s: &Sock) {
         if let Some(SockAddr::Inet(a)) = &s.local {
             self.time_wait.insert(
-                (a.ip(), a.port()),
+                (a.port(), a.ip()),
                 (self.now + TCP_TIME_WAIT, s.opts.reuse_addr),
             );
             self.schedule(TCP_TIME_WAIT, Timer::TimeWaitEnd(a.ip(), a.port()));
