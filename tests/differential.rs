@@ -148,3 +148,114 @@ proptest! {
         compare(kind, &ops)?;
     }
 }
+
+/// Divergences the proptest found, each kept as a named case (kernel and simulator must agree).
+mod regressions {
+    use super::*;
+    use Op::*;
+
+    fn agree(kind: PairKind, ops: &[Op]) {
+        let real = run(&mut RealKernel::new(), kind, ops);
+        let sim = run(&mut Sim::faithful(), kind, ops);
+        assert_eq!(real, sim, "{kind:?}");
+    }
+
+    #[test]
+    fn closing_a_socket_does_not_reset_its_state_to_closed_first() {
+        agree(PairKind::TcpV4, &[Close(false), Recv(true, 1)]);
+    }
+
+    #[test]
+    fn tcp_shut_rd_keeps_the_socket_writable_and_readable_at_eof() {
+        agree(
+            PairKind::TcpV4,
+            &[Shutdown(false, Shutdown::Read), Poll(false)],
+        );
+    }
+
+    #[test]
+    fn zero_length_recv_without_data_is_eagain_not_eof() {
+        agree(PairKind::TcpV4, &[Recv(false, 0)]);
+        agree(PairKind::UnixStream, &[Recv(false, 0)]);
+    }
+
+    #[test]
+    fn a_datagram_socket_has_no_end_of_stream() {
+        agree(
+            PairKind::UdpV4,
+            &[Shutdown(false, Shutdown::Both), Recv(false, 0)],
+        );
+    }
+
+    #[test]
+    fn fins_both_ways_close_the_socket() {
+        agree(
+            PairKind::TcpV4,
+            &[
+                Close(false),
+                Shutdown(true, Shutdown::Write),
+                Shutdown(true, Shutdown::Read),
+                PeerName(true),
+            ],
+        );
+    }
+
+    #[test]
+    fn data_for_a_fully_shut_socket_is_answered_by_a_reset() {
+        agree(
+            PairKind::TcpV4,
+            &[
+                Shutdown(true, Shutdown::Both),
+                Send(false, 1),
+                Poll(false),
+                SoError(false),
+            ],
+        );
+    }
+
+    #[test]
+    fn seqpacket_send_reports_the_pending_error_first() {
+        agree(
+            PairKind::UnixSeqPacket,
+            &[Send(true, 1), Close(false), Send(true, 0)],
+        );
+    }
+
+    #[test]
+    fn udp_recv_reports_the_pending_error_before_queued_datagrams() {
+        agree(
+            PairKind::UdpV4,
+            &[Send(false, 0), Close(false), Send(true, 0), Recv(true, 0)],
+        );
+    }
+
+    #[test]
+    fn unix_dgram_peer_death_purges_the_queue() {
+        agree(
+            PairKind::UnixDgram,
+            &[Send(false, 0), Close(false), Send(true, 0), Recv(true, 0)],
+        );
+    }
+
+    #[test]
+    fn unix_dgram_to_a_peer_that_shut_reading_is_epipe() {
+        agree(
+            PairKind::UnixDgram,
+            &[Shutdown(false, Shutdown::Read), Send(true, 0)],
+        );
+    }
+
+    #[test]
+    fn small_tcp_writes_are_not_coalesced_with_nodelay() {
+        agree(
+            PairKind::TcpV4,
+            &[
+                Send(true, 1),
+                Send(false, 1),
+                Send(true, 1),
+                Send(true, 1),
+                Recv(false, 100),
+            ],
+        );
+    }
+}
