@@ -20,7 +20,7 @@ const MAX_OPS: usize = 24;
 enum Op {
     Send(bool, usize),
     Recv(bool, usize),
-    Shutdown(bool, Shutdown),
+    Shut(bool, Shutdown),
     Close(bool),
     Poll(bool),
     SoError(bool),
@@ -37,7 +37,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (side, 0..MAX_IO_BYTES).prop_map(|(s, n)| Op::Send(s, n)),
         4 => (side, 0..MAX_IO_BYTES).prop_map(|(s, n)| Op::Recv(s, n)),
-        1 => (side, how).prop_map(|(s, h)| Op::Shutdown(s, h)),
+        1 => (side, how).prop_map(|(s, h)| Op::Shut(s, h)),
         1 => side.prop_map(Op::Close),
         3 => side.prop_map(Op::Poll),
         1 => side.prop_map(Op::SoError),
@@ -94,7 +94,7 @@ fn run(k: &mut dyn Kernel, kind: PairKind, ops: &[Op]) -> Vec<String> {
                     Err(e) => format!("recv {}", errno_name(e)),
                 }
             }
-            Op::Shutdown(s, h) => format!(
+            Op::Shut(s, h) => format!(
                 "shutdown {:?} {:?}",
                 h,
                 k.shutdown(fd(s), h).map_err(errno_name)
@@ -127,7 +127,7 @@ fn run(k: &mut dyn Kernel, kind: PairKind, ops: &[Op]) -> Vec<String> {
 
 fn op_side(op: &Op) -> bool {
     match *op {
-        Op::Send(s, _) | Op::Recv(s, _) | Op::Shutdown(s, _) => s,
+        Op::Send(s, _) | Op::Recv(s, _) | Op::Shut(s, _) => s,
         Op::Close(s) | Op::Poll(s) | Op::SoError(s) | Op::PeerName(s) => s,
     }
 }
@@ -167,10 +167,7 @@ mod regressions {
 
     #[test]
     fn tcp_shut_rd_keeps_the_socket_writable_and_readable_at_eof() {
-        agree(
-            PairKind::TcpV4,
-            &[Shutdown(false, Shutdown::Read), Poll(false)],
-        );
+        agree(PairKind::TcpV4, &[Shut(false, Shutdown::Read), Poll(false)]);
     }
 
     #[test]
@@ -183,7 +180,7 @@ mod regressions {
     fn a_datagram_socket_has_no_end_of_stream() {
         agree(
             PairKind::UdpV4,
-            &[Shutdown(false, Shutdown::Both), Recv(false, 0)],
+            &[Shut(false, Shutdown::Both), Recv(false, 0)],
         );
     }
 
@@ -193,8 +190,8 @@ mod regressions {
             PairKind::TcpV4,
             &[
                 Close(false),
-                Shutdown(true, Shutdown::Write),
-                Shutdown(true, Shutdown::Read),
+                Shut(true, Shutdown::Write),
+                Shut(true, Shutdown::Read),
                 PeerName(true),
             ],
         );
@@ -205,7 +202,7 @@ mod regressions {
         agree(
             PairKind::TcpV4,
             &[
-                Shutdown(true, Shutdown::Both),
+                Shut(true, Shutdown::Both),
                 Send(false, 1),
                 Poll(false),
                 SoError(false),
@@ -241,7 +238,7 @@ mod regressions {
     fn unix_dgram_to_a_peer_that_shut_reading_is_epipe() {
         agree(
             PairKind::UnixDgram,
-            &[Shutdown(false, Shutdown::Read), Send(true, 0)],
+            &[Shut(false, Shutdown::Read), Send(true, 0)],
         );
     }
 
