@@ -148,3 +148,55 @@ impl fmt::Display for Target {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_command_line_forms() {
+        assert_eq!(
+            Target::parse("127.0.0.1:33333"),
+            Ok(Target::host("127.0.0.1", 33333))
+        );
+        assert_eq!(Target::parse("[::1]:80"), Ok(Target::host("::1", 80)));
+        assert_eq!(
+            Target::parse("localhost:0"),
+            Ok(Target::host("localhost", 0))
+        );
+        assert_eq!(
+            Target::parse("unix:/tmp/s"),
+            Ok(Target::Path(PathBuf::from("/tmp/s")))
+        );
+    }
+
+    #[test]
+    fn rejects_bad_addresses_with_a_value_error() {
+        for bad in [
+            "",
+            "nocolon",
+            "host:",
+            "host:99999",
+            "host:-1",
+            ":80",
+            "::1:80",
+            "unix:",
+        ] {
+            assert!(
+                matches!(Target::parse(bad), Err(SockError::Value(_))),
+                "{bad:?}"
+            );
+        }
+        let long = format!("unix:/{}", "x".repeat(UNIX_PATH_MAX_BYTES));
+        assert!(matches!(Target::parse(&long), Err(SockError::Value(_))));
+    }
+
+    #[test]
+    fn prints_addresses_as_python_does() {
+        let v4 = SockAddr::Inet("127.0.0.1:5".parse().unwrap());
+        assert_eq!(v4.to_string(), "('127.0.0.1', 5)");
+        let v6 = SockAddr::Inet("[::1]:5".parse().unwrap());
+        assert_eq!(v6.to_string(), "('::1', 5, 0, 0)");
+        assert_eq!(SockAddr::UnixUnnamed.to_string(), "''");
+    }
+}

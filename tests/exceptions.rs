@@ -686,7 +686,48 @@ fn raw_sockets_need_the_kernel() {
     );
     let real: Net = share(RealKernel::new());
     match Socket::new(&real, Family::Inet, SockType::Raw) {
-        Ok(s) => assert!(s.fileno() >= 0),
+        Ok(mut s) => {
+            s.settimeout(Some(2.0)).unwrap(); // bounded: a missing reply fails, never hangs
+            ping_loopback(&s)
+        }
         Err(e) => assert_eq!(e, err(Errno::EPERM), "unprivileged: EPERM"),
     }
+}
+
+/// Sends an ICMP echo request to 127.0.0.1 on a raw socket and expects the echo reply.
+fn ping_loopback(s: &Socket) {
+    const ICMP_ECHO_REQUEST: u8 = 8;
+    const ICMP_ECHO_REPLY: u8 = 0;
+    let mut packet = vec![ICMP_ECHO_REQUEST, 0, 0, 0, 0x12, 0x34, 0, 1];
+    packet.extend_from_slice(b"selectlab");
+    let sum = internet_checksum(&packet);
+    packet[2..4].copy_from_slice(&sum.to_be_bytes());
+    assert_eq!(
+        s.sendto(&packet, &Target::host("127.0.0.1", 0)),
+        Ok(packet.len())
+    );
+    // A raw ICMP socket also sees our own request on loopback; look for the reply (bounded).
+    for _ in 0..4 {
+        let (data, _) = s.recvfrom(1500).expect("an ICMP packet comes back");
+        let ihl = usize::from(data[0] & 0x0f) * 4;
+        let icmp = &data[ihl..];
+        if icmp[0] == ICMP_ECHO_REPLY {
+            assert_eq!(&icmp[4..6], &[0x12, 0x34], "echo identifier");
+            assert_eq!(&icmp[8..], b"selectlab", "echo payload");
+            return;
+        }
+    }
+    panic!("no ICMP echo reply from loopback");
+}
+
+/// RFC 1071 checksum.
+fn internet_checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
 }
