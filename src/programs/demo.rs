@@ -34,6 +34,7 @@ pub fn run(seed: u64, out: &mut dyn Write) -> Result<(), SockError> {
         let client = Socket::new(&net, listener.family(), crate::addr::SockType::Stream)?;
         client.connect(&target)?;
         client.sendall(message.as_bytes())?;
+        client.shutdown(crate::kernel::Shutdown::Write)?;
         goodbye::serve_one(&listener, &mut log)?;
         let reply = goodbye::read_reply(&client)?;
         let text = match reply {
