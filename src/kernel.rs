@@ -176,6 +176,58 @@ impl PollFd {
     }
 }
 
+/// Select's limit: descriptors at or above it do not fit in an `fd_set` (Linux's FD_SETSIZE).
+pub const FD_SETSIZE: i32 = 1024;
+
+/// epoll's notification modes (EPOLLET, EPOLLONESHOT); both off is level-triggered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Mode {
+    /// EPOLLET: report a change once, not the state on every wait.
+    pub edge: bool,
+    /// EPOLLONESHOT: after one report, disable until EPOLL_CTL_MOD.
+    pub oneshot: bool,
+}
+
+impl Mode {
+    /// Level-triggered, the default.
+    pub const LEVEL: Mode = Mode {
+        edge: false,
+        oneshot: false,
+    };
+    /// Edge-triggered.
+    pub const EDGE: Mode = Mode {
+        edge: true,
+        oneshot: false,
+    };
+    /// Level-triggered, one report per arming.
+    pub const ONESHOT: Mode = Mode {
+        edge: false,
+        oneshot: true,
+    };
+}
+
+/// epoll_ctl's operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CtlOp {
+    /// EPOLL_CTL_ADD.
+    Add,
+    /// EPOLL_CTL_MOD.
+    Modify,
+    /// EPOLL_CTL_DEL.
+    Delete,
+}
+
+/// select(2)'s three sets: on return each keeps only its ready descriptors.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FdSets {
+    /// readfds: readable, at end of stream, or in error.
+    pub read: Vec<Fd>,
+    /// writefds: writable or in error.
+    pub write: Vec<Fd>,
+    /// exceptfds: urgent data.
+    pub except: Vec<Fd>,
+}
+
 /// The socket calls of the seed's table, at the descriptor level, on one transport.
 ///
 /// Every method returns Linux's errno on failure; the same call sequence gives the same results
@@ -222,6 +274,32 @@ pub trait Kernel {
     /// poll(2): fills each entry's `revents`; `None` waits for ever. Returns the count of ready
     /// entries. The simulator advances its virtual clock instead of sleeping.
     fn poll(&mut self, fds: &mut [PollFd], timeout: Option<Duration>) -> Result<usize, Errno>;
+    /// fcntl(F_DUPFD_CLOEXEC): a new descriptor ≥ `min` for the same open file.
+    fn dup_min(&mut self, fd: Fd, min: i32) -> Result<Fd, Errno>;
+    /// epoll_create1(EPOLL_CLOEXEC).
+    fn epoll_create(&mut self) -> Result<Fd, Errno>;
+    /// epoll_ctl(2). ERR and HUP are always watched, whatever `interest` says; `data` comes back
+    /// with each event (selectlab passes a token).
+    fn epoll_ctl(
+        &mut self,
+        epfd: Fd,
+        op: CtlOp,
+        fd: Fd,
+        interest: Events,
+        mode: Mode,
+        data: u64,
+    ) -> Result<(), Errno>;
+    /// epoll_wait(2): appends at most `max` (data, events) pairs to `out`; returns how many.
+    fn epoll_wait(
+        &mut self,
+        epfd: Fd,
+        out: &mut Vec<(u64, Events)>,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<usize, Errno>;
+    /// select(2): keeps the ready descriptors in each set; returns how many in all. A
+    /// descriptor ≥ [`FD_SETSIZE`] is EINVAL (never undefined behaviour), a closed one EBADF.
+    fn select(&mut self, sets: &mut FdSets, timeout: Option<Duration>) -> Result<usize, Errno>;
     /// getaddrinfo for one family: the host's addresses, in resolver order.
     fn resolve(&mut self, host: &str, family: Family) -> Result<Vec<IpAddr>, Gai>;
     /// gethostbyaddr: the host name of an address, or `herror`.

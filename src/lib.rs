@@ -3,6 +3,7 @@ pub mod addr;
 pub mod error;
 pub mod kernel;
 pub mod programs;
+pub mod readiness;
 pub mod real;
 pub mod sim;
 pub mod socket;

@@ -6,19 +6,24 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::select::FdSet;
 use nix::sys::socket::{
     self as ns, AddressFamily, Backlog, MsgFlags, SockFlag, SockProtocol, SockaddrIn, SockaddrIn6,
     SockaddrLike, SockaddrStorage, UnixAddr, sockopt,
 };
+use nix::sys::time::{TimeVal, TimeValLike};
 use rustix::event::{PollFlags, Timespec};
 
 use crate::addr::{Family, SockAddr, SockType};
 use crate::error::{Gai, HERROR_HOST_NOT_FOUND, SockError};
-use crate::kernel::{Events, Fd, Kernel, PollFd, Shutdown, SockOpt};
+use crate::kernel::{
+    CtlOp, Events, FD_SETSIZE, Fd, FdSets, Kernel, Mode, PollFd, Shutdown, SockOpt,
+};
 
 /// The Linux kernel, reached through `nix`.
 #[derive(Debug)]
@@ -149,6 +154,41 @@ const POLL_FLAG_PAIRS: [(Events, PollFlags); 7] = [
     (Events::PRI, PollFlags::PRI),
     (Events::NVAL, PollFlags::NVAL),
 ];
+
+const EPOLL_FLAG_PAIRS: [(Events, EpollFlags); 6] = [
+    (Events::IN, EpollFlags::EPOLLIN),
+    (Events::OUT, EpollFlags::EPOLLOUT),
+    (Events::ERR, EpollFlags::EPOLLERR),
+    (Events::HUP, EpollFlags::EPOLLHUP),
+    (Events::RDHUP, EpollFlags::EPOLLRDHUP),
+    (Events::PRI, EpollFlags::EPOLLPRI),
+];
+
+fn to_epoll_flags(e: Events, mode: Mode) -> EpollFlags {
+    let mut f = EpollFlags::empty();
+    for (ours, theirs) in EPOLL_FLAG_PAIRS {
+        if e.contains(ours) {
+            f |= theirs;
+        }
+    }
+    if mode.edge {
+        f |= EpollFlags::EPOLLET;
+    }
+    if mode.oneshot {
+        f |= EpollFlags::EPOLLONESHOT;
+    }
+    f
+}
+
+fn from_epoll_flags(f: EpollFlags) -> Events {
+    let mut e = Events::NONE;
+    for (ours, theirs) in EPOLL_FLAG_PAIRS {
+        if f.contains(theirs) {
+            e |= ours;
+        }
+    }
+    e
+}
 
 fn timespec(d: Duration) -> Timespec {
     Timespec {
@@ -353,6 +393,100 @@ impl Kernel for RealKernel {
             fds[i].revents = from_poll_flags(entry.revents());
         }
         Ok(n + nval)
+    }
+
+    fn dup_min(&mut self, fd: Fd, min: i32) -> Result<Fd, Errno> {
+        let owned = rustix::io::fcntl_dupfd_cloexec(self.owned(fd)?, min)
+            .map_err(|e| Errno::from_raw(e.raw_os_error()))?;
+        Ok(self.adopt(owned))
+    }
+
+    fn epoll_create(&mut self) -> Result<Fd, Errno> {
+        let ep = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        Ok(self.adopt(ep.0))
+    }
+
+    fn epoll_ctl(
+        &mut self,
+        epfd: Fd,
+        op: CtlOp,
+        fd: Fd,
+        interest: Events,
+        mode: Mode,
+        data: u64,
+    ) -> Result<(), Errno> {
+        if epfd == fd {
+            // An epoll instance cannot watch itself (epoll_ctl(2): EINVAL).
+            self.owned(fd)?;
+            return Err(Errno::EINVAL);
+        }
+        let ep = Epoll(self.fds.remove(&epfd.0).ok_or(Errno::EBADF)?);
+        let mut event = EpollEvent::new(to_epoll_flags(interest, mode), data);
+        // The registration is keyed by (open file, descriptor number): use the caller's own
+        // descriptor, never a duplicate.
+        let r = match self.fds.get(&fd.0) {
+            None => Err(Errno::EBADF),
+            Some(target) => match op {
+                CtlOp::Add => ep.add(target, event),
+                CtlOp::Modify => ep.modify(target, &mut event),
+                CtlOp::Delete => ep.delete(target),
+            },
+        };
+        self.fds.insert(epfd.0, ep.0);
+        r
+    }
+
+    fn epoll_wait(
+        &mut self,
+        epfd: Fd,
+        out: &mut Vec<(u64, Events)>,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<usize, Errno> {
+        let ep = Epoll(self.fds.remove(&epfd.0).ok_or(Errno::EBADF)?);
+        let mut events = vec![EpollEvent::empty(); max.max(1)];
+        let ms = timeout.map_or(-1, |d| {
+            d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
+        });
+        let r = ep.wait(
+            &mut events,
+            EpollTimeout::try_from(ms).unwrap_or(EpollTimeout::NONE),
+        );
+        self.fds.insert(epfd.0, ep.0);
+        let n = r?;
+        out.extend(
+            events[..n]
+                .iter()
+                .map(|e| (e.data(), from_epoll_flags(e.events()))),
+        );
+        Ok(n)
+    }
+
+    fn select(&mut self, sets: &mut FdSets, timeout: Option<Duration>) -> Result<usize, Errno> {
+        let all = sets.read.iter().chain(&sets.write).chain(&sets.except);
+        // An fd_set has FD_SETSIZE bits: a larger descriptor is refused here, never written
+        // past the end of the set (nix would panic; C would corrupt memory).
+        if all.clone().any(|fd| fd.0 < 0 || fd.0 >= FD_SETSIZE) {
+            return Err(Errno::EINVAL);
+        }
+        let fill = |fds: &[Fd]| -> Result<FdSet<'_>, Errno> {
+            let mut set = FdSet::new();
+            for fd in fds {
+                set.insert(self.fds.get(&fd.0).ok_or(Errno::EBADF)?.as_fd());
+            }
+            Ok(set)
+        };
+        let (mut r, mut w, mut e) = (fill(&sets.read)?, fill(&sets.write)?, fill(&sets.except)?);
+        let mut tv = timeout
+            .map(|d| TimeVal::microseconds(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)));
+        let n = nix::sys::select::select(None, &mut r, &mut w, &mut e, tv.as_mut())?;
+        let keep = |fds: &mut Vec<Fd>, set: &FdSet<'_>, owned: &BTreeMap<i32, OwnedFd>| {
+            fds.retain(|fd| owned.get(&fd.0).is_some_and(|o| set.contains(o.as_fd())));
+        };
+        keep(&mut sets.read, &r, &self.fds);
+        keep(&mut sets.write, &w, &self.fds);
+        keep(&mut sets.except, &e, &self.fds);
+        Ok(usize::try_from(n).unwrap_or(0))
     }
 
     fn resolve(&mut self, host: &str, family: Family) -> Result<Vec<IpAddr>, Gai> {

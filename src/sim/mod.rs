@@ -12,6 +12,7 @@
 //! or ten thousand.
 
 pub mod decide;
+mod epoll;
 mod net;
 mod readiness;
 mod slab;
@@ -28,7 +29,7 @@ use nix::errno::Errno;
 
 use crate::addr::{Family, SockAddr, SockType};
 use crate::error::{Gai, HERROR_HOST_NOT_FOUND, SockError};
-use crate::kernel::{Events, Fd, Kernel, PollFd, Shutdown, SockOpt};
+use crate::kernel::{CtlOp, Events, Fd, FdSets, Kernel, Mode, PollFd, Shutdown, SockOpt};
 use decide::{Choice, Decider};
 use slab::{Id, Slab};
 use state::{FdTable, File, Object, Pipe, Sock};
@@ -105,6 +106,9 @@ pub struct Sim {
     files: Slab<File>,
     socks: Slab<Sock>,
     pipes: Slab<Pipe>,
+    epolls: Slab<epoll::EpollInstance>,
+    /// Which epoll items watch each object (so a wake costs the watchers, not the world).
+    watchers: BTreeMap<Object, Vec<epoll::Watch>>,
     ports: BTreeMap<(Proto, u16, IpAddr), Vec<Id>>,
     /// Addresses in TIME_WAIT: when it ends, and whether the closed socket had SO_REUSEADDR.
     time_wait: BTreeMap<(u16, IpAddr), (Duration, bool)>,
@@ -131,6 +135,8 @@ impl Sim {
             files: Slab::default(),
             socks: Slab::default(),
             pipes: Slab::default(),
+            epolls: Slab::default(),
+            watchers: BTreeMap::new(),
             ports: BTreeMap::new(),
             time_wait: BTreeMap::new(),
             paths: BTreeMap::new(),
@@ -260,19 +266,19 @@ impl Sim {
         self.record(Call::Timer, -1, Arg::None, Ok(0), None);
     }
 
-    fn poll_inner(
+    /// Runs `ready` until it finds something, the timeout passes, or nothing can ever change:
+    /// the common loop of poll, select and epoll_wait. Waiting moves virtual time to the next
+    /// timer; a blocking wait may be interrupted by the adversary (EINTR, never restarted).
+    fn block_until(
         &mut self,
-        fds: &mut [PollFd],
         timeout: Option<Duration>,
+        mut ready: impl FnMut(&mut Sim) -> Result<usize, Errno>,
     ) -> Result<usize, Errno> {
         let deadline = timeout.map(|t| self.now + t);
         loop {
-            let ready = self.poll_once(fds);
-            if ready > 0 {
-                return Ok(ready);
-            }
-            if timeout == Some(Duration::ZERO) {
-                return Ok(0);
+            let n = ready(self)?;
+            if n > 0 || timeout == Some(Duration::ZERO) {
+                return Ok(n);
             }
             if self.decide.eintr() {
                 return Err(Errno::EINTR);
@@ -296,6 +302,14 @@ impl Sim {
                 (None, None) => return Err(Errno::EDEADLK),
             }
         }
+    }
+
+    fn poll_inner(
+        &mut self,
+        fds: &mut [PollFd],
+        timeout: Option<Duration>,
+    ) -> Result<usize, Errno> {
+        self.block_until(timeout, |sim| Ok(sim.poll_once(fds)))
     }
 
     fn poll_once(&mut self, fds: &mut [PollFd]) -> usize {
@@ -528,6 +542,85 @@ impl Kernel for Sim {
             Call::Poll,
             -1,
             Arg::Wait(ms, fds.len()),
+            count(&r, |n| len_arg(*n)),
+            choice,
+        );
+        r
+    }
+
+    fn dup_min(&mut self, fd: Fd, min: i32) -> Result<Fd, Errno> {
+        let r = self.sim_dup_min(fd, min);
+        self.record(
+            Call::Dup,
+            fd.0,
+            Arg::Num(i64::from(min)),
+            count(&r, |n| i64::from(n.0)),
+            None,
+        );
+        r
+    }
+
+    fn epoll_create(&mut self) -> Result<Fd, Errno> {
+        let r = self.sim_epoll_create();
+        self.record(
+            Call::EpollCreate,
+            -1,
+            Arg::None,
+            count(&r, |n| i64::from(n.0)),
+            None,
+        );
+        r
+    }
+
+    fn epoll_ctl(
+        &mut self,
+        epfd: Fd,
+        op: CtlOp,
+        fd: Fd,
+        interest: Events,
+        mode: Mode,
+        data: u64,
+    ) -> Result<(), Errno> {
+        let r = self.sim_epoll_ctl(epfd, op, fd, interest, mode, data);
+        self.record(
+            Call::EpollCtl,
+            epfd.0,
+            Arg::Ctl(op, fd.0, interest, mode),
+            count(&r, |_| 0),
+            None,
+        );
+        r
+    }
+
+    fn epoll_wait(
+        &mut self,
+        epfd: Fd,
+        out: &mut Vec<(u64, Events)>,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<usize, Errno> {
+        let r = self.sim_epoll_wait(epfd, out, max, timeout);
+        let choice = (r == Err(Errno::EINTR)).then_some(Choice::Eintr);
+        let ms = timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
+        self.record(
+            Call::EpollWait,
+            epfd.0,
+            Arg::Wait(ms, max),
+            count(&r, |n| len_arg(*n)),
+            choice,
+        );
+        r
+    }
+
+    fn select(&mut self, sets: &mut FdSets, timeout: Option<Duration>) -> Result<usize, Errno> {
+        let n = sets.read.len() + sets.write.len() + sets.except.len();
+        let r = self.sim_select(sets, timeout);
+        let choice = (r == Err(Errno::EINTR)).then_some(Choice::Eintr);
+        let ms = timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
+        self.record(
+            Call::Select,
+            -1,
+            Arg::Wait(ms, n),
             count(&r, |n| len_arg(*n)),
             choice,
         );

@@ -10,7 +10,7 @@ use super::slab::Id;
 use super::state::*;
 use super::{Proto, Sim, Timer};
 use crate::addr::{Family, SockAddr, SockType};
-use crate::kernel::{Fd, Shutdown, SockOpt};
+use crate::kernel::{Events, Fd, Shutdown, SockOpt};
 
 type Chosen<T> = (Result<T, Errno>, Option<Choice>);
 
@@ -74,6 +74,16 @@ impl Sim {
             self.open_fd(Object::PipeRead(id))?,
             self.open_fd(Object::PipeWrite(id))?,
         ))
+    }
+
+    pub(super) fn sim_dup_min(&mut self, fd: Fd, min: i32) -> Result<Fd, Errno> {
+        let file = self.fds.get(fd.0).ok_or(Errno::EBADF)?;
+        if min < 0 || usize::try_from(min).is_ok_and(|m| m >= self.config.fd_limit) {
+            return Err(Errno::EINVAL);
+        }
+        self.check_fds_available(1)?;
+        self.files.get_mut(file).expect("live file").refs += 1;
+        Ok(Fd(self.fds.install_at_least(file, min)))
     }
 
     pub(super) fn sim_dup(&mut self, fd: Fd) -> Result<Fd, Errno> {
@@ -389,10 +399,7 @@ impl Sim {
         match listener {
             _ if lost => {}
             None => {
-                let s = self.sock_mut(id);
-                s.error = Some(Errno::ECONNREFUSED);
-                s.state = State::Closed;
-                s.remote = None;
+                self.connect_failed(id, Errno::ECONNREFUSED);
                 return None;
             }
             Some(l) if !self.accept_queue_full(l) => {
@@ -432,10 +439,19 @@ impl Sim {
             return;
         };
         if matches!(s.state, State::SynSent { .. }) {
-            s.error = Some(Errno::ETIMEDOUT);
-            s.state = State::Closed;
-            s.remote = None;
+            self.connect_failed(id, Errno::ETIMEDOUT);
         }
+    }
+
+    /// A connect failed (RST or SYN timeout): tcp_done leaves the socket closed both ways.
+    fn connect_failed(&mut self, id: Id, err: Errno) {
+        let s = self.sock_mut(id);
+        s.error = Some(err);
+        s.state = State::Closed;
+        s.remote = None;
+        s.shut_rd = true;
+        s.shut_wr = true;
+        self.wake_sock(id, Events::NONE);
     }
 
     fn accept_queue_full(&self, listener: Id) -> bool {
@@ -467,6 +483,8 @@ impl Sim {
         if let State::Listen { queue, .. } = &mut self.sock_mut(listener).state {
             queue.push_back(server_id);
         }
+        self.wake_sock(client, Events::NONE);
+        self.wake_sock(listener, Events::IN);
     }
 
     fn connect_udp(&mut self, id: Id, addr: &SockAddr) -> Result<(), Errno> {
@@ -541,6 +559,7 @@ impl Sim {
         match obj {
             Object::PipeRead(p) => self.pipe_read(p, buf),
             Object::PipeWrite(_) => (Err(Errno::EBADF), None),
+            Object::Epoll(_) => (Err(Errno::EINVAL), None),
             Object::Sock(id) => {
                 if from.is_some() && self.sock(id).ty == SockType::Raw {
                     return (Err(Errno::EOPNOTSUPP), None);
@@ -575,10 +594,20 @@ impl Sim {
         }
         if !s.rx.is_empty() {
             let avail = s.rx.len().min(buf.len());
+            let peer = s.peer;
             let (n, c) = self.decide.recv_len(avail);
+            let was_writable = peer.is_none_or(|p| self.stream_writable(p));
             let s = self.sock_mut(id);
             for (dst, src) in buf.iter_mut().zip(s.rx.drain(..n)) {
                 *dst = src;
+            }
+            let freed_chunk = consume_chunks(&mut s.rx_chunks, n);
+            if tcp {
+                self.wake_writer_if_room(peer, was_writable);
+            } else if freed_chunk {
+                // unix_stream_read_generic frees each skb read whole; sock_wfree then wakes the
+                // writer (unix_write_space) whenever it is writable.
+                self.wake_writer_if_room(peer, false);
             }
             return (Ok(n), c.or(choice));
         }
@@ -618,12 +647,27 @@ impl Sim {
             return if eof { Ok(0) } else { Err(Errno::EAGAIN) };
         };
         s.msgs_bytes -= msg.data.len();
+        let peer = s.peer;
         let n = msg.data.len().min(buf.len());
         buf[..n].copy_from_slice(&msg.data[..n]);
         if let Some(f) = from {
             *f = msg.from;
         }
+        // An AF_UNIX message is an skb charged to its sender: reading it wakes the sender.
+        if self.sock(id).family == Family::Unix {
+            self.wake_writer_if_room(peer, false);
+        }
         Ok(n)
+    }
+
+    /// Reading made room: wake the writer, but only when it could not write before (Linux's
+    /// SOCK_NOSPACE and pipe `was_full` rules), so an edge-triggered writer hears of the change
+    /// and not of every read.
+    fn wake_writer_if_room(&mut self, writer: Option<Id>, was_writable: bool) {
+        let live = |w: &Id| self.socks.get(*w).is_some() && self.stream_writable(*w);
+        if let Some(w) = writer.filter(|w| !was_writable && live(w)) {
+            self.wake_sock(w, Events::OUT);
+        }
     }
 
     fn pipe_read(&mut self, p: Id, buf: &mut [u8]) -> Chosen<usize> {
@@ -644,8 +688,12 @@ impl Sim {
         let avail = pipe.buf.len().min(buf.len());
         let (n, c) = self.decide.recv_len(avail);
         let pipe = self.pipes.get_mut(p).expect("live pipe");
+        let was_full = pipe.buf.len() >= PIPE_CAPACITY_BYTES;
         for (dst, src) in buf.iter_mut().zip(pipe.buf.drain(..n)) {
             *dst = src;
+        }
+        if was_full {
+            self.wake(Object::PipeWrite(p), Events::OUT);
         }
         (Ok(n), c)
     }
@@ -660,6 +708,7 @@ impl Sim {
         match obj {
             Object::PipeWrite(p) => self.pipe_write(p, buf),
             Object::PipeRead(_) => (Err(Errno::EBADF), None),
+            Object::Epoll(_) => (Err(Errno::EINVAL), None),
             Object::Sock(id) => {
                 let s = self.sock(id);
                 match (s.ty, s.family) {
@@ -713,6 +762,7 @@ impl Sim {
         s.shut_rd = true;
         s.shut_wr = true;
         s.peer = None;
+        self.wake_sock(id, Events::NONE);
     }
 
     /// Room left in the stream from `id` to its peer: the peer's receive buffer plus our own
@@ -780,7 +830,12 @@ impl Sim {
             self.tcp_reset(id);
             return (Ok(n), c.or(choice));
         }
-        self.sock_mut(peer).rx.extend(&buf[..n]);
+        let p = self.sock_mut(peer);
+        p.rx.extend(&buf[..n]);
+        if !tcp {
+            p.rx_chunks.push_back(n);
+        }
+        self.wake_sock(peer, Events::IN);
         (Ok(n), c.or(choice))
     }
 
@@ -826,6 +881,7 @@ impl Sim {
             from,
             data: buf.to_vec(),
         });
+        self.wake_sock(to, Events::IN);
         Ok(())
     }
 
@@ -933,7 +989,10 @@ impl Sim {
         match target {
             Some(t) => self.enqueue_message(t, Some(SockAddr::Inet(src)), buf, false)?,
             // An ICMP port-unreachable comes back; only a connected socket hears of it.
-            None if to.is_none() => self.sock_mut(id).error = Some(Errno::ECONNREFUSED),
+            None if to.is_none() => {
+                self.sock_mut(id).error = Some(Errno::ECONNREFUSED);
+                self.wake_sock(id, Events::ERR);
+            }
             None => {}
         }
         Ok(buf.len())
@@ -962,6 +1021,7 @@ impl Sim {
             .expect("live pipe")
             .buf
             .extend(&buf[..n]);
+        self.wake(Object::PipeRead(p), Events::IN);
         (Ok(n), c)
     }
 
@@ -986,24 +1046,31 @@ impl Sim {
                 self.set_shutdown(id, rd, wr);
                 Err(Errno::ENOTCONN)
             }
+            // inet_shutdown: a listener shut for reading, or a pending connect, is disconnected
+            // (tcp_disconnect), which leaves no shutdown flags behind.
             State::Listen { .. } if rd => {
                 self.stop_listening(id);
-                self.set_shutdown(id, rd, wr);
+                self.wake_sock(id, Events::NONE);
                 Ok(())
             }
             State::Listen { .. } => Ok(()),
             State::SynSent { .. } => {
                 let sm = self.sock_mut(id);
                 sm.state = State::Closed;
+                sm.so_state = SoState::Unconnected;
                 sm.remote = None;
-                self.set_shutdown(id, rd, wr);
+                self.wake_sock(id, Events::NONE);
                 Ok(())
             }
+            // tcp_shutdown sends the FIN (the peer wakes on it) before inet_shutdown wakes us.
             State::Established => {
-                self.set_shutdown(id, rd, wr);
+                let s = self.sock_mut(id);
+                s.shut_rd |= rd;
+                s.shut_wr |= wr;
                 if wr && !s.fin_sent && s.ty == SockType::Stream {
                     self.send_fin(id);
                 }
+                self.wake_sock(id, Events::NONE);
                 Ok(())
             }
         }
@@ -1013,6 +1080,7 @@ impl Sim {
         let s = self.sock_mut(id);
         s.shut_rd |= rd;
         s.shut_wr |= wr;
+        self.wake_sock(id, Events::NONE);
     }
 
     /// Our FIN reaches the peer: it reads end of stream after the queued data. Once FINs went
@@ -1027,6 +1095,7 @@ impl Sim {
         self.close_if_fins_exchanged(id);
         if let Some(p) = peer.filter(|p| self.socks.get(*p).is_some()) {
             self.close_if_fins_exchanged(p);
+            self.wake_sock(p, Events::NONE);
         }
     }
 
@@ -1063,8 +1132,12 @@ impl Sim {
             return Ok(());
         }
         let object = file.object;
+        // The last descriptor of an open file is gone: it leaves every interest list (closing
+        // one of several dup'd descriptors, above, does not).
+        self.forget_watches(object);
         self.files.remove(file_id);
         match object {
+            Object::Epoll(_) => {}
             Object::Sock(id) => self.release_sock(id, false),
             Object::PipeRead(p) | Object::PipeWrite(p) => {
                 let pipe = self.pipes.get_mut(p).expect("live pipe");
@@ -1075,6 +1148,12 @@ impl Sim {
                 }
                 if pipe.readers == 0 && pipe.writers == 0 {
                     self.pipes.remove(p);
+                } else {
+                    let other = match object {
+                        Object::PipeRead(_) => Object::PipeWrite(p),
+                        _ => Object::PipeRead(p),
+                    };
+                    self.wake(other, Events::NONE);
                 }
             }
         }
@@ -1110,6 +1189,7 @@ impl Sim {
             if !s.msgs.is_empty() || !s.rx.is_empty() {
                 ps.error = Some(Errno::ECONNRESET);
             }
+            self.wake_sock(p, Events::NONE);
         }
         match &s.local {
             Some(SockAddr::Unix(path)) if self.paths.get(path) == Some(&Some(id)) => {
@@ -1201,4 +1281,23 @@ impl Sim {
             },
         })
     }
+}
+
+/// Consumes `n` bytes from a queue of write sizes; returns whether a write was consumed whole.
+fn consume_chunks(chunks: &mut std::collections::VecDeque<usize>, mut n: usize) -> bool {
+    let mut freed = false;
+    while n > 0 {
+        let Some(front) = chunks.front_mut() else {
+            break;
+        };
+        if *front <= n {
+            n -= *front;
+            chunks.pop_front();
+            freed = true;
+        } else {
+            *front -= n;
+            n = 0;
+        }
+    }
+    freed
 }

@@ -19,6 +19,13 @@ impl Sim {
                     _ => datagram_readiness(s),
                 }
             }
+            Object::Epoll(ep) => {
+                if self.epoll_has_ready(ep) {
+                    Events::IN
+                } else {
+                    Events::NONE
+                }
+            }
             Object::PipeRead(p) => {
                 let pipe = self.pipes.get(p).expect("live pipe");
                 let mut e = Events::NONE;
@@ -101,7 +108,7 @@ impl Sim {
         e
     }
 
-    fn stream_writable(&self, id: Id) -> bool {
+    pub(super) fn stream_writable(&self, id: Id) -> bool {
         let s = self.sock(id);
         match s.peer.and_then(|p| self.socks.get(p)) {
             None => true,

@@ -115,6 +115,9 @@ pub struct Sock {
     pub peer: Option<Id>,
     /// Received stream bytes.
     pub rx: VecDeque<u8>,
+    /// AF_UNIX streams: the sizes of the writes `rx` holds (Linux queues one skb per write and
+    /// wakes the writer each time one is consumed whole).
+    pub rx_chunks: VecDeque<usize>,
     /// Received datagrams or records.
     pub msgs: VecDeque<Message>,
     /// Bytes held in `msgs`.
@@ -151,6 +154,7 @@ impl Sock {
             remote: None,
             peer: None,
             rx: VecDeque::new(),
+            rx_chunks: VecDeque::new(),
             msgs: VecDeque::new(),
             msgs_bytes: 0,
             shut_rd: false,
@@ -201,11 +205,12 @@ pub struct Pipe {
 }
 
 /// What an open file is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Object {
     Sock(Id),
     PipeRead(Id),
     PipeWrite(Id),
+    Epoll(Id),
 }
 
 /// An open file description: what it is and how many descriptors refer to it.
@@ -250,6 +255,27 @@ impl FdTable {
                 i32::try_from(self.entries.len() - 1).expect("descriptor numbers fit in i32")
             }
         };
+        self.entries[fd as usize] = Some(file);
+        self.open += 1;
+        fd
+    }
+
+    /// Installs a file at the lowest free descriptor ≥ `min` (fcntl's F_DUPFD).
+    pub fn install_at_least(&mut self, file: Id, min: i32) -> i32 {
+        let min = min.max(FIRST_FD);
+        if self.entries.len() < FIRST_FD as usize {
+            self.entries.resize(FIRST_FD as usize, None);
+        }
+        while self.entries.len() <= min as usize {
+            let fd = i32::try_from(self.entries.len()).expect("descriptor numbers fit in i32");
+            self.entries.push(None);
+            self.free_below_len.insert(fd);
+        }
+        let fd = *self.free_below_len.range(min..).next().unwrap_or(&{
+            self.entries.push(None);
+            i32::try_from(self.entries.len() - 1).expect("descriptor numbers fit in i32")
+        });
+        self.free_below_len.remove(&fd);
         self.entries[fd as usize] = Some(file);
         self.open += 1;
         fd

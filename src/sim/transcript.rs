@@ -11,7 +11,7 @@ use nix::errno::Errno;
 use super::decide::Choice;
 use crate::addr::{Family, SockAddr, SockType};
 use crate::error::errno_name;
-use crate::kernel::{Shutdown, SockOpt};
+use crate::kernel::{CtlOp, Events, Mode, Shutdown, SockOpt};
 
 /// Most records a transcript keeps; later calls are counted in [`Transcript::dropped`] instead.
 pub const TRANSCRIPT_MAX_RECORDS: usize = 1 << 20;
@@ -39,6 +39,10 @@ pub enum Call {
     Setsockopt,
     Getsockopt,
     Poll,
+    Select,
+    EpollCreate,
+    EpollCtl,
+    EpollWait,
     /// Not a call: a timer fired inside the simulator (a SYN retransmission, say).
     Timer,
 }
@@ -65,6 +69,10 @@ impl Call {
             Call::Setsockopt => "setsockopt",
             Call::Getsockopt => "getsockopt",
             Call::Poll => "poll",
+            Call::Select => "select",
+            Call::EpollCreate => "epoll_create",
+            Call::EpollCtl => "epoll_ctl",
+            Call::EpollWait => "epoll_wait",
             Call::Timer => "timer",
         }
     }
@@ -91,6 +99,8 @@ pub enum Arg {
     How(Shutdown),
     /// poll's timeout in milliseconds (`None`: for ever) and its descriptor count.
     Wait(Option<u64>, usize),
+    /// epoll_ctl's operation, descriptor, interest and mode.
+    Ctl(CtlOp, i32, Events, Mode),
 }
 
 impl Arg {
@@ -117,6 +127,16 @@ impl fmt::Display for Arg {
             Arg::How(h) => write!(f, "{h:?}"),
             Arg::Wait(None, n) => write!(f, "{n} fds, for ever"),
             Arg::Wait(Some(ms), n) => write!(f, "{n} fds, {ms} ms"),
+            Arg::Ctl(op, fd, ev, mode) => {
+                write!(f, "{op:?}, fd{fd}, {ev}")?;
+                if mode.edge {
+                    f.write_str(", et")?;
+                }
+                if mode.oneshot {
+                    f.write_str(", oneshot")?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -1,0 +1,293 @@
+//! epoll and select in the simulator, following fs/eventpoll.c and fs/select.c.
+//!
+//! An epoll instance keeps an interest list keyed by (open file, descriptor number) and a ready
+//! list. Objects *wake* their watchers when something happens to them (data arrives, space frees,
+//! a FIN, an RST, a connection to accept); a wake puts the item on the ready list. epoll_wait
+//! then polls each ready item: level-triggered items that are still ready go back on the list
+//! (so they are reported again), edge-triggered ones wait for the next wake, one-shot ones are
+//! disabled until EPOLL_CTL_MOD. Items not reached because of `max` stay at the front, which is
+//! what makes successive waits rotate through more ready descriptors than `max`.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use nix::errno::Errno;
+
+use super::Sim;
+use super::slab::Id;
+use super::state::Object;
+use crate::kernel::{CtlOp, Events, FD_SETSIZE, Fd, FdSets, Mode};
+
+/// Most items one epoll instance may watch (a bound on the interest list; Linux's limit is
+/// max_user_watches, a fraction of memory).
+pub const EPOLL_MAX_WATCHES: usize = 1 << 20;
+
+/// ERR and HUP are always watched (epoll_ctl(2)).
+const ALWAYS: Events = Events(Events::ERR.0 | Events::HUP.0);
+
+/// One registration.
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    interest: Events,
+    mode: Mode,
+    data: u64,
+    /// A one-shot item that fired: silent until EPOLL_CTL_MOD re-arms it.
+    disabled: bool,
+}
+
+/// The key of a registration: the open file and the descriptor it was added with.
+type Key = (Id, i32);
+
+/// One watcher of an object: the epoll instance and the key of its item.
+pub type Watch = (Id, Key);
+
+/// An epoll instance.
+#[derive(Debug, Clone, Default)]
+pub struct EpollInstance {
+    items: BTreeMap<Key, Item>,
+    ready: VecDeque<Key>,
+    queued: BTreeSet<Key>,
+}
+
+impl EpollInstance {
+    fn enqueue(&mut self, key: Key) {
+        if self.queued.insert(key) {
+            self.ready.push_back(key);
+        }
+    }
+}
+
+impl Sim {
+    /// Something happened to `object`: queue every epoll item watching it whose interest (plus
+    /// ERR and HUP) meets `mask`. `Events::NONE` is a wake without a key: it meets everything.
+    pub(super) fn wake(&mut self, object: Object, mask: Events) {
+        let Some(watchers) = self.watchers.get(&object) else {
+            return;
+        };
+        // add_wait_queue puts each new watcher at the head of the file's wait queue, so the
+        // most recent registration hears a wake first.
+        for &(ep, key) in watchers.iter().rev() {
+            let Some(inst) = self.epolls.get_mut(ep) else {
+                continue;
+            };
+            let Some(item) = inst.items.get(&key) else {
+                continue;
+            };
+            if item.disabled || !(mask.is_empty() || mask.intersects(item.interest | ALWAYS)) {
+                continue;
+            }
+            inst.enqueue(key);
+        }
+    }
+
+    /// Whether an epoll instance has an event to report (its own descriptor is then readable).
+    pub(super) fn epoll_has_ready(&self, ep: Id) -> bool {
+        let Some(inst) = self.epolls.get(ep) else {
+            return false;
+        };
+        inst.ready.iter().any(|key| {
+            let Some(item) = inst.items.get(key) else {
+                return false;
+            };
+            let object = self.files.get(key.0).map(|f| f.object);
+            !item.disabled
+                && object.is_some_and(|o| {
+                    !matches!(o, Object::Epoll(_))
+                        && self.readiness(o).intersects(item.interest | ALWAYS)
+                })
+        })
+    }
+
+    /// The object behind a socket id, for waking.
+    pub(super) fn wake_sock(&mut self, id: Id, mask: Events) {
+        self.wake(Object::Sock(id), mask);
+    }
+
+    pub(super) fn sim_epoll_create(&mut self) -> Result<Fd, Errno> {
+        self.check_fds_available(1)?;
+        let id = self.epolls.insert(EpollInstance::default());
+        self.open_fd(Object::Epoll(id))
+    }
+
+    pub(super) fn sim_epoll_ctl(
+        &mut self,
+        epfd: Fd,
+        op: CtlOp,
+        fd: Fd,
+        interest: Events,
+        mode: Mode,
+        data: u64,
+    ) -> Result<(), Errno> {
+        let ep_obj = self.file(epfd)?;
+        let file = self.fds.get(fd.0).ok_or(Errno::EBADF)?;
+        let Object::Epoll(ep) = ep_obj else {
+            return Err(Errno::EINVAL);
+        };
+        let object = self.files.get(file).expect("live file").object;
+        if object == ep_obj {
+            return Err(Errno::EINVAL);
+        }
+        let key = (file, fd.0);
+        let inst = self.epolls.get_mut(ep).expect("live epoll");
+        match op {
+            CtlOp::Add => {
+                if inst.items.contains_key(&key) {
+                    return Err(Errno::EEXIST);
+                }
+                if inst.items.len() >= EPOLL_MAX_WATCHES {
+                    return Err(Errno::ENOSPC);
+                }
+                inst.items.insert(
+                    key,
+                    Item {
+                        interest,
+                        mode,
+                        data,
+                        disabled: false,
+                    },
+                );
+                self.watchers.entry(object).or_default().push((ep, key));
+            }
+            CtlOp::Modify => {
+                let item = inst.items.get_mut(&key).ok_or(Errno::ENOENT)?;
+                *item = Item {
+                    interest,
+                    mode,
+                    data,
+                    disabled: false,
+                };
+            }
+            CtlOp::Delete => {
+                inst.items.remove(&key).ok_or(Errno::ENOENT)?;
+                if inst.queued.remove(&key) {
+                    inst.ready.retain(|k| *k != key);
+                }
+                if let Some(w) = self.watchers.get_mut(&object) {
+                    w.retain(|(e, k)| !(*e == ep && *k == key));
+                }
+                return Ok(());
+            }
+        }
+        // ep_insert and ep_modify poll the file at once: data present before ADD is reported,
+        // and MOD re-reports a descriptor that is still ready.
+        if !self.readiness(object).and(interest | ALWAYS).is_empty() {
+            self.epolls.get_mut(ep).expect("live epoll").enqueue(key);
+        }
+        Ok(())
+    }
+
+    /// Takes up to `max` events off the ready list (ep_send_events).
+    fn epoll_collect(&mut self, ep: Id, out: &mut Vec<(u64, Events)>, max: usize) -> usize {
+        let mut inst = std::mem::take(self.epolls.get_mut(ep).expect("live epoll"));
+        let mut reported = 0;
+        let mut again = Vec::new();
+        let pending = inst.ready.len();
+        for _ in 0..pending {
+            if reported == max {
+                break;
+            }
+            let Some(key) = inst.ready.pop_front() else {
+                break;
+            };
+            inst.queued.remove(&key);
+            let Some(item) = inst.items.get_mut(&key) else {
+                continue;
+            };
+            if item.disabled {
+                continue;
+            }
+            let object = self
+                .files
+                .get(key.0)
+                .expect("watched files are live")
+                .object;
+            let revents = self.readiness(object).and(item.interest | ALWAYS);
+            if revents.is_empty() {
+                continue;
+            }
+            out.push((item.data, revents));
+            reported += 1;
+            if item.mode.oneshot {
+                item.disabled = true;
+            } else if !item.mode.edge {
+                again.push(key);
+            }
+        }
+        for key in again {
+            inst.enqueue(key);
+        }
+        *self.epolls.get_mut(ep).expect("live epoll") = inst;
+        reported
+    }
+
+    pub(super) fn sim_epoll_wait(
+        &mut self,
+        epfd: Fd,
+        out: &mut Vec<(u64, Events)>,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<usize, Errno> {
+        let Object::Epoll(ep) = self.file(epfd)? else {
+            return Err(Errno::EINVAL);
+        };
+        if max == 0 {
+            return Err(Errno::EINVAL);
+        }
+        self.block_until(timeout, |sim| Ok(sim.epoll_collect(ep, out, max)))
+    }
+
+    pub(super) fn sim_select(
+        &mut self,
+        sets: &mut FdSets,
+        timeout: Option<Duration>,
+    ) -> Result<usize, Errno> {
+        let all = sets.read.iter().chain(&sets.write).chain(&sets.except);
+        if all.clone().any(|fd| fd.0 < 0 || fd.0 >= FD_SETSIZE) {
+            return Err(Errno::EINVAL);
+        }
+        if all.clone().any(|fd| self.fds.get(fd.0).is_none()) {
+            return Err(Errno::EBADF);
+        }
+        let asked = sets.clone();
+        self.block_until(timeout, |sim| {
+            // fs/select.c: readable = IN|HUP|ERR, writable = OUT|ERR, exceptional = PRI.
+            let pick = |sim: &Sim, fds: &[Fd], want: Events| -> Vec<Fd> {
+                fds.iter()
+                    .copied()
+                    .filter(|fd| {
+                        sim.file(*fd)
+                            .is_ok_and(|o| sim.readiness(o).intersects(want))
+                    })
+                    .collect()
+            };
+            sets.read = pick(sim, &asked.read, Events::IN | Events::HUP | Events::ERR);
+            sets.write = pick(sim, &asked.write, Events::OUT | Events::ERR);
+            sets.except = pick(sim, &asked.except, Events::PRI);
+            Ok(sets.read.len() + sets.write.len() + sets.except.len())
+        })
+    }
+
+    /// The object is gone (its last descriptor closed): forget every registration of it, and
+    /// if it is an epoll instance, every registration it held.
+    pub(super) fn forget_watches(&mut self, object: Object) {
+        for (ep, key) in self.watchers.remove(&object).unwrap_or_default() {
+            if let Some(inst) = self.epolls.get_mut(ep) {
+                inst.items.remove(&key);
+                if inst.queued.remove(&key) {
+                    inst.ready.retain(|k| *k != key);
+                }
+            }
+        }
+        if let Object::Epoll(ep) = object {
+            let inst = self.epolls.remove(ep).expect("live epoll");
+            for (file, _) in inst.items.keys() {
+                let Some(watched) = self.files.get(*file).map(|f| f.object) else {
+                    continue;
+                };
+                if let Some(w) = self.watchers.get_mut(&watched) {
+                    w.retain(|(e, _)| *e != ep);
+                }
+            }
+        }
+    }
+}
