@@ -2,8 +2,10 @@
 pub mod addr;
 pub mod error;
 pub mod kernel;
+pub mod pairs;
 pub mod programs;
 pub mod readiness;
 pub mod real;
+pub mod scenario;
 pub mod sim;
 pub mod socket;

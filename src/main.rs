@@ -41,6 +41,18 @@ enum Command {
         #[command(subcommand)]
         role: Role,
     },
+    /// Run scenario scripts (format v1) on the kernel, the simulator, or both.
+    Scenario {
+        /// Script files.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        /// real, sim or both (both also requires the two to agree line by line).
+        #[arg(long, default_value = "both", value_parser = ["real", "sim", "both"])]
+        transport: String,
+        /// Backend for scripts without a `backend` header.
+        #[arg(long, default_value = "epoll", value_parser = ["select", "poll", "epoll"])]
+        backend: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -67,6 +79,13 @@ fn main() -> ExitCode {
         Command::Demo { seed } => demo::run(seed, &mut out).map(|()| true),
         Command::Goodbye { role } => run_role(role, &mut out, Proto::Tcp),
         Command::Udp { role } => run_role(role, &mut out, Proto::Udp),
+        Command::Scenario {
+            files,
+            transport,
+            backend,
+        } => {
+            return scenarios(&files, &transport, &backend, &mut out);
+        }
     };
     let _ = out.flush();
     match result {
@@ -76,6 +95,47 @@ fn main() -> ExitCode {
             eprintln!("selectlab: {}: {e}", e.class());
             ExitCode::from(1)
         }
+    }
+}
+
+/// Parses every script first (a malformed one is exit status 2 before anything runs), then runs
+/// them all; exit status 1 if any failed.
+fn scenarios(
+    files: &[std::path::PathBuf],
+    transport: &str,
+    backend: &str,
+    out: &mut dyn Write,
+) -> ExitCode {
+    use selectlab::scenario::{check, parse};
+    let mut scripts = Vec::with_capacity(files.len());
+    for path in files {
+        let name = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("{name}: error: cannot read: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        match parse::parse(&name, &text) {
+            Ok(s) => scripts.push(s),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let transport = check::Transport::parse(transport).expect("clap checked the value");
+    let backend = selectlab::readiness::Backend::parse(backend).expect("clap checked the value");
+    let failed = scripts
+        .iter()
+        .filter(|s| !check::check(s, transport, backend, out))
+        .count();
+    let _ = writeln!(out, "{} scenario(s), {failed} failed", scripts.len());
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

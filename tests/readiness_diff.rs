@@ -93,8 +93,11 @@ fn setup(k: &mut dyn Kernel) -> Endpoints {
     let l = k
         .socket(selectlab::addr::Family::Inet, SockType::Stream)
         .expect("socket");
-    k.bind(l, &util::loopback(selectlab::addr::Family::Inet))
-        .expect("bind");
+    k.bind(
+        l,
+        &selectlab::pairs::loopback(selectlab::addr::Family::Inet),
+    )
+    .expect("bind");
     k.listen(l, 4).expect("listen");
     Endpoints {
         fds: [a, b, r, w, c, s, l].into_iter().map(Some).collect(),
