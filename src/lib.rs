@@ -4,6 +4,7 @@ pub mod error;
 pub mod kernel;
 pub mod pairs;
 pub mod programs;
+pub mod reactor;
 pub mod readiness;
 pub mod real;
 pub mod scenario;

@@ -27,6 +27,9 @@ struct Cli {
 enum Command {
     /// Print a simulated session as a transcript (deterministic for a given seed).
     Demo {
+        /// Which demo: `goodbye` (the default) or `lt-vs-et`.
+        #[arg(default_value = "goodbye", value_parser = ["goodbye", "lt-vs-et"])]
+        which: String,
         /// 0 is faithful Linux; other seeds add the lawful adversary's short reads and writes.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -76,7 +79,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut out = std::io::stdout().lock();
     let result = match cli.command {
-        Command::Demo { seed } => demo::run(seed, &mut out).map(|()| true),
+        Command::Demo { which, seed } => match which.as_str() {
+            "lt-vs-et" => selectlab::programs::lt_vs_et::demo(&mut out)
+                .map(|()| true)
+                .map_err(Into::into),
+            _ => demo::run(seed, &mut out).map(|()| true),
+        },
         Command::Goodbye { role } => run_role(role, &mut out, Proto::Tcp),
         Command::Udp { role } => run_role(role, &mut out, Proto::Udp),
         Command::Scenario {

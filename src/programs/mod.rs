@@ -3,8 +3,10 @@
 //!
 //! - [`goodbye`]: the TCP server that answers the first message and hangs up, and its client.
 //! - [`udp`]: the UDP echo pair.
+//! - [`lt_vs_et`]: level- vs edge-triggered notification, one writer and one reader.
 //! - [`demo`]: the README's main command, a simulated session printed as a transcript.
 
 pub mod demo;
 pub mod goodbye;
+pub mod lt_vs_et;
 pub mod udp;

@@ -226,6 +226,11 @@ impl Decider {
         self.happens(|a| a.spurious_per_mille)
     }
 
+    /// Which of `n` candidates (n ≥ 1) a choice falls on.
+    pub fn pick(&mut self, n: usize) -> usize {
+        self.count(n) - 1
+    }
+
     /// Whether this source can ever deviate from faithful Linux (false only for `faithful`).
     pub fn is_faithful(&self) -> bool {
         matches!(self.source, Source::Faithful)

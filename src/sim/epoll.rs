@@ -216,6 +216,23 @@ impl Sim {
         for key in again {
             inst.enqueue(key);
         }
+        if reported < max {
+            let quiet: Vec<u64> = inst
+                .items
+                .values()
+                .filter(|i| !i.disabled && i.interest.contains(Events::IN))
+                .filter(|i| {
+                    !out[out.len() - reported..]
+                        .iter()
+                        .any(|(d, _)| *d == i.data)
+                })
+                .map(|i| i.data)
+                .collect();
+            if let Some(pick) = self.spurious_pick(quiet.len()) {
+                out.push((quiet[pick], Events::IN));
+                reported += 1;
+            }
+        }
         *self.epolls.get_mut(ep).expect("live epoll") = inst;
         reported
     }
@@ -263,6 +280,15 @@ impl Sim {
             sets.read = pick(sim, &asked.read, Events::IN | Events::HUP | Events::ERR);
             sets.write = pick(sim, &asked.write, Events::OUT | Events::ERR);
             sets.except = pick(sim, &asked.except, Events::PRI);
+            let quiet: Vec<Fd> = asked
+                .read
+                .iter()
+                .copied()
+                .filter(|fd| !sets.read.contains(fd))
+                .collect();
+            if let Some(i) = sim.spurious_pick(quiet.len()) {
+                sets.read.push(quiet[i]);
+            }
             Ok(sets.read.len() + sets.write.len() + sets.except.len())
         })
     }

@@ -118,6 +118,9 @@ pub struct Sim {
     timers: BinaryHeap<Reverse<(Duration, u64, Timer)>>,
     timer_seq: u64,
     decide: Decider,
+    /// A choice made inside a call (a spurious readiness) waiting to be written to the
+    /// transcript with the call.
+    pending_choice: Option<Choice>,
     transcript: Transcript,
 }
 
@@ -145,6 +148,7 @@ impl Sim {
             timers: BinaryHeap::new(),
             timer_seq: 0,
             decide,
+            pending_choice: None,
             transcript,
         }
     }
@@ -174,6 +178,7 @@ impl Sim {
         result: Result<i64, Errno>,
         choice: Option<Choice>,
     ) {
+        let choice = choice.or(self.pending_choice.take());
         self.transcript.push(Record {
             at: self.now,
             call,
@@ -326,7 +331,28 @@ impl Sim {
                 ready += 1;
             }
         }
+        let quiet = |p: &PollFd| p.revents.is_empty() && p.events.contains(Events::IN);
+        if let Some(i) = self.spurious_pick(fds.iter().filter(|p| quiet(p)).count()) {
+            let p = fds
+                .iter_mut()
+                .filter(|p| quiet(p))
+                .nth(i)
+                .expect("picked among them");
+            p.revents = Events::IN;
+            ready += 1;
+        }
         ready
+    }
+
+    /// The lawful adversary's spurious wakeup (select(2), BUGS: readiness may be reported and the
+    /// read then block): among `candidates` quiet descriptors watched for input, which one (if
+    /// any) is reported readable anyway.
+    fn spurious_pick(&mut self, candidates: usize) -> Option<usize> {
+        if candidates == 0 || !self.decide.spurious() {
+            return None;
+        }
+        self.pending_choice = Some(Choice::Spurious);
+        Some(self.decide.pick(candidates))
     }
 }
 

@@ -99,6 +99,8 @@ pub enum Arg {
     How(Shutdown),
     /// poll's timeout in milliseconds (`None`: for ever) and its descriptor count.
     Wait(Option<u64>, usize),
+    /// epoll_wait's timeout in milliseconds (`None`: for ever) and its `maxevents`.
+    EpollWait(Option<u64>, usize),
     /// epoll_ctl's operation, descriptor, interest and mode.
     Ctl(CtlOp, i32, Events, Mode),
 }
@@ -127,6 +129,8 @@ impl fmt::Display for Arg {
             Arg::How(h) => write!(f, "{h:?}"),
             Arg::Wait(None, n) => write!(f, "{n} fds, for ever"),
             Arg::Wait(Some(ms), n) => write!(f, "{n} fds, {ms} ms"),
+            Arg::EpollWait(None, max) => write!(f, "max {max}, for ever"),
+            Arg::EpollWait(Some(ms), max) => write!(f, "max {max}, {ms} ms"),
             Arg::Ctl(op, fd, ev, mode) => {
                 write!(f, "{op:?}, fd{fd}, {ev}")?;
                 if mode.edge {
