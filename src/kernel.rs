@@ -176,6 +176,9 @@ impl PollFd {
     }
 }
 
+/// Most buffers one vectored send may gather (Linux's IOV_MAX).
+pub const IOV_MAX: usize = 1024;
+
 /// Select's limit: descriptors at or above it do not fit in an `fd_set` (Linux's FD_SETSIZE).
 pub const FD_SETSIZE: i32 = 1024;
 
@@ -255,6 +258,9 @@ pub trait Kernel {
     fn recv(&mut self, fd: Fd, buf: &mut [u8]) -> Result<usize, Errno>;
     /// send(2) with MSG_NOSIGNAL, or write(2) on a pipe; may accept fewer bytes than given.
     fn send(&mut self, fd: Fd, buf: &[u8]) -> Result<usize, Errno>;
+    /// sendmsg(2) with several buffers (at most [`IOV_MAX`]) and MSG_NOSIGNAL, or writev(2) on
+    /// a pipe: the buffers go out as one byte sequence, in one call; may accept fewer bytes.
+    fn send_vectored(&mut self, fd: Fd, bufs: &[&[u8]]) -> Result<usize, Errno>;
     /// recvfrom(2): the byte count and the sender's address (if the socket type has one).
     fn recvfrom(&mut self, fd: Fd, buf: &mut [u8]) -> Result<(usize, Option<SockAddr>), Errno>;
     /// sendto(2) with MSG_NOSIGNAL.

@@ -22,7 +22,7 @@ use rustix::event::{PollFlags, Timespec};
 use crate::addr::{Family, SockAddr, SockType};
 use crate::error::{Gai, HERROR_HOST_NOT_FOUND, SockError};
 use crate::kernel::{
-    CtlOp, Events, FD_SETSIZE, Fd, FdSets, Kernel, Mode, PollFd, Shutdown, SockOpt,
+    CtlOp, Events, FD_SETSIZE, Fd, FdSets, IOV_MAX, Kernel, Mode, PollFd, Shutdown, SockOpt,
 };
 
 /// The Linux kernel, reached through `nix`.
@@ -278,6 +278,19 @@ impl Kernel for RealKernel {
             // A pipe write to a closed reader raises SIGPIPE; Rust's runtime ignores that signal
             // before `main` (binaries and test harnesses alike), so the write returns EPIPE.
             nix::unistd::write(self.owned(fd)?, buf)
+        }
+    }
+
+    fn send_vectored(&mut self, fd: Fd, bufs: &[&[u8]]) -> Result<usize, Errno> {
+        if bufs.len() > IOV_MAX {
+            return Err(Errno::EINVAL);
+        }
+        let iov: Vec<std::io::IoSlice<'_>> =
+            bufs.iter().map(|b| std::io::IoSlice::new(b)).collect();
+        if self.is_socket(fd)? {
+            ns::sendmsg::<()>(self.raw(fd)?, &iov, &[], MsgFlags::MSG_NOSIGNAL, None)
+        } else {
+            nix::sys::uio::writev(self.owned(fd)?, &iov)
         }
     }
 

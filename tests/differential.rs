@@ -19,6 +19,8 @@ const MAX_OPS: usize = 24;
 #[derive(Debug, Clone, Copy)]
 enum Op {
     Send(bool, usize),
+    /// A vectored send of two buffers.
+    SendV(bool, usize, usize),
     Recv(bool, usize),
     Shut(bool, Shutdown),
     Close(bool),
@@ -36,6 +38,7 @@ fn op() -> impl Strategy<Value = Op> {
     ];
     prop_oneof![
         4 => (side, 0..MAX_IO_BYTES).prop_map(|(s, n)| Op::Send(s, n)),
+        2 => (side, 0..MAX_IO_BYTES / 2, 0..MAX_IO_BYTES / 2).prop_map(|(s, n, m)| Op::SendV(s, n, m)),
         4 => (side, 0..MAX_IO_BYTES).prop_map(|(s, n)| Op::Recv(s, n)),
         1 => (side, how).prop_map(|(s, h)| Op::Shut(s, h)),
         1 => side.prop_map(Op::Close),
@@ -72,6 +75,19 @@ fn run(k: &mut dyn Kernel, kind: PairKind, ops: &[Op]) -> Vec<String> {
                         format!("send {m}")
                     }
                     Err(e) => format!("send {}", errno_name(e)),
+                }
+            }
+            Op::SendV(s, n, m) => {
+                let start = sent[usize::from(s)];
+                let data: Vec<u8> = (start..start + n + m).map(|i| pattern(s, i)).collect();
+                match k.send_vectored(fd(s), &[&data[..n], &data[n..]]) {
+                    Ok(got) => {
+                        if kind.is_stream() {
+                            sent[usize::from(s)] += got;
+                        }
+                        format!("sendv {got}")
+                    }
+                    Err(e) => format!("sendv {}", errno_name(e)),
                 }
             }
             Op::Recv(s, n) => {
@@ -127,7 +143,7 @@ fn run(k: &mut dyn Kernel, kind: PairKind, ops: &[Op]) -> Vec<String> {
 
 fn op_side(op: &Op) -> bool {
     match *op {
-        Op::Send(s, _) | Op::Recv(s, _) | Op::Shut(s, _) => s,
+        Op::Send(s, _) | Op::SendV(s, _, _) | Op::Recv(s, _) | Op::Shut(s, _) => s,
         Op::Close(s) | Op::Poll(s) | Op::SoError(s) | Op::PeerName(s) => s,
     }
 }

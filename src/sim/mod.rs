@@ -487,6 +487,19 @@ impl Kernel for Sim {
         r
     }
 
+    fn send_vectored(&mut self, fd: Fd, bufs: &[&[u8]]) -> Result<usize, Errno> {
+        let (r, choice) = self.sim_send_vectored(fd, bufs);
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        self.record(
+            Call::Send,
+            fd.0,
+            num(total),
+            count(&r, |n| len_arg(*n)),
+            choice,
+        );
+        r
+    }
+
     fn recvfrom(&mut self, fd: Fd, buf: &mut [u8]) -> Result<(usize, Option<SockAddr>), Errno> {
         let mut from = None;
         let (r, choice) = self.sim_recv(fd, buf, Some(&mut from));

@@ -723,7 +723,7 @@ impl Sim {
                             None,
                         )
                     }
-                    (SockType::Stream, _) => self.stream_send(id, buf),
+                    (SockType::Stream, _) => self.stream_send(id, &[buf]),
                     (SockType::SeqPacket, _) => (self.seqpacket_send(id, buf), None),
                     (_, Family::Unix) => (self.unix_dgram_send(id, buf, to), None),
                     _ => (self.udp_send(id, buf, to), None),
@@ -776,7 +776,10 @@ impl Sim {
         cap.saturating_sub(peer.queued_bytes())
     }
 
-    fn stream_send(&mut self, id: Id, buf: &[u8]) -> Chosen<usize> {
+    /// A stream write of the concatenation of `bufs` (one buffer for send, several for
+    /// send_vectored: the kernel takes them as one byte sequence).
+    fn stream_send(&mut self, id: Id, bufs: &[&[u8]]) -> Chosen<usize> {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
         let tcp = self.sock(id).is_tcp();
         let choice = (tcp && self.adversary_resets(id)).then_some(Choice::Reset);
         let s = self.sock_mut(id);
@@ -803,7 +806,7 @@ impl Sim {
         let peer = s
             .peer
             .filter(|p| self.socks.get(*p).is_some_and(|ps| tcp || !ps.shut_rd));
-        if buf.is_empty() {
+        if total == 0 {
             return (Ok(0), choice);
         }
         let Some(peer) = peer else {
@@ -811,9 +814,7 @@ impl Sim {
                 return (Err(Errno::EPIPE), choice);
             }
             // The peer is gone: its kernel answers our data with an RST.
-            let n = buf
-                .len()
-                .min(self.sock(id).opts.sndbuf_bytes.max(1) as usize);
+            let n = total.min(self.sock(id).opts.sndbuf_bytes.max(1) as usize);
             self.tcp_reset(id);
             return (Ok(n), choice);
         };
@@ -821,7 +822,7 @@ impl Sim {
         if room == 0 {
             return (Err(Errno::EAGAIN), choice);
         }
-        let (n, c) = self.decide.send_len(buf.len().min(room));
+        let (n, c) = self.decide.send_len(total.min(room));
         let p = self.sock(peer);
         if tcp && p.shut_rd && p.fin_sent {
             // tcp_rcv_state_process: data for a socket shut in both directions (FIN_WAIT with
@@ -831,12 +832,31 @@ impl Sim {
             return (Ok(n), c.or(choice));
         }
         let p = self.sock_mut(peer);
-        p.rx.extend(&buf[..n]);
+        let mut left = n;
+        for b in bufs {
+            let take = left.min(b.len());
+            p.rx.extend(&b[..take]);
+            left -= take;
+        }
         if !tcp {
             p.rx_chunks.push_back(n);
         }
         self.wake_sock(peer, Events::IN);
         (Ok(n), c.or(choice))
+    }
+
+    pub(super) fn sim_send_vectored(&mut self, fd: Fd, bufs: &[&[u8]]) -> Chosen<usize> {
+        if bufs.len() > IOV_MAX {
+            return (Err(Errno::EINVAL), None);
+        }
+        match self.file(fd) {
+            Ok(Object::Sock(id)) if self.sock(id).ty == SockType::Stream => {
+                self.stream_send(id, bufs)
+            }
+            // Other files take the gathered bytes as one write (rare here; one copy is fine).
+            Ok(_) => self.sim_send(fd, &bufs.concat(), None),
+            Err(e) => (Err(e), None),
+        }
     }
 
     fn seqpacket_send(&mut self, id: Id, buf: &[u8]) -> Result<usize, Errno> {

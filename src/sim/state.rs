@@ -23,6 +23,7 @@ pub const SOCKBUF_MAX_BYTES: i32 = 425_984;
 /// Kernel bookkeeping charged per queued datagram, on top of its payload. Measured on the oracle:
 /// 278 one-byte datagrams fill a 212 992-byte receive buffer.
 pub const DGRAM_OVERHEAD_BYTES: usize = 767;
+pub use crate::kernel::IOV_MAX;
 /// Pipe capacity (Linux's default 16 pages of 4 KiB).
 pub const PIPE_CAPACITY_BYTES: usize = 65_536;
 /// Pipe writes up to this size are atomic (PIPE_BUF).
