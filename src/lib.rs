@@ -10,3 +10,4 @@ pub mod real;
 pub mod scenario;
 pub mod sim;
 pub mod socket;
+pub mod chat;

@@ -26,6 +26,11 @@ pub trait App {
     fn on_timer(&mut self, io: &mut Io<'_>, token: Token) {
         let _ = (io, token);
     }
+    /// Every event and timer of a turn was dispatched: the place to flush output once per
+    /// readiness round rather than once per event.
+    fn after_turn(&mut self, io: &mut Io<'_>) {
+        let _ = io;
+    }
 }
 
 /// Timers: deadline order, ties broken by the order they were set.
@@ -188,6 +193,7 @@ impl Reactor {
             app.on_timer(&mut self.io(kernel), token);
             turn.timers += 1;
         }
+        app.after_turn(&mut self.io(kernel));
         Ok(turn)
     }
 

@@ -1,0 +1,47 @@
+//! Wall-clock text for chat lines, `YYYY-mm-dd HH:MM:SS` (UTC), computed without a time zone
+//! database. In the simulator the clock is virtual time from [`SIM_EPOCH_UNIX_SECS`].
+
+use std::time::Duration;
+
+/// The simulator's wall-clock origin: 2026-01-01 00:00:00 UTC, as seconds since the Unix epoch.
+pub const SIM_EPOCH_UNIX_SECS: u64 = 1_767_225_600;
+
+/// `YYYY-mm-dd HH:MM:SS` for seconds since the Unix epoch (UTC, proleptic Gregorian).
+pub fn format_unix_secs(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days as i64);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// The simulator's wall clock at virtual time `now`.
+pub fn sim_wall_secs(now: Duration) -> u64 {
+    SIM_EPOCH_UNIX_SECS + now.as_secs()
+}
+
+/// Howard Hinnant's `civil_from_days`: (year, month, day) of a day count since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_dates() {
+        assert_eq!(format_unix_secs(0), "1970-01-01 00:00:00");
+        assert_eq!(format_unix_secs(SIM_EPOCH_UNIX_SECS), "2026-01-01 00:00:00");
+        assert_eq!(format_unix_secs(951_782_400 + 86_399), "2000-02-29 23:59:59");
+        assert_eq!(format_unix_secs(1_798_761_599), "2026-12-31 23:59:59");
+    }
+}

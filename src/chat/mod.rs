@@ -1,0 +1,11 @@
+//! The seed's select chat room, done right.
+//!
+//! - [`framing`]: bytes to lines, whatever the split; over-long lines refused whole.
+//! - [`outbound`]: a client's queue of shared, formatted lines, sent with vectored writes.
+//! - [`server`]: the room, sans-IO: joins, bytes, departures and time in; actions out.
+//! - [`clock`]: `YYYY-mm-dd HH:MM:SS` from the transport's clock.
+
+pub mod clock;
+pub mod framing;
+pub mod outbound;
+pub mod server;

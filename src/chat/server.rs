@@ -1,0 +1,294 @@
+//! The chat room's server, sans-IO: connections, bytes and time in; lines to send, logs and
+//! disconnections out. No syscalls; [`super::serve`] does the I/O.
+//!
+//! Fixed against the seed's `selectserver.py`: a failed read closes that client (the seed logged
+//! it and replayed the previous message to everyone); a failed or slow recipient is removed
+//! after the broadcast, not during it (the seed removed the wrong socket and changed the table
+//! while iterating it); output is queued per client and sent as the kernel accepts it (the
+//! seed's `sendall` on a non-blocking socket dropped slow clients mid-message); and lines are
+//! framed (the seed broadcast raw 1024-byte chunks, splitting and merging lines).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+
+use super::clock::format_unix_secs;
+use super::framing::LineReader;
+use super::outbound::Outbound;
+use crate::addr::SockAddr;
+
+/// A client's identity: the reactor token of its connection.
+pub type ClientId = usize;
+
+/// The server's limits, each with a defined behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest line (without `\n`): a longer one gets its sender an error line and a disconnect;
+    /// none of it is broadcast.
+    pub max_line_bytes: usize,
+    /// Most bytes queued for one client: a slow consumer past it is disconnected (logged); the
+    /// others are unaffected.
+    pub outbound_cap_bytes: usize,
+    /// Most clients at once: one more gets `server full` and is closed.
+    pub max_clients: usize,
+}
+
+/// Default longest line.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 4096;
+/// Default outbound cap per client (1 MiB).
+pub const DEFAULT_OUTBOUND_CAP_BYTES: usize = 1 << 20;
+/// Default most clients (below select's FD_SETSIZE with room for the listener and stdio).
+pub const DEFAULT_MAX_CLIENTS: usize = 1000;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            outbound_cap_bytes: DEFAULT_OUTBOUND_CAP_BYTES,
+            max_clients: DEFAULT_MAX_CLIENTS,
+        }
+    }
+}
+
+/// What the server sends a client that came one too many.
+pub const SERVER_FULL_LINE: &[u8] = b"server full\n";
+
+/// Why a client left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// It closed its end (end of stream).
+    Closed,
+    /// Its connection failed (reset, or another error).
+    Failed,
+    /// It sent a line over the limit.
+    LineTooLong,
+    /// It did not read fast enough: its queue passed the cap.
+    SlowConsumer,
+    /// The server is shutting down.
+    ServerStopping,
+}
+
+/// What the I/O layer must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A server log line.
+    Log(String),
+    /// Close this client's connection now, dropping whatever is queued for it.
+    Close(ClientId),
+    /// Close this client's connection once its queue is sent.
+    CloseAfterFlush(ClientId),
+}
+
+#[derive(Debug)]
+struct Client {
+    peer: SockAddr,
+    reader: LineReader,
+    out: Outbound,
+    /// Leaving: reads are ignored; it is closed after its queue is sent.
+    leaving: bool,
+}
+
+/// The chat room.
+#[derive(Debug)]
+pub struct ChatServer {
+    limits: Limits,
+    clients: BTreeMap<ClientId, Client>,
+    actions: VecDeque<Action>,
+    /// Clients whose queues grew since the I/O layer last looked (sorted, deduplicated).
+    dirty: Vec<ClientId>,
+    /// The largest queue any client ever had, in bytes (for the cap property).
+    peak_queue_bytes: usize,
+}
+
+impl ChatServer {
+    /// An empty room.
+    pub fn new(limits: Limits) -> ChatServer {
+        ChatServer {
+            limits,
+            clients: BTreeMap::new(),
+            actions: VecDeque::new(),
+            dirty: Vec::new(),
+            peak_queue_bytes: 0,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// How many clients are in the room.
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Whether the room is empty.
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+
+    /// The largest queue any client ever had.
+    pub fn peak_queue_bytes(&self) -> usize {
+        self.peak_queue_bytes
+    }
+
+    /// A connection arrived. `false`: the room is full; the caller sends [`SERVER_FULL_LINE`]
+    /// and closes it (a log line says so).
+    pub fn join(&mut self, id: ClientId, peer: SockAddr, now_unix_secs: u64) -> bool {
+        assert!(!self.clients.contains_key(&id), "client ids are never reused");
+        if self.clients.len() >= self.limits.max_clients {
+            self.log(format!("{peer} refused: server full ({} clients)", self.limits.max_clients));
+            return false;
+        }
+        self.log(format!("{peer} connect."));
+        let note = format!("{} {peer} entered room\n", format_unix_secs(now_unix_secs));
+        self.clients.insert(
+            id,
+            Client {
+                peer,
+                reader: LineReader::new(self.limits.max_line_bytes),
+                out: Outbound::default(),
+                leaving: false,
+            },
+        );
+        self.broadcast(id, note.into_bytes(), now_unix_secs);
+        true
+    }
+
+    /// Bytes arrived from a client.
+    pub fn received(&mut self, id: ClientId, data: &[u8], now_unix_secs: u64) {
+        let Some(client) = self.clients.get_mut(&id) else { return };
+        if client.leaving {
+            return;
+        }
+        let stamp = format_unix_secs(now_unix_secs);
+        let peer = client.peer.clone();
+        let mut lines = Vec::new();
+        let result = client.reader.push(data, |line| {
+            // An empty line says nothing: it is not broadcast.
+            if !line.is_empty() {
+                let mut text = Vec::with_capacity(stamp.len() + 40 + line.len());
+                text.extend_from_slice(format!("{stamp} {peer} say: ").as_bytes());
+                text.extend_from_slice(line);
+                text.push(b'\n');
+                lines.push(text);
+            }
+        });
+        for line in lines {
+            self.broadcast(id, line, now_unix_secs);
+        }
+        if let Err(e) = result {
+            let max = e.max_line_bytes;
+            self.log(format!("{peer} disconnected: line longer than {max} bytes"));
+            let client = self.clients.get_mut(&id).expect("still here");
+            client.leaving = true;
+            client.out.push(Rc::from(format!("error: line longer than {max} bytes; disconnecting\n").into_bytes()));
+            self.mark_dirty(id);
+            self.actions.push_back(Action::CloseAfterFlush(id));
+            self.announce_departure(id, now_unix_secs);
+        }
+    }
+
+    /// A client's connection ended (or the server ended it): it leaves the room.
+    pub fn left(&mut self, id: ClientId, why: Departure, now_unix_secs: u64) {
+        let Some(client) = self.clients.get(&id) else { return };
+        let (peer, leaving, pending) = (client.peer.clone(), client.leaving, client.reader.pending_bytes());
+        if pending > 0 {
+            self.log(format!("{peer}: dropped {pending} bytes of an unfinished line ({why:?})"));
+        }
+        self.clients.remove(&id);
+        self.dirty.retain(|d| *d != id);
+        if !leaving {
+            self.log(format!("Client:{peer} Close."));
+            let note = format!("{} {peer} left room\n", format_unix_secs(now_unix_secs));
+            self.broadcast(id, note.into_bytes(), now_unix_secs);
+        }
+    }
+
+    /// The kernel accepted `n` bytes of `id`'s queue.
+    pub fn sent(&mut self, id: ClientId, n: usize) {
+        if let Some(c) = self.clients.get_mut(&id) {
+            c.out.advance(n);
+        }
+    }
+
+    /// `id`'s queue, for the I/O layer to send from.
+    pub fn outbound(&self, id: ClientId) -> Option<&Outbound> {
+        self.clients.get(&id).map(|c| &c.out)
+    }
+
+    /// Whether `id` is leaving (its reads are ignored).
+    pub fn is_leaving(&self, id: ClientId) -> bool {
+        self.clients.get(&id).is_some_and(|c| c.leaving)
+    }
+
+    /// Clients with new output since the last call, in id order.
+    pub fn take_dirty(&mut self, into: &mut Vec<ClientId>) {
+        into.clear();
+        into.append(&mut self.dirty);
+    }
+
+    /// The next thing to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Everyone is asked to leave (the server is stopping): queues are dropped.
+    pub fn stop(&mut self, now_unix_secs: u64) {
+        let ids: Vec<ClientId> = self.clients.keys().copied().collect();
+        for id in ids {
+            self.actions.push_back(Action::Close(id));
+            self.left(id, Departure::ServerStopping, now_unix_secs);
+        }
+    }
+
+    fn log(&mut self, line: String) {
+        self.actions.push_back(Action::Log(line));
+    }
+
+    fn mark_dirty(&mut self, id: ClientId) {
+        if let Err(at) = self.dirty.binary_search(&id) {
+            self.dirty.insert(at, id);
+        }
+    }
+
+    /// A leaving client's "left room" goes out now (it is still in the table, draining).
+    fn announce_departure(&mut self, id: ClientId, now_unix_secs: u64) {
+        let peer = self.clients[&id].peer.clone();
+        self.log(format!("Client:{peer} Close."));
+        let note = format!("{} {peer} left room\n", format_unix_secs(now_unix_secs));
+        self.broadcast(id, note.into_bytes(), now_unix_secs);
+    }
+
+    /// Queues one shared copy of `line` for every client but `from` (and those leaving).
+    /// Recipients past the cap are disconnected after the loop, never during it.
+    fn broadcast(&mut self, from: ClientId, line: Vec<u8>, now_unix_secs: u64) {
+        let line: Rc<[u8]> = Rc::from(line);
+        let cap = self.limits.outbound_cap_bytes;
+        let mut slow = Vec::new();
+        let mut grew = Vec::new();
+        for (&id, c) in self.clients.iter_mut() {
+            if id == from || c.leaving {
+                continue;
+            }
+            if c.out.bytes() + line.len() > cap {
+                slow.push(id);
+                continue;
+            }
+            c.out.push(Rc::clone(&line));
+            self.peak_queue_bytes = self.peak_queue_bytes.max(c.out.bytes());
+            grew.push(id);
+        }
+        for id in grew {
+            self.mark_dirty(id);
+        }
+        for id in slow {
+            let peer = self.clients[&id].peer.clone();
+            self.log(format!("{peer} disconnected: slow consumer (more than {cap} bytes queued)"));
+            self.actions.push_back(Action::Close(id));
+            self.clients.get_mut(&id).expect("listed above").out.clear();
+            // Leaving is announced as usual (which may find further slow consumers: each
+            // recursion removes one client, so the depth is bounded by the room's size).
+            self.left(id, Departure::SlowConsumer, now_unix_secs);
+        }
+    }
+}
