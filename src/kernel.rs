@@ -312,4 +312,7 @@ pub trait Kernel {
     fn host_by_addr(&mut self, ip: IpAddr) -> Result<String, SockError>;
     /// Monotonic time since this kernel was created (virtual in the simulator).
     fn now(&self) -> Duration;
+    /// Wall-clock time since the Unix epoch (in the simulator: a fixed epoch plus virtual time,
+    /// so that timestamps in transcripts are deterministic).
+    fn unix_time(&self) -> Duration;
 }

@@ -1,5 +1,6 @@
 #![forbid(unsafe_code)]
 pub mod addr;
+pub mod chat;
 pub mod error;
 pub mod kernel;
 pub mod pairs;
@@ -10,4 +11,3 @@ pub mod real;
 pub mod scenario;
 pub mod sim;
 pub mod socket;
-pub mod chat;

@@ -39,6 +39,13 @@ impl Default for RealKernel {
 }
 
 impl RealKernel {
+    /// A descriptor for this process's standard input (a dup of fd 0, left in its blocking
+    /// mode: read it only when poll says it is readable, and a read never blocks).
+    pub fn stdin(&mut self) -> Result<Fd, Errno> {
+        let owned = nix::unistd::dup(std::io::stdin().as_fd())?;
+        Ok(self.adopt(owned))
+    }
+
     /// A kernel handle with no descriptors open yet.
     pub fn new() -> RealKernel {
         RealKernel {
@@ -534,6 +541,12 @@ impl Kernel for RealKernel {
 
     fn now(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    fn unix_time(&self) -> Duration {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
     }
 }
 

@@ -1,8 +1,6 @@
 //! Wall-clock text for chat lines, `YYYY-mm-dd HH:MM:SS` (UTC), computed without a time zone
 //! database. In the simulator the clock is virtual time from [`SIM_EPOCH_UNIX_SECS`].
 
-use std::time::Duration;
-
 /// The simulator's wall-clock origin: 2026-01-01 00:00:00 UTC, as seconds since the Unix epoch.
 pub const SIM_EPOCH_UNIX_SECS: u64 = 1_767_225_600;
 
@@ -11,12 +9,12 @@ pub fn format_unix_secs(secs: u64) -> String {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days as i64);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-/// The simulator's wall clock at virtual time `now`.
-pub fn sim_wall_secs(now: Duration) -> u64 {
-    SIM_EPOCH_UNIX_SECS + now.as_secs()
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Howard Hinnant's `civil_from_days`: (year, month, day) of a day count since 1970-01-01.
@@ -41,7 +39,10 @@ mod tests {
     fn known_dates() {
         assert_eq!(format_unix_secs(0), "1970-01-01 00:00:00");
         assert_eq!(format_unix_secs(SIM_EPOCH_UNIX_SECS), "2026-01-01 00:00:00");
-        assert_eq!(format_unix_secs(951_782_400 + 86_399), "2000-02-29 23:59:59");
+        assert_eq!(
+            format_unix_secs(951_782_400 + 86_399),
+            "2000-02-29 23:59:59"
+        );
         assert_eq!(format_unix_secs(1_798_761_599), "2026-12-31 23:59:59");
     }
 }

@@ -34,7 +34,11 @@ impl LineReader {
     /// Feeds a chunk; calls `on_line` with each complete line (without its `\n`), in order.
     /// Lines wholly inside `data` are passed without copying. On a too-long line, stops, drops
     /// the line's bytes, and returns the error (the caller disconnects the sender).
-    pub fn push(&mut self, mut data: &[u8], mut on_line: impl FnMut(&[u8])) -> Result<(), LineTooLong> {
+    pub fn push(
+        &mut self,
+        mut data: &[u8],
+        mut on_line: impl FnMut(&[u8]),
+    ) -> Result<(), LineTooLong> {
         let too_long = LineTooLong {
             max_line_bytes: self.max_line_bytes,
         };
@@ -84,7 +88,11 @@ mod tests {
         assert_eq!(whole, [&b"hello"[..], b"world", b"", b"third line\xff\x00"]);
         for cut in 0..stream.len() {
             let mut r = LineReader::new(64);
-            assert_eq!(lines(&mut r, &[&stream[..cut], &stream[cut..]]).unwrap(), whole, "cut at {cut}");
+            assert_eq!(
+                lines(&mut r, &[&stream[..cut], &stream[cut..]]).unwrap(),
+                whole,
+                "cut at {cut}"
+            );
             assert_eq!(r.pending_bytes(), b"unfinished".len());
         }
         let bytewise: Vec<&[u8]> = stream.chunks(1).collect();
@@ -96,8 +104,14 @@ mod tests {
         let mut r = LineReader::new(4);
         assert_eq!(lines(&mut r, &[b"1234\n"]).unwrap(), [b"1234"]);
         assert_eq!(lines(&mut r, &[b"12"]).unwrap(), Vec::<Vec<u8>>::new());
-        assert_eq!(lines(&mut r, &[b"345"]), Err(LineTooLong { max_line_bytes: 4 }));
+        assert_eq!(
+            lines(&mut r, &[b"345"]),
+            Err(LineTooLong { max_line_bytes: 4 })
+        );
         assert_eq!(r.pending_bytes(), 0, "nothing of it is kept");
-        assert_eq!(lines(&mut LineReader::new(4), &[b"ok\n12345\n"]), Err(LineTooLong { max_line_bytes: 4 }));
+        assert_eq!(
+            lines(&mut LineReader::new(4), &[b"ok\n12345\n"]),
+            Err(LineTooLong { max_line_bytes: 4 })
+        );
     }
 }

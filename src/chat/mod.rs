@@ -3,9 +3,13 @@
 //! - [`framing`]: bytes to lines, whatever the split; over-long lines refused whole.
 //! - [`outbound`]: a client's queue of shared, formatted lines, sent with vectored writes.
 //! - [`server`]: the room, sans-IO: joins, bytes, departures and time in; actions out.
+//! - [`serve`]: the room's I/O, as a reactor application on any kernel and backend.
+//! - [`session`]: scripted sessions in the simulator, with transcripts for people.
 //! - [`clock`]: `YYYY-mm-dd HH:MM:SS` from the transport's clock.
 
 pub mod clock;
 pub mod framing;
 pub mod outbound;
+pub mod serve;
 pub mod server;
+pub mod session;

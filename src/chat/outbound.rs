@@ -39,7 +39,11 @@ impl Outbound {
     pub fn slices(&self) -> Vec<&[u8]> {
         let mut out = Vec::with_capacity(self.lines.len().min(MAX_SLICES_PER_SEND));
         for (i, line) in self.lines.iter().take(MAX_SLICES_PER_SEND).enumerate() {
-            out.push(if i == 0 { &line[self.head_sent..] } else { &line[..] });
+            out.push(if i == 0 {
+                &line[self.head_sent..]
+            } else {
+                &line[..]
+            });
         }
         out
     }

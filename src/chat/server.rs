@@ -134,9 +134,15 @@ impl ChatServer {
     /// A connection arrived. `false`: the room is full; the caller sends [`SERVER_FULL_LINE`]
     /// and closes it (a log line says so).
     pub fn join(&mut self, id: ClientId, peer: SockAddr, now_unix_secs: u64) -> bool {
-        assert!(!self.clients.contains_key(&id), "client ids are never reused");
+        assert!(
+            !self.clients.contains_key(&id),
+            "client ids are never reused"
+        );
         if self.clients.len() >= self.limits.max_clients {
-            self.log(format!("{peer} refused: server full ({} clients)", self.limits.max_clients));
+            self.log(format!(
+                "{peer} refused: server full ({} clients)",
+                self.limits.max_clients
+            ));
             return false;
         }
         self.log(format!("{peer} connect."));
@@ -156,7 +162,9 @@ impl ChatServer {
 
     /// Bytes arrived from a client.
     pub fn received(&mut self, id: ClientId, data: &[u8], now_unix_secs: u64) {
-        let Some(client) = self.clients.get_mut(&id) else { return };
+        let Some(client) = self.clients.get_mut(&id) else {
+            return;
+        };
         if client.leaving {
             return;
         }
@@ -181,7 +189,9 @@ impl ChatServer {
             self.log(format!("{peer} disconnected: line longer than {max} bytes"));
             let client = self.clients.get_mut(&id).expect("still here");
             client.leaving = true;
-            client.out.push(Rc::from(format!("error: line longer than {max} bytes; disconnecting\n").into_bytes()));
+            client.out.push(Rc::from(
+                format!("error: line longer than {max} bytes; disconnecting\n").into_bytes(),
+            ));
             self.mark_dirty(id);
             self.actions.push_back(Action::CloseAfterFlush(id));
             self.announce_departure(id, now_unix_secs);
@@ -190,10 +200,18 @@ impl ChatServer {
 
     /// A client's connection ended (or the server ended it): it leaves the room.
     pub fn left(&mut self, id: ClientId, why: Departure, now_unix_secs: u64) {
-        let Some(client) = self.clients.get(&id) else { return };
-        let (peer, leaving, pending) = (client.peer.clone(), client.leaving, client.reader.pending_bytes());
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        let (peer, leaving, pending) = (
+            client.peer.clone(),
+            client.leaving,
+            client.reader.pending_bytes(),
+        );
         if pending > 0 {
-            self.log(format!("{peer}: dropped {pending} bytes of an unfinished line ({why:?})"));
+            self.log(format!(
+                "{peer}: dropped {pending} bytes of an unfinished line ({why:?})"
+            ));
         }
         self.clients.remove(&id);
         self.dirty.retain(|d| *d != id);
@@ -283,7 +301,9 @@ impl ChatServer {
         }
         for id in slow {
             let peer = self.clients[&id].peer.clone();
-            self.log(format!("{peer} disconnected: slow consumer (more than {cap} bytes queued)"));
+            self.log(format!(
+                "{peer} disconnected: slow consumer (more than {cap} bytes queued)"
+            ));
             self.actions.push_back(Action::Close(id));
             self.clients.get_mut(&id).expect("listed above").out.clear();
             // Leaving is announced as usual (which may find further slow consumers: each

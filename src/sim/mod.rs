@@ -644,7 +644,7 @@ impl Kernel for Sim {
         self.record(
             Call::EpollWait,
             epfd.0,
-            Arg::Wait(ms, max),
+            Arg::EpollWait(ms, max),
             count(&r, |n| len_arg(*n)),
             choice,
         );
@@ -705,5 +705,9 @@ impl Kernel for Sim {
 
     fn now(&self) -> Duration {
         self.now
+    }
+
+    fn unix_time(&self) -> Duration {
+        Duration::from_secs(crate::chat::clock::SIM_EPOCH_UNIX_SECS) + self.now
     }
 }
