@@ -27,8 +27,8 @@ struct Cli {
 enum Command {
     /// Print a simulated session as a transcript (deterministic for a given seed).
     Demo {
-        /// Which demo: `goodbye` (the default) or `lt-vs-et`.
-        #[arg(default_value = "goodbye", value_parser = ["goodbye", "lt-vs-et"])]
+        /// Which demo: `chat` (the default), `goodbye` or `lt-vs-et`.
+        #[arg(default_value = "chat", value_parser = ["chat", "goodbye", "lt-vs-et"])]
         which: String,
         /// 0 is faithful Linux; other seeds add the lawful adversary's short reads and writes.
         #[arg(long, default_value_t = 0)]
@@ -43,6 +43,11 @@ enum Command {
     Udp {
         #[command(subcommand)]
         role: Role,
+    },
+    /// The seed's select chat room: server and client (real sockets).
+    Chat {
+        #[command(subcommand)]
+        role: ChatRole,
     },
     /// Run scenario scripts (format v1) on the kernel, the simulator, or both.
     Scenario {
@@ -75,6 +80,36 @@ enum Role {
     },
 }
 
+#[derive(Subcommand)]
+enum ChatRole {
+    /// Serve the room on ADDR.
+    Serve {
+        #[arg(long, default_value = DEFAULT_ADDR)]
+        addr: String,
+        /// select, poll, epoll (level-triggered) or epoll-et (edge-triggered).
+        #[arg(long, default_value = "epoll", value_parser = ["select", "poll", "epoll", "epoll-et"])]
+        backend: String,
+        /// Stop once this many clients have come and gone; default: serve for ever.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Longest line, in bytes: a longer one gets its sender an error and a disconnect.
+        #[arg(long, default_value_t = selectlab::chat::server::DEFAULT_MAX_LINE_BYTES)]
+        max_line_bytes: usize,
+        /// Most bytes queued for one client before it is dropped as a slow consumer.
+        #[arg(long, default_value_t = selectlab::chat::server::DEFAULT_OUTBOUND_CAP_BYTES)]
+        outbound_cap_bytes: usize,
+        /// Most clients at once; one more gets `server full`.
+        #[arg(long, default_value_t = selectlab::chat::server::DEFAULT_MAX_CLIENTS)]
+        max_clients: usize,
+    },
+    /// Join the room at ADDR: standard input lines go out, what others say is printed;
+    /// `exit` leaves.
+    Client {
+        #[arg(long, default_value = DEFAULT_ADDR)]
+        addr: String,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut out = std::io::stdout().lock();
@@ -83,8 +118,10 @@ fn main() -> ExitCode {
             "lt-vs-et" => selectlab::programs::lt_vs_et::demo(&mut out)
                 .map(|()| true)
                 .map_err(Into::into),
-            _ => demo::run(seed, &mut out).map(|()| true),
+            "goodbye" => demo::run(seed, &mut out).map(|()| true),
+            _ => demo::chat(seed, &mut out).map(|()| true),
         },
+        Command::Chat { role } => chat(role, &mut out),
         Command::Goodbye { role } => run_role(role, &mut out, Proto::Tcp),
         Command::Udp { role } => run_role(role, &mut out, Proto::Udp),
         Command::Scenario {
@@ -104,6 +141,57 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn chat(role: ChatRole, out: &mut dyn Write) -> Result<bool, selectlab::error::SockError> {
+    use selectlab::chat::client::Ending;
+    use selectlab::programs::chat_cli;
+    let net: Net = share(RealKernel::new());
+    match role {
+        ChatRole::Serve {
+            addr,
+            backend,
+            count,
+            max_line_bytes,
+            outbound_cap_bytes,
+            max_clients,
+        } => {
+            let addr = selectlab::socket::resolve(
+                &net,
+                goodbye_family(&net, &addr)?,
+                &Target::parse(&addr)?,
+            )?;
+            let (backend, mode) =
+                chat_cli::parse_backend(&backend).expect("clap checked the value");
+            let limits = selectlab::chat::server::Limits {
+                max_line_bytes,
+                outbound_cap_bytes,
+                max_clients,
+            };
+            let options = chat_cli::ServeOptions {
+                backend,
+                mode,
+                limits,
+                stop_after: count,
+            };
+            chat_cli::serve(&mut RealKernel::new(), &addr, options, out).map(|()| true)
+        }
+        ChatRole::Client { addr } => {
+            let addr = selectlab::socket::resolve(
+                &net,
+                goodbye_family(&net, &addr)?,
+                &Target::parse(&addr)?,
+            )?;
+            Ok(chat_cli::client(&addr, out)? == Ending::ByeBye)
+        }
+    }
+}
+
+fn goodbye_family(
+    net: &Net,
+    addr: &str,
+) -> Result<selectlab::addr::Family, selectlab::error::SockError> {
+    goodbye::family_of(net, &Target::parse(addr)?)
 }
 
 /// Parses every script first (a malformed one is exit status 2 before anything runs), then runs

@@ -4,9 +4,11 @@
 //! - [`outbound`]: a client's queue of shared, formatted lines, sent with vectored writes.
 //! - [`server`]: the room, sans-IO: joins, bytes, departures and time in; actions out.
 //! - [`serve`]: the room's I/O, as a reactor application on any kernel and backend.
+//! - [`client`]: the chat client, standard input to the server and back.
 //! - [`session`]: scripted sessions in the simulator, with transcripts for people.
 //! - [`clock`]: `YYYY-mm-dd HH:MM:SS` from the transport's clock.
 
+pub mod client;
 pub mod clock;
 pub mod framing;
 pub mod outbound;

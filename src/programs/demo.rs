@@ -1,9 +1,11 @@
-//! `selectlab demo`: the good-bye exchange of the seed, three clients in turn, run in the
-//! simulator and printed as a transcript (the program's log, then every kernel call).
+//! `selectlab demo`: the seed's chat room with three clients, simulated and printed as a
+//! transcript; `selectlab demo goodbye`: the good-bye exchange, three clients in turn, with the
+//! program's log and then every kernel call.
 
 use std::io::Write;
 
 use crate::addr::Target;
+use crate::chat::session::{Session, SessionConfig, Step};
 use crate::error::SockError;
 use crate::programs::goodbye::{self, Reply};
 use crate::sim::decide::{Adversity, Decider};
@@ -16,7 +18,58 @@ pub const DEMO_ADDR: &str = "127.0.0.1:33333";
 /// What each demo client says.
 pub const DEMO_MESSAGES: [&str; 3] = ["hello from client 1", "hi, it's client 2", "client 3 here"];
 
-/// Runs the demo with a seed (0 is faithful Linux; any other seed adds the lawful adversary's
+/// What the chat demo's clients do.
+pub fn chat_script() -> Vec<Step> {
+    let say = |n: usize, t: &str| Step::Say(n, t.as_bytes().to_vec());
+    vec![
+        Step::Join(0),
+        Step::Join(1),
+        say(0, "hello, is anyone here?"),
+        Step::Join(2),
+        say(1, "hi! c2 here"),
+        say(2, "and c3, good evening"),
+        Step::Sleep(std::time::Duration::from_secs(61)),
+        say(0, "a minute later: I have to go"),
+        Step::Exit(0),
+        say(1, "bye c1"),
+        Step::Exit(2),
+        Step::Exit(1),
+    ]
+}
+
+/// The chat demo: three clients in the simulated room (seed 0 is faithful Linux; any other seed
+/// adds the lawful adversary's short reads and writes, EINTR and spurious wakeups).
+pub fn chat(seed: u64, out: &mut dyn Write) -> Result<(), SockError> {
+    let decide = if seed == 0 {
+        Decider::faithful()
+    } else {
+        Decider::seeded(
+            seed,
+            Adversity {
+                spurious_per_mille: 100,
+                ..Adversity::PARTIAL_IO
+            },
+        )
+    };
+    let session = Session::new(SessionConfig {
+        decide,
+        ..SessionConfig::default()
+    })?;
+    let outcome = session.run(&chat_script())?;
+    let _ = writeln!(
+        out,
+        "# selectlab demo: the seed's select chat room, three clients, simulated"
+    );
+    let _ = writeln!(
+        out,
+        "# seed {seed}; virtual time from 2026-01-01 00:00:00 UTC; same seed, same bytes
+"
+    );
+    let _ = write!(out, "{}", outcome.transcript);
+    Ok(())
+}
+
+/// Runs the good-bye demo with a seed (0 is faithful Linux; any other seed adds the lawful adversary's
 /// short reads and writes) and writes the transcript.
 pub fn run(seed: u64, out: &mut dyn Write) -> Result<(), SockError> {
     let decide = if seed == 0 {

@@ -1,0 +1,125 @@
+//! `selectlab chat serve` and `selectlab chat client` on real sockets.
+
+use std::io::Write;
+use std::time::Duration;
+
+use nix::errno::Errno;
+
+use crate::addr::{SockAddr, SockType};
+use crate::chat::client::{ChatClientApp, Ending};
+use crate::chat::serve::{ChatApp, ServeConfig, listen};
+use crate::chat::server::Limits;
+use crate::error::SockError;
+use crate::kernel::{FD_SETSIZE, Fd, Kernel, Mode};
+use crate::pairs;
+use crate::reactor::Reactor;
+use crate::readiness::Backend;
+use crate::real::RealKernel;
+
+/// The chat server's listen backlog.
+pub const CHAT_BACKLOG: u32 = 128;
+/// Descriptors select must leave for the listener, stdio and the epoll-less rest.
+const SELECT_RESERVED_FDS: usize = 16;
+
+/// `--backend` values: select, poll, epoll (level) and epoll-et.
+pub fn parse_backend(name: &str) -> Option<(Backend, Mode)> {
+    match name {
+        "epoll-et" => Some((Backend::Epoll, Mode::EDGE)),
+        other => Backend::parse(other).map(|b| (b, Mode::LEVEL)),
+    }
+}
+
+/// How `selectlab chat serve` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// The readiness backend.
+    pub backend: Backend,
+    /// Level- or edge-triggered.
+    pub mode: Mode,
+    /// The room's limits.
+    pub limits: Limits,
+    /// Stop once this many clients have come and gone (`None`: serve for ever).
+    pub stop_after: Option<u64>,
+}
+
+/// Opens the listener on `addr` and serves (see [`serve_on`]).
+pub fn serve(
+    kernel: &mut dyn Kernel,
+    addr: &SockAddr,
+    options: ServeOptions,
+    out: &mut dyn Write,
+) -> Result<(), SockError> {
+    let listener = listen(kernel, addr, CHAT_BACKLOG)?;
+    serve_on(kernel, listener, options, out)
+}
+
+/// Serves on a listening socket until `stop_after` clients have come and gone (for ever
+/// without it), writing the server log to `out` as it happens.
+pub fn serve_on(
+    kernel: &mut dyn Kernel,
+    listener: Fd,
+    options: ServeOptions,
+    out: &mut dyn Write,
+) -> Result<(), SockError> {
+    let ServeOptions {
+        backend,
+        mode,
+        mut limits,
+        stop_after,
+    } = options;
+    if backend == Backend::Select {
+        // select cannot watch descriptors ≥ FD_SETSIZE: keep the room below it.
+        limits.max_clients = limits
+            .max_clients
+            .min(FD_SETSIZE as usize - SELECT_RESERVED_FDS);
+    }
+    let mut reactor = Reactor::new(kernel, backend)?;
+    let mut app = ChatApp::new(
+        &mut reactor.io(kernel),
+        listener,
+        ServeConfig { limits, mode },
+    )?;
+    let _ = writeln!(
+        out,
+        "chat server on {} ({backend}{})",
+        kernel.getsockname(listener)?,
+        if mode.edge { ", edge-triggered" } else { "" }
+    );
+    let _ = out.flush();
+    loop {
+        reactor.turn(kernel, &mut app, None)?;
+        for (_, line) in app.take_log() {
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = out.flush();
+        if stop_after.is_some_and(|n| app.stats().joined >= n && app.core().is_empty()) {
+            app.stop(&mut reactor.io(kernel));
+            reactor.close(kernel);
+            return Ok(());
+        }
+    }
+}
+
+/// The client on real sockets: standard input to the server, the server to `out`. Returns how
+/// it ended.
+pub fn client(addr: &SockAddr, out: &mut dyn Write) -> Result<Ending, SockError> {
+    let mut kernel = RealKernel::new();
+    let sock = kernel.socket(addr.family(), SockType::Stream)?;
+    match kernel.connect(sock, addr) {
+        Ok(()) | Err(Errno::EINPROGRESS) => {}
+        Err(e) => return Err(e.into()),
+    }
+    pairs::wait_for(&mut kernel, sock, crate::kernel::Events::OUT)?;
+    match kernel.getsockopt(sock, crate::kernel::SockOpt::Error)? {
+        0 => {}
+        e => return Err(SockError::Error(Errno::from_raw(e))),
+    }
+    let stdin = kernel.stdin()?;
+    // poll, not epoll: standard input may be a regular file, which epoll refuses (EPERM).
+    let mut reactor = Reactor::new(&mut kernel, Backend::Poll)?;
+    let mut app = ChatClientApp::new(&mut reactor.io(&mut kernel), stdin, sock, out)?;
+    while app.ending().is_none() {
+        reactor.turn(&mut kernel, &mut app, Some(Duration::from_secs(3600)))?;
+    }
+    Ok(app.ending().expect("loop ended"))
+}

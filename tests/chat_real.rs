@@ -1,0 +1,274 @@
+//! The chat room on real sockets (loopback, port 0): a few dozen clients on each backend, and
+//! foreign peers — OpenBSD netcat and a Python select client talking to our server, and
+//! `ncat --chat` serving our client. Every server and child is bounded in time.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use selectlab::chat::server::Limits;
+use selectlab::kernel::{Kernel, Mode};
+use selectlab::programs::chat_cli::{CHAT_BACKLOG, ServeOptions, serve_on};
+use selectlab::readiness::Backend;
+use selectlab::real::RealKernel;
+
+const CLIENTS: usize = 24;
+const LINES_PER_CLIENT: usize = 3;
+/// Every blocking read in these tests gives up after this long.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Starts a chat server on 127.0.0.1 port 0 in a thread; it stops after `stop_after` clients
+/// came and went. Returns its port and the thread.
+fn start_server(
+    backend: Backend,
+    mode: Mode,
+    stop_after: u64,
+) -> (u16, thread::JoinHandle<String>) {
+    let (tx, rx) = mpsc::channel();
+    let handle = thread::spawn(move || {
+        let mut k = RealKernel::new();
+        let addr = selectlab::addr::SockAddr::Inet("127.0.0.1:0".parse().unwrap());
+        let listener = selectlab::chat::serve::listen(&mut k, &addr, CHAT_BACKLOG).expect("listen");
+        let port = k.getsockname(listener).unwrap().inet().unwrap().port();
+        tx.send(port).unwrap();
+        let mut log = Vec::new();
+        let options = ServeOptions {
+            backend,
+            mode,
+            limits: Limits::default(),
+            stop_after: Some(stop_after),
+        };
+        serve_on(&mut k, listener, options, &mut log).expect("serve");
+        String::from_utf8(log).unwrap()
+    });
+    (
+        rx.recv_timeout(READ_TIMEOUT).expect("server started"),
+        handle,
+    )
+}
+
+fn connect(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    s
+}
+
+/// Reads lines until `want` lines containing `marker` have arrived (bounded by the timeout).
+fn read_until(reader: &mut BufReader<TcpStream>, marker: &str, want: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    let mut line = String::new();
+    while got.len() < want {
+        line.clear();
+        let n = reader
+            .read_line(&mut line)
+            .expect("a line before the timeout");
+        assert!(n > 0, "the server closed early; had {got:?}");
+        if line.contains(marker) {
+            got.push(line.trim_end().to_string());
+        }
+    }
+    got
+}
+
+#[test]
+fn a_few_dozen_real_clients_on_every_backend() {
+    for (backend, mode) in [
+        (Backend::Select, Mode::LEVEL),
+        (Backend::Poll, Mode::LEVEL),
+        (Backend::Epoll, Mode::LEVEL),
+        (Backend::Epoll, Mode::EDGE),
+    ] {
+        let (port, server) = start_server(backend, mode, CLIENTS as u64);
+        let mut clients: Vec<BufReader<TcpStream>> = (0..CLIENTS)
+            .map(|_| BufReader::new(connect(port)))
+            .collect();
+        // Everyone is in once the first client has heard the others enter.
+        read_until(&mut clients[0], "entered room", CLIENTS - 1);
+        for (i, c) in clients.iter_mut().enumerate() {
+            for j in 0..LINES_PER_CLIENT {
+                writeln!(c.get_mut(), "line {j} from client {i}").unwrap();
+            }
+        }
+        for (i, c) in clients.iter_mut().enumerate() {
+            let said = read_until(c, " say: ", (CLIENTS - 1) * LINES_PER_CLIENT);
+            assert!(
+                said.iter()
+                    .all(|l| !l.ends_with(&format!("from client {i}"))),
+                "{backend}: an echo to the sender"
+            );
+            for other in (0..CLIENTS).filter(|o| *o != i) {
+                let theirs: Vec<&String> = said
+                    .iter()
+                    .filter(|l| l.ends_with(&format!(" from client {other}")))
+                    .collect();
+                let order: Vec<String> = (0..LINES_PER_CLIENT)
+                    .map(|j| format!("line {j} from client {other}"))
+                    .collect();
+                assert_eq!(
+                    theirs.len(),
+                    LINES_PER_CLIENT,
+                    "{backend} {mode:?}: client {i} from {other}"
+                );
+                assert!(
+                    theirs
+                        .iter()
+                        .zip(&order)
+                        .all(|(l, o)| l.ends_with(o.as_str())),
+                    "{backend}: order"
+                );
+            }
+        }
+        drop(clients);
+        let log = server.join().expect("the server thread ends by itself");
+        assert_eq!(log.matches(" connect.").count(), CLIENTS, "{log}");
+    }
+}
+
+/// A child process killed if it outlives its test.
+struct Bounded(Child);
+
+impl Bounded {
+    fn wait_output(mut self, limit: Duration) -> String {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.0.try_wait().unwrap().is_some() {
+                let mut out = String::new();
+                std::io::Read::read_to_string(self.0.stdout.as_mut().unwrap(), &mut out).unwrap();
+                return out;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        panic!("child did not finish within {limit:?}");
+    }
+}
+
+impl Drop for Bounded {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn available(program: &str, arg: &str) -> bool {
+    Command::new(program)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+#[test]
+fn netcat_and_a_python_select_client_talk_to_our_server() {
+    let (port, server) = start_server(Backend::Epoll, Mode::LEVEL, 3);
+    let mut observer = BufReader::new(connect(port));
+    let mut peers = 0;
+    if available("nc", "-h") {
+        let mut nc = Bounded(
+            Command::new("nc")
+                .args(["-q", "1", "127.0.0.1", &port.to_string()])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        read_until(&mut observer, "entered room", 1);
+        nc.0.stdin
+            .take()
+            .unwrap()
+            .write_all(b"hello from nc\n")
+            .unwrap();
+        let said = read_until(&mut observer, " say: ", 1);
+        assert!(said[0].ends_with("say: hello from nc"), "{said:?}");
+        read_until(&mut observer, "left room", 1);
+        nc.wait_output(READ_TIMEOUT);
+        peers += 1;
+    } else {
+        eprintln!("skipped nc: not installed (CI installs netcat-openbsd)");
+    }
+    if available("python3", "--version") {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/seed/selectclient.py");
+        let mut py = Bounded(
+            Command::new("python3")
+                .args(["-u", script, "127.0.0.1", &port.to_string()])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        read_until(&mut observer, "entered room", 1);
+        writeln!(observer.get_mut(), "hello python").unwrap();
+        let mut stdin = py.0.stdin.take().unwrap();
+        stdin.write_all(b"hello from python\n").unwrap();
+        let said = read_until(&mut observer, " say: ", 1);
+        assert!(said[0].ends_with("say: hello from python"), "{said:?}");
+        stdin.write_all(b"exit\n").unwrap();
+        drop(stdin);
+        let out = py.wait_output(READ_TIMEOUT);
+        assert!(out.contains("say: hello python"), "{out}");
+        assert!(out.trim_end().ends_with("ByeBye~~"), "{out}");
+        read_until(&mut observer, "left room", 1);
+        peers += 1;
+    } else {
+        eprintln!("skipped python3: not installed");
+    }
+    // Stand in for any peer that was skipped, so the server's count is reached.
+    for _ in peers..2 {
+        drop(connect(port));
+    }
+    drop(observer);
+    server.join().expect("server ends");
+}
+
+#[test]
+fn our_client_talks_through_ncat_chat() {
+    if !available("ncat", "--version") {
+        eprintln!("skipped: ncat not installed (CI installs the Debian package ncat)");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _ncat = Bounded(
+        Command::new("ncat")
+            .args(["--chat", "-l", "127.0.0.1", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Wait (bounded) for ncat to listen.
+    let start = Instant::now();
+    let observer = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(_) if start.elapsed() < READ_TIMEOUT => thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("ncat never listened: {e}"),
+        }
+    };
+    observer.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    let mut observer = BufReader::new(observer);
+    let mut ours = Bounded(
+        Command::new(env!("CARGO_BIN_EXE_selectlab"))
+            .args(["chat", "client", "--addr", &format!("127.0.0.1:{port}")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdin = ours.0.stdin.take().unwrap();
+    stdin.write_all(b"hello from selectlab\n").unwrap();
+    read_until(&mut observer, "hello from selectlab", 1);
+    writeln!(observer.get_mut(), "hello back").unwrap();
+    thread::sleep(Duration::from_millis(200));
+    stdin.write_all(b"Exit\n").unwrap();
+    drop(stdin);
+    let out = ours.wait_output(READ_TIMEOUT);
+    assert!(out.contains("hello back"), "{out}");
+    assert!(out.trim_end().ends_with("ByeBye~~"), "{out}");
+}
