@@ -166,9 +166,9 @@ fn netcat_and_a_python_select_client_talk_to_our_server() {
     let (port, server) = start_server(Backend::Epoll, Mode::LEVEL, 3);
     let mut observer = BufReader::new(connect(port));
     let mut peers = 0;
-    if available("nc", "-h") {
+    if available("nc.openbsd", "-h") {
         let mut nc = Bounded(
-            Command::new("nc")
+            Command::new("nc.openbsd")
                 .args(["-q", "1", "127.0.0.1", &port.to_string()])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())

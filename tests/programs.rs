@@ -584,13 +584,13 @@ fn our_client_talks_to_the_seed_python_server() {
 
 #[test]
 fn our_server_answers_netcat() {
-    if !available("nc", "-h") {
+    if !available("nc.openbsd", "-h") {
         return;
     }
     let (server, port) = start_our_tcp_server();
     // Like `printf 'hello\n' | nc -q 1 127.0.0.1 PORT`: -q 1 quits a second after stdin's end
     // at the latest, and sooner once the server hangs up.
-    let mut nc = Command::new("nc");
+    let mut nc = Command::new("nc.openbsd");
     nc.args(["-q", "1", "127.0.0.1", &port.to_string()]);
     let mut nc = Proc::spawn(nc, Some(b"hello\n"));
     let n = nc.finish(FINISH_WITHIN);
