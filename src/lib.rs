@@ -1,7 +1,9 @@
 #![forbid(unsafe_code)]
 pub mod addr;
 pub mod chat;
+pub mod diff;
 pub mod error;
+pub mod fuzzing;
 pub mod kernel;
 pub mod pairs;
 pub mod programs;

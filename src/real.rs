@@ -47,7 +47,20 @@ impl RealKernel {
     }
 
     /// A kernel handle with no descriptors open yet.
+    ///
+    /// It blocks SIGPIPE in the calling thread, so that a write to a pipe whose reader is gone
+    /// returns EPIPE instead of killing the process (sockets use MSG_NOSIGNAL; pipes have no
+    /// such flag). Rust's runtime ignores SIGPIPE before `main`, but a fuzzer's C++ `main` does
+    /// not; blocking is the signal-safe way that needs no `unsafe`.
     pub fn new() -> RealKernel {
+        let mut pipe = nix::sys::signal::SigSet::empty();
+        pipe.add(nix::sys::signal::Signal::SIGPIPE);
+        // Cannot fail for a valid `how` and set.
+        let _ = nix::sys::signal::pthread_sigmask(
+            nix::sys::signal::SigmaskHow::SIG_BLOCK,
+            Some(&pipe),
+            None,
+        );
         RealKernel {
             fds: BTreeMap::new(),
             started: Instant::now(),
@@ -282,8 +295,8 @@ impl Kernel for RealKernel {
         if self.is_socket(fd)? {
             ns::send(self.raw(fd)?, buf, MsgFlags::MSG_NOSIGNAL)
         } else {
-            // A pipe write to a closed reader raises SIGPIPE; Rust's runtime ignores that signal
-            // before `main` (binaries and test harnesses alike), so the write returns EPIPE.
+            // A pipe write to a closed reader raises SIGPIPE, blocked in this thread by `new`, so
+            // the write returns EPIPE.
             nix::unistd::write(self.owned(fd)?, buf)
         }
     }

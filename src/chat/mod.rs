@@ -4,10 +4,12 @@
 //! - [`outbound`]: a client's queue of shared, formatted lines, sent with vectored writes.
 //! - [`server`]: the room, sans-IO: joins, bytes, departures and time in; actions out.
 //! - [`serve`]: the room's I/O, as a reactor application on any kernel and backend.
+//! - [`check`]: the chat properties, as a checker over a finished session.
 //! - [`client`]: the chat client, standard input to the server and back.
 //! - [`session`]: scripted sessions in the simulator, with transcripts for people.
 //! - [`clock`]: `YYYY-mm-dd HH:MM:SS` from the transport's clock.
 
+pub mod check;
 pub mod client;
 pub mod clock;
 pub mod framing;

@@ -63,6 +63,9 @@ pub struct SessionConfig {
     pub decide: Decider,
     /// Whether the transcript lists every kernel call (else only the adversary's choices).
     pub kernel_calls: bool,
+    /// Whether to write a transcript at all (a fuzzer runs without one, and re-runs the same
+    /// input with one when it has something to show: the session is deterministic).
+    pub transcript: bool,
 }
 
 impl Default for SessionConfig {
@@ -73,6 +76,7 @@ impl Default for SessionConfig {
             limits: Limits::default(),
             decide: Decider::faithful(),
             kernel_calls: false,
+            transcript: true,
         }
     }
 }
@@ -107,6 +111,7 @@ pub struct Session {
     clients: Vec<SimClient>,
     server_addr: SockAddr,
     transcript: String,
+    writes_transcript: bool,
     kernel_calls: bool,
     records_seen: usize,
 }
@@ -114,29 +119,38 @@ pub struct Session {
 /// Longest payload a transcript line shows in full; longer ones show their start and length.
 pub const SHOW_MAX_BYTES: usize = 96;
 
-/// Bytes as a quoted string: printable ASCII as is, `\n` and other bytes escaped.
-fn show(bytes: &[u8]) -> String {
-    let mut s = String::from("\"");
-    for &b in bytes.iter().take(SHOW_MAX_BYTES) {
-        match b {
-            b'\n' => s.push_str("\\n"),
-            b'"' => s.push_str("\\\""),
-            b'\\' => s.push_str("\\\\"),
-            0x20..=0x7e => s.push(b as char),
-            _ => s.push_str(&format!("\\x{b:02x}")),
+/// Bytes as a quoted string: printable ASCII as is, `\n` and other bytes escaped; formatted
+/// only when the transcript is written.
+struct Shown<'a>(&'a [u8]);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"")?;
+        for &b in self.0.iter().take(SHOW_MAX_BYTES) {
+            match b {
+                b'\n' => f.write_str("\\n")?,
+                b'"' => f.write_str("\\\"")?,
+                b'\\' => f.write_str("\\\\")?,
+                0x20..=0x7e => write!(f, "{}", b as char)?,
+                _ => write!(f, "\\x{b:02x}")?,
+            }
         }
+        f.write_str("\"")?;
+        if self.0.len() > SHOW_MAX_BYTES {
+            f.write_str("...")?;
+        }
+        Ok(())
     }
-    s.push('"');
-    if bytes.len() > SHOW_MAX_BYTES {
-        s.push_str("...");
-    }
-    s
 }
 
 impl Session {
     /// Starts the server.
     pub fn new(config: SessionConfig) -> Result<Session, Errno> {
-        let mut sim = Sim::new(SimConfig::default(), config.decide);
+        let sim_config = SimConfig {
+            transcript: config.transcript,
+            ..SimConfig::default()
+        };
+        let mut sim = Sim::new(sim_config, config.decide);
         let server_addr = SockAddr::Inet(SESSION_SERVER_ADDR.parse().expect("a valid address"));
         let listener = super::serve::listen(&mut sim, &server_addr, 128)?;
         let mut reactor = Reactor::new(&mut sim, config.backend)?;
@@ -152,10 +166,11 @@ impl Session {
             clients: Vec::new(),
             server_addr,
             transcript: String::new(),
+            writes_transcript: config.transcript,
             kernel_calls: config.kernel_calls,
             records_seen: 0,
         };
-        s.note(&format!("server listens on {SESSION_SERVER_ADDR}"));
+        s.note(format_args!("server listens on {SESSION_SERVER_ADDR}"));
         s.settle()?;
         Ok(s)
     }
@@ -165,7 +180,10 @@ impl Session {
         format!("[{:>3}.{:03}]", t.as_secs(), t.subsec_millis())
     }
 
-    fn note(&mut self, line: &str) {
+    fn note(&mut self, line: std::fmt::Arguments<'_>) {
+        if !self.writes_transcript {
+            return;
+        }
         let stamp = self.stamp();
         let _ = writeln!(self.transcript, "{stamp} {line}");
     }
@@ -202,16 +220,16 @@ impl Session {
                     // The smallest receive buffer, so the server's queue fills soon.
                     self.sim.setsockopt(fd, SockOpt::RcvBuf, 1)?;
                     self.client(*n).reading = false;
-                    self.note(&format!("c{} stops reading", n + 1));
+                    self.note(format_args!("c{} stops reading", n + 1));
                 }
             }
             Step::Sleep(d) => {
-                self.note(&format!("{} ms pass", d.as_millis()));
+                self.note(format_args!("{} ms pass", d.as_millis()));
                 self.reactor.turn(&mut self.sim, &mut self.app, Some(*d))?;
             }
             Step::StopServer => {
                 if !self.app.stopped() {
-                    self.note("the server goes away");
+                    self.note(format_args!("the server goes away"));
                     self.app.stop(&mut self.reactor.io(&mut self.sim));
                 }
             }
@@ -232,13 +250,13 @@ impl Session {
         match self.sim.connect(fd, &self.server_addr) {
             Ok(()) | Err(Errno::EINPROGRESS) => {}
             Err(e) => {
-                self.note(&format!("c{} cannot connect: {e}", n + 1));
+                self.note(format_args!("c{} cannot connect: {e}", n + 1));
                 self.sim.close(fd)?;
                 return Ok(());
             }
         }
         let addr = self.sim.getsockname(fd)?;
-        self.note(&format!("c{} connects from {addr}", n + 1));
+        self.note(format_args!("c{} connects from {addr}", n + 1));
         let c = self.client(n);
         c.fd = Some(fd);
         c.view.addr = Some(addr);
@@ -250,8 +268,12 @@ impl Session {
             return;
         };
         c.outbox.extend_from_slice(bytes);
-        let line = format!("c{} types {} ({} bytes)", n + 1, show(bytes), bytes.len());
-        self.note(&line);
+        self.note(format_args!(
+            "c{} types {} ({} bytes)",
+            n + 1,
+            Shown(bytes),
+            bytes.len()
+        ));
     }
 
     fn hang_up(&mut self, n: usize, reset: bool) {
@@ -260,14 +282,14 @@ impl Session {
         };
         if reset {
             let _ = self.sim.setsockopt(fd, SockOpt::Linger, 0);
-            self.note(&format!("c{}'s connection is reset", n + 1));
+            self.note(format_args!("c{}'s connection is reset", n + 1));
         } else {
             let _ = self.sim.shutdown(fd, Shutdown::Write);
-            self.note(&format!("c{} types exit: ByeBye~~", n + 1));
+            self.note(format_args!("c{} types exit: ByeBye~~", n + 1));
         }
         let unsent = std::mem::take(&mut self.clients[n].outbox);
         if !unsent.is_empty() {
-            self.note(&format!("c{} never sent {}", n + 1, show(&unsent)));
+            self.note(format_args!("c{} never sent {}", n + 1, Shown(&unsent)));
         }
         let _ = self.sim.close(fd);
     }
@@ -303,19 +325,19 @@ impl Session {
                         self.clients[n].outbox.drain(..k);
                         // A whole send says nothing new; a short one is worth a line.
                         if k < waiting {
-                            self.note(&format!(
+                            self.note(format_args!(
                                 "c{}'s send took {k} of {waiting} bytes; it keeps the rest",
                                 n + 1
                             ));
                         } else if self.clients[n].short {
-                            self.note(&format!("c{} sends the remaining {k} bytes", n + 1));
+                            self.note(format_args!("c{} sends the remaining {k} bytes", n + 1));
                         }
                         self.clients[n].short = k < waiting;
                         progress = true;
                     }
                     Err(Errno::EAGAIN | Errno::EINTR) => {}
                     Err(e) => {
-                        self.note(&format!("c{} send fails: {e}", n + 1));
+                        self.note(format_args!("c{} send fails: {e}", n + 1));
                         self.clients[n].outbox.clear();
                     }
                 }
@@ -331,7 +353,7 @@ impl Session {
         let mut buf = vec![0; CLIENT_READ_BYTES];
         match self.sim.recv(fd, &mut buf) {
             Ok(0) => {
-                self.note(&format!("c{}: the server went away", n + 1));
+                self.note(format_args!("c{}: the server went away", n + 1));
                 let c = &mut self.clients[n];
                 c.view.server_gone = true;
                 c.fd = None;
@@ -339,10 +361,10 @@ impl Session {
                 Ok(true)
             }
             Ok(k) => {
-                self.note(&format!(
+                self.note(format_args!(
                     "c{} receives {} ({k} bytes)",
                     n + 1,
-                    show(&buf[..k])
+                    Shown(&buf[..k])
                 ));
                 let c = &mut self.clients[n];
                 let lines = &mut c.view.lines;
@@ -353,7 +375,7 @@ impl Session {
             }
             Err(Errno::EAGAIN | Errno::EINTR) => Ok(false),
             Err(e) => {
-                self.note(&format!("c{}: connection failed: {e}", n + 1));
+                self.note(format_args!("c{}: connection failed: {e}", n + 1));
                 let c = &mut self.clients[n];
                 c.view.server_gone = true;
                 c.fd = None;
@@ -365,7 +387,7 @@ impl Session {
 
     fn copy_server_log(&mut self) {
         for (_, line) in self.app.take_log() {
-            self.note(&format!("server: {line}"));
+            self.note(format_args!("server: {line}"));
         }
     }
 

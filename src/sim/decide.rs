@@ -7,7 +7,8 @@
 //!   EINTR on blocking waits, resets, dropped SYNs, EMFILE on accept), each with a rate in
 //!   [`Adversity`].
 //! - [`Decider::bytes`]: a fuzzer's bytes, read through `arbitrary::Unstructured`; when the bytes
-//!   run out every choice falls back to the faithful one.
+//!   run out every choice falls back to the faithful one. [`Decider::bytes_with`] limits the
+//!   bytes to the kinds of choice an [`Adversity`] enables (a non-zero rate enables a kind).
 //!
 //! Every choice is lawful: it is something POSIX and Linux allow the real kernel to do.
 
@@ -113,7 +114,7 @@ impl SplitMix64 {
 enum Source {
     Faithful,
     Seeded(SplitMix64, Adversity),
-    Bytes(Vec<u8>, usize),
+    Bytes(Vec<u8>, usize, Adversity),
 }
 
 /// The simulator's single source of nondeterminism.
@@ -139,8 +140,14 @@ impl Decider {
 
     /// A fuzzer's bytes pick every choice (faithful once they run out).
     pub fn bytes(data: &[u8]) -> Decider {
+        Decider::bytes_with(data, Adversity::HOSTILE)
+    }
+
+    /// A fuzzer's bytes pick the choices of the kinds `enabled` has a non-zero rate for; the
+    /// other kinds never happen.
+    pub fn bytes_with(data: &[u8], enabled: Adversity) -> Decider {
         Decider {
-            source: Source::Bytes(data.to_vec(), 0),
+            source: Source::Bytes(data.to_vec(), 0, enabled),
         }
     }
 
@@ -152,7 +159,8 @@ impl Decider {
                 let r = u64::from(rate(adv));
                 r > 0 && rng.below(1000) < r
             }
-            Source::Bytes(data, pos) => {
+            Source::Bytes(_, _, enabled) if rate(enabled) == 0 => false,
+            Source::Bytes(data, pos, _) => {
                 let mut u = Unstructured::new(data.get(*pos..).unwrap_or_default());
                 let before = u.len();
                 let yes = u.arbitrary::<bool>().unwrap_or(false);
@@ -168,7 +176,7 @@ impl Decider {
         match &mut self.source {
             Source::Faithful => max,
             Source::Seeded(rng, _) => 1 + rng.below(max as u64) as usize,
-            Source::Bytes(data, pos) => {
+            Source::Bytes(data, pos, _) => {
                 let mut u = Unstructured::new(data.get(*pos..).unwrap_or_default());
                 let before = u.len();
                 let n = u.int_in_range(1..=max).unwrap_or(max);

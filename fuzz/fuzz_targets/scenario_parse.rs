@@ -1,0 +1,4 @@
+//! Thin: the logic is `selectlab::fuzzing::scenario_parse`, which `cargo test` also runs on the corpus.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| selectlab::fuzzing::scenario_parse(data));

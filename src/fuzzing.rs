@@ -1,0 +1,371 @@
+//! The logic of the fuzz targets in `fuzz/`, kept here so that `cargo test` replays every
+//! committed corpus file and regression input through the same functions, on stable, without
+//! cargo-fuzz (`tests/fuzz_corpus.rs`). Each function panics when a property fails; any other
+//! input returns quietly. Inputs are bounded (the `MAX_*` constants), so every run is short.
+
+use arbitrary::{Arbitrary, Unstructured};
+use nix::errno::Errno;
+
+use crate::addr::{Family, SockType};
+use crate::chat::check;
+use crate::chat::framing::{LineReader, LineTooLong};
+use crate::chat::server::Limits;
+use crate::chat::session::{Session, SessionConfig, Step};
+use crate::diff;
+use crate::kernel::{Events, Fd, Kernel, Mode, PollFd, Shutdown};
+use crate::readiness::Backend;
+use crate::real::RealKernel;
+use crate::sim::decide::{Adversity, Decider};
+use crate::sim::{Sim, SimConfig};
+
+/// Names of the targets, as `fuzz/fuzz_targets/<name>.rs` and `fuzz/corpus/<name>/`.
+pub const TARGETS: [&str; 5] = [
+    "chat_codec",
+    "scenario_parse",
+    "sim_sockets",
+    "readiness_diff",
+    "chat_adversary",
+];
+
+/// Runs the named target on one input (for the corpus replay); `false` for an unknown name.
+pub fn run_target(name: &str, data: &[u8]) -> bool {
+    match name {
+        "chat_codec" => chat_codec(data),
+        "scenario_parse" => scenario_parse(data),
+        "sim_sockets" => sim_sockets(data),
+        "readiness_diff" => readiness_diff(data),
+        "chat_adversary" => chat_adversary(data),
+        _ => return false,
+    }
+    true
+}
+
+// ----- chat_codec --------------------------------------------------------------------------------
+
+/// The reference: lines of `stream` in order, and whether (and after how many lines) the limit
+/// is exceeded.
+fn reference_lines(stream: &[u8], max: usize) -> (Vec<Vec<u8>>, bool) {
+    let mut lines = Vec::new();
+    let mut parts = stream.split(|&b| b == b'\n').peekable();
+    while let Some(part) = parts.next() {
+        let complete = parts.peek().is_some();
+        if part.len() > max {
+            return (lines, true);
+        }
+        if complete {
+            lines.push(part.to_vec());
+        }
+    }
+    (lines, false)
+}
+
+/// Line framing: any split of the same stream gives the same lines, and the same verdict on
+/// an over-long line, as the reference.
+pub fn chat_codec(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let max = usize::from(u.arbitrary::<u8>().unwrap_or(0) % 64) + 1;
+    let cuts: Vec<u8> = u.arbitrary().unwrap_or_default();
+    let stream = u.take_rest();
+    let (want, want_too_long) = reference_lines(stream, max);
+    let mut reader = LineReader::new(max);
+    let mut got = Vec::new();
+    let mut rest = stream;
+    let mut verdict = Ok(());
+    for cut in cuts.iter().chain(std::iter::once(&u8::MAX)) {
+        let at = (usize::from(*cut) % 17).min(rest.len());
+        let (chunk, tail) = if *cut == u8::MAX {
+            (rest, &rest[rest.len()..])
+        } else {
+            rest.split_at(at)
+        };
+        verdict = reader.push(chunk, |l| got.push(l.to_vec()));
+        rest = tail;
+        if verdict.is_err() || rest.is_empty() {
+            break;
+        }
+    }
+    if verdict.is_ok() && !rest.is_empty() {
+        verdict = reader.push(rest, |l| got.push(l.to_vec()));
+    }
+    assert_eq!(got, want, "lines differ (max {max})");
+    assert_eq!(
+        verdict.is_err(),
+        want_too_long,
+        "over-long verdict differs (max {max})"
+    );
+    if let Err(LineTooLong { max_line_bytes }) = verdict {
+        assert_eq!(max_line_bytes, max);
+    }
+}
+
+// ----- scenario_parse --------------------------------------------------------------------------
+
+/// The scenario parser on arbitrary text: never panics; every error names a line of the text.
+pub fn scenario_parse(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let lines = text.lines().count();
+    match crate::scenario::parse::parse("fuzz.scn", &text) {
+        Ok(script) => {
+            for c in &script.commands {
+                assert!(
+                    c.line >= 1 && c.line <= lines,
+                    "command line {} of {lines}",
+                    c.line
+                );
+            }
+        }
+        Err(e) => {
+            assert!(
+                e.line >= 1 && e.line <= lines.max(1),
+                "error line {} of {lines}",
+                e.line
+            );
+            let shown = e.to_string();
+            assert!(
+                shown.starts_with(&format!("fuzz.scn:{}: error: ", e.line)),
+                "{shown}"
+            );
+        }
+    }
+}
+
+// ----- sim_sockets -----------------------------------------------------------------------------
+
+/// Most operations one `sim_sockets` input runs.
+pub const SIM_SOCKETS_MAX_OPS: usize = 64;
+
+#[derive(Debug, Clone, Copy, Arbitrary)]
+enum SockOp {
+    Send(u8, u16),
+    SendV(u8, u16, u16),
+    Recv(u8, u16),
+    Shut(u8, diff::How),
+    Close(u8),
+    Poll(u8),
+}
+
+/// Errnos Linux allows for each call (../shared/ERRNO-TABLE.md, for connected streams and pipes).
+fn allowed(call: &str, e: Errno) -> bool {
+    use Errno::*;
+    match call {
+        "send" => matches!(e, EAGAIN | EPIPE | ECONNRESET | ENOTCONN | EBADF | EINTR),
+        "recv" => matches!(
+            e,
+            EAGAIN | ECONNRESET | ENOTCONN | ETIMEDOUT | EBADF | EINTR | EINVAL
+        ),
+        "shutdown" => matches!(e, ENOTCONN | EBADF | ENOTSOCK),
+        "close" => matches!(e, EBADF),
+        _ => false,
+    }
+}
+
+/// Arbitrary operations on simulated streams (AF_UNIX, TCP, a pipe) with the fuzzer's bytes as
+/// the decision source: no panic; per direction, the bytes received are a prefix of the bytes
+/// sent; every errno is one Linux allows for that call.
+pub fn sim_sockets(data: &[u8]) {
+    let (ops_bytes, decisions) = data.split_at(data.len() / 2);
+    let mut u = Unstructured::new(ops_bytes);
+    // Every choice on established streams: short reads and writes, EINTR, resets, spurious
+    // wakeups (EMFILE and lost SYNs belong to set-up, which this target does not exercise).
+    let choices = Adversity {
+        emfile_per_mille: 0,
+        syn_drop_per_mille: 0,
+        ..Adversity::HOSTILE
+    };
+    let config = SimConfig {
+        transcript: false,
+        ..SimConfig::default()
+    };
+    let mut k = Sim::new(config, Decider::bytes_with(decisions, choices));
+    let (a, b) = k.socketpair(SockType::Stream).expect("socketpair");
+    let (c, s) = crate::pairs::tcp_pair(&mut k, Family::Inet).expect("tcp pair");
+    let (r, w) = k.pipe().expect("pipe");
+    // Ends, and for each the end it sends to (the pipe's read end sends nowhere).
+    let ends: [(Fd, Option<usize>); 6] = [
+        (a, Some(1)),
+        (b, Some(0)),
+        (c, Some(3)),
+        (s, Some(2)),
+        (r, None),
+        (w, Some(4)),
+    ];
+    let mut open = [true; 6];
+    // sent[i]: bytes end i's kernel accepted; got[i]: bytes end i read.
+    let mut sent: [Vec<u8>; 6] = Default::default();
+    let mut got: [Vec<u8>; 6] = Default::default();
+    let peer_of = |i: usize| ends.iter().position(|(_, to)| *to == Some(i));
+    for _ in 0..SIM_SOCKETS_MAX_OPS {
+        let Ok(op) = u.arbitrary::<SockOp>() else {
+            break;
+        };
+        let pick = |e: u8| usize::from(e) % ends.len();
+        match op {
+            SockOp::Send(e, n) | SockOp::SendV(e, n, _) => {
+                let i = pick(e);
+                let extra = if let SockOp::SendV(_, _, m) = op {
+                    usize::from(m) % 3000
+                } else {
+                    0
+                };
+                let len = usize::from(n) % 3000 + extra;
+                let start = sent[i].len();
+                let bytes: Vec<u8> = (start..start + len)
+                    .map(|x| (x % 251) as u8 ^ (i as u8))
+                    .collect();
+                let r = if extra > 0 {
+                    k.send_vectored(ends[i].0, &[&bytes[..len - extra], &bytes[len - extra..]])
+                } else {
+                    k.send(ends[i].0, &bytes)
+                };
+                match r {
+                    Ok(m) => sent[i].extend_from_slice(&bytes[..m]),
+                    Err(e) => assert!(
+                        allowed("send", e) || (i == 4 && e == Errno::EBADF),
+                        "send on end {i}: {e}"
+                    ),
+                }
+            }
+            SockOp::Recv(e, n) => {
+                let i = pick(e);
+                let mut buf = vec![0; usize::from(n) % 4000 + 1];
+                match k.recv(ends[i].0, &mut buf) {
+                    Ok(m) => got[i].extend_from_slice(&buf[..m]),
+                    Err(e) => assert!(allowed("recv", e), "recv on end {i}: {e}"),
+                }
+                if let Some(p) = peer_of(i) {
+                    assert!(
+                        sent[p].starts_with(&got[i]),
+                        "end {i} received bytes end {p} never sent"
+                    );
+                }
+            }
+            SockOp::Shut(e, h) => {
+                if let Err(e) = k.shutdown(ends[pick(e)].0, Shutdown::from(h)) {
+                    assert!(allowed("shutdown", e), "shutdown: {e}");
+                }
+            }
+            SockOp::Close(e) => {
+                let i = pick(e);
+                let r = k.close(ends[i].0);
+                assert_eq!(r.is_ok(), open[i], "close on end {i}: {r:?}");
+                open[i] = false;
+            }
+            SockOp::Poll(e) => {
+                let mut p = [PollFd::new(
+                    ends[pick(e)].0,
+                    Events::IN | Events::OUT | Events::RDHUP,
+                )];
+                k.poll(&mut p, Some(std::time::Duration::ZERO))
+                    .expect("a zero-timeout poll never fails");
+            }
+        }
+    }
+}
+
+// ----- readiness_diff --------------------------------------------------------------------------
+
+/// Arbitrary readiness sequences on the kernel and in the faithful simulator: wait results (and
+/// every other result) must be identical. Uses real descriptors; each input is bounded by
+/// [`diff::READINESS_MAX_OPS`].
+pub fn readiness_diff(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let (backend, mode) = match u.arbitrary::<u8>().unwrap_or(0) % 5 {
+        0 => (Backend::Select, Mode::LEVEL),
+        1 => (Backend::Poll, Mode::LEVEL),
+        2 => (Backend::Epoll, Mode::LEVEL),
+        3 => (Backend::Epoll, Mode::EDGE),
+        _ => (Backend::Epoll, Mode::ONESHOT),
+    };
+    let mut ops = Vec::new();
+    while ops.len() < diff::READINESS_MAX_OPS {
+        let Ok(op) = u.arbitrary::<diff::Op>() else {
+            break;
+        };
+        ops.push(op);
+    }
+    let real = diff::run_readiness(&mut RealKernel::new(), backend, mode, &ops);
+    let sim = diff::run_readiness(&mut Sim::faithful(), backend, mode, &ops);
+    match (real, sim) {
+        (Ok(real), Ok(sim)) => assert_eq!(real, sim, "{backend} {mode:?}"),
+        // The machine ran out of something (descriptors, ports): not the simulator's fault.
+        (Err(_), _) => {}
+        (Ok(_), Err(e)) => panic!("the simulator failed a set-up the kernel managed: {e}"),
+    }
+}
+
+// ----- chat_adversary --------------------------------------------------------------------------
+
+/// Clients in one `chat_adversary` session.
+pub const CHAT_FUZZ_CLIENTS: usize = 4;
+/// Most steps in one `chat_adversary` session.
+pub const CHAT_FUZZ_MAX_STEPS: usize = 40;
+
+fn arbitrary_step(u: &mut Unstructured<'_>) -> arbitrary::Result<Step> {
+    let n = usize::from(u.arbitrary::<u8>()?) % CHAT_FUZZ_CLIENTS;
+    let text = |u: &mut Unstructured<'_>| -> arbitrary::Result<Vec<u8>> {
+        let len = usize::from(u.arbitrary::<u8>()?) % 48;
+        Ok(u.bytes(len)?.to_vec())
+    };
+    Ok(match u.arbitrary::<u8>()? % 10 {
+        0 | 1 => Step::Join(n),
+        2..=5 => Step::Say(n, text(u)?),
+        6 => Step::Raw(n, text(u)?),
+        7 => Step::Exit(n),
+        8 => Step::Reset(n),
+        _ => Step::Sleep(std::time::Duration::from_millis(u64::from(
+            u.arbitrary::<u8>()?,
+        ))),
+    })
+}
+
+/// A chat session of arbitrary clients, lines and faults (exits, resets mid-line) under a
+/// schedule the fuzzer picks (its bytes decide every short read and write, EINTR and spurious
+/// wakeup), with the chat properties as assertions.
+pub fn chat_adversary(data: &[u8]) {
+    let (script, decisions) = data.split_at(data.len().min(256));
+    let mut u = Unstructured::new(script);
+    let (backend, mode) = match u.arbitrary::<u8>().unwrap_or(0) % 4 {
+        0 => (Backend::Select, Mode::LEVEL),
+        1 => (Backend::Poll, Mode::LEVEL),
+        2 => (Backend::Epoll, Mode::LEVEL),
+        _ => (Backend::Epoll, Mode::EDGE),
+    };
+    let limits = Limits {
+        max_line_bytes: usize::from(u.arbitrary::<u8>().unwrap_or(0)) + 8,
+        ..Limits::default()
+    };
+    let mut steps = Vec::new();
+    while steps.len() < CHAT_FUZZ_MAX_STEPS {
+        let Ok(step) = arbitrary_step(&mut u) else {
+            break;
+        };
+        steps.push(step);
+    }
+    // Faults come from the script (exits, resets mid-line); the schedule adds everything that
+    // loses nothing: short reads and writes, EINTR, spurious wakeups.
+    let schedule = Adversity {
+        spurious_per_mille: 1,
+        ..Adversity::PARTIAL_IO
+    };
+    let decide = Decider::bytes_with(decisions, schedule);
+    let run = |transcript: bool| {
+        let config = SessionConfig {
+            backend,
+            mode,
+            limits,
+            decide: decide.clone(),
+            transcript,
+            ..SessionConfig::default()
+        };
+        let session = Session::new(config).expect("the server starts");
+        session
+            .run(&steps)
+            .expect("every step settles (no busy loop)")
+    };
+    // Quietly first; the session is deterministic, so a failure re-runs with its transcript.
+    if check::check(&steps, &run(false), CHAT_FUZZ_CLIENTS, &limits).is_err() {
+        let why = check::check(&steps, &run(true), CHAT_FUZZ_CLIENTS, &limits)
+            .expect_err("deterministic");
+        panic!("chat property failed: {why}");
+    }
+}
