@@ -131,12 +131,15 @@ fn a_few_dozen_real_clients_on_every_backend() {
 struct Bounded(Child);
 
 impl Bounded {
+    /// Waits (bounded) for the child to end; returns its standard output if still captured.
     fn wait_output(mut self, limit: Duration) -> String {
         let start = Instant::now();
         while start.elapsed() < limit {
             if self.0.try_wait().unwrap().is_some() {
                 let mut out = String::new();
-                std::io::Read::read_to_string(self.0.stdout.as_mut().unwrap(), &mut out).unwrap();
+                if let Some(stdout) = self.0.stdout.as_mut() {
+                    std::io::Read::read_to_string(stdout, &mut out).unwrap();
+                }
                 return out;
             }
             thread::sleep(Duration::from_millis(20));
@@ -199,18 +202,36 @@ fn netcat_and_a_python_select_client_talk_to_our_server() {
                 .spawn()
                 .unwrap(),
         );
+        // Python's output, line by line, with a deadline on every wait.
+        let (tx, lines) = mpsc::channel();
+        let stdout = py.0.stdout.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let wait_line = |marker: &str| loop {
+            let line = lines
+                .recv_timeout(READ_TIMEOUT)
+                .expect("python printed it in time");
+            if line.contains(marker) {
+                return line;
+            }
+        };
         read_until(&mut observer, "entered room", 1);
         writeln!(observer.get_mut(), "hello python").unwrap();
+        assert!(wait_line(" say: ").ends_with("say: hello python"));
         let mut stdin = py.0.stdin.take().unwrap();
         stdin.write_all(b"hello from python\n").unwrap();
         let said = read_until(&mut observer, " say: ", 1);
         assert!(said[0].ends_with("say: hello from python"), "{said:?}");
         stdin.write_all(b"exit\n").unwrap();
         drop(stdin);
-        let out = py.wait_output(READ_TIMEOUT);
-        assert!(out.contains("say: hello python"), "{out}");
-        assert!(out.trim_end().ends_with("ByeBye~~"), "{out}");
+        wait_line("ByeBye~~");
         read_until(&mut observer, "left room", 1);
+        py.wait_output(READ_TIMEOUT);
         peers += 1;
     } else {
         eprintln!("skipped python3: not installed");
@@ -261,14 +282,30 @@ fn our_client_talks_through_ncat_chat() {
             .spawn()
             .unwrap(),
     );
+    let (tx, lines) = mpsc::channel();
+    let stdout = ours.0.stdout.take().unwrap();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let wait_line = |marker: &str| loop {
+        let line = lines
+            .recv_timeout(READ_TIMEOUT)
+            .expect("our client printed it in time");
+        if line.contains(marker) {
+            return line;
+        }
+    };
     let mut stdin = ours.0.stdin.take().unwrap();
     stdin.write_all(b"hello from selectlab\n").unwrap();
     read_until(&mut observer, "hello from selectlab", 1);
     writeln!(observer.get_mut(), "hello back").unwrap();
-    thread::sleep(Duration::from_millis(200));
+    wait_line("hello back");
     stdin.write_all(b"Exit\n").unwrap();
     drop(stdin);
-    let out = ours.wait_output(READ_TIMEOUT);
-    assert!(out.contains("hello back"), "{out}");
-    assert!(out.trim_end().ends_with("ByeBye~~"), "{out}");
+    wait_line("ByeBye~~");
+    ours.wait_output(READ_TIMEOUT);
 }

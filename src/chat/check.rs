@@ -10,6 +10,9 @@ use std::collections::BTreeSet;
 use super::server::Limits;
 use super::session::{Outcome, Step};
 
+/// For each client, the (sender number, line) pairs it heard, in order.
+pub type Heard = Vec<Vec<(usize, Vec<u8>)>>;
+
 /// The server's events may not exceed this many per step, plus one per byte moved.
 pub const EVENTS_PER_STEP_BOUND: u64 = 40;
 
@@ -22,7 +25,7 @@ struct Member {
 }
 
 /// What each client should have heard: (sender number, line), in order.
-pub fn expected(steps: &[Step], clients: usize, limits: &Limits) -> Vec<Vec<(usize, Vec<u8>)>> {
+pub fn expected(steps: &[Step], clients: usize, limits: &Limits) -> Heard {
     let mut heard = vec![Vec::new(); clients];
     let mut m = vec![Member::default(); clients];
     let mut server_up = true;
@@ -92,7 +95,7 @@ fn speak(
 }
 
 /// What each client did hear: its "say" lines parsed back to (sender number, text).
-pub fn heard(o: &Outcome, clients: usize) -> Result<Vec<Vec<(usize, Vec<u8>)>>, String> {
+pub fn heard(o: &Outcome, clients: usize) -> Result<Heard, String> {
     let sender_of = |addr: &[u8]| {
         o.clients.iter().position(|c| {
             c.addr
