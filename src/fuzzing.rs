@@ -13,7 +13,7 @@ use crate::chat::server::Limits;
 use crate::chat::session::{Session, SessionConfig, Step};
 use crate::diff;
 use crate::kernel::{Events, Fd, Kernel, Mode, PollFd, Shutdown};
-use crate::readiness::Backend;
+use crate::readiness::{BACKEND_MODES, Backend};
 use crate::real::RealKernel;
 use crate::sim::decide::{Adversity, Decider};
 use crate::sim::{Sim, SimConfig};
@@ -269,13 +269,8 @@ pub fn sim_sockets(data: &[u8]) {
 /// [`diff::READINESS_MAX_OPS`].
 pub fn readiness_diff(data: &[u8]) {
     let mut u = Unstructured::new(data);
-    let (backend, mode) = match u.arbitrary::<u8>().unwrap_or(0) % 5 {
-        0 => (Backend::Select, Mode::LEVEL),
-        1 => (Backend::Poll, Mode::LEVEL),
-        2 => (Backend::Epoll, Mode::LEVEL),
-        3 => (Backend::Epoll, Mode::EDGE),
-        _ => (Backend::Epoll, Mode::ONESHOT),
-    };
+    let pick = usize::from(u.arbitrary::<u8>().unwrap_or(0)) % BACKEND_MODES.len();
+    let (backend, mode) = BACKEND_MODES[pick];
     let mut ops = Vec::new();
     while ops.len() < diff::READINESS_MAX_OPS {
         let Ok(op) = u.arbitrary::<diff::Op>() else {

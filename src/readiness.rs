@@ -52,6 +52,16 @@ impl fmt::Display for Backend {
     }
 }
 
+/// Every backend with every mode it has: select, poll, epoll level-triggered, edge-triggered
+/// and one-shot.
+pub const BACKEND_MODES: [(Backend, Mode); 5] = [
+    (Backend::Select, Mode::LEVEL),
+    (Backend::Poll, Mode::LEVEL),
+    (Backend::Epoll, Mode::LEVEL),
+    (Backend::Epoll, Mode::EDGE),
+    (Backend::Epoll, Mode::ONESHOT),
+];
+
 /// The caller's name for a registration, returned with its events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Token(pub usize);
@@ -174,12 +184,6 @@ impl Selector {
         }
         self.regs.remove(&token);
         Ok(())
-    }
-
-    /// Forgets `token` without a syscall: its descriptor was closed, which removed it from an
-    /// epoll interest list already (when it was the open file's last descriptor).
-    pub fn forget(&mut self, token: Token) {
-        self.regs.remove(&token);
     }
 
     /// Waits for events (`None`: for ever) and appends at most `max` of them to `out`.

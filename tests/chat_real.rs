@@ -155,6 +155,28 @@ impl Drop for Bounded {
     }
 }
 
+/// The child's output, line by line: the returned function waits (bounded) for the next line
+/// containing `marker` and returns it.
+fn output_lines(child: &mut Bounded) -> impl Fn(&str) -> String + use<> {
+    let (tx, lines) = mpsc::channel();
+    let stdout = child.0.stdout.take().expect("stdout is piped");
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    move |marker: &str| loop {
+        let line = lines
+            .recv_timeout(READ_TIMEOUT)
+            .expect("the child printed it in time");
+        if line.contains(marker) {
+            return line;
+        }
+    }
+}
+
 fn available(program: &str, arg: &str) -> bool {
     Command::new(program)
         .arg(arg)
@@ -202,24 +224,7 @@ fn netcat_and_a_python_select_client_talk_to_our_server() {
                 .spawn()
                 .unwrap(),
         );
-        // Python's output, line by line, with a deadline on every wait.
-        let (tx, lines) = mpsc::channel();
-        let stdout = py.0.stdout.take().unwrap();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let wait_line = |marker: &str| loop {
-            let line = lines
-                .recv_timeout(READ_TIMEOUT)
-                .expect("python printed it in time");
-            if line.contains(marker) {
-                return line;
-            }
-        };
+        let wait_line = output_lines(&mut py);
         read_until(&mut observer, "entered room", 1);
         writeln!(observer.get_mut(), "hello python").unwrap();
         assert!(wait_line(" say: ").ends_with("say: hello python"));
@@ -282,23 +287,7 @@ fn our_client_talks_through_ncat_chat() {
             .spawn()
             .unwrap(),
     );
-    let (tx, lines) = mpsc::channel();
-    let stdout = ours.0.stdout.take().unwrap();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let wait_line = |marker: &str| loop {
-        let line = lines
-            .recv_timeout(READ_TIMEOUT)
-            .expect("our client printed it in time");
-        if line.contains(marker) {
-            return line;
-        }
-    };
+    let wait_line = output_lines(&mut ours);
     let mut stdin = ours.0.stdin.take().unwrap();
     stdin.write_all(b"hello from selectlab\n").unwrap();
     read_until(&mut observer, "hello from selectlab", 1);

@@ -13,18 +13,10 @@ use selectlab::kernel::{Kernel, Mode};
 use selectlab::programs::lt_vs_et::{
     CHUNK_BYTES, MAX_TURNS, Outcome, Reader, TOTAL_BYTES, Writer, exchange, pattern,
 };
-use selectlab::readiness::Backend;
+use selectlab::readiness::{BACKEND_MODES, Backend};
 use selectlab::real::RealKernel;
 use selectlab::sim::decide::{Adversity, Choice, Decider};
 use selectlab::sim::{Sim, SimConfig};
-
-const MODES: [(Backend, Mode); 5] = [
-    (Backend::Select, Mode::LEVEL),
-    (Backend::Poll, Mode::LEVEL),
-    (Backend::Epoll, Mode::LEVEL),
-    (Backend::Epoll, Mode::EDGE),
-    (Backend::Epoll, Mode::ONESHOT),
-];
 
 fn expected() -> Vec<u8> {
     (0..TOTAL_BYTES).map(pattern).collect()
@@ -52,7 +44,7 @@ fn one_chunk_per_event_delivers_everything_under_lt_and_stalls_under_et() {
     let kernels: [fn() -> Box<dyn Kernel>; 2] =
         [|| Box::new(RealKernel::new()), || Box::new(Sim::faithful())];
     for make in kernels {
-        for (backend, mode) in &MODES[..3] {
+        for (backend, mode) in &BACKEND_MODES[..3] {
             let mut k = make();
             let o = run(
                 k.as_mut(),
@@ -97,7 +89,7 @@ fn a_draining_reader_delivers_everything_in_every_mode_under_any_adversary() {
         spurious_per_mille: 200,
         ..Adversity::PARTIAL_IO
     };
-    for (backend, mode) in MODES {
+    for (backend, mode) in BACKEND_MODES {
         let mut runner = TestRunner::new(Config {
             cases: cases(64),
             ..Config::default()

@@ -11,8 +11,7 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use selectlab::diff::{How, Op, READINESS_MAX_OPS, run_readiness};
-use selectlab::kernel::Mode;
-use selectlab::readiness::Backend;
+use selectlab::readiness::BACKEND_MODES;
 use selectlab::real::RealKernel;
 use selectlab::sim::Sim;
 
@@ -34,21 +33,13 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-const MODES: [(Backend, Mode); 5] = [
-    (Backend::Select, Mode::LEVEL),
-    (Backend::Poll, Mode::LEVEL),
-    (Backend::Epoll, Mode::LEVEL),
-    (Backend::Epoll, Mode::EDGE),
-    (Backend::Epoll, Mode::ONESHOT),
-];
-
 #[test]
 fn readiness_matches_the_kernel_for_every_backend_and_mode() {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(256);
-    for (backend, mode) in MODES {
+    for (backend, mode) in BACKEND_MODES {
         let mut runner = TestRunner::new(Config {
             cases,
             ..Config::default()

@@ -1073,7 +1073,12 @@ impl Sim {
                 self.wake_sock(id, Events::NONE);
                 Ok(())
             }
-            State::Listen { .. } => Ok(()),
+            // Nothing to shut, but inet_shutdown still ends with sk_state_change: a wake-up
+            // (found by the readiness_diff fuzzer: an edge-triggered listener reports again).
+            State::Listen { .. } => {
+                self.wake_sock(id, Events::NONE);
+                Ok(())
+            }
             State::SynSent { .. } => {
                 let sm = self.sock_mut(id);
                 sm.state = State::Closed;
