@@ -337,9 +337,10 @@ pub fn chat_adversary(data: &[u8]) {
         steps.push(step);
     }
     // Faults come from the script (exits, resets mid-line); the schedule adds everything that
-    // loses nothing: short reads and writes, EINTR, spurious wakeups.
+    // loses nothing: short reads and writes, EINTR, spurious wakeups, partial waits.
     let schedule = Adversity {
         spurious_per_mille: 1,
+        defer_per_mille: 1,
         ..Adversity::PARTIAL_IO
     };
     let decide = Decider::bytes_with(decisions, schedule);

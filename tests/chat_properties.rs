@@ -55,6 +55,7 @@ fn config() -> impl Strategy<Value = SessionConfig> {
             let adversity = if hostile {
                 Adversity {
                     spurious_per_mille: 200,
+                    defer_per_mille: 300,
                     ..Adversity::PARTIAL_IO
                 }
             } else {

@@ -200,6 +200,7 @@ fn the_server_goes_away() {
 fn an_adversarial_schedule_still_delivers_everything() {
     let adversity = Adversity {
         spurious_per_mille: 200,
+        defer_per_mille: 300,
         ..Adversity::PARTIAL_IO
     };
     let config = SessionConfig {

@@ -87,6 +87,7 @@ fn one_chunk_per_event_delivers_everything_under_lt_and_stalls_under_et() {
 fn a_draining_reader_delivers_everything_in_every_mode_under_any_adversary() {
     let adversity = Adversity {
         spurious_per_mille: 200,
+        defer_per_mille: 300,
         ..Adversity::PARTIAL_IO
     };
     for (backend, mode) in BACKEND_MODES {

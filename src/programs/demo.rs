@@ -47,6 +47,7 @@ pub fn chat(seed: u64, out: &mut dyn Write) -> Result<(), SockError> {
             seed,
             Adversity {
                 spurious_per_mille: 100,
+                defer_per_mille: 300,
                 ..Adversity::PARTIAL_IO
             },
         )

@@ -28,8 +28,11 @@ pub struct Adversity {
     pub syn_drop_per_mille: u16,
     /// accept fails with EMFILE (the connection stays queued).
     pub emfile_per_mille: u16,
-    /// A wait reports a descriptor ready that is not (issue 3's spurious wakeups).
+    /// A wait reports a descriptor ready that is not (select(2), BUGS).
     pub spurious_per_mille: u16,
+    /// An epoll_wait returns only some of the ready events, as if it had returned a moment
+    /// earlier; the rest stay ready and are coalesced with later changes into the next wait.
+    pub defer_per_mille: u16,
 }
 
 impl Adversity {
@@ -41,6 +44,7 @@ impl Adversity {
         syn_drop_per_mille: 0,
         emfile_per_mille: 0,
         spurious_per_mille: 0,
+        defer_per_mille: 0,
     };
 
     /// Partial I/O and interruptions, but no data-destroying faults: every byte still arrives.
@@ -58,6 +62,7 @@ impl Adversity {
         syn_drop_per_mille: 50,
         emfile_per_mille: 50,
         spurious_per_mille: 100,
+        defer_per_mille: 100,
     };
 }
 
@@ -89,6 +94,13 @@ pub enum Choice {
     Emfile,
     /// A wait reported readiness that was not there.
     Spurious,
+    /// An epoll_wait returned `reported` of `ready` events (the rest come with the next wait).
+    Deferred {
+        /// Events returned.
+        reported: u32,
+        /// Events that were ready.
+        ready: u32,
+    },
 }
 
 /// SplitMix64: tiny, fast, and good enough to schedule an adversary (not for cryptography).
@@ -234,6 +246,11 @@ impl Decider {
         self.happens(|a| a.spurious_per_mille)
     }
 
+    /// Whether an epoll_wait returns only some of the ready events.
+    pub fn defer(&mut self) -> bool {
+        self.happens(|a| a.defer_per_mille)
+    }
+
     /// Which of `n` candidates (n ≥ 1) a choice falls on.
     pub fn pick(&mut self, n: usize) -> usize {
         self.count(n) - 1
@@ -255,7 +272,14 @@ mod tests {
         for max in 1..100 {
             assert_eq!(d.send_len(max), (max, None));
             assert_eq!(d.recv_len(max), (max, None));
-            assert!(!d.eintr() && !d.reset() && !d.syn_drop() && !d.emfile() && !d.spurious());
+            assert!(
+                !d.eintr()
+                    && !d.reset()
+                    && !d.syn_drop()
+                    && !d.emfile()
+                    && !d.spurious()
+                    && !d.defer()
+            );
         }
     }
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 
 use super::Sim;
+use super::decide::Choice;
 use super::slab::Id;
 use super::state::Object;
 use crate::kernel::{CtlOp, Events, FD_SETSIZE, Fd, FdSets, Mode};
@@ -182,6 +183,18 @@ impl Sim {
         let mut reported = 0;
         let mut again = Vec::new();
         let pending = inst.ready.len();
+        // The lawful adversary may return early, with only some of the ready events.
+        let max = if pending >= 2 && max >= 2 && self.decide.defer() {
+            let fewer = self.decide.pick(max.min(pending) - 1) + 1;
+            let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+            self.pending_choice = Some(Choice::Deferred {
+                reported: clamp(fewer),
+                ready: clamp(pending),
+            });
+            fewer
+        } else {
+            max
+        };
         for _ in 0..pending {
             if reported == max {
                 break;

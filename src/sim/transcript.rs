@@ -198,6 +198,12 @@ impl fmt::Display for ChoiceText {
             Choice::SynDrop => f.write_str("adversary: SYN lost"),
             Choice::Emfile => f.write_str("adversary: out of descriptors (EMFILE)"),
             Choice::Spurious => f.write_str("adversary: spurious wakeup"),
+            Choice::Deferred { reported, ready } => {
+                write!(
+                    f,
+                    "adversary: returned {reported} of {ready} queued events; the rest come next time"
+                )
+            }
         }
     }
 }
