@@ -249,34 +249,45 @@ fn netcat_and_a_python_select_client_talk_to_our_server() {
     server.join().expect("server ends");
 }
 
+/// Most attempts at starting ncat on a free port (another process may take the port between
+/// our probe and ncat's bind).
+const NCAT_ATTEMPTS: usize = 5;
+
+/// Starts `ncat --chat` on a free loopback port; returns it, the port, and a connected observer.
+fn start_ncat_chat() -> (Bounded, u16, TcpStream) {
+    for _ in 0..NCAT_ATTEMPTS {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut ncat = Bounded(
+            Command::new("ncat")
+                .args(["--chat", "-l", "127.0.0.1", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        // Wait (bounded) for it to listen, or to give up on the port.
+        let start = Instant::now();
+        while start.elapsed() < READ_TIMEOUT && ncat.0.try_wait().unwrap().is_none() {
+            if let Ok(observer) = TcpStream::connect(("127.0.0.1", port)) {
+                return (ncat, port, observer);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+    panic!("ncat never listened in {NCAT_ATTEMPTS} attempts");
+}
+
 #[test]
 fn our_client_talks_through_ncat_chat() {
     if !available("ncat", "--version") {
         eprintln!("skipped: ncat not installed (CI installs the Debian package ncat)");
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _ncat = Bounded(
-        Command::new("ncat")
-            .args(["--chat", "-l", "127.0.0.1", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    // Wait (bounded) for ncat to listen.
-    let start = Instant::now();
-    let observer = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => break s,
-            Err(_) if start.elapsed() < READ_TIMEOUT => thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("ncat never listened: {e}"),
-        }
-    };
+    let (_ncat, port, observer) = start_ncat_chat();
     observer.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
     let mut observer = BufReader::new(observer);
     let mut ours = Bounded(
