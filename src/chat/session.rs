@@ -111,6 +111,7 @@ pub struct Session {
     clients: Vec<SimClient>,
     server_addr: SockAddr,
     transcript: String,
+    read_buf: Vec<u8>,
     writes_transcript: bool,
     kernel_calls: bool,
     records_seen: usize,
@@ -166,6 +167,7 @@ impl Session {
             clients: Vec::new(),
             server_addr,
             transcript: String::new(),
+            read_buf: vec![0; CLIENT_READ_BYTES],
             writes_transcript: config.transcript,
             kernel_calls: config.kernel_calls,
             records_seen: 0,
@@ -350,8 +352,15 @@ impl Session {
     }
 
     fn client_reads(&mut self, n: usize, fd: Fd) -> Result<bool, Errno> {
-        let mut buf = vec![0; CLIENT_READ_BYTES];
-        match self.sim.recv(fd, &mut buf) {
+        // One buffer for every client read (taken and put back around the call).
+        let mut buf = std::mem::take(&mut self.read_buf);
+        let result = self.client_reads_into(n, fd, &mut buf);
+        self.read_buf = buf;
+        result
+    }
+
+    fn client_reads_into(&mut self, n: usize, fd: Fd, buf: &mut [u8]) -> Result<bool, Errno> {
+        match self.sim.recv(fd, buf) {
             Ok(0) => {
                 self.note(format_args!("c{}: the server went away", n + 1));
                 let c = &mut self.clients[n];
