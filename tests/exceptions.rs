@@ -731,3 +731,177 @@ fn internet_checksum(data: &[u8]) -> u16 {
     }
     !(sum as u16)
 }
+
+// ----- rows added: AF_UNIX paths, the rest of connect and sendto, EINTR ------------------------
+
+/// A fresh directory for socket paths (removed by the caller's `cleanup`).
+fn socket_dir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("selectlab-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn unix_paths_bind_listen_connect_accept_and_their_errors() {
+    let dir = socket_dir("unix");
+    on_both(|net, t| {
+        let n = t; // a different file name per transport
+        let path = Target::Path(dir.join(format!("srv{n}")));
+        let missing = Target::Path(dir.join(format!("missing{n}")));
+        let l = Socket::new(net, Family::Unix, SockType::Stream).unwrap();
+        l.bind(&path).unwrap();
+        assert_eq!(
+            Socket::new(net, Family::Unix, SockType::Stream)
+                .unwrap()
+                .bind(&path),
+            Err(err(Errno::EADDRINUSE)),
+            "{t}: path exists"
+        );
+        l.listen(4).unwrap();
+        let c = Socket::new(net, Family::Unix, SockType::Stream).unwrap();
+        assert_eq!(
+            c.connect(&missing),
+            Err(err(Errno::ENOENT)),
+            "{t}: no such path"
+        );
+        c.connect(&path).unwrap();
+        let (s, peer) = l.accept().unwrap();
+        assert_eq!(
+            peer,
+            SockAddr::UnixUnnamed,
+            "{t}: an unbound client has no name"
+        );
+        c.sendall(b"over a path").unwrap();
+        assert_eq!(s.recv(100).unwrap(), b"over a path", "{t}");
+        assert_eq!(
+            s.getsockname().unwrap().to_string(),
+            format!("'{}'", dir.join(format!("srv{n}")).display()),
+            "{t}"
+        );
+        // A connected stream refuses an address: EISCONN.
+        assert_eq!(c.sendto(b"x", &path), Err(err(Errno::EISCONN)), "{t}");
+        // The path outlives the socket: connecting to it is refused, binding it is EADDRINUSE.
+        drop(l);
+        let late = Socket::new(net, Family::Unix, SockType::Stream).unwrap();
+        assert_eq!(
+            late.connect(&path),
+            Err(err(Errno::ECONNREFUSED)),
+            "{t}: listener gone"
+        );
+        // Datagrams to a path.
+        let dpath = Target::Path(dir.join(format!("dgram{n}")));
+        let d = Socket::new(net, Family::Unix, SockType::Dgram).unwrap();
+        d.bind(&dpath).unwrap();
+        let sender = Socket::new(net, Family::Unix, SockType::Dgram).unwrap();
+        assert_eq!(sender.sendto(b"to a path", &dpath), Ok(9), "{t}");
+        // An unnamed sender has no address (this machine's kernel says none; Linux an empty name).
+        assert_eq!(
+            d.recvfrom(100).unwrap(),
+            (b"to a path".to_vec(), None),
+            "{t}"
+        );
+        assert_eq!(
+            sender.sendto(b"x", &missing),
+            Err(err(Errno::ENOENT)),
+            "{t}"
+        );
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn connected_udp_send_reports_the_refusal_too() {
+    on_both(|net, t| {
+        let mut gone = udp(net);
+        gone.bind(&Target::parse(ANY_LOOPBACK_PORT).unwrap())
+            .unwrap();
+        let to = target_of(&gone.getsockname().unwrap());
+        gone.close().unwrap();
+        let a = udp(net);
+        a.connect(&to).unwrap();
+        assert_eq!(a.send(b"x"), Ok(1), "{t}");
+        assert_eq!(
+            a.send(b"x"),
+            Err(err(Errno::ECONNREFUSED)),
+            "{t}: the ICMP error, on send"
+        );
+    });
+}
+
+#[test]
+fn host_unreachable_and_no_route_are_simulator_only() {
+    // EHOSTUNREACH needs a router's ICMP and ENETUNREACH a missing route: neither exists on
+    // loopback.
+    let mut config = SimConfig::default();
+    config
+        .unreachable
+        .insert(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9)));
+    let net: Net = share(Sim::new(config, Decider::faithful()));
+    assert_eq!(
+        tcp(&net).connect(&Target::host("192.0.2.9", 80)),
+        Err(err(Errno::EHOSTUNREACH))
+    );
+    assert_eq!(
+        tcp(&net).connect_ex(&Target::host("192.0.2.9", 80)),
+        Ok(113)
+    );
+    assert_eq!(
+        udp(&net).sendto(b"x", &Target::host("198.51.100.7", 9)),
+        Err(err(Errno::ENETUNREACH))
+    );
+}
+
+#[test]
+fn ephemeral_ports_run_out_with_eaddrnotavail_simulator_only() {
+    // Simulator-only: exhausting the machine's 28 232 ephemeral ports would disturb everything
+    // else on it. A three-port range (net.ipv4.ip_local_port_range) shows the rule.
+    let config = SimConfig {
+        ephemeral_ports: 40_000..=40_002,
+        ..SimConfig::default()
+    };
+    let net: Net = share(Sim::new(config, Decider::faithful()));
+    let (_l, addr) = listener(&net, 16);
+    let mut keep = Vec::new();
+    for _ in 0..2 {
+        let c = tcp(&net);
+        c.connect(&addr).unwrap();
+        keep.push(c);
+    }
+    // The listener took one port of the three, the two clients the others.
+    assert_eq!(tcp(&net).connect(&addr), Err(err(Errno::EADDRNOTAVAIL)));
+}
+
+#[test]
+fn eintr_interrupts_waits_and_python_level_calls_retry_simulator_only() {
+    // Simulator-only: a real EINTR needs a signal handler, which needs `unsafe`. Non-blocking
+    // calls never see EINTR; only waits do (select/poll/epoll_wait are never restarted), and the
+    // Python-style calls retry them as CPython does (PEP 475).
+    use selectlab::kernel::{Events, PollFd};
+    use selectlab::sim::decide::Adversity;
+    let always = Adversity {
+        eintr_per_mille: 1000,
+        ..Adversity::NONE
+    };
+    let sim = share(Sim::new(SimConfig::default(), Decider::seeded(1, always)));
+    let (a, _b) = sim.borrow_mut().socketpair(SockType::Stream).unwrap();
+    let mut p = [PollFd::new(a, Events::IN)];
+    assert_eq!(
+        sim.borrow_mut().poll(&mut p, Some(Duration::from_secs(1))),
+        Err(Errno::EINTR)
+    );
+    let half = Adversity {
+        eintr_per_mille: 500,
+        ..Adversity::NONE
+    };
+    let net: Net = share(Sim::new(SimConfig::default(), Decider::seeded(2, half)));
+    let (mut x, y) = Socket::pair(&net, SockType::Stream).unwrap();
+    x.settimeout(Some(5.0)).unwrap();
+    assert_eq!(
+        x.recv(10),
+        Err(SockError::Timeout),
+        "retried until the timeout, never EINTR"
+    );
+    y.sendall(b"late").unwrap();
+    assert_eq!(x.recv(10), Ok(b"late".to_vec()));
+}

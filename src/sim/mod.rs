@@ -46,6 +46,10 @@ pub struct SimConfig {
     pub hosts: BTreeMap<String, Vec<IpAddr>>,
     /// Addresses that exist but never answer (connects to them time out).
     pub blackholes: BTreeSet<IpAddr>,
+    /// Addresses a router reports unreachable (ICMP host unreachable: EHOSTUNREACH).
+    pub unreachable: BTreeSet<IpAddr>,
+    /// The ephemeral port range (net.ipv4.ip_local_port_range); all taken: EADDRNOTAVAIL.
+    pub ephemeral_ports: std::ops::RangeInclusive<u16>,
     /// Whether binding ports below 1024 is allowed (root, or CAP_NET_BIND_SERVICE).
     pub privileged: bool,
     /// Most open descriptors (RLIMIT_NOFILE); one more gives EMFILE.
@@ -64,6 +68,8 @@ impl Default for SimConfig {
         SimConfig {
             hosts,
             blackholes: BTreeSet::new(),
+            unreachable: BTreeSet::new(),
+            ephemeral_ports: state::EPHEMERAL_FIRST_PORT..=state::EPHEMERAL_LAST_PORT,
             privileged: false,
             fd_limit: 65_536,
             transcript: true,
@@ -131,6 +137,7 @@ impl Sim {
         local_ips.insert(IpAddr::V4(Ipv4Addr::LOCALHOST));
         local_ips.insert(IpAddr::V6(Ipv6Addr::LOCALHOST));
         let transcript = Transcript::new(config.transcript);
+        let first_port = *config.ephemeral_ports.start();
         Sim {
             config,
             now: Duration::ZERO,
@@ -144,7 +151,7 @@ impl Sim {
             time_wait: BTreeMap::new(),
             paths: BTreeMap::new(),
             local_ips,
-            next_port: state::EPHEMERAL_FIRST_PORT,
+            next_port: first_port,
             timers: BinaryHeap::new(),
             timer_seq: 0,
             decide,

@@ -140,14 +140,14 @@ impl Sim {
 
     /// Picks a free ephemeral port, as Linux's port allocator would (bounded by the range size).
     fn ephemeral_port(&mut self, me: &Sock, ip: IpAddr) -> Result<u16, Errno> {
-        let span = u32::from(EPHEMERAL_LAST_PORT - EPHEMERAL_FIRST_PORT) + 1;
+        let (first, last) = (
+            *self.config.ephemeral_ports.start(),
+            *self.config.ephemeral_ports.end(),
+        );
+        let span = u32::from(last.saturating_sub(first)) + 1;
         for _ in 0..span {
-            let port = self.next_port;
-            self.next_port = if port >= EPHEMERAL_LAST_PORT {
-                EPHEMERAL_FIRST_PORT
-            } else {
-                port + 1
-            };
+            let port = self.next_port.clamp(first, last);
+            self.next_port = if port >= last { first } else { port + 1 };
             if !self.port_conflicts(me, ip, port) && !self.time_wait_conflicts(me, ip, port) {
                 return Ok(port);
             }
@@ -349,8 +349,23 @@ impl Sim {
         };
         let reachable = self.is_local(dst.ip()) && !dst.ip().is_unspecified();
         let blackhole = self.config.blackholes.contains(&dst.ip());
-        if !reachable && !blackhole {
+        let host_unreachable = self.config.unreachable.contains(&dst.ip());
+        if !reachable && !blackhole && !host_unreachable {
             return (Err(Errno::ENETUNREACH), None);
+        }
+        if host_unreachable {
+            // The SYN goes out; a router answers ICMP host unreachable.
+            if let Err(e) = self.autobind(id, unspecified_ip(self.sock(id).family)) {
+                return (Err(e), None);
+            }
+            let s = self.sock_mut(id);
+            s.so_state = SoState::Connecting;
+            s.state = State::SynSent {
+                to: addr.clone(),
+                retries: 0,
+            };
+            self.connect_failed(id, Errno::EHOSTUNREACH);
+            return (Err(Errno::EINPROGRESS), None);
         }
         let src_ip = if blackhole {
             unspecified_ip(self.sock(id).family)
@@ -874,12 +889,12 @@ impl Sim {
         if buf.len() > s.opts.sndbuf_bytes.max(0) as usize {
             return Err(Errno::EMSGSIZE);
         }
-        let from = s.local.clone().unwrap_or(SockAddr::UnixUnnamed);
+        let from = s.local.clone();
         let peer = s
             .peer
             .filter(|p| self.socks.get(*p).is_some_and(|ps| !ps.shut_rd))
             .ok_or(Errno::EPIPE)?;
-        self.enqueue_message(peer, Some(from), buf, true)
+        self.enqueue_message(peer, from, buf, true)
             .map(|()| buf.len())
     }
 
@@ -918,7 +933,9 @@ impl Sim {
         if buf.len() > s.opts.sndbuf_bytes.max(0) as usize {
             return Err(Errno::EMSGSIZE);
         }
-        let from = Some(s.local.clone().unwrap_or(SockAddr::UnixUnnamed));
+        // An unnamed sender has no address to report: recvfrom gives none (as this project's
+        // kernel does; Linux itself reports an empty name).
+        let from = s.local.clone();
         let target = match to {
             Some(addr) => self.unix_target(addr)?,
             None => {
