@@ -1,4 +1,4 @@
-//! The chat server's I/O: the sans-IO [`ChatServer`] driven by the [`Reactor`] on any kernel
+//! The chat server's I/O: the sans-IO [`ChatServer`] driven by the [`Reactor`](crate::reactor::Reactor) on any kernel
 //! and backend, level- or edge-triggered.
 //!
 //! Reads drain to EAGAIN (within a per-event budget; under edge triggering an exhausted budget

@@ -1,11 +1,11 @@
 //! The simulator transport: an in-memory Linux, deterministic from a seed.
 //!
-//! - [`state`]: sockets, pipes, open files and the descriptor table, with Linux's limits.
-//! - [`net`]: what each socket call does (TCP, UDP, AF_UNIX), mirroring Linux's behaviour.
-//! - [`readiness`]: what poll reports for each object.
+//! - `state`: sockets, pipes, open files and the descriptor table, with Linux's limits.
+//! - `net`: what each socket call does (TCP, UDP, AF_UNIX), mirroring Linux's behaviour.
+//! - `readiness`: what poll reports for each object.
 //! - [`decide`]: the one decision source (faithful, seeded adversary, fuzzer bytes).
 //! - [`transcript`]: the structured record of every call.
-//! - [`slab`]: generation-checked storage.
+//! - `slab`: generation-checked storage.
 //!
 //! Time is virtual: it only moves when a wait would block, and then it jumps straight to the next
 //! timer or the wait's deadline. No call scans all sockets; each costs the same with ten sockets
@@ -16,7 +16,7 @@ mod epoll;
 mod net;
 mod readiness;
 mod slab;
-pub mod state;
+mod state;
 pub mod transcript;
 
 use std::cmp::Reverse;
