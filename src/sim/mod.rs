@@ -3,6 +3,7 @@
 //! - `state`: sockets, pipes, open files and the descriptor table, with Linux's limits.
 //! - `net`: what each socket call does (TCP, UDP, AF_UNIX), mirroring Linux's behaviour.
 //! - `readiness`: what poll reports for each object.
+//! - `epoll`: epoll's interest and ready lists, wake-ups, and select.
 //! - [`decide`]: the one decision source (faithful, seeded adversary, fuzzer bytes).
 //! - [`transcript`]: the structured record of every call.
 //! - `slab`: generation-checked storage.
