@@ -1068,16 +1068,19 @@ impl Sim {
         let id = self.sock_id(fd)?;
         let rd = matches!(how, Shutdown::Read | Shutdown::Both);
         let wr = matches!(how, Shutdown::Write | Shutdown::Both);
-        let s = self.sock(id).clone();
+        let s = self.sock(id);
         if s.family == Family::Unix {
+            let peer = s
+                .peer
+                .filter(|p| s.is_connection() && self.socks.get(*p).is_some());
             self.set_shutdown(id, rd, wr);
-            let peer = s.peer.filter(|p| self.socks.get(*p).is_some());
-            if let Some(peer) = peer.filter(|_| s.is_connection()) {
+            if let Some(peer) = peer {
                 self.set_shutdown(peer, wr, rd);
             }
             return Ok(());
         }
-        match s.state {
+        // The state alone (cloning the whole socket would copy its receive queue).
+        match s.state.clone() {
             // inet_shutdown sets the flags even when it answers ENOTCONN (to wake pollers).
             State::Closed => {
                 self.set_shutdown(id, rd, wr);
@@ -1205,17 +1208,23 @@ impl Sim {
     /// The last reference to a socket is gone: tell the peer (FIN or RST) and free it.
     fn release_sock(&mut self, id: Id, force_reset: bool) {
         self.stop_listening(id);
-        let s = self.sock(id).clone();
-        let peer = s.peer.filter(|p| self.socks.get(*p).is_some());
-        if s.is_tcp() && matches!(s.state, State::Established) {
-            let unread = !s.rx.is_empty() || s.opts.linger_secs == 0 || force_reset;
+        let me = self.sock(id);
+        let peer = me.peer.filter(|p| self.socks.get(*p).is_some());
+        let tcp_established = me.is_tcp() && matches!(me.state, State::Established);
+        let unread = !me.rx.is_empty() || me.opts.linger_secs == 0 || force_reset;
+        // The FIN goes out while the socket is still in the table (send_fin follows its links).
+        if tcp_established && !unread && !me.fin_sent && peer.is_some() {
+            self.send_fin(id);
+        }
+        if self.sock(id).family != Family::Unix {
+            self.unregister_port(id);
+        }
+        let s = self.socks.remove(id).expect("live socket id");
+        if tcp_established {
             if let Some(p) = peer {
                 if unread {
                     self.tcp_reset(p);
                 } else {
-                    if !s.fin_sent {
-                        self.send_fin(id);
-                    }
                     // The peer's next segment to us will be answered by an RST.
                     self.sock_mut(p).peer = None;
                 }
@@ -1233,14 +1242,11 @@ impl Sim {
             }
             self.wake_sock(p, Events::NONE);
         }
-        match &s.local {
-            Some(SockAddr::Unix(path)) if self.paths.get(path) == Some(&Some(id)) => {
-                self.paths.insert(path.clone(), None);
-            }
-            _ if s.family != Family::Unix => self.unregister_port(id),
-            _ => {}
+        if let Some(SockAddr::Unix(path)) = &s.local
+            && self.paths.get(path) == Some(&Some(id))
+        {
+            self.paths.insert(path.clone(), None);
         }
-        self.socks.remove(id);
     }
 
     fn enter_time_wait(&mut self, s: &Sock) {
