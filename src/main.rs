@@ -49,6 +49,18 @@ enum Command {
         #[command(subcommand)]
         role: ChatRole,
     },
+    /// Measure the simulator on the chat workload (prints numbers; asserts nothing).
+    Bench {
+        /// Simulated clients (2 to 64).
+        #[arg(long, default_value_t = 50)]
+        clients: usize,
+        /// Lines each client sends.
+        #[arg(long, default_value_t = 40)]
+        lines: usize,
+        /// select, poll, epoll or epoll-et.
+        #[arg(long, default_value = "epoll", value_parser = ["select", "poll", "epoll", "epoll-et"])]
+        backend: String,
+    },
     /// Run scenario scripts (format v1) on the kernel, the simulator, or both.
     Scenario {
         /// Script files.
@@ -122,6 +134,16 @@ fn main() -> ExitCode {
             _ => demo::chat(seed, &mut out).map(|()| true),
         },
         Command::Chat { role } => chat(role, &mut out),
+        Command::Bench {
+            clients,
+            lines,
+            backend,
+        } => {
+            let (backend, mode) = selectlab::programs::chat_cli::parse_backend(&backend)
+                .expect("clap checked the value");
+            selectlab::programs::bench::sim_chat(clients, lines, backend, mode, &mut out)
+                .map(|()| true)
+        }
         Command::Goodbye { role } => run_role(role, &mut out, Proto::Tcp),
         Command::Udp { role } => run_role(role, &mut out, Proto::Udp),
         Command::Scenario {
