@@ -182,16 +182,23 @@ impl ChatServer {
             }
         });
         for line in lines {
+            // A broadcast can cascade (a slow consumer leaves, its "left room" overflows
+            // another queue, ...) and remove the sender itself: then it says nothing more.
+            if !self.clients.contains_key(&id) {
+                return;
+            }
             self.broadcast(id, line, now_unix_secs);
         }
         if let Err(e) = result {
+            let Some(client) = self.clients.get_mut(&id) else {
+                return;
+            };
             let max = e.max_line_bytes;
-            self.log(format!("{peer} disconnected: line longer than {max} bytes"));
-            let client = self.clients.get_mut(&id).expect("still here");
             client.leaving = true;
             client.out.push(Rc::from(
                 format!("error: line longer than {max} bytes; disconnecting\n").into_bytes(),
             ));
+            self.log(format!("{peer} disconnected: line longer than {max} bytes"));
             self.mark_dirty(id);
             self.actions.push_back(Action::CloseAfterFlush(id));
             self.announce_departure(id, now_unix_secs);
@@ -300,15 +307,84 @@ impl ChatServer {
             self.mark_dirty(id);
         }
         for id in slow {
-            let peer = self.clients[&id].peer.clone();
+            // An earlier departure in this loop may have cascaded and removed it already.
+            let Some(c) = self.clients.get_mut(&id) else {
+                continue;
+            };
+            c.out.clear();
+            let peer = c.peer.clone();
             self.log(format!(
                 "{peer} disconnected: slow consumer (more than {cap} bytes queued)"
             ));
             self.actions.push_back(Action::Close(id));
-            self.clients.get_mut(&id).expect("listed above").out.clear();
             // Leaving is announced as usual (which may find further slow consumers: each
             // recursion removes one client, so the depth is bounded by the room's size).
             self.left(id, Departure::SlowConsumer, now_unix_secs);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: u64 = 1_767_225_600;
+
+    fn lo(port: u16) -> SockAddr {
+        SockAddr::Inet(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    fn drain(s: &mut ChatServer, id: ClientId) {
+        let n = s.outbound(id).map_or(0, Outbound::bytes);
+        s.sent(id, n);
+    }
+
+    /// Regression (found in review): two queues within one "left room" of the cap. Removing
+    /// the first slow consumer announces it, which overflows and removes the second while the
+    /// outer loop still lists it.
+    #[test]
+    fn cascading_slow_consumers_do_not_panic() {
+        let line_len = "2026-01-01 00:00:00 ('127.0.0.1', 3) say: 0123456789\n".len();
+        let limits = Limits {
+            max_line_bytes: 4096,
+            outbound_cap_bytes: 3 * line_len + 5,
+            max_clients: 10,
+        };
+        let mut s = ChatServer::new(limits);
+        for id in 1..=3 {
+            assert!(s.join(id, lo(id as u16), T));
+        }
+        drain(&mut s, 1);
+        drain(&mut s, 2);
+        for _ in 0..4 {
+            s.received(3, b"0123456789\n", T);
+        }
+        assert_eq!(s.len(), 1, "both slow consumers left; the sender stays");
+        assert!(s.peak_queue_bytes() <= limits.outbound_cap_bytes);
+    }
+
+    /// Regression (found in review): the cascade can remove the sender in the middle of its
+    /// own chunk; the rest of the chunk (here an over-long line) is then ignored.
+    #[test]
+    fn a_sender_removed_mid_chunk_says_nothing_more() {
+        let line_len = "2026-01-01 00:00:00 ('127.0.0.1', 2) say: 0123456789\n".len();
+        let limits = Limits {
+            max_line_bytes: 300,
+            outbound_cap_bytes: 3 * line_len + 5,
+            max_clients: 10,
+        };
+        let mut s = ChatServer::new(limits);
+        assert!(s.join(1, lo(1), T));
+        assert!(s.join(2, lo(2), T));
+        drain(&mut s, 1);
+        drain(&mut s, 2);
+        for _ in 0..3 {
+            s.received(2, b"0123456789\n", T);
+        }
+        let mut chunk = vec![b'y'; 200];
+        chunk.push(b'\n');
+        chunk.extend(std::iter::repeat_n(b'z', 400));
+        s.received(1, &chunk, T);
+        assert!(s.len() <= 2);
     }
 }
