@@ -179,6 +179,9 @@ impl PollFd {
 /// Most buffers one vectored send may gather (Linux's IOV_MAX).
 pub const IOV_MAX: usize = 1024;
 
+/// epoll_wait's largest `maxevents` (Linux's EP_MAX_EVENTS: INT_MAX / sizeof(struct epoll_event)).
+pub const EP_MAX_EVENTS: usize = (i32::MAX as usize) / 12;
+
 /// Select's limit: descriptors at or above it do not fit in an `fd_set` (Linux's FD_SETSIZE).
 pub const FD_SETSIZE: i32 = 1024;
 
@@ -296,6 +299,7 @@ pub trait Kernel {
         data: u64,
     ) -> Result<(), Errno>;
     /// epoll_wait(2): appends at most `max` (data, events) pairs to `out`; returns how many.
+    /// `max` of 0 or above [`EP_MAX_EVENTS`] is EINVAL.
     fn epoll_wait(
         &mut self,
         epfd: Fd,

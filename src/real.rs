@@ -22,7 +22,8 @@ use rustix::event::{PollFlags, Timespec};
 use crate::addr::{Family, SockAddr, SockType};
 use crate::error::{Gai, HERROR_HOST_NOT_FOUND, SockError};
 use crate::kernel::{
-    CtlOp, Events, FD_SETSIZE, Fd, FdSets, IOV_MAX, Kernel, Mode, PollFd, Shutdown, SockOpt,
+    CtlOp, EP_MAX_EVENTS, Events, FD_SETSIZE, Fd, FdSets, IOV_MAX, Kernel, Mode, PollFd, Shutdown,
+    SockOpt,
 };
 
 /// The Linux kernel, reached through `nix`.
@@ -174,6 +175,9 @@ const POLL_FLAG_PAIRS: [(Events, PollFlags); 7] = [
     (Events::PRI, PollFlags::PRI),
     (Events::NVAL, PollFlags::NVAL),
 ];
+
+/// Most events one real epoll_wait collects (the buffer handed to the kernel).
+const EPOLL_WAIT_BATCH: usize = 4096;
 
 const EPOLL_FLAG_PAIRS: [(Events, EpollFlags); 6] = [
     (Events::IN, EpollFlags::EPOLLIN),
@@ -357,14 +361,15 @@ impl Kernel for RealKernel {
     fn setsockopt(&mut self, fd: Fd, opt: SockOpt, value: i32) -> Result<(), Errno> {
         let f = self.owned(fd)?;
         let on = value != 0;
-        let bytes = usize::try_from(value).map_err(|_| Errno::EINVAL);
+        // The kernel reads an int: a negative value goes through as such (Linux clamps it).
+        let bytes = value as u32 as usize;
         match opt {
             SockOpt::ReuseAddr => ns::setsockopt(f, sockopt::ReuseAddr, &on),
             SockOpt::KeepAlive => ns::setsockopt(f, sockopt::KeepAlive, &on),
             SockOpt::Broadcast => ns::setsockopt(f, sockopt::Broadcast, &on),
             SockOpt::TcpNoDelay => ns::setsockopt(f, sockopt::TcpNoDelay, &on),
-            SockOpt::RcvBuf => ns::setsockopt(f, sockopt::RcvBuf, &bytes?),
-            SockOpt::SndBuf => ns::setsockopt(f, sockopt::SndBuf, &bytes?),
+            SockOpt::RcvBuf => ns::setsockopt(f, sockopt::RcvBuf, &bytes),
+            SockOpt::SndBuf => ns::setsockopt(f, sockopt::SndBuf, &bytes),
             SockOpt::Linger => {
                 let linger = nix::libc::linger {
                     l_onoff: i32::from(value >= 0),
@@ -476,8 +481,14 @@ impl Kernel for RealKernel {
         max: usize,
         timeout: Option<Duration>,
     ) -> Result<usize, Errno> {
+        if max == 0 || max > EP_MAX_EVENTS {
+            self.owned(epfd)?;
+            return Err(Errno::EINVAL);
+        }
         let ep = Epoll(self.fds.remove(&epfd.0).ok_or(Errno::EBADF)?);
-        let mut events = vec![EpollEvent::empty(); max.max(1)];
+        // The kernel fills at most what we give it; a bounded buffer returns fewer events,
+        // which epoll_wait may always do.
+        let mut events = vec![EpollEvent::empty(); max.min(EPOLL_WAIT_BATCH)];
         let ms = timeout.map_or(-1, |d| {
             d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
         });

@@ -25,6 +25,10 @@ pub fn share<K: Kernel + 'static>(kernel: K) -> Rc<RefCell<K>> {
     Rc::new(RefCell::new(kernel))
 }
 
+/// Most tries of one blocking call whose descriptor polls ready but refuses it (EAGAIN); then
+/// the call gives EAGAIN rather than spin.
+pub const MAX_ATTEMPTS_PER_CALL: usize = 4096;
+
 /// Longest timeout `settimeout` accepts, in seconds (Python's limit is the C `time_t` range; a
 /// smaller bound keeps virtual-time arithmetic far from overflow).
 pub const MAX_TIMEOUT_SECS: f64 = 1e9;
@@ -152,21 +156,39 @@ impl Socket {
     fn call<T>(
         &self,
         wait_for: Events,
+        op: impl FnMut(&mut dyn Kernel, Fd) -> Result<T, Errno>,
+    ) -> Result<T, SockError> {
+        self.call_until(self.deadline(), wait_for, op)
+    }
+
+    /// When the socket's timeout, started now, runs out (`None`: blocking, no deadline).
+    fn deadline(&self) -> Option<Duration> {
+        self.timeout
+            .map(|t| self.net.borrow().now().saturating_add(t))
+    }
+
+    /// [`Socket::call`] against a given deadline. Bounded: a descriptor that polls ready yet
+    /// refuses the call [`MAX_ATTEMPTS_PER_CALL`] times in a row (an AF_UNIX datagram socket
+    /// sending to a full receiver does: it always polls writable) gives EAGAIN, not a spin.
+    fn call_until<T>(
+        &self,
+        deadline: Option<Duration>,
+        wait_for: Events,
         mut op: impl FnMut(&mut dyn Kernel, Fd) -> Result<T, Errno>,
     ) -> Result<T, SockError> {
         let fd = self.fd()?;
-        let deadline = self.timeout.map(|t| self.net.borrow().now() + t);
-        loop {
+        for _ in 0..MAX_ATTEMPTS_PER_CALL {
             // Bind the result first: the kernel borrow must end before `wait` borrows again.
             let result = op(&mut *self.net.borrow_mut(), fd);
             match result {
-                Err(Errno::EINTR) => continue,
+                Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) if self.timeout != Some(Duration::ZERO) => {
                     self.wait(fd, wait_for, deadline)?
                 }
                 other => return other.map_err(SockError::Error),
             }
         }
+        Err(SockError::Error(Errno::EAGAIN))
     }
 
     /// Waits until `fd` reports `events` (or ERR/HUP), or the deadline passes (`timeout`).
@@ -224,7 +246,7 @@ impl Socket {
         match first {
             Ok(()) => Ok(()),
             Err(Errno::EINPROGRESS | Errno::EAGAIN) if self.timeout != Some(Duration::ZERO) => {
-                let deadline = self.timeout.map(|t| self.net.borrow().now() + t);
+                let deadline = self.deadline();
                 self.wait(fd, Events::OUT, deadline)?;
                 match self.net.borrow_mut().getsockopt(fd, SockOpt::Error)? {
                     0 => Ok(()),
@@ -268,21 +290,19 @@ impl Socket {
 
     /// `s.sendall(bytes)`: sends everything or fails; the timeout bounds the *total* time.
     pub fn sendall(&self, data: &[u8]) -> Result<(), SockError> {
-        let fd = self.fd()?;
-        let deadline = self.timeout.map(|t| self.net.borrow().now() + t);
+        let deadline = self.deadline();
         let mut sent = 0;
+        // Bounded: every pass sends at least one byte.
         while sent < data.len() {
-            let r = self.net.borrow_mut().send(fd, &data[sent..]);
-            match r {
-                Ok(n) => sent += n,
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) if self.timeout != Some(Duration::ZERO) => {
-                    self.wait(fd, Events::OUT, deadline)?
-                }
-                Err(e) => return Err(SockError::Error(e)),
-            }
+            sent += self.call_until(deadline, Events::OUT, |k, fd| k.send(fd, &data[sent..]))?;
         }
         Ok(())
+    }
+
+    /// `s.sendto(bytes, MSG_DONTWAIT, address)`: one try, never waiting, whatever the timeout.
+    pub fn sendto_dontwait(&self, data: &[u8], target: &Target) -> Result<usize, SockError> {
+        let addr = resolve(&self.net, self.family, target)?;
+        Ok(self.net.borrow_mut().sendto(self.fd()?, data, &addr)?)
     }
 
     /// `s.recvfrom(bufsize)`: the data and the sender (None where the type has no address).

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use crate::addr::{SockType, Target};
+use crate::addr::{SockAddr, SockType, Target};
 use crate::error::SockError;
 use crate::programs::goodbye::family_of;
 use crate::socket::{Net, Socket};
@@ -21,24 +21,29 @@ pub fn bind(net: &Net, target: &Target) -> Result<Socket, SockError> {
     Ok(s)
 }
 
-/// Receives one datagram and echoes it to its sender; returns its size.
+/// Receives one datagram and echoes it to its sender; returns its size. The echo is sent once,
+/// without waiting (MSG_DONTWAIT): a sender that cannot take it (gone, or not reading) loses
+/// its echo, logged, and the server goes on — UDP promises nothing more.
 pub fn echo_one(sock: &Socket, log: &mut dyn Write) -> Result<usize, SockError> {
     let (data, from) = sock.recvfrom(UDP_ECHO_MAX_BYTES)?;
-    let Some(from) = from else {
-        let _ = writeln!(log, "datagram from an unnamed sender: not echoed");
-        return Ok(data.len());
+    let back = match &from {
+        Some(SockAddr::Inet(a)) => Target::Host(a.ip().to_string(), a.port()),
+        Some(SockAddr::Unix(p)) => Target::Path(p.clone()),
+        // Unnamed (or abstract) AF_UNIX senders have no address to answer.
+        Some(SockAddr::UnixUnnamed) | None => {
+            let _ = writeln!(log, "datagram from a sender without an address: not echoed");
+            return Ok(data.len());
+        }
     };
+    let from = from.expect("matched above");
     let _ = writeln!(
         log,
         "receive from {from}:{}",
         String::from_utf8_lossy(&data)
     );
-    let back = match &from {
-        crate::addr::SockAddr::Inet(a) => Target::Host(a.ip().to_string(), a.port()),
-        crate::addr::SockAddr::Unix(p) => Target::Path(p.clone()),
-        crate::addr::SockAddr::UnixUnnamed => unreachable!("handled above"),
-    };
-    sock.sendto(&data, &back)?;
+    if let Err(e) = sock.sendto_dontwait(&data, &back) {
+        let _ = writeln!(log, "echo to {from} lost: {e}");
+    }
     Ok(data.len())
 }
 

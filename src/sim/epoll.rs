@@ -17,11 +17,14 @@ use super::Sim;
 use super::decide::Choice;
 use super::slab::Id;
 use super::state::Object;
-use crate::kernel::{CtlOp, Events, FD_SETSIZE, Fd, FdSets, Mode};
+use crate::kernel::{CtlOp, EP_MAX_EVENTS, Events, FD_SETSIZE, Fd, FdSets, Mode};
 
 /// Most items one epoll instance may watch (a bound on the interest list; Linux's limit is
 /// max_user_watches, a fraction of memory).
 pub const EPOLL_MAX_WATCHES: usize = 1 << 20;
+
+/// How deep epoll instances may watch one another (Linux's EP_MAX_NESTS).
+pub const EP_MAX_NESTS: usize = 4;
 
 /// ERR and HUP are always watched (epoll_ctl(2)).
 const ALWAYS: Events = Events(Events::ERR.0 | Events::HUP.0);
@@ -62,9 +65,16 @@ impl Sim {
     /// Something happened to `object`: queue every epoll item watching it whose interest (plus
     /// ERR and HUP) meets `mask`. `Events::NONE` is a wake without a key: it meets everything.
     pub(super) fn wake(&mut self, object: Object, mask: Events) {
+        self.wake_nested(object, mask, 0);
+    }
+
+    /// A wake that queues an item also wakes whoever watches that epoll instance
+    /// (ep_poll_callback), down to Linux's nesting limit.
+    fn wake_nested(&mut self, object: Object, mask: Events, depth: usize) {
         let Some(watchers) = self.watchers.get(&object) else {
             return;
         };
+        let mut woken = Vec::new();
         // add_wait_queue puts each new watcher at the head of the file's wait queue, so the
         // most recent registration hears a wake first.
         for &(ep, key) in watchers.iter().rev() {
@@ -78,11 +88,23 @@ impl Sim {
                 continue;
             }
             inst.enqueue(key);
+            woken.push(ep);
+        }
+        if depth < EP_MAX_NESTS {
+            for ep in woken {
+                self.wake_nested(Object::Epoll(ep), Events::IN, depth + 1);
+            }
         }
     }
 
     /// Whether an epoll instance has an event to report (its own descriptor is then readable).
     pub(super) fn epoll_has_ready(&self, ep: Id) -> bool {
+        self.epoll_has_ready_nested(ep, 0)
+    }
+
+    /// ep_eventpoll_poll: an instance is readable when one of its queued items is ready; a
+    /// nested instance is asked in turn, down to Linux's nesting limit.
+    fn epoll_has_ready_nested(&self, ep: Id, depth: usize) -> bool {
         let Some(inst) = self.epolls.get(ep) else {
             return false;
         };
@@ -90,13 +112,33 @@ impl Sim {
             let Some(item) = inst.items.get(key) else {
                 return false;
             };
-            let object = self.files.get(key.0).map(|f| f.object);
-            !item.disabled
-                && object.is_some_and(|o| {
-                    !matches!(o, Object::Epoll(_))
-                        && self.readiness(o).intersects(item.interest | ALWAYS)
-                })
+            let ready = |o: Object| match o {
+                Object::Epoll(inner) => {
+                    depth < EP_MAX_NESTS
+                        && self.epoll_has_ready_nested(inner, depth + 1)
+                        && item.interest.contains(Events::IN)
+                }
+                other => self.readiness(other).intersects(item.interest | ALWAYS),
+            };
+            !item.disabled && self.files.get(key.0).is_some_and(|f| ready(f.object))
         })
+    }
+
+    /// Whether epoll `from` watches epoll `to`, directly or through nested instances (at most
+    /// `EP_MAX_NESTS` deep; deeper counts as reaching, as ep_loop_check refuses it too).
+    fn epoll_reaches(&self, from: Id, to: Id, depth: usize) -> bool {
+        if from == to || depth > EP_MAX_NESTS {
+            return true;
+        }
+        let Some(inst) = self.epolls.get(from) else {
+            return false;
+        };
+        inst.items
+            .keys()
+            .any(|(file, _)| match self.files.get(*file).map(|f| f.object) {
+                Some(Object::Epoll(inner)) => self.epoll_reaches(inner, to, depth + 1),
+                _ => false,
+            })
     }
 
     /// The object behind a socket id, for waking.
@@ -127,6 +169,13 @@ impl Sim {
         let object = self.files.get(file).expect("live file").object;
         if object == ep_obj {
             return Err(Errno::EINVAL);
+        }
+        // ep_loop_check: adding an instance that (transitively) watches this one would close a
+        // loop, and nesting is limited.
+        if let (CtlOp::Add, Object::Epoll(inner)) = (op, object)
+            && self.epoll_reaches(inner, ep, 1)
+        {
+            return Err(Errno::ELOOP);
         }
         let key = (file, fd.0);
         let inst = self.epolls.get_mut(ep).expect("live epoll");
@@ -260,7 +309,7 @@ impl Sim {
         let Object::Epoll(ep) = self.file(epfd)? else {
             return Err(Errno::EINVAL);
         };
-        if max == 0 {
+        if max == 0 || max > EP_MAX_EVENTS {
             return Err(Errno::EINVAL);
         }
         self.block_until(timeout, |sim| Ok(sim.epoll_collect(ep, out, max)))

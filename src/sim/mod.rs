@@ -90,9 +90,9 @@ impl SimConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     /// Retransmit the SYN of a connecting socket.
-    SynRetry(Id),
+    SynRetry(Id, u64),
     /// The last SYN retransmission went unanswered: the connect fails with ETIMEDOUT.
-    SynTimeout(Id),
+    SynTimeout(Id, u64),
     /// Forget a TIME_WAIT address.
     TimeWaitEnd(IpAddr, u16),
 }
@@ -199,8 +199,11 @@ impl Sim {
 
     fn schedule(&mut self, after: Duration, timer: Timer) {
         self.timer_seq += 1;
-        self.timers
-            .push(Reverse((self.now + after, self.timer_seq, timer)));
+        self.timers.push(Reverse((
+            self.now.saturating_add(after),
+            self.timer_seq,
+            timer,
+        )));
     }
 
     /// The open file behind a descriptor.
@@ -264,8 +267,8 @@ impl Sim {
 
     fn fire(&mut self, timer: Timer) {
         match timer {
-            Timer::SynRetry(id) => self.syn_retry(id),
-            Timer::SynTimeout(id) => self.syn_timeout(id),
+            Timer::SynRetry(id, attempt) => self.syn_retry(id, attempt),
+            Timer::SynTimeout(id, attempt) => self.syn_timeout(id, attempt),
             Timer::TimeWaitEnd(ip, port) => {
                 if self
                     .time_wait
@@ -287,7 +290,8 @@ impl Sim {
         timeout: Option<Duration>,
         mut ready: impl FnMut(&mut Sim) -> Result<usize, Errno>,
     ) -> Result<usize, Errno> {
-        let deadline = timeout.map(|t| self.now + t);
+        // A deadline past the end of time is no deadline at all.
+        let deadline = timeout.and_then(|t| self.now.checked_add(t));
         loop {
             let n = ready(self)?;
             if n > 0 || timeout == Some(Duration::ZERO) {
@@ -716,6 +720,6 @@ impl Kernel for Sim {
     }
 
     fn unix_time(&self) -> Duration {
-        Duration::from_secs(crate::chat::clock::SIM_EPOCH_UNIX_SECS) + self.now
+        Duration::from_secs(crate::chat::clock::SIM_EPOCH_UNIX_SECS).saturating_add(self.now)
     }
 }

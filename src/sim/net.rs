@@ -317,6 +317,11 @@ impl Sim {
         let family_ok = addr.family() == me.family;
         match (me.family, me.ty) {
             (Family::Unix, _) if !family_ok => (Err(Errno::EINVAL), None),
+            // A sockaddr_in is shorter than an IPv6 socket's address: EINVAL, as Linux checks
+            // the length before the family.
+            (Family::Inet6, SockType::Stream) if addr.family() == Family::Inet => {
+                (Err(Errno::EINVAL), None)
+            }
             (_, _) if !family_ok => (Err(Errno::EAFNOSUPPORT), None),
             (Family::Unix, SockType::Dgram) => (self.connect_unix_dgram(id, addr), None),
             (Family::Unix, _) => (self.connect_unix_stream(id, addr), None),
@@ -363,6 +368,7 @@ impl Sim {
             s.state = State::SynSent {
                 to: addr.clone(),
                 retries: 0,
+                attempt: 0,
             };
             self.connect_failed(id, Errno::EHOSTUNREACH);
             return (Err(Errno::EINPROGRESS), None);
@@ -376,6 +382,8 @@ impl Sim {
             return (Err(e), None);
         }
         self.fix_local_ip(id, dst.ip());
+        self.timer_seq += 1;
+        let attempt = self.timer_seq;
         {
             let s = self.sock_mut(id);
             s.remote = Some(addr.clone());
@@ -383,6 +391,7 @@ impl Sim {
             s.state = State::SynSent {
                 to: addr.clone(),
                 retries: 0,
+                attempt,
             };
         }
         let choice = self.try_handshake(id, blackhole);
@@ -402,7 +411,12 @@ impl Sim {
 
     /// Sends the SYN of a SynSent socket: established, refused, or lost (then retried later).
     fn try_handshake(&mut self, id: Id, blackhole: bool) -> Option<Choice> {
-        let State::SynSent { to, retries } = self.sock(id).state.clone() else {
+        let State::SynSent {
+            to,
+            retries,
+            attempt,
+        } = self.sock(id).state.clone()
+        else {
             return None;
         };
         let dst = to.inet().expect("TCP destinations are IP addresses");
@@ -425,23 +439,31 @@ impl Sim {
             Some(_) => {}
         }
         // Each retransmission waits twice as long; after the last one, one more wait and give up.
-        let rto = TCP_SYN_RTO_INITIAL * (1 << retries);
+        let rto = TCP_SYN_RTO_INITIAL * (1u32 << retries.min(TCP_SYN_RETRIES));
         let next = if retries >= TCP_SYN_RETRIES {
-            Timer::SynTimeout(id)
+            Timer::SynTimeout(id, attempt)
         } else {
-            Timer::SynRetry(id)
+            Timer::SynRetry(id, attempt)
         };
         self.schedule(rto, next);
         lost.then_some(Choice::SynDrop).filter(|_| !blackhole)
     }
 
-    pub(super) fn syn_retry(&mut self, id: Id) {
+    pub(super) fn syn_retry(&mut self, id: Id, of_attempt: u64) {
         let Some(s) = self.socks.get_mut(id) else {
             return;
         };
-        let State::SynSent { to, retries } = &mut s.state else {
+        let State::SynSent {
+            to,
+            retries,
+            attempt,
+        } = &mut s.state
+        else {
             return;
         };
+        if *attempt != of_attempt {
+            return;
+        }
         *retries += 1;
         let blackhole = to
             .inet()
@@ -449,11 +471,11 @@ impl Sim {
         self.try_handshake(id, blackhole);
     }
 
-    pub(super) fn syn_timeout(&mut self, id: Id) {
+    pub(super) fn syn_timeout(&mut self, id: Id, of_attempt: u64) {
         let Some(s) = self.socks.get_mut(id) else {
             return;
         };
-        if matches!(s.state, State::SynSent { .. }) {
+        if matches!(s.state, State::SynSent { attempt, .. } if attempt == of_attempt) {
             self.connect_failed(id, Errno::ETIMEDOUT);
         }
     }
@@ -528,12 +550,21 @@ impl Sim {
     }
 
     fn connect_unix_stream(&mut self, id: Id, addr: &SockAddr) -> Result<(), Errno> {
-        if self.sock(id).so_state == SoState::Connected {
+        let me = self.sock(id);
+        if me.so_state == SoState::Connected {
             return Err(Errno::EISCONN);
+        }
+        // unix_stream_connect: a listening socket cannot connect.
+        if matches!(me.state, State::Listen { .. }) {
+            return Err(Errno::EINVAL);
         }
         let target = self.unix_target(addr)?;
         let t = self.sock(target);
-        if t.ty != self.sock(id).ty || !matches!(t.state, State::Listen { .. }) {
+        // unix_find_bsd: a socket of another type at that path.
+        if t.ty != me.ty {
+            return Err(Errno::EPROTOTYPE);
+        }
+        if !matches!(t.state, State::Listen { .. }) || t.shut_rd {
             return Err(Errno::ECONNREFUSED);
         }
         if self.accept_queue_full(target) {
@@ -549,7 +580,7 @@ impl Sim {
     fn connect_unix_dgram(&mut self, id: Id, addr: &SockAddr) -> Result<(), Errno> {
         let target = self.unix_target(addr)?;
         if self.sock(target).ty != SockType::Dgram {
-            return Err(Errno::ECONNREFUSED);
+            return Err(Errno::EPROTOTYPE);
         }
         let s = self.sock_mut(id);
         s.peer = Some(target);
@@ -572,13 +603,14 @@ impl Sim {
             Err(e) => return (Err(e), None),
         };
         match obj {
+            // recvfrom is a socket call: on anything else, ENOTSOCK (read(2) differs).
+            Object::PipeRead(_) | Object::PipeWrite(_) | Object::Epoll(_) if from.is_some() => {
+                (Err(Errno::ENOTSOCK), None)
+            }
             Object::PipeRead(p) => self.pipe_read(p, buf),
             Object::PipeWrite(_) => (Err(Errno::EBADF), None),
             Object::Epoll(_) => (Err(Errno::EINVAL), None),
             Object::Sock(id) => {
-                if from.is_some() && self.sock(id).ty == SockType::Raw {
-                    return (Err(Errno::EOPNOTSUPP), None);
-                }
                 let s = self.sock(id);
                 if s.ty == SockType::Stream {
                     self.stream_recv(id, buf)
@@ -721,6 +753,10 @@ impl Sim {
             Err(e) => return (Err(e), None),
         };
         match obj {
+            // sendto is a socket call: on anything else, ENOTSOCK (write(2) differs).
+            Object::PipeRead(_) | Object::PipeWrite(_) | Object::Epoll(_) if to.is_some() => {
+                (Err(Errno::ENOTSOCK), None)
+            }
             Object::PipeWrite(p) => self.pipe_write(p, buf),
             Object::PipeRead(_) => (Err(Errno::EBADF), None),
             Object::Epoll(_) => (Err(Errno::EINVAL), None),
@@ -1237,7 +1273,8 @@ impl Sim {
             ps.shut_rd = true;
             ps.shut_wr = true;
             ps.peer = None;
-            if !s.msgs.is_empty() || !s.rx.is_empty() {
+            // unix_release_sock: unread data, or an embryo never accepted, resets the peer.
+            if !s.msgs.is_empty() || !s.rx.is_empty() || force_reset {
                 ps.error = Some(Errno::ECONNRESET);
             }
             self.wake_sock(p, Events::NONE);
@@ -1253,7 +1290,7 @@ impl Sim {
         if let Some(SockAddr::Inet(a)) = &s.local {
             self.time_wait.insert(
                 (a.port(), a.ip()),
-                (self.now + TCP_TIME_WAIT, s.opts.reuse_addr),
+                (self.now.saturating_add(TCP_TIME_WAIT), s.opts.reuse_addr),
             );
             self.schedule(TCP_TIME_WAIT, Timer::TimeWaitEnd(a.ip(), a.port()));
         }

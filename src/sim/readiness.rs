@@ -102,7 +102,9 @@ impl Sim {
         if s.is_connection() && s.so_state != SoState::Connected {
             e |= Events::HUP;
         }
-        if s.ty != SockType::Dgram || self.stream_writable(id) {
+        // Streams poll writable on their own buffer; datagrams and records (unix_dgram_poll)
+        // only while the peer can take one more, which is what send checks too.
+        if s.ty == SockType::Stream || self.stream_writable(id) {
             e |= Events::OUT;
         }
         e

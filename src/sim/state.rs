@@ -63,6 +63,9 @@ pub enum State {
         to: SockAddr,
         /// Retransmissions so far.
         retries: u8,
+        /// Which connect attempt this is: its timers fire only for it (shutdown disconnects,
+        /// and Linux's tcp_disconnect clears the retransmission timer with it).
+        attempt: u64,
     },
     /// Connected: a stream, a seqpacket, or a connected datagram socket.
     Established,
@@ -272,10 +275,13 @@ impl FdTable {
             self.entries.push(None);
             self.free_below_len.insert(fd);
         }
-        let fd = *self.free_below_len.range(min..).next().unwrap_or(&{
-            self.entries.push(None);
-            i32::try_from(self.entries.len() - 1).expect("descriptor numbers fit in i32")
-        });
+        let fd = match self.free_below_len.range(min..).next() {
+            Some(&fd) => fd,
+            None => {
+                self.entries.push(None);
+                i32::try_from(self.entries.len() - 1).expect("descriptor numbers fit in i32")
+            }
+        };
         self.free_below_len.remove(&fd);
         self.entries[fd as usize] = Some(file);
         self.open += 1;

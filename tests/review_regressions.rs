@@ -1,0 +1,247 @@
+//! Defects found in review, each pinned: on both transports where the kernel can answer, in the
+//! simulator alone where the point is that it must not panic or spin.
+
+use std::time::Duration;
+
+use nix::errno::Errno;
+use selectlab::addr::{Family, SockAddr, SockType};
+use selectlab::kernel::{
+    CtlOp, EP_MAX_EVENTS, Events, Fd, Kernel, Mode, PollFd, Shutdown, SockOpt,
+};
+use selectlab::real::RealKernel;
+use selectlab::sim::Sim;
+
+fn both(check: impl Fn(&mut dyn Kernel, &str)) {
+    check(&mut RealKernel::new(), "real");
+    check(&mut Sim::faithful(), "sim");
+}
+
+fn path(tag: &str, t: &str) -> SockAddr {
+    let dir = std::env::temp_dir().join(format!("selectlab-review-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(format!("{tag}-{t}"));
+    let _ = std::fs::remove_file(&p);
+    SockAddr::Unix(p)
+}
+
+fn unix_listener(k: &mut dyn Kernel, at: &SockAddr) -> Fd {
+    let l = k.socket(Family::Unix, SockType::Stream).unwrap();
+    k.bind(l, at).unwrap();
+    k.listen(l, 4).unwrap();
+    l
+}
+
+fn wait(k: &mut dyn Kernel, ep: Fd) -> Vec<(u64, Events)> {
+    let mut out = Vec::new();
+    k.epoll_wait(ep, &mut out, 8, Some(Duration::ZERO)).unwrap();
+    out
+}
+
+#[test]
+fn nested_epoll_instances_wake_and_poll_through() {
+    both(|k, t| {
+        let (a, b) = k.socketpair(SockType::Stream).unwrap();
+        let inner = k.epoll_create().unwrap();
+        let outer = k.epoll_create().unwrap();
+        k.epoll_ctl(inner, CtlOp::Add, a, Events::IN, Mode::LEVEL, 1)
+            .unwrap();
+        k.epoll_ctl(outer, CtlOp::Add, inner, Events::IN, Mode::LEVEL, 2)
+            .unwrap();
+        assert_eq!(wait(k, outer), [], "{t}");
+        k.send(b, b"x").unwrap();
+        assert_eq!(wait(k, outer), [(2, Events::IN)], "{t}");
+        let mut p = [PollFd::new(outer, Events::IN)];
+        k.poll(&mut p, Some(Duration::ZERO)).unwrap();
+        assert_eq!(p[0].revents, Events::IN, "{t}");
+        // A loop is refused.
+        assert_eq!(
+            k.epoll_ctl(inner, CtlOp::Add, outer, Events::IN, Mode::LEVEL, 3),
+            Err(Errno::ELOOP),
+            "{t}"
+        );
+    });
+}
+
+#[test]
+fn unix_connect_checks_type_listening_state_and_shutdown() {
+    both(|k, t| {
+        let at = path("stream", t);
+        let l = unix_listener(k, &at);
+        let sp = k.socket(Family::Unix, SockType::SeqPacket).unwrap();
+        assert_eq!(
+            k.connect(sp, &at),
+            Err(Errno::EPROTOTYPE),
+            "{t}: seqpacket to a stream"
+        );
+        let other = path("other", t);
+        let l2 = unix_listener(k, &other);
+        assert_eq!(
+            k.connect(l2, &at),
+            Err(Errno::EINVAL),
+            "{t}: a listener cannot connect"
+        );
+        k.shutdown(l, Shutdown::Read).unwrap();
+        let c = k.socket(Family::Unix, SockType::Stream).unwrap();
+        assert_eq!(
+            k.connect(c, &at),
+            Err(Errno::ECONNREFUSED),
+            "{t}: listener shut for reading"
+        );
+    });
+}
+
+#[test]
+fn closing_a_unix_listener_resets_connections_never_accepted() {
+    both(|k, t| {
+        let at = path("embryo", t);
+        let l = unix_listener(k, &at);
+        let c = k.socket(Family::Unix, SockType::Stream).unwrap();
+        k.connect(c, &at).unwrap();
+        k.close(l).unwrap();
+        assert_eq!(
+            k.getsockopt(c, SockOpt::Error),
+            Ok(Errno::ECONNRESET as i32),
+            "{t}"
+        );
+    });
+}
+
+#[test]
+fn a_full_seqpacket_pair_is_not_writable() {
+    both(|k, t| {
+        let (a, _b) = k.socketpair(SockType::SeqPacket).unwrap();
+        let record = vec![7u8; 1000];
+        let mut sent = 0;
+        while k.send(a, &record).is_ok() {
+            sent += 1;
+            assert!(sent < 100_000, "{t}: never filled");
+        }
+        let mut p = [PollFd::new(a, Events::OUT)];
+        k.poll(&mut p, Some(Duration::ZERO)).unwrap();
+        assert_eq!(
+            p[0].revents,
+            Events::NONE,
+            "{t}: send says EAGAIN, so poll must not say OUT"
+        );
+    });
+}
+
+#[test]
+fn socket_only_calls_on_other_files_are_enotsock() {
+    both(|k, t| {
+        let (r, w) = k.pipe().unwrap();
+        let to = SockAddr::Inet("127.0.0.1:9".parse().unwrap());
+        assert_eq!(k.sendto(w, b"x", &to), Err(Errno::ENOTSOCK), "{t}");
+        assert_eq!(
+            k.recvfrom(r, &mut [0; 4]).map(|_| ()),
+            Err(Errno::ENOTSOCK),
+            "{t}"
+        );
+        let ep = k.epoll_create().unwrap();
+        assert_eq!(
+            k.recvfrom(ep, &mut [0; 4]).map(|_| ()),
+            Err(Errno::ENOTSOCK),
+            "{t}"
+        );
+    });
+}
+
+#[test]
+fn epoll_wait_maxevents_out_of_range_is_einval() {
+    both(|k, t| {
+        let ep = k.epoll_create().unwrap();
+        let mut out = Vec::new();
+        assert_eq!(
+            k.epoll_wait(ep, &mut out, 0, Some(Duration::ZERO)),
+            Err(Errno::EINVAL),
+            "{t}"
+        );
+        assert_eq!(
+            k.epoll_wait(ep, &mut out, usize::MAX, Some(Duration::ZERO)),
+            Err(Errno::EINVAL),
+            "{t}"
+        );
+        assert_eq!(
+            k.epoll_wait(ep, &mut out, EP_MAX_EVENTS, Some(Duration::ZERO)),
+            Ok(0),
+            "{t}"
+        );
+    });
+}
+
+#[test]
+fn an_ipv6_socket_given_an_ipv4_address_is_einval() {
+    both(|k, t| {
+        let s = k.socket(Family::Inet6, SockType::Stream).unwrap();
+        let v4 = SockAddr::Inet("127.0.0.1:9".parse().unwrap());
+        assert_eq!(k.connect(s, &v4), Err(Errno::EINVAL), "{t}");
+    });
+}
+
+#[test]
+fn dup_above_a_number_does_not_leak_descriptor_numbers_simulator() {
+    let mut k = Sim::faithful();
+    let a = k.socket(Family::Inet, SockType::Stream).unwrap();
+    for _ in 0..2000 {
+        let d = k.dup_min(a, 0).unwrap();
+        k.close(d).unwrap();
+    }
+    let x = k.socket(Family::Inet, SockType::Stream).unwrap();
+    let y = k.socket(Family::Inet, SockType::Stream).unwrap();
+    assert_eq!(
+        (x.0, y.0),
+        (a.0 + 1, a.0 + 2),
+        "lowest free descriptors first"
+    );
+}
+
+#[test]
+fn reconnecting_after_shutdown_restarts_the_syn_schedule_simulator() {
+    let mut k = Sim::faithful();
+    let l = k.socket(Family::Inet, SockType::Stream).unwrap();
+    k.bind(l, &SockAddr::Inet("127.0.0.1:40000".parse().unwrap()))
+        .unwrap();
+    k.listen(l, 0).unwrap();
+    let to = k.getsockname(l).unwrap();
+    let first = k.socket(Family::Inet, SockType::Stream).unwrap();
+    let _ = k.connect(first, &to); // fills the queue (backlog 0 admits one)
+    let c = k.socket(Family::Inet, SockType::Stream).unwrap();
+    for _ in 0..40 {
+        assert_eq!(k.connect(c, &to), Err(Errno::EINPROGRESS));
+        k.shutdown(c, Shutdown::Both).unwrap();
+    }
+    assert_eq!(k.connect(c, &to), Err(Errno::EINPROGRESS));
+    let started = k.now();
+    let mut p = [PollFd::new(c, Events::OUT)];
+    // Only the last attempt's timers count: it gives up 127 s after it began.
+    while k.poll(&mut p, Some(Duration::from_secs(200))).unwrap() == 0 {}
+    assert_eq!(k.getsockopt(c, SockOpt::Error), Ok(Errno::ETIMEDOUT as i32));
+    assert_eq!(k.now() - started, Duration::from_secs(127));
+}
+
+#[test]
+fn waits_at_the_end_of_time_do_not_overflow_simulator() {
+    let mut k = Sim::faithful();
+    let (r, _w) = k.pipe().unwrap();
+    let mut p = [PollFd::new(r, Events::IN)];
+    assert_eq!(k.poll(&mut p, Some(Duration::from_millis(1))), Ok(0));
+    // Nothing can ever happen: the simulator says so instead of overflowing its clock.
+    assert_eq!(k.poll(&mut p, Some(Duration::MAX)), Err(Errno::EDEADLK));
+    let _ = k.unix_time();
+}
+
+#[test]
+fn a_blocking_call_on_a_descriptor_that_polls_ready_but_refuses_does_not_spin_simulator() {
+    use selectlab::socket::{Net, Socket, share};
+    let net: Net = share(Sim::faithful());
+    let (mut a, _b) = Socket::pair(&net, SockType::SeqPacket).unwrap();
+    a.settimeout(Some(1.0)).unwrap();
+    let record = vec![1u8; 1000];
+    let outcome = (0..100_000)
+        .map(|_| a.sendall(&record))
+        .find(Result::is_err);
+    assert!(
+        outcome.is_some(),
+        "the reader never reads: a send must eventually fail"
+    );
+}
