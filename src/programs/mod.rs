@@ -4,7 +4,7 @@
 //! - [`goodbye`]: the TCP server that answers the first message and hangs up, and its client.
 //! - [`udp`]: the UDP echo pair.
 //! - [`lt_vs_et`]: level- vs edge-triggered notification, one writer and one reader.
-//! - [`bench`]: `selectlab bench`, the simulator's speed on the chat workload.
+//! - [`bench`](mod@bench): `selectlab bench`, the simulator's speed on the chat workload.
 //! - [`chat_cli`]: the chat room's server and client on real sockets.
 //! - [`demo`]: the README's main command, a simulated session printed as a transcript.
 
