@@ -519,16 +519,22 @@ fn datagram_rules() {
     });
 }
 
+/// A UDP socket connected to a loopback port where nothing listens any more.
+fn udp_to_a_closed_port(net: &Net) -> Socket {
+    let mut gone = udp(net);
+    gone.bind(&Target::parse(ANY_LOOPBACK_PORT).unwrap())
+        .unwrap();
+    let to = target_of(&gone.getsockname().unwrap());
+    gone.close().unwrap();
+    let a = udp(net);
+    a.connect(&to).unwrap();
+    a
+}
+
 #[test]
 fn connected_udp_hears_port_unreachable() {
     on_both(|net, t| {
-        let mut gone = udp(net);
-        gone.bind(&Target::parse(ANY_LOOPBACK_PORT).unwrap())
-            .unwrap();
-        let to = target_of(&gone.getsockname().unwrap());
-        gone.close().unwrap();
-        let mut a = udp(net);
-        a.connect(&to).unwrap();
+        let mut a = udp_to_a_closed_port(net);
         a.setblocking(false).unwrap();
         assert_eq!(a.send(b"x"), Ok(1), "{t}");
         assert_eq!(a.recv(1), Err(err(Errno::ECONNREFUSED)), "{t}");
@@ -813,13 +819,7 @@ fn unix_paths_bind_listen_connect_accept_and_their_errors() {
 #[test]
 fn connected_udp_send_reports_the_refusal_too() {
     on_both(|net, t| {
-        let mut gone = udp(net);
-        gone.bind(&Target::parse(ANY_LOOPBACK_PORT).unwrap())
-            .unwrap();
-        let to = target_of(&gone.getsockname().unwrap());
-        gone.close().unwrap();
-        let a = udp(net);
-        a.connect(&to).unwrap();
+        let a = udp_to_a_closed_port(net);
         assert_eq!(a.send(b"x"), Ok(1), "{t}");
         assert_eq!(
             a.send(b"x"),
