@@ -95,6 +95,8 @@ enum Timer {
     SynTimeout(Id, u64),
     /// Forget a TIME_WAIT address.
     TimeWaitEnd(IpAddr, u16),
+    /// The delayed ACK of a received FIN goes out on its own.
+    DelayedAck(Id),
 }
 
 /// The binding namespace a port belongs to.
@@ -269,6 +271,7 @@ impl Sim {
         match timer {
             Timer::SynRetry(id, attempt) => self.syn_retry(id, attempt),
             Timer::SynTimeout(id, attempt) => self.syn_timeout(id, attempt),
+            Timer::DelayedAck(id) => self.send_owed_ack(id),
             Timer::TimeWaitEnd(ip, port) => {
                 if self
                     .time_wait

@@ -882,6 +882,10 @@ impl Sim {
             self.tcp_reset(id);
             return (Ok(n), c.or(choice));
         }
+        if tcp {
+            // Our data segment carries the ACK we owed, if any.
+            self.send_owed_ack(id);
+        }
         let p = self.sock_mut(peer);
         let mut left = n;
         for b in bufs {
@@ -1167,15 +1171,41 @@ impl Sim {
     /// Our FIN reaches the peer: it reads end of stream after the queued data. Once FINs went
     /// both ways (and, on loopback, were acknowledged at once) a held socket is TCP_CLOSE.
     fn send_fin(&mut self, id: Id) {
+        // The FIN carries any ACK we owed.
+        self.send_owed_ack(id);
         let peer = self.sock(id).peer;
+        let tcp = self.sock(id).is_tcp();
         self.sock_mut(id).fin_sent = true;
         if let Some(p) = peer.and_then(|p| self.socks.get_mut(p)) {
             p.fin_received = true;
             p.shut_rd = true;
+            // The FIN's ACK is delayed: it comes with the peer's next segment, or on its own
+            // after the delayed-ACK timer. Until it arrives our FIN is unacknowledged, and its
+            // arrival is a state change (FIN_WAIT1 -> FIN_WAIT2) that wakes our watchers.
+            if tcp {
+                p.ack_owed = true;
+            }
+        }
+        if let Some(p) = peer.filter(|_| tcp) {
+            self.schedule(TCP_DELAYED_ACK, Timer::DelayedAck(p));
         }
         self.close_if_fins_exchanged(id);
         if let Some(p) = peer.filter(|p| self.socks.get(*p).is_some()) {
             self.close_if_fins_exchanged(p);
+            self.wake_sock(p, Events::NONE);
+        }
+    }
+
+    /// `id` sends the ACK it owed for its peer's FIN (with data, its own FIN, or on the
+    /// delayed-ACK timer): the peer's FIN is acknowledged, which wakes the peer's watchers.
+    pub(super) fn send_owed_ack(&mut self, id: Id) {
+        let Some(s) = self.socks.get_mut(id) else {
+            return;
+        };
+        if !std::mem::take(&mut s.ack_owed) {
+            return;
+        }
+        if let Some(p) = s.peer.filter(|p| self.socks.get(*p).is_some()) {
             self.wake_sock(p, Events::NONE);
         }
     }

@@ -42,6 +42,9 @@ pub const EPHEMERAL_LAST_PORT: u16 = 60_999;
 pub const TCP_SYN_RETRIES: u8 = 6;
 /// The first SYN retransmission timeout; it doubles after each retry (1, 2, 4, … s).
 pub const TCP_SYN_RTO_INITIAL: Duration = Duration::from_secs(1);
+/// How long a FIN's ACK may be delayed when no data goes back (the delayed-ACK timer; this
+/// project's kernel acknowledges a FIN within 50 ms, or with the next data segment).
+pub const TCP_DELAYED_ACK: Duration = Duration::from_millis(40);
 /// How long an actively closed TCP endpoint keeps its address in TIME_WAIT.
 pub const TCP_TIME_WAIT: Duration = Duration::from_secs(60);
 
@@ -134,6 +137,8 @@ pub struct Sock {
     pub fin_received: bool,
     /// Our FIN went out (TCP SHUT_WR).
     pub fin_sent: bool,
+    /// We owe the peer the ACK of its FIN (delayed; it rides on our next segment).
+    pub ack_owed: bool,
     /// The pending error (SO_ERROR).
     pub error: Option<Errno>,
     /// The socket layer's view of a connect (Linux's `struct socket` state).
@@ -165,6 +170,7 @@ impl Sock {
             shut_wr: false,
             fin_received: false,
             fin_sent: false,
+            ack_owed: false,
             error: None,
             so_state: SoState::Unconnected,
             opts: Options {
