@@ -146,7 +146,7 @@ pub fn run_readiness(
         out.push(format!("{op:?} -> {line}"));
     }
     for fd in ends.fds.into_iter().flatten() {
-        let _ = k.close(fd);
+        pairs::close_abortively(k, fd);
     }
     if let Some(ep) = sel.epoll_fd() {
         let _ = k.close(ep);

@@ -136,7 +136,7 @@ fn run(k: &mut dyn Kernel, kind: PairKind, ops: &[Op]) -> Vec<String> {
         out.push(format!("{} {line}", if op_side(op) { "a" } else { "b" }));
     }
     for f in [a, b] {
-        let _ = k.close(f);
+        selectlab::pairs::close_abortively(k, f);
     }
     out
 }
