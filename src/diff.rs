@@ -131,6 +131,33 @@ fn format_events(events: &mut [Event]) -> String {
         .join(" ")
 }
 
+/// How many times the kernel may run a sequence before a difference counts. The kernel's own
+/// timers (this machine's acknowledges a FIN after a delay, not at once) can wake a watcher in
+/// the middle of a sequence when the process is descheduled for tens of milliseconds; a real
+/// divergence repeats on every run, a timing accident does not.
+pub const REAL_RUN_ATTEMPTS: usize = 3;
+
+/// Runs a sequence in the faithful simulator and on the kernel (up to [`REAL_RUN_ATTEMPTS`]
+/// times); `Err((kernel, simulator))` when they never agree. A set-up the kernel cannot make
+/// (out of descriptors or ports) counts as agreement: it says nothing about the simulator.
+pub fn compare_readiness(
+    backend: Backend,
+    mode: Mode,
+    ops: &[Op],
+) -> Result<(), (Vec<String>, Vec<String>)> {
+    let sim = run_readiness(&mut crate::sim::Sim::faithful(), backend, mode, ops)
+        .expect("the simulator's set-up cannot fail");
+    let mut last = Vec::new();
+    for _ in 0..REAL_RUN_ATTEMPTS {
+        match run_readiness(&mut crate::real::RealKernel::new(), backend, mode, ops) {
+            Ok(real) if real == sim => return Ok(()),
+            Ok(real) => last = real,
+            Err(_) => return Ok(()),
+        }
+    }
+    Err((last, sim))
+}
+
 /// Runs a readiness sequence on one kernel: one normalised line per operation.
 pub fn run_readiness(
     k: &mut dyn Kernel,
