@@ -363,11 +363,7 @@ impl Session {
         match self.sim.recv(fd, buf) {
             Ok(0) => {
                 self.note(format_args!("c{}: the server went away", n + 1));
-                let c = &mut self.clients[n];
-                c.view.server_gone = true;
-                c.fd = None;
-                self.sim.close(fd)?;
-                Ok(true)
+                self.lose_server(n, fd)
             }
             Ok(k) => {
                 self.note(format_args!(
@@ -385,13 +381,18 @@ impl Session {
             Err(Errno::EAGAIN | Errno::EINTR) => Ok(false),
             Err(e) => {
                 self.note(format_args!("c{}: connection failed: {e}", n + 1));
-                let c = &mut self.clients[n];
-                c.view.server_gone = true;
-                c.fd = None;
-                self.sim.close(fd)?;
-                Ok(true)
+                self.lose_server(n, fd)
             }
         }
+    }
+
+    /// Client `n` saw its connection end: it notes the server gone and closes its end.
+    fn lose_server(&mut self, n: usize, fd: Fd) -> Result<bool, Errno> {
+        let c = &mut self.clients[n];
+        c.view.server_gone = true;
+        c.fd = None;
+        self.sim.close(fd)?;
+        Ok(true)
     }
 
     fn copy_server_log(&mut self) {
