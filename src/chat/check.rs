@@ -126,6 +126,23 @@ pub fn heard(o: &Outcome, clients: usize) -> Result<Heard, String> {
     Ok(all)
 }
 
+/// Where what a client heard first departs from what it should have heard, in a few lines.
+fn first_difference(got: &[(usize, Vec<u8>)], want: &[(usize, Vec<u8>)]) -> String {
+    let at = got.iter().zip(want).take_while(|(g, w)| g == w).count();
+    let show = |line: Option<&(usize, Vec<u8>)>| match line {
+        Some((who, text)) => format!("c{} says {:?}", who + 1, String::from_utf8_lossy(text)),
+        None => "nothing".to_string(),
+    };
+    format!(
+        "heard {} lines but should have heard {}; line {} was {}, should be {}",
+        got.len(),
+        want.len(),
+        at + 1,
+        show(got.get(at)),
+        show(want.get(at))
+    )
+}
+
 /// Checks every property of a finished session; the error says which and carries the transcript.
 pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Result<(), String> {
     let want = expected(steps, clients, limits);
@@ -149,10 +166,9 @@ pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Re
         };
         if !ok {
             return Err(format!(
-                "c{} heard {:?}\nbut should have heard {:?}\n{}",
+                "c{} {}\n{}",
                 n + 1,
-                got[n],
-                want[n],
+                first_difference(&got[n], &want[n]),
                 o.transcript
             ));
         }

@@ -1,8 +1,6 @@
 //! Wall-clock text for chat lines, `YYYY-mm-dd HH:MM:SS` (UTC), computed without a time zone
-//! database. In the simulator the clock is virtual time from [`SIM_EPOCH_UNIX_SECS`].
-
-/// The simulator's wall-clock origin: 2026-01-01 00:00:00 UTC, as seconds since the Unix epoch.
-pub const SIM_EPOCH_UNIX_SECS: u64 = 1_767_225_600;
+//! database. In the simulator the clock is virtual time from
+//! [`SIM_EPOCH_UNIX_SECS`](crate::sim::SIM_EPOCH_UNIX_SECS).
 
 /// `YYYY-mm-dd HH:MM:SS` for seconds since the Unix epoch (UTC, proleptic Gregorian).
 pub fn format_unix_secs(secs: u64) -> String {
@@ -38,7 +36,10 @@ mod tests {
     #[test]
     fn known_dates() {
         assert_eq!(format_unix_secs(0), "1970-01-01 00:00:00");
-        assert_eq!(format_unix_secs(SIM_EPOCH_UNIX_SECS), "2026-01-01 00:00:00");
+        assert_eq!(
+            format_unix_secs(crate::sim::SIM_EPOCH_UNIX_SECS),
+            "2026-01-01 00:00:00"
+        );
         assert_eq!(
             format_unix_secs(951_782_400 + 86_399),
             "2000-02-29 23:59:59"

@@ -7,7 +7,9 @@
 //! over is watched for OUT until its queue is empty, and only then, so an idle server never
 //! spins.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -31,6 +33,18 @@ pub const MAX_SENDS_PER_FLUSH: usize = 64;
 /// How long accepting pauses after EMFILE/ENFILE (the connection stays queued, so the
 /// listener stays readable: a naive loop would spin).
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The server's log lines not yet taken, with the kernel time each was written; shared by
+/// the server and whoever copies them out.
+#[derive(Debug, Clone, Default)]
+pub struct ServerLog(Rc<RefCell<Vec<(Duration, String)>>>);
+
+impl ServerLog {
+    /// Takes the lines written since the last call.
+    pub fn take(&self) -> Vec<(Duration, String)> {
+        std::mem::take(&mut self.0.borrow_mut())
+    }
+}
 
 /// How the server is set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +90,7 @@ pub struct ChatApp {
     read_buf: Vec<u8>,
     dirty: Vec<ClientId>,
     /// Log lines not yet taken, with the kernel time they were written.
-    log: Vec<(Duration, String)>,
+    log: ServerLog,
     stats: Stats,
 }
 
@@ -92,7 +106,7 @@ impl ChatApp {
             next_id: 1,
             read_buf: vec![0; READ_CHUNK_BYTES],
             dirty: Vec::new(),
-            log: Vec::new(),
+            log: ServerLog::default(),
             stats: Stats::default(),
         })
     }
@@ -109,7 +123,13 @@ impl ChatApp {
 
     /// Takes the log lines written since the last call.
     pub fn take_log(&mut self) -> Vec<(Duration, String)> {
-        std::mem::take(&mut self.log)
+        self.log.take()
+    }
+
+    /// A handle on the log, for a harness that copies lines out while the server runs (a
+    /// simulated session writes them into its transcript the moment they happen).
+    pub fn log_handle(&self) -> ServerLog {
+        self.log.clone()
     }
 
     /// Whether the server has stopped (its listener is closed).
@@ -142,7 +162,7 @@ impl ChatApp {
     }
 
     fn log(&mut self, io: &Io<'_>, line: String) {
-        self.log.push((io.now(), line));
+        self.log.0.borrow_mut().push((io.now(), line));
     }
 
     fn accept_ready(&mut self, io: &mut Io<'_>) {
@@ -247,6 +267,7 @@ impl ChatApp {
         } else {
             1
         };
+        let mut blocked = false;
         for _ in 0..sends {
             let Some(out) = self.core.outbound(id) else {
                 return;
@@ -261,7 +282,10 @@ impl ChatApp {
                     self.stats.bytes_out += n as u64;
                     self.core.sent(id, n);
                 }
-                Err(Errno::EAGAIN | Errno::EINTR) => break,
+                Err(Errno::EAGAIN | Errno::EINTR) => {
+                    blocked = true;
+                    break;
+                }
                 Err(_) => return self.depart(io, id, Departure::Failed),
             }
         }
@@ -269,6 +293,14 @@ impl ChatApp {
         let conn = self.conns.get_mut(&id).expect("checked above");
         if empty && conn.close_after_flush {
             return self.close_conn(io, id);
+        }
+        // Edge-triggered, budget spent, output left and the socket never ran out of room: no
+        // new edge will come (the reader may be draining as fast as we send). EPOLL_CTL_MOD
+        // re-polls, so the next wait reports OUT again (netty/netty#7730).
+        if self.mode.edge && !empty && !blocked {
+            let interest = self.interest(true);
+            let _ = io.modify(Token(id), interest, self.mode);
+            return;
         }
         // Level-triggered: watch OUT exactly while something is left to send.
         if !self.mode.edge && conn.watching_out == empty {

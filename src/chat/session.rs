@@ -1,5 +1,6 @@
 //! A scripted chat session in the simulator: the server in a reactor, clients driven step by
-//! step, and a transcript written for people (one event per line, virtual time, who did what,
+//! step and running between any two of the server's syscalls (see
+//! [`interleave`](crate::sim::interleave)), and a transcript written for people (one event per line, virtual time, who did what,
 //! the bytes, and every choice of the lawful adversary).
 //!
 //! The snapshot tests, the chat properties, the fuzz target and `selectlab demo` all run
@@ -11,13 +12,15 @@ use std::time::Duration;
 use nix::errno::Errno;
 
 use super::framing::LineReader;
-use super::serve::{ChatApp, ServeConfig};
+use super::serve::{ChatApp, ServeConfig, ServerLog};
 use super::server::Limits;
 use crate::addr::{Family, SockAddr, SockType};
-use crate::kernel::{Fd, Kernel, Mode, Shutdown, SockOpt};
+use crate::kernel::{Events, Fd, Kernel, Mode, Shutdown, SockOpt};
 use crate::reactor::Reactor;
 use crate::readiness::Backend;
 use crate::sim::decide::Decider;
+use crate::sim::interleave::{Interleaved, Peers};
+use crate::sim::transcript::Host;
 use crate::sim::{Sim, SimConfig};
 
 /// The server's address inside the simulator.
@@ -28,6 +31,9 @@ pub const MAX_SESSION_CLIENTS: usize = 64;
 pub const MAX_SETTLE_TURNS: usize = 10_000;
 /// Most bytes a client reads per call.
 const CLIENT_READ_BYTES: usize = 64 * 1024;
+/// Most calls one client makes in one pass while the server waits (it blocks long before:
+/// a bound, not a budget).
+const MAX_CALLS_PER_CLIENT_PER_PASS: usize = 1 << 16;
 
 /// One step of a session. Clients are numbered from 0 and named c1, c2, ... in transcripts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,18 +109,211 @@ struct SimClient {
     view: ClientView,
 }
 
+impl SimClient {
+    fn new() -> SimClient {
+        SimClient {
+            fd: None,
+            // Clients accept any line length: they must see what the server sends.
+            reader: LineReader::new(usize::MAX),
+            outbox: Vec::new(),
+            short: false,
+            reading: true,
+            view: ClientView::default(),
+        }
+    }
+
+    /// What would wake this client from its poll: room for its outbox, or input while it reads.
+    fn wants(&self) -> Events {
+        let mut e = Events::NONE;
+        if !self.outbox.is_empty() {
+            e |= Events::OUT | Events::ERR | Events::HUP;
+        }
+        if self.reading {
+            e |= Events::IN | Events::ERR | Events::HUP | Events::RDHUP;
+        }
+        e
+    }
+}
+
+/// The people's side of the transcript: notes stamped with virtual time, and the kernel's
+/// records (every call, or only the adversary's choices) copied in as they happen.
+struct Notes {
+    text: String,
+    enabled: bool,
+    kernel_calls: bool,
+    records_seen: usize,
+    server_log: ServerLog,
+}
+
+impl Notes {
+    fn add(&mut self, sim: &Sim, line: std::fmt::Arguments<'_>) {
+        if self.enabled {
+            self.sync(sim);
+            let now = sim.now();
+            let _ = writeln!(
+                self.text,
+                "[{:>3}.{:03}] {line}",
+                now.as_secs(),
+                now.subsec_millis()
+            );
+        }
+    }
+
+    /// Copies the kernel records and the server's log lines written since the last copy.
+    fn sync(&mut self, sim: &Sim) {
+        for (at, line) in self.server_log.take() {
+            if self.enabled {
+                let _ = writeln!(
+                    self.text,
+                    "[{:>3}.{:03}] server: {line}",
+                    at.as_secs(),
+                    at.subsec_millis()
+                );
+            }
+        }
+        let records = sim.transcript().records();
+        for r in &records[self.records_seen.min(records.len())..] {
+            if self.kernel_calls || r.choice.is_some() {
+                let _ = writeln!(self.text, "kernel: {r}");
+            }
+        }
+        self.records_seen = records.len();
+    }
+}
+
+/// The clients: the session's peers, each making its own syscalls when the scheduler lets it.
+struct Crowd {
+    clients: Vec<SimClient>,
+    read_buf: Vec<u8>,
+    notes: Notes,
+    /// Calls the clients have made (progress, for settling).
+    calls: u64,
+}
+
+impl Peers for Crowd {
+    fn count(&self) -> usize {
+        self.clients.len()
+    }
+
+    fn runnable(&self, sim: &Sim, n: usize) -> bool {
+        let c = &self.clients[n];
+        c.fd.is_some_and(|fd| sim.ready_now(fd).intersects(c.wants()))
+    }
+
+    fn run(&mut self, sim: &mut Sim, n: usize) {
+        let Some(fd) = self.clients[n].fd else {
+            return;
+        };
+        self.calls += 1;
+        let ready = sim.ready_now(fd);
+        let c = &self.clients[n];
+        if !c.outbox.is_empty() && ready.intersects(Events::OUT | Events::ERR | Events::HUP) {
+            self.client_sends(sim, n, fd);
+        } else {
+            self.client_reads(sim, n, fd);
+        }
+    }
+}
+
+impl Crowd {
+    fn client(&mut self, n: usize) -> &mut SimClient {
+        while self.clients.len() <= n {
+            self.clients.push(SimClient::new());
+        }
+        &mut self.clients[n]
+    }
+
+    fn client_sends(&mut self, sim: &mut Sim, n: usize, fd: Fd) {
+        let c = &mut self.clients[n];
+        match sim.send(fd, &c.outbox) {
+            Ok(k) => {
+                let waiting = c.outbox.len();
+                c.outbox.drain(..k);
+                let was_short = std::mem::replace(&mut c.short, k < waiting);
+                // A whole send says nothing new; a short one is worth a line.
+                if k < waiting {
+                    self.notes.add(
+                        sim,
+                        format_args!(
+                            "c{}'s send took {k} of {waiting} bytes; it keeps the rest",
+                            n + 1
+                        ),
+                    );
+                } else if was_short {
+                    self.notes.add(
+                        sim,
+                        format_args!("c{} sends the remaining {k} bytes", n + 1),
+                    );
+                }
+            }
+            Err(Errno::EAGAIN | Errno::EINTR) => {}
+            Err(e) => {
+                self.notes
+                    .add(sim, format_args!("c{} send fails: {e}", n + 1));
+                self.clients[n].outbox.clear();
+            }
+        }
+    }
+
+    fn client_reads(&mut self, sim: &mut Sim, n: usize, fd: Fd) {
+        match sim.recv(fd, &mut self.read_buf) {
+            Ok(0) => {
+                self.notes
+                    .add(sim, format_args!("c{}: the server went away", n + 1));
+                self.lose_server(sim, n, fd);
+            }
+            Ok(k) => {
+                let got = &self.read_buf[..k];
+                self.notes.add(
+                    sim,
+                    format_args!("c{} receives {} ({k} bytes)", n + 1, Shown(got)),
+                );
+                let c = &mut self.clients[n];
+                let lines = &mut c.view.lines;
+                c.reader
+                    .push(got, |l| lines.push(l.to_vec()))
+                    .expect("clients take any length");
+            }
+            Err(Errno::EAGAIN | Errno::EINTR) => {}
+            Err(e) => {
+                self.notes
+                    .add(sim, format_args!("c{}: connection failed: {e}", n + 1));
+                self.lose_server(sim, n, fd);
+            }
+        }
+    }
+
+    /// Client `n` saw its connection end: it notes the server gone and closes its end.
+    fn lose_server(&mut self, sim: &mut Sim, n: usize, fd: Fd) {
+        let c = &mut self.clients[n];
+        c.view.server_gone = true;
+        c.fd = None;
+        let _ = sim.close(fd);
+    }
+
+    /// Every runnable client makes calls until none is runnable (the server waits meanwhile);
+    /// bounded by the settle loop around it.
+    fn act_until_blocked(&mut self, sim: &mut Sim) {
+        for n in 0..self.clients.len() {
+            for _ in 0..MAX_CALLS_PER_CLIENT_PER_PASS {
+                if !self.runnable(sim, n) {
+                    break;
+                }
+                sim.set_host(Host::peer(n));
+                self.run(sim, n);
+            }
+        }
+        sim.set_host(Host::MAIN);
+    }
+}
+
 /// A running session.
 pub struct Session {
     sim: Sim,
     reactor: Reactor,
     app: ChatApp,
-    clients: Vec<SimClient>,
+    crowd: Crowd,
     server_addr: SockAddr,
-    transcript: String,
-    read_buf: Vec<u8>,
-    writes_transcript: bool,
-    kernel_calls: bool,
-    records_seen: usize,
 }
 
 /// Longest payload a transcript line shows in full; longer ones show their start and length.
@@ -160,49 +359,32 @@ impl Session {
             mode: config.mode,
         };
         let app = ChatApp::new(&mut reactor.io(&mut sim), listener, serve)?;
+        let server_log = app.log_handle();
         let mut s = Session {
             sim,
             reactor,
             app,
-            clients: Vec::new(),
+            crowd: Crowd {
+                clients: Vec::new(),
+                read_buf: vec![0; CLIENT_READ_BYTES],
+                notes: Notes {
+                    text: String::new(),
+                    enabled: config.transcript,
+                    kernel_calls: config.kernel_calls,
+                    records_seen: 0,
+                    server_log,
+                },
+                calls: 0,
+            },
             server_addr,
-            transcript: String::new(),
-            read_buf: vec![0; CLIENT_READ_BYTES],
-            writes_transcript: config.transcript,
-            kernel_calls: config.kernel_calls,
-            records_seen: 0,
         };
         s.note(format_args!("server listens on {SESSION_SERVER_ADDR}"));
         s.settle()?;
         Ok(s)
     }
 
-    fn stamp(&self) -> String {
-        let t = self.sim.now();
-        format!("[{:>3}.{:03}]", t.as_secs(), t.subsec_millis())
-    }
-
     fn note(&mut self, line: std::fmt::Arguments<'_>) {
-        if !self.writes_transcript {
-            return;
-        }
-        let stamp = self.stamp();
-        let _ = writeln!(self.transcript, "{stamp} {line}");
-    }
-
-    fn client(&mut self, n: usize) -> &mut SimClient {
-        while self.clients.len() <= n {
-            self.clients.push(SimClient {
-                fd: None,
-                // Clients accept any line length: they must see what the server sends.
-                reader: LineReader::new(usize::MAX),
-                outbox: Vec::new(),
-                short: false,
-                reading: true,
-                view: ClientView::default(),
-            });
-        }
-        &mut self.clients[n]
+        self.crowd.notes.add(&self.sim, line);
     }
 
     /// Runs one step, then lets everything settle.
@@ -218,36 +400,60 @@ impl Session {
             Step::Exit(n) => self.hang_up(*n, false),
             Step::Reset(n) => self.hang_up(*n, true),
             Step::StopReading(n) => {
-                if let Some(fd) = self.clients.get(*n).and_then(|c| c.fd) {
+                if let Some(fd) = self.crowd.clients.get(*n).and_then(|c| c.fd) {
                     // The smallest receive buffer, so the server's queue fills soon.
-                    self.sim.setsockopt(fd, SockOpt::RcvBuf, 1)?;
-                    self.client(*n).reading = false;
+                    self.sim.set_host(Host::peer(*n));
+                    let set = self.sim.setsockopt(fd, SockOpt::RcvBuf, 1);
+                    self.sim.set_host(Host::MAIN);
+                    set?;
+                    self.crowd.clients[*n].reading = false;
                     self.note(format_args!("c{} stops reading", n + 1));
                 }
             }
             Step::Sleep(d) => {
                 self.note(format_args!("{} ms pass", d.as_millis()));
-                self.reactor.turn(&mut self.sim, &mut self.app, Some(*d))?;
+                self.turn(Some(*d))?;
             }
             Step::StopServer => {
                 if !self.app.stopped() {
                     self.note(format_args!("the server goes away"));
-                    self.app.stop(&mut self.reactor.io(&mut self.sim));
+                    let mut kernel = Interleaved {
+                        sim: &mut self.sim,
+                        peers: &mut self.crowd,
+                    };
+                    self.app.stop(&mut self.reactor.io(&mut kernel));
                 }
             }
         }
         self.settle()
     }
 
+    /// One reactor turn, the clients running between the server's syscalls.
+    fn turn(&mut self, timeout: Option<Duration>) -> Result<crate::reactor::Turn, Errno> {
+        let mut kernel = Interleaved {
+            sim: &mut self.sim,
+            peers: &mut self.crowd,
+        };
+        self.reactor.turn(&mut kernel, &mut self.app, timeout)
+    }
+
     fn join(&mut self, n: usize) -> Result<(), Errno> {
         if n >= MAX_SESSION_CLIENTS
             || self
+                .crowd
                 .clients
                 .get(n)
                 .is_some_and(|c| c.fd.is_some() || c.view.addr.is_some())
         {
             return Ok(());
         }
+        self.sim.set_host(Host::peer(n));
+        let joined = self.connect_client(n);
+        self.sim.set_host(Host::MAIN);
+        joined
+    }
+
+    fn connect_client(&mut self, n: usize) -> Result<(), Errno> {
         let fd = self.sim.socket(Family::Inet, SockType::Stream)?;
         match self.sim.connect(fd, &self.server_addr) {
             Ok(()) | Err(Errno::EINPROGRESS) => {}
@@ -259,14 +465,14 @@ impl Session {
         }
         let addr = self.sim.getsockname(fd)?;
         self.note(format_args!("c{} connects from {addr}", n + 1));
-        let c = self.client(n);
+        let c = self.crowd.client(n);
         c.fd = Some(fd);
         c.view.addr = Some(addr);
         Ok(())
     }
 
     fn queue(&mut self, n: usize, bytes: &[u8]) {
-        let Some(c) = self.clients.get_mut(n).filter(|c| c.fd.is_some()) else {
+        let Some(c) = self.crowd.clients.get_mut(n).filter(|c| c.fd.is_some()) else {
             return;
         };
         c.outbox.extend_from_slice(bytes);
@@ -279,9 +485,10 @@ impl Session {
     }
 
     fn hang_up(&mut self, n: usize, reset: bool) {
-        let Some(fd) = self.clients.get_mut(n).and_then(|c| c.fd.take()) else {
+        let Some(fd) = self.crowd.clients.get_mut(n).and_then(|c| c.fd.take()) else {
             return;
         };
+        self.sim.set_host(Host::peer(n));
         if reset {
             let _ = self.sim.setsockopt(fd, SockOpt::Linger, 0);
             self.note(format_args!("c{}'s connection is reset", n + 1));
@@ -289,129 +496,28 @@ impl Session {
             let _ = self.sim.shutdown(fd, Shutdown::Write);
             self.note(format_args!("c{} types exit: ByeBye~~", n + 1));
         }
-        let unsent = std::mem::take(&mut self.clients[n].outbox);
+        let unsent = std::mem::take(&mut self.crowd.clients[n].outbox);
         if !unsent.is_empty() {
             self.note(format_args!("c{} never sent {}", n + 1, Shown(&unsent)));
         }
         let _ = self.sim.close(fd);
+        self.sim.set_host(Host::MAIN);
     }
 
-    /// Turns the reactor and moves client bytes until nothing changes (bounded).
+    /// Turns the reactor and lets the clients run until nothing changes (bounded).
     fn settle(&mut self) -> Result<(), Errno> {
         for _ in 0..MAX_SETTLE_TURNS {
-            let mut progress = self.clients_act()?;
-            let turn = self
-                .reactor
-                .turn(&mut self.sim, &mut self.app, Some(Duration::ZERO))?;
-            progress |= turn.events > 0 || turn.timers > 0;
-            self.copy_server_log();
-            self.copy_kernel_choices();
+            let calls_before = self.crowd.calls;
+            // The server waits in its wait call: every client runs until it blocks.
+            self.crowd.act_until_blocked(&mut self.sim);
+            let turn = self.turn(Some(Duration::ZERO))?;
+            let progress = self.crowd.calls != calls_before || turn.events > 0 || turn.timers > 0;
+            self.crowd.notes.sync(&self.sim);
             if !progress {
                 return Ok(());
             }
         }
         Err(Errno::EDEADLK)
-    }
-
-    /// Each client sends what it has and reads what is there; returns whether anything moved.
-    fn clients_act(&mut self) -> Result<bool, Errno> {
-        let mut progress = false;
-        for n in 0..self.clients.len() {
-            let Some(fd) = self.clients[n].fd else {
-                continue;
-            };
-            if !self.clients[n].outbox.is_empty() {
-                match self.sim.send(fd, &self.clients[n].outbox) {
-                    Ok(k) => {
-                        let waiting = self.clients[n].outbox.len();
-                        self.clients[n].outbox.drain(..k);
-                        // A whole send says nothing new; a short one is worth a line.
-                        if k < waiting {
-                            self.note(format_args!(
-                                "c{}'s send took {k} of {waiting} bytes; it keeps the rest",
-                                n + 1
-                            ));
-                        } else if self.clients[n].short {
-                            self.note(format_args!("c{} sends the remaining {k} bytes", n + 1));
-                        }
-                        self.clients[n].short = k < waiting;
-                        progress = true;
-                    }
-                    Err(Errno::EAGAIN | Errno::EINTR) => {}
-                    Err(e) => {
-                        self.note(format_args!("c{} send fails: {e}", n + 1));
-                        self.clients[n].outbox.clear();
-                    }
-                }
-            }
-            if self.clients[n].reading {
-                progress |= self.client_reads(n, fd)?;
-            }
-        }
-        Ok(progress)
-    }
-
-    fn client_reads(&mut self, n: usize, fd: Fd) -> Result<bool, Errno> {
-        // One buffer for every client read (taken and put back around the call).
-        let mut buf = std::mem::take(&mut self.read_buf);
-        let result = self.client_reads_into(n, fd, &mut buf);
-        self.read_buf = buf;
-        result
-    }
-
-    fn client_reads_into(&mut self, n: usize, fd: Fd, buf: &mut [u8]) -> Result<bool, Errno> {
-        match self.sim.recv(fd, buf) {
-            Ok(0) => {
-                self.note(format_args!("c{}: the server went away", n + 1));
-                self.lose_server(n, fd)
-            }
-            Ok(k) => {
-                self.note(format_args!(
-                    "c{} receives {} ({k} bytes)",
-                    n + 1,
-                    Shown(&buf[..k])
-                ));
-                let c = &mut self.clients[n];
-                let lines = &mut c.view.lines;
-                c.reader
-                    .push(&buf[..k], |l| lines.push(l.to_vec()))
-                    .expect("clients take any length");
-                Ok(true)
-            }
-            Err(Errno::EAGAIN | Errno::EINTR) => Ok(false),
-            Err(e) => {
-                self.note(format_args!("c{}: connection failed: {e}", n + 1));
-                self.lose_server(n, fd)
-            }
-        }
-    }
-
-    /// Client `n` saw its connection end: it notes the server gone and closes its end.
-    fn lose_server(&mut self, n: usize, fd: Fd) -> Result<bool, Errno> {
-        let c = &mut self.clients[n];
-        c.view.server_gone = true;
-        c.fd = None;
-        self.sim.close(fd)?;
-        Ok(true)
-    }
-
-    fn copy_server_log(&mut self) {
-        for (_, line) in self.app.take_log() {
-            self.note(format_args!("server: {line}"));
-        }
-    }
-
-    fn copy_kernel_choices(&mut self) {
-        let records = self.sim.transcript().records();
-        let fresh: Vec<String> = records[self.records_seen..]
-            .iter()
-            .filter(|r| self.kernel_calls || r.choice.is_some())
-            .map(|r| format!("kernel: {r}"))
-            .collect();
-        self.records_seen = records.len();
-        for line in fresh {
-            let _ = writeln!(self.transcript, "{line}");
-        }
     }
 
     /// Runs every step, then ends the session (clients that are still connected leave).
@@ -423,10 +529,11 @@ impl Session {
     }
 
     /// What every client saw, and the transcript.
-    pub fn finish(self) -> Outcome {
+    pub fn finish(mut self) -> Outcome {
+        self.crowd.notes.sync(&self.sim);
         Outcome {
-            clients: self.clients.into_iter().map(|c| c.view).collect(),
-            transcript: self.transcript,
+            clients: self.crowd.clients.into_iter().map(|c| c.view).collect(),
+            transcript: self.crowd.notes.text,
             stats: self.app.stats(),
             peak_queue_bytes: self.app.core().peak_queue_bytes(),
         }

@@ -33,6 +33,10 @@ pub struct Adversity {
     /// An epoll_wait returns only some of the ready events, as if it had returned a moment
     /// earlier; the rest stay ready and are coalesced with later changes into the next wait.
     pub defer_per_mille: u16,
+    /// A runnable peer host is held back and does not make its syscall before the program's
+    /// next one (as when its thread is not scheduled). Never held back, every runnable peer
+    /// makes one syscall between any two of the program's: the fixed fair order.
+    pub hold_back_per_mille: u16,
 }
 
 impl Adversity {
@@ -45,12 +49,14 @@ impl Adversity {
         emfile_per_mille: 0,
         spurious_per_mille: 0,
         defer_per_mille: 0,
+        hold_back_per_mille: 0,
     };
 
     /// Partial I/O and interruptions, but no data-destroying faults: every byte still arrives.
     pub const PARTIAL_IO: Adversity = Adversity {
         short_io_per_mille: 500,
         eintr_per_mille: 200,
+        hold_back_per_mille: 500,
         ..Adversity::NONE
     };
 
@@ -63,6 +69,7 @@ impl Adversity {
         emfile_per_mille: 50,
         spurious_per_mille: 100,
         defer_per_mille: 100,
+        hold_back_per_mille: 500,
     };
 }
 
@@ -251,6 +258,11 @@ impl Decider {
         self.happens(|a| a.defer_per_mille)
     }
 
+    /// Whether a runnable peer host is held back before the program's next syscall.
+    pub fn hold_back(&mut self) -> bool {
+        self.happens(|a| a.hold_back_per_mille)
+    }
+
     /// Which of `n` candidates (n ≥ 1) a choice falls on.
     pub fn pick(&mut self, n: usize) -> usize {
         self.count(n) - 1
@@ -279,6 +291,7 @@ mod tests {
                     && !d.emfile()
                     && !d.spurious()
                     && !d.defer()
+                    && !d.hold_back()
             );
         }
     }

@@ -5,6 +5,7 @@
 //! - `readiness`: what poll reports for each object.
 //! - `epoll`: epoll's interest and ready lists, wake-ups, and select.
 //! - [`decide`]: the one decision source (faithful, seeded adversary, fuzzer bytes).
+//! - [`interleave`]: peers (chat clients) making syscalls between any two of the program's.
 //! - [`transcript`]: the structured record of every call.
 //! - `slab`: generation-checked storage.
 //!
@@ -14,6 +15,7 @@
 
 pub mod decide;
 mod epoll;
+pub mod interleave;
 mod net;
 mod readiness;
 mod slab;
@@ -34,11 +36,15 @@ use crate::kernel::{CtlOp, Events, Fd, FdSets, Kernel, Mode, PollFd, Shutdown, S
 use decide::{Choice, Decider};
 use slab::{Id, Slab};
 use state::{FdTable, File, Object, Pipe, Sock};
-use transcript::{Arg, Call, Record, Transcript};
+use transcript::{Arg, Call, Host, Record, Transcript};
 
 /// Most timer events one wait may process before giving up with EDEADLK (a bound on the loop;
 /// each connecting socket schedules at most `TCP_SYN_RETRIES + 1` timers).
 pub const MAX_TIMERS_PER_WAIT: usize = 1 << 16;
+
+/// The simulator's wall-clock origin: 2026-01-01 00:00:00 UTC, as seconds since the Unix epoch
+/// (what [`Kernel::unix_time`] reports at virtual time zero).
+pub const SIM_EPOCH_UNIX_SECS: u64 = 1_767_225_600;
 
 /// How a simulated machine is set up.
 #[derive(Debug, Clone)]
@@ -130,6 +136,8 @@ pub struct Sim {
     /// A choice made inside a call (a spurious readiness) waiting to be written to the
     /// transcript with the call.
     pending_choice: Option<Choice>,
+    /// Who is making calls now (records carry it).
+    host: Host,
     transcript: Transcript,
 }
 
@@ -159,6 +167,7 @@ impl Sim {
             timer_seq: 0,
             decide,
             pending_choice: None,
+            host: Host::MAIN,
             transcript,
         }
     }
@@ -171,6 +180,23 @@ impl Sim {
     /// The transcript so far.
     pub fn transcript(&self) -> &Transcript {
         &self.transcript
+    }
+
+    /// Makes `host` the one whose calls follow (they are recorded under its name).
+    pub fn set_host(&mut self, host: Host) {
+        self.host = host;
+    }
+
+    /// What poll would report for `fd` now (ERR and HUP included), without a call being made or
+    /// recorded: the scheduler's view of whether a peer blocked in poll would be woken.
+    pub fn ready_now(&self, fd: Fd) -> Events {
+        self.file(fd)
+            .map_or(Events::NVAL, |obj| self.readiness(obj))
+    }
+
+    /// Whether the decision source holds a runnable peer back before the main host's next call.
+    pub fn hold_back(&mut self) -> bool {
+        self.decide.hold_back()
     }
 
     /// Whether an address belongs to the simulated machine (all of 127.0.0.0/8 does, as on Linux).
@@ -191,6 +217,7 @@ impl Sim {
         let choice = choice.or(self.pending_choice.take());
         self.transcript.push(Record {
             at: self.now,
+            host: self.host,
             call,
             fd,
             arg,
@@ -723,6 +750,6 @@ impl Kernel for Sim {
     }
 
     fn unix_time(&self) -> Duration {
-        Duration::from_secs(crate::chat::clock::SIM_EPOCH_UNIX_SECS).saturating_add(self.now)
+        Duration::from_secs(SIM_EPOCH_UNIX_SECS).saturating_add(self.now)
     }
 }

@@ -150,6 +150,8 @@ impl fmt::Display for Arg {
 pub struct Record {
     /// Virtual time of the call.
     pub at: Duration,
+    /// Who made it: [`Host::MAIN`], the program under test, or a peer.
+    pub host: Host,
     /// The call.
     pub call: Call,
     /// The descriptor it was made on (-1 when none).
@@ -162,11 +164,39 @@ pub struct Record {
     pub choice: Option<Choice>,
 }
 
+/// A host making calls on the simulated machine: the program under test, or one of the peers
+/// an interleaving schedule runs between its calls (see [`super::interleave`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Host(pub u16);
+
+impl Host {
+    /// The program under test (a server, a scenario): its calls carry no label.
+    pub const MAIN: Host = Host(0);
+
+    /// Peer `n` (from 0), printed `c1`, `c2`, ...
+    pub fn peer(n: usize) -> Host {
+        Host(u16::try_from(n + 1).unwrap_or(u16::MAX))
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if *self == Host::MAIN {
+            f.write_str("main")
+        } else {
+            write!(f, "c{}", self.0)
+        }
+    }
+}
+
 impl fmt::Display for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.at.as_secs();
         let micros = self.at.subsec_micros();
         write!(f, "[{secs:>4}.{micros:06}] ")?;
+        if self.host != Host::MAIN {
+            write!(f, "{} ", self.host)?;
+        }
         if self.fd >= 0 {
             write!(f, "fd{} ", self.fd)?;
         }
