@@ -19,6 +19,8 @@
 //! - [`programs`]: the seed's other programs (good-bye TCP, UDP echo, level vs edge) and demos.
 //! - [`scenario`]: scenario scripts (format v1) on either transport.
 //! - [`diff`], [`fuzzing`]: the differential runner and the fuzz targets' logic.
+//! - [`zoo`]: real bugs from public projects as runtime switches in the reference programs,
+//!   and the detectors that must catch each one.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -37,3 +39,4 @@ pub mod real;
 pub mod scenario;
 pub mod sim;
 pub mod socket;
+pub mod zoo;

@@ -98,9 +98,13 @@ enum ChatRole {
     Serve {
         #[arg(long, default_value = DEFAULT_ADDR)]
         addr: String,
-        /// select, poll, epoll (level-triggered) or epoll-et (edge-triggered).
-        #[arg(long, default_value = "epoll", value_parser = ["select", "poll", "epoll", "epoll-et"])]
+        /// select, poll, epoll (level-triggered), epoll-et (edge-triggered) or epoll-oneshot.
+        #[arg(long, default_value = "epoll", value_parser = ["select", "poll", "epoll", "epoll-et", "epoll-oneshot"])]
         backend: String,
+        /// Switch on a bug from the zoo (repeatable; `selectlab zoo --list` names them), to
+        /// see what it does to real clients.
+        #[arg(long = "bug", value_parser = parse_bug)]
+        bugs: Vec<selectlab::zoo::Bug>,
         /// Stop once this many clients have come and gone; default: serve for ever.
         #[arg(long)]
         count: Option<u64>,
@@ -120,6 +124,12 @@ enum ChatRole {
         #[arg(long, default_value = DEFAULT_ADDR)]
         addr: String,
     },
+}
+
+/// A zoo bug by its catalogue name.
+fn parse_bug(name: &str) -> Result<selectlab::zoo::Bug, String> {
+    selectlab::zoo::Bug::from_name(name)
+        .ok_or_else(|| format!("no bug named {name:?} (selectlab zoo --list names them)"))
 }
 
 fn main() -> ExitCode {
@@ -177,6 +187,7 @@ fn chat(role: ChatRole, out: &mut dyn Write) -> Result<bool, selectlab::error::S
             max_line_bytes,
             outbound_cap_bytes,
             max_clients,
+            bugs,
         } => {
             let addr = selectlab::socket::resolve(
                 &net,
@@ -195,6 +206,10 @@ fn chat(role: ChatRole, out: &mut dyn Write) -> Result<bool, selectlab::error::S
                 mode,
                 limits,
                 stop_after: count,
+                run_for: None,
+                bugs: bugs
+                    .into_iter()
+                    .fold(selectlab::zoo::Bugs::NONE, selectlab::zoo::Bugs::with),
             };
             chat_cli::serve(&mut RealKernel::new(), &addr, options, out).map(|()| true)
         }

@@ -12,6 +12,7 @@ use nix::errno::Errno;
 
 use crate::kernel::{Events, Fd, Kernel, Mode};
 use crate::readiness::{Backend, Event, Selector, Token};
+use crate::zoo::{Bug, Bugs};
 
 /// Most events one turn dispatches (the wait's `max`).
 pub const MAX_EVENTS_PER_TURN: usize = 1024;
@@ -125,6 +126,7 @@ pub struct Reactor {
     selector: Selector,
     timers: Timers,
     events: Vec<Event>,
+    bugs: Bugs,
 }
 
 /// What one turn did.
@@ -143,7 +145,13 @@ impl Reactor {
             selector: Selector::new(kernel, backend)?,
             timers: Timers::default(),
             events: Vec::new(),
+            bugs: Bugs::NONE,
         })
+    }
+
+    /// Switches on zoo bugs in the reactor itself (none by default).
+    pub fn set_bugs(&mut self, bugs: Bugs) {
+        self.bugs = bugs;
     }
 
     /// The handle callbacks get, for setting up before the first turn.
@@ -174,7 +182,9 @@ impl Reactor {
             .selector
             .wait(kernel, &mut self.events, MAX_EVENTS_PER_TURN, wait)
         {
-            Ok(_) | Err(Errno::EINTR) => {}
+            Ok(_) => {}
+            // Pistache#565 threw it, and the loop died.
+            Err(Errno::EINTR) if !self.bugs.has(Bug::EpollWaitEintrFatal) => {}
             Err(e) => return Err(e),
         }
         self.events.sort_by_key(|e| e.token);

@@ -40,6 +40,9 @@ fn start_server(
             mode,
             limits: Limits::default(),
             stop_after: Some(stop_after),
+            // Every server a test starts stops by itself.
+            run_for: Some(Duration::from_secs(60)),
+            bugs: selectlab::zoo::Bugs::NONE,
         };
         serve_on(&mut k, listener, options, &mut log).expect("serve");
         String::from_utf8(log).unwrap()

@@ -1,17 +1,35 @@
 //! The chat properties as a checker over a finished [`Session`](super::session::Session):
-//! shared by the proptest and the `chat_adversary` fuzz target.
+//! shared by the proptest, the `chat_adversary` fuzz target and the bug zoo.
 //!
-//! A model replays the steps: who is present when each line completes, what each present
-//! client must hear. Then every client's received lines must match, exactly once and in order
-//! (a client that stopped reading: a prefix of it); no queue past the cap; no busy loop.
+//! A model replays the steps: who is present when each line completes, who joins and leaves,
+//! what each present client must hear. Then, for every client, what it heard must match:
+//! - every `say` line, and every `entered room` / `left room` notice naming the right client,
+//!   exactly once and in order; never its own;
+//! - with two relaxations where the schedule, not the server, decides: a client that stopped
+//!   reading, or whose connection the network reset, heard a prefix of its share; and what is
+//!   said about such a client (its departure notice's moment, its lines after the reset) is
+//!   compared per client, as a prefix, its departure notices not at all;
+//! - no queue past the cap; no busy loop; the server never blocks (no virtual time passes
+//!   while a step settles).
 
 use std::collections::BTreeSet;
 
 use super::server::Limits;
 use super::session::{Outcome, Step};
 
-/// For each client, the (sender number, line) pairs it heard, in order.
-pub type Heard = Vec<Vec<(usize, Vec<u8>)>>;
+/// What a client can hear about another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Said {
+    /// `... say: <text>`.
+    Line(Vec<u8>),
+    /// `... entered room`.
+    Entered,
+    /// `... left room`.
+    Left,
+}
+
+/// For each client, the (client number, what was said) pairs it heard, in order.
+pub type Heard = Vec<Vec<(usize, Said)>>;
 
 /// The server's events may not exceed this many per step, plus one per byte moved.
 pub const EVENTS_PER_STEP_BOUND: u64 = 40;
@@ -20,24 +38,35 @@ pub const EVENTS_PER_STEP_BOUND: u64 = 40;
 struct Member {
     joined: bool,
     present: bool,
-    reading: bool,
     pending: Vec<u8>,
+    /// The server removed it (an over-long line, or the server stopped): its end of stream
+    /// is expected, not a network fault.
+    removed_by_server: bool,
 }
 
-/// What each client should have heard: (sender number, line), in order.
+/// The model's verdict on a session: what each client should hear, and who was removed by
+/// the server (as opposed to the network).
+struct Model {
+    heard: Heard,
+    removed_by_server: Vec<bool>,
+}
+
+/// What each client should have heard: (client number, what was said), in order.
 pub fn expected(steps: &[Step], clients: usize, limits: &Limits) -> Heard {
+    model(steps, clients, limits).heard
+}
+
+fn model(steps: &[Step], clients: usize, limits: &Limits) -> Model {
     let mut heard = vec![Vec::new(); clients];
     let mut m = vec![Member::default(); clients];
     let mut server_up = true;
     for s in steps {
         match s {
-            Step::Join(n) if *n < clients && server_up && !m[*n].joined => {
-                m[*n] = Member {
-                    joined: true,
-                    present: true,
-                    reading: true,
-                    pending: Vec::new(),
-                };
+            Step::Join(n) if *n < clients && server_up => join(&mut m, &mut heard, *n),
+            Step::Crowd(k) if server_up => {
+                for n in 0..(*k).min(clients) {
+                    join(&mut m, &mut heard, n);
+                }
             }
             Step::Say(n, text) | Step::Raw(n, text) if *n < clients && m[*n].present => {
                 let mut bytes = text.clone();
@@ -46,80 +75,99 @@ pub fn expected(steps: &[Step], clients: usize, limits: &Limits) -> Heard {
                 }
                 speak(&mut m, &mut heard, *n, &bytes, limits.max_line_bytes);
             }
-            Step::Exit(n) | Step::Reset(n) if *n < clients => {
-                m[*n].present = false;
-                m[*n].pending.clear();
+            Step::Exit(n) | Step::Reset(n) if *n < clients && m[*n].present => {
+                depart(&mut m, &mut heard, *n);
             }
-            Step::StopReading(n) if *n < clients && m[*n].present => m[*n].reading = false,
             Step::StopServer => {
                 server_up = false;
                 for member in &mut m {
+                    if member.present {
+                        member.removed_by_server = true;
+                    }
                     member.present = false;
                 }
             }
             _ => {}
         }
     }
-    heard
+    Model {
+        heard,
+        removed_by_server: m.iter().map(|x| x.removed_by_server).collect(),
+    }
+}
+
+fn tell_others(m: &[Member], heard: &mut [Vec<(usize, Said)>], n: usize, said: &Said) {
+    for (other, member) in m.iter().enumerate() {
+        if other != n && member.present {
+            heard[other].push((n, said.clone()));
+        }
+    }
+}
+
+fn join(m: &mut [Member], heard: &mut [Vec<(usize, Said)>], n: usize) {
+    if m[n].joined {
+        return;
+    }
+    m[n] = Member {
+        joined: true,
+        present: true,
+        ..Member::default()
+    };
+    tell_others(m, heard, n, &Said::Entered);
+}
+
+fn depart(m: &mut [Member], heard: &mut [Vec<(usize, Said)>], n: usize) {
+    m[n].present = false;
+    m[n].pending.clear();
+    tell_others(m, heard, n, &Said::Left);
 }
 
 /// Client `n` sent `bytes`: each line it completes reaches the others present; a line over
 /// the limit gets `n` disconnected (what it completed before still counts).
-fn speak(
-    m: &mut [Member],
-    heard: &mut [Vec<(usize, Vec<u8>)>],
-    n: usize,
-    bytes: &[u8],
-    max: usize,
-) {
+fn speak(m: &mut [Member], heard: &mut [Vec<(usize, Said)>], n: usize, bytes: &[u8], max: usize) {
     for &b in bytes {
         if b != b'\n' {
             m[n].pending.push(b);
             if m[n].pending.len() > max {
-                m[n].present = false;
-                m[n].pending.clear();
+                m[n].removed_by_server = true;
+                depart(m, heard, n);
                 return;
             }
             continue;
         }
         let line = std::mem::take(&mut m[n].pending);
-        if line.is_empty() {
-            continue;
-        }
-        for (other, member) in m.iter().enumerate() {
-            if other != n && member.present {
-                heard[other].push((n, line.clone()));
-            }
+        if !line.is_empty() {
+            tell_others(m, heard, n, &Said::Line(line));
         }
     }
 }
 
-/// What each client did hear: its "say" lines parsed back to (sender number, text).
+/// What each client did hear: its "say" lines and notices parsed back to (client, what).
 pub fn heard(o: &Outcome, clients: usize) -> Result<Heard, String> {
-    let sender_of = |addr: &[u8]| {
-        o.clients.iter().position(|c| {
-            c.addr
-                .as_ref()
-                .is_some_and(|a| a.to_string().as_bytes() == addr)
-        })
+    let who = |m: usize, addr: &[u8], line: &[u8]| {
+        o.clients
+            .iter()
+            .position(|c| {
+                c.addr
+                    .as_ref()
+                    .is_some_and(|a| a.to_string().as_bytes() == addr)
+            })
+            .ok_or_else(|| format!("c{} heard an unknown client: {line:?}", m + 1))
     };
     let mut all = Vec::with_capacity(clients);
     for m in 0..clients {
         let mut said = Vec::new();
-        for l in o
-            .clients
-            .get(m)
-            .map(|c| c.lines.as_slice())
-            .unwrap_or_default()
-        {
-            // "YYYY-mm-dd HH:MM:SS ('ip', port) say: text"
+        let lines = o.clients.get(m).map(|c| c.lines.as_slice());
+        for l in lines.unwrap_or_default() {
+            // "YYYY-mm-dd HH:MM:SS ('ip', port) say: text" or "... entered room" / "left room".
             let Some(rest) = l.get(20..) else { continue };
-            let Some(at) = rest.windows(6).position(|w| w == b" say: ") else {
-                continue;
-            };
-            let who = sender_of(&rest[..at])
-                .ok_or_else(|| format!("c{} heard an unknown sender: {l:?}", m + 1))?;
-            said.push((who, rest[at + 6..].to_vec()));
+            if let Some(at) = rest.windows(6).position(|w| w == b" say: ") {
+                said.push((who(m, &rest[..at], l)?, Said::Line(rest[at + 6..].to_vec())));
+            } else if let Some(addr) = rest.strip_suffix(b" entered room") {
+                said.push((who(m, addr, l)?, Said::Entered));
+            } else if let Some(addr) = rest.strip_suffix(b" left room") {
+                said.push((who(m, addr, l)?, Said::Left));
+            }
         }
         all.push(said);
     }
@@ -127,14 +175,18 @@ pub fn heard(o: &Outcome, clients: usize) -> Result<Heard, String> {
 }
 
 /// Where what a client heard first departs from what it should have heard, in a few lines.
-fn first_difference(got: &[(usize, Vec<u8>)], want: &[(usize, Vec<u8>)]) -> String {
+fn first_difference(got: &[(usize, Said)], want: &[(usize, Said)]) -> String {
     let at = got.iter().zip(want).take_while(|(g, w)| g == w).count();
-    let show = |line: Option<&(usize, Vec<u8>)>| match line {
-        Some((who, text)) => format!("c{} says {:?}", who + 1, String::from_utf8_lossy(text)),
+    let show = |item: Option<&(usize, Said)>| match item {
+        Some((who, Said::Line(text))) => {
+            format!("c{} says {:?}", who + 1, String::from_utf8_lossy(text))
+        }
+        Some((who, Said::Entered)) => format!("c{} entered", who + 1),
+        Some((who, Said::Left)) => format!("c{} left", who + 1),
         None => "nothing".to_string(),
     };
     format!(
-        "heard {} lines but should have heard {}; line {} was {}, should be {}",
+        "heard {} items but should have heard {}; item {} was {}, should be {}",
         got.len(),
         want.len(),
         at + 1,
@@ -143,35 +195,56 @@ fn first_difference(got: &[(usize, Vec<u8>)], want: &[(usize, Vec<u8>)]) -> Stri
     )
 }
 
+/// Compares what client `n` heard with its share, with the relaxations for `loose` clients
+/// (stopped reading, or reset by the network); `prefix`: `n` itself is such a client.
+fn compare(
+    got: &[(usize, Said)],
+    want: &[(usize, Said)],
+    loose: &BTreeSet<usize>,
+    prefix: bool,
+) -> Result<(), String> {
+    let strict = |v: &[(usize, Said)]| -> Vec<(usize, Said)> {
+        v.iter()
+            .filter(|(w, _)| !loose.contains(w))
+            .cloned()
+            .collect()
+    };
+    let (g, w) = (strict(got), strict(want));
+    let ok = if prefix { w.starts_with(&g) } else { g == w };
+    if !ok {
+        return Err(first_difference(&g, &w));
+    }
+    for &l in loose {
+        let about = |v: &[(usize, Said)]| -> Vec<(usize, Said)> {
+            v.iter()
+                .filter(|(w, s)| *w == l && *s != Said::Left)
+                .cloned()
+                .collect()
+        };
+        let (g, w) = (about(got), about(want));
+        if !w.starts_with(&g) {
+            return Err(first_difference(&g, &w));
+        }
+    }
+    Ok(())
+}
+
 /// Checks every property of a finished session; the error says which and carries the transcript.
 pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Result<(), String> {
-    let want = expected(steps, clients, limits);
+    let model = model(steps, clients, limits);
     let got = heard(o, clients)?;
-    let stopped_reading: BTreeSet<usize> = steps
-        .iter()
-        .filter_map(|s| {
-            if let Step::StopReading(n) = s {
-                Some(*n)
-            } else {
-                None
-            }
-        })
-        .collect();
-    for n in 0..clients {
-        // A client that stopped reading heard what it read before: a prefix.
-        let ok = if stopped_reading.contains(&n) {
-            want[n].starts_with(&got[n])
-        } else {
-            got[n] == want[n]
-        };
-        if !ok {
-            return Err(format!(
-                "c{} {}\n{}",
-                n + 1,
-                first_difference(&got[n], &want[n]),
-                o.transcript
-            ));
-        }
+    let stopped_reading = steps.iter().filter_map(|s| match s {
+        Step::StopReading(n) => Some(*n),
+        _ => None,
+    });
+    // Reset by the network: it saw its connection end, and the server had no reason to end it.
+    let lost = o.clients.iter().enumerate().filter_map(|(n, c)| {
+        (c.server_gone && !model.removed_by_server.get(n).copied().unwrap_or(true)).then_some(n)
+    });
+    let loose: BTreeSet<usize> = stopped_reading.chain(lost).collect();
+    for (n, (got, want)) in got.iter().zip(&model.heard).enumerate() {
+        compare(got, want, &loose, loose.contains(&n))
+            .map_err(|e| format!("c{} {e}\n{}", n + 1, o.transcript))?;
     }
     if o.peak_queue_bytes > limits.outbound_cap_bytes {
         return Err(format!(
@@ -185,6 +258,12 @@ pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Re
         return Err(format!(
             "{} events for {work} units of work: a busy loop?\n{}",
             o.stats.events, o.transcript
+        ));
+    }
+    if !o.stalled.is_zero() {
+        return Err(format!(
+            "the server blocked for {:?} while a step settled: the room stalled\n{}",
+            o.stalled, o.transcript
         ));
     }
     Ok(())

@@ -65,6 +65,15 @@ impl Outbound {
         }
     }
 
+    /// Drops the rest of the first line if part of it was sent (a zoo bug's doing: the peer
+    /// is left holding a prefix).
+    pub fn abandon_partial_head(&mut self) {
+        if self.head_sent > 0 {
+            let rest = self.lines[0].len() - self.head_sent;
+            self.advance(rest);
+        }
+    }
+
     /// Empties the queue.
     pub fn clear(&mut self) {
         self.lines.clear();

@@ -16,9 +16,10 @@ use nix::errno::Errno;
 
 use super::server::{Action, ChatServer, ClientId, Departure, Limits, SERVER_FULL_LINE};
 use crate::addr::SockAddr;
-use crate::kernel::{Events, Fd, Kernel, Mode};
+use crate::kernel::{Events, Fd, Kernel, Mode, PollFd};
 use crate::reactor::{App, Io};
 use crate::readiness::Token;
+use crate::zoo::{Bug, Bugs};
 
 /// The listener's token; clients get tokens from 1 up, never reused.
 pub const LISTENER: Token = Token(0);
@@ -28,6 +29,11 @@ pub const READ_CHUNK_BYTES: usize = 64 * 1024;
 pub const MAX_READ_BYTES_PER_EVENT: usize = 256 * 1024;
 /// Most connections accepted per listener event.
 pub const MAX_ACCEPTS_PER_EVENT: usize = 64;
+/// Most recv calls per client per event (with the byte budget above, a bound on the loop
+/// even when reads return little).
+pub const MAX_RECVS_PER_EVENT: usize = 64;
+/// How long the zoo's `bt_blocking_send_stalls_all` blocks in one send (a socket timeout).
+pub const BLOCKING_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most sends per client per flush under edge triggering.
 pub const MAX_SENDS_PER_FLUSH: usize = 64;
 /// How long accepting pauses after EMFILE/ENFILE (the connection stays queued, so the
@@ -51,14 +57,16 @@ impl ServerLog {
 pub struct ServeConfig {
     /// The room's limits.
     pub limits: Limits,
-    /// Level-triggered, or edge-triggered (epoll only).
+    /// Level-triggered, edge-triggered or one-shot (the last two need epoll).
     pub mode: Mode,
+    /// Switched-on bugs from the zoo; [`Bugs::NONE`] for the reference server.
+    pub bugs: Bugs,
 }
 
 #[derive(Debug)]
 struct Conn {
     fd: Fd,
-    /// OUT is in the registered interest (level-triggered only; edge always has it).
+    /// OUT is in the registered interest (level-triggered and one-shot; edge always has it).
     watching_out: bool,
     close_after_flush: bool,
 }
@@ -86,12 +94,17 @@ pub struct ChatApp {
     listener: Option<Fd>,
     conns: BTreeMap<ClientId, Conn>,
     mode: Mode,
+    bugs: Bugs,
     next_id: ClientId,
     read_buf: Vec<u8>,
     dirty: Vec<ClientId>,
     /// Log lines not yet taken, with the kernel time they were written.
     log: ServerLog,
     stats: Stats,
+    /// What the seed's buggy loop remembers between iterations: the last client read from and
+    /// the last chunk it sent (used only when a zoo bug is switched on).
+    last_reader: Option<ClientId>,
+    last_chunk: Vec<u8>,
 }
 
 impl ChatApp {
@@ -99,15 +112,18 @@ impl ChatApp {
     pub fn new(io: &mut Io<'_>, listener: Fd, config: ServeConfig) -> Result<ChatApp, Errno> {
         io.register(listener, LISTENER, Events::IN, config.mode)?;
         Ok(ChatApp {
-            core: ChatServer::new(config.limits),
+            core: ChatServer::with_bugs(config.limits, config.bugs),
             listener: Some(listener),
             conns: BTreeMap::new(),
             mode: config.mode,
+            bugs: config.bugs,
             next_id: 1,
             read_buf: vec![0; READ_CHUNK_BYTES],
             dirty: Vec::new(),
             log: ServerLog::default(),
             stats: Stats::default(),
+            last_reader: None,
+            last_chunk: Vec::new(),
         })
     }
 
@@ -153,6 +169,17 @@ impl ChatApp {
         self.log(io, "server stopped".into());
     }
 
+    /// What a zoo bug makes of the server when the original would have died (an uncaught
+    /// exception, a hang): it stops, and says why.
+    fn crash(&mut self, io: &mut Io<'_>, why: &str) {
+        self.log(io, format!("server crashed: {why}"));
+        self.stop(io);
+    }
+
+    fn bug(&self, bug: Bug) -> bool {
+        self.bugs.has(bug)
+    }
+
     fn interest(&self, out: bool) -> Events {
         if self.mode.edge || out {
             Events::IN | Events::OUT | Events::RDHUP
@@ -165,33 +192,61 @@ impl ChatApp {
         self.log.0.borrow_mut().push((io.now(), line));
     }
 
-    fn accept_ready(&mut self, io: &mut Io<'_>) {
+    /// Accepts what is queued (within a budget); returns how many it accepted.
+    fn accept_ready(&mut self, io: &mut Io<'_>) -> usize {
         let Some(listener) = self.listener else {
-            return;
+            return 0;
         };
-        for _ in 0..MAX_ACCEPTS_PER_EVENT {
+        let budget = if self.mode.edge && self.bug(Bug::EtSingleAccept) {
+            1
+        } else {
+            MAX_ACCEPTS_PER_EVENT
+        };
+        let mut accepted = 0;
+        for _ in 0..budget {
             match io.kernel.accept(listener) {
-                Ok((fd, peer)) => self.admit(io, fd, peer),
-                Err(Errno::EAGAIN) => return,
+                Ok((fd, peer)) => {
+                    accepted += 1;
+                    self.admit(io, fd, peer);
+                }
+                Err(Errno::EAGAIN) => {
+                    if self.mode.oneshot {
+                        let _ = io.modify(LISTENER, Events::IN, self.mode);
+                    }
+                    return accepted;
+                }
                 Err(Errno::ECONNABORTED | Errno::EINTR) => {}
                 Err(e @ (Errno::EMFILE | Errno::ENFILE)) => {
+                    if self.bug(Bug::AcceptEmfileNoBackoff) {
+                        self.log(io, format!("accept: {e}"));
+                        continue;
+                    }
+                    if self.bug(Bug::AcceptEmfileSpinRedis) {
+                        self.log(io, format!("accept: {e}"));
+                        return accepted;
+                    }
                     self.log(
                         io,
                         format!("accept: {e}: pausing for {} ms", ACCEPT_BACKOFF.as_millis()),
                     );
                     let _ = io.modify(LISTENER, Events::NONE, self.mode);
                     io.set_timer(LISTENER, ACCEPT_BACKOFF);
-                    return;
+                    return accepted;
                 }
                 Err(e) => {
                     self.log(io, format!("accept: {e}"));
-                    return;
+                    return accepted;
                 }
             }
+        }
+        if budget == 1 {
+            // mio#845: one accept per edge, and no re-poll.
+            return accepted;
         }
         // Budget spent with connections perhaps still queued: re-poll (edge-triggered needs it;
         // level-triggered would report again anyway).
         let _ = io.modify(LISTENER, Events::IN, self.mode);
+        accepted
     }
 
     fn admit(&mut self, io: &mut Io<'_>, fd: Fd, peer: SockAddr) {
@@ -222,38 +277,118 @@ impl ChatApp {
         self.process_actions(io);
     }
 
-    fn read_ready(&mut self, io: &mut Io<'_>, id: ClientId) {
+    /// Reads what `id` sent, to EAGAIN (within a budget); returns the bytes read.
+    fn read_ready(&mut self, io: &mut Io<'_>, id: ClientId) -> usize {
         let Some(conn) = self.conns.get(&id) else {
-            return;
+            return 0;
         };
         let fd = conn.fd;
         let mut read = 0;
-        while read < MAX_READ_BYTES_PER_EVENT {
+        for _ in 0..MAX_RECVS_PER_EVENT {
+            if read >= MAX_READ_BYTES_PER_EVENT {
+                break;
+            }
             match io.kernel.recv(fd, &mut self.read_buf) {
-                Ok(0) => return self.depart(io, id, Departure::Closed),
+                Ok(0) if self.bug(Bug::BtEofNotHandled) => {
+                    // No branch for b'': an empty message, and on to the next recv.
+                    self.core.received(id, &[], unix_secs(io));
+                }
+                Ok(0) => {
+                    self.end_of_stream(io, id);
+                    return read;
+                }
                 Ok(n) => {
                     read += n;
                     self.stats.bytes_in += n as u64;
+                    self.remember_chunk(id, n);
                     let now = unix_secs(io);
                     self.core.received(id, &self.read_buf[..n], now);
                     self.process_actions(io);
                     if !self.conns.contains_key(&id) {
-                        return;
+                        return read;
+                    }
+                    let drained_guess = (self.mode.edge && self.bug(Bug::EtReadNotDrained))
+                        || (self.bug(Bug::EtShortReadHeuristic) && n < self.read_buf.len());
+                    if drained_guess {
+                        return read;
                     }
                 }
                 Err(Errno::EAGAIN) => {
+                    if self.bug(Bug::EagainAsFailure) {
+                        self.depart(io, id, Departure::Failed);
+                        return read;
+                    }
                     if read == 0 {
                         self.stats.empty_reads += 1;
                     }
-                    return;
+                    if self.mode.edge && self.bug(Bug::EtOutInterestClobbered) {
+                        // Another path re-arms the descriptor for input only.
+                        let _ = io.modify(Token(id), Events::IN | Events::RDHUP, self.mode);
+                    }
+                    return read;
                 }
                 Err(Errno::EINTR) => {}
-                Err(_) => return self.depart(io, id, Departure::Failed),
+                Err(e) => {
+                    self.read_failed(io, id, e);
+                    return read;
+                }
             }
         }
         // Budget spent: let the others have a turn; re-poll so edge triggering reports again.
         let out = self.conns.get(&id).is_some_and(|c| c.watching_out);
         let _ = io.modify(Token(id), self.interest(out), self.mode);
+        read
+    }
+
+    /// The seed's loop variables, kept only for the bugs that misuse them.
+    fn remember_chunk(&mut self, id: ClientId, n: usize) {
+        if self.bug(Bug::SeedWrongSocketRemoved) {
+            self.last_reader = Some(id);
+        }
+        if self.bug(Bug::SeedRecvErrorReplays) {
+            self.last_chunk.clear();
+            self.last_chunk.extend_from_slice(&self.read_buf[..n]);
+        }
+    }
+
+    /// `id` closed its end.
+    fn end_of_stream(&mut self, io: &mut Io<'_>, id: ClientId) {
+        if self.bug(Bug::EofMisclassifiedStaleErrno) {
+            // errno still says EAGAIN from an earlier call: "nothing to read".
+            self.stats.empty_reads += 1;
+        } else if self.bug(Bug::BtEvictedOnlyByBroadcast) {
+            self.ignore_dead(io, id);
+        } else {
+            self.depart(io, id, Departure::Closed);
+        }
+    }
+
+    /// A recv on `id` failed with `e`.
+    fn read_failed(&mut self, io: &mut Io<'_>, id: ClientId, e: Errno) {
+        if self.bug(Bug::EconnresetUncaught) && e == Errno::ECONNRESET {
+            self.crash(io, "uncaught ECONNRESET");
+        } else if self.bug(Bug::SeedRecvErrorReplays) {
+            // The error is swallowed; the previous loop's data goes out again, the socket stays.
+            let replay = std::mem::take(&mut self.last_chunk);
+            self.core.received(id, &replay, unix_secs(io));
+            self.process_actions(io);
+        } else if self.bug(Bug::BtEvictedOnlyByBroadcast) {
+            self.ignore_dead(io, id);
+        } else {
+            self.depart(io, id, Departure::Failed);
+            if self.bug(Bug::WrongClientSpliced) {
+                // The close handler fires after the error handler, for the same client.
+                self.core.left(id, Departure::Closed, unix_secs(io));
+                self.process_actions(io);
+            }
+        }
+    }
+
+    /// binarytides: a dead client is not noticed by reading; it stays until a send fails.
+    fn ignore_dead(&mut self, io: &mut Io<'_>, id: ClientId) {
+        let out = self.conns.get(&id).is_some_and(|c| c.watching_out);
+        let interest = if out { Events::OUT } else { Events::NONE };
+        let _ = io.modify(Token(id), interest, self.mode);
     }
 
     /// Sends what is queued for `id`: one vectored send (level) or until EAGAIN (edge).
@@ -268,6 +403,8 @@ impl ChatApp {
             1
         };
         let mut blocked = false;
+        // AnyIO#38: the loop keeps offering what it offered first.
+        let mut first_offer: Option<Vec<u8>> = None;
         for _ in 0..sends {
             let Some(out) = self.core.outbound(id) else {
                 return;
@@ -276,36 +413,113 @@ impl ChatApp {
                 break;
             }
             let slices = out.slices();
+            let offered: usize = slices.iter().map(|s| s.len()).sum();
             self.stats.sends += 1;
-            match io.kernel.send_vectored(fd, &slices) {
+            let sent = if self.bug(Bug::SendallResendsWholeBuffer) {
+                let first = first_offer.get_or_insert_with(|| slices.concat());
+                io.kernel.send(fd, first)
+            } else {
+                io.kernel.send_vectored(fd, &slices)
+            };
+            match sent {
                 Ok(n) => {
                     self.stats.bytes_out += n as u64;
-                    self.core.sent(id, n);
+                    if self.bug(Bug::NonblockingPartialSendLost) && n < offered {
+                        // Reported as EWOULDBLOCK, without the count: the prefix goes again.
+                        blocked = true;
+                        break;
+                    }
+                    let counted = if self.bug(Bug::BtSendNotSendall) {
+                        offered
+                    } else {
+                        n
+                    };
+                    self.core.sent(id, counted.min(self.queued(id)));
                 }
+                Err(Errno::EAGAIN) if self.would_block_buggily(io, id) => return,
                 Err(Errno::EAGAIN | Errno::EINTR) => {
                     blocked = true;
                     break;
                 }
-                Err(_) => return self.depart(io, id, Departure::Failed),
+                Err(_) => return self.send_failed(io, id),
             }
         }
-        let empty = self.core.outbound(id).is_none_or(|o| o.is_empty());
-        let conn = self.conns.get_mut(&id).expect("checked above");
+        self.after_flush(io, id, blocked);
+    }
+
+    fn queued(&self, id: ClientId) -> usize {
+        self.core.outbound(id).map_or(0, |o| o.bytes())
+    }
+
+    /// What the zoo's EAGAIN bugs do instead of waiting for room; true when the flush ends
+    /// there (the client was dropped, or the server stopped).
+    fn would_block_buggily(&mut self, io: &mut Io<'_>, id: ClientId) -> bool {
+        if self.bug(Bug::SeedSendallNonblocking) {
+            // sendall raised: the client is dropped, with half a message.
+            self.depart(io, id, Departure::Failed);
+            return true;
+        }
+        if self.bug(Bug::SendallOnNonblocking) {
+            self.core.drop_queue(id);
+        }
+        if self.bug(Bug::PartialWriteAbandoned) {
+            self.core.abandon_partial_line(id);
+        }
+        if self.bug(Bug::BtBlockingSendStallsAll) {
+            // A blocking send: the whole server waits for this one client's room.
+            let fd = self.conns[&id].fd;
+            let mut p = [PollFd::new(fd, Events::OUT)];
+            let _ = io.kernel.poll(&mut p, Some(BLOCKING_SEND_TIMEOUT));
+        }
+        false
+    }
+
+    /// A send to `id` failed for good.
+    fn send_failed(&mut self, io: &mut Io<'_>, id: ClientId) {
+        if self.bug(Bug::SeedDictMutatedInBroadcast) {
+            return self.crash(io, "dictionary changed size during iteration");
+        }
+        match self.last_reader {
+            Some(sender) if self.bug(Bug::SeedWrongSocketRemoved) && sender != id => {
+                self.depart(io, sender, Departure::Failed)
+            }
+            _ => self.depart(io, id, Departure::Failed),
+        }
+    }
+
+    /// After a flush: close a leaver whose queue is out, and watch OUT as the mode needs.
+    fn after_flush(&mut self, io: &mut Io<'_>, id: ClientId, blocked: bool) {
+        let empty = self.queued(id) == 0;
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
         if empty && conn.close_after_flush {
             return self.close_conn(io, id);
         }
-        // Edge-triggered, budget spent, output left and the socket never ran out of room: no
-        // new edge will come (the reader may be draining as fast as we send). EPOLL_CTL_MOD
-        // re-polls, so the next wait reports OUT again (netty/netty#7730).
-        if self.mode.edge && !empty && !blocked {
-            let interest = self.interest(true);
-            let _ = io.modify(Token(id), interest, self.mode);
+        if self.mode.edge {
+            // Budget spent, output left and the socket never ran out of room: no new edge will
+            // come (the reader may be draining as fast as we send). EPOLL_CTL_MOD re-polls, so
+            // the next wait reports OUT again (netty/netty#7730).
+            if !empty && !blocked && !self.bugs.has(Bug::EtWriteQuantumNoRearm) {
+                let interest = self.interest(true);
+                let _ = io.modify(Token(id), interest, self.mode);
+            }
+            return;
+        }
+        if empty && self.bugs.has(Bug::LtDrainSkipsPolloutStop) {
             return;
         }
         // Level-triggered: watch OUT exactly while something is left to send.
-        if !self.mode.edge && conn.watching_out == empty {
-            conn.watching_out = !empty;
-            let interest = self.interest(!empty);
+        let want_out = if self.bugs.has(Bug::EtPartialWriteNoEpollout) {
+            !empty && (blocked || conn.watching_out)
+        } else {
+            !empty
+        };
+        let want_out =
+            want_out || (conn.watching_out && self.bugs.has(Bug::LtEpolloutNeverCleared));
+        if conn.watching_out != want_out {
+            conn.watching_out = want_out;
+            let interest = self.interest(want_out);
             let _ = io.modify(Token(id), interest, self.mode);
         }
     }
@@ -319,7 +533,9 @@ impl ChatApp {
 
     fn close_conn(&mut self, io: &mut Io<'_>, id: ClientId) {
         if let Some(conn) = self.conns.remove(&id) {
-            let _ = io.deregister(Token(id));
+            if !self.bug(Bug::HupErrFdNotRemoved) {
+                let _ = io.deregister(Token(id));
+            }
             let _ = io.kernel.close(conn.fd);
         }
     }
@@ -337,6 +553,57 @@ impl ChatApp {
             }
         }
     }
+
+    /// One-shot: after an event the registration is disarmed until re-armed here.
+    fn rearm(&mut self, io: &mut Io<'_>, id: ClientId, progressed: bool) {
+        if self.bug(Bug::OneshotNotRearmed) && !progressed {
+            return;
+        }
+        let Some(conn) = self.conns.get(&id) else {
+            return;
+        };
+        let out = conn.watching_out && !self.bug(Bug::OneshotRearmLosesOut);
+        let _ = io.modify(Token(id), self.interest(out), self.mode);
+    }
+
+    /// Flushes every client with new output, once per turn.
+    fn flush_dirty(&mut self, io: &mut Io<'_>) {
+        self.core.take_dirty(&mut self.dirty);
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut skip_next = false;
+        for &id in &dirty {
+            if std::mem::take(&mut skip_next) {
+                continue;
+            }
+            let before = self.conns.len();
+            self.flush(io, id);
+            if self.conns.len() < before && !self.stopped() {
+                self.removed_while_iterating(io, id, &dirty, &mut skip_next);
+            }
+        }
+        self.dirty = dirty;
+    }
+
+    /// A client left the table while the flush loop iterated it: what the zoo's registry bugs
+    /// make of that (nothing, for the reference server).
+    fn removed_while_iterating(
+        &mut self,
+        io: &mut Io<'_>,
+        id: ClientId,
+        dirty: &[ClientId],
+        skip_next: &mut bool,
+    ) {
+        if self.bug(Bug::DictMutatedDuringBroadcast) {
+            return self.crash(io, "dictionary changed size during iteration");
+        }
+        *skip_next = self.bug(Bug::BtRemoveWhileIterating);
+        if self.bug(Bug::ForwardFreesIteratedClient) {
+            let next = dirty.iter().copied().find(|&d| d > id);
+            if let Some(next) = next.filter(|n| self.conns.contains_key(n)) {
+                self.depart(io, next, Departure::Failed);
+            }
+        }
+    }
 }
 
 /// Seconds since the Unix epoch on the transport's clock.
@@ -348,14 +615,25 @@ impl App for ChatApp {
     fn on_event(&mut self, io: &mut Io<'_>, token: Token, events: Events) {
         self.stats.events += 1;
         if token == LISTENER {
-            return self.accept_ready(io);
+            let accepted = self.accept_ready(io);
+            let _ = accepted;
+            return;
         }
         let id = token.0;
-        if events.intersects(Events::IN | Events::ERR | Events::HUP | Events::RDHUP) {
-            self.read_ready(io, id);
+        let readable = events.intersects(Events::IN | Events::ERR | Events::HUP | Events::RDHUP);
+        let sent_before = self.stats.bytes_out;
+        let mut read = 0;
+        if readable {
+            read = self.read_ready(io, id);
         }
-        if events.contains(Events::OUT) {
+        // handy#74: `if IN ... else if OUT` drops the OUT half of a combined wakeup.
+        let else_if = readable && self.bug(Bug::EtElseIfDropsOut);
+        if events.contains(Events::OUT) && !else_if {
             self.flush(io, id);
+        }
+        if self.mode.oneshot {
+            let progressed = read > 0 || self.stats.bytes_out > sent_before;
+            self.rearm(io, id, progressed);
         }
     }
 
@@ -366,19 +644,15 @@ impl App for ChatApp {
     }
 
     fn after_turn(&mut self, io: &mut Io<'_>) {
-        self.core.take_dirty(&mut self.dirty);
-        let dirty = std::mem::take(&mut self.dirty);
-        for &id in &dirty {
-            self.flush(io, id);
+        if self.stopped() {
+            return;
         }
-        self.dirty = dirty;
+        self.flush_dirty(io);
         // Leaving clients whose queue is already empty close now.
         let closing: Vec<ClientId> = self
             .conns
             .iter()
-            .filter(|(id, c)| {
-                c.close_after_flush && self.core.outbound(**id).is_none_or(|o| o.is_empty())
-            })
+            .filter(|(id, c)| c.close_after_flush && self.queued(**id) == 0)
             .map(|(id, _)| *id)
             .collect();
         for id in closing {

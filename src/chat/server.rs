@@ -15,6 +15,7 @@ use super::clock::format_unix_secs;
 use super::framing::LineReader;
 use super::outbound::Outbound;
 use crate::addr::SockAddr;
+use crate::zoo::{Bug, Bugs};
 
 /// A client's identity: the reactor token of its connection.
 pub type ClientId = usize;
@@ -97,17 +98,31 @@ pub struct ChatServer {
     dirty: Vec<ClientId>,
     /// The largest queue any client ever had, in bytes (for the cap property).
     peak_queue_bytes: usize,
+    /// Switched-on bugs from the zoo (none unless a harness asks).
+    bugs: Bugs,
+    /// The last client accepted, and the last that sent bytes (what a buggy departure
+    /// notice names instead of the departing client).
+    last_joined: Option<SockAddr>,
+    last_sender: Option<ClientId>,
 }
 
 impl ChatServer {
     /// An empty room.
     pub fn new(limits: Limits) -> ChatServer {
+        ChatServer::with_bugs(limits, Bugs::NONE)
+    }
+
+    /// An empty room with some of the zoo's bugs switched on.
+    pub fn with_bugs(limits: Limits, bugs: Bugs) -> ChatServer {
         ChatServer {
             limits,
             clients: BTreeMap::new(),
             actions: VecDeque::new(),
             dirty: Vec::new(),
             peak_queue_bytes: 0,
+            bugs,
+            last_joined: None,
+            last_sender: None,
         }
     }
 
@@ -146,6 +161,7 @@ impl ChatServer {
             return false;
         }
         self.log(format!("{peer} connect."));
+        self.last_joined = Some(peer.clone());
         let note = format!("{} {peer} entered room\n", format_unix_secs(now_unix_secs));
         self.clients.insert(
             id,
@@ -170,8 +186,16 @@ impl ChatServer {
         }
         let stamp = format_unix_secs(now_unix_secs);
         let peer = client.peer.clone();
+        self.last_sender = Some(id);
+        if self.bugs.has(Bug::SeedNoFraming) {
+            // The seed: each chunk as it came, under its own header.
+            let mut text = format!("{stamp} {peer} say: ").into_bytes();
+            text.extend_from_slice(data);
+            return self.broadcast(id, text, now_unix_secs);
+        }
         let mut lines = Vec::new();
-        let result = client.reader.push(data, |line| {
+        let torn = self.bugs.has(Bug::TornLineFrame);
+        let mut result = client.reader.push(data, |line| {
             // An empty line says nothing: it is not broadcast.
             if !line.is_empty() {
                 let mut text = Vec::with_capacity(stamp.len() + 40 + line.len());
@@ -181,6 +205,15 @@ impl ChatServer {
                 lines.push(text);
             }
         });
+        if torn && result.is_ok() && client.reader.pending_bytes() > 0 {
+            // The chunk's end taken for a line's end.
+            result = client.reader.push(b"\n", |line| {
+                let mut text = format!("{stamp} {peer} say: ").into_bytes();
+                text.extend_from_slice(line);
+                text.push(b'\n');
+                lines.push(text);
+            });
+        }
         for line in lines {
             // A broadcast can cascade (a slow consumer leaves, its "left room" overflows
             // another queue, ...) and remove the sender itself: then it says nothing more.
@@ -206,7 +239,15 @@ impl ChatServer {
     }
 
     /// A client's connection ended (or the server ended it): it leaves the room.
-    pub fn left(&mut self, id: ClientId, why: Departure, now_unix_secs: u64) {
+    pub fn left(&mut self, mut id: ClientId, why: Departure, now_unix_secs: u64) {
+        if !self.clients.contains_key(&id) && self.bugs.has(Bug::WrongClientSpliced) {
+            // splice(indexOf(gone) = -1, 1): the last client goes instead.
+            let Some(&last) = self.clients.keys().next_back() else {
+                return;
+            };
+            self.actions.push_back(Action::Close(last));
+            id = last;
+        }
         let Some(client) = self.clients.get(&id) else {
             return;
         };
@@ -223,9 +264,41 @@ impl ChatServer {
         self.clients.remove(&id);
         self.dirty.retain(|d| *d != id);
         if !leaving {
-            self.log(format!("Client:{peer} Close."));
-            let note = format!("{} {peer} left room\n", format_unix_secs(now_unix_secs));
+            let named = self.departure_name(peer, why);
+            self.log(format!("Client:{named} Close."));
+            let note = format!("{} {named} left room\n", format_unix_secs(now_unix_secs));
             self.broadcast(id, note.into_bytes(), now_unix_secs);
+        }
+    }
+
+    /// Whom a departure notice names: the departing client, unless a zoo bug names another.
+    fn departure_name(&self, peer: SockAddr, why: Departure) -> SockAddr {
+        let stale_sender = || {
+            self.last_sender
+                .and_then(|s| self.clients.get(&s))
+                .map(|c| c.peer.clone())
+        };
+        if self.bugs.has(Bug::BtOfflineNamesLastClient) {
+            self.last_joined.clone().unwrap_or(peer)
+        } else if self.bugs.has(Bug::SeedStaleNameInXlist) && why == Departure::Failed {
+            stale_sender().unwrap_or(peer)
+        } else {
+            peer
+        }
+    }
+
+    /// Drops everything queued for `id` (a zoo bug: sendall's EAGAIN swallowed).
+    pub fn drop_queue(&mut self, id: ClientId) {
+        if let Some(c) = self.clients.get_mut(&id) {
+            c.out.clear();
+        }
+    }
+
+    /// Drops the unsent rest of `id`'s first line if part of it went out (a zoo bug: a
+    /// partial write abandoned).
+    pub fn abandon_partial_line(&mut self, id: ClientId) {
+        if let Some(c) = self.clients.get_mut(&id) {
+            c.out.abandon_partial_head();
         }
     }
 
@@ -278,9 +351,14 @@ impl ChatServer {
 
     /// A leaving client's "left room" goes out now (it is still in the table, draining).
     fn announce_departure(&mut self, id: ClientId, now_unix_secs: u64) {
-        let peer = self.clients[&id].peer.clone();
+        let peer = self.departure_name(self.clients[&id].peer.clone(), Departure::LineTooLong);
         self.log(format!("Client:{peer} Close."));
         let note = format!("{} {peer} left room\n", format_unix_secs(now_unix_secs));
+        if self.bugs.has(Bug::BroadcastUafOnClose) {
+            // The closing client is still in the table, and among the recipients.
+            let c = self.clients.get_mut(&id).expect("still draining");
+            c.out.push(Rc::from(note.clone().into_bytes()));
+        }
         self.broadcast(id, note.into_bytes(), now_unix_secs);
     }
 
@@ -295,7 +373,7 @@ impl ChatServer {
             if id == from || c.leaving {
                 continue;
             }
-            if c.out.bytes() + line.len() > cap {
+            if c.out.bytes() + line.len() > cap && !self.bugs.has(Bug::UnboundedReplyBuffer) {
                 slow.push(id);
                 continue;
             }

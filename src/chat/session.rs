@@ -22,6 +22,7 @@ use crate::sim::decide::Decider;
 use crate::sim::interleave::{Interleaved, Peers};
 use crate::sim::transcript::Host;
 use crate::sim::{Sim, SimConfig};
+use crate::zoo::Bugs;
 
 /// The server's address inside the simulator.
 pub const SESSION_SERVER_ADDR: &str = "127.0.0.1:33333";
@@ -40,6 +41,9 @@ const MAX_CALLS_PER_CLIENT_PER_PASS: usize = 1 << 16;
 pub enum Step {
     /// Client `n` connects (each client joins at most once).
     Join(usize),
+    /// Clients `0..n` connect at once (those that have not joined yet, in order), and only
+    /// then does the server look.
+    Crowd(usize),
     /// Client `n` sends `text` and a newline.
     Say(usize, Vec<u8>),
     /// Client `n` sends raw bytes (no newline added).
@@ -72,6 +76,10 @@ pub struct SessionConfig {
     /// Whether to write a transcript at all (a fuzzer runs without one, and re-runs the same
     /// input with one when it has something to show: the session is deterministic).
     pub transcript: bool,
+    /// Zoo bugs switched on in the server and its reactor ([`Bugs::NONE`]: the reference).
+    pub bugs: Bugs,
+    /// The simulated machine's RLIMIT_NOFILE (shared by the server and the clients).
+    pub fd_limit: usize,
 }
 
 impl Default for SessionConfig {
@@ -83,6 +91,8 @@ impl Default for SessionConfig {
             decide: Decider::faithful(),
             kernel_calls: false,
             transcript: true,
+            bugs: Bugs::NONE,
+            fd_limit: SimConfig::default().fd_limit,
         }
     }
 }
@@ -314,6 +324,8 @@ pub struct Session {
     app: ChatApp,
     crowd: Crowd,
     server_addr: SockAddr,
+    /// Virtual time that passed while steps settled (a server that blocks makes it pass).
+    stalled: Duration,
 }
 
 /// Longest payload a transcript line shows in full; longer ones show their start and length.
@@ -348,15 +360,18 @@ impl Session {
     pub fn new(config: SessionConfig) -> Result<Session, Errno> {
         let sim_config = SimConfig {
             transcript: config.transcript,
+            fd_limit: config.fd_limit,
             ..SimConfig::default()
         };
         let mut sim = Sim::new(sim_config, config.decide);
         let server_addr = SockAddr::Inet(SESSION_SERVER_ADDR.parse().expect("a valid address"));
         let listener = super::serve::listen(&mut sim, &server_addr, 128)?;
         let mut reactor = Reactor::new(&mut sim, config.backend)?;
+        reactor.set_bugs(config.bugs);
         let serve = ServeConfig {
             limits: config.limits,
             mode: config.mode,
+            bugs: config.bugs,
         };
         let app = ChatApp::new(&mut reactor.io(&mut sim), listener, serve)?;
         let server_log = app.log_handle();
@@ -377,6 +392,7 @@ impl Session {
                 calls: 0,
             },
             server_addr,
+            stalled: Duration::ZERO,
         };
         s.note(format_args!("server listens on {SESSION_SERVER_ADDR}"));
         s.settle()?;
@@ -391,6 +407,11 @@ impl Session {
     pub fn step(&mut self, step: &Step) -> Result<(), Errno> {
         match step {
             Step::Join(n) => self.join(*n)?,
+            Step::Crowd(n) => {
+                for c in 0..*n {
+                    self.join(c)?;
+                }
+            }
             Step::Say(n, text) => {
                 let mut bytes = text.clone();
                 bytes.push(b'\n');
@@ -510,7 +531,9 @@ impl Session {
             let calls_before = self.crowd.calls;
             // The server waits in its wait call: every client runs until it blocks.
             self.crowd.act_until_blocked(&mut self.sim);
+            let before = self.sim.now();
             let turn = self.turn(Some(Duration::ZERO))?;
+            self.stalled += self.sim.now().saturating_sub(before);
             let progress = self.crowd.calls != calls_before || turn.events > 0 || turn.timers > 0;
             self.crowd.notes.sync(&self.sim);
             if !progress {
@@ -536,6 +559,7 @@ impl Session {
             transcript: self.crowd.notes.text,
             stats: self.app.stats(),
             peak_queue_bytes: self.app.core().peak_queue_bytes(),
+            stalled: self.stalled,
         }
     }
 }
@@ -551,4 +575,6 @@ pub struct Outcome {
     pub stats: super::serve::Stats,
     /// The largest queue the server held for one client.
     pub peak_queue_bytes: usize,
+    /// Virtual time that passed while steps settled, which only a server that blocks causes.
+    pub stalled: Duration,
 }

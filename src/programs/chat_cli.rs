@@ -15,16 +15,18 @@ use crate::pairs;
 use crate::reactor::Reactor;
 use crate::readiness::Backend;
 use crate::real::RealKernel;
+use crate::zoo::Bugs;
 
 /// The chat server's listen backlog.
 pub const CHAT_BACKLOG: u32 = 128;
 /// Descriptors select must leave for the listener, stdio and the epoll-less rest.
 const SELECT_RESERVED_FDS: usize = 16;
 
-/// `--backend` values: select, poll, epoll (level) and epoll-et.
+/// `--backend` values: select, poll, epoll (level), epoll-et and epoll-oneshot.
 pub fn parse_backend(name: &str) -> Option<(Backend, Mode)> {
     match name {
         "epoll-et" => Some((Backend::Epoll, Mode::EDGE)),
+        "epoll-oneshot" => Some((Backend::Epoll, Mode::ONESHOT)),
         other => Backend::parse(other).map(|b| (b, Mode::LEVEL)),
     }
 }
@@ -40,6 +42,10 @@ pub struct ServeOptions {
     pub limits: Limits,
     /// Stop once this many clients have come and gone (`None`: serve for ever).
     pub stop_after: Option<u64>,
+    /// Stop after this long in any case (`None`: no deadline).
+    pub run_for: Option<Duration>,
+    /// Zoo bugs to switch on ([`Bugs::NONE`]: the reference server).
+    pub bugs: Bugs,
 }
 
 /// Opens the listener on `addr` and serves (see [`serve_on`]).
@@ -66,6 +72,8 @@ pub fn serve_on(
         mode,
         mut limits,
         stop_after,
+        run_for,
+        bugs,
     } = options;
     if backend == Backend::Select {
         // select cannot watch descriptors ≥ FD_SETSIZE: keep the room below it.
@@ -74,10 +82,11 @@ pub fn serve_on(
             .min(FD_SETSIZE as usize - SELECT_RESERVED_FDS);
     }
     let mut reactor = Reactor::new(kernel, backend)?;
+    reactor.set_bugs(bugs);
     let mut app = ChatApp::new(
         &mut reactor.io(kernel),
         listener,
-        ServeConfig { limits, mode },
+        ServeConfig { limits, mode, bugs },
     )?;
     let _ = writeln!(
         out,
@@ -86,13 +95,17 @@ pub fn serve_on(
         if mode.edge { ", edge-triggered" } else { "" }
     );
     let _ = out.flush();
+    let deadline = run_for.map(|d| kernel.now() + d);
     loop {
-        reactor.turn(kernel, &mut app, None)?;
+        let timeout = deadline.map(|d| d.saturating_sub(kernel.now()));
+        reactor.turn(kernel, &mut app, timeout)?;
         for (_, line) in app.take_log() {
             let _ = writeln!(out, "{line}");
         }
         let _ = out.flush();
-        if stop_after.is_some_and(|n| app.stats().joined >= n && app.core().is_empty()) {
+        let done = stop_after.is_some_and(|n| app.stats().joined >= n && app.core().is_empty());
+        let late = deadline.is_some_and(|d| kernel.now() >= d);
+        if done || late || app.stopped() {
             app.stop(&mut reactor.io(kernel));
             reactor.close(kernel);
             return Ok(());
