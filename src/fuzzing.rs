@@ -16,6 +16,7 @@ use crate::kernel::{Events, Fd, Kernel, Mode, PollFd, Shutdown};
 use crate::readiness::{BACKEND_MODES, Backend};
 use crate::sim::decide::{Adversity, Decider};
 use crate::sim::{Sim, SimConfig};
+use crate::zoo::Bugs;
 
 /// Names of the targets, as `fuzz/fuzz_targets/<name>.rs` and `fuzz/corpus/<name>/`.
 pub const TARGETS: [&str; 5] = [
@@ -288,6 +289,17 @@ pub fn readiness_diff(data: &[u8]) {
 pub const CHAT_FUZZ_CLIENTS: usize = 4;
 /// Most steps in one `chat_adversary` session.
 pub const CHAT_FUZZ_MAX_STEPS: usize = 40;
+/// How many of an input's bytes are the script; the rest are the schedule's decisions.
+pub const CHAT_FUZZ_SCRIPT_BYTES: usize = 256;
+
+/// The kinds of choice the fuzzer's bytes make in a chat session: everything that loses
+/// nothing (short reads and writes, EINTR, spurious wakeups, partial waits, which client runs
+/// between the server's syscalls). Faults come from the script (exits, resets mid-line).
+pub const CHAT_FUZZ_SCHEDULE: Adversity = Adversity {
+    spurious_per_mille: 1,
+    defer_per_mille: 1,
+    ..Adversity::PARTIAL_IO
+};
 
 fn arbitrary_step(u: &mut Unstructured<'_>) -> arbitrary::Result<Step> {
     let n = usize::from(u.arbitrary::<u8>()?) % CHAT_FUZZ_CLIENTS;
@@ -295,67 +307,96 @@ fn arbitrary_step(u: &mut Unstructured<'_>) -> arbitrary::Result<Step> {
         let len = usize::from(u.arbitrary::<u8>()?) % 48;
         Ok(u.bytes(len)?.to_vec())
     };
-    Ok(match u.arbitrary::<u8>()? % 10 {
+    Ok(match u.arbitrary::<u8>()? % 12 {
         0 | 1 => Step::Join(n),
         2..=5 => Step::Say(n, text(u)?),
         6 => Step::Raw(n, text(u)?),
         7 => Step::Exit(n),
         8 => Step::Reset(n),
+        9 => Step::Crowd(n + 1),
+        10 => Step::StopReading(n),
         _ => Step::Sleep(std::time::Duration::from_millis(u64::from(
             u.arbitrary::<u8>()?,
         ))),
     })
 }
 
-/// A chat session of arbitrary clients, lines and faults (exits, resets mid-line) under a
-/// schedule the fuzzer picks (its bytes decide every short read and write, EINTR and spurious
-/// wakeup), with the chat properties as assertions.
-pub fn chat_adversary(data: &[u8]) {
-    let (script, decisions) = data.split_at(data.len().min(256));
-    let mut u = Unstructured::new(script);
-    let (backend, mode) = match u.arbitrary::<u8>().unwrap_or(0) % 4 {
-        0 => (Backend::Select, Mode::LEVEL),
-        1 => (Backend::Poll, Mode::LEVEL),
-        2 => (Backend::Epoll, Mode::LEVEL),
-        _ => (Backend::Epoll, Mode::EDGE),
-    };
-    let limits = Limits {
-        max_line_bytes: usize::from(u.arbitrary::<u8>().unwrap_or(0)) + 8,
-        ..Limits::default()
-    };
-    let mut steps = Vec::new();
-    while steps.len() < CHAT_FUZZ_MAX_STEPS {
-        let Ok(step) = arbitrary_step(&mut u) else {
-            break;
+/// A chat session decoded from a script: backend and mode, limits, and the steps.
+#[derive(Debug, Clone)]
+pub struct ChatScript {
+    /// The server's backend.
+    pub backend: Backend,
+    /// Its mode.
+    pub mode: Mode,
+    /// The room's limits.
+    pub limits: Limits,
+    /// What the clients do.
+    pub steps: Vec<Step>,
+}
+
+impl ChatScript {
+    /// Decodes a script (any bytes make one; running out of bytes ends it).
+    pub fn decode(script: &[u8]) -> ChatScript {
+        let mut u = Unstructured::new(script);
+        let which = usize::from(u.arbitrary::<u8>().unwrap_or(0)) % BACKEND_MODES.len();
+        let (backend, mode) = BACKEND_MODES[which];
+        let limits = Limits {
+            max_line_bytes: usize::from(u.arbitrary::<u8>().unwrap_or(0)) + 8,
+            ..Limits::default()
         };
-        steps.push(step);
-    }
-    // Faults come from the script (exits, resets mid-line); the schedule adds everything that
-    // loses nothing: short reads and writes, EINTR, spurious wakeups, partial waits.
-    let schedule = Adversity {
-        spurious_per_mille: 1,
-        defer_per_mille: 1,
-        ..Adversity::PARTIAL_IO
-    };
-    let decide = Decider::bytes_with(decisions, schedule);
-    let run = |transcript: bool| {
-        let config = SessionConfig {
+        let mut steps = Vec::new();
+        while steps.len() < CHAT_FUZZ_MAX_STEPS {
+            let Ok(step) = arbitrary_step(&mut u) else {
+                break;
+            };
+            steps.push(step);
+        }
+        ChatScript {
             backend,
             mode,
             limits,
-            decide: decide.clone(),
-            transcript,
-            ..SessionConfig::default()
+            steps,
+        }
+    }
+
+    /// Runs it with `decide` and the zoo's `bugs`, and checks the chat properties. Quietly
+    /// first; the session is deterministic, so a failure re-runs with its transcript, which the
+    /// error carries.
+    pub fn check(&self, decide: &Decider, bugs: Bugs) -> Result<(), String> {
+        let run = |transcript: bool| -> Result<(), String> {
+            let config = SessionConfig {
+                backend: self.backend,
+                mode: self.mode,
+                limits: self.limits,
+                decide: decide.clone(),
+                transcript,
+                bugs,
+                ..SessionConfig::default()
+            };
+            let session = Session::new(config).map_err(|e| format!("the server failed to start: {e}"))?;
+            let outcome = session
+                .run(&self.steps)
+                .map_err(|e| format!("a step did not settle ({e}): a busy loop or a hang"))?;
+            check::check(&self.steps, &outcome, CHAT_FUZZ_CLIENTS, &self.limits)
         };
-        let session = Session::new(config).expect("the server starts");
-        session
-            .run(&steps)
-            .expect("every step settles (no busy loop)")
-    };
-    // Quietly first; the session is deterministic, so a failure re-runs with its transcript.
-    if check::check(&steps, &run(false), CHAT_FUZZ_CLIENTS, &limits).is_err() {
-        let why = check::check(&steps, &run(true), CHAT_FUZZ_CLIENTS, &limits)
-            .expect_err("deterministic");
+        run(false).or_else(|_| run(true))
+    }
+}
+
+/// A chat session of arbitrary clients, lines and faults (exits, resets mid-line) under a
+/// schedule the fuzzer picks (its bytes decide every short read and write, EINTR, spurious
+/// wakeup, and which client runs between two of the server's syscalls), with the chat
+/// properties as assertions.
+pub fn chat_adversary(data: &[u8]) {
+    if let Err(why) = chat_session(data, Bugs::NONE) {
         panic!("chat property failed: {why}");
     }
+}
+
+/// `chat_adversary`'s check as a result, with zoo bugs switched on (the zoo's fuzzer
+/// detector runs it).
+pub fn chat_session(data: &[u8], bugs: Bugs) -> Result<(), String> {
+    let (script, decisions) = data.split_at(data.len().min(CHAT_FUZZ_SCRIPT_BYTES));
+    let decide = Decider::bytes_with(decisions, CHAT_FUZZ_SCHEDULE);
+    ChatScript::decode(script).check(&decide, bugs)
 }

@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use selectlab::addr::Target;
@@ -60,6 +61,34 @@ enum Command {
         /// select, poll, epoll or epoll-et.
         #[arg(long, default_value = "epoll", value_parser = ["select", "poll", "epoll", "epoll-et"])]
         backend: String,
+    },
+    /// Switch each bug of the zoo on in turn and run the suite's detectors on it; exit 0
+    /// only when every bug was caught (and the detectors pass the bug-free programs).
+    Zoo {
+        /// Only these bugs (repeatable); default: all of them.
+        #[arg(long = "bug", value_parser = parse_bug)]
+        bugs: Vec<selectlab::zoo::Bug>,
+        /// Wall-time budget per random detector per bug, in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        budget_s: f64,
+        /// Random cases per random detector per bug (whichever budget runs out first).
+        #[arg(long, default_value_t = 2000)]
+        cases: u32,
+        /// Print the bug names, one per line, and nothing else.
+        #[arg(long)]
+        list: bool,
+        /// Run every detector class on every bug and print the table of who catches what.
+        #[arg(long)]
+        matrix: bool,
+        /// Skip the real-socket load (simulator only).
+        #[arg(long)]
+        no_real: bool,
+        /// Where to write each counterexample's transcript.
+        #[arg(long, default_value = "target/zoo")]
+        out: std::path::PathBuf,
+        /// Seed of the random detectors' inputs.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Run scenario scripts (format v1) on the kernel, the simulator, or both.
     Scenario {
@@ -153,6 +182,36 @@ fn main() -> ExitCode {
                 .expect("clap checked the value");
             selectlab::programs::bench::sim_chat(clients, lines, backend, mode, &mut out)
                 .map(|()| true)
+        }
+        Command::Zoo {
+            bugs,
+            budget_s,
+            cases,
+            list,
+            matrix,
+            no_real,
+            out: out_dir,
+            seed,
+        } => {
+            if list {
+                for info in selectlab::zoo::CATALOGUE {
+                    let _ = writeln!(out, "{}", info.name);
+                }
+                return ExitCode::SUCCESS;
+            }
+            let Some(time) = Duration::try_from_secs_f64(budget_s).ok() else {
+                eprintln!("selectlab: --budget-s must be a non-negative number of seconds");
+                return ExitCode::from(2);
+            };
+            let options = selectlab::zoo::run::Options {
+                bugs,
+                budget: selectlab::zoo::detect::Budget { cases, time },
+                matrix,
+                real: !no_real,
+                out_dir: Some(out_dir),
+                seed,
+            };
+            Ok(selectlab::zoo::run::run(&options, &mut out))
         }
         Command::Goodbye { role } => run_role(role, &mut out, Proto::Tcp),
         Command::Udp { role } => run_role(role, &mut out, Proto::Udp),

@@ -39,16 +39,16 @@ struct Member {
     joined: bool,
     present: bool,
     pending: Vec<u8>,
-    /// The server removed it (an over-long line, or the server stopped): its end of stream
-    /// is expected, not a network fault.
-    removed_by_server: bool,
+    /// The step in which the server removed it (an over-long line, or the server stopped):
+    /// its end of stream then is expected, not a network fault.
+    removed_in_step: Option<usize>,
 }
 
 /// The model's verdict on a session: what each client should hear, and who was removed by
 /// the server (as opposed to the network).
 struct Model {
     heard: Heard,
-    removed_by_server: Vec<bool>,
+    removed_in_step: Vec<Option<usize>>,
 }
 
 /// What each client should have heard: (client number, what was said), in order.
@@ -60,7 +60,7 @@ fn model(steps: &[Step], clients: usize, limits: &Limits) -> Model {
     let mut heard = vec![Vec::new(); clients];
     let mut m = vec![Member::default(); clients];
     let mut server_up = true;
-    for s in steps {
+    for (at, s) in steps.iter().enumerate() {
         match s {
             Step::Join(n) if *n < clients && server_up => join(&mut m, &mut heard, *n),
             Step::Crowd(k) if server_up => {
@@ -73,7 +73,9 @@ fn model(steps: &[Step], clients: usize, limits: &Limits) -> Model {
                 if matches!(s, Step::Say(..)) {
                     bytes.push(b'\n');
                 }
-                speak(&mut m, &mut heard, *n, &bytes, limits.max_line_bytes);
+                if !speak(&mut m, &mut heard, *n, &bytes, limits.max_line_bytes) {
+                    m[*n].removed_in_step = Some(at);
+                }
             }
             Step::Exit(n) | Step::Reset(n) if *n < clients && m[*n].present => {
                 depart(&mut m, &mut heard, *n);
@@ -82,7 +84,7 @@ fn model(steps: &[Step], clients: usize, limits: &Limits) -> Model {
                 server_up = false;
                 for member in &mut m {
                     if member.present {
-                        member.removed_by_server = true;
+                        member.removed_in_step = Some(at);
                     }
                     member.present = false;
                 }
@@ -92,7 +94,7 @@ fn model(steps: &[Step], clients: usize, limits: &Limits) -> Model {
     }
     Model {
         heard,
-        removed_by_server: m.iter().map(|x| x.removed_by_server).collect(),
+        removed_in_step: m.iter().map(|x| x.removed_in_step).collect(),
     }
 }
 
@@ -124,14 +126,13 @@ fn depart(m: &mut [Member], heard: &mut [Vec<(usize, Said)>], n: usize) {
 
 /// Client `n` sent `bytes`: each line it completes reaches the others present; a line over
 /// the limit gets `n` disconnected (what it completed before still counts).
-fn speak(m: &mut [Member], heard: &mut [Vec<(usize, Said)>], n: usize, bytes: &[u8], max: usize) {
+fn speak(m: &mut [Member], heard: &mut [Vec<(usize, Said)>], n: usize, bytes: &[u8], max: usize) -> bool {
     for &b in bytes {
         if b != b'\n' {
             m[n].pending.push(b);
             if m[n].pending.len() > max {
-                m[n].removed_by_server = true;
                 depart(m, heard, n);
-                return;
+                return false;
             }
             continue;
         }
@@ -140,6 +141,7 @@ fn speak(m: &mut [Member], heard: &mut [Vec<(usize, Said)>], n: usize, bytes: &[
             tell_others(m, heard, n, &Said::Line(line));
         }
     }
+    true
 }
 
 /// What each client did hear: its "say" lines and notices parsed back to (client, what).
@@ -237,9 +239,14 @@ pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Re
         Step::StopReading(n) => Some(*n),
         _ => None,
     });
-    // Reset by the network: it saw its connection end, and the server had no reason to end it.
+    // Reset by the network: it saw its connection end before the server had a reason to end it.
     let lost = o.clients.iter().enumerate().filter_map(|(n, c)| {
-        (c.server_gone && !model.removed_by_server.get(n).copied().unwrap_or(true)).then_some(n)
+        let removed = model.removed_in_step.get(n).copied().flatten();
+        let early = match (c.gone_in_step, removed) {
+            (Some(gone), Some(removed)) => gone < removed,
+            (gone, _) => gone.is_some(),
+        };
+        early.then_some(n)
     });
     let loose: BTreeSet<usize> = stopped_reading.chain(lost).collect();
     for (n, (got, want)) in got.iter().zip(&model.heard).enumerate() {

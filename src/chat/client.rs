@@ -13,6 +13,7 @@ use super::framing::LineReader;
 use crate::kernel::{Events, Fd, Mode};
 use crate::reactor::{App, Io};
 use crate::readiness::Token;
+use crate::zoo::{Bug, Bugs};
 
 /// Standard input's token.
 pub const STDIN: Token = Token(0);
@@ -43,6 +44,7 @@ pub struct ChatClientApp<'o> {
     watching_out: bool,
     out: &'o mut dyn Write,
     ending: Option<Ending>,
+    bugs: Bugs,
 }
 
 /// Whether a typed line means "exit".
@@ -68,7 +70,13 @@ impl<'o> ChatClientApp<'o> {
             watching_out: false,
             out,
             ending: None,
+            bugs: Bugs::NONE,
         })
+    }
+
+    /// Switches on zoo bugs in the client (none by default).
+    pub fn set_bugs(&mut self, bugs: Bugs) {
+        self.bugs = bugs;
     }
 
     /// How it ended, once it has.
@@ -157,6 +165,8 @@ impl<'o> ChatClientApp<'o> {
     fn heard(&mut self, io: &mut Io<'_>) {
         let mut buf = [0u8; READ_BYTES];
         match io.kernel.recv(self.sock, &mut buf) {
+            // The seed: `if data:` ... and b'' is just "nothing this time".
+            Ok(0) if self.bugs.has(Bug::SeedClientMissesServerExit) => {}
             Ok(0) => self.finish(io, Ending::ServerGone, "the server went away"),
             Ok(n) => {
                 let _ = self.out.write_all(&buf[..n]);

@@ -106,6 +106,8 @@ pub struct ClientView {
     pub lines: Vec<Vec<u8>>,
     /// Whether it saw the server close (end of stream or an error).
     pub server_gone: bool,
+    /// During which step it saw that (0 for the first step).
+    pub gone_in_step: Option<usize>,
 }
 
 struct SimClient {
@@ -198,6 +200,8 @@ struct Crowd {
     notes: Notes,
     /// Calls the clients have made (progress, for settling).
     calls: u64,
+    /// Steps run so far (the one running now, counting from 0).
+    step_no: usize,
 }
 
 impl Peers for Crowd {
@@ -297,6 +301,7 @@ impl Crowd {
     fn lose_server(&mut self, sim: &mut Sim, n: usize, fd: Fd) {
         let c = &mut self.clients[n];
         c.view.server_gone = true;
+        c.view.gone_in_step = Some(self.step_no);
         c.fd = None;
         let _ = sim.close(fd);
     }
@@ -390,6 +395,7 @@ impl Session {
                     server_log,
                 },
                 calls: 0,
+                step_no: 0,
             },
             server_addr,
             stalled: Duration::ZERO,
@@ -547,6 +553,7 @@ impl Session {
     pub fn run(mut self, steps: &[Step]) -> Result<Outcome, Errno> {
         for s in steps {
             self.step(s)?;
+            self.crowd.step_no += 1;
         }
         Ok(self.finish())
     }

@@ -7,7 +7,7 @@ use nix::errno::Errno;
 
 use crate::addr::{SockAddr, SockType};
 use crate::chat::client::{ChatClientApp, Ending};
-use crate::chat::serve::{ChatApp, ServeConfig, listen};
+use crate::chat::serve::{ChatApp, ServeConfig, Stats, listen};
 use crate::chat::server::Limits;
 use crate::error::SockError;
 use crate::kernel::{FD_SETSIZE, Fd, Kernel, Mode};
@@ -56,17 +56,18 @@ pub fn serve(
     out: &mut dyn Write,
 ) -> Result<(), SockError> {
     let listener = listen(kernel, addr, CHAT_BACKLOG)?;
-    serve_on(kernel, listener, options, out)
+    serve_on(kernel, listener, options, out).map(|_| ())
 }
 
 /// Serves on a listening socket until `stop_after` clients have come and gone (for ever
-/// without it), writing the server log to `out` as it happens.
+/// without it) or `run_for` has passed, writing the server log to `out` as it happens.
+/// Returns the server's counters.
 pub fn serve_on(
     kernel: &mut dyn Kernel,
     listener: Fd,
     options: ServeOptions,
     out: &mut dyn Write,
-) -> Result<(), SockError> {
+) -> Result<Stats, SockError> {
     let ServeOptions {
         backend,
         mode,
@@ -92,7 +93,11 @@ pub fn serve_on(
         out,
         "chat server on {} ({backend}{})",
         kernel.getsockname(listener)?,
-        if mode.edge { ", edge-triggered" } else { "" }
+        match (mode.edge, mode.oneshot) {
+            (true, _) => ", edge-triggered",
+            (_, true) => ", one-shot",
+            _ => "",
+        }
     );
     let _ = out.flush();
     let deadline = run_for.map(|d| kernel.now() + d);
@@ -108,7 +113,7 @@ pub fn serve_on(
         if done || late || app.stopped() {
             app.stop(&mut reactor.io(kernel));
             reactor.close(kernel);
-            return Ok(());
+            return Ok(app.stats());
         }
     }
 }

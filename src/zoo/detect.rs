@@ -1,1 +1,538 @@
-//! The zoo's detectors.
+//! The suite's detectors, as the zoo runs them: each searches, within a budget, for a session
+//! in which the chat properties fail, and returns the first counterexample it finds.
+//!
+//! Four classes, cheapest first:
+//! - [`Class::Faithful`]: targeted schedules in the faithful simulator (exactly what Linux
+//!   loopback does; clients interleaved at syscall granularity in the fixed fair order), on
+//!   every backend and mode, plus the chat client's own property;
+//! - [`Class::Adversary`]: random schedules under the seeded lawful adversary (short I/O,
+//!   EINTR, spurious wakeups, partial waits, network resets, peers held back);
+//! - [`Class::Fuzzer`]: random inputs to the `chat_adversary` fuzz target's logic, whose bytes
+//!   choose the script and every decision (what `cargo fuzz run chat_adversary` explores, less
+//!   the coverage guidance);
+//! - [`Class::RealLoad`]: the server on real loopback sockets with a small real load (clients
+//!   in threads, running truly concurrently).
+
+use std::fmt;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Barrier, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+
+use super::Bugs;
+use crate::addr::{Family, SockAddr, SockType};
+use crate::chat::check::{self, EVENTS_PER_STEP_BOUND};
+use crate::chat::client::{ChatClientApp, Ending};
+use crate::chat::serve::{Stats, listen};
+use crate::chat::server::Limits;
+use crate::chat::session::{Session, SessionConfig, Step};
+use crate::fuzzing::{CHAT_FUZZ_CLIENTS, ChatScript, chat_session};
+use crate::kernel::{Kernel, Mode};
+use crate::programs::chat_cli::{CHAT_BACKLOG, ServeOptions, serve_on};
+use crate::reactor::Reactor;
+use crate::readiness::{BACKEND_MODES, Backend};
+use crate::real::RealKernel;
+use crate::sim::Sim;
+use crate::sim::decide::{Adversity, Decider};
+
+/// A class of detector (the columns of the README's table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    /// Targeted schedules in the faithful simulator.
+    Faithful,
+    /// Random schedules under the seeded lawful adversary.
+    Adversary,
+    /// Random inputs to the `chat_adversary` fuzz target's logic.
+    Fuzzer,
+    /// A small load on real sockets.
+    RealLoad,
+}
+
+impl Class {
+    /// Every class, cheapest first.
+    pub const ALL: [Class; 4] = [
+        Class::Faithful,
+        Class::Adversary,
+        Class::Fuzzer,
+        Class::RealLoad,
+    ];
+
+    /// The class's name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Faithful => "faithful",
+            Class::Adversary => "adversary",
+            Class::Fuzzer => "fuzzer",
+            Class::RealLoad => "real-load",
+        }
+    }
+}
+
+impl fmt::Display for Class {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How much searching each detector may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Random cases for the adversary and the fuzzer.
+    pub cases: u32,
+    /// Wall time for one detector, whatever the cases.
+    pub time: Duration,
+}
+
+/// A counterexample.
+#[derive(Debug, Clone)]
+pub struct Caught {
+    /// Who found it.
+    pub class: Class,
+    /// Cases run, this one included.
+    pub cases: u32,
+    /// What failed, and the (shrunk, for simulated sessions) transcript.
+    pub evidence: String,
+}
+
+/// A simulated case: a session and the steps its clients take.
+#[derive(Debug, Clone)]
+struct Case {
+    config: SessionConfig,
+    steps: Vec<Step>,
+    /// Whether every property applies, or only "settles, no busy loop, never blocks" (a
+    /// machine out of descriptors cannot let every client in, so delivery is not judged).
+    full: bool,
+}
+
+impl Case {
+    fn new(backend: Backend, mode: Mode, decide: Decider, limits: Limits, steps: Vec<Step>) -> Case {
+        Case {
+            config: SessionConfig {
+                backend,
+                mode,
+                limits,
+                decide,
+                transcript: false,
+                ..SessionConfig::default()
+            },
+            steps,
+            full: true,
+        }
+    }
+
+    /// Runs the case with `bugs`; the error says what failed.
+    fn judge(&self, bugs: Bugs, transcript: bool) -> Result<(), String> {
+        let config = SessionConfig {
+            bugs,
+            transcript,
+            ..self.config.clone()
+        };
+        let limits = config.limits;
+        let o = Session::new(config)
+            .map_err(|e| format!("the server failed to start: {e}"))?
+            .run(&self.steps)
+            .map_err(|e| format!("a step did not settle ({e}): a busy loop or a hang"))?;
+        if self.full {
+            return check::check(&self.steps, &o, CHAT_FUZZ_CLIENTS.max(o.clients.len()), &limits);
+        }
+        let work = (self.steps.len() as u64 + 1) * EVENTS_PER_STEP_BOUND
+            + o.stats.bytes_in
+            + o.stats.bytes_out;
+        if o.stats.events > work || !o.stalled.is_zero() {
+            return Err(format!(
+                "{} events for {work} units of work, {:?} blocked: a busy loop or a hang\n{}",
+                o.stats.events, o.stalled, o.transcript
+            ));
+        }
+        Ok(())
+    }
+
+    /// Removes steps one at a time while the failure stays (bounded), then writes the
+    /// transcript of what is left.
+    fn shrink(mut self, bugs: Bugs) -> String {
+        let mut i = 0;
+        let mut tries = 0;
+        while i < self.steps.len() && tries < MAX_SHRINK_TRIES {
+            tries += 1;
+            let mut smaller = self.clone();
+            smaller.steps.remove(i);
+            if smaller.judge(bugs, false).is_err() {
+                self = smaller;
+            } else {
+                i += 1;
+            }
+        }
+        let why = self
+            .judge(bugs, true)
+            .expect_err("sessions are deterministic: the shrunk case still fails");
+        format!(
+            "{} {:?}, {} steps: {:?}\n{why}",
+            self.config.backend,
+            self.config.mode,
+            self.steps.len(),
+            self.steps
+        )
+    }
+}
+
+/// Most sessions one shrink runs.
+pub const MAX_SHRINK_TRIES: usize = 200;
+/// Lines in the burst schedule (more than one flush's send budget times its slices).
+const BURST_LINES: usize = 20_000;
+/// The adversary's rates in the zoo: everything lawful that loses no data the model cannot
+/// account for (a network reset is accounted for: that client's share becomes a prefix).
+pub const ZOO_ADVERSITY: Adversity = Adversity {
+    spurious_per_mille: 150,
+    defer_per_mille: 150,
+    reset_per_mille: 10,
+    ..Adversity::PARTIAL_IO
+};
+
+fn say(n: usize, text: &str) -> Step {
+    Step::Say(n, text.as_bytes().to_vec())
+}
+
+/// The faithful detector's schedules, each aimed at a family of mistakes.
+fn targeted() -> Vec<(Limits, Vec<Step>, bool)> {
+    let chat = vec![
+        Step::Join(0),
+        Step::Join(1),
+        Step::Join(2),
+        say(0, "hello, everyone"),
+        say(1, "hi"),
+        Step::Raw(2, b"two lines\nin one write\n".to_vec()),
+        Step::Exit(1),
+        say(0, "c2 has gone"),
+        say(2, "so it seems"),
+        Step::Reset(2),
+        say(0, "alone"),
+        Step::Join(3),
+        say(3, "hello?"),
+        say(0, "hi c4"),
+    ];
+    let burst = vec![
+        Step::Join(0),
+        Step::Join(1),
+        Step::Raw(0, b"a\n".repeat(BURST_LINES)),
+    ];
+    let long = Limits {
+        max_line_bytes: 64,
+        ..Limits::default()
+    };
+    let over_long = vec![
+        Step::Join(0),
+        Step::Join(1),
+        Step::Join(2),
+        Step::Say(0, vec![b'y'; 100]),
+        say(1, "still here"),
+        say(2, "me too"),
+    ];
+    let small_cap = Limits {
+        outbound_cap_bytes: 4096,
+        ..Limits::default()
+    };
+    let mut slow = vec![Step::Join(0), Step::Join(1), Step::Join(2), Step::StopReading(2)];
+    slow.extend((0..200).map(|i| say(i % 2, "a line for a slow reader, over and over")));
+    let crowd = vec![Step::Crowd(6), say(0, "is everyone here?"), say(5, "yes")];
+    vec![
+        (Limits::default(), chat, true),
+        (Limits::default(), burst, true),
+        (long, over_long, true),
+        (small_cap, slow, true),
+        (Limits::default(), crowd, true),
+    ]
+}
+
+/// More clients than descriptors: only "no busy loop, never blocks" is judged.
+fn fd_exhaustion(backend: Backend, mode: Mode) -> Case {
+    let steps = vec![
+        Step::Crowd(4),
+        say(0, "hi"),
+        Step::Sleep(Duration::from_millis(250)),
+        Step::Exit(0),
+        Step::Sleep(Duration::from_millis(250)),
+        say(1, "anyone new?"),
+    ];
+    let mut case = Case::new(backend, mode, Decider::faithful(), Limits::default(), steps);
+    // Descriptors 3..: listener, epoll, then each client's socket and its accepted twin.
+    case.config.fd_limit = 9;
+    case.full = false;
+    case
+}
+
+/// The faithful simulator: the targeted schedules on every backend and mode, then the chat
+/// client's own property.
+pub fn faithful(bugs: Bugs) -> Option<Caught> {
+    let mut cases = 0;
+    for (backend, mode) in BACKEND_MODES {
+        let mut all: Vec<Case> = targeted()
+            .into_iter()
+            .map(|(limits, steps, full)| Case {
+                full,
+                ..Case::new(backend, mode, Decider::faithful(), limits, steps)
+            })
+            .collect();
+        all.push(fd_exhaustion(backend, mode));
+        for case in all {
+            cases += 1;
+            if case.judge(bugs, false).is_err() {
+                return Some(Caught {
+                    class: Class::Faithful,
+                    cases,
+                    evidence: case.shrink(bugs),
+                });
+            }
+        }
+    }
+    cases += 1;
+    client_notices_server_exit(bugs).err().map(|evidence| Caught {
+        class: Class::Faithful,
+        cases,
+        evidence,
+    })
+}
+
+/// The chat client, in the simulator: when its server goes away it must say so and end.
+fn client_notices_server_exit(bugs: Bugs) -> Result<(), String> {
+    let fail = |e: Errno| format!("the client's set-up failed: {e}");
+    let mut sim = Sim::faithful();
+    let addr = SockAddr::Inet("127.0.0.1:33333".parse().expect("an address"));
+    let listener = listen(&mut sim, &addr, 8).map_err(fail)?;
+    let sock = sim.socket(Family::Inet, SockType::Stream).map_err(fail)?;
+    match sim.connect(sock, &addr) {
+        Ok(()) | Err(Errno::EINPROGRESS) => {}
+        Err(e) => return Err(fail(e)),
+    }
+    let (server_side, _) = sim.accept(listener).map_err(fail)?;
+    let (stdin, _typist) = sim.pipe().map_err(fail)?;
+    let mut printed = Vec::new();
+    let mut reactor = Reactor::new(&mut sim, Backend::Poll).map_err(fail)?;
+    let mut app =
+        ChatClientApp::new(&mut reactor.io(&mut sim), stdin, sock, &mut printed).map_err(fail)?;
+    app.set_bugs(bugs);
+    sim.close(server_side).map_err(fail)?;
+    for _ in 0..CLIENT_TURNS {
+        if app.ending().is_some() {
+            break;
+        }
+        reactor
+            .turn(&mut sim, &mut app, Some(Duration::ZERO))
+            .map_err(|e| format!("the client's loop failed: {e}"))?;
+    }
+    match app.ending() {
+        Some(Ending::ServerGone) => Ok(()),
+        other => Err(format!(
+            "the server closed the connection; after {CLIENT_TURNS} turns the client's ending is {other:?}"
+        )),
+    }
+}
+
+/// Turns the client gets to notice its server's end of stream (it needs one).
+const CLIENT_TURNS: usize = 100;
+
+/// A tiny PRNG for the detectors' random inputs (SplitMix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// Random scripts under the seeded adversary.
+pub fn adversary(bugs: Bugs, budget: Budget, seed: u64) -> Option<Caught> {
+    let started = Instant::now();
+    let mut rng = Rng(seed);
+    for case_no in 1..=budget.cases {
+        if started.elapsed() > budget.time {
+            return None;
+        }
+        let script = ChatScript::decode(&rng.bytes(crate::fuzzing::CHAT_FUZZ_SCRIPT_BYTES));
+        let decide = Decider::seeded(rng.next(), ZOO_ADVERSITY);
+        let case = Case::new(script.backend, script.mode, decide, script.limits, script.steps);
+        if case.judge(bugs, false).is_err() {
+            return Some(Caught {
+                class: Class::Adversary,
+                cases: case_no,
+                evidence: case.shrink(bugs),
+            });
+        }
+    }
+    None
+}
+
+/// Random inputs to the `chat_adversary` target's logic (script and decisions from bytes).
+pub fn fuzzer(bugs: Bugs, budget: Budget, seed: u64) -> Option<Caught> {
+    let started = Instant::now();
+    let mut rng = Rng(seed ^ 0xF022);
+    for case_no in 1..=budget.cases {
+        if started.elapsed() > budget.time {
+            return None;
+        }
+        let len = crate::fuzzing::CHAT_FUZZ_SCRIPT_BYTES + (rng.next() % 2048) as usize;
+        let data = rng.bytes(len);
+        if let Err(evidence) = chat_session(&data, bugs) {
+            return Some(Caught {
+                class: Class::Fuzzer,
+                cases: case_no,
+                evidence: format!("input ({} bytes): {data:02x?}\n{evidence}", data.len()),
+            });
+        }
+    }
+    None
+}
+
+/// Clients in the real-load detector.
+pub const REAL_CLIENTS: usize = 12;
+/// Lines each real client sends.
+pub const REAL_LINES: usize = 200;
+/// How long one real-load run may take in all (the server stops by itself after it).
+pub const REAL_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The server on real loopback sockets, on every backend and mode, with a small load: every
+/// client connects at once, sends its lines while reading everything, then leaves.
+pub fn real_load(bugs: Bugs) -> Option<Caught> {
+    for (i, (backend, mode)) in BACKEND_MODES.into_iter().enumerate() {
+        if let Err(why) = real_run(bugs, backend, mode) {
+            return Some(Caught {
+                class: Class::RealLoad,
+                cases: i as u32 + 1,
+                evidence: format!("{backend} {mode:?}: {why}"),
+            });
+        }
+    }
+    None
+}
+
+/// One real run; the error says what went wrong.
+pub fn real_run(bugs: Bugs, backend: Backend, mode: Mode) -> Result<(), String> {
+    let (port_tx, port_rx) = mpsc::channel();
+    let server = thread::spawn(move || -> Result<(Stats, String), String> {
+        let mut k = RealKernel::new();
+        let addr = SockAddr::Inet("127.0.0.1:0".parse().expect("an address"));
+        let listener = listen(&mut k, &addr, CHAT_BACKLOG).map_err(|e| e.to_string())?;
+        let port = k
+            .getsockname(listener)
+            .ok()
+            .and_then(|a| a.inet())
+            .map_or(0, |a| a.port());
+        let _ = port_tx.send(port);
+        let options = ServeOptions {
+            backend,
+            mode,
+            limits: Limits::default(),
+            stop_after: Some(REAL_CLIENTS as u64),
+            run_for: Some(REAL_DEADLINE),
+            bugs,
+        };
+        let mut log = Vec::new();
+        let stats = serve_on(&mut k, listener, options, &mut log).map_err(|e| e.to_string())?;
+        Ok((stats, String::from_utf8_lossy(&log).into_owned()))
+    });
+    let port = port_rx
+        .recv_timeout(REAL_DEADLINE)
+        .map_err(|_| "the server did not start".to_string())?;
+    let clients = real_clients(port);
+    let served = server
+        .join()
+        .map_err(|_| "the server thread panicked".to_string())?;
+    let (stats, log) = served?;
+    let log_tail: String = log.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
+    clients.map_err(|e| format!("{e} (server log, last lines: {log_tail})"))?;
+    let lines = (REAL_CLIENTS * REAL_LINES) as u64;
+    let bound = lines * REAL_CLIENTS as u64 + stats.bytes_in + stats.bytes_out;
+    if stats.events > bound {
+        return Err(format!(
+            "{} server events for {bound} units of work: a busy loop",
+            stats.events
+        ));
+    }
+    Ok(())
+}
+
+/// The real clients: each in a thread; every one must hear every other's lines, in order.
+fn real_clients(port: u16) -> Result<(), String> {
+    let barrier = Arc::new(Barrier::new(REAL_CLIENTS));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..REAL_CLIENTS)
+        .map(|me| {
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || real_client(port, me, &barrier, started))
+        })
+        .collect();
+    let mut first_error = None;
+    for h in handles {
+        let r = h.join().unwrap_or_else(|_| Err("a client panicked".into()));
+        if let Err(e) = r {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+fn real_client(port: u16, me: usize, barrier: &Barrier, started: Instant) -> Result<(), String> {
+    let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("c{me}: {e}"));
+    // Every thread reaches the barrier, even one whose connect failed.
+    barrier.wait();
+    let stream = stream?;
+    let remaining = REAL_DEADLINE.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+    stream
+        .set_read_timeout(Some(remaining))
+        .map_err(|e| e.to_string())?;
+    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+    let sender = thread::spawn(move || {
+        for i in 0..REAL_LINES {
+            if writer
+                .write_all(format!("m {me} {i}\n").as_bytes())
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let mut reader = BufReader::new(stream);
+    let mut next = vec![0usize; REAL_CLIENTS];
+    let mut heard = 0;
+    let want = (REAL_CLIENTS - 1) * REAL_LINES;
+    let mut line = Vec::new();
+    while heard < want {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) => return Err(format!("c{me}: the server hung up after {heard} of {want} lines")),
+            Ok(_) => {}
+            Err(e) => return Err(format!("c{me}: {e} after {heard} of {want} lines (a stall?)")),
+        }
+        let text = String::from_utf8_lossy(&line);
+        let Some((_, said)) = text.split_once(" say: ") else {
+            continue;
+        };
+        let mut words = said.split_whitespace();
+        let (Some("m"), Some(from), Some(i)) = (words.next(), words.next(), words.next()) else {
+            return Err(format!("c{me}: a torn or merged line: {said:?}"));
+        };
+        let (Ok(from), Ok(i)) = (from.parse::<usize>(), i.parse::<usize>()) else {
+            return Err(format!("c{me}: a torn line: {said:?}"));
+        };
+        if from >= REAL_CLIENTS || from == me || next[from] != i {
+            return Err(format!(
+                "c{me}: from c{from} heard line {i}, expected {} (a loss, a duplicate or an echo)",
+                next.get(from).copied().unwrap_or(0)
+            ));
+        }
+        next[from] += 1;
+        heard += 1;
+    }
+    let _ = sender.join();
+    Ok(())
+}

@@ -1,1 +1,189 @@
-//! `selectlab zoo`.
+//! `selectlab zoo`: switch each bug on in turn, run the detectors, report who caught it.
+//!
+//! Before any bug, the detectors run on the reference programs (no bug switched on): a
+//! detector that complains about them would catch everything and prove nothing, so that is
+//! reported as a false alarm and fails the run.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::detect::{self, Budget, Caught, Class};
+use super::{Bug, Bugs, CATALOGUE};
+
+/// How a zoo run goes.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The bugs to switch on, one at a time (empty: all of them).
+    pub bugs: Vec<Bug>,
+    /// What the random detectors may spend per bug.
+    pub budget: Budget,
+    /// Run every class on every bug (for the README's table), not only until one catches it.
+    pub matrix: bool,
+    /// Whether the real-socket load may run (it needs loopback and a few seconds per bug).
+    pub real: bool,
+    /// Where counterexample transcripts go (`None`: nowhere).
+    pub out_dir: Option<PathBuf>,
+    /// Seed of the random detectors' inputs.
+    pub seed: u64,
+}
+
+/// What happened to one bug.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// The bug.
+    pub bug: Bug,
+    /// The first counterexample, if any class found one.
+    pub caught: Option<Caught>,
+    /// The classes that ran, and whether each caught it.
+    pub by_class: Vec<(Class, bool)>,
+    /// Wall time spent on it.
+    pub elapsed: Duration,
+}
+
+/// Runs the classes the options allow on `bugs`: in order until one catches it, or all of
+/// them in matrix mode.
+pub fn hunt(bug: Option<Bug>, options: &Options) -> Verdict {
+    let bugs = bug.map_or(Bugs::NONE, Bugs::only);
+    let started = Instant::now();
+    let mut caught: Option<Caught> = None;
+    let mut by_class = Vec::new();
+    for class in Class::ALL {
+        if class == Class::RealLoad && !options.real {
+            continue;
+        }
+        if caught.is_some() && !options.matrix {
+            break;
+        }
+        let found = match class {
+            Class::Faithful => detect::faithful(bugs),
+            Class::Adversary => detect::adversary(bugs, options.budget, options.seed),
+            Class::Fuzzer => detect::fuzzer(bugs, options.budget, options.seed),
+            Class::RealLoad => detect::real_load(bugs),
+        };
+        by_class.push((class, found.is_some()));
+        if caught.is_none() {
+            caught = found;
+        }
+    }
+    Verdict {
+        bug: bug.unwrap_or(Bug::EtWriteQuantumNoRearm),
+        caught,
+        by_class,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// The whole run: prints one line per bug and the summary; true when the reference passed
+/// and every bug was caught.
+pub fn run(options: &Options, out: &mut dyn Write) -> bool {
+    let reference = hunt(None, options);
+    if let Some(c) = &reference.caught {
+        let written = write_evidence(options, "reference", &c.evidence);
+        let _ = writeln!(
+            out,
+            "FALSE ALARM: the {} detector fails the reference programs (no bug on){}:\n{}",
+            c.class,
+            written.map_or(String::new(), |p| format!("; counterexample: {p}")),
+            shorten(&c.evidence)
+        );
+        return false;
+    }
+    let _ = writeln!(
+        out,
+        "reference: no detector complains ({:.1} s)",
+        reference.elapsed.as_secs_f64()
+    );
+    let chosen: Vec<Bug> = if options.bugs.is_empty() {
+        CATALOGUE.iter().map(|i| i.bug).collect()
+    } else {
+        options.bugs.clone()
+    };
+    let mut verdicts = Vec::new();
+    for bug in &chosen {
+        let v = hunt(Some(*bug), options);
+        let _ = writeln!(out, "{}", line(&v, options));
+        verdicts.push(v);
+    }
+    let caught = verdicts.iter().filter(|v| v.caught.is_some()).count();
+    if options.matrix {
+        let _ = write!(out, "{}", matrix(&verdicts));
+    }
+    let _ = writeln!(out, "zoo: {caught} of {} bugs caught", verdicts.len());
+    caught == verdicts.len()
+}
+
+/// One report line; writes the transcript where the options say.
+fn line(v: &Verdict, options: &Options) -> String {
+    let secs = v.elapsed.as_secs_f64();
+    let Some(c) = &v.caught else {
+        let ran: Vec<&str> = v.by_class.iter().map(|(c, _)| c.name()).collect();
+        return format!(
+            "MISSED {:<32} nothing from {} in {secs:.1} s",
+            v.bug.to_string(),
+            ran.join(", ")
+        );
+    };
+    let written = write_evidence(options, v.bug.info().name, &c.evidence);
+    format!(
+        "caught {:<32} by {} after {} case{} ({secs:.2} s){}",
+        v.bug.to_string(),
+        c.class,
+        c.cases,
+        if c.cases == 1 { "" } else { "s" },
+        written.map_or(String::new(), |p| format!("; counterexample: {p}"))
+    )
+}
+
+/// Writes a counterexample to `<out_dir>/<name>.txt`; its path, if it was written.
+fn write_evidence(options: &Options, name: &str, evidence: &str) -> Option<String> {
+    let dir = options.out_dir.as_ref()?;
+    let path = dir.join(format!("{name}.txt"));
+    std::fs::create_dir_all(dir).ok()?;
+    std::fs::write(&path, evidence).ok()?;
+    Some(path.display().to_string())
+}
+
+/// The detector-class table (markdown), and what each class catches alone.
+fn matrix(verdicts: &[Verdict]) -> String {
+    let mut t = String::from("\n| bug | category |");
+    for class in Class::ALL {
+        t.push_str(&format!(" {class} |"));
+    }
+    t.push_str("\n|---|---|");
+    t.push_str(&"---|".repeat(Class::ALL.len()));
+    t.push('\n');
+    let caught_by = |v: &Verdict, class: Class| v.by_class.contains(&(class, true));
+    for v in verdicts {
+        t.push_str(&format!("| `{}` | {} |", v.bug, v.bug.info().category));
+        for class in Class::ALL {
+            let ran = v.by_class.iter().any(|(c, _)| *c == class);
+            t.push_str(match (ran, caught_by(v, class)) {
+                (false, _) => " – |",
+                (true, true) => " ✓ |",
+                (true, false) => " · |",
+            });
+        }
+        t.push('\n');
+    }
+    t.push_str("| **caught** | |");
+    for class in Class::ALL {
+        let n = verdicts.iter().filter(|v| caught_by(v, class)).count();
+        t.push_str(&format!(" {n} |"));
+    }
+    t.push_str("\n| **alone** | |");
+    for class in Class::ALL {
+        let alone = verdicts
+            .iter()
+            .filter(|v| caught_by(v, class) && Class::ALL.iter().all(|o| *o == class || !caught_by(v, *o)))
+            .count();
+        t.push_str(&format!(" {alone} |"));
+    }
+    t.push_str("\n\n");
+    t
+}
+
+/// The first lines of a long piece of evidence.
+fn shorten(evidence: &str) -> String {
+    evidence.lines().take(20).collect::<Vec<_>>().join("\n")
+}
