@@ -307,7 +307,7 @@ fn arbitrary_step(u: &mut Unstructured<'_>) -> arbitrary::Result<Step> {
         let len = usize::from(u.arbitrary::<u8>()?) % 48;
         Ok(u.bytes(len)?.to_vec())
     };
-    Ok(match u.arbitrary::<u8>()? % 12 {
+    Ok(match u.arbitrary::<u8>()? % 15 {
         0 | 1 => Step::Join(n),
         2..=5 => Step::Say(n, text(u)?),
         6 => Step::Raw(n, text(u)?),
@@ -315,6 +315,13 @@ fn arbitrary_step(u: &mut Unstructured<'_>) -> arbitrary::Result<Step> {
         8 => Step::Reset(n),
         9 => Step::Crowd(n + 1),
         10 => Step::StopReading(n),
+        11 => Step::Pause(n),
+        12 => Step::Resume(n),
+        13 => {
+            // A burst: more lines than one flush sends, so partial sends and EAGAIN happen.
+            let lines = 1 + usize::from(u.arbitrary::<u8>()?) * 16;
+            Step::Raw(n, b"z\n".repeat(lines))
+        }
         _ => Step::Sleep(std::time::Duration::from_millis(u64::from(
             u.arbitrary::<u8>()?,
         ))),
@@ -373,7 +380,8 @@ impl ChatScript {
                 bugs,
                 ..SessionConfig::default()
             };
-            let session = Session::new(config).map_err(|e| format!("the server failed to start: {e}"))?;
+            let session =
+                Session::new(config).map_err(|e| format!("the server failed to start: {e}"))?;
             let outcome = session
                 .run(&self.steps)
                 .map_err(|e| format!("a step did not settle ({e}): a busy loop or a hang"))?;

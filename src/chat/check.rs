@@ -6,7 +6,8 @@
 //! - every `say` line, and every `entered room` / `left room` notice naming the right client,
 //!   exactly once and in order; never its own;
 //! - with two relaxations where the schedule, not the server, decides: a client that stopped
-//!   reading, or whose connection the network reset, heard a prefix of its share; and what is
+//!   reading (or was still paused at the end), or whose connection the network reset, heard
+//!   a prefix of its share; and what is
 //!   said about such a client (its departure notice's moment, its lines after the reset) is
 //!   compared per client, as a prefix, its departure notices not at all;
 //! - no queue past the cap; no busy loop; the server never blocks (no virtual time passes
@@ -39,28 +40,17 @@ struct Member {
     joined: bool,
     present: bool,
     pending: Vec<u8>,
-    /// The step in which the server removed it (an over-long line, or the server stopped):
-    /// its end of stream then is expected, not a network fault.
-    removed_in_step: Option<usize>,
-}
-
-/// The model's verdict on a session: what each client should hear, and who was removed by
-/// the server (as opposed to the network).
-struct Model {
-    heard: Heard,
-    removed_in_step: Vec<Option<usize>>,
+    /// Paused: what it types waits (`typed`) until it carries on.
+    paused: bool,
+    typed: Vec<u8>,
 }
 
 /// What each client should have heard: (client number, what was said), in order.
 pub fn expected(steps: &[Step], clients: usize, limits: &Limits) -> Heard {
-    model(steps, clients, limits).heard
-}
-
-fn model(steps: &[Step], clients: usize, limits: &Limits) -> Model {
     let mut heard = vec![Vec::new(); clients];
     let mut m = vec![Member::default(); clients];
     let mut server_up = true;
-    for (at, s) in steps.iter().enumerate() {
+    for s in steps {
         match s {
             Step::Join(n) if *n < clients && server_up => join(&mut m, &mut heard, *n),
             Step::Crowd(k) if server_up => {
@@ -73,9 +63,17 @@ fn model(steps: &[Step], clients: usize, limits: &Limits) -> Model {
                 if matches!(s, Step::Say(..)) {
                     bytes.push(b'\n');
                 }
-                if !speak(&mut m, &mut heard, *n, &bytes, limits.max_line_bytes) {
-                    m[*n].removed_in_step = Some(at);
+                if m[*n].paused {
+                    m[*n].typed.extend_from_slice(&bytes);
+                } else {
+                    speak(&mut m, &mut heard, *n, &bytes, limits.max_line_bytes);
                 }
+            }
+            Step::Pause(n) if *n < clients && m[*n].present => m[*n].paused = true,
+            Step::Resume(n) if *n < clients && m[*n].present && m[*n].paused => {
+                m[*n].paused = false;
+                let typed = std::mem::take(&mut m[*n].typed);
+                speak(&mut m, &mut heard, *n, &typed, limits.max_line_bytes);
             }
             Step::Exit(n) | Step::Reset(n) if *n < clients && m[*n].present => {
                 depart(&mut m, &mut heard, *n);
@@ -83,19 +81,13 @@ fn model(steps: &[Step], clients: usize, limits: &Limits) -> Model {
             Step::StopServer => {
                 server_up = false;
                 for member in &mut m {
-                    if member.present {
-                        member.removed_in_step = Some(at);
-                    }
                     member.present = false;
                 }
             }
             _ => {}
         }
     }
-    Model {
-        heard,
-        removed_in_step: m.iter().map(|x| x.removed_in_step).collect(),
-    }
+    heard
 }
 
 fn tell_others(m: &[Member], heard: &mut [Vec<(usize, Said)>], n: usize, said: &Said) {
@@ -121,18 +113,19 @@ fn join(m: &mut [Member], heard: &mut [Vec<(usize, Said)>], n: usize) {
 fn depart(m: &mut [Member], heard: &mut [Vec<(usize, Said)>], n: usize) {
     m[n].present = false;
     m[n].pending.clear();
+    m[n].typed.clear();
     tell_others(m, heard, n, &Said::Left);
 }
 
 /// Client `n` sent `bytes`: each line it completes reaches the others present; a line over
 /// the limit gets `n` disconnected (what it completed before still counts).
-fn speak(m: &mut [Member], heard: &mut [Vec<(usize, Said)>], n: usize, bytes: &[u8], max: usize) -> bool {
+fn speak(m: &mut [Member], heard: &mut [Vec<(usize, Said)>], n: usize, bytes: &[u8], max: usize) {
     for &b in bytes {
         if b != b'\n' {
             m[n].pending.push(b);
             if m[n].pending.len() > max {
                 depart(m, heard, n);
-                return false;
+                return;
             }
             continue;
         }
@@ -141,7 +134,6 @@ fn speak(m: &mut [Member], heard: &mut [Vec<(usize, Said)>], n: usize, bytes: &[
             tell_others(m, heard, n, &Said::Line(line));
         }
     }
-    true
 }
 
 /// What each client did hear: its "say" lines and notices parsed back to (client, what).
@@ -233,23 +225,28 @@ fn compare(
 
 /// Checks every property of a finished session; the error says which and carries the transcript.
 pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Result<(), String> {
-    let model = model(steps, clients, limits);
+    let want = expected(steps, clients, limits);
     let got = heard(o, clients)?;
     let stopped_reading = steps.iter().filter_map(|s| match s {
         Step::StopReading(n) => Some(*n),
         _ => None,
     });
-    // Reset by the network: it saw its connection end before the server had a reason to end it.
-    let lost = o.clients.iter().enumerate().filter_map(|(n, c)| {
-        let removed = model.removed_in_step.get(n).copied().flatten();
-        let early = match (c.gone_in_step, removed) {
-            (Some(gone), Some(removed)) => gone < removed,
-            (gone, _) => gone.is_some(),
-        };
-        early.then_some(n)
-    });
-    let loose: BTreeSet<usize> = stopped_reading.chain(lost).collect();
-    for (n, (got, want)) in got.iter().zip(&model.heard).enumerate() {
+    let lost = (o.clients.iter().enumerate()).filter_map(|(n, c)| c.reset_by_network.then_some(n));
+    // Paused when the session ended: it has not read what is waiting for it yet.
+    let mut paused = BTreeSet::new();
+    for s in steps {
+        match s {
+            Step::Pause(n) => {
+                paused.insert(*n);
+            }
+            Step::Resume(n) => {
+                paused.remove(n);
+            }
+            _ => {}
+        }
+    }
+    let loose: BTreeSet<usize> = stopped_reading.chain(lost).chain(paused).collect();
+    for (n, (got, want)) in got.iter().zip(&want).enumerate() {
         compare(got, want, &loose, loose.contains(&n))
             .map_err(|e| format!("c{} {e}\n{}", n + 1, o.transcript))?;
     }

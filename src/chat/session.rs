@@ -54,6 +54,11 @@ pub enum Step {
     Reset(usize),
     /// Client `n` stops reading (a slow consumer from now on).
     StopReading(usize),
+    /// Client `n` is paused (a stopped process): it neither reads nor sends; what it types
+    /// meanwhile waits in its outbox.
+    Pause(usize),
+    /// Client `n` carries on: it sends what it typed and reads what piled up.
+    Resume(usize),
     /// Virtual time passes.
     Sleep(Duration),
     /// The server goes away.
@@ -106,8 +111,9 @@ pub struct ClientView {
     pub lines: Vec<Vec<u8>>,
     /// Whether it saw the server close (end of stream or an error).
     pub server_gone: bool,
-    /// During which step it saw that (0 for the first step).
-    pub gone_in_step: Option<usize>,
+    /// Whether that was the network's doing (the adversary reset the connection), not the
+    /// server's.
+    pub reset_by_network: bool,
 }
 
 struct SimClient {
@@ -118,6 +124,7 @@ struct SimClient {
     /// Its last send was short.
     short: bool,
     reading: bool,
+    paused: bool,
     view: ClientView,
 }
 
@@ -130,6 +137,7 @@ impl SimClient {
             outbox: Vec::new(),
             short: false,
             reading: true,
+            paused: false,
             view: ClientView::default(),
         }
     }
@@ -137,6 +145,9 @@ impl SimClient {
     /// What would wake this client from its poll: room for its outbox, or input while it reads.
     fn wants(&self) -> Events {
         let mut e = Events::NONE;
+        if self.paused {
+            return e;
+        }
         if !self.outbox.is_empty() {
             e |= Events::OUT | Events::ERR | Events::HUP;
         }
@@ -200,8 +211,6 @@ struct Crowd {
     notes: Notes,
     /// Calls the clients have made (progress, for settling).
     calls: u64,
-    /// Steps run so far (the one running now, counting from 0).
-    step_no: usize,
 }
 
 impl Peers for Crowd {
@@ -301,7 +310,7 @@ impl Crowd {
     fn lose_server(&mut self, sim: &mut Sim, n: usize, fd: Fd) {
         let c = &mut self.clients[n];
         c.view.server_gone = true;
-        c.view.gone_in_step = Some(self.step_no);
+        c.view.reset_by_network = sim.reset_by_adversary(fd);
         c.fd = None;
         let _ = sim.close(fd);
     }
@@ -395,7 +404,6 @@ impl Session {
                     server_log,
                 },
                 calls: 0,
-                step_no: 0,
             },
             server_addr,
             stalled: Duration::ZERO,
@@ -435,6 +443,14 @@ impl Session {
                     set?;
                     self.crowd.clients[*n].reading = false;
                     self.note(format_args!("c{} stops reading", n + 1));
+                }
+            }
+            Step::Pause(n) | Step::Resume(n) => {
+                let pause = matches!(step, Step::Pause(_));
+                if let Some(c) = self.crowd.clients.get_mut(*n).filter(|c| c.fd.is_some()) {
+                    c.paused = pause;
+                    let what = if pause { "is paused" } else { "carries on" };
+                    self.note(format_args!("c{} {what}", n + 1));
                 }
             }
             Step::Sleep(d) => {
@@ -553,7 +569,6 @@ impl Session {
     pub fn run(mut self, steps: &[Step]) -> Result<Outcome, Errno> {
         for s in steps {
             self.step(s)?;
-            self.crowd.step_no += 1;
         }
         Ok(self.finish())
     }

@@ -293,6 +293,10 @@ impl Sim {
             if let Some(pick) = self.spurious_pick(quiet.len()) {
                 out.push((quiet[pick], Events::IN));
                 reported += 1;
+                // A report is a report: a one-shot item is disarmed by it, as by a true one.
+                for item in inst.items.values_mut().filter(|i| i.data == quiet[pick]) {
+                    item.disabled |= item.mode.oneshot;
+                }
             }
         }
         *self.epolls.get_mut(ep).expect("live epoll") = inst;

@@ -194,6 +194,13 @@ impl Sim {
             .map_or(Events::NVAL, |obj| self.readiness(obj))
     }
 
+    /// Whether the adversary reset the connection of socket `fd` (a harness's way to tell a
+    /// network fault from a program's doing; a real machine cannot tell them apart).
+    pub fn reset_by_adversary(&self, fd: Fd) -> bool {
+        self.sock_id(fd)
+            .is_ok_and(|id| self.sock(id).reset_by_adversary)
+    }
+
     /// Whether the decision source holds a runnable peer back before the main host's next call.
     pub fn hold_back(&mut self) -> bool {
         self.decide.hold_back()

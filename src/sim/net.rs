@@ -790,9 +790,9 @@ impl Sim {
         if !matches!(s.state, State::Established) || peer.is_none() || !self.decide.reset() {
             return false;
         }
-        self.tcp_reset(id);
-        if let Some(p) = peer {
-            self.tcp_reset(p);
+        for end in std::iter::once(id).chain(peer) {
+            self.tcp_reset(end);
+            self.sock_mut(end).reset_by_adversary = true;
         }
         true
     }

@@ -141,6 +141,8 @@ pub struct Sock {
     pub ack_owed: bool,
     /// The pending error (SO_ERROR).
     pub error: Option<Errno>,
+    /// The adversary reset this connection (a fault of the network, not of either program).
+    pub reset_by_adversary: bool,
     /// The socket layer's view of a connect (Linux's `struct socket` state).
     pub so_state: SoState,
     pub opts: Options,
@@ -169,6 +171,7 @@ impl Sock {
             shut_rd: false,
             shut_wr: false,
             fin_received: false,
+            reset_by_adversary: false,
             fin_sent: false,
             ack_owed: false,
             error: None,

@@ -108,7 +108,13 @@ struct Case {
 }
 
 impl Case {
-    fn new(backend: Backend, mode: Mode, decide: Decider, limits: Limits, steps: Vec<Step>) -> Case {
+    fn new(
+        backend: Backend,
+        mode: Mode,
+        decide: Decider,
+        limits: Limits,
+        steps: Vec<Step>,
+    ) -> Case {
         Case {
             config: SessionConfig {
                 backend,
@@ -136,7 +142,12 @@ impl Case {
             .run(&self.steps)
             .map_err(|e| format!("a step did not settle ({e}): a busy loop or a hang"))?;
         if self.full {
-            return check::check(&self.steps, &o, CHAT_FUZZ_CLIENTS.max(o.clients.len()), &limits);
+            return check::check(
+                &self.steps,
+                &o,
+                CHAT_FUZZ_CLIENTS.max(o.clients.len()),
+                &limits,
+            );
         }
         let work = (self.steps.len() as u64 + 1) * EVENTS_PER_STEP_BOUND
             + o.stats.bytes_in
@@ -182,6 +193,8 @@ impl Case {
 pub const MAX_SHRINK_TRIES: usize = 200;
 /// Lines in the burst schedule (more than one flush's send budget times its slices).
 const BURST_LINES: usize = 20_000;
+/// Lines sent while a reader is paused: more than its socket holds, less than the cap.
+const PAUSE_LINES: usize = 5_000;
 /// The adversary's rates in the zoo: everything lawful that loses no data the model cannot
 /// account for (a network reset is accounted for: that client's share becomes a prefix).
 pub const ZOO_ADVERSITY: Adversity = Adversity {
@@ -234,10 +247,28 @@ fn targeted() -> Vec<(Limits, Vec<Step>, bool)> {
         outbound_cap_bytes: 4096,
         ..Limits::default()
     };
-    let mut slow = vec![Step::Join(0), Step::Join(1), Step::Join(2), Step::StopReading(2)];
+    let mut slow = vec![
+        Step::Join(0),
+        Step::Join(1),
+        Step::Join(2),
+        Step::StopReading(2),
+    ];
     slow.extend((0..200).map(|i| say(i % 2, "a line for a slow reader, over and over")));
     let crowd = vec![Step::Crowd(6), say(0, "is everyone here?"), say(5, "yes")];
+    // A reader stops long enough for its socket to fill (EAGAIN), types meanwhile, and
+    // carries on: its input and its room come back in one wakeup.
+    let pause = vec![
+        Step::Join(0),
+        Step::Join(1),
+        Step::Join(2),
+        Step::Pause(1),
+        Step::Raw(0, b"b\n".repeat(PAUSE_LINES)),
+        say(1, "back"),
+        Step::Resume(1),
+        say(2, "after"),
+    ];
     vec![
+        (Limits::default(), pause, true),
         (Limits::default(), chat, true),
         (Limits::default(), burst, true),
         (long, over_long, true),
@@ -288,11 +319,13 @@ pub fn faithful(bugs: Bugs) -> Option<Caught> {
         }
     }
     cases += 1;
-    client_notices_server_exit(bugs).err().map(|evidence| Caught {
-        class: Class::Faithful,
-        cases,
-        evidence,
-    })
+    client_notices_server_exit(bugs)
+        .err()
+        .map(|evidence| Caught {
+            class: Class::Faithful,
+            cases,
+            evidence,
+        })
 }
 
 /// The chat client, in the simulator: when its server goes away it must say so and end.
@@ -360,7 +393,13 @@ pub fn adversary(bugs: Bugs, budget: Budget, seed: u64) -> Option<Caught> {
         }
         let script = ChatScript::decode(&rng.bytes(crate::fuzzing::CHAT_FUZZ_SCRIPT_BYTES));
         let decide = Decider::seeded(rng.next(), ZOO_ADVERSITY);
-        let case = Case::new(script.backend, script.mode, decide, script.limits, script.steps);
+        let case = Case::new(
+            script.backend,
+            script.mode,
+            decide,
+            script.limits,
+            script.steps,
+        );
         if case.judge(bugs, false).is_err() {
             return Some(Caught {
                 class: Class::Adversary,
@@ -486,7 +525,9 @@ fn real_client(port: u16, me: usize, barrier: &Barrier, started: Instant) -> Res
     // Every thread reaches the barrier, even one whose connect failed.
     barrier.wait();
     let stream = stream?;
-    let remaining = REAL_DEADLINE.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+    let remaining = REAL_DEADLINE
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_millis(1));
     stream
         .set_read_timeout(Some(remaining))
         .map_err(|e| e.to_string())?;
@@ -509,9 +550,17 @@ fn real_client(port: u16, me: usize, barrier: &Barrier, started: Instant) -> Res
     while heard < want {
         line.clear();
         match reader.read_until(b'\n', &mut line) {
-            Ok(0) => return Err(format!("c{me}: the server hung up after {heard} of {want} lines")),
+            Ok(0) => {
+                return Err(format!(
+                    "c{me}: the server hung up after {heard} of {want} lines"
+                ));
+            }
             Ok(_) => {}
-            Err(e) => return Err(format!("c{me}: {e} after {heard} of {want} lines (a stall?)")),
+            Err(e) => {
+                return Err(format!(
+                    "c{me}: {e} after {heard} of {want} lines (a stall?)"
+                ));
+            }
         }
         let text = String::from_utf8_lossy(&line);
         let Some((_, said)) = text.split_once(" say: ") else {

@@ -175,7 +175,9 @@ fn matrix(verdicts: &[Verdict]) -> String {
     for class in Class::ALL {
         let alone = verdicts
             .iter()
-            .filter(|v| caught_by(v, class) && Class::ALL.iter().all(|o| *o == class || !caught_by(v, *o)))
+            .filter(|v| {
+                caught_by(v, class) && Class::ALL.iter().all(|o| *o == class || !caught_by(v, *o))
+            })
             .count();
         t.push_str(&format!(" {alone} |"));
     }
