@@ -205,7 +205,11 @@ fn main() -> ExitCode {
             };
             let options = selectlab::zoo::run::Options {
                 bugs,
-                budget: selectlab::zoo::detect::Budget { cases, time },
+                budget: selectlab::zoo::detect::Budget {
+                    cases,
+                    time,
+                    shrink: true,
+                },
                 matrix,
                 real: !no_real,
                 out_dir: Some(out_dir),

@@ -8,6 +8,8 @@
 //! the `chat_adversary` fuzz target. On failure, proptest shrinks the schedule and the message
 //! carries its transcript.
 
+mod util;
+
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -77,7 +79,7 @@ fn config() -> impl Strategy<Value = SessionConfig> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: util::cases(128), ..ProptestConfig::default() })]
 
     #[test]
     fn every_line_reaches_every_other_present_client_exactly_once_in_order(

@@ -164,7 +164,7 @@ fn compare(kind: PairKind, ops: &[Op]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: util::cases(256), ..ProptestConfig::default() })]
 
     #[test]
     fn simulator_matches_kernel(kind in proptest::sample::select(ALL_KINDS.to_vec()),

@@ -7,6 +7,8 @@
 //! - a writer that ignores a short send loses bytes under the adversary; one that keeps its
 //!   unsent tail does not.
 
+mod util;
+
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use selectlab::kernel::{Kernel, Mode};
@@ -20,13 +22,6 @@ use selectlab::sim::{Sim, SimConfig};
 
 fn expected() -> Vec<u8> {
     (0..TOTAL_BYTES).map(pattern).collect()
-}
-
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn run(
@@ -92,7 +87,7 @@ fn a_draining_reader_delivers_everything_in_every_mode_under_any_adversary() {
     };
     for (backend, mode) in BACKEND_MODES {
         let mut runner = TestRunner::new(Config {
-            cases: cases(64),
+            cases: util::cases(64),
             ..Config::default()
         });
         let outcome = runner.run(&any::<u64>(), |seed| {
@@ -115,7 +110,7 @@ fn a_draining_reader_delivers_everything_in_every_mode_under_any_adversary() {
 
 #[test]
 fn a_writer_that_ignores_short_sends_loses_bytes_and_one_that_keeps_its_tail_does_not() {
-    let cases = cases(64);
+    let cases = util::cases(64);
     let seeds_with_short_sends = std::cell::Cell::new(0u32);
     let mut runner = TestRunner::new(Config {
         cases,

@@ -8,6 +8,8 @@
 //! and another thread reusing a just-closed descriptor number would make the kernel's answer
 //! about a closed descriptor depend on timing.
 
+mod util;
+
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use selectlab::diff::{How, Op, READINESS_MAX_OPS, compare_readiness};
@@ -33,10 +35,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 #[test]
 fn readiness_matches_the_kernel_for_every_backend_and_mode() {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256);
+    let cases = util::cases(256);
     for (backend, mode) in BACKEND_MODES {
         let mut runner = TestRunner::new(Config {
             cases,

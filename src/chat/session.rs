@@ -65,6 +65,30 @@ pub enum Step {
     StopServer,
 }
 
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Join(n) => write!(f, "c{} joins", n + 1),
+            Step::Crowd(n) => write!(f, "c1..c{n} join at once"),
+            Step::Say(n, text) => write!(f, "c{} says {}", n + 1, Shown(text)),
+            Step::Raw(n, bytes) => write!(
+                f,
+                "c{} sends {} ({} bytes)",
+                n + 1,
+                Shown(bytes),
+                bytes.len()
+            ),
+            Step::Exit(n) => write!(f, "c{} exits", n + 1),
+            Step::Reset(n) => write!(f, "c{} resets", n + 1),
+            Step::StopReading(n) => write!(f, "c{} stops reading", n + 1),
+            Step::Pause(n) => write!(f, "c{} pauses", n + 1),
+            Step::Resume(n) => write!(f, "c{} carries on", n + 1),
+            Step::Sleep(d) => write!(f, "{} ms pass", d.as_millis()),
+            Step::StopServer => f.write_str("the server stops"),
+        }
+    }
+}
+
 /// How a session is set up.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -566,11 +590,17 @@ impl Session {
     }
 
     /// Runs every step, then ends the session (clients that are still connected leave).
-    pub fn run(mut self, steps: &[Step]) -> Result<Outcome, Errno> {
-        for s in steps {
-            self.step(s)?;
-        }
-        Ok(self.finish())
+    pub fn run(self, steps: &[Step]) -> Result<Outcome, Errno> {
+        let (outcome, result) = self.run_all(steps);
+        result.map(|()| outcome).map_err(|(_, e)| e)
+    }
+
+    /// Runs the steps until one fails to settle; what happened either way (the transcript of
+    /// a busy loop is evidence too), and which step failed, with the error.
+    pub fn run_all(mut self, steps: &[Step]) -> (Outcome, Result<(), (usize, Errno)>) {
+        let result =
+            (steps.iter().enumerate()).try_for_each(|(i, s)| self.step(s).map_err(|e| (i, e)));
+        (self.finish(), result)
     }
 
     /// What every client saw, and the transcript.

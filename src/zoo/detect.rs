@@ -84,6 +84,9 @@ pub struct Budget {
     pub cases: u32,
     /// Wall time for one detector, whatever the cases.
     pub time: Duration,
+    /// Whether to shrink a counterexample (re-running it up to [`MAX_SHRINK_TRIES`] times)
+    /// before writing its transcript; without, the evidence is the failure message alone.
+    pub shrink: bool,
 }
 
 /// A counterexample.
@@ -137,17 +140,20 @@ impl Case {
             ..self.config.clone()
         };
         let limits = config.limits;
-        let o = Session::new(config)
-            .map_err(|e| format!("the server failed to start: {e}"))?
-            .run(&self.steps)
-            .map_err(|e| format!("a step did not settle ({e}): a busy loop or a hang"))?;
+        let session =
+            Session::new(config).map_err(|e| format!("the server failed to start: {e}"))?;
+        let (o, settled) = session.run_all(&self.steps);
+        if let Err((step, e)) = settled {
+            return Err(format!(
+                "step {} ({}) did not settle ({e}): a busy loop or a hang\n{}",
+                step + 1,
+                self.steps[step],
+                tail(&o.transcript)
+            ));
+        }
         if self.full {
-            return check::check(
-                &self.steps,
-                &o,
-                CHAT_FUZZ_CLIENTS.max(o.clients.len()),
-                &limits,
-            );
+            let clients = CHAT_FUZZ_CLIENTS.max(o.clients.len());
+            return check::check(&self.steps, &o, clients, &limits);
         }
         let work = (self.steps.len() as u64 + 1) * EVENTS_PER_STEP_BOUND
             + o.stats.bytes_in
@@ -159,6 +165,16 @@ impl Case {
             ));
         }
         Ok(())
+    }
+
+    /// The evidence of a failing case: shrunk and with its transcript if the budget allows,
+    /// else the failure alone.
+    fn evidence(self, bugs: Bugs, budget: Budget, why: String) -> String {
+        if budget.shrink {
+            self.shrink(bugs)
+        } else {
+            why
+        }
     }
 
     /// Removes steps one at a time while the failure stays (bounded), then writes the
@@ -179,14 +195,24 @@ impl Case {
         let why = self
             .judge(bugs, true)
             .expect_err("sessions are deterministic: the shrunk case still fails");
+        let steps: Vec<String> = self.steps.iter().map(ToString::to_string).collect();
         format!(
-            "{} {:?}, {} steps: {:?}\n{why}",
+            "{} {:?}, {} steps: {}\n{why}",
             self.config.backend,
             self.config.mode,
             self.steps.len(),
-            self.steps
+            steps.join("; ")
         )
     }
+}
+
+/// Lines of a busy loop's transcript worth showing (the loop repeats itself).
+const TAIL_LINES: usize = 60;
+
+/// The last lines of a transcript.
+fn tail(transcript: &str) -> String {
+    let lines: Vec<&str> = transcript.lines().collect();
+    lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
 }
 
 /// Most sessions one shrink runs.
@@ -253,22 +279,32 @@ fn targeted() -> Vec<(Limits, Vec<Step>, bool)> {
         Step::Join(2),
         Step::StopReading(2),
     ];
-    slow.extend((0..200).map(|i| say(i % 2, "a line for a slow reader, over and over")));
+    slow.extend((0..400).map(|i| say(i % 2, "a line for a slow reader, over and over")));
     let crowd = vec![Step::Crowd(6), say(0, "is everyone here?"), say(5, "yes")];
-    // A reader stops long enough for its socket to fill (EAGAIN), types meanwhile, and
-    // carries on: its input and its room come back in one wakeup.
-    let pause = vec![
-        Step::Join(0),
-        Step::Join(1),
-        Step::Join(2),
+    // A reader stops long enough for its socket to fill (EAGAIN mid-line), types meanwhile,
+    // and carries on: its input and its room come back in one wakeup. Nothing follows, so
+    // output left behind stays behind.
+    let paused = || {
+        vec![
+            Step::Join(0),
+            Step::Join(1),
+            Step::Join(2),
+            Step::Pause(1),
+            Step::Raw(0, b"bb\n".repeat(PAUSE_LINES)),
+            say(1, "back"),
+            Step::Resume(1),
+        ]
+    };
+    // The same twice: what the first round did to the registration shows in the second.
+    let mut twice = paused();
+    twice.extend([
         Step::Pause(1),
-        Step::Raw(0, b"b\n".repeat(PAUSE_LINES)),
-        say(1, "back"),
+        Step::Raw(2, b"cc\n".repeat(PAUSE_LINES)),
         Step::Resume(1),
-        say(2, "after"),
-    ];
+    ]);
     vec![
-        (Limits::default(), pause, true),
+        (Limits::default(), paused(), true),
+        (Limits::default(), twice, true),
         (Limits::default(), chat, true),
         (Limits::default(), burst, true),
         (long, over_long, true),
@@ -296,7 +332,7 @@ fn fd_exhaustion(backend: Backend, mode: Mode) -> Case {
 
 /// The faithful simulator: the targeted schedules on every backend and mode, then the chat
 /// client's own property.
-pub fn faithful(bugs: Bugs) -> Option<Caught> {
+pub fn faithful(bugs: Bugs, budget: Budget) -> Option<Caught> {
     let mut cases = 0;
     for (backend, mode) in BACKEND_MODES {
         let mut all: Vec<Case> = targeted()
@@ -309,11 +345,11 @@ pub fn faithful(bugs: Bugs) -> Option<Caught> {
         all.push(fd_exhaustion(backend, mode));
         for case in all {
             cases += 1;
-            if case.judge(bugs, false).is_err() {
+            if let Err(why) = case.judge(bugs, false) {
                 return Some(Caught {
                     class: Class::Faithful,
                     cases,
-                    evidence: case.shrink(bugs),
+                    evidence: case.evidence(bugs, budget, why),
                 });
             }
         }
@@ -543,7 +579,7 @@ fn real_client(port: u16, me: usize, barrier: &Barrier, started: Instant) -> Res
         }
     });
     let mut reader = BufReader::new(stream);
-    let mut next = vec![0usize; REAL_CLIENTS];
+    let mut next = [0usize; REAL_CLIENTS];
     let mut heard = 0;
     let want = (REAL_CLIENTS - 1) * REAL_LINES;
     let mut line = Vec::new();

@@ -56,7 +56,7 @@ pub fn hunt(bug: Option<Bug>, options: &Options) -> Verdict {
             break;
         }
         let found = match class {
-            Class::Faithful => detect::faithful(bugs),
+            Class::Faithful => detect::faithful(bugs, options.budget),
             Class::Adversary => detect::adversary(bugs, options.budget, options.seed),
             Class::Fuzzer => detect::fuzzer(bugs, options.budget, options.seed),
             Class::RealLoad => detect::real_load(bugs),

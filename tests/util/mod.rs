@@ -3,6 +3,15 @@
 #![allow(dead_code)]
 
 use selectlab::addr::{Family, SockType};
+
+/// A property's case count: `PROPTEST_CASES` when set (it raises or lowers every property
+/// test alike), else `default`.
+pub fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 use selectlab::kernel::{Fd, Kernel};
 
 /// The kinds of connected pairs the differential tests exercise.

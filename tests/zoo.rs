@@ -1,0 +1,49 @@
+//! The bug zoo's fast form: every bug switched on in turn must be caught by the suite's
+//! simulated detectors within a fixed case budget, and the same detectors must pass the
+//! reference programs. A detector that loses its power fails the build here.
+//! (`selectlab zoo` runs the full form, real-socket loads included.)
+
+use std::time::Duration;
+
+use selectlab::zoo::detect::Budget;
+use selectlab::zoo::run::{Options, hunt};
+use selectlab::zoo::{Bug, CATALOGUE};
+
+/// Random cases per random detector per bug.
+const CASES: u32 = 150;
+
+fn options() -> Options {
+    Options {
+        bugs: Vec::new(),
+        // The case count decides; the time is only a backstop against a hang.
+        budget: Budget {
+            cases: CASES,
+            time: Duration::from_secs(120),
+            shrink: false,
+        },
+        matrix: false,
+        real: false,
+        out_dir: None,
+        seed: 0,
+    }
+}
+
+#[test]
+fn the_detectors_pass_the_reference_programs() {
+    let v = hunt(None, &options());
+    if let Some(c) = v.caught {
+        panic!("false alarm from the {} detector:\n{}", c.class, c.evidence);
+    }
+}
+
+#[test]
+fn every_bug_in_the_zoo_is_caught() {
+    assert!(CATALOGUE.len() >= 40, "the zoo holds at least 40 bugs");
+    let missed: Vec<Bug> = CATALOGUE
+        .iter()
+        .map(|info| hunt(Some(info.bug), &options()))
+        .filter(|v| v.caught.is_none())
+        .map(|v| v.bug)
+        .collect();
+    assert!(missed.is_empty(), "missed: {missed:?}");
+}
