@@ -232,8 +232,9 @@ pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Re
         _ => None,
     });
     let lost = (o.clients.iter().enumerate()).filter_map(|(n, c)| c.reset_by_network.then_some(n));
-    // Paused when the session ended: it has not read what is waiting for it yet.
+    // Paused when the session ended or when it left: it had not read what was waiting.
     let mut paused = BTreeSet::new();
+    let mut left_paused = BTreeSet::new();
     for s in steps {
         match s {
             Step::Pause(n) => {
@@ -242,10 +243,16 @@ pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Re
             Step::Resume(n) => {
                 paused.remove(n);
             }
+            Step::Exit(n) | Step::Reset(n) if paused.contains(n) => {
+                left_paused.insert(*n);
+            }
             _ => {}
         }
     }
-    let loose: BTreeSet<usize> = stopped_reading.chain(lost).chain(paused).collect();
+    let loose: BTreeSet<usize> = (stopped_reading.chain(lost))
+        .chain(paused)
+        .chain(left_paused)
+        .collect();
     for (n, (got, want)) in got.iter().zip(&want).enumerate() {
         compare(got, want, &loose, loose.contains(&n))
             .map_err(|e| format!("c{} {e}\n{}", n + 1, o.transcript))?;

@@ -1,11 +1,15 @@
 //! The chat server's I/O: the sans-IO [`ChatServer`] driven by the [`Reactor`](crate::reactor::Reactor) on any kernel
-//! and backend, level- or edge-triggered.
+//! and backend, level-triggered, edge-triggered or one-shot.
 //!
-//! Reads drain to EAGAIN (within a per-event budget; under edge triggering an exhausted budget
-//! re-arms with EPOLL_CTL_MOD, which re-polls). Output is flushed once per reactor turn with one
-//! vectored send per client (under edge triggering: until EAGAIN); a client with output left
-//! over is watched for OUT until its queue is empty, and only then, so an idle server never
-//! spins.
+//! Reads drain to EAGAIN (within a per-event budget; an exhausted budget re-arms with
+//! EPOLL_CTL_MOD, which re-polls). Output is flushed once per reactor turn with one vectored
+//! send per client (under edge triggering: until EAGAIN, and an exhausted send budget re-arms
+//! too); a level-triggered or one-shot client with output left over is watched for OUT until
+//! its queue is empty, and only then, so an idle server never spins. One-shot registrations
+//! are re-armed after every event.
+//!
+//! The zoo's bugs ([`crate::zoo`]) are switched on here, each at the line where the original
+//! project went wrong, and only when [`ServeConfig::bugs`] asks for it.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -192,28 +196,24 @@ impl ChatApp {
         self.log.0.borrow_mut().push((io.now(), line));
     }
 
-    /// Accepts what is queued (within a budget); returns how many it accepted.
-    fn accept_ready(&mut self, io: &mut Io<'_>) -> usize {
+    /// Accepts what is queued (within a budget).
+    fn accept_ready(&mut self, io: &mut Io<'_>) {
         let Some(listener) = self.listener else {
-            return 0;
+            return;
         };
         let budget = if self.mode.edge && self.bug(Bug::EtSingleAccept) {
             1
         } else {
             MAX_ACCEPTS_PER_EVENT
         };
-        let mut accepted = 0;
         for _ in 0..budget {
             match io.kernel.accept(listener) {
-                Ok((fd, peer)) => {
-                    accepted += 1;
-                    self.admit(io, fd, peer);
-                }
+                Ok((fd, peer)) => self.admit(io, fd, peer),
                 Err(Errno::EAGAIN) => {
                     if self.mode.oneshot {
                         let _ = io.modify(LISTENER, Events::IN, self.mode);
                     }
-                    return accepted;
+                    return;
                 }
                 Err(Errno::ECONNABORTED | Errno::EINTR) => {}
                 Err(e @ (Errno::EMFILE | Errno::ENFILE)) => {
@@ -223,7 +223,7 @@ impl ChatApp {
                     }
                     if self.bug(Bug::AcceptEmfileSpinRedis) {
                         self.log(io, format!("accept: {e}"));
-                        return accepted;
+                        return;
                     }
                     self.log(
                         io,
@@ -231,22 +231,19 @@ impl ChatApp {
                     );
                     let _ = io.modify(LISTENER, Events::NONE, self.mode);
                     io.set_timer(LISTENER, ACCEPT_BACKOFF);
-                    return accepted;
+                    return;
                 }
                 Err(e) => {
                     self.log(io, format!("accept: {e}"));
-                    return accepted;
+                    return;
                 }
             }
         }
-        if budget == 1 {
-            // mio#845: one accept per edge, and no re-poll.
-            return accepted;
+        if budget > 1 {
+            // Budget spent with connections perhaps still queued: re-poll (edge-triggered
+            // needs it; level-triggered would report again anyway). mio#845 did not.
+            let _ = io.modify(LISTENER, Events::IN, self.mode);
         }
-        // Budget spent with connections perhaps still queued: re-poll (edge-triggered needs it;
-        // level-triggered would report again anyway).
-        let _ = io.modify(LISTENER, Events::IN, self.mode);
-        accepted
     }
 
     fn admit(&mut self, io: &mut Io<'_>, fd: Fd, peer: SockAddr) {
@@ -436,8 +433,10 @@ impl ChatApp {
                     };
                     self.core.sent(id, counted.min(self.queued(id)));
                 }
-                Err(Errno::EAGAIN) if self.would_block_buggily(io, id) => return,
-                Err(Errno::EAGAIN | Errno::EINTR) => {
+                Err(e @ (Errno::EAGAIN | Errno::EINTR)) => {
+                    if e == Errno::EAGAIN && self.on_eagain_buggily(io, id) {
+                        return;
+                    }
                     blocked = true;
                     break;
                 }
@@ -451,9 +450,9 @@ impl ChatApp {
         self.core.outbound(id).map_or(0, |o| o.bytes())
     }
 
-    /// What the zoo's EAGAIN bugs do instead of waiting for room; true when the flush ends
-    /// there (the client was dropped, or the server stopped).
-    fn would_block_buggily(&mut self, io: &mut Io<'_>, id: ClientId) -> bool {
+    /// What the zoo's EAGAIN bugs do instead of waiting for room (nothing, for the reference
+    /// server); true when the flush ends there (the client was dropped).
+    fn on_eagain_buggily(&mut self, io: &mut Io<'_>, id: ClientId) -> bool {
         if self.bug(Bug::SeedSendallNonblocking) {
             // sendall raised: the client is dropped, with half a message.
             self.depart(io, id, Departure::Failed);
@@ -615,9 +614,7 @@ impl App for ChatApp {
     fn on_event(&mut self, io: &mut Io<'_>, token: Token, events: Events) {
         self.stats.events += 1;
         if token == LISTENER {
-            let accepted = self.accept_ready(io);
-            let _ = accepted;
-            return;
+            return self.accept_ready(io);
         }
         let id = token.0;
         let readable = events.intersects(Events::IN | Events::ERR | Events::HUP | Events::RDHUP);
