@@ -90,6 +90,27 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Load any chat server that speaks the seed's protocol (selectlab's, `ncat --chat`, yours)
+    /// with real clients; count deliveries, losses, duplicates, reordering and latency.
+    Load {
+        /// The server, host:port.
+        addr: std::net::SocketAddr,
+        /// Clients (each a reader and a writer thread).
+        #[arg(long, default_value_t = 50)]
+        clients: usize,
+        /// Lines each client sends.
+        #[arg(long, default_value_t = 2000)]
+        lines: usize,
+        /// Bytes per line, newline included.
+        #[arg(long, default_value_t = 64)]
+        bytes: usize,
+        /// The whole run's deadline, in seconds.
+        #[arg(long, default_value_t = 60.0)]
+        deadline_s: f64,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run scenario scripts (format v1) on the kernel, the simulator, or both.
     Scenario {
         /// Script files.
@@ -216,6 +237,41 @@ fn main() -> ExitCode {
                 seed,
             };
             Ok(selectlab::zoo::run::run(&options, &mut out))
+        }
+        Command::Load {
+            addr,
+            clients,
+            lines,
+            bytes,
+            deadline_s,
+            json,
+        } => {
+            let Some(deadline) = Duration::try_from_secs_f64(deadline_s).ok() else {
+                eprintln!("selectlab: --deadline-s must be a non-negative number of seconds");
+                return ExitCode::from(2);
+            };
+            let config = selectlab::programs::load::LoadConfig {
+                addr,
+                clients,
+                lines,
+                bytes,
+                deadline,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            match selectlab::programs::load::run(&config) {
+                Ok(report) => {
+                    if json {
+                        let _ = writeln!(out, "{}", report.json());
+                    } else {
+                        let _ = writeln!(out, "{report}");
+                    }
+                    Ok(report.perfect())
+                }
+                Err(e) => {
+                    eprintln!("selectlab: load: {e}");
+                    return ExitCode::from(2);
+                }
+            }
         }
         Command::Goodbye { role } => run_role(role, &mut out, Proto::Tcp),
         Command::Udp { role } => run_role(role, &mut out, Proto::Udp),

@@ -118,6 +118,30 @@ pub fn serve_on(
     }
 }
 
+/// A server thread on a fresh loopback port (127.0.0.1:0), for tests, the zoo and the
+/// benchmark: its address, and the thread, which returns the server's counters and log. Give
+/// `options.run_for` so that it stops by itself.
+pub fn serve_in_thread(
+    options: ServeOptions,
+) -> Result<(std::net::SocketAddr, ServerThread), SockError> {
+    let mut k = RealKernel::new();
+    let addr = SockAddr::Inet("127.0.0.1:0".parse().expect("an address"));
+    let listener = listen(&mut k, &addr, CHAT_BACKLOG)?;
+    let local = k
+        .getsockname(listener)?
+        .inet()
+        .ok_or(SockError::Error(Errno::EAFNOSUPPORT))?;
+    let thread = std::thread::spawn(move || {
+        let mut log = Vec::new();
+        let stats = serve_on(&mut k, listener, options, &mut log).map_err(|e| e.to_string())?;
+        Ok((stats, String::from_utf8_lossy(&log).into_owned()))
+    });
+    Ok((local, thread))
+}
+
+/// A server thread: its counters and log when it stops, or why it failed.
+pub type ServerThread = std::thread::JoinHandle<Result<(Stats, String), String>>;
+
 /// The client on real sockets: standard input to the server, the server to `out`. Returns how
 /// it ended.
 pub fn client(addr: &SockAddr, out: &mut dyn Write) -> Result<Ending, SockError> {

@@ -7,10 +7,12 @@
 //! - [`bench`](mod@bench): `selectlab bench`, the simulator's speed on the chat workload.
 //! - [`chat_cli`]: the chat room's server and client on real sockets.
 //! - [`demo`]: the README's main command, a simulated session printed as a transcript.
+//! - [`load`]: `selectlab load`, a real-socket load generator for any chat server.
 
 pub mod bench;
 pub mod chat_cli;
 pub mod demo;
 pub mod goodbye;
+pub mod load;
 pub mod lt_vs_et;
 pub mod udp;

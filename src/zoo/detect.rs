@@ -14,10 +14,6 @@
 //!   in threads, running truly concurrently).
 
 use std::fmt;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
-use std::sync::{Arc, Barrier, mpsc};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -26,15 +22,15 @@ use super::Bugs;
 use crate::addr::{Family, SockAddr, SockType};
 use crate::chat::check::{self, EVENTS_PER_STEP_BOUND};
 use crate::chat::client::{ChatClientApp, Ending};
-use crate::chat::serve::{Stats, listen};
+use crate::chat::serve::listen;
 use crate::chat::server::Limits;
 use crate::chat::session::{Session, SessionConfig, Step};
 use crate::fuzzing::{CHAT_FUZZ_CLIENTS, ChatScript, chat_session};
 use crate::kernel::{Kernel, Mode};
-use crate::programs::chat_cli::{CHAT_BACKLOG, ServeOptions, serve_on};
+use crate::programs::chat_cli::{ServeOptions, serve_in_thread};
+use crate::programs::load::{self, LoadConfig};
 use crate::reactor::Reactor;
 use crate::readiness::{BACKEND_MODES, Backend};
-use crate::real::RealKernel;
 use crate::sim::Sim;
 use crate::sim::decide::{Adversity, Decider};
 
@@ -479,7 +475,7 @@ pub const REAL_DEADLINE: Duration = Duration::from_secs(10);
 /// client connects at once, sends its lines while reading everything, then leaves.
 pub fn real_load(bugs: Bugs) -> Option<Caught> {
     for (i, (backend, mode)) in BACKEND_MODES.into_iter().enumerate() {
-        if let Err(why) = real_run(bugs, backend, mode) {
+        if let Err(why) = real_run(bugs, backend, mode, REAL_CLIENTS, REAL_LINES) {
             return Some(Caught {
                 class: Class::RealLoad,
                 cases: i as u32 + 1,
@@ -490,134 +486,51 @@ pub fn real_load(bugs: Bugs) -> Option<Caught> {
     None
 }
 
-/// One real run; the error says what went wrong.
-pub fn real_run(bugs: Bugs, backend: Backend, mode: Mode) -> Result<(), String> {
-    let (port_tx, port_rx) = mpsc::channel();
-    let server = thread::spawn(move || -> Result<(Stats, String), String> {
-        let mut k = RealKernel::new();
-        let addr = SockAddr::Inet("127.0.0.1:0".parse().expect("an address"));
-        let listener = listen(&mut k, &addr, CHAT_BACKLOG).map_err(|e| e.to_string())?;
-        let port = k
-            .getsockname(listener)
-            .ok()
-            .and_then(|a| a.inet())
-            .map_or(0, |a| a.port());
-        let _ = port_tx.send(port);
-        let options = ServeOptions {
-            backend,
-            mode,
-            limits: Limits::default(),
-            stop_after: Some(REAL_CLIENTS as u64),
-            run_for: Some(REAL_DEADLINE),
-            bugs,
-        };
-        let mut log = Vec::new();
-        let stats = serve_on(&mut k, listener, options, &mut log).map_err(|e| e.to_string())?;
-        Ok((stats, String::from_utf8_lossy(&log).into_owned()))
-    });
-    let port = port_rx
-        .recv_timeout(REAL_DEADLINE)
-        .map_err(|_| "the server did not start".to_string())?;
-    let clients = real_clients(port);
-    let served = server
+/// One real run of `clients` x `lines` lines of 64 bytes against the server with `bugs`;
+/// the error says what went wrong (a lost, duplicated or reordered line, a dropped client, a
+/// stall past the deadline, a busy server).
+pub fn real_run(
+    bugs: Bugs,
+    backend: Backend,
+    mode: Mode,
+    clients: usize,
+    lines: usize,
+) -> Result<(), String> {
+    let options = ServeOptions {
+        backend,
+        mode,
+        limits: Limits::default(),
+        stop_after: Some(clients as u64),
+        run_for: Some(REAL_DEADLINE + Duration::from_secs(1)),
+        bugs,
+    };
+    let (addr, server) = serve_in_thread(options).map_err(|e| e.to_string())?;
+    let load = LoadConfig {
+        addr,
+        clients,
+        lines,
+        bytes: 64,
+        deadline: REAL_DEADLINE,
+        progress: false,
+    };
+    let report = load::run(&load);
+    let (stats, log) = server
         .join()
-        .map_err(|_| "the server thread panicked".to_string())?;
-    let (stats, log) = served?;
-    let log_tail: String = log.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
-    clients.map_err(|e| format!("{e} (server log, last lines: {log_tail})"))?;
-    let lines = (REAL_CLIENTS * REAL_LINES) as u64;
-    let bound = lines * REAL_CLIENTS as u64 + stats.bytes_in + stats.bytes_out;
+        .map_err(|_| "the server thread panicked".to_string())??;
+    let log_tail: Vec<&str> = log.lines().rev().take(3).collect();
+    let report = report.map_err(|e| format!("{e} (server log: {})", log_tail.join(" | ")))?;
+    if !report.perfect() {
+        return Err(format!(
+            "{report}\n(server log, last lines: {})",
+            log_tail.join(" | ")
+        ));
+    }
+    let bound = report.expected + stats.bytes_in + stats.bytes_out;
     if stats.events > bound {
         return Err(format!(
             "{} server events for {bound} units of work: a busy loop",
             stats.events
         ));
     }
-    Ok(())
-}
-
-/// The real clients: each in a thread; every one must hear every other's lines, in order.
-fn real_clients(port: u16) -> Result<(), String> {
-    let barrier = Arc::new(Barrier::new(REAL_CLIENTS));
-    let started = Instant::now();
-    let handles: Vec<_> = (0..REAL_CLIENTS)
-        .map(|me| {
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || real_client(port, me, &barrier, started))
-        })
-        .collect();
-    let mut first_error = None;
-    for h in handles {
-        let r = h.join().unwrap_or_else(|_| Err("a client panicked".into()));
-        if let Err(e) = r {
-            first_error.get_or_insert(e);
-        }
-    }
-    first_error.map_or(Ok(()), Err)
-}
-
-fn real_client(port: u16, me: usize, barrier: &Barrier, started: Instant) -> Result<(), String> {
-    let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("c{me}: {e}"));
-    // Every thread reaches the barrier, even one whose connect failed.
-    barrier.wait();
-    let stream = stream?;
-    let remaining = REAL_DEADLINE
-        .saturating_sub(started.elapsed())
-        .max(Duration::from_millis(1));
-    stream
-        .set_read_timeout(Some(remaining))
-        .map_err(|e| e.to_string())?;
-    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
-    let sender = thread::spawn(move || {
-        for i in 0..REAL_LINES {
-            if writer
-                .write_all(format!("m {me} {i}\n").as_bytes())
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
-    let mut reader = BufReader::new(stream);
-    let mut next = [0usize; REAL_CLIENTS];
-    let mut heard = 0;
-    let want = (REAL_CLIENTS - 1) * REAL_LINES;
-    let mut line = Vec::new();
-    while heard < want {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) => {
-                return Err(format!(
-                    "c{me}: the server hung up after {heard} of {want} lines"
-                ));
-            }
-            Ok(_) => {}
-            Err(e) => {
-                return Err(format!(
-                    "c{me}: {e} after {heard} of {want} lines (a stall?)"
-                ));
-            }
-        }
-        let text = String::from_utf8_lossy(&line);
-        let Some((_, said)) = text.split_once(" say: ") else {
-            continue;
-        };
-        let mut words = said.split_whitespace();
-        let (Some("m"), Some(from), Some(i)) = (words.next(), words.next(), words.next()) else {
-            return Err(format!("c{me}: a torn or merged line: {said:?}"));
-        };
-        let (Ok(from), Ok(i)) = (from.parse::<usize>(), i.parse::<usize>()) else {
-            return Err(format!("c{me}: a torn line: {said:?}"));
-        };
-        if from >= REAL_CLIENTS || from == me || next[from] != i {
-            return Err(format!(
-                "c{me}: from c{from} heard line {i}, expected {} (a loss, a duplicate or an echo)",
-                next.get(from).copied().unwrap_or(0)
-            ));
-        }
-        next[from] += 1;
-        heard += 1;
-    }
-    let _ = sender.join();
     Ok(())
 }
