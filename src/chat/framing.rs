@@ -99,6 +99,28 @@ mod tests {
         assert_eq!(lines(&mut LineReader::new(64), &bytewise).unwrap(), whole);
     }
 
+    /// The limit is inclusive: a line of exactly `max` bytes passes, whole or in pieces;
+    /// one byte more does not (found by cargo-mutants: `>` to `>=` survived).
+    #[test]
+    fn a_line_of_exactly_the_limit_passes_and_one_more_byte_does_not() {
+        let max = 8;
+        let exact = b"12345678\n";
+        for cut in 0..exact.len() {
+            let got = lines(&mut LineReader::new(max), &[&exact[..cut], &exact[cut..]]);
+            assert_eq!(got, Ok(vec![b"12345678".to_vec()]), "cut at {cut}");
+        }
+        let over = b"123456789\n";
+        for cut in 0..over.len() {
+            let got = lines(&mut LineReader::new(max), &[&over[..cut], &over[cut..]]);
+            assert!(got.is_err(), "cut at {cut}");
+        }
+        // Unfinished: exactly the limit waits for its newline; one more is refused at once.
+        let mut r = LineReader::new(max);
+        assert_eq!(r.push(b"12345678", |_| {}), Ok(()));
+        assert_eq!(r.pending_bytes(), max);
+        assert!(r.push(b"9", |_| {}).is_err());
+    }
+
     #[test]
     fn an_over_long_line_is_refused_whole_even_before_its_end() {
         let mut r = LineReader::new(4);
