@@ -69,8 +69,8 @@ enum Command {
         #[arg(long = "bug", value_parser = parse_bug)]
         bugs: Vec<selectlab::zoo::Bug>,
         /// Wall-time budget per random detector per bug, in seconds.
-        #[arg(long, default_value_t = 10.0)]
-        budget_s: f64,
+        #[arg(long = "budget-s", default_value = "10", value_parser = parse_secs)]
+        budget: Duration,
         /// Random cases per random detector per bug (whichever budget runs out first).
         #[arg(long, default_value_t = 2000)]
         cases: u32,
@@ -105,8 +105,8 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         bytes: usize,
         /// The whole run's deadline, in seconds.
-        #[arg(long, default_value_t = 60.0)]
-        deadline_s: f64,
+        #[arg(long = "deadline-s", default_value = "60", value_parser = parse_secs)]
+        deadline: Duration,
         /// Print the report as one JSON object.
         #[arg(long)]
         json: bool,
@@ -161,9 +161,16 @@ enum ChatRole {
         /// Longest line, in bytes: a longer one gets its sender an error and a disconnect.
         #[arg(long, default_value_t = selectlab::chat::server::DEFAULT_MAX_LINE_BYTES)]
         max_line_bytes: usize,
-        /// Most bytes queued for one client before it is dropped as a slow consumer.
+        /// The hard limit: most bytes queued for one client; past it, it is disconnected.
         #[arg(long, default_value_t = selectlab::chat::server::DEFAULT_OUTBOUND_CAP_BYTES)]
         outbound_cap_bytes: usize,
+        /// The soft limit: while a client has more queued, the server reads no input
+        /// (back-pressure on the senders).
+        #[arg(long, default_value_t = selectlab::chat::server::DEFAULT_OUTBOUND_SOFT_BYTES)]
+        outbound_soft_bytes: usize,
+        /// Seconds a client may stay above the soft limit before it is disconnected.
+        #[arg(long = "slow-consumer-timeout-s", default_value = "10", value_parser = parse_secs)]
+        slow_consumer_timeout: Duration,
         /// Most clients at once; one more gets `server full`.
         #[arg(long, default_value_t = selectlab::chat::server::DEFAULT_MAX_CLIENTS)]
         max_clients: usize,
@@ -174,6 +181,14 @@ enum ChatRole {
         #[arg(long, default_value = DEFAULT_ADDR)]
         addr: String,
     },
+}
+
+/// A duration in seconds (fractions allowed), as flags ending in `-s` take it.
+fn parse_secs(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("{text:?} is not a number of seconds (0 or more)"))
 }
 
 /// A zoo bug by its catalogue name.
@@ -206,7 +221,7 @@ fn main() -> ExitCode {
         }
         Command::Zoo {
             bugs,
-            budget_s,
+            budget: time,
             cases,
             list,
             matrix,
@@ -220,10 +235,6 @@ fn main() -> ExitCode {
                 }
                 return ExitCode::SUCCESS;
             }
-            let Some(time) = Duration::try_from_secs_f64(budget_s).ok() else {
-                eprintln!("selectlab: --budget-s must be a non-negative number of seconds");
-                return ExitCode::from(2);
-            };
             let options = selectlab::zoo::run::Options {
                 bugs,
                 budget: selectlab::zoo::detect::Budget {
@@ -243,13 +254,9 @@ fn main() -> ExitCode {
             clients,
             lines,
             bytes,
-            deadline_s,
+            deadline,
             json,
         } => {
-            let Some(deadline) = Duration::try_from_secs_f64(deadline_s).ok() else {
-                eprintln!("selectlab: --deadline-s must be a non-negative number of seconds");
-                return ExitCode::from(2);
-            };
             let config = selectlab::programs::load::LoadConfig {
                 addr,
                 clients,
@@ -305,6 +312,8 @@ fn chat(role: ChatRole, out: &mut dyn Write) -> Result<bool, selectlab::error::S
             count,
             max_line_bytes,
             outbound_cap_bytes,
+            outbound_soft_bytes,
+            slow_consumer_timeout,
             max_clients,
             bugs,
         } => {
@@ -318,6 +327,8 @@ fn chat(role: ChatRole, out: &mut dyn Write) -> Result<bool, selectlab::error::S
             let limits = selectlab::chat::server::Limits {
                 max_line_bytes,
                 outbound_cap_bytes,
+                outbound_soft_bytes,
+                slow_consumer_timeout,
                 max_clients,
             };
             let options = chat_cli::ServeOptions {

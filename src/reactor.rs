@@ -28,7 +28,7 @@ pub trait App {
         let _ = (io, token);
     }
     /// Every event and timer of a turn was dispatched: the place to flush output once per
-    /// readiness round rather than once per event.
+    /// readiness round rather than once per event. Not called for a wait that found nothing.
     fn after_turn(&mut self, io: &mut Io<'_>) {
         let _ = io;
     }
@@ -203,7 +203,12 @@ impl Reactor {
             app.on_timer(&mut self.io(kernel), token);
             turn.timers += 1;
         }
-        app.after_turn(&mut self.io(kernel));
+        // A wait that found nothing is not a turn: a real loop blocked in its wait would not
+        // have woken, so the application gets no free look (a harness that polls with a zero
+        // timeout must not hide a loop that would sleep for ever).
+        if turn.events > 0 || turn.timers > 0 {
+            app.after_turn(&mut self.io(kernel));
+        }
         Ok(turn)
     }
 

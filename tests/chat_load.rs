@@ -18,3 +18,58 @@ fn sixteen_real_clients_hear_everything_on_every_backend_and_mode() {
             .unwrap_or_else(|e| panic!("{backend} {mode:?}: {e}"));
     }
 }
+
+/// The slow-consumer rule on real sockets: eight clients chat (8000 lines each) while a ninth connects and never
+/// reads. Back-pressure holds the room while the ninth's queue is over the soft limit; after
+/// the timeout it is disconnected (and logged), and the eight hear every line.
+#[test]
+fn a_client_that_never_reads_is_dropped_and_the_others_hear_everything() {
+    use std::time::Duration;
+
+    use selectlab::chat::server::Limits;
+    use selectlab::kernel::Mode;
+    use selectlab::programs::chat_cli::{ServeOptions, serve_in_thread};
+    use selectlab::programs::load::{self, LoadConfig};
+    use selectlab::readiness::Backend;
+
+    for (backend, mode) in [(Backend::Poll, Mode::LEVEL), (Backend::Epoll, Mode::EDGE)] {
+        let limits = Limits {
+            outbound_soft_bytes: 256 * 1024,
+            slow_consumer_timeout: Duration::from_secs(1),
+            ..Limits::default()
+        };
+        let options = ServeOptions {
+            backend,
+            mode,
+            limits,
+            stop_after: Some(9),
+            run_for: Some(Duration::from_secs(30)),
+            bugs: Bugs::NONE,
+        };
+        let (addr, server) = serve_in_thread(options).unwrap();
+        let silent = std::net::TcpStream::connect(addr).unwrap();
+        let report = load::run(&LoadConfig {
+            addr,
+            clients: 8,
+            // More than any kernel's buffers hold for the silent client (gVisor's are large).
+            lines: 8000,
+            bytes: 64,
+            deadline: Duration::from_secs(25),
+            progress: false,
+        })
+        .unwrap();
+        drop(silent);
+        let (stats, log) = server.join().unwrap().unwrap();
+        assert!(report.perfect(), "{backend} {mode:?}: {report}");
+        assert!(
+            log.contains(
+                "slow consumer (held the room back for 1 s, more than 131072 bytes queued)"
+            ),
+            "{backend} {mode:?}: {log}"
+        );
+        assert!(
+            stats.read_pauses >= 1,
+            "{backend} {mode:?}: back-pressure applied"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 
 use selectlab::chat::server::Limits;
 use selectlab::chat::session::{Outcome, Session, SessionConfig, Step};
+use std::time::Duration;
 
 fn run(limits: Limits, steps: &[Step]) -> Outcome {
     let config = SessionConfig {
@@ -91,8 +92,9 @@ fn an_empty_line_is_not_broadcast() {
     assert_eq!(said(&o, 1), [b"x".to_vec()]);
 }
 
+/// The hard limit: a queue that would pass it gets its client disconnected at once.
 #[test]
-fn a_client_that_sends_without_ever_reading_is_dropped_at_the_cap_and_the_others_go_on() {
+fn a_client_that_sends_without_ever_reading_is_dropped_at_the_hard_limit_and_the_others_go_on() {
     let limits = Limits {
         outbound_cap_bytes: 4096,
         ..Limits::default()
@@ -128,6 +130,55 @@ fn a_client_that_sends_without_ever_reading_is_dropped_at_the_cap_and_the_others
         1
     );
     assert!(said(&o, 2).len() >= 80);
+}
+
+/// The soft limit's clock restarts when the queue drains (Redis#2063): a reader that is slow
+/// for a moment, twice, the timeout apart, is never dropped.
+#[test]
+fn a_reader_slow_for_a_moment_twice_is_never_dropped() {
+    let limits = Limits {
+        outbound_soft_bytes: 8 * 1024,
+        slow_consumer_timeout: Duration::from_secs(10),
+        ..Limits::default()
+    };
+    let mut steps = vec![Step::Join(0), Step::Join(1)];
+    for round in 0..2 {
+        steps.extend([
+            Step::Pause(1),
+            Step::Raw(0, format!("round {round}\n").repeat(4000).into_bytes()),
+            Step::Resume(1),
+            Step::Sleep(Duration::from_secs(11)),
+        ]);
+    }
+    let o = run(limits, &steps);
+    assert!(
+        !o.transcript.contains("slow consumer"),
+        "nobody was dropped"
+    );
+    assert_eq!(said(&o, 1).len(), 8000, "c2 heard every line");
+}
+
+/// Back-pressure: while one client's queue is above the soft limit nobody's input is read,
+/// and nothing is lost; the others hear everything once the slow client catches up.
+#[test]
+fn while_a_queue_is_over_the_soft_limit_input_waits_and_nothing_is_lost() {
+    let limits = Limits {
+        outbound_soft_bytes: 8 * 1024,
+        ..Limits::default()
+    };
+    let mut steps = vec![Step::Join(0), Step::Join(1), Step::Join(2), Step::Pause(2)];
+    steps.push(Step::Raw(0, b"filler\n".repeat(4000)));
+    steps.push(Step::Say(1, b"said while c3 was paused".to_vec()));
+    let paused = run(limits, &steps);
+    assert!(paused.stats.read_pauses >= 1, "reading paused");
+    assert!(
+        !said(&paused, 0).contains(&b"said while c3 was paused".to_vec()),
+        "c2's line waits in the kernel while the room is paused"
+    );
+    steps.push(Step::Resume(2));
+    let o = run(limits, &steps);
+    assert_eq!(said(&o, 0).len(), 1, "c1 hears c2's line once c3 caught up");
+    assert_eq!(said(&o, 2).len(), 4001, "c3 heard everything");
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Chat transcripts, reviewed and kept in `snapshots/` (insta). Each session runs in the
 //! simulator, so the same script gives the same transcript, byte for byte.
 
+use std::time::Duration;
+
 use selectlab::chat::server::Limits;
 use selectlab::chat::session::{Outcome, Session, SessionConfig, Step};
 use selectlab::kernel::Mode;
@@ -117,10 +119,16 @@ fn a_client_reset_in_the_middle_of_a_line() {
     snapshot("client_reset_mid_line", &o.transcript);
 }
 
+/// Back-pressure, then a disconnect: a client stops reading; once its queue passes the soft
+/// limit the server stops reading input (c1's lines wait in the kernel), and when the
+/// slow-consumer timeout has passed the non-reader is dropped and the room goes on; nobody
+/// else loses a line, and no queue ever passes the hard limit.
 #[test]
 fn a_slow_consumer_hits_the_cap() {
     let limits = Limits {
-        outbound_cap_bytes: 8 * 1024,
+        outbound_soft_bytes: 8 * 1024,
+        outbound_cap_bytes: 64 * 1024,
+        slow_consumer_timeout: Duration::from_secs(10),
         ..Limits::default()
     };
     let mut steps = vec![
@@ -133,6 +141,7 @@ fn a_slow_consumer_hits_the_cap() {
     for i in 0..16 {
         steps.push(say(0, &format!("{i:02} {long}")));
     }
+    steps.push(Step::Sleep(Duration::from_secs(11)));
     let o = run(
         SessionConfig {
             limits,
@@ -142,7 +151,11 @@ fn a_slow_consumer_hits_the_cap() {
     );
     assert_eq!(said_lines(&o, 2).len(), 16, "the others are unaffected");
     assert!(o.peak_queue_bytes <= limits.outbound_cap_bytes);
-    assert!(o.transcript.contains("slow consumer"));
+    assert!(
+        o.transcript
+            .contains("slow consumer (held the room back for 10 s, more than 4096 bytes queued)")
+    );
+    assert!(o.stats.read_pauses >= 1, "back-pressure was applied");
     snapshot("slow_consumer", &o.transcript);
 }
 

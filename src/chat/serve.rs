@@ -27,6 +27,8 @@ use crate::zoo::{Bug, Bugs};
 
 /// The listener's token; clients get tokens from 1 up, never reused.
 pub const LISTENER: Token = Token(0);
+/// The token of the timer that wakes the server when a slow consumer's time is up.
+pub const SLOW_CONSUMER_TIMER: Token = Token(usize::MAX);
 /// Size of the shared read buffer.
 pub const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Most bytes read from one client per event, so one chatty client cannot starve the others.
@@ -90,6 +92,8 @@ pub struct Stats {
     pub sends: u64,
     /// Clients that ever joined.
     pub joined: u64,
+    /// Times reading stopped because a queue passed the soft limit (back-pressure).
+    pub read_pauses: u64,
 }
 
 /// The chat server as a reactor application.
@@ -109,6 +113,10 @@ pub struct ChatApp {
     /// the last chunk it sent (used only when a zoo bug is switched on).
     last_reader: Option<ClientId>,
     last_chunk: Vec<u8>,
+    /// Back-pressure: input is not read while a queue is above the soft limit.
+    reading_paused: bool,
+    /// Since when (kernel time) each client's queue has been above the soft limit.
+    over_soft_since: BTreeMap<ClientId, Duration>,
 }
 
 impl ChatApp {
@@ -128,6 +136,8 @@ impl ChatApp {
             stats: Stats::default(),
             last_reader: None,
             last_chunk: Vec::new(),
+            reading_paused: false,
+            over_soft_since: BTreeMap::new(),
         })
     }
 
@@ -185,10 +195,15 @@ impl ChatApp {
     }
 
     fn interest(&self, out: bool) -> Events {
-        if self.mode.edge || out {
-            Events::IN | Events::OUT | Events::RDHUP
+        let input = if self.reading_paused {
+            Events::NONE
         } else {
             Events::IN | Events::RDHUP
+        };
+        if self.mode.edge || out {
+            input | Events::OUT
+        } else {
+            input
         }
     }
 
@@ -274,8 +289,10 @@ impl ChatApp {
         self.process_actions(io);
     }
 
-    /// Reads what `id` sent, to EAGAIN (within a budget); returns the bytes read.
-    fn read_ready(&mut self, io: &mut Io<'_>, id: ClientId) -> usize {
+    /// Reads what `id` sent, to EAGAIN (within a budget); returns the bytes read. While
+    /// reading is paused it reads only a connection that hung up or failed (`gone`), to find
+    /// its end: those conditions cannot be masked, and would report for ever.
+    fn read_ready(&mut self, io: &mut Io<'_>, id: ClientId, gone: bool) -> usize {
         let Some(conn) = self.conns.get(&id) else {
             return 0;
         };
@@ -284,6 +301,10 @@ impl ChatApp {
         for _ in 0..MAX_RECVS_PER_EVENT {
             if read >= MAX_READ_BYTES_PER_EVENT {
                 break;
+            }
+            if self.reading_paused && !gone {
+                // Resuming re-arms every connection, so nothing is left unreported.
+                return read;
             }
             match io.kernel.recv(fd, &mut self.read_buf) {
                 Ok(0) if self.bug(Bug::BtEofNotHandled) => {
@@ -304,6 +325,7 @@ impl ChatApp {
                     if !self.conns.contains_key(&id) {
                         return read;
                     }
+                    self.pause_if_congested(io);
                     let drained_guess = (self.mode.edge && self.bug(Bug::EtReadNotDrained))
                         || (self.bug(Bug::EtShortReadHeuristic) && n < self.read_buf.len());
                     if drained_guess {
@@ -531,6 +553,7 @@ impl ChatApp {
     }
 
     fn close_conn(&mut self, io: &mut Io<'_>, id: ClientId) {
+        self.over_soft_since.remove(&id);
         if let Some(conn) = self.conns.remove(&id) {
             if !self.bug(Bug::HupErrFdNotRemoved) {
                 let _ = io.deregister(Token(id));
@@ -563,6 +586,85 @@ impl ChatApp {
         };
         let out = conn.watching_out && !self.bug(Bug::OneshotRearmLosesOut);
         let _ = io.modify(Token(id), self.interest(out), self.mode);
+    }
+
+    /// Stops reading input if a queue that grew is past the soft limit.
+    fn pause_if_congested(&mut self, io: &mut Io<'_>) {
+        let soft = self.core.limits().soft_bytes();
+        let unbounded = self.bug(Bug::UnboundedReplyBuffer);
+        if !self.reading_paused && !unbounded && self.core.any_queue_over(self.core.dirty(), soft) {
+            self.stats.read_pauses += 1;
+            self.set_reading_paused(io, true);
+        }
+    }
+
+    /// Changes every connection's interest to take input or not (EPOLL_CTL_MOD also
+    /// re-polls, so under edge triggering input that waited is reported on resuming).
+    fn set_reading_paused(&mut self, io: &mut Io<'_>, paused: bool) {
+        self.reading_paused = paused;
+        let conns: Vec<(ClientId, bool)> = self
+            .conns
+            .iter()
+            .map(|(id, c)| (*id, c.watching_out))
+            .collect();
+        for (id, out) in conns {
+            let _ = io.modify(Token(id), self.interest(out), self.mode);
+        }
+    }
+
+    /// Once per turn: a client that holds the room back too long is disconnected; reading
+    /// resumes once every queue is under half the soft limit; a timer wakes the server when
+    /// the next slow consumer's time is up. A client holds the room back while its queue is
+    /// above the soft limit, or above half of it while input is paused: it is what keeps
+    /// input paused.
+    fn police_queues(&mut self, io: &mut Io<'_>) {
+        if self.bug(Bug::UnboundedReplyBuffer) {
+            return;
+        }
+        let limits = self.core.limits();
+        let (soft, timeout) = (limits.soft_bytes(), limits.slow_consumer_timeout);
+        let low = soft / 2;
+        let now = io.now();
+        let mut expired = Vec::new();
+        let mut next_due: Option<Duration> = None;
+        for &id in self.conns.keys() {
+            let queued = self.queued(id);
+            if queued > soft || (self.reading_paused && queued > low) {
+                let due = *self.over_soft_since.entry(id).or_insert(now) + timeout;
+                if now >= due {
+                    expired.push(id);
+                } else {
+                    next_due = Some(next_due.map_or(due, |d| d.min(due)));
+                }
+            } else if !self.bug(Bug::SoftLimitTimerNotReset) {
+                // Redis#2063: the clock must restart when the queue drains, or a client that
+                // was briefly slow long ago is dropped the next time it is briefly slow.
+                self.over_soft_since.remove(&id);
+            }
+        }
+        for id in expired {
+            let peer = self
+                .core
+                .peer(id)
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            self.log(
+                io,
+                format!(
+                    "{peer} disconnected: slow consumer (held the room back for {} s, more than {low} bytes queued)",
+                    timeout.as_secs_f64()
+                ),
+            );
+            self.depart(io, id, Departure::SlowConsumer);
+        }
+        // Only after the expired have gone: they held the room back, and no event may ever
+        // come to look again.
+        if self.reading_paused && self.conns.keys().all(|&id| self.queued(id) <= low) {
+            self.set_reading_paused(io, false);
+        }
+        if let Some(due) = next_due {
+            io.set_timer(SLOW_CONSUMER_TIMER, due.saturating_sub(now));
+        }
     }
 
     /// Flushes every client with new output, once per turn.
@@ -621,7 +723,8 @@ impl App for ChatApp {
         let sent_before = self.stats.bytes_out;
         let mut read = 0;
         if readable {
-            read = self.read_ready(io, id);
+            let gone = events.intersects(Events::ERR | Events::HUP);
+            read = self.read_ready(io, id, gone);
         }
         // handy#74: `if IN ... else if OUT` drops the OUT half of a combined wakeup.
         let else_if = readable && self.bug(Bug::EtElseIfDropsOut);
@@ -655,6 +758,7 @@ impl App for ChatApp {
         for id in closing {
             self.close_conn(io, id);
         }
+        self.police_queues(io);
     }
 }
 

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
+use std::time::Duration;
 
 use super::clock::format_unix_secs;
 use super::framing::LineReader;
@@ -21,22 +22,39 @@ use crate::zoo::{Bug, Bugs};
 pub type ClientId = usize;
 
 /// The server's limits, each with a defined behaviour.
+///
+/// Output is the one resource a chat room's clients can make it spend without bound (one line
+/// in, one line out to every other client), so it has a policy of its own, after Redis's
+/// `client-output-buffer-limit` (hard limit, soft limit, seconds): while any client's queue is
+/// above the soft limit the server stops reading input (TCP then slows every sender down:
+/// back-pressure, not victims), and resumes once every queue is back under half of it. A
+/// client that holds the room back for `slow_consumer_timeout` without a break (its queue
+/// above the soft limit, or above half of it while input is paused), or passes the hard
+/// limit at any time, has stopped reading: it is disconnected, and the room goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Longest line (without `\n`): a longer one gets its sender an error line and a disconnect;
     /// none of it is broadcast.
     pub max_line_bytes: usize,
-    /// Most bytes queued for one client: a slow consumer past it is disconnected (logged); the
-    /// others are unaffected.
+    /// The hard limit: most bytes queued for one client; past it the client is disconnected at
+    /// once (logged).
     pub outbound_cap_bytes: usize,
+    /// The soft limit: while a queue is above it, the server reads no input.
+    pub outbound_soft_bytes: usize,
+    /// How long a client may hold the room back before it is disconnected (logged).
+    pub slow_consumer_timeout: Duration,
     /// Most clients at once: one more gets `server full` and is closed.
     pub max_clients: usize,
 }
 
 /// Default longest line.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 4096;
-/// Default outbound cap per client (1 MiB).
-pub const DEFAULT_OUTBOUND_CAP_BYTES: usize = 1 << 20;
+/// Default hard limit per client (16 MiB): a bound on memory whatever clients do.
+pub const DEFAULT_OUTBOUND_CAP_BYTES: usize = 16 << 20;
+/// Default soft limit per client (1 MiB): where back-pressure starts.
+pub const DEFAULT_OUTBOUND_SOFT_BYTES: usize = 1 << 20;
+/// Default time a client may stay above the soft limit.
+pub const DEFAULT_SLOW_CONSUMER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default most clients (below select's FD_SETSIZE with room for the listener and stdio).
 pub const DEFAULT_MAX_CLIENTS: usize = 1000;
 
@@ -45,8 +63,17 @@ impl Default for Limits {
         Limits {
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             outbound_cap_bytes: DEFAULT_OUTBOUND_CAP_BYTES,
+            outbound_soft_bytes: DEFAULT_OUTBOUND_SOFT_BYTES,
+            slow_consumer_timeout: DEFAULT_SLOW_CONSUMER_TIMEOUT,
             max_clients: DEFAULT_MAX_CLIENTS,
         }
+    }
+}
+
+impl Limits {
+    /// The soft limit in force: never above the hard one.
+    pub fn soft_bytes(&self) -> usize {
+        self.outbound_soft_bytes.min(self.outbound_cap_bytes)
     }
 }
 
@@ -309,6 +336,22 @@ impl ChatServer {
         }
     }
 
+    /// `id`'s address, while it is in the room.
+    pub fn peer(&self, id: ClientId) -> Option<&SockAddr> {
+        self.clients.get(&id).map(|c| &c.peer)
+    }
+
+    /// Whether any of `ids` has more than `bytes` queued.
+    pub fn any_queue_over(&self, ids: &[ClientId], bytes: usize) -> bool {
+        ids.iter()
+            .any(|id| self.clients.get(id).is_some_and(|c| c.out.bytes() > bytes))
+    }
+
+    /// Clients whose queues grew since the I/O layer last took them (without taking them).
+    pub fn dirty(&self) -> &[ClientId] {
+        &self.dirty
+    }
+
     /// `id`'s queue, for the I/O layer to send from.
     pub fn outbound(&self, id: ClientId) -> Option<&Outbound> {
         self.clients.get(&id).map(|c| &c.out)
@@ -392,7 +435,7 @@ impl ChatServer {
             c.out.clear();
             let peer = c.peer.clone();
             self.log(format!(
-                "{peer} disconnected: slow consumer (more than {cap} bytes queued)"
+                "{peer} disconnected: slow consumer (past the hard limit of {cap} bytes queued)"
             ));
             self.actions.push_back(Action::Close(id));
             // Leaving is announced as usual (which may find further slow consumers: each
@@ -427,6 +470,7 @@ mod tests {
             max_line_bytes: 4096,
             outbound_cap_bytes: 3 * line_len + 5,
             max_clients: 10,
+            ..Limits::default()
         };
         let mut s = ChatServer::new(limits);
         for id in 1..=3 {
@@ -450,6 +494,7 @@ mod tests {
             max_line_bytes: 300,
             outbound_cap_bytes: 3 * line_len + 5,
             max_clients: 10,
+            ..Limits::default()
         };
         let mut s = ChatServer::new(limits);
         assert!(s.join(1, lo(1), T));

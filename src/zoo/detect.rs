@@ -298,7 +298,23 @@ fn targeted() -> Vec<(Limits, Vec<Step>, bool)> {
         Step::Raw(2, b"cc\n".repeat(PAUSE_LINES)),
         Step::Resume(1),
     ]);
+    // Briefly slow twice, the timeout apart: the soft limit's clock must restart in between.
+    let soft = Limits {
+        outbound_soft_bytes: 8 * 1024,
+        ..Limits::default()
+    };
+    let mut twice_slow = Vec::new();
+    for _ in 0..2 {
+        twice_slow.extend([
+            Step::Pause(1),
+            Step::Raw(0, b"dd\n".repeat(PAUSE_LINES)),
+            Step::Resume(1),
+            Step::Sleep(soft.slow_consumer_timeout + Duration::from_secs(1)),
+        ]);
+    }
+    twice_slow.splice(0..0, [Step::Join(0), Step::Join(1)]);
     vec![
+        (soft, twice_slow, true),
         (Limits::default(), paused(), true),
         (Limits::default(), twice, true),
         (Limits::default(), chat, true),

@@ -179,6 +179,10 @@ bugs! {
         "https://github.com/redis/redis/issues/91",
         "a client stops reading",
         "no output buffer limit: memory grows without bound";
+    SoftLimitTimerNotReset => "soft_limit_timer_not_reset", "backpressure", "Redis",
+        "https://github.com/redis/redis/pull/2063",
+        "a client briefly above the soft limit, then again after the timeout",
+        "the soft-limit clock is not reset on drain: a healthy client is dropped";
     SeedRecvErrorReplays => "seed_recv_error_replays", "seed", SEED, SEED_URL,
         "a client resets (closes with unread data)",
         "the failed recv is swallowed and the previous data is broadcast again";
