@@ -50,15 +50,19 @@ pub fn expected(steps: &[Step], clients: usize, limits: &Limits) -> Heard {
     let mut heard = vec![Vec::new(); clients];
     let mut m = vec![Member::default(); clients];
     let mut server_up = true;
-    for s in steps {
+    // A step about a client the model does not count is no step at all.
+    for s in steps
+        .iter()
+        .filter(|s| s.client().is_none_or(|n| n < clients))
+    {
         match s {
-            Step::Join(n) if *n < clients && server_up => join(&mut m, &mut heard, *n),
+            Step::Join(n) if server_up => join(&mut m, &mut heard, *n),
             Step::Crowd(k) if server_up => {
                 for n in 0..(*k).min(clients) {
                     join(&mut m, &mut heard, n);
                 }
             }
-            Step::Say(n, text) | Step::Raw(n, text) if *n < clients && m[*n].present => {
+            Step::Say(n, text) | Step::Raw(n, text) | Step::Drip(n, text) if m[*n].present => {
                 let mut bytes = text.clone();
                 if matches!(s, Step::Say(..)) {
                     bytes.push(b'\n');
@@ -69,15 +73,14 @@ pub fn expected(steps: &[Step], clients: usize, limits: &Limits) -> Heard {
                     speak(&mut m, &mut heard, *n, &bytes, limits.max_line_bytes);
                 }
             }
-            Step::Pause(n) if *n < clients && m[*n].present => m[*n].paused = true,
-            Step::Resume(n) if *n < clients && m[*n].present && m[*n].paused => {
+            Step::Pause(n) if m[*n].present => m[*n].paused = true,
+            Step::Resume(n) if m[*n].present => {
+                // What it typed while paused goes out now (nothing, if it was not paused).
                 m[*n].paused = false;
                 let typed = std::mem::take(&mut m[*n].typed);
                 speak(&mut m, &mut heard, *n, &typed, limits.max_line_bytes);
             }
-            Step::Exit(n) | Step::Reset(n) if *n < clients && m[*n].present => {
-                depart(&mut m, &mut heard, *n);
-            }
+            Step::Exit(n) | Step::Reset(n) if m[*n].present => depart(&mut m, &mut heard, *n),
             Step::StopServer => {
                 server_up = false;
                 for member in &mut m {
@@ -278,4 +281,55 @@ pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Re
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by cargo-mutants: steps naming a client beyond the model's count are ignored,
+    /// whatever they are (the fuzzer's scripts name any client).
+    #[test]
+    fn steps_about_uncounted_clients_are_ignored() {
+        let limits = Limits::default();
+        let beyond = 2;
+        let steps = [
+            Step::Join(0),
+            Step::Join(1),
+            Step::Join(beyond),
+            Step::Say(beyond, b"hi".to_vec()),
+            Step::Pause(beyond),
+            Step::Resume(beyond),
+            Step::StopReading(beyond),
+            Step::Exit(beyond),
+            Step::Say(0, b"hello".to_vec()),
+        ];
+        let want = expected(&steps, beyond, &limits);
+        assert_eq!(want[0], [(1, Said::Entered)]);
+        assert_eq!(
+            want[1],
+            [(0, Said::Line(b"hello".to_vec()))],
+            "c2 joined after c1: it hears c1's line, not c1's entry"
+        );
+    }
+
+    /// A line typed while paused is said when its sender carries on, in its order among the
+    /// others' lines then.
+    #[test]
+    fn a_paused_client_speaks_when_it_carries_on() {
+        let steps = [
+            Step::Join(0),
+            Step::Join(1),
+            Step::Pause(0),
+            Step::Say(0, b"typed while paused".to_vec()),
+            Step::Say(1, b"meanwhile".to_vec()),
+            Step::Resume(0),
+        ];
+        let want = expected(&steps, 2, &Limits::default());
+        assert_eq!(want[1], [(0, Said::Line(b"typed while paused".to_vec()))]);
+        assert_eq!(
+            want[0],
+            [(1, Said::Entered), (1, Said::Line(b"meanwhile".to_vec()))]
+        );
+    }
 }

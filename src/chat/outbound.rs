@@ -98,4 +98,19 @@ mod tests {
         q.advance(3);
         assert!(q.is_empty());
     }
+
+    /// Found by cargo-mutants: abandoning drops the unsent rest of a partly sent first line,
+    /// and nothing of a line not yet begun.
+    #[test]
+    fn abandoning_drops_only_the_rest_of_a_partly_sent_line() {
+        let mut q = Outbound::default();
+        q.push(Rc::from(&b"0123456789"[..]));
+        q.push(Rc::from(&b"next"[..]));
+        q.abandon_partial_head();
+        assert_eq!(q.bytes(), 14, "nothing sent yet: nothing abandoned");
+        q.advance(4);
+        q.abandon_partial_head();
+        assert_eq!(q.slices(), [&b"next"[..]]);
+        assert_eq!(q.bytes(), 4);
+    }
 }

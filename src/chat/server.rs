@@ -211,43 +211,35 @@ impl ChatServer {
         if client.leaving {
             return;
         }
-        let stamp = format_unix_secs(now_unix_secs);
+        // Formatted once per chunk: every complete line of it, each with the prefix, in one
+        // buffer that every recipient's queue shares.
+        let prefix = format!("{} {} say: ", format_unix_secs(now_unix_secs), client.peer);
         let peer = client.peer.clone();
         self.last_sender = Some(id);
         if self.bugs.has(Bug::SeedNoFraming) {
             // The seed: each chunk as it came, under its own header.
-            let mut text = format!("{stamp} {peer} say: ").into_bytes();
+            let mut text = prefix.into_bytes();
             text.extend_from_slice(data);
             return self.broadcast(id, text, now_unix_secs);
         }
-        let mut lines = Vec::new();
-        let torn = self.bugs.has(Bug::TornLineFrame);
-        let mut result = client.reader.push(data, |line| {
+        let mut batch = Vec::new();
+        let mut add = |line: &[u8]| {
             // An empty line says nothing: it is not broadcast.
             if !line.is_empty() {
-                let mut text = Vec::with_capacity(stamp.len() + 40 + line.len());
-                text.extend_from_slice(format!("{stamp} {peer} say: ").as_bytes());
-                text.extend_from_slice(line);
-                text.push(b'\n');
-                lines.push(text);
+                batch.reserve(prefix.len() + line.len() + 1);
+                batch.extend_from_slice(prefix.as_bytes());
+                batch.extend_from_slice(line);
+                batch.push(b'\n');
             }
-        });
-        if torn && result.is_ok() && client.reader.pending_bytes() > 0 {
+        };
+        let mut result = client.reader.push(data, &mut add);
+        if self.bugs.has(Bug::TornLineFrame) && result.is_ok() && client.reader.pending_bytes() > 0
+        {
             // The chunk's end taken for a line's end.
-            result = client.reader.push(b"\n", |line| {
-                let mut text = format!("{stamp} {peer} say: ").into_bytes();
-                text.extend_from_slice(line);
-                text.push(b'\n');
-                lines.push(text);
-            });
+            result = client.reader.push(b"\n", &mut add);
         }
-        for line in lines {
-            // A broadcast can cascade (a slow consumer leaves, its "left room" overflows
-            // another queue, ...) and remove the sender itself: then it says nothing more.
-            if !self.clients.contains_key(&id) {
-                return;
-            }
-            self.broadcast(id, line, now_unix_secs);
+        if !batch.is_empty() {
+            self.broadcast(id, batch, now_unix_secs);
         }
         if let Err(e) = result {
             let Some(client) = self.clients.get_mut(&id) else {

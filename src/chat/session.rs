@@ -28,13 +28,14 @@ use crate::zoo::Bugs;
 pub const SESSION_SERVER_ADDR: &str = "127.0.0.1:33333";
 /// Most clients one session may have.
 pub const MAX_SESSION_CLIENTS: usize = 64;
-/// Most reactor turns one step may take to settle (a bound; a well-behaved server needs few).
+/// Most reactor turns in a row without any client call that one step may take to settle: a
+/// server that needs more is spinning (a well-behaved one needs a few).
 pub const MAX_SETTLE_TURNS: usize = 10_000;
+/// Most rounds (client calls, then a server turn) one step may take in all: a bound on the
+/// loop, far above what any session's steps need.
+pub const MAX_SETTLE_ROUNDS: usize = 4_000_000;
 /// Most bytes a client reads per call.
 const CLIENT_READ_BYTES: usize = 64 * 1024;
-/// Most calls one client makes in one pass while the server waits (it blocks long before:
-/// a bound, not a budget).
-const MAX_CALLS_PER_CLIENT_PER_PASS: usize = 1 << 16;
 
 /// One step of a session. Clients are numbered from 0 and named c1, c2, ... in transcripts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +49,9 @@ pub enum Step {
     Say(usize, Vec<u8>),
     /// Client `n` sends raw bytes (no newline added).
     Raw(usize, Vec<u8>),
+    /// Client `n` sends raw bytes one line per syscall (as an interactive client does), so
+    /// the server reads them in as many small chunks as the schedule allows.
+    Drip(usize, Vec<u8>),
     /// Client `n` types `exit`: it closes its connection.
     Exit(usize),
     /// Client `n`'s connection is reset (SO_LINGER 0, then close).
@@ -65,6 +69,24 @@ pub enum Step {
     StopServer,
 }
 
+impl Step {
+    /// The client a step is about, if one.
+    pub fn client(&self) -> Option<usize> {
+        match self {
+            Step::Join(n)
+            | Step::Say(n, _)
+            | Step::Raw(n, _)
+            | Step::Drip(n, _)
+            | Step::Exit(n)
+            | Step::Reset(n)
+            | Step::StopReading(n)
+            | Step::Pause(n)
+            | Step::Resume(n) => Some(*n),
+            Step::Crowd(_) | Step::Sleep(_) | Step::StopServer => None,
+        }
+    }
+}
+
 impl std::fmt::Display for Step {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -74,6 +96,13 @@ impl std::fmt::Display for Step {
             Step::Raw(n, bytes) => write!(
                 f,
                 "c{} sends {} ({} bytes)",
+                n + 1,
+                Shown(bytes),
+                bytes.len()
+            ),
+            Step::Drip(n, bytes) => write!(
+                f,
+                "c{} sends {} line by line ({} bytes)",
                 n + 1,
                 Shown(bytes),
                 bytes.len()
@@ -147,6 +176,8 @@ struct SimClient {
     outbox: Vec<u8>,
     /// Its last send was short.
     short: bool,
+    /// It sends its outbox one line per call.
+    drip: bool,
     reading: bool,
     paused: bool,
     view: ClientView,
@@ -160,6 +191,7 @@ impl SimClient {
             reader: LineReader::new(usize::MAX),
             outbox: Vec::new(),
             short: false,
+            drip: false,
             reading: true,
             paused: false,
             view: ClientView::default(),
@@ -272,9 +304,18 @@ impl Crowd {
 
     fn client_sends(&mut self, sim: &mut Sim, n: usize, fd: Fd) {
         let c = &mut self.clients[n];
-        match sim.send(fd, &c.outbox) {
+        let offer = if c.drip {
+            c.outbox
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(c.outbox.len(), |nl| nl + 1)
+        } else {
+            c.outbox.len()
+        };
+        match sim.send(fd, &c.outbox[..offer]) {
             Ok(k) => {
-                let waiting = c.outbox.len();
+                let waiting = offer;
+                c.drip &= c.outbox.len() > k;
                 c.outbox.drain(..k);
                 let was_short = std::mem::replace(&mut c.short, k < waiting);
                 // A whole send says nothing new; a short one is worth a line.
@@ -339,14 +380,11 @@ impl Crowd {
         let _ = sim.close(fd);
     }
 
-    /// Every runnable client makes calls until none is runnable (the server waits meanwhile);
-    /// bounded by the settle loop around it.
-    fn act_until_blocked(&mut self, sim: &mut Sim) {
+    /// Every runnable client makes one call while the server waits (one round of the fixed
+    /// fair order; the server's turn comes next).
+    fn act_once(&mut self, sim: &mut Sim) {
         for n in 0..self.clients.len() {
-            for _ in 0..MAX_CALLS_PER_CLIENT_PER_PASS {
-                if !self.runnable(sim, n) {
-                    break;
-                }
+            if self.runnable(sim, n) {
                 sim.set_host(Host::peer(n));
                 self.run(sim, n);
             }
@@ -456,6 +494,12 @@ impl Session {
                 self.queue(*n, &bytes);
             }
             Step::Raw(n, bytes) => self.queue(*n, bytes),
+            Step::Drip(n, bytes) => {
+                self.queue(*n, bytes);
+                if let Some(c) = self.crowd.clients.get_mut(*n) {
+                    c.drip = true;
+                }
+            }
             Step::Exit(n) => self.hang_up(*n, false),
             Step::Reset(n) => self.hang_up(*n, true),
             Step::StopReading(n) => {
@@ -573,17 +617,23 @@ impl Session {
 
     /// Turns the reactor and lets the clients run until nothing changes (bounded).
     fn settle(&mut self) -> Result<(), Errno> {
-        for _ in 0..MAX_SETTLE_TURNS {
+        let mut idle = 0;
+        for _ in 0..MAX_SETTLE_ROUNDS {
             let calls_before = self.crowd.calls;
-            // The server waits in its wait call: every client runs until it blocks.
-            self.crowd.act_until_blocked(&mut self.sim);
+            // The server waits in its wait call: every client that would wake makes a call.
+            self.crowd.act_once(&mut self.sim);
             let before = self.sim.now();
             let turn = self.turn(Some(Duration::ZERO))?;
             self.stalled += self.sim.now().saturating_sub(before);
-            let progress = self.crowd.calls != calls_before || turn.events > 0 || turn.timers > 0;
             self.crowd.notes.sync(&self.sim);
-            if !progress {
+            let clients_moved = self.crowd.calls != calls_before;
+            if !clients_moved && turn.events == 0 && turn.timers == 0 {
                 return Ok(());
+            }
+            // A server that keeps turning while no client has anything to do is spinning.
+            idle = if clients_moved { 0 } else { idle + 1 };
+            if idle > MAX_SETTLE_TURNS {
+                break;
             }
         }
         Err(Errno::EDEADLK)

@@ -215,6 +215,9 @@ fn tail(transcript: &str) -> String {
 pub const MAX_SHRINK_TRIES: usize = 200;
 /// Lines in the burst schedule (more than one flush's send budget times its slices).
 const BURST_LINES: usize = 20_000;
+/// Lines queued for one paused reader in the big-queue schedule, one chunk each: more than
+/// one edge-triggered flush sends (`MAX_SENDS_PER_FLUSH` sends of `MAX_SLICES_PER_SEND`).
+const BIG_QUEUE_LINES: usize = 30_000;
 /// Lines sent while a reader is paused: more than its socket holds, less than the cap.
 const PAUSE_LINES: usize = 5_000;
 /// The adversary's rates in the zoo: everything lawful that loses no data the model cannot
@@ -313,7 +316,22 @@ fn targeted() -> Vec<(Limits, Vec<Step>, bool)> {
         ]);
     }
     twice_slow.splice(0..0, [Step::Join(0), Step::Join(1)]);
+    // More lines queued for one reader than a flush's send budget moves while the reader
+    // drains as fast as the server sends: an interactive client's lines, each read alone.
+    let roomy = Limits {
+        outbound_soft_bytes: 64 << 20,
+        outbound_cap_bytes: 64 << 20,
+        ..Limits::default()
+    };
+    let big_queue = vec![
+        Step::Join(0),
+        Step::Join(1),
+        Step::Pause(1),
+        Step::Drip(0, b"a\n".repeat(BIG_QUEUE_LINES)),
+        Step::Resume(1),
+    ];
     vec![
+        (roomy, big_queue, true),
         (soft, twice_slow, true),
         (Limits::default(), paused(), true),
         (Limits::default(), twice, true),
