@@ -10,7 +10,7 @@ use selectlab::zoo::run::{Options, hunt};
 use selectlab::zoo::{Bug, CATALOGUE};
 
 /// Random cases per random detector per bug.
-const CASES: u32 = 150;
+const CASES: u32 = 300;
 
 fn options() -> Options {
     Options {

@@ -33,7 +33,10 @@ pub const MAX_SESSION_CLIENTS: usize = 64;
 pub const MAX_SETTLE_TURNS: usize = 10_000;
 /// Most rounds (client calls, then a server turn) one step may take in all: a bound on the
 /// loop, far above what any session's steps need.
-pub const MAX_SETTLE_ROUNDS: usize = 4_000_000;
+pub const MAX_SETTLE_ROUNDS: usize = 1_000_000;
+/// Most bytes the clients of one session may receive in all: a server that sends more (one
+/// that resends without end, say) fails the session with ENOBUFS instead of exhausting memory.
+pub const MAX_SESSION_RECEIVED_BYTES: u64 = 128 << 20;
 /// Most bytes a client reads per call.
 const CLIENT_READ_BYTES: usize = 64 * 1024;
 
@@ -267,6 +270,8 @@ struct Crowd {
     notes: Notes,
     /// Calls the clients have made (progress, for settling).
     calls: u64,
+    /// Bytes the clients have received, in all.
+    received_bytes: u64,
 }
 
 impl Peers for Crowd {
@@ -351,6 +356,7 @@ impl Crowd {
                 self.lose_server(sim, n, fd);
             }
             Ok(k) => {
+                self.received_bytes += k as u64;
                 let got = &self.read_buf[..k];
                 self.notes.add(
                     sim,
@@ -466,6 +472,7 @@ impl Session {
                     server_log,
                 },
                 calls: 0,
+                received_bytes: 0,
             },
             server_addr,
             stalled: Duration::ZERO,
@@ -626,6 +633,9 @@ impl Session {
             let turn = self.turn(Some(Duration::ZERO))?;
             self.stalled += self.sim.now().saturating_sub(before);
             self.crowd.notes.sync(&self.sim);
+            if self.crowd.received_bytes > MAX_SESSION_RECEIVED_BYTES {
+                return Err(Errno::ENOBUFS);
+            }
             let clients_moved = self.crowd.calls != calls_before;
             if !clients_moved && turn.events == 0 && turn.timers == 0 {
                 return Ok(());
