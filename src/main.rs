@@ -52,15 +52,8 @@ enum Command {
     },
     /// Measure the simulator on the chat workload (prints numbers; asserts nothing).
     Bench {
-        /// Simulated clients (2 to 64).
-        #[arg(long, default_value_t = 50)]
-        clients: usize,
-        /// Lines each client sends.
-        #[arg(long, default_value_t = 40)]
-        lines: usize,
-        /// select, poll, epoll or epoll-et.
-        #[arg(long, default_value = "epoll", value_parser = ["select", "poll", "epoll", "epoll-et"])]
-        backend: String,
+        #[command(subcommand)]
+        what: BenchWhat,
     },
     /// Switch each bug of the zoo on in turn and run the suite's detectors on it; exit 0
     /// only when every bug was caught (and the detectors pass the bug-free programs).
@@ -121,6 +114,26 @@ enum Command {
         transport: String,
         /// Backend for scripts without a `backend` header.
         #[arg(long, default_value = "epoll", value_parser = ["select", "poll", "epoll"])]
+        backend: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// The chat workload: N clients, each line fanned out to the N - 1 others.
+    Chat {
+        /// sim (the simulator, no sockets) or real (loopback sockets, selectlab's server in a
+        /// thread, `selectlab load` as the clients).
+        #[arg(long, default_value = "sim", value_parser = ["sim", "real"])]
+        transport: String,
+        /// Clients (in the simulator: 2 to 64).
+        #[arg(long, default_value_t = 50)]
+        clients: usize,
+        /// Lines each client sends.
+        #[arg(long, default_value_t = 40)]
+        lines: usize,
+        /// select, poll, epoll, epoll-et or epoll-oneshot.
+        #[arg(long, default_value = "epoll", value_parser = ["select", "poll", "epoll", "epoll-et", "epoll-oneshot"])]
         backend: String,
     },
 }
@@ -210,14 +223,25 @@ fn main() -> ExitCode {
         },
         Command::Chat { role } => chat(role, &mut out),
         Command::Bench {
-            clients,
-            lines,
-            backend,
+            what:
+                BenchWhat::Chat {
+                    transport,
+                    clients,
+                    lines,
+                    backend,
+                },
         } => {
             let (backend, mode) = selectlab::programs::chat_cli::parse_backend(&backend)
                 .expect("clap checked the value");
-            selectlab::programs::bench::sim_chat(clients, lines, backend, mode, &mut out)
-                .map(|()| true)
+            if transport == "real" {
+                selectlab::programs::bench::real_chat(clients, lines, backend, mode, &mut out)
+            } else if let Err(why) = selectlab::programs::bench::check_sim_clients(clients) {
+                eprintln!("selectlab: bench chat: {why}");
+                return ExitCode::from(2);
+            } else {
+                selectlab::programs::bench::sim_chat(clients, lines, backend, mode, &mut out)
+                    .map(|()| true)
+            }
         }
         Command::Zoo {
             bugs,

@@ -35,7 +35,7 @@ fn a_client_that_never_reads_is_dropped_and_the_others_hear_everything() {
     for (backend, mode) in [(Backend::Poll, Mode::LEVEL), (Backend::Epoll, Mode::EDGE)] {
         let limits = Limits {
             outbound_soft_bytes: 256 * 1024,
-            slow_consumer_timeout: Duration::from_secs(1),
+            slow_consumer_timeout: Duration::from_secs(2),
             ..Limits::default()
         };
         let options = ServeOptions {
@@ -63,7 +63,7 @@ fn a_client_that_never_reads_is_dropped_and_the_others_hear_everything() {
         assert!(report.perfect(), "{backend} {mode:?}: {report}");
         assert!(
             log.contains(
-                "slow consumer (held the room back for 1 s, more than 131072 bytes queued)"
+                "slow consumer (held the room back for 2 s, more than 131072 bytes queued)"
             ),
             "{backend} {mode:?}: {log}"
         );

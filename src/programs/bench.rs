@@ -1,6 +1,7 @@
-//! `selectlab bench`: how fast the simulator runs the chat workload the project is compared on
-//! (clients each sending lines that fan out to every other client). A measurement, not a test:
-//! it prints numbers and asserts nothing about them.
+//! `selectlab bench chat`: the chat workload the project is compared on (clients each sending
+//! lines that fan out to every other client), in the simulator or on real loopback sockets
+//! (selectlab's server in a thread, [`load`](super::load) as the clients). A measurement, not
+//! a test: it prints numbers and asserts nothing about them.
 
 use std::io::Write;
 use std::time::Instant;
@@ -13,6 +14,19 @@ use crate::readiness::Backend;
 /// Bytes in each benchmark line (the comparison workload's 64).
 pub const BENCH_LINE_BYTES: usize = 64;
 
+/// Whether the simulator can run `clients` clients; never clamps silently: the error names the
+/// limit.
+pub fn check_sim_clients(clients: usize) -> Result<(), String> {
+    let max = crate::chat::session::MAX_SESSION_CLIENTS;
+    if (2..=max).contains(&clients) {
+        Ok(())
+    } else {
+        Err(format!(
+            "--clients must be 2 to {max} in the simulator (MAX_SESSION_CLIENTS), not {clients}"
+        ))
+    }
+}
+
 /// Runs `clients` simulated clients sending `lines` lines each (round-robin) through the chat
 /// room on `backend`, without transcripts, and prints the deliveries per second.
 pub fn sim_chat(
@@ -22,7 +36,7 @@ pub fn sim_chat(
     mode: Mode,
     out: &mut dyn Write,
 ) -> Result<(), SockError> {
-    let clients = clients.clamp(2, crate::chat::session::MAX_SESSION_CLIENTS);
+    check_sim_clients(clients).map_err(|_| SockError::Error(nix::errno::Errno::EINVAL))?;
     let mut steps: Vec<Step> = (0..clients).map(Step::Join).collect();
     for i in 0..lines {
         for c in 0..clients {
@@ -45,7 +59,7 @@ pub fn sim_chat(
     let _ = writeln!(
         out,
         "sim chat: {clients} clients x {lines} lines of {BENCH_LINE_BYTES} bytes, {backend}{}",
-        if mode.edge { " (edge)" } else { "" }
+        mode_name(mode)
     );
     let _ = writeln!(out, "  lines sent         {sent}");
     let _ = writeln!(
@@ -66,4 +80,60 @@ pub fn sim_chat(
         delivered as f64 / secs.max(1e-9)
     );
     Ok(())
+}
+
+/// Runs selectlab's server on real loopback sockets (`backend`, default flags) under
+/// `clients` x `lines` lines of [`BENCH_LINE_BYTES`], and prints the load's report.
+pub fn real_chat(
+    clients: usize,
+    lines: usize,
+    backend: Backend,
+    mode: Mode,
+    out: &mut dyn Write,
+) -> Result<bool, SockError> {
+    use super::chat_cli::{ServeOptions, serve_in_thread};
+    use super::load::{self, LoadConfig};
+    let deadline = std::time::Duration::from_secs(120);
+    let options = ServeOptions {
+        backend,
+        mode,
+        limits: crate::chat::server::Limits::default(),
+        stop_after: Some(clients as u64),
+        run_for: Some(deadline + std::time::Duration::from_secs(1)),
+        bugs: crate::zoo::Bugs::NONE,
+    };
+    let (addr, server) = serve_in_thread(options)?;
+    let config = LoadConfig {
+        addr,
+        clients,
+        lines,
+        bytes: BENCH_LINE_BYTES,
+        deadline,
+        progress: false,
+    };
+    let report = load::run(&config);
+    let _ = server.join();
+    match report {
+        Ok(r) => {
+            let _ = writeln!(
+                out,
+                "real chat: selectlab chat serve --backend {backend}{}",
+                mode_name(mode)
+            );
+            let _ = writeln!(out, "{r}");
+            Ok(r.perfect())
+        }
+        Err(e) => {
+            let _ = writeln!(out, "real chat: {e}");
+            Ok(false)
+        }
+    }
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match (mode.edge, mode.oneshot) {
+        (true, _) => " (edge-triggered)",
+        (_, true) => " (one-shot)",
+        _ => "",
+    }
 }
