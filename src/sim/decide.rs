@@ -110,17 +110,23 @@ pub enum Choice {
     },
 }
 
-/// SplitMix64: tiny, fast, and good enough to schedule an adversary (not for cryptography).
+/// SplitMix64: tiny, fast, and good enough to schedule an adversary or draw a harness's random
+/// inputs (not for cryptography).
 #[derive(Debug, Clone)]
-struct SplitMix64(u64);
+pub(crate) struct SplitMix64(pub(crate) u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    /// `n` random bytes.
+    pub(crate) fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
     }
 
     /// A value in `0..n` (n > 0), by multiply-shift (no modulo bias worth caring about here).

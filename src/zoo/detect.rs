@@ -32,7 +32,7 @@ use crate::programs::load::{self, LoadConfig};
 use crate::reactor::Reactor;
 use crate::readiness::{BACKEND_MODES, Backend};
 use crate::sim::Sim;
-use crate::sim::decide::{Adversity, Decider};
+use crate::sim::decide::{Adversity, Decider, SplitMix64};
 
 /// A class of detector (the columns of the README's table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -435,27 +435,10 @@ fn client_notices_server_exit(bugs: Bugs) -> Result<(), String> {
 /// Turns the client gets to notice its server's end of stream (it needs one).
 const CLIENT_TURNS: usize = 100;
 
-/// A tiny PRNG for the detectors' random inputs (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
-
 /// Random scripts under the seeded adversary.
 pub fn adversary(bugs: Bugs, budget: Budget, seed: u64) -> Option<Caught> {
     let started = Instant::now();
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64(seed);
     for case_no in 1..=budget.cases {
         if started.elapsed() > budget.time {
             return None;
@@ -483,7 +466,7 @@ pub fn adversary(bugs: Bugs, budget: Budget, seed: u64) -> Option<Caught> {
 /// Random inputs to the `chat_adversary` target's logic (script and decisions from bytes).
 pub fn fuzzer(bugs: Bugs, budget: Budget, seed: u64) -> Option<Caught> {
     let started = Instant::now();
-    let mut rng = Rng(seed ^ 0xF022);
+    let mut rng = SplitMix64(seed ^ 0xF022);
     for case_no in 1..=budget.cases {
         if started.elapsed() > budget.time {
             return None;
