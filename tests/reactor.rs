@@ -299,3 +299,69 @@ fn backends_print_as_they_parse() {
         assert_eq!(Backend::parse(&backend.to_string()), Some(backend));
     }
 }
+
+/// Found by cargo-mutants: select refuses a negative descriptor as out of range (EINVAL) but
+/// judges descriptor 0 like any other (here not open: EBADF).
+#[test]
+fn select_refuses_negative_descriptors_and_judges_zero_like_any_other() {
+    use selectlab::kernel::Fd;
+    use selectlab::readiness::Selector;
+    let mut sim = Sim::faithful();
+    let mut sel = Selector::new(&mut sim, Backend::Select).unwrap();
+    let register = |sel: &mut Selector, sim: &mut Sim, fd| {
+        sel.register(sim, Fd(fd), Token(1), Events::IN, Mode::LEVEL)
+    };
+    assert_eq!(
+        register(&mut sel, &mut sim, -1),
+        Err(nix::errno::Errno::EINVAL)
+    );
+    assert_eq!(
+        register(&mut sel, &mut sim, 0),
+        Err(nix::errno::Errno::EBADF)
+    );
+}
+
+#[derive(Default)]
+struct TurnCounter {
+    after_turns: usize,
+}
+
+impl App for TurnCounter {
+    fn on_event(&mut self, io: &mut Io<'_>, token: Token, _events: Events) {
+        let _ = io.deregister(token);
+    }
+
+    fn after_turn(&mut self, _io: &mut Io<'_>) {
+        self.after_turns += 1;
+    }
+}
+
+/// Found by cargo-mutants: a wait that found nothing gives the application no turn (a real
+/// loop blocked in its wait would not have woken); an event or a timer does.
+#[test]
+fn a_wait_that_finds_nothing_is_no_turn() {
+    let mut sim = Sim::faithful();
+    let mut reactor = Reactor::new(&mut sim, Backend::Poll).unwrap();
+    let mut app = TurnCounter::default();
+    reactor
+        .turn(&mut sim, &mut app, Some(Duration::ZERO))
+        .unwrap();
+    assert_eq!(app.after_turns, 0, "nothing ready, no timer");
+    let (a, b) = sim.socketpair(SockType::Stream).unwrap();
+    reactor
+        .io(&mut sim)
+        .register(a, Token(1), Events::IN, Mode::LEVEL)
+        .unwrap();
+    sim.send(b, b"x").unwrap();
+    reactor
+        .turn(&mut sim, &mut app, Some(Duration::ZERO))
+        .unwrap();
+    assert_eq!(app.after_turns, 1, "an event");
+    reactor
+        .io(&mut sim)
+        .set_timer(Token(2), Duration::from_millis(5));
+    reactor
+        .turn(&mut sim, &mut app, Some(Duration::from_secs(1)))
+        .unwrap();
+    assert_eq!(app.after_turns, 2, "a timer");
+}
