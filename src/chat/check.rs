@@ -73,9 +73,12 @@ pub fn expected(steps: &[Step], clients: usize, limits: &Limits) -> Heard {
                     speak(&mut m, &mut heard, *n, &bytes, limits.max_line_bytes);
                 }
             }
-            Step::Pause(n) if m[*n].present => m[*n].paused = true,
-            Step::Resume(n) if m[*n].present => {
-                // What it typed while paused goes out now (nothing, if it was not paused).
+            // Pausing an absent client changes nothing: joining resets it, and nothing is said
+            // for a client that is not present.
+            Step::Pause(n) => m[*n].paused = true,
+            Step::Resume(n) => {
+                // What it typed while paused goes out now (nothing, if it was not paused or is
+                // not present: leaving clears it).
                 m[*n].paused = false;
                 let typed = std::mem::take(&mut m[*n].typed);
                 speak(&mut m, &mut heard, *n, &typed, limits.max_line_bytes);
@@ -310,6 +313,35 @@ mod tests {
             want[1],
             [(0, Said::Line(b"hello".to_vec()))],
             "c2 joined after c1: it hears c1's line, not c1's entry"
+        );
+    }
+
+    /// Found by cargo-mutants: once the server has stopped, nobody joins, together or alone.
+    #[test]
+    fn nobody_joins_a_stopped_server() {
+        let steps = [
+            Step::Join(0),
+            Step::StopServer,
+            Step::Crowd(3),
+            Step::Join(2),
+        ];
+        let want = expected(&steps, 3, &Limits::default());
+        assert!(want.iter().all(Vec::is_empty), "{want:?}");
+    }
+
+    /// Found by cargo-mutants: the difference names where the two sequences part, and both
+    /// items there.
+    #[test]
+    fn the_first_difference_is_named() {
+        let got = [(1, Said::Entered), (1, Said::Line(b"a".to_vec()))];
+        let want = [(1, Said::Entered), (1, Said::Left)];
+        assert_eq!(
+            first_difference(&got, &want),
+            "heard 2 items but should have heard 2; item 2 was c2 says \"a\", should be c2 left"
+        );
+        assert_eq!(
+            first_difference(&got[..1], &want),
+            "heard 1 items but should have heard 2; item 2 was nothing, should be c2 left"
         );
     }
 
