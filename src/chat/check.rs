@@ -10,6 +10,9 @@
 //!   a prefix of its share; and what is
 //!   said about such a client (its departure notice's moment, its lines after the reset) is
 //!   compared per client, as a prefix, its departure notices not at all;
+//! - a client that left while the server held the room for a slow reader is judged like the
+//!   loose ones; one that joined then may first hear lines said just before (they were waiting
+//!   in their senders' sockets), so from each client what it should hear must end what it heard;
 //! - no queue past the cap; no busy loop; the server never blocks (no virtual time passes
 //!   while a step settles).
 
@@ -229,6 +232,29 @@ fn compare(
     Ok(())
 }
 
+/// A client that joined while the server held the room may also hear, first, lines said just
+/// before it joined (they waited in their senders' sockets): from each client, what it should
+/// hear ends what it heard, in order, exactly once.
+fn compare_late(
+    got: &[(usize, Said)],
+    want: &[(usize, Said)],
+    clients: usize,
+) -> Result<(), String> {
+    for who in 0..clients {
+        let from = |v: &[(usize, Said)]| -> Vec<(usize, Said)> {
+            v.iter().filter(|(w, _)| *w == who).cloned().collect()
+        };
+        let (g, w) = (from(got), from(want));
+        if !g.ends_with(&w) {
+            return Err(format!(
+                "(joined while the room was held) {}",
+                first_difference(&g, &w)
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks every property of a finished session; the error says which and carries the transcript.
 pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Result<(), String> {
     let want = expected(steps, clients, limits);
@@ -255,13 +281,21 @@ pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Re
             _ => {}
         }
     }
+    let left_held =
+        (o.clients.iter().enumerate()).filter_map(|(n, c)| c.left_while_held.then_some(n));
     let loose: BTreeSet<usize> = (stopped_reading.chain(lost))
         .chain(paused)
         .chain(left_paused)
+        .chain(left_held)
         .collect();
     for (n, (got, want)) in got.iter().zip(&want).enumerate() {
-        compare(got, want, &loose, loose.contains(&n))
-            .map_err(|e| format!("c{} {e}\n{}", n + 1, o.transcript))?;
+        let late = o.clients.get(n).is_some_and(|c| c.joined_while_held);
+        let verdict = if late {
+            compare_late(got, want, clients)
+        } else {
+            compare(got, want, &loose, loose.contains(&n))
+        };
+        verdict.map_err(|e| format!("c{} {e}\n{}", n + 1, o.transcript))?;
     }
     if o.peak_queue_bytes > limits.outbound_cap_bytes {
         return Err(format!(

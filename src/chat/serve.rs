@@ -162,6 +162,11 @@ impl ChatApp {
         self.log.clone()
     }
 
+    /// Whether input is paused because a queue is over the soft limit (back-pressure).
+    pub fn reading_paused(&self) -> bool {
+        self.reading_paused
+    }
+
     /// Whether the server has stopped (its listener is closed).
     pub fn stopped(&self) -> bool {
         self.listener.is_none()

@@ -34,6 +34,9 @@ pub const MAX_SETTLE_TURNS: usize = 10_000;
 /// Most rounds (client calls, then a server turn) one step may take in all: a bound on the
 /// loop, far above what any session's steps need.
 pub const MAX_SETTLE_ROUNDS: usize = 1_000_000;
+/// Most slow-consumer timeouts a finished session waits out for a held room (each drops the
+/// readers that held it; more only if new ones keep it held).
+const MAX_HELD_ROOM_WAITS: usize = 4;
 /// Most bytes the clients of one session may receive in all: a server that sends more (one
 /// that resends without end, say) fails the session with ENOBUFS instead of exhausting memory.
 pub const MAX_SESSION_RECEIVED_BYTES: u64 = 128 << 20;
@@ -170,6 +173,12 @@ pub struct ClientView {
     /// Whether that was the network's doing (the adversary reset the connection), not the
     /// server's.
     pub reset_by_network: bool,
+    /// It joined while the server held the room for a slow reader (lines typed before could
+    /// still reach it: they were waiting in the senders' sockets).
+    pub joined_while_held: bool,
+    /// It left while the server held the room (lines typed before it left could not reach
+    /// it: they were still waiting in the senders' sockets).
+    pub left_while_held: bool,
 }
 
 struct SimClient {
@@ -572,6 +581,7 @@ impl Session {
     }
 
     fn connect_client(&mut self, n: usize) -> Result<(), Errno> {
+        let held = self.app.reading_paused();
         let fd = self.sim.socket(Family::Inet, SockType::Stream)?;
         match self.sim.connect(fd, &self.server_addr) {
             Ok(()) | Err(Errno::EINPROGRESS) => {}
@@ -586,6 +596,7 @@ impl Session {
         let c = self.crowd.client(n);
         c.fd = Some(fd);
         c.view.addr = Some(addr);
+        c.view.joined_while_held = held;
         Ok(())
     }
 
@@ -603,9 +614,14 @@ impl Session {
     }
 
     fn hang_up(&mut self, n: usize, reset: bool) {
-        let Some(fd) = self.crowd.clients.get_mut(n).and_then(|c| c.fd.take()) else {
+        let held = self.app.reading_paused();
+        let Some(c) = self.crowd.clients.get_mut(n) else {
             return;
         };
+        let Some(fd) = c.fd.take() else {
+            return;
+        };
+        c.view.left_while_held = held;
         self.sim.set_host(Host::peer(n));
         if reset {
             let _ = self.sim.setsockopt(fd, SockOpt::Linger, 0);
@@ -658,9 +674,29 @@ impl Session {
     /// Runs the steps until one fails to settle; what happened either way (the transcript of
     /// a busy loop is evidence too), and which step failed, with the error.
     pub fn run_all(mut self, steps: &[Step]) -> (Outcome, Result<(), (usize, Errno)>) {
-        let result =
-            (steps.iter().enumerate()).try_for_each(|(i, s)| self.step(s).map_err(|e| (i, e)));
+        let result = (steps.iter().enumerate())
+            .try_for_each(|(i, s)| self.step(s).map_err(|e| (i, e)))
+            .and_then(|()| self.let_held_room_go().map_err(|e| (steps.len(), e)));
         (self.finish(), result)
+    }
+
+    /// The session's steps are over but the server holds the room for a slow reader
+    /// (back-pressure): time passes, as it would, until the slow-consumer rule has done its
+    /// work, so that what the others hear is judged after the bound the rule promises.
+    fn let_held_room_go(&mut self) -> Result<(), Errno> {
+        let wait = self.app.core().limits().slow_consumer_timeout + Duration::from_secs(1);
+        for _ in 0..MAX_HELD_ROOM_WAITS {
+            if !self.app.reading_paused() {
+                break;
+            }
+            self.note(format_args!(
+                "the room waits for a slow reader: {} ms pass",
+                wait.as_millis()
+            ));
+            self.turn(Some(wait))?;
+            self.settle()?;
+        }
+        Ok(())
     }
 
     /// What every client saw, and the transcript.
