@@ -236,10 +236,14 @@ fn compare(
 /// before it joined (they waited in their senders' sockets): from each client, what it should
 /// hear ends what it heard, in order, exactly once.
 fn compare_late(
+    me: usize,
     got: &[(usize, Said)],
     want: &[(usize, Said)],
     clients: usize,
 ) -> Result<(), String> {
+    if let Some(echo) = got.iter().find(|(w, _)| *w == me) {
+        return Err(format!("heard itself: {:?}", echo.1));
+    }
     for who in 0..clients {
         let from = |v: &[(usize, Said)]| -> Vec<(usize, Said)> {
             v.iter().filter(|(w, _)| *w == who).cloned().collect()
@@ -291,7 +295,7 @@ pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Re
     for (n, (got, want)) in got.iter().zip(&want).enumerate() {
         let late = o.clients.get(n).is_some_and(|c| c.joined_while_held);
         let verdict = if late {
-            compare_late(got, want, clients)
+            compare_late(n, got, want, clients)
         } else {
             compare(got, want, &loose, loose.contains(&n))
         };

@@ -622,9 +622,10 @@ impl ChatApp {
     /// the next slow consumer's time is up. A client holds the room back while its queue is
     /// above the soft limit, or above half of it while input is paused: it is what keeps
     /// input paused.
-    fn police_queues(&mut self, io: &mut Io<'_>) {
+    /// Returns whether it dropped anyone.
+    fn police_queues(&mut self, io: &mut Io<'_>) -> bool {
         if self.bug(Bug::UnboundedReplyBuffer) {
-            return;
+            return false;
         }
         let limits = self.core.limits();
         let (soft, timeout) = (limits.soft_bytes(), limits.slow_consumer_timeout);
@@ -647,6 +648,7 @@ impl ChatApp {
                 self.over_soft_since.remove(&id);
             }
         }
+        let dropped = !expired.is_empty();
         for id in expired {
             let peer = self
                 .core
@@ -667,9 +669,11 @@ impl ChatApp {
         if self.reading_paused && self.conns.keys().all(|&id| self.queued(id) <= low) {
             self.set_reading_paused(io, false);
         }
-        if let Some(due) = next_due {
-            io.set_timer(SLOW_CONSUMER_TIMER, due.saturating_sub(now));
+        match next_due {
+            Some(due) => io.set_timer(SLOW_CONSUMER_TIMER, due.saturating_sub(now)),
+            None => io.cancel_timer(SLOW_CONSUMER_TIMER),
         }
+        dropped
     }
 
     /// Flushes every client with new output, once per turn.
@@ -763,7 +767,14 @@ impl App for ChatApp {
         for id in closing {
             self.close_conn(io, id);
         }
-        self.police_queues(io);
+        // A drop queues "left room" notices: they go out now, and may change who holds the
+        // room, so look again (each round drops at least one client: bounded by the room).
+        for _ in 0..=self.conns.len() {
+            if !self.police_queues(io) {
+                break;
+            }
+            self.flush_dirty(io);
+        }
     }
 }
 

@@ -34,6 +34,8 @@ pub const MAX_SETTLE_TURNS: usize = 10_000;
 /// Most rounds (client calls, then a server turn) one step may take in all: a bound on the
 /// loop, far above what any session's steps need.
 pub const MAX_SETTLE_ROUNDS: usize = 1_000_000;
+/// Most times the server may wake while a `Sleep` step's time passes.
+const MAX_TURNS_PER_SLEEP: usize = 10_000;
 /// Most slow-consumer timeouts a finished session waits out for a held room (each drops the
 /// readers that held it; more only if new ones keep it held).
 const MAX_HELD_ROOM_WAITS: usize = 4;
@@ -539,7 +541,16 @@ impl Session {
             }
             Step::Sleep(d) => {
                 self.note(format_args!("{} ms pass", d.as_millis()));
-                self.turn(Some(*d))?;
+                // The server may wake meanwhile (a timer): the time passes all the same.
+                let until = self.sim.now().saturating_add(*d);
+                for _ in 0..MAX_TURNS_PER_SLEEP {
+                    let left = until.saturating_sub(self.sim.now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    self.turn(Some(left))?;
+                    self.settle()?;
+                }
             }
             Step::StopServer => {
                 if !self.app.stopped() {

@@ -291,10 +291,13 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, LoadError> {
     check_args(config)?;
     let streams = connect_all(config)?;
     let now = Instant::now();
+    let deadline = now
+        .checked_add(config.deadline)
+        .ok_or_else(|| LoadError::BadArgs("--deadline-s is too large".into()))?;
     let shared = Arc::new(Shared {
         config: config.clone(),
         epoch: now,
-        deadline: now + config.deadline,
+        deadline,
         ready: AtomicUsize::new(0),
         go: AtomicBool::new(false),
         delivered: AtomicU64::new(0),
@@ -347,6 +350,9 @@ fn check_args(c: &LoadConfig) -> Result<(), LoadError> {
     let bad = |why: String| Err(LoadError::BadArgs(why));
     if !(2..=MAX_LOAD_CLIENTS).contains(&c.clients) {
         return bad(format!("--clients must be 2 to {MAX_LOAD_CLIENTS}"));
+    }
+    if c.deadline.is_zero() {
+        return bad("--deadline-s must be more than 0".into());
     }
     if !(1..=MAX_LOAD_LINES).contains(&c.lines) {
         return bad(format!("--lines must be 1 to {MAX_LOAD_LINES}"));
@@ -407,6 +413,9 @@ fn writer(s: &Shared, me: usize, mut stream: TcpStream) {
     let mut line = Vec::with_capacity(pad * 64);
     let mut seq = 0;
     while seq < s.config.lines {
+        if Instant::now() >= s.deadline {
+            return;
+        }
         // A few lines per write; the server sees them however the kernel cuts them.
         line.clear();
         for _ in 0..64.min(s.config.lines - seq) {
@@ -439,13 +448,17 @@ fn reader(s: &Shared, me: usize, stream: TcpStream) -> Heard {
     let mut r = BufReader::with_capacity(READ_BUFFER_BYTES, stream);
     let mut buf = Vec::with_capacity(MAX_LOAD_LINE_BYTES);
     while got < want {
+        if buf.last() == Some(&b'\n') {
+            buf.clear();
+        }
         if Instant::now() >= s.deadline {
             heard.error = Some(format!(
                 "c{me}: deadline passed with {got} of {want} lines (a stall?)"
             ));
             break;
         }
-        buf.clear();
+        // A read timeout may leave part of a line in `buf`: it stays, and the next read
+        // completes it.
         match r.read_until(b'\n', &mut buf) {
             Ok(0) => {
                 heard.error = Some(format!(
@@ -468,7 +481,7 @@ fn reader(s: &Shared, me: usize, stream: TcpStream) -> Heard {
             }
         }
         if buf.last() != Some(&b'\n') {
-            // A partial line at a read timeout: keep it and read on.
+            // The stream ended inside a line: the next read says so.
             continue;
         }
         match parse_mark(&buf) {
@@ -491,12 +504,14 @@ fn reader(s: &Shared, me: usize, stream: TcpStream) -> Heard {
                     continue;
                 }
                 seen[from][seq] = true;
-                if seq == next[from] {
-                    heard.delivered += 1;
-                } else {
+                // Late behind a later line: reordered. After a gap: in order (the gap is a
+                // loss, counted once, unless the missing line turns up late).
+                if seq < next[from] {
                     heard.reordered += 1;
+                } else {
+                    heard.delivered += 1;
+                    next[from] = seq + 1;
                 }
-                next[from] = next[from].max(seq + 1);
                 got += 1;
                 s.delivered.fetch_add(1, Ordering::Relaxed);
                 let now = s.epoch.elapsed().as_nanos() as u64;
