@@ -65,7 +65,7 @@ impl<'o> ChatClientApp<'o> {
         Ok(ChatClientApp {
             stdin,
             sock,
-            input: LineReader::new(MAX_INPUT_LINE_BYTES),
+            input: LineReader::skipping(MAX_INPUT_LINE_BYTES),
             outbox: Vec::new(),
             watching_out: false,
             out,
@@ -77,6 +77,11 @@ impl<'o> ChatClientApp<'o> {
     /// Switches on zoo bugs in the client (none by default).
     pub fn set_bugs(&mut self, bugs: Bugs) {
         self.bugs = bugs;
+    }
+
+    /// Bytes typed but not yet taken by the server's socket.
+    pub fn queued_bytes(&self) -> usize {
+        self.outbox.len()
     }
 
     /// How it ended, once it has.

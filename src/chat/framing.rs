@@ -2,6 +2,8 @@
 //!
 //! Lines end in `\n` and need not be UTF-8. A line longer than the limit is an error as soon as
 //! it is known to be too long (no need to wait for its end), and none of it is ever returned.
+//! A strict reader ([`LineReader::new`]) stops there: its caller drops the sender. A skipping
+//! reader ([`LineReader::skipping`]) drops the whole line, up to its `\n`, and reads on.
 
 /// A line exceeded the limit; everything buffered of it was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +17,10 @@ pub struct LineTooLong {
 pub struct LineReader {
     partial: Vec<u8>,
     max_line_bytes: usize,
+    /// Whether an over-long line is skipped (true) or ends the reading (false).
+    skip_overlong: bool,
+    /// Inside an over-long line being skipped: bytes are dropped up to the next `\n`.
+    skipping: bool,
 }
 
 impl LineReader {
@@ -23,6 +29,18 @@ impl LineReader {
         LineReader {
             partial: Vec::new(),
             max_line_bytes,
+            skip_overlong: false,
+            skipping: false,
+        }
+    }
+
+    /// A reader that drops a line longer than `max_line_bytes` whole, to its `\n`, and goes on
+    /// with the next line: for a user's typing, where one long paste must neither end the
+    /// session nor let the paste's tail through as a line of its own.
+    pub fn skipping(max_line_bytes: usize) -> LineReader {
+        LineReader {
+            skip_overlong: true,
+            ..LineReader::new(max_line_bytes)
         }
     }
 
@@ -32,8 +50,9 @@ impl LineReader {
     }
 
     /// Feeds a chunk; calls `on_line` with each complete line (without its `\n`), in order.
-    /// Lines wholly inside `data` are passed without copying. On a too-long line, stops, drops
-    /// the line's bytes, and returns the error (the caller disconnects the sender).
+    /// Lines wholly inside `data` are passed without copying. On a too-long line, drops the
+    /// line's bytes and returns the error: a strict reader stops there (the caller disconnects
+    /// the sender); a skipping reader first reads the rest of `data`.
     pub fn push(
         &mut self,
         mut data: &[u8],
@@ -42,30 +61,38 @@ impl LineReader {
         let too_long = LineTooLong {
             max_line_bytes: self.max_line_bytes,
         };
+        let mut refused = false;
+        if self.skipping {
+            let Some(nl) = data.iter().position(|&b| b == b'\n') else {
+                return Ok(());
+            };
+            data = &data[nl + 1..];
+            self.skipping = false;
+        }
         while let Some(nl) = data.iter().position(|&b| b == b'\n') {
             let (head, rest) = (&data[..nl], &data[nl + 1..]);
-            if self.partial.is_empty() {
-                if head.len() > self.max_line_bytes {
+            data = rest;
+            if self.partial.len() + head.len() > self.max_line_bytes {
+                self.partial.clear();
+                if !self.skip_overlong {
                     return Err(too_long);
                 }
+                refused = true;
+            } else if self.partial.is_empty() {
                 on_line(head);
             } else {
-                if self.partial.len() + head.len() > self.max_line_bytes {
-                    self.partial.clear();
-                    return Err(too_long);
-                }
                 self.partial.extend_from_slice(head);
                 on_line(&self.partial);
                 self.partial.clear();
             }
-            data = rest;
         }
         if self.partial.len() + data.len() > self.max_line_bytes {
             self.partial.clear();
+            self.skipping = self.skip_overlong;
             return Err(too_long);
         }
         self.partial.extend_from_slice(data);
-        Ok(())
+        if refused { Err(too_long) } else { Ok(()) }
     }
 }
 
@@ -135,5 +162,29 @@ mod tests {
             lines(&mut LineReader::new(4), &[b"ok\n12345\n"]),
             Err(LineTooLong { max_line_bytes: 4 })
         );
+    }
+
+    /// A skipping reader drops an over-long line whole, however it was split, and reads the
+    /// lines around it; nothing of the long line's tail comes out as a line of its own.
+    #[test]
+    fn a_skipping_reader_drops_the_long_line_whole_and_reads_on() {
+        let stream = b"ok\n123456789\nnext\n";
+        for cut in 0..stream.len() {
+            let mut r = LineReader::skipping(4);
+            let mut out = Vec::new();
+            let mut refused = 0;
+            for chunk in [&stream[..cut], &stream[cut..]] {
+                if r.push(chunk, |l| out.push(l.to_vec())).is_err() {
+                    refused += 1;
+                }
+            }
+            assert_eq!(out, [&b"ok"[..], b"next"], "cut at {cut}");
+            assert_eq!(refused, 1, "the long line is reported once (cut at {cut})");
+            assert_eq!(r.pending_bytes(), 0);
+        }
+        let mut strict = LineReader::new(4);
+        let mut out = Vec::new();
+        assert!(strict.push(stream, |l| out.push(l.to_vec())).is_err());
+        assert_eq!(out, [b"ok"], "a strict reader stops at the long line");
     }
 }
