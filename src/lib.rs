@@ -16,6 +16,7 @@
 //! - [`readiness`]: one selector over select, poll and epoll (level, edge, one-shot).
 //! - [`reactor`]: a minimal deterministic reactor on top.
 //! - [`chat`]: the seed's chat room — sans-IO server, its I/O, the client, scripted sessions.
+//! - [`check`]: `selectlab check`, conformance checks against any chat server on real sockets.
 //! - [`programs`]: the seed's other programs (good-bye TCP, UDP echo, level vs edge) and demos.
 //! - [`scenario`]: scenario scripts (format v1) on either transport.
 //! - [`diff`], [`fuzzing`]: the differential runner and the fuzz targets' logic.
@@ -27,6 +28,7 @@
 
 pub mod addr;
 pub mod chat;
+pub mod check;
 pub mod diff;
 pub mod error;
 pub mod fuzzing;

@@ -104,6 +104,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run named conformance checks against any running chat server that speaks the seed's
+    /// protocol; exit 0 when every check passed, 1 when any failed or skipped, 2 when nothing
+    /// could run.
+    Check {
+        /// The server, host:port (required unless --list).
+        #[arg(required_unless_present = "list")]
+        addr: Option<std::net::SocketAddr>,
+        /// Clients in the `delivery` check.
+        #[arg(long, default_value_t = 10)]
+        clients: usize,
+        /// Run only this check (repeatable).
+        #[arg(long)]
+        only: Vec<String>,
+        /// One JSON object per check.
+        #[arg(long)]
+        json: bool,
+        /// Print each check's name and what it does, and exit.
+        #[arg(long)]
+        list: bool,
+    },
     /// Run scenario scripts (format v1) on the kernel, the simulator, or both.
     Scenario {
         /// Script files.
@@ -187,6 +207,9 @@ enum ChatRole {
         /// Most clients at once; one more gets `server full`.
         #[arg(long, default_value_t = selectlab::chat::server::DEFAULT_MAX_CLIENTS)]
         max_clients: usize,
+        /// Stop after this many seconds in any case; default: serve for ever.
+        #[arg(long = "run-for-s", value_parser = parse_secs)]
+        run_for: Option<Duration>,
     },
     /// Join the room at ADDR: standard input lines go out, what others say is printed;
     /// `exit` leaves.
@@ -208,6 +231,59 @@ fn parse_secs(text: &str) -> Result<Duration, String> {
 fn parse_bug(name: &str) -> Result<selectlab::zoo::Bug, String> {
     selectlab::zoo::Bug::from_name(name)
         .ok_or_else(|| format!("no bug named {name:?} (selectlab zoo --list names them)"))
+}
+
+/// `selectlab check`: the checks' findings as they come, then a summary line.
+fn check(
+    addr: Option<std::net::SocketAddr>,
+    clients: usize,
+    only: Vec<String>,
+    json: bool,
+    list: bool,
+    out: &mut dyn Write,
+) -> ExitCode {
+    use selectlab::check::{self, Verdict};
+    if list {
+        for c in check::CHECKS {
+            let _ = writeln!(out, "{:<24} {}", c.name, c.about);
+        }
+        return ExitCode::SUCCESS;
+    }
+    let Some(server) = addr else {
+        eprintln!("selectlab: check: an address is required");
+        return ExitCode::from(2);
+    };
+    let config = check::Config {
+        server,
+        clients,
+        only,
+    };
+    let printed = check::run(&config, |finding| {
+        let _ = if json {
+            writeln!(out, "{}", finding.json())
+        } else {
+            writeln!(out, "{finding}")
+        };
+        let _ = out.flush();
+    });
+    let findings = match printed {
+        Ok(findings) => findings,
+        Err(e) => {
+            eprintln!("selectlab: check: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !json {
+        let count = |v: Verdict| findings.iter().filter(|f| f.verdict == v).count();
+        let _ = writeln!(
+            out,
+            "check: {} passed, {} failed, {} skipped",
+            count(Verdict::Pass),
+            count(Verdict::Fail),
+            count(Verdict::Skip)
+        );
+    }
+    ExitCode::from(check::exit_status(&findings))
 }
 
 fn main() -> ExitCode {
@@ -304,6 +380,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Check {
+            addr,
+            clients,
+            only,
+            json,
+            list,
+        } => return check(addr, clients, only, json, list, &mut out),
         Command::Goodbye { role } => run_role(role, &mut out, Proto::Tcp),
         Command::Udp { role } => run_role(role, &mut out, Proto::Udp),
         Command::Scenario {
@@ -340,6 +423,7 @@ fn chat(role: ChatRole, out: &mut dyn Write) -> Result<bool, selectlab::error::S
             slow_consumer_timeout,
             max_clients,
             bugs,
+            run_for,
         } => {
             let addr = selectlab::socket::resolve(
                 &net,
@@ -360,7 +444,7 @@ fn chat(role: ChatRole, out: &mut dyn Write) -> Result<bool, selectlab::error::S
                 mode,
                 limits,
                 stop_after: count,
-                run_for: None,
+                run_for,
                 bugs: bugs
                     .into_iter()
                     .fold(selectlab::zoo::Bugs::NONE, selectlab::zoo::Bugs::with),

@@ -593,3 +593,14 @@ fn accept_owned(listener: OwnedFd) -> (OwnedFd, Result<OwnedFd, Errno>) {
         (OwnedFd::from(l), r)
     }
 }
+
+/// Raises this process's soft limit on open descriptors (RLIMIT_NOFILE) to its hard limit, as
+/// a server or a load generator must before it opens thousands; returns the limit now in force.
+pub fn raise_fd_limit() -> Result<u64, Errno> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    }
+    Ok(hard)
+}

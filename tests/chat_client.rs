@@ -157,7 +157,11 @@ fn a_line_of_the_limit_is_sent_and_a_longer_one_is_dropped_whole() {
     .unwrap();
     let longest = [vec![b'x'; MAX_INPUT_LINE_BYTES], vec![b'\n']].concat();
     // Longer than the limit by more than one read, and followed in the same write by a line.
-    let too_long = [vec![b'y'; MAX_INPUT_LINE_BYTES + 20_000], b"\nafter\n".to_vec()].concat();
+    let too_long = [
+        vec![b'y'; MAX_INPUT_LINE_BYTES + 20_000],
+        b"\nafter\n".to_vec(),
+    ]
+    .concat();
     let mut heard = Vec::new();
     for typed in [&longest[..], &too_long] {
         type_in(&mut sim, &mut reactor, &mut app, ends.typist, typed);

@@ -18,6 +18,7 @@
 
 use std::collections::BTreeSet;
 
+use super::protocol::{self, What};
 use super::server::Limits;
 use super::session::{Outcome, Step};
 
@@ -162,15 +163,15 @@ pub fn heard(o: &Outcome, clients: usize) -> Result<Heard, String> {
         let mut said = Vec::new();
         let lines = o.clients.get(m).map(|c| c.lines.as_slice());
         for l in lines.unwrap_or_default() {
-            // "YYYY-mm-dd HH:MM:SS ('ip', port) say: text" or "... entered room" / "left room".
-            let Some(rest) = l.get(20..) else { continue };
-            if let Some(at) = rest.windows(6).position(|w| w == b" say: ") {
-                said.push((who(m, &rest[..at], l)?, Said::Line(rest[at + 6..].to_vec())));
-            } else if let Some(addr) = rest.strip_suffix(b" entered room") {
-                said.push((who(m, addr, l)?, Said::Entered));
-            } else if let Some(addr) = rest.strip_suffix(b" left room") {
-                said.push((who(m, addr, l)?, Said::Left));
-            }
+            let Some(notice) = protocol::parse(l) else {
+                continue;
+            };
+            let said_what = match notice.what {
+                What::Say(text) => Said::Line(text.to_vec()),
+                What::Entered => Said::Entered,
+                What::Left => Said::Left,
+            };
+            said.push((who(m, notice.who, l)?, said_what));
         }
         all.push(said);
     }

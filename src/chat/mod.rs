@@ -4,6 +4,7 @@
 //! - [`outbound`]: a client's queue of shared, formatted lines, sent with vectored writes.
 //! - [`server`]: the room, sans-IO: joins, bytes, departures and time in; actions out.
 //! - [`serve`]: the room's I/O, as a reactor application on any kernel and backend.
+//! - [`protocol`]: the server's lines parsed: `say`, `entered room`, `left room`.
 //! - [`check`]: the chat properties, as a checker over a finished session.
 //! - [`client`]: the chat client, standard input to the server and back.
 //! - [`session`]: scripted sessions in the simulator, with transcripts for people.
@@ -14,6 +15,7 @@ pub mod client;
 pub mod clock;
 pub mod framing;
 pub mod outbound;
+pub mod protocol;
 pub mod serve;
 pub mod server;
 pub mod session;

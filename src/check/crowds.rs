@@ -1,0 +1,219 @@
+//! Checks with more than a few clients: a reader that pauses while others talk, and a crowd
+//! joining at once.
+
+use std::io::ErrorKind;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::peer::{Peer, Room};
+use super::{Check, Ctx, Judgement, Outcome, QUIET, contains, judge_stream};
+
+/// How long the paused reader reads nothing.
+pub const PAUSE: Duration = Duration::from_secs(2);
+/// The paused reader's SO_RCVBUF: small, so that its own kernel absorbs little and the
+/// server has to hold (or drop) what it cannot send.
+const PAUSED_RCVBUF_BYTES: usize = 4096;
+/// Bytes of each line sent while a reader pauses, newline included.
+const PAUSE_LINE_BYTES: usize = 1000;
+/// Clients that join at once.
+pub const CROWD: usize = 200;
+/// How often the crowd's speaker repeats its line until everyone heard it.
+const SPEAK_EVERY: Duration = Duration::from_millis(100);
+
+/// A reader that pauses while another client is sent about 200 KB.
+pub const PAUSED_READER: Check = Check {
+    name: "paused-reader",
+    about: "c3 reads nothing for 2 s while c1 sends 200 KB: c2 hears it all meanwhile; c3 then hears it all (or is dropped at a line's end)",
+    run: |ctx| pause_while_sending(ctx, "paused-reader", 200, true),
+};
+
+/// A reader that pauses while more is sent than the kernel buffers on loopback (a TCP send
+/// buffer autotunes up to `tcp_wmem`'s 4 MiB there): the server must queue, slow the senders,
+/// or drop the paused client at a line's end.
+pub const SLOW_READER: Check = Check {
+    name: "slow-reader",
+    about: "c3 reads nothing for 2 s while c1 sends 8 MB (past the kernel's buffers): c2 hears it all; c3 all of it or whole lines until it is dropped",
+    run: |ctx| pause_while_sending(ctx, "slow-reader", 8000, false),
+};
+
+/// c1 sends `lines` lines while c3 (a small receive window) reads nothing for [`PAUSE`]. c2
+/// must hear every line, within the pause when `others_unhindered`; c3 must hear every line
+/// after its pause, or whole lines up to being dropped.
+fn pause_while_sending(ctx: &Ctx, check: &str, lines: usize, others_unhindered: bool) -> Outcome {
+    let windows = [None, None, Some(PAUSED_RCVBUF_BYTES)];
+    let room = Room::gather_windows(ctx.server, &windows, &ctx.tag, ctx.until)?;
+    let mut peers = room.peers;
+    for p in &mut peers {
+        p.heard.clear();
+    }
+    let filler = [b'p'; PAUSE_LINE_BYTES];
+    let sent: Vec<Vec<u8>> = (0..lines)
+        .map(|k| {
+            let head = ctx.line(check, 1, k, b"");
+            ctx.line(
+                check,
+                1,
+                k,
+                &filler[..PAUSE_LINE_BYTES.saturating_sub(head.len() + 1)],
+            )
+        })
+        .collect();
+    let burst: Vec<u8> = sent
+        .iter()
+        .flat_map(|l| l.iter().copied().chain([b'\n']))
+        .collect();
+    let mark = ctx.mark(check, 1);
+    let all = |h: &[Vec<u8>]| h.iter().filter(|l| contains(l, &mark)).count() >= lines;
+    let started = Instant::now();
+    let mut c2_took = None;
+    {
+        let [c1, c2, c3] = &mut peers[..] else {
+            unreachable!("three peers")
+        };
+        let (_, writer) = c1.split();
+        thread::scope(|s| {
+            s.spawn(move || writer.send(&burst));
+            s.spawn(|| {
+                if c2.listen_until(ctx.until, all) {
+                    c2_took = Some(started.elapsed());
+                }
+            });
+            s.spawn(|| {
+                thread::sleep(PAUSE);
+                c3.listen_until(ctx.until, all);
+                c3.listen_for(QUIET);
+            });
+        });
+    }
+    let (c2, c3) = (&peers[1], &peers[2]);
+    let kb = lines * PAUSE_LINE_BYTES / 1000;
+    if others_unhindered && c2_took.is_none_or(|t| t > PAUSE) {
+        let got = c2.heard.iter().filter(|l| contains(l, &mark)).count();
+        return Err(Judgement::fail(format!(
+            "c2 was held back by the paused c3: it heard {got} of {lines} lines ({kb} KB) in the {} s pause{}",
+            PAUSE.as_secs(),
+            c2_took.map_or(String::new(), |t| format!(
+                ", all of them after {:.2} s",
+                t.as_secs_f64()
+            ))
+        )));
+    }
+    judge_stream("c2", "c1", &c2.heard, &mark, &sent).map_err(Judgement::Fail)?;
+    let c2_took = c2_took.unwrap_or_default().as_secs_f64();
+    let c3_got = c3.heard.iter().filter(|l| contains(l, &mark)).count();
+    judge_stream("c3", "c1", &c3.heard, &mark, &sent[..c3_got.min(lines)])
+        .map_err(Judgement::Fail)?;
+    if c3_got == lines {
+        return Ok(format!(
+            "c2 heard all {lines} lines ({kb} KB) in {c2_took:.2} s; c3 heard them all after its pause (queued)"
+        ));
+    }
+    match &c3.ended {
+        Some(why) if c3.unfinished().is_empty() => Ok(format!(
+            "c2 heard all {lines} lines ({kb} KB) in {c2_took:.2} s; c3 was dropped after {c3_got} whole lines ({why})"
+        )),
+        Some(why) => Err(Judgement::Fail(vec![
+            format!("c3 was dropped in the middle of a line after {c3_got} whole lines ({why})"),
+            format!("unfinished {}", super::show(c3.unfinished())),
+        ])),
+        None => Err(Judgement::fail(format!(
+            "c3 heard {c3_got} of {lines} lines by the deadline and was not dropped: the rest was lost"
+        ))),
+    }
+}
+
+/// Many clients joining at once.
+pub const MANY_JOINS: Check = Check {
+    name: "many-joins",
+    about: "200 clients connect at once: all are accepted and all hear a line said afterwards",
+    run: many_joins,
+};
+
+fn many_joins(ctx: &Ctx) -> Outcome {
+    let connected: Vec<std::io::Result<Peer>> = thread::scope(|s| {
+        let handles: Vec<_> = (1..=CROWD)
+            .map(|i| s.spawn(move || Peer::connect(format!("c{i}"), ctx.server, None)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(std::io::Error::other("the connecting thread panicked"))
+                })
+            })
+            .collect()
+    });
+    let mut crowd = Vec::with_capacity(CROWD);
+    for (i, peer) in connected.into_iter().enumerate() {
+        match peer {
+            Ok(p) => crowd.push(p),
+            Err(e)
+                if e.raw_os_error() == Some(nix::libc::EMFILE)
+                    || e.raw_os_error() == Some(nix::libc::ENFILE) =>
+            {
+                return Err(Judgement::Skip(format!(
+                    "this process may not open {CROWD} sockets ({e}); raise `ulimit -n`"
+                )));
+            }
+            Err(e) if e.kind() == ErrorKind::TimedOut => {
+                return Err(Judgement::fail(format!(
+                    "c{} could not connect in {} s (is the listen backlog small?): {e}",
+                    i + 1,
+                    super::peer::CONNECT_TIMEOUT.as_secs()
+                )));
+            }
+            Err(e) => {
+                return Err(Judgement::fail(format!(
+                    "c{} could not connect: {e}",
+                    i + 1
+                )));
+            }
+        }
+    }
+    let speaker = Peer::connect(format!("c{}", CROWD + 1), ctx.server, None)
+        .map_err(|e| Judgement::fail(format!("c{} could not connect: {e}", CROWD + 1)))?;
+    let said = ctx.line("many-joins", CROWD + 1, 0, b"hello, crowd");
+    let line = [&said[..], b"\n"].concat();
+    let heard = std::sync::atomic::AtomicUsize::new(0);
+    thread::scope(|s| {
+        for p in &mut crowd {
+            let (said, heard) = (&said, &heard);
+            s.spawn(move || {
+                if p.listen_until(ctx.until, |h| h.iter().any(|l| super::delivers(l, said))) {
+                    heard.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+        // Clients the server has not accepted yet miss a line: say it until all heard it.
+        while heard.load(std::sync::atomic::Ordering::SeqCst) < CROWD && Instant::now() < ctx.until
+        {
+            if speaker.send(&line).is_err() {
+                break;
+            }
+            thread::sleep(SPEAK_EVERY);
+        }
+    });
+    let deaf: Vec<&Peer> = crowd
+        .iter()
+        .filter(|p| !p.heard.iter().any(|l| super::delivers(l, &said)))
+        .collect();
+    if let Some(first) = deaf.first() {
+        return Err(Judgement::Fail(vec![
+            format!(
+                "{} of {CROWD} clients never heard c{}'s line; {} first{}",
+                deaf.len(),
+                CROWD + 1,
+                first.name,
+                first
+                    .ended
+                    .as_deref()
+                    .map_or(String::new(), |w| format!(" ({w})"))
+            ),
+            format!("expected …{}", super::show(&said)),
+        ]));
+    }
+    Ok(format!(
+        "{CROWD} clients joined at once; each heard c{}'s line",
+        CROWD + 1
+    ))
+}

@@ -1,0 +1,372 @@
+//! `selectlab check ADDR`: named conformance and adversarial checks against any running chat
+//! server that speaks the seed's protocol, over real sockets.
+//!
+//! - [`peer`]: the checker's clients and rooms of them (a reader and a writer thread each).
+//! - [`lines`]: what happens to one line: delivery, echo, prefix, split and merged writes,
+//!   binary bytes, an over-long line.
+//! - [`departures`]: joins and leaves, clean and by reset, and resets during a broadcast.
+//! - [`crowds`]: a reader that pauses while others talk (200 KB, and 8 MB), and 200 clients
+//!   joining at once.
+//!
+//! A line is judged by what the protocol fixes and nothing more: each line a client sends
+//! reaches every other client once, in order, whole, behind a prefix (the exact prefix,
+//! `<YYYY-mm-dd HH:MM:SS> ('<ip>', <port>) say: `, is the `prefix` check's business alone, so
+//! a server with another prefix fails one check, not all). Where the protocol leaves a policy
+//! open, every reasonable policy passes: an over-long line may be refused or delivered whole,
+//! a slow reader may be queued, slowed or dropped (at a line's end), never at the others'
+//! expense. Every check is bounded in time and reports PASS, FAIL or SKIP with its evidence.
+
+pub mod crowds;
+pub mod departures;
+pub mod lines;
+pub mod peer;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::programs::load::json_string;
+
+/// Longest any one check may run.
+pub const CHECK_DEADLINE: Duration = Duration::from_secs(15);
+/// Most clients `--clients` may ask for.
+pub const MAX_CHECK_CLIENTS: usize = 500;
+/// How long a check listens for what must not come (a replay, an echo, a fragment).
+pub const QUIET: Duration = Duration::from_millis(300);
+/// Most characters of one line shown in evidence.
+const SHOWN_CHARS: usize = 120;
+
+/// What a check concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The server did what the protocol asks.
+    Pass,
+    /// It did not.
+    Fail,
+    /// The check could not judge (it says why).
+    Skip,
+}
+
+/// One check's result: the verdict and a few lines of evidence.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// The check's name.
+    pub name: &'static str,
+    /// PASS, FAIL or SKIP.
+    pub verdict: Verdict,
+    /// What was seen: the expected line and what arrived, or why it skipped.
+    pub evidence: Vec<String>,
+    /// How long the check took.
+    pub elapsed: Duration,
+}
+
+/// A check's outcome before it is timed and named.
+pub type Outcome = Result<String, Judgement>;
+
+/// Why a check did not pass.
+#[derive(Debug, Clone)]
+pub enum Judgement {
+    /// The server broke the protocol: what was expected, what arrived.
+    Fail(Vec<String>),
+    /// The check could not judge: why.
+    Skip(String),
+}
+
+impl Judgement {
+    /// A failure with a single line of evidence.
+    pub fn fail(why: impl Into<String>) -> Judgement {
+        Judgement::Fail(vec![why.into()])
+    }
+}
+
+impl From<String> for Judgement {
+    fn from(why: String) -> Judgement {
+        Judgement::fail(why)
+    }
+}
+
+/// What every check knows.
+pub struct Ctx {
+    /// The server under test.
+    pub server: SocketAddr,
+    /// Clients for the checks that take `--clients`.
+    pub clients: usize,
+    /// This run's tag: it is in every line the checks send, so nothing from an earlier run
+    /// (or another user of the server) is taken for this run's.
+    pub tag: String,
+    /// When the running check must be done.
+    pub until: Instant,
+}
+
+impl Ctx {
+    /// The `seq`th line of client `sender` (1-based, as in `c1`), in check `check`, with
+    /// `filler` bytes after its marker. Unique in the run.
+    pub fn line(&self, check: &str, sender: usize, seq: usize, filler: &[u8]) -> Vec<u8> {
+        [
+            format!("{} {check} c{sender}#{seq} ", self.tag).as_bytes(),
+            filler,
+        ]
+        .concat()
+    }
+
+    /// The marker prefix shared by all lines of `sender` in `check`.
+    pub fn mark(&self, check: &str, sender: usize) -> Vec<u8> {
+        format!("{} {check} c{sender}#", self.tag).into_bytes()
+    }
+}
+
+/// A named check.
+pub struct Check {
+    /// Its name, for `--only`.
+    pub name: &'static str,
+    /// What it does, one line.
+    pub about: &'static str,
+    /// It, returning a one-line summary when it passes.
+    pub run: fn(&Ctx) -> Outcome,
+}
+
+/// Every check, in the order they run.
+pub const CHECKS: &[Check] = &[
+    lines::PREFIX,
+    lines::DELIVERY,
+    lines::NO_ECHO,
+    lines::SPLIT_WRITES,
+    lines::MERGED_WRITES,
+    lines::BINARY,
+    lines::LONG_LINE,
+    departures::JOIN,
+    departures::EXIT,
+    departures::RESET_AFTER_LINES,
+    departures::RESET_MID_LINE,
+    departures::RESETS_DURING_BROADCAST,
+    crowds::PAUSED_READER,
+    crowds::SLOW_READER,
+    crowds::MANY_JOINS,
+];
+
+/// What to run.
+pub struct Config {
+    /// The server.
+    pub server: SocketAddr,
+    /// Clients for `delivery`.
+    pub clients: usize,
+    /// Only these checks (all when empty).
+    pub only: Vec<String>,
+}
+
+/// Why nothing could run (exit status 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckError {
+    /// Bad arguments.
+    BadArgs(String),
+    /// Nothing accepts connections at the address.
+    NothingListens(String),
+}
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckError::BadArgs(why) => write!(f, "bad arguments: {why}"),
+            CheckError::NothingListens(why) => write!(f, "nothing to check: {why}"),
+        }
+    }
+}
+
+/// The checks `config` selects, or why not.
+pub fn selected(config: &Config) -> Result<Vec<&'static Check>, CheckError> {
+    if !(2..=MAX_CHECK_CLIENTS).contains(&config.clients) {
+        return Err(CheckError::BadArgs(format!(
+            "--clients must be 2 to {MAX_CHECK_CLIENTS}, not {}",
+            config.clients
+        )));
+    }
+    if let Some(unknown) = config
+        .only
+        .iter()
+        .find(|n| !CHECKS.iter().any(|c| c.name == n.as_str()))
+    {
+        let names: Vec<&str> = CHECKS.iter().map(|c| c.name).collect();
+        return Err(CheckError::BadArgs(format!(
+            "no check is called {unknown:?}; the checks are {}",
+            names.join(", ")
+        )));
+    }
+    Ok(CHECKS
+        .iter()
+        .filter(|c| config.only.is_empty() || config.only.iter().any(|n| n == c.name))
+        .collect())
+}
+
+/// Runs the selected checks one after another (they share the server's one room), calling
+/// `report` with each finding as it comes.
+pub fn run(config: &Config, mut report: impl FnMut(&Finding)) -> Result<Vec<Finding>, CheckError> {
+    let checks = selected(config)?;
+    // `many-joins` holds 200 connections; a failure here leaves that check to say so.
+    let _ = crate::real::raise_fd_limit();
+    std::net::TcpStream::connect_timeout(&config.server, peer::CONNECT_TIMEOUT)
+        .map_err(|e| CheckError::NothingListens(format!("{}: {e}", config.server)))?;
+    let tag = format!("sl{:08x}", run_id());
+    let mut findings = Vec::with_capacity(checks.len());
+    for check in checks {
+        let started = Instant::now();
+        let ctx = Ctx {
+            server: config.server,
+            clients: config.clients,
+            tag: tag.clone(),
+            until: started + CHECK_DEADLINE,
+        };
+        let (verdict, evidence) = match (check.run)(&ctx) {
+            Ok(summary) => (Verdict::Pass, vec![summary]),
+            Err(Judgement::Fail(evidence)) => (Verdict::Fail, evidence),
+            Err(Judgement::Skip(why)) => (Verdict::Skip, vec![why]),
+        };
+        let finding = Finding {
+            name: check.name,
+            verdict,
+            evidence,
+            elapsed: started.elapsed(),
+        };
+        report(&finding);
+        findings.push(finding);
+    }
+    Ok(findings)
+}
+
+/// A number that differs between runs (the clock's nanoseconds and the process id).
+fn run_id() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    nanos ^ std::process::id().rotate_left(16)
+}
+
+/// The exit status for a run's findings: 0 when every check passed, 1 otherwise (a skipped
+/// check is not a pass).
+pub fn exit_status(findings: &[Finding]) -> u8 {
+    u8::from(findings.iter().any(|f| f.verdict != Verdict::Pass))
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verdict = match self.verdict {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Skip => "SKIP",
+        };
+        let secs = self.elapsed.as_secs_f64();
+        let mut evidence = self.evidence.iter();
+        let first = evidence.next().map_or("", String::as_str);
+        write!(f, "{verdict} {:<24} {first} ({secs:.2} s)", self.name)?;
+        for more in evidence {
+            write!(f, "\n     {:<24} {more}", "")?;
+        }
+        Ok(())
+    }
+}
+
+impl Finding {
+    /// The finding as one JSON object.
+    pub fn json(&self) -> String {
+        let verdict = match self.verdict {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Skip => "skip",
+        };
+        let evidence: Vec<String> = self.evidence.iter().map(|e| json_string(e)).collect();
+        format!(
+            "{{\"check\":{},\"verdict\":\"{verdict}\",\"seconds\":{:.3},\"evidence\":[{}]}}",
+            json_string(self.name),
+            self.elapsed.as_secs_f64(),
+            evidence.join(",")
+        )
+    }
+}
+
+/// A line for evidence: printable ASCII as is, other bytes escaped, long lines cut.
+pub fn show(line: &[u8]) -> String {
+    let mut shown = String::from("\"");
+    for &b in line {
+        if shown.len() > SHOWN_CHARS {
+            shown.push_str(&format!("\"… ({} bytes)", line.len()));
+            return shown;
+        }
+        match b {
+            b'"' => shown.push_str("\\\""),
+            b'\\' => shown.push_str("\\\\"),
+            0x20..=0x7e => shown.push(char::from(b)),
+            _ => shown.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    shown.push('"');
+    shown
+}
+
+/// Whether `heard` carries `sent` whole behind a prefix (any prefix: the `prefix` check
+/// judges its form).
+pub fn delivers(heard: &[u8], sent: &[u8]) -> bool {
+    heard.len() > sent.len() && heard.ends_with(sent)
+}
+
+/// Judges what one client heard of one sender: the lines carrying `mark` must be exactly
+/// `sent`, each whole, once, in order. `Err` holds the evidence.
+pub fn judge_stream(
+    listener: &str,
+    sender: &str,
+    heard: &[Vec<u8>],
+    mark: &[u8],
+    sent: &[Vec<u8>],
+) -> Result<(), Vec<String>> {
+    let got: Vec<&Vec<u8>> = heard.iter().filter(|l| contains(l, mark)).collect();
+    for (i, want) in sent.iter().enumerate() {
+        match got.get(i) {
+            Some(line) if delivers(line, want) => {}
+            Some(line) => {
+                let what = if line.as_slice() == want.as_slice() {
+                    "it bare, with no prefix naming its sender (were lines framed?)"
+                } else if contains(line, want) {
+                    "it with bytes after it"
+                } else {
+                    "another line in its place"
+                };
+                return Err(vec![
+                    format!(
+                        "{listener} expected {sender}'s line #{i} next, whole, behind a prefix; it heard {what}"
+                    ),
+                    format!("expected …{}", show(want)),
+                    format!("arrived  {}", show(line)),
+                ]);
+            }
+            None => {
+                return Err(vec![
+                    format!(
+                        "{listener} heard {} of {sender}'s {} lines; line #{i} never came",
+                        got.len(),
+                        sent.len()
+                    ),
+                    format!("expected …{}", show(want)),
+                    format!(
+                        "last heard {}",
+                        heard.last().map_or("nothing".into(), |l| show(l))
+                    ),
+                ]);
+            }
+        }
+    }
+    if let Some(extra) = got.get(sent.len()) {
+        return Err(vec![
+            format!(
+                "{listener} heard {} lines of {sender}'s, but {sender} sent {}: a duplicate or a replay",
+                got.len(),
+                sent.len()
+            ),
+            format!("extra {}", show(extra)),
+        ]);
+    }
+    Ok(())
+}
+
+/// Whether `hay` contains `needle`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}

@@ -1,0 +1,310 @@
+//! The checker's clients: real TCP connections to the server under test, each with a line
+//! reader, and a room of them that talks concurrently (a reader and a writer thread per
+//! client), so a server that blocks on one client shows it instead of hiding it.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{self as nixsock, SockaddrStorage, sockopt};
+
+/// Longest wait for a connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one blocking read waits before the reader looks at its deadline again.
+const READ_SLICE: Duration = Duration::from_millis(20);
+/// Most bytes one client keeps of what it heard (a runaway server cannot exhaust memory).
+pub const MAX_HEARD_BYTES: usize = 64 << 20;
+/// How often a client repeats its hello while the room gathers.
+const HELLO_EVERY: Duration = Duration::from_millis(100);
+
+/// One client of the server under test.
+pub struct Peer {
+    /// `c1`, `c2`, … in evidence.
+    pub name: String,
+    /// Its own address, as the server sees it on loopback.
+    pub local: SocketAddr,
+    stream: TcpStream,
+    /// Bytes after the last `\n`.
+    partial: Vec<u8>,
+    /// Every complete line heard, without its `\n`.
+    pub heard: Vec<Vec<u8>>,
+    heard_bytes: usize,
+    /// Why it stopped hearing (end of stream, a reset, too much), once it has.
+    pub ended: Option<String>,
+}
+
+impl Peer {
+    /// Connects to `server`; `rcvbuf_bytes` sets SO_RCVBUF before the handshake (so the
+    /// advertised window is small from the start).
+    pub fn connect(
+        name: String,
+        server: SocketAddr,
+        rcvbuf_bytes: Option<usize>,
+    ) -> io::Result<Peer> {
+        let stream = match rcvbuf_bytes {
+            None => TcpStream::connect_timeout(&server, CONNECT_TIMEOUT)?,
+            Some(bytes) => connect_small_window(server, bytes)?,
+        };
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(READ_SLICE))?;
+        stream.set_write_timeout(Some(CONNECT_TIMEOUT))?;
+        Ok(Peer {
+            name,
+            local: stream.local_addr()?,
+            stream,
+            partial: Vec::new(),
+            heard: Vec::new(),
+            heard_bytes: 0,
+            ended: None,
+        })
+    }
+
+    /// Writes all of `bytes` (bounded by the write timeout).
+    pub fn send(&self, bytes: &[u8]) -> io::Result<()> {
+        (&self.stream).write_all(bytes)
+    }
+
+    /// Writes `bytes` in pieces of `piece` bytes, one write each, `gap` apart.
+    pub fn send_pieces(&self, bytes: &[u8], piece: usize, gap: Duration) -> io::Result<()> {
+        for chunk in bytes.chunks(piece.max(1)) {
+            self.send(chunk)?;
+            thread::sleep(gap);
+        }
+        Ok(())
+    }
+
+    /// A clean exit: FIN, after everything written.
+    pub fn exit(self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// An abortive close: SO_LINGER 0, so the kernel sends RST.
+    pub fn reset(self) {
+        let off = nix::libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        let _ = nixsock::setsockopt(&self.stream, sockopt::Linger, &off);
+    }
+
+    /// Reads until `enough` says so for the lines heard, the deadline, or the end of the
+    /// stream. Returns whether `enough` was met.
+    pub fn listen_until(&mut self, until: Instant, enough: impl Fn(&[Vec<u8>]) -> bool) -> bool {
+        let mut buf = vec![0u8; 64 * 1024];
+        while !enough(&self.heard) {
+            if self.ended.is_some() || Instant::now() >= until {
+                return false;
+            }
+            match (&self.stream).read(&mut buf) {
+                Ok(0) => self.ended = Some("the server closed the connection".into()),
+                Ok(n) => self.take(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => self.ended = Some(format!("the connection failed: {e}")),
+            }
+        }
+        true
+    }
+
+    /// Hears for `quiet` more (to catch what should not come: replays, echoes).
+    pub fn listen_for(&mut self, quiet: Duration) {
+        self.listen_until(Instant::now() + quiet, |_| false);
+    }
+
+    fn take(&mut self, bytes: &[u8]) {
+        self.heard_bytes += bytes.len();
+        if self.heard_bytes > MAX_HEARD_BYTES {
+            self.ended = Some(format!(
+                "heard more than {MAX_HEARD_BYTES} bytes; stopped listening"
+            ));
+            return;
+        }
+        self.partial.extend_from_slice(bytes);
+        if let Some(last) = self.partial.iter().rposition(|&b| b == b'\n') {
+            let rest = self.partial.split_off(last + 1);
+            let done = std::mem::replace(&mut self.partial, rest);
+            self.heard
+                .extend(done[..last].split(|&b| b == b'\n').map(<[u8]>::to_vec));
+        }
+    }
+
+    /// The bytes after the last complete line.
+    pub fn unfinished(&self) -> &[u8] {
+        &self.partial
+    }
+}
+
+/// A socket with SO_RCVBUF set before connecting, as a std stream.
+fn connect_small_window(server: SocketAddr, rcvbuf_bytes: usize) -> io::Result<TcpStream> {
+    let family = match server {
+        SocketAddr::V4(_) => nixsock::AddressFamily::Inet,
+        SocketAddr::V6(_) => nixsock::AddressFamily::Inet6,
+    };
+    let fd: OwnedFd = nixsock::socket(
+        family,
+        nixsock::SockType::Stream,
+        nixsock::SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    nixsock::setsockopt(&fd, sockopt::RcvBuf, &rcvbuf_bytes)?;
+    let stream = TcpStream::from(fd);
+    // The handshake is on loopback or near: a blocking connect, bounded by the kernel's own
+    // SYN retries, is what `connect_timeout` would do for an address that answered before.
+    use std::os::fd::AsRawFd;
+    nixsock::connect(stream.as_raw_fd(), &SockaddrStorage::from(server))?;
+    Ok(stream)
+}
+
+/// Clients that joined the same room.
+pub struct Room {
+    /// The clients, in joining order.
+    pub peers: Vec<Peer>,
+}
+
+impl Room {
+    /// `n` clients join one after another (`name` numbers them from `first`), then each says
+    /// `hello <tag>` every 100 ms until every client has heard every other's hello: after that,
+    /// a line any of them sends reaches all the others on any server that relays at all.
+    pub fn gather(server: SocketAddr, n: usize, tag: &str, until: Instant) -> Result<Room, String> {
+        Room::gather_windows(server, &vec![None; n], tag, until)
+    }
+
+    /// As [`Room::gather`], with a client for each of `windows`: its SO_RCVBUF, if any.
+    pub fn gather_windows(
+        server: SocketAddr,
+        windows: &[Option<usize>],
+        tag: &str,
+        until: Instant,
+    ) -> Result<Room, String> {
+        let mut peers = Vec::with_capacity(windows.len());
+        for (i, window) in windows.iter().enumerate() {
+            let peer = Peer::connect(format!("c{}", i + 1), server, *window)
+                .map_err(|e| format!("c{} could not connect: {e}", i + 1))?;
+            peers.push(peer);
+        }
+        let mut room = Room { peers };
+        room.hello(tag, until)?;
+        Ok(room)
+    }
+
+    fn hello(&mut self, tag: &str, until: Instant) -> Result<(), String> {
+        let n = self.peers.len();
+        if n < 2 {
+            return Ok(());
+        }
+        let hellos: Vec<Vec<u8>> = (0..n)
+            .map(|i| format!("hello {tag} c{}", i + 1).into_bytes())
+            .collect();
+        let ready = AtomicUsize::new(0);
+        thread::scope(|s| {
+            for (me, peer) in self.peers.iter_mut().enumerate() {
+                let (hellos, ready) = (&hellos, &ready);
+                let (reader, writer) = peer.split();
+                s.spawn(move || {
+                    let heard_all = |heard: &[Vec<u8>]| {
+                        (0..n)
+                            .filter(|&j| j != me)
+                            .all(|j| heard.iter().any(|l| l.ends_with(&hellos[j])))
+                    };
+                    if reader.listen_until(until, heard_all) {
+                        ready.fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+                s.spawn(move || {
+                    let line = [&hellos[me][..], b"\n"].concat();
+                    while ready.load(Ordering::SeqCst) < n && Instant::now() < until {
+                        if writer.send(&line).is_err() {
+                            return;
+                        }
+                        thread::sleep(HELLO_EVERY);
+                    }
+                });
+            }
+        });
+        let deaf: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|p| {
+                (0..n).any(|j| {
+                    !p.heard.iter().any(|l| l.ends_with(&hellos[j]))
+                        && format!("c{}", j + 1) != p.name
+                })
+            })
+            .map(|p| p.name.clone())
+            .collect();
+        if deaf.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "the room never gathered: {} of {n} clients did not hear every other's hello (lines like {:?}); \
+             the server does not relay lines between clients",
+            deaf.len(),
+            String::from_utf8_lossy(&hellos[0])
+        ))
+    }
+
+    /// Every client writes its `writes` (one write each, in order) while every client listens
+    /// until `enough` says so for it (or the deadline); then all listen for `quiet` more.
+    pub fn talk(
+        &mut self,
+        writes: &[Vec<Vec<u8>>],
+        until: Instant,
+        quiet: Duration,
+        enough: impl Fn(usize, &[Vec<u8>]) -> bool + Sync,
+    ) {
+        let enough = &enough;
+        thread::scope(|s| {
+            for (me, peer) in self.peers.iter_mut().enumerate() {
+                let (reader, writer) = peer.split();
+                let mine = writes.get(me).map(Vec::as_slice).unwrap_or_default();
+                s.spawn(move || {
+                    for w in mine {
+                        if writer.send(w).is_err() {
+                            return;
+                        }
+                    }
+                });
+                s.spawn(move || {
+                    reader.listen_until(until, |heard| enough(me, heard));
+                    reader.listen_for(quiet);
+                });
+            }
+        });
+    }
+
+    /// Forgets what was heard so far (the gathering's hellos and notices).
+    pub fn forget(&mut self) {
+        for p in &mut self.peers {
+            p.heard.clear();
+        }
+    }
+}
+
+impl Peer {
+    /// The peer as a reader (all of it) and a writer (its socket), for two threads.
+    pub fn split(&mut self) -> (&mut Peer, Writer) {
+        let writer = Writer(self.stream.try_clone().ok());
+        (self, writer)
+    }
+}
+
+/// The writing half of a peer, for its own thread.
+pub struct Writer(Option<TcpStream>);
+
+impl Writer {
+    /// Writes all of `bytes`.
+    pub fn send(&self, bytes: &[u8]) -> io::Result<()> {
+        match &self.0 {
+            Some(s) => (&*s).write_all(bytes),
+            None => Err(io::Error::other(
+                "the socket could not be shared with a writer",
+            )),
+        }
+    }
+}

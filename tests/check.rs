@@ -1,0 +1,177 @@
+//! `selectlab check` judged in both directions: it passes selectlab's own server on every
+//! backend and a small correct Python server, and it fails each broken variant of that server
+//! on the check that names its fault. A checker that cannot fail is worse than none.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::Duration;
+
+use selectlab::check::{self, Config, Finding, Verdict};
+
+/// `selectlab chat serve --backend` values: every backend and mode.
+const BACKEND_NAMES: [&str; 5] = ["select", "poll", "epoll", "epoll-et", "epoll-oneshot"];
+
+/// How long any server these tests start lives: it stops by itself.
+const SERVER_LIFETIME: Duration = Duration::from_secs(90);
+
+fn run(server: SocketAddr, only: &[&str]) -> Vec<Finding> {
+    let config = Config {
+        server,
+        clients: 6,
+        only: only.iter().map(|s| s.to_string()).collect(),
+    };
+    check::run(&config, |_| {}).expect("the checks run")
+}
+
+fn failures(findings: &[Finding]) -> Vec<String> {
+    findings
+        .iter()
+        .filter(|f| f.verdict != Verdict::Pass)
+        .map(|f| f.to_string())
+        .collect()
+}
+
+/// A server in its own process (as users run one: a test process full of other servers and
+/// clients would crowd select's FD_SETSIZE), killed when dropped and gone by itself anyway.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `program args…`, which prints its port somewhere in its first line (the last
+/// number in it), and returns it with its address; `None` when it cannot be started.
+fn start(program: &str, args: &[&str]) -> Option<(Server, SocketAddr)> {
+    let child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut server = Server(child);
+    let mut first = String::new();
+    BufReader::new(server.0.stdout.take()?)
+        .read_line(&mut first)
+        .ok()?;
+    let digits: String = first
+        .split(|c: char| !c.is_ascii_digit())
+        .rfind(|s| !s.is_empty())?
+        .to_string();
+    let port: u16 = digits.parse().ok()?;
+    Some((server, SocketAddr::from(([127, 0, 0, 1], port))))
+}
+
+#[test]
+fn selectlab_passes_every_check_on_every_backend() {
+    let lifetime = SERVER_LIFETIME.as_secs().to_string();
+    let runs: Vec<_> = BACKEND_NAMES
+        .iter()
+        .map(|&backend| {
+            let args = [
+                "chat",
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--backend",
+                backend,
+                "--run-for-s",
+                &lifetime,
+            ];
+            let (server, addr) = start(env!("CARGO_BIN_EXE_selectlab"), &args).expect("a server");
+            thread::spawn(move || {
+                let findings = run(addr, &[]);
+                drop(server);
+                (backend, findings)
+            })
+        })
+        .collect();
+    for r in runs {
+        let (name, findings) = r.join().unwrap();
+        assert_eq!(findings.len(), check::CHECKS.len());
+        assert_eq!(failures(&findings), Vec::<String>::new(), "{name}");
+    }
+}
+
+fn fixture(bug: Option<&str>) -> Option<(Server, SocketAddr)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/chat_server.py");
+    let lifetime = SERVER_LIFETIME.as_secs().to_string();
+    let mut args = vec![path, "--lifetime", &lifetime];
+    if let Some(bug) = bug {
+        args.extend(["--bug", bug]);
+    }
+    start("python3", &args)
+}
+
+#[test]
+fn the_python_fixture_passes_and_each_broken_variant_fails_its_check() {
+    if fixture(None).is_none() {
+        eprintln!("skipped: python3 is not installed");
+        return;
+    }
+    // Each fault of the catalogue, and the check that must catch it.
+    let broken = [
+        ("no-framing", "split-writes"),
+        ("echo", "no-echo"),
+        ("table-mutated", "resets-during-broadcast"),
+        ("sendall", "slow-reader"),
+        ("eof-ignored", "exit-announced"),
+    ];
+    let good = thread::spawn(|| {
+        let (_fx, addr) = fixture(None).unwrap();
+        run(addr, &[])
+    });
+    let bad: Vec<_> = broken
+        .iter()
+        .map(|&(bug, catcher)| {
+            thread::spawn(move || {
+                let (_fx, addr) = fixture(Some(bug)).unwrap();
+                (bug, catcher, run(addr, &[catcher]))
+            })
+        })
+        .collect();
+    for b in bad {
+        let (bug, catcher, findings) = b.join().unwrap();
+        assert_eq!(findings.len(), 1);
+        assert_eq!(
+            findings[0].verdict,
+            Verdict::Fail,
+            "--bug {bug}: {catcher} should fail: {}",
+            findings[0]
+        );
+    }
+    let findings = good.join().unwrap();
+    assert_eq!(
+        failures(&findings),
+        Vec::<String>::new(),
+        "the correct fixture"
+    );
+}
+
+#[test]
+fn bad_arguments_and_an_empty_port_are_refused_before_any_check() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = dead.local_addr().unwrap();
+    drop(dead);
+    let config = |clients, only: &[&str]| Config {
+        server: addr,
+        clients,
+        only: only.iter().map(|s| s.to_string()).collect(),
+    };
+    assert!(matches!(
+        check::run(&config(1, &[]), |_| {}),
+        Err(check::CheckError::BadArgs(_))
+    ));
+    assert!(matches!(
+        check::run(&config(6, &["no-such-check"]), |_| {}),
+        Err(check::CheckError::BadArgs(_))
+    ));
+    assert!(matches!(
+        check::run(&config(6, &[]), |_| {}),
+        Err(check::CheckError::NothingListens(_))
+    ));
+}
