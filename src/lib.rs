@@ -18,6 +18,7 @@
 //! - [`chat`]: the seed's chat room — sans-IO server, its I/O, the client, scripted sessions.
 //! - [`check`]: `selectlab check`, conformance checks against any chat server on real sockets.
 //! - [`programs`]: the seed's other programs (good-bye TCP, UDP echo, level vs edge) and demos.
+//! - [`proxy`]: `selectlab proxy`, the lawful adversary on real TCP traffic.
 //! - [`scenario`]: scenario scripts (format v1) on either transport.
 //! - [`diff`], [`fuzzing`]: the differential runner and the fuzz targets' logic.
 //! - [`zoo`]: real bugs from public projects as runtime switches in the reference programs,
@@ -35,6 +36,7 @@ pub mod fuzzing;
 pub mod kernel;
 pub mod pairs;
 pub mod programs;
+pub mod proxy;
 pub mod reactor;
 pub mod readiness;
 pub mod real;

@@ -123,6 +123,42 @@ enum Command {
         /// Print each check's name and what it does, and exit.
         #[arg(long)]
         list: bool,
+        /// A proxy (`selectlab proxy`) stands between: judge the addresses in notices by
+        /// those the server gives each client's lines.
+        #[arg(long)]
+        via_proxy: bool,
+    },
+    /// A TCP proxy that applies the lawful adversary to real traffic in both directions:
+    /// writes cut down to 1 byte, pauses that coalesce, and (with --resets) resets. Logs each
+    /// decision in the transcript format to standard error (or --transcript).
+    Proxy {
+        /// Where clients connect (port 0: any; the first line printed says which).
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// The server to forward to.
+        #[arg(long)]
+        to: std::net::SocketAddr,
+        /// The decision source's seed: the same seed plans the same cuts.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// faithful (a plain relay) or adversary.
+        #[arg(long, default_value = "adversary", value_parser = ["faithful", "adversary"])]
+        profile: String,
+        /// Let the adversary reset connections (off by default).
+        #[arg(long)]
+        resets: bool,
+        /// Write the transcript here instead of standard error.
+        #[arg(long)]
+        transcript: Option<std::path::PathBuf>,
+        /// Most connections at once; one more is closed at once.
+        #[arg(long, default_value_t = selectlab::proxy::DEFAULT_MAX_CONNECTIONS)]
+        max_connections: usize,
+        /// Most bytes held per direction of a connection.
+        #[arg(long, default_value_t = 1 << 20)]
+        max_buffered_bytes: usize,
+        /// Stop after this many seconds; default: run until killed.
+        #[arg(long = "run-for-s", value_parser = parse_secs)]
+        run_for: Option<Duration>,
     },
     /// Run scenario scripts (format v1) on the kernel, the simulator, or both.
     Scenario {
@@ -238,8 +274,7 @@ fn check(
     addr: Option<std::net::SocketAddr>,
     clients: usize,
     only: Vec<String>,
-    json: bool,
-    list: bool,
+    (json, list, via_proxy): (bool, bool, bool),
     out: &mut dyn Write,
 ) -> ExitCode {
     use selectlab::check::{self, Verdict};
@@ -257,6 +292,7 @@ fn check(
         server,
         clients,
         only,
+        via_proxy,
     };
     let printed = check::run(&config, |finding| {
         let _ = if json {
@@ -386,7 +422,59 @@ fn main() -> ExitCode {
             only,
             json,
             list,
-        } => return check(addr, clients, only, json, list, &mut out),
+            via_proxy,
+        } => return check(addr, clients, only, (json, list, via_proxy), &mut out),
+        Command::Proxy {
+            listen,
+            to,
+            seed,
+            profile,
+            resets,
+            transcript,
+            max_connections,
+            max_buffered_bytes,
+            run_for,
+        } => {
+            use selectlab::proxy::{self, ProxyConfig, cutter::Profile};
+            let sink: Box<dyn Write + Send> = match transcript {
+                Some(path) => match std::fs::File::create(&path) {
+                    Ok(f) => Box::new(std::io::BufWriter::new(f)),
+                    Err(e) => {
+                        eprintln!("selectlab: proxy: cannot write {}: {e}", path.display());
+                        return ExitCode::from(2);
+                    }
+                },
+                None => Box::new(std::io::stderr()),
+            };
+            let config = ProxyConfig {
+                listen,
+                to,
+                seed,
+                profile: if profile == "faithful" {
+                    Profile::Faithful
+                } else {
+                    Profile::Adversary
+                },
+                resets,
+                max_connections,
+                max_buffered_bytes,
+                run_for,
+            };
+            let ran = proxy::run(&config, sink, |bound| {
+                let _ = writeln!(out, "proxy on {bound} to {to} ({profile}, seed {seed})");
+                let _ = out.flush();
+            });
+            match ran {
+                Ok(stats) => {
+                    let _ = writeln!(out, "{stats:?}");
+                    Ok(true)
+                }
+                Err(e) => {
+                    eprintln!("selectlab: proxy: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
         Command::Goodbye { role } => run_role(role, &mut out, Proto::Tcp),
         Command::Udp { role } => run_role(role, &mut out, Proto::Udp),
         Command::Scenario {

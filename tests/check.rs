@@ -21,6 +21,7 @@ fn run(server: SocketAddr, only: &[&str]) -> Vec<Finding> {
         server,
         clients: 6,
         only: only.iter().map(|s| s.to_string()).collect(),
+        via_proxy: false,
     };
     check::run(&config, |_| {}).expect("the checks run")
 }
@@ -161,6 +162,7 @@ fn bad_arguments_and_an_empty_port_are_refused_before_any_check() {
         server: addr,
         clients,
         only: only.iter().map(|s| s.to_string()).collect(),
+        via_proxy: false,
     };
     assert!(matches!(
         check::run(&config(1, &[]), |_| {}),

@@ -327,7 +327,11 @@ pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Re
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::addr::SockAddr;
+    use crate::chat::session::ClientView;
 
     /// Found by cargo-mutants: steps naming a client beyond the model's count are ignored,
     /// whatever they are (the fuzzer's scripts name any client).
@@ -402,5 +406,108 @@ mod tests {
             want[0],
             [(1, Said::Entered), (1, Said::Line(b"meanwhile".to_vec()))]
         );
+    }
+
+    fn line(who: usize, text: &str) -> (usize, Said) {
+        (who, Said::Line(text.as_bytes().to_vec()))
+    }
+
+    /// Found by cargo-mutants: a late joiner's judgement could be switched off. Per sender,
+    /// what it should hear must end what it heard; the order across senders is free; an
+    /// echo fails.
+    #[test]
+    fn a_late_joiner_is_judged_per_sender() {
+        let want = [line(1, "b"), line(0, "a")];
+        let early = [line(1, "x"), line(0, "a"), line(1, "b")];
+        assert_eq!(compare_late(2, &early, &want, 3), Ok(()));
+        let crossed = [line(0, "a"), line(1, "b")];
+        assert_eq!(compare_late(2, &crossed, &want, 3), Ok(()));
+        assert!(
+            compare_late(2, &[line(0, "a")], &want, 3).is_err(),
+            "b is missing"
+        );
+        let reordered = [line(1, "b"), line(0, "a"), line(0, "z")];
+        assert!(compare_late(2, &reordered, &want, 3).is_err());
+        let echo = [line(2, "mine"), line(1, "b"), line(0, "a")];
+        assert!(compare_late(2, &echo, &want, 3).is_err(), "an echo");
+    }
+
+    /// A finished session by hand: each client's address and the lines it heard.
+    fn outcome(heard: &[&[String]]) -> Outcome {
+        let clients = heard
+            .iter()
+            .enumerate()
+            .map(|(n, lines)| ClientView {
+                addr: Some(addr(n)),
+                lines: lines.iter().map(|l| l.as_bytes().to_vec()).collect(),
+                ..ClientView::default()
+            })
+            .collect();
+        Outcome {
+            clients,
+            transcript: String::new(),
+            stats: Default::default(),
+            peak_queue_bytes: 0,
+            stalled: Duration::ZERO,
+        }
+    }
+
+    fn addr(n: usize) -> SockAddr {
+        SockAddr::Inet(format!("127.0.0.1:{}", n + 1).parse().unwrap())
+    }
+
+    fn said(n: usize, what: &str) -> String {
+        format!("2026-01-01 00:00:00 {} {what}", addr(n))
+    }
+
+    /// Found by cargo-mutants: only a client paused when it left is excused what it had not
+    /// read; one that left while reading must have heard everything said before.
+    #[test]
+    fn only_a_paused_leaver_is_excused_what_it_missed() {
+        let limits = Limits::default();
+        let c1_heard = [said(1, "entered room"), said(1, "left room")];
+        for (paused, excused) in [(true, true), (false, false)] {
+            let mut steps = vec![Step::Join(0), Step::Join(1)];
+            if paused {
+                steps.push(Step::Pause(1));
+            }
+            // Resumed after it left: only its leaving while paused excuses it.
+            steps.extend([Step::Say(0, b"a".to_vec()), Step::Exit(1), Step::Resume(1)]);
+            // c2 heard nothing of c1's line.
+            let o = outcome(&[&c1_heard, &[]]);
+            assert_eq!(
+                check(&steps, &o, 2, &limits).is_ok(),
+                excused,
+                "paused: {paused}"
+            );
+        }
+    }
+
+    /// Found by cargo-mutants: a client joins once; a second `Join` of it is no step.
+    #[test]
+    fn a_client_joins_once() {
+        let steps = [Step::Join(0), Step::Join(1), Step::Exit(1), Step::Join(1)];
+        let want = expected(&steps, 2, &Limits::default());
+        assert_eq!(want[0], [(1, Said::Entered), (1, Said::Left)]);
+    }
+
+    /// Found by cargo-mutants: a queue of exactly the cap is within it; one byte more is not.
+    /// And the busy-loop bound counts every byte in and out.
+    #[test]
+    fn the_cap_and_the_work_bound_are_exact() {
+        let limits = Limits::default();
+        let steps = [Step::Join(0)];
+        let mut o = outcome(&[&[]]);
+        o.peak_queue_bytes = limits.outbound_cap_bytes;
+        assert_eq!(check(&steps, &o, 1, &limits), Ok(()));
+        o.peak_queue_bytes += 1;
+        assert!(check(&steps, &o, 1, &limits).is_err());
+        o.peak_queue_bytes = 0;
+        o.stats.bytes_in = 3;
+        o.stats.bytes_out = 5;
+        o.stats.events = 2 * EVENTS_PER_STEP_BOUND + 3 + 5;
+        assert_eq!(check(&steps, &o, 1, &limits), Ok(()));
+        o.stats.events += 1;
+        assert!(check(&steps, &o, 1, &limits).is_err());
     }
 }

@@ -50,19 +50,52 @@ fn join(ctx: &Ctx) -> Outcome {
     room.forget();
     let mut newcomer = Peer::connect("c3".into(), ctx.server, None)
         .map_err(|e| Judgement::fail(format!("c3 could not connect: {e}")))?;
-    let at = newcomer.local;
+    let wait = ctx.until.min(Instant::now() + NOTICE_WAIT);
     let c1 = &mut room.peers[0];
-    if !c1.listen_until(ctx.until.min(Instant::now() + NOTICE_WAIT), |h| {
-        h.iter().any(|l| notice(l, at, What::Entered))
-    }) {
+    let any_entry = |h: &[Vec<u8>]| {
+        h.iter()
+            .any(|l| protocol::parse(l).is_some_and(|n| n.what == What::Entered))
+    };
+    if !c1.listen_until(wait, any_entry) {
         return Err(Judgement::Fail(vec![
             "c1 heard no notice of c3's arrival".into(),
+            expected_notice(newcomer.local, "entered room"),
+            last_heard(c1),
+        ]));
+    }
+    // Through a proxy, c3's name in the room is the one its own line is relayed under.
+    let at = if ctx.via_proxy {
+        let said = ctx.line("join-announced", 3, 0, b"it is me");
+        newcomer
+            .send(&[&said[..], b"\n"].concat())
+            .map_err(|e| Judgement::Skip(format!("c3 could not speak: {e}")))?;
+        c1.listen_until(wait, |h| h.iter().any(|l| super::delivers(l, &said)));
+        c1.heard
+            .iter()
+            .find(|l| super::delivers(l, &said))
+            .and_then(|l| protocol::parse(l))
+            .and_then(|n| protocol::parse_who(n.who))
+            .ok_or_else(|| {
+                Judgement::Skip(
+                    "c3's line was not relayed in the protocol's form, so its name is unknown"
+                        .into(),
+                )
+            })?
+    } else {
+        newcomer.local
+    };
+    if !c1.heard.iter().any(|l| notice(l, at, What::Entered)) {
+        return Err(Judgement::Fail(vec![
+            "c1 heard a notice of an arrival, but not naming c3".into(),
             expected_notice(at, "entered room"),
             last_heard(c1),
         ]));
     }
     newcomer.listen_for(QUIET);
-    if let Some(own) = newcomer.heard.iter().find(|l| notice(l, at, What::Entered)) {
+    if let Some(own) = newcomer.heard.iter().find(|l| {
+        protocol::parse(l)
+            .is_some_and(|n| n.what == What::Entered && protocol::parse_who(n.who) == Some(at))
+    }) {
         return Err(Judgement::Fail(vec![
             "c3 was told of its own arrival".into(),
             format!("arrived {}", show(own)),
@@ -82,7 +115,7 @@ fn exit(ctx: &Ctx) -> Outcome {
     let mut room = Room::gather(ctx.server, 2, &ctx.tag, ctx.until)?;
     room.forget();
     let leaver = room.peers.remove(1);
-    let at = leaver.local;
+    let at = ctx.named(&leaver);
     leaver.exit();
     departure_heard(&mut room.peers[0], at, ctx.until, "closed cleanly")?;
     Ok(format!("c1 heard {} left room", protocol::who(at)))
@@ -132,7 +165,7 @@ fn reset_after_lines(ctx: &Ctx) -> Outcome {
         me == 0 || heard.iter().filter(|l| contains(l, &mark)).count() >= sent.len()
     });
     let sender = room.peers.remove(0);
-    let at = sender.local;
+    let at = ctx.named(&sender);
     sender.reset();
     for listener in &mut room.peers {
         departure_heard(listener, at, ctx.until, "reset")?;
@@ -160,7 +193,7 @@ fn reset_mid_line(ctx: &Ctx) -> Outcome {
         .map_err(|e| Judgement::Skip(format!("c1 could not send its fragment: {e}")))?;
     // Let the server read the fragment before the reset comes.
     thread::sleep(QUIET);
-    let at = sender.local;
+    let at = ctx.named(&sender);
     sender.reset();
     let c2 = &mut room.peers[0];
     let told = c2.listen_until(ctx.until.min(Instant::now() + NOTICE_WAIT), |h| {

@@ -23,7 +23,7 @@ fn prefix(ctx: &Ctx) -> Outcome {
     room.forget();
     let sent = ctx.line("prefix", 1, 0, b"hello");
     let line = one_line(&mut room, ctx, &sent)?;
-    let sender = room.peers[0].local;
+    let sender = ctx.named(&room.peers[0]);
     let want = format!(
         "<YYYY-mm-dd HH:MM:SS> {} say: {}",
         protocol::who(sender),

@@ -96,9 +96,21 @@ pub struct Ctx {
     pub tag: String,
     /// When the running check must be done.
     pub until: Instant,
+    /// A proxy stands between: the server names clients by the proxy's addresses.
+    pub via_proxy: bool,
 }
 
 impl Ctx {
+    /// The address the server should name `peer` by: its own, or through a proxy, the one the
+    /// server named it by when the room gathered.
+    pub fn named(&self, peer: &peer::Peer) -> SocketAddr {
+        if self.via_proxy {
+            peer.seen_as
+        } else {
+            peer.local
+        }
+    }
+
     /// The `seq`th line of client `sender` (1-based, as in `c1`), in check `check`, with
     /// `filler` bytes after its marker. Unique in the run.
     pub fn line(&self, check: &str, sender: usize, seq: usize, filler: &[u8]) -> Vec<u8> {
@@ -152,6 +164,9 @@ pub struct Config {
     pub clients: usize,
     /// Only these checks (all when empty).
     pub only: Vec<String>,
+    /// A proxy stands between (`selectlab proxy`): compare the addresses in notices with those
+    /// the server gave each client's own lines, not with the client's own.
+    pub via_proxy: bool,
 }
 
 /// Why nothing could run (exit status 2).
@@ -214,6 +229,7 @@ pub fn run(config: &Config, mut report: impl FnMut(&Finding)) -> Result<Vec<Find
             clients: config.clients,
             tag: tag.clone(),
             until: started + CHECK_DEADLINE,
+            via_proxy: config.via_proxy,
         };
         let (verdict, evidence) = match (check.run)(&ctx) {
             Ok(summary) => (Verdict::Pass, vec![summary]),

@@ -24,8 +24,11 @@ const HELLO_EVERY: Duration = Duration::from_millis(100);
 pub struct Peer {
     /// `c1`, `c2`, … in evidence.
     pub name: String,
-    /// Its own address, as the server sees it on loopback.
+    /// Its own address.
     pub local: SocketAddr,
+    /// The address the server named it by in the room's first relayed lines (its own address
+    /// unless a proxy stands between).
+    pub seen_as: SocketAddr,
     stream: TcpStream,
     /// Bytes after the last `\n`.
     partial: Vec<u8>,
@@ -51,9 +54,11 @@ impl Peer {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(READ_SLICE))?;
         stream.set_write_timeout(Some(CONNECT_TIMEOUT))?;
+        let local = stream.local_addr()?;
         Ok(Peer {
             name,
-            local: stream.local_addr()?,
+            local,
+            seen_as: local,
             stream,
             partial: Vec::new(),
             heard: Vec::new(),
@@ -239,6 +244,7 @@ impl Room {
             .map(|p| p.name.clone())
             .collect();
         if deaf.is_empty() {
+            self.learn_names(&hellos);
             return Ok(());
         }
         Err(format!(
@@ -276,6 +282,25 @@ impl Room {
                 });
             }
         });
+    }
+
+    /// Learns each client's name in the server's prefixes from its hello as another heard it.
+    fn learn_names(&mut self, hellos: &[Vec<u8>]) {
+        let n = self.peers.len();
+        for (j, hello) in hellos.iter().enumerate() {
+            let listener = &self.peers[(j + 1) % n];
+            let named = listener
+                .heard
+                .iter()
+                .find(|l| l.ends_with(hello))
+                .and_then(|l| {
+                    crate::chat::protocol::parse(l)
+                        .and_then(|notice| crate::chat::protocol::parse_who(notice.who))
+                });
+            if let Some(addr) = named {
+                self.peers[j].seen_as = addr;
+            }
+        }
     }
 
     /// Forgets what was heard so far (the gathering's hellos and notices).

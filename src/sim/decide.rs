@@ -73,8 +73,9 @@ impl Adversity {
     };
 }
 
-/// A choice the simulator made that differs from what faithful Linux loopback would do; it is
-/// written into the transcript next to the call it changed.
+/// A choice the simulator (or `selectlab proxy`, on real traffic) made that differs from what
+/// faithful Linux loopback would do; it is written into the transcript next to the call it
+/// changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Choice {
     /// A send accepted `taken` of `offered` bytes.
@@ -101,6 +102,12 @@ pub enum Choice {
     Emfile,
     /// A wait reported readiness that was not there.
     Spurious,
+    /// The proxy held a direction back this long before its next write: what arrives
+    /// meanwhile goes out together.
+    Pause {
+        /// The pause, in milliseconds.
+        millis: u32,
+    },
     /// An epoll_wait returned `reported` of `ready` events (the rest come with the next wait).
     Deferred {
         /// Events returned.

@@ -228,6 +228,12 @@ impl fmt::Display for ChoiceText {
             Choice::SynDrop => f.write_str("adversary: SYN lost"),
             Choice::Emfile => f.write_str("adversary: out of descriptors (EMFILE)"),
             Choice::Spurious => f.write_str("adversary: spurious wakeup"),
+            Choice::Pause { millis } => {
+                write!(
+                    f,
+                    "adversary: held back {millis} ms; what arrives meanwhile goes out together"
+                )
+            }
             Choice::Deferred { reported, ready } => {
                 write!(
                     f,
