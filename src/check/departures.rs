@@ -279,3 +279,25 @@ fn resets_during_broadcast(ctx: &Ctx) -> Outcome {
         "c2, c4, c6 and c8 heard all {BURST_LINES} lines once, in order; two new clients chat afterwards"
     ))
 }
+
+/// Connections closed at once: `quick-close` opens this many, half closed cleanly, half reset.
+const QUICK_CLOSES: usize = 10;
+
+/// Clients that connect and close at once (before the server may have looked at them).
+pub const QUICK_CLOSE: Check = Check {
+    name: "quick-close",
+    about: "10 clients connect and close at once (half with a reset): the server survives and two new clients chat",
+    run: quick_close,
+};
+
+fn quick_close(ctx: &Ctx) -> Outcome {
+    for i in 0..QUICK_CLOSES {
+        let p = Peer::connect(format!("q{}", i + 1), ctx.server, None)
+            .map_err(|e| Judgement::fail(format!("q{} could not connect: {e}", i + 1)))?;
+        if i % 2 == 0 { p.exit() } else { p.reset() }
+    }
+    thread::sleep(QUIET);
+    Room::gather(ctx.server, 2, &ctx.tag, ctx.until)
+        .map_err(|e| Judgement::fail(format!("after {QUICK_CLOSES} connections closed at once: {e}")))?;
+    Ok(format!("{QUICK_CLOSES} connections closed at once; two new clients chat afterwards"))
+}

@@ -4,7 +4,8 @@
 //! - [`peer`]: the checker's clients and rooms of them (a reader and a writer thread each).
 //! - [`lines`]: what happens to one line: delivery, echo, prefix, split and merged writes,
 //!   binary bytes, an over-long line.
-//! - [`departures`]: joins and leaves, clean and by reset, and resets during a broadcast.
+//! - [`departures`]: joins and leaves, clean and by reset, resets during a broadcast, and
+//!   connections closed at once.
 //! - [`crowds`]: a reader that pauses while others talk (200 KB, and 8 MB), and 200 clients
 //!   joining at once.
 //!
@@ -154,6 +155,7 @@ pub const CHECKS: &[Check] = &[
     crowds::PAUSED_READER,
     crowds::SLOW_READER,
     crowds::MANY_JOINS,
+    departures::QUICK_CLOSE,
 ];
 
 /// What to run.
@@ -218,8 +220,12 @@ pub fn run(config: &Config, mut report: impl FnMut(&Finding)) -> Result<Vec<Find
     let checks = selected(config)?;
     // `many-joins` holds 200 connections; a failure here leaves that check to say so.
     let _ = crate::real::raise_fd_limit();
-    std::net::TcpStream::connect_timeout(&config.server, peer::CONNECT_TIMEOUT)
+    let probe = std::net::TcpStream::connect_timeout(&config.server, peer::CONNECT_TIMEOUT)
         .map_err(|e| CheckError::NothingListens(format!("{}: {e}", config.server)))?;
+    // Closed only once the server has surely accepted it: a connection closed at once is the
+    // `quick-close` check's business, at the end (it brings some servers down).
+    std::thread::sleep(QUIET);
+    drop(probe);
     let tag = format!("sl{:08x}", run_id());
     let mut findings = Vec::with_capacity(checks.len());
     for check in checks {

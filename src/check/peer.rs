@@ -247,6 +247,14 @@ impl Room {
             self.learn_names(&hellos);
             return Ok(());
         }
+        if let Some(gone) = self.peers.iter().find_map(|p| p.ended.as_ref().map(|why| (&p.name, why))) {
+            return Err(format!(
+                "the room never gathered: {} of {n} clients did not hear every other's hello; {} ended: {}",
+                deaf.len(),
+                gone.0,
+                gone.1
+            ));
+        }
         Err(format!(
             "the room never gathered: {} of {n} clients did not hear every other's hello (lines like {:?}); \
              the server does not relay lines between clients",

@@ -374,13 +374,16 @@ impl Connection {
             return true;
         }
         let n = piece.planned.min(held.len());
-        let choice = piece.choice.map(|c| match c {
-            Choice::ShortWrite { offered, .. } => Choice::ShortWrite {
+        // A plan longer than what is waiting is no cut: only a write shorter than the bytes
+        // in hand is a short write.
+        let choice = match piece.choice {
+            Some(Choice::ShortWrite { .. }) if n < held.len() => Some(Choice::ShortWrite {
                 taken: u32::try_from(n).unwrap_or(u32::MAX),
-                offered,
-            },
+                offered: u32::try_from(held.len()).unwrap_or(u32::MAX),
+            }),
+            Some(Choice::ShortWrite { .. }) => None,
             other => other,
-        });
+        };
         match self.write_all(to, &held[..n]) {
             Ok(()) => {
                 self.log.record(
