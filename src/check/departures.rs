@@ -297,7 +297,12 @@ fn quick_close(ctx: &Ctx) -> Outcome {
         if i % 2 == 0 { p.exit() } else { p.reset() }
     }
     thread::sleep(QUIET);
-    Room::gather(ctx.server, 2, &ctx.tag, ctx.until)
-        .map_err(|e| Judgement::fail(format!("after {QUICK_CLOSES} connections closed at once: {e}")))?;
-    Ok(format!("{QUICK_CLOSES} connections closed at once; two new clients chat afterwards"))
+    Room::gather(ctx.server, 2, &ctx.tag, ctx.until).map_err(|e| {
+        Judgement::fail(format!(
+            "after {QUICK_CLOSES} connections closed at once: {e}"
+        ))
+    })?;
+    Ok(format!(
+        "{QUICK_CLOSES} connections closed at once; two new clients chat afterwards"
+    ))
 }

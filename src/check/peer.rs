@@ -247,7 +247,11 @@ impl Room {
             self.learn_names(&hellos);
             return Ok(());
         }
-        if let Some(gone) = self.peers.iter().find_map(|p| p.ended.as_ref().map(|why| (&p.name, why))) {
+        if let Some(gone) = self
+            .peers
+            .iter()
+            .find_map(|p| p.ended.as_ref().map(|why| (&p.name, why)))
+        {
             return Err(format!(
                 "the room never gathered: {} of {n} clients did not hear every other's hello; {} ended: {}",
                 deaf.len(),
