@@ -291,3 +291,39 @@ fn the_client_gives_up_one_byte_past_its_outbox_limit_and_not_before() {
             .contains("the server is not reading; giving up")
     );
 }
+
+/// Found by cargo-mutants: when a flush finds the connection reset, the client ends there,
+/// once; it does not go on to read the dead socket and end a second time.
+#[test]
+fn a_reset_found_while_flushing_ends_the_client_once() {
+    let mut sim = Sim::faithful();
+    let ends = connected(&mut sim);
+    let mut printed = Printed::default();
+    let mut reactor = Reactor::new(&mut sim, Backend::Poll).unwrap();
+    let mut app = ChatClientApp::new(
+        &mut reactor.io(&mut sim),
+        ends.stdin,
+        ends.sock,
+        &mut printed,
+    )
+    .unwrap();
+    fill_the_socket(&mut sim, &mut reactor, &mut app, ends.typist);
+    // Unread bytes make the close a reset.
+    sim.close(ends.server_side).unwrap();
+    for _ in 0..10 {
+        if app.ending().is_some() {
+            break;
+        }
+        reactor
+            .turn(&mut sim, &mut app, Some(Duration::ZERO))
+            .unwrap();
+    }
+    assert_eq!(app.ending(), Some(Ending::ServerGone));
+    drop(app);
+    let text = printed.text();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.starts_with("connection to the server failed"),
+        "{text}"
+    );
+}

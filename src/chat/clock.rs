@@ -46,4 +46,58 @@ mod tests {
         );
         assert_eq!(format_unix_secs(1_798_761_599), "2026-12-31 23:59:59");
     }
+
+    /// The slow way: whole years, then whole months.
+    fn reference(mut days: i64) -> (i64, u32, u32) {
+        let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let mut year = 1970;
+        while days >= if leap(year) { 366 } else { 365 } {
+            days -= if leap(year) { 366 } else { 365 };
+            year += 1;
+        }
+        let lengths = [
+            31,
+            if leap(year) { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ];
+        let mut month = 0;
+        while days >= lengths[month] {
+            days -= lengths[month];
+            month += 1;
+        }
+        (year, month as u32 + 1, days as u32 + 1)
+    }
+
+    /// Found by cargo-mutants: century and 400-year boundaries (2100, 2400) were untested.
+    #[test]
+    fn every_sampled_day_to_2517_matches_the_slow_way() {
+        let day = |y: i64, m: u32, d: u32| -> i64 {
+            (0..200_000)
+                .find(|&n| reference(n) == (y, m, d))
+                .expect("in range")
+        };
+        let mut days: Vec<i64> = (0..200_000).step_by(37).collect();
+        for (y, m, d) in [
+            (2100, 2, 28),
+            (2100, 3, 1),
+            (2400, 2, 29),
+            (2400, 3, 1),
+            (2399, 12, 31),
+        ] {
+            let n = day(y, m, d);
+            days.extend([n - 1, n, n + 1]);
+        }
+        for n in days {
+            assert_eq!(civil_from_days(n), reference(n), "day {n}");
+        }
+    }
 }
