@@ -192,6 +192,22 @@ enum BenchWhat {
         #[arg(long, default_value = "epoll", value_parser = ["select", "poll", "epoll", "epoll-et", "epoll-oneshot"])]
         backend: String,
     },
+    /// One wait's cost with one ready descriptor among K idle ones, for select, poll and
+    /// epoll, on the kernel and in the simulator.
+    Readiness {
+        /// real, sim, or both.
+        #[arg(long, default_value = "both", value_parser = ["real", "sim", "both"])]
+        transport: String,
+        /// Idle descriptor counts, comma-separated.
+        #[arg(long, default_value = "10,100,1000,10000", value_delimiter = ',')]
+        idle: Vec<usize>,
+        /// One JSON object per point instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Also write a log-log SVG plot here.
+        #[arg(long)]
+        plot: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -334,6 +350,36 @@ fn main() -> ExitCode {
             _ => demo::chat(seed, &mut out).map(|()| true),
         },
         Command::Chat { role } => chat(role, &mut out),
+        Command::Bench {
+            what:
+                BenchWhat::Readiness {
+                    transport,
+                    idle,
+                    json,
+                    plot,
+                },
+        } => {
+            use selectlab::programs::bench_readiness::{self as bench, Transport};
+            let transports = match transport.as_str() {
+                "real" => vec![Transport::Real],
+                "sim" => vec![Transport::Sim],
+                _ => vec![Transport::Real, Transport::Sim],
+            };
+            let points = bench::measure(&transports, &idle, &mut std::io::stderr());
+            let text = if json {
+                bench::json_lines(&points)
+            } else {
+                bench::table(&points, &idle)
+            };
+            let _ = write!(out, "{text}");
+            match plot.map(|path| bench::plot(&points, &path)) {
+                Some(Err(why)) => {
+                    eprintln!("selectlab: bench readiness: {why}");
+                    return ExitCode::from(2);
+                }
+                _ => Ok(true),
+            }
+        }
         Command::Bench {
             what:
                 BenchWhat::Chat {

@@ -5,11 +5,13 @@
 //! - [`udp`]: the UDP echo pair.
 //! - [`lt_vs_et`]: level- vs edge-triggered notification, one writer and one reader.
 //! - [`bench`](mod@bench): `selectlab bench`, the simulator's speed on the chat workload.
+//! - [`bench_readiness`]: `selectlab bench readiness`, one wait's cost for select, poll and epoll.
 //! - [`chat_cli`]: the chat room's server and client on real sockets.
 //! - [`demo`]: the README's main command, a simulated session printed as a transcript.
 //! - [`load`]: `selectlab load`, a real-socket load generator for any chat server.
 
 pub mod bench;
+pub mod bench_readiness;
 pub mod chat_cli;
 pub mod demo;
 pub mod goodbye;

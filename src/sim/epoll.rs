@@ -279,22 +279,26 @@ impl Sim {
             inst.enqueue(key);
         }
         if reported < max {
-            let quiet: Vec<u64> = inst
-                .items
-                .values()
-                .filter(|i| !i.disabled && i.interest.contains(Events::IN))
-                .filter(|i| {
-                    !out[out.len() - reported..]
-                        .iter()
-                        .any(|(d, _)| *d == i.data)
-                })
-                .map(|i| i.data)
-                .collect();
-            if let Some(pick) = self.spurious_pick(quiet.len()) {
-                out.push((quiet[pick], Events::IN));
+            let just = &out[out.len() - reported..];
+            let quiet = |i: &&Item| {
+                !i.disabled
+                    && i.interest.contains(Events::IN)
+                    && !just.iter().any(|(d, _)| *d == i.data)
+            };
+            let any = inst.items.values().any(|i| quiet(&i));
+            let count = || inst.items.values().filter(quiet).count();
+            if let Some(pick) = self.spurious_pick(any, count) {
+                let data = inst
+                    .items
+                    .values()
+                    .filter(quiet)
+                    .nth(pick)
+                    .expect("picked among them")
+                    .data;
+                out.push((data, Events::IN));
                 reported += 1;
                 // A report is a report: a one-shot item is disarmed by it, as by a true one.
-                for item in inst.items.values_mut().filter(|i| i.data == quiet[pick]) {
+                for item in inst.items.values_mut().filter(|i| i.data == data) {
                     item.disabled |= item.mode.oneshot;
                 }
             }
@@ -346,14 +350,12 @@ impl Sim {
             sets.read = pick(sim, &asked.read, Events::IN | Events::HUP | Events::ERR);
             sets.write = pick(sim, &asked.write, Events::OUT | Events::ERR);
             sets.except = pick(sim, &asked.except, Events::PRI);
-            let quiet: Vec<Fd> = asked
-                .read
-                .iter()
-                .copied()
-                .filter(|fd| !sets.read.contains(fd))
-                .collect();
-            if let Some(i) = sim.spurious_pick(quiet.len()) {
-                sets.read.push(quiet[i]);
+            let quiet = |fd: &&Fd| !sets.read.contains(fd);
+            let any = asked.read.iter().any(|fd| quiet(&fd));
+            let count = || asked.read.iter().filter(quiet).count();
+            if let Some(i) = sim.spurious_pick(any, count) {
+                let fd = *asked.read.iter().filter(quiet).nth(i).expect("picked");
+                sets.read.push(fd);
             }
             Ok(sets.read.len() + sets.write.len() + sets.except.len())
         })

@@ -381,7 +381,8 @@ impl Sim {
             }
         }
         let quiet = |p: &PollFd| p.revents.is_empty() && p.events.contains(Events::IN);
-        if let Some(i) = self.spurious_pick(fds.iter().filter(|p| quiet(p)).count()) {
+        let any = fds.iter().any(quiet);
+        if let Some(i) = self.spurious_pick(any, || fds.iter().filter(|p| quiet(p)).count()) {
             let p = fds
                 .iter_mut()
                 .filter(|p| quiet(p))
@@ -394,14 +395,16 @@ impl Sim {
     }
 
     /// The lawful adversary's spurious wakeup (select(2), BUGS: readiness may be reported and the
-    /// read then block): among `candidates` quiet descriptors watched for input, which one (if
-    /// any) is reported readable anyway.
-    fn spurious_pick(&mut self, candidates: usize) -> Option<usize> {
-        if candidates == 0 || !self.decide.spurious() {
+    /// read then block): among the quiet descriptors watched for input, which one (if any) is
+    /// reported readable anyway. `any` says whether there is one; `candidates` counts them,
+    /// and is called only when the decision source chose a spurious wakeup, so a faithful wait
+    /// never pays a scan for it (epoll's cost stays independent of the idle registrations).
+    fn spurious_pick(&mut self, any: bool, candidates: impl FnOnce() -> usize) -> Option<usize> {
+        if !any || !self.decide.spurious() {
             return None;
         }
         self.pending_choice = Some(Choice::Spurious);
-        Some(self.decide.pick(candidates))
+        Some(self.decide.pick(candidates()))
     }
 }
 
