@@ -18,6 +18,7 @@ mod epoll;
 pub mod interleave;
 mod net;
 mod readiness;
+mod skb;
 mod slab;
 mod state;
 pub mod transcript;

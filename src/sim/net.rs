@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use nix::errno::Errno;
 
 use super::decide::Choice;
+use super::skb;
 use super::slab::Id;
 use super::state::*;
 use super::{Proto, Sim, Timer};
@@ -648,13 +649,13 @@ impl Sim {
             for (dst, src) in buf.iter_mut().zip(s.rx.drain(..n)) {
                 *dst = src;
             }
-            let freed_chunk = consume_chunks(&mut s.rx_chunks, n);
+            let freed = consume_chunks(&mut s.rx_chunks, n);
             if tcp {
                 self.wake_writer_if_room(peer, was_writable);
-            } else if freed_chunk {
-                // unix_stream_read_generic frees each skb read whole; sock_wfree then wakes the
-                // writer (unix_write_space) whenever it is writable.
-                self.wake_writer_if_room(peer, false);
+            } else if freed > 0 {
+                // unix_stream_read_generic frees each skb read whole; sock_wfree uncharges the
+                // writer and wakes it (unix_write_space) whenever it is writable.
+                self.uncharge(peer, freed);
             }
             return (Ok(n), c.or(choice));
         }
@@ -700,11 +701,22 @@ impl Sim {
         if let Some(f) = from {
             *f = msg.from;
         }
-        // An AF_UNIX message is an skb charged to its sender: reading it wakes the sender.
+        // An AF_UNIX message is an skb charged to its sender: reading it frees the charge.
         if self.sock(id).family == Family::Unix {
-            self.wake_writer_if_room(peer, false);
+            self.uncharge(msg.sender.or(peer), msg.truesize);
         }
         Ok(n)
+    }
+
+    /// A reader freed `truesize` of `writer`'s AF_UNIX skbs (sock_wfree): its charge drops and,
+    /// if it is writable now, it is woken (unix_write_space).
+    fn uncharge(&mut self, writer: Option<Id>, truesize: usize) {
+        let Some(w) = writer.filter(|w| self.socks.get(*w).is_some()) else {
+            return;
+        };
+        let s = self.sock_mut(w);
+        s.wmem_bytes = s.wmem_bytes.saturating_sub(truesize);
+        self.wake_writer_if_room(Some(w), false);
     }
 
     /// Reading made room: wake the writer, but only when it could not write before (Linux's
@@ -869,7 +881,14 @@ impl Sim {
             self.tcp_reset(id);
             return (Ok(n), choice);
         };
-        let room = self.stream_room(id);
+        // TCP on loopback: the peer's receive buffer plus ours. AF_UNIX: skbs charged to our
+        // send buffer, as unix_stream_sendmsg cuts them (see `skb`).
+        let room = if tcp {
+            self.stream_room(id)
+        } else {
+            let me = self.sock(id);
+            skb::unix_stream_take(total, me.wmem_bytes, me.opts.sndbuf_bytes.max(0) as usize).0
+        };
         if room == 0 {
             return (Err(Errno::EAGAIN), choice);
         }
@@ -894,7 +913,17 @@ impl Sim {
             left -= take;
         }
         if !tcp {
-            p.rx_chunks.push_back(n);
+            let sndbuf = self.sock(id).opts.sndbuf_bytes.max(0) as usize;
+            let mut charged = 0;
+            let mut left = n;
+            let p = self.sock_mut(peer);
+            while left > 0 {
+                let (bytes, truesize) = skb::unix_stream_skb(left, sndbuf);
+                p.rx_chunks.push_back(Chunk { bytes, truesize });
+                charged += truesize;
+                left -= bytes;
+            }
+            self.sock_mut(id).wmem_bytes += charged;
         }
         self.wake_sock(peer, Events::IN);
         (Ok(n), c.or(choice))
@@ -926,16 +955,56 @@ impl Sim {
         if s.shut_wr {
             return Err(Errno::EPIPE);
         }
-        if buf.len() > s.opts.sndbuf_bytes.max(0) as usize {
-            return Err(Errno::EMSGSIZE);
-        }
+        self.unix_charge_check(id, buf.len())?;
+        let s = self.sock(id);
         let from = s.local.clone();
         let peer = s
             .peer
             .filter(|p| self.socks.get(*p).is_some_and(|ps| !ps.shut_rd))
             .ok_or(Errno::EPIPE)?;
-        self.enqueue_message(peer, from, buf, true)
-            .map(|()| buf.len())
+        self.unix_enqueue(id, peer, from, buf)
+    }
+
+    /// unix_dgram_sendmsg's first checks: EMSGSIZE past the send buffer (less 32 bytes), then
+    /// EAGAIN while the sender's charge has reached it (sock_alloc_send_pskb).
+    fn unix_charge_check(&self, id: Id, len: usize) -> Result<(), Errno> {
+        let s = self.sock(id);
+        let sndbuf = s.opts.sndbuf_bytes.max(0) as usize;
+        if len > sndbuf.saturating_sub(skb::DGRAM_SNDBUF_SLACK_BYTES) {
+            return Err(Errno::EMSGSIZE);
+        }
+        if s.wmem_bytes >= sndbuf {
+            return Err(Errno::EAGAIN);
+        }
+        Ok(())
+    }
+
+    /// Queues an AF_UNIX datagram or record from `id` at `to`, charged to `id`. A receiver that
+    /// is not connected back to the sender takes at most `UNIX_MAX_DGRAM_QLEN` queued messages
+    /// (unix_recvq_full); more is EAGAIN.
+    fn unix_enqueue(
+        &mut self,
+        id: Id,
+        to: Id,
+        from: Option<SockAddr>,
+        buf: &[u8],
+    ) -> Result<usize, Errno> {
+        let t = self.sock(to);
+        if t.peer != Some(id) && t.msgs.len() > UNIX_MAX_DGRAM_QLEN {
+            return Err(Errno::EAGAIN);
+        }
+        let truesize = skb::unix_dgram_truesize(buf.len());
+        self.sock_mut(id).wmem_bytes += truesize;
+        let t = self.sock_mut(to);
+        t.msgs_bytes += buf.len();
+        t.msgs.push_back(Message {
+            from,
+            data: buf.to_vec(),
+            truesize,
+            sender: Some(id),
+        });
+        self.wake_sock(to, Events::IN);
+        Ok(buf.len())
     }
 
     /// Queues a message at `to`; a full queue is EAGAIN (`block`) or a silent drop (UDP).
@@ -955,6 +1024,8 @@ impl Sim {
         t.msgs.push_back(Message {
             from,
             data: buf.to_vec(),
+            truesize: 0,
+            sender: None,
         });
         self.wake_sock(to, Events::IN);
         Ok(())
@@ -970,9 +1041,8 @@ impl Sim {
         if s.shut_wr {
             return Err(Errno::EPIPE);
         }
-        if buf.len() > s.opts.sndbuf_bytes.max(0) as usize {
-            return Err(Errno::EMSGSIZE);
-        }
+        self.unix_charge_check(id, buf.len())?;
+        let s = self.sock(id);
         // An unnamed sender has no address to report: recvfrom gives none (as this project's
         // kernel does; Linux itself reports an empty name).
         let from = s.local.clone();
@@ -1002,8 +1072,7 @@ impl Sim {
         if t.shut_rd {
             return Err(Errno::EPIPE);
         }
-        self.enqueue_message(target, from, buf, true)
-            .map(|()| buf.len())
+        self.unix_enqueue(id, target, from, buf)
     }
 
     fn udp_send(&mut self, id: Id, buf: &[u8], to: Option<&SockAddr>) -> Result<usize, Errno> {
@@ -1286,6 +1355,14 @@ impl Sim {
             self.unregister_port(id);
         }
         let s = self.socks.remove(id).expect("live socket id");
+        if s.family == Family::Unix {
+            // unix_release_sock purges the receive queue: each skb's sender is uncharged.
+            let stream_skbs: usize = s.rx_chunks.iter().map(|c| c.truesize).sum();
+            self.uncharge(peer, stream_skbs);
+            for m in &s.msgs {
+                self.uncharge(m.sender, m.truesize);
+            }
+        }
         if tcp_established {
             if let Some(p) = peer {
                 if unread {
@@ -1399,18 +1476,18 @@ impl Sim {
 }
 
 /// Consumes `n` bytes from a queue of write sizes; returns whether a write was consumed whole.
-fn consume_chunks(chunks: &mut std::collections::VecDeque<usize>, mut n: usize) -> bool {
-    let mut freed = false;
+fn consume_chunks(chunks: &mut std::collections::VecDeque<Chunk>, mut n: usize) -> usize {
+    let mut freed = 0;
     while n > 0 {
         let Some(front) = chunks.front_mut() else {
             break;
         };
-        if *front <= n {
-            n -= *front;
+        if front.bytes <= n {
+            n -= front.bytes;
+            freed += front.truesize;
             chunks.pop_front();
-            freed = true;
         } else {
-            *front -= n;
+            front.bytes -= n;
             n = 0;
         }
     }

@@ -102,29 +102,34 @@ impl Sim {
         if s.is_connection() && s.so_state != SoState::Connected {
             e |= Events::HUP;
         }
-        // Streams poll writable on their own buffer; datagrams and records (unix_dgram_poll)
-        // only while the peer can take one more, which is what send checks too.
-        if s.ty == SockType::Stream || self.stream_writable(id) {
+        // unix_poll and unix_dgram_poll: writable while the send buffer's charge is under a
+        // quarter of it (unix_writable); a datagram socket's peer must also take one more.
+        if self.stream_writable(id) {
             e |= Events::OUT;
         }
         e
     }
 
+    /// Whether a write could go on now: TCP while the loopback path has room; AF_UNIX by
+    /// `unix_writable` (see `skb`), and for a datagram socket also while its peer's queue takes
+    /// one more (unix_dgram_poll's unix_recvq_full, for a peer not connected back).
     pub(super) fn stream_writable(&self, id: Id) -> bool {
         let s = self.sock(id);
-        match s.peer.and_then(|p| self.socks.get(p)) {
-            None => true,
-            Some(peer) if s.ty == SockType::Stream => {
+        let peer = s.peer.and_then(|p| self.socks.get(p));
+        if s.is_tcp() {
+            return peer.is_none_or(|peer| {
                 let cap =
                     peer.opts.rcvbuf_bytes.max(0) as usize + s.opts.sndbuf_bytes.max(0) as usize;
                 peer.queued_bytes() < cap
-            }
-            Some(peer) => {
-                let charged =
-                    peer.msgs_bytes + peer.msgs.len() * super::state::DGRAM_OVERHEAD_BYTES;
-                charged < peer.opts.rcvbuf_bytes.max(0) as usize
-            }
+            });
         }
+        let queue_full = |peer: &super::state::Sock| {
+            s.ty == SockType::Dgram
+                && peer.peer != Some(id)
+                && peer.msgs.len() > super::state::UNIX_MAX_DGRAM_QLEN
+        };
+        super::skb::unix_writable(s.wmem_bytes, s.opts.sndbuf_bytes.max(0) as usize)
+            && !peer.is_some_and(queue_full)
     }
 }
 

@@ -93,7 +93,24 @@ pub struct Message {
     pub from: Option<SockAddr>,
     /// Its bytes (possibly none: a zero-length datagram is a message too).
     pub data: Vec<u8>,
+    /// AF_UNIX: the skb's truesize, charged to `sender` until the message is read.
+    pub truesize: usize,
+    /// AF_UNIX: the sending socket (its send buffer pays for the message).
+    pub sender: Option<Id>,
 }
+
+/// One skb of an AF_UNIX stream's receive queue.
+#[derive(Debug, Clone, Copy)]
+pub struct Chunk {
+    /// Bytes of it not yet read.
+    pub bytes: usize,
+    /// Its truesize, charged to the sender until it is read whole.
+    pub truesize: usize,
+}
+
+/// net.unix.max_dgram_qlen's default: a datagram socket's queue length past which a sender
+/// that is not its peer waits (unix_recvq_full).
+pub const UNIX_MAX_DGRAM_QLEN: usize = 10;
 
 /// Socket options as getsockopt reports them.
 #[derive(Debug, Clone, Copy)]
@@ -122,13 +139,15 @@ pub struct Sock {
     pub peer: Option<Id>,
     /// Received stream bytes.
     pub rx: VecDeque<u8>,
-    /// AF_UNIX streams: the sizes of the writes `rx` holds (Linux queues one skb per write and
-    /// wakes the writer each time one is consumed whole).
-    pub rx_chunks: VecDeque<usize>,
+    /// AF_UNIX streams: the skbs `rx` holds (see [`super::skb`]); reading one whole frees its
+    /// truesize from the writer's charge and wakes the writer.
+    pub rx_chunks: VecDeque<Chunk>,
     /// Received datagrams or records.
     pub msgs: VecDeque<Message>,
     /// Bytes held in `msgs`.
     pub msgs_bytes: usize,
+    /// AF_UNIX: the truesize of this socket's sent skbs not yet read (sk_wmem_alloc_get).
+    pub wmem_bytes: usize,
     /// RCV_SHUTDOWN: own SHUT_RD, a FIN received, or a reset.
     pub shut_rd: bool,
     /// SEND_SHUTDOWN: own SHUT_WR, or a reset.
@@ -168,6 +187,7 @@ impl Sock {
             rx_chunks: VecDeque::new(),
             msgs: VecDeque::new(),
             msgs_bytes: 0,
+            wmem_bytes: 0,
             shut_rd: false,
             shut_wr: false,
             fin_received: false,

@@ -1,0 +1,84 @@
+//! AF_UNIX socketpairs turn short and fail with EAGAIN at the same write on the simulator as
+//! on Linux, for stream, seqpacket and datagram pairs and any write size; and the writer is
+//! writable again after the same bytes are read (Linux's skb accounting, `src/sim/skb.rs`).
+//!
+//! Where the kernel under the test is gVisor (CI machines may be), its numbers differ (its
+//! netstack accounts differently); the test then checks the simulator against Linux's numbers
+//! (`sim::skb`'s unit test pins them) and prints gVisor's, as the README's table says.
+
+use std::time::Duration;
+
+use nix::errno::Errno;
+use selectlab::addr::SockType;
+use selectlab::kernel::{Events, Fd, Kernel, PollFd};
+use selectlab::real::RealKernel;
+use selectlab::sim::Sim;
+
+/// Write sizes: around each boundary of the accounting (head, fragments, skb and page sizes).
+const SIZES: [usize; 10] = [
+    1, 100, 3776, 3777, 4096, 8192, 16_065, 36_544, 65_536, 100_000,
+];
+const KINDS: [SockType; 3] = [SockType::Stream, SockType::SeqPacket, SockType::Dgram];
+
+/// What a run saw: bytes and calls until EAGAIN, whether the last call was short, and the
+/// bytes read back until the writer polled writable again.
+type Seen = (usize, usize, bool, usize);
+
+fn writable(k: &mut dyn Kernel, fd: Fd) -> bool {
+    let mut p = [PollFd::new(fd, Events::OUT)];
+    k.poll(&mut p, Some(Duration::ZERO)).unwrap();
+    p[0].revents.contains(Events::OUT)
+}
+
+fn run(k: &mut dyn Kernel, ty: SockType, size: usize) -> Seen {
+    let (w, r) = k.socketpair(ty).unwrap();
+    let chunk = vec![b'x'; size];
+    let (mut total, mut calls, mut short) = (0, 0, false);
+    loop {
+        match k.send(w, &chunk) {
+            Ok(n) => {
+                total += n;
+                calls += 1;
+                short = n < size;
+            }
+            Err(Errno::EAGAIN) => break,
+            Err(e) => panic!("{ty:?} {size}: {e}"),
+        }
+        assert!(calls < 100_000, "no end");
+    }
+    assert!(!writable(k, w), "{ty:?} {size}: writable when full");
+    let mut buf = vec![0u8; size.min(65_536)];
+    let mut read_back = 0;
+    while !writable(k, w) {
+        read_back += k.recv(r, &mut buf).unwrap();
+    }
+    k.close(w).unwrap();
+    k.close(r).unwrap();
+    (total, calls, short, read_back)
+}
+
+/// gVisor reports itself as Linux 4.4.0 with this build string.
+fn kernel_is_gvisor() -> bool {
+    std::fs::read_to_string("/proc/version")
+        .is_ok_and(|v| v.contains("4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016"))
+}
+
+#[test]
+fn short_writes_and_eagain_come_where_linux_puts_them() {
+    let gvisor = kernel_is_gvisor();
+    for ty in KINDS {
+        for size in SIZES {
+            let sim = run(&mut Sim::faithful(), ty, size);
+            let real = run(&mut RealKernel::new(), ty, size);
+            if gvisor {
+                if sim != real {
+                    eprintln!(
+                        "gVisor differs from Linux: {ty:?} writes of {size}: gVisor {real:?}, Linux (simulated) {sim:?}"
+                    );
+                }
+            } else {
+                assert_eq!(sim, real, "{ty:?} writes of {size}: simulator vs kernel");
+            }
+        }
+    }
+}
