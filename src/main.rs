@@ -182,7 +182,7 @@ enum BenchWhat {
         /// thread, `selectlab load` as the clients).
         #[arg(long, default_value = "sim", value_parser = ["sim", "real"])]
         transport: String,
-        /// Clients (in the simulator: 2 to 64).
+        /// Clients (in the simulator: 2 to 1000, MAX_SESSION_CLIENTS).
         #[arg(long, default_value_t = 50)]
         clients: usize,
         /// Lines each client sends.
@@ -191,6 +191,9 @@ enum BenchWhat {
         /// select, poll, epoll, epoll-et or epoll-oneshot.
         #[arg(long, default_value = "epoll", value_parser = ["select", "poll", "epoll", "epoll-et", "epoll-oneshot"])]
         backend: String,
+        /// One JSON object instead of the text (simulator only).
+        #[arg(long)]
+        json: bool,
     },
     /// One wait's cost with one ready descriptor among K idle ones, for select, poll and
     /// epoll, on the kernel and in the simulator.
@@ -387,6 +390,7 @@ fn main() -> ExitCode {
                     clients,
                     lines,
                     backend,
+                    json,
                 },
         } => {
             let (backend, mode) = selectlab::programs::chat_cli::parse_backend(&backend)
@@ -397,8 +401,11 @@ fn main() -> ExitCode {
                 eprintln!("selectlab: bench chat: {why}");
                 return ExitCode::from(2);
             } else {
-                selectlab::programs::bench::sim_chat(clients, lines, backend, mode, &mut out)
-                    .map(|()| true)
+                use selectlab::programs::bench;
+                bench::sim_chat(clients, lines, backend, mode).map(|run| {
+                    bench::print_sim_chat(&run, (clients, lines, backend, mode), json, &mut out);
+                    true
+                })
             }
         }
         Command::Zoo {

@@ -449,6 +449,7 @@ mod tests {
             stats: Default::default(),
             peak_queue_bytes: 0,
             stalled: Duration::ZERO,
+            syscalls: 0,
         }
     }
 

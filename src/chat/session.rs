@@ -6,6 +6,7 @@
 //! The snapshot tests, the chat properties, the fuzz target and `selectlab demo` all run
 //! sessions through here.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ use crate::zoo::Bugs;
 /// The server's address inside the simulator.
 pub const SESSION_SERVER_ADDR: &str = "127.0.0.1:33333";
 /// Most clients one session may have.
-pub const MAX_SESSION_CLIENTS: usize = 64;
+pub const MAX_SESSION_CLIENTS: usize = 1000;
 /// Most reactor turns in a row without any client call that one step may take to settle: a
 /// server that needs more is spinning (a well-behaved one needs a few).
 pub const MAX_SETTLE_TURNS: usize = 10_000;
@@ -146,6 +147,10 @@ pub struct SessionConfig {
     pub bugs: Bugs,
     /// The simulated machine's RLIMIT_NOFILE (shared by the server and the clients).
     pub fd_limit: usize,
+    /// Whether clients keep every line they hear (for the checker), or only count them (for
+    /// benchmarks at scale: memory stays flat, and `MAX_SESSION_RECEIVED_BYTES` does not apply;
+    /// the round bounds still do).
+    pub keep_lines: bool,
 }
 
 impl Default for SessionConfig {
@@ -159,6 +164,7 @@ impl Default for SessionConfig {
             transcript: true,
             bugs: Bugs::NONE,
             fd_limit: SimConfig::default().fd_limit,
+            keep_lines: true,
         }
     }
 }
@@ -168,8 +174,10 @@ impl Default for SessionConfig {
 pub struct ClientView {
     /// Its address, once it joined.
     pub addr: Option<SockAddr>,
-    /// Whole lines it received, in order.
+    /// Whole lines it received, in order (none kept when the session only counts them).
     pub lines: Vec<Vec<u8>>,
+    /// Whole lines it received, counted.
+    pub lines_heard: u64,
     /// Whether it saw the server close (end of stream or an error).
     pub server_gone: bool,
     /// Whether that was the network's doing (the adversary reset the connection), not the
@@ -283,11 +291,30 @@ struct Crowd {
     calls: u64,
     /// Bytes the clients have received, in all.
     received_bytes: u64,
+    /// Whether clients keep their lines (else they only count them).
+    keep_lines: bool,
+    /// Clients that may be runnable: woken by the simulator, given something to send, or
+    /// still busy when last looked at. Every runnable client is in it.
+    busy: BTreeSet<usize>,
 }
 
 impl Peers for Crowd {
     fn count(&self) -> usize {
         self.clients.len()
+    }
+
+    fn candidates(&mut self, sim: &mut Sim) -> Vec<usize> {
+        self.busy.extend(sim.take_woken_peers());
+        self.busy.retain(|&n| n < self.clients.len());
+        let now: Vec<usize> = self.busy.iter().copied().collect();
+        // Who is not runnable now waits for the simulator's next wake-up of its socket (or
+        // for the session to give it something to do).
+        let clients = &self.clients;
+        self.busy.retain(|&n| {
+            let c = &clients[n];
+            c.fd.is_some_and(|fd| sim.ready_now(fd).intersects(c.wants()))
+        });
+        now
     }
 
     fn runnable(&self, sim: &Sim, n: usize) -> bool {
@@ -374,9 +401,15 @@ impl Crowd {
                     format_args!("c{} receives {} ({k} bytes)", n + 1, Shown(got)),
                 );
                 let c = &mut self.clients[n];
-                let lines = &mut c.view.lines;
+                let (lines, heard) = (&mut c.view.lines, &mut c.view.lines_heard);
+                let keep = self.keep_lines;
                 c.reader
-                    .push(got, |l| lines.push(l.to_vec()))
+                    .push(got, |l| {
+                        *heard += 1;
+                        if keep {
+                            lines.push(l.to_vec());
+                        }
+                    })
                     .expect("clients take any length");
             }
             Err(Errno::EAGAIN | Errno::EINTR) => {}
@@ -400,7 +433,7 @@ impl Crowd {
     /// Every runnable client makes one call while the server waits (one round of the fixed
     /// fair order; the server's turn comes next).
     fn act_once(&mut self, sim: &mut Sim) {
-        for n in 0..self.clients.len() {
+        for n in self.candidates(sim) {
             if self.runnable(sim, n) {
                 sim.set_host(Host::peer(n));
                 self.run(sim, n);
@@ -484,6 +517,8 @@ impl Session {
                 },
                 calls: 0,
                 received_bytes: 0,
+                keep_lines: config.keep_lines,
+                busy: BTreeSet::new(),
             },
             server_addr,
             stalled: Duration::ZERO,
@@ -497,8 +532,24 @@ impl Session {
         self.crowd.notes.add(&self.sim, line);
     }
 
+    /// Every client `n` of `lines` types its line at once (a line and a newline each, one write
+    /// each when it sends), and only then does everything settle: many clients talking
+    /// concurrently, as on a real machine, for benchmarks. Not a [`Step`]: the checker's model
+    /// orders lines one step at a time, and a chorus's order is the schedule's.
+    pub fn chorus(&mut self, lines: &[(usize, &[u8])]) -> Result<(), Errno> {
+        for &(n, text) in lines {
+            self.queue(n, &[text, b"\n"].concat());
+        }
+        self.settle()
+    }
+
     /// Runs one step, then lets everything settle.
     pub fn step(&mut self, step: &Step) -> Result<(), Errno> {
+        // What the step does to its client (something to send, a pause, a resume) may make it
+        // runnable without any wake-up from the simulator.
+        if let Some(n) = step.client() {
+            self.crowd.busy.insert(n);
+        }
         match step {
             Step::Join(n) => self.join(*n)?,
             Step::Crowd(n) => {
@@ -594,6 +645,8 @@ impl Session {
     fn connect_client(&mut self, n: usize) -> Result<(), Errno> {
         let held = self.app.reading_paused();
         let fd = self.sim.socket(Family::Inet, SockType::Stream)?;
+        self.sim.tag_peer(fd, n);
+        self.crowd.busy.insert(n);
         match self.sim.connect(fd, &self.server_addr) {
             Ok(()) | Err(Errno::EINPROGRESS) => {}
             Err(e) => {
@@ -616,6 +669,7 @@ impl Session {
             return;
         };
         c.outbox.extend_from_slice(bytes);
+        self.crowd.busy.insert(n);
         self.note(format_args!(
             "c{} types {} ({} bytes)",
             n + 1,
@@ -660,7 +714,7 @@ impl Session {
             let turn = self.turn(Some(Duration::ZERO))?;
             self.stalled += self.sim.now().saturating_sub(before);
             self.crowd.notes.sync(&self.sim);
-            if self.crowd.received_bytes > MAX_SESSION_RECEIVED_BYTES {
+            if self.crowd.keep_lines && self.crowd.received_bytes > MAX_SESSION_RECEIVED_BYTES {
                 return Err(Errno::ENOBUFS);
             }
             let clients_moved = self.crowd.calls != calls_before;
@@ -719,6 +773,7 @@ impl Session {
             stats: self.app.stats(),
             peak_queue_bytes: self.app.core().peak_queue_bytes(),
             stalled: self.stalled,
+            syscalls: self.sim.syscalls(),
         }
     }
 }
@@ -736,4 +791,6 @@ pub struct Outcome {
     pub peak_queue_bytes: usize,
     /// Virtual time that passed while steps settled, which only a server that blocks causes.
     pub stalled: Duration,
+    /// Simulated calls made, by the server and the clients.
+    pub syscalls: u64,
 }

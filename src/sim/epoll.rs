@@ -65,6 +65,11 @@ impl Sim {
     /// Something happened to `object`: queue every epoll item watching it whose interest (plus
     /// ERR and HUP) meets `mask`. `Events::NONE` is a wake without a key: it meets everything.
     pub(super) fn wake(&mut self, object: Object, mask: Events) {
+        if let Object::Sock(id) = object
+            && let Some(&peer) = self.peer_tags.get(&id)
+        {
+            self.woken_peers.insert(peer);
+        }
         self.wake_nested(object, mask, 0);
     }
 

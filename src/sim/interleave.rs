@@ -30,13 +30,21 @@ pub trait Peers {
     /// Peer `n` makes one syscall (or a few that belong together, such as a reset's
     /// setsockopt and close).
     fn run(&mut self, sim: &mut Sim, n: usize);
+    /// The peers that may be runnable, in peer order: every runnable one must be among them.
+    /// The default is all of them; a harness that tags its peers' sockets
+    /// ([`Sim::tag_peer`]) can offer only those woken or still busy, so that a scheduler's cost
+    /// follows the work, not the number of hosts.
+    fn candidates(&mut self, sim: &mut Sim) -> Vec<usize> {
+        let _ = sim;
+        (0..self.count()).collect()
+    }
 }
 
 /// Lets every runnable peer that the decision source does not hold back make one call, in peer
 /// order, as [`Host::peer`]; then hands the machine back to the main host. Bounded: each peer
 /// runs at most once per call of the program.
 pub fn run_peers(sim: &mut Sim, peers: &mut dyn Peers) {
-    for n in 0..peers.count() {
+    for n in peers.candidates(sim) {
         if peers.runnable(sim, n) && !sim.hold_back() {
             sim.set_host(Host::peer(n));
             peers.run(sim, n);

@@ -117,6 +117,12 @@ enum Proto {
 #[derive(Debug)]
 pub struct Sim {
     config: SimConfig,
+    /// Sockets a harness tagged with its peer's number (see [`Sim::tag_peer`]).
+    peer_tags: BTreeMap<Id, usize>,
+    /// Tagged peers whose socket was woken since the harness last asked.
+    woken_peers: BTreeSet<usize>,
+    /// Calls made so far (the simulator's own timers not counted).
+    syscalls: u64,
     now: Duration,
     fds: FdTable,
     files: Slab<File>,
@@ -166,6 +172,9 @@ impl Sim {
             next_port: first_port,
             timers: BinaryHeap::new(),
             timer_seq: 0,
+            syscalls: 0,
+            peer_tags: BTreeMap::new(),
+            woken_peers: BTreeSet::new(),
             decide,
             pending_choice: None,
             host: Host::MAIN,
@@ -181,6 +190,26 @@ impl Sim {
     /// The transcript so far.
     pub fn transcript(&self) -> &Transcript {
         &self.transcript
+    }
+
+    /// Tags `fd`'s socket as peer `n`'s: from now on a wake-up of it (data, an end, an error,
+    /// room to write: whatever may make a waiting peer runnable) is noted for
+    /// [`Sim::take_woken_peers`]. A scheduler then looks at the peers that may have something
+    /// to do, not at every peer before every call.
+    pub fn tag_peer(&mut self, fd: Fd, n: usize) {
+        if let Ok(id) = self.sock_id(fd) {
+            self.peer_tags.insert(id, n);
+        }
+    }
+
+    /// The tagged peers woken since the last call, in peer order.
+    pub fn take_woken_peers(&mut self) -> BTreeSet<usize> {
+        std::mem::take(&mut self.woken_peers)
+    }
+
+    /// Calls made so far, by every host (the simulator's own timers not counted).
+    pub fn syscalls(&self) -> u64 {
+        self.syscalls
     }
 
     /// Makes `host` the one whose calls follow (they are recorded under its name).
@@ -223,6 +252,7 @@ impl Sim {
         choice: Option<Choice>,
     ) {
         let choice = choice.or(self.pending_choice.take());
+        self.syscalls += u64::from(call != Call::Timer);
         self.transcript.push(Record {
             at: self.now,
             host: self.host,

@@ -1355,6 +1355,8 @@ impl Sim {
             self.unregister_port(id);
         }
         let s = self.socks.remove(id).expect("live socket id");
+        // The slab reuses ids: a tag must not outlive its socket.
+        self.peer_tags.remove(&id);
         if s.family == Family::Unix {
             // unix_release_sock purges the receive queue: each skb's sender is uncharged.
             let stream_skbs: usize = s.rx_chunks.iter().map(|c| c.truesize).sum();
@@ -1381,7 +1383,10 @@ impl Sim {
             ps.shut_wr = true;
             ps.peer = None;
             // unix_release_sock: unread data, or an embryo never accepted, resets the peer.
-            if !s.msgs.is_empty() || !s.rx.is_empty() || force_reset {
+            // Unread *bytes*: a zero-length record left unread does not (Linux 6.18, found by
+            // the differential test; tests/differential.proptest-regressions keeps the case).
+            let unread = s.msgs.iter().any(|m| !m.data.is_empty()) || !s.rx.is_empty();
+            if unread || force_reset {
                 ps.error = Some(Errno::ECONNRESET);
             }
             self.wake_sock(p, Events::NONE);
