@@ -63,13 +63,13 @@ impl LineReader {
         };
         let mut refused = false;
         if self.skipping {
-            let Some(nl) = data.iter().position(|&b| b == b'\n') else {
+            let Some(nl) = memchr::memchr(b'\n', data) else {
                 return Ok(());
             };
             data = &data[nl + 1..];
             self.skipping = false;
         }
-        while let Some(nl) = data.iter().position(|&b| b == b'\n') {
+        while let Some(nl) = memchr::memchr(b'\n', data) {
             let (head, rest) = (&data[..nl], &data[nl + 1..]);
             data = rest;
             if self.partial.len() + head.len() > self.max_line_bytes {

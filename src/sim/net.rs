@@ -646,9 +646,7 @@ impl Sim {
             let (n, c) = self.decide.recv_len(avail);
             let was_writable = peer.is_none_or(|p| self.stream_writable(p));
             let s = self.sock_mut(id);
-            for (dst, src) in buf.iter_mut().zip(s.rx.drain(..n)) {
-                *dst = src;
-            }
+            copy_out(&mut s.rx, &mut buf[..n]);
             let freed = consume_chunks(&mut s.rx_chunks, n);
             if tcp {
                 self.wake_writer_if_room(peer, was_writable);
@@ -748,9 +746,7 @@ impl Sim {
         let (n, c) = self.decide.recv_len(avail);
         let pipe = self.pipes.get_mut(p).expect("live pipe");
         let was_full = pipe.buf.len() >= PIPE_CAPACITY_BYTES;
-        for (dst, src) in buf.iter_mut().zip(pipe.buf.drain(..n)) {
-            *dst = src;
-        }
+        copy_out(&mut pipe.buf, &mut buf[..n]);
         if was_full {
             self.wake(Object::PipeWrite(p), Events::OUT);
         }
@@ -1481,6 +1477,16 @@ impl Sim {
 }
 
 /// Consumes `n` bytes from a queue of write sizes; returns whether a write was consumed whole.
+/// Moves the first `out.len()` bytes of `rx` into `out`, two slice copies at most.
+fn copy_out(rx: &mut std::collections::VecDeque<u8>, out: &mut [u8]) {
+    let n = out.len();
+    let (front, back) = rx.as_slices();
+    let first = n.min(front.len());
+    out[..first].copy_from_slice(&front[..first]);
+    out[first..].copy_from_slice(&back[..n - first]);
+    rx.drain(..n);
+}
+
 fn consume_chunks(chunks: &mut std::collections::VecDeque<Chunk>, mut n: usize) -> usize {
     let mut freed = 0;
     while n > 0 {
