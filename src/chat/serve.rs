@@ -172,11 +172,6 @@ impl ChatApp {
         self.listener.is_none()
     }
 
-    /// The client id of a connected peer, if any (for harnesses).
-    pub fn clients(&self) -> impl Iterator<Item = ClientId> + '_ {
-        self.conns.keys().copied()
-    }
-
     /// Stops: closes every client (dropping queues) and the listener.
     pub fn stop(&mut self, io: &mut Io<'_>) {
         self.core.stop(unix_secs(io));
