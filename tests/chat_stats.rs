@@ -69,3 +69,69 @@ fn spurious_wakeups_are_counted_as_empty_reads() {
     );
     assert!(o.stats.empty_reads > 0, "{:?}", o.stats);
 }
+
+/// Found by cargo-mutants: stopping twice is stopping once.
+#[test]
+fn the_server_goes_away_once() {
+    let o = run(
+        Backend::Poll,
+        Mode::LEVEL,
+        Decider::faithful(),
+        &[Step::Join(0), Step::StopServer, Step::StopServer],
+    );
+    assert_eq!(
+        o.transcript.matches("the server goes away").count(),
+        1,
+        "{}",
+        o.transcript
+    );
+}
+
+/// Found by cargo-mutants (mio#845's shape): more connections than one event's accept budget
+/// arrive at once; under edge triggering the listener must be re-armed, or the rest wait for
+/// ever.
+#[test]
+fn a_crowd_larger_than_the_accept_budget_is_admitted_under_every_mode() {
+    let crowd = selectlab::chat::serve::MAX_ACCEPTS_PER_EVENT + 6;
+    for (backend, mode) in BACKEND_MODES {
+        let o = run(backend, mode, Decider::faithful(), &[Step::Crowd(crowd)]);
+        assert_eq!(o.stats.joined, crowd as u64, "{backend} {mode:?}");
+    }
+}
+
+/// The soft limit of the back-pressure test.
+const SOFT_BYTES: usize = 64 * 1024;
+
+/// Found by cargo-mutants: while a queue is over the soft limit the server reads no input at
+/// all (back-pressure), so what a flooding client sends waits in its socket.
+#[test]
+fn over_the_soft_limit_the_server_stops_reading() {
+    let limits = selectlab::chat::server::Limits {
+        outbound_soft_bytes: SOFT_BYTES,
+        ..Default::default()
+    };
+    let mut session = Session::new(SessionConfig {
+        limits,
+        ..SessionConfig::default()
+    })
+    .unwrap();
+    let line = [vec![b'f'; 999], vec![b'\n']].concat();
+    let flood = line.repeat(1000);
+    for step in [
+        Step::Join(0),
+        Step::Join(1),
+        Step::StopReading(0),
+        Step::Raw(1, flood.clone()),
+    ] {
+        session.step(&step).unwrap();
+    }
+    let read = session.stats().bytes_in;
+    assert!(session.stats().read_pauses >= 1);
+    // It stops in the very read that took it over the limit: one chunk past it at most.
+    let chunk = selectlab::chat::serve::READ_CHUNK_BYTES as u64;
+    assert!(
+        read <= SOFT_BYTES as u64 + chunk,
+        "the server read {read} of {} bytes while it should have paused",
+        flood.len()
+    );
+}

@@ -532,6 +532,11 @@ impl Session {
         self.crowd.notes.add(&self.sim, line);
     }
 
+    /// The server's counters so far.
+    pub fn stats(&self) -> super::serve::Stats {
+        self.app.stats()
+    }
+
     /// Every client `n` of `lines` types its line at once (a line and a newline each, one write
     /// each when it sends), and only then does everything settle: many clients talking
     /// concurrently, as on a real machine, for benchmarks. Not a [`Step`]: the checker's model
