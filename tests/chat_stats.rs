@@ -135,3 +135,25 @@ fn over_the_soft_limit_the_server_stops_reading() {
         flood.len()
     );
 }
+
+/// Found by cargo-mutants: a one-shot registration re-armed after a send that filled the socket
+/// must keep its OUT interest, or the rest of the queue never leaves.
+#[test]
+fn a_paused_reader_gets_everything_after_it_resumes_under_every_mode() {
+    // More than the socket holds for the paused reader, less than the soft limit.
+    let lines: Vec<Step> = (0..400)
+        .map(|i| Step::Say(1, format!("{i:04} {}", "y".repeat(990)).into_bytes()))
+        .collect();
+    for (backend, mode) in BACKEND_MODES {
+        let mut steps = vec![Step::Join(0), Step::Join(1), Step::Pause(0)];
+        steps.extend(lines.iter().cloned());
+        steps.push(Step::Resume(0));
+        let o = run(backend, mode, Decider::faithful(), &steps);
+        let heard = o.clients[0]
+            .lines
+            .iter()
+            .filter(|l| l.ends_with(b"yyyy"))
+            .count();
+        assert_eq!(heard, lines.len(), "{backend} {mode:?}");
+    }
+}
