@@ -41,6 +41,10 @@ fn bytes_sends_and_joins_are_counted_exactly() {
         assert_eq!(s.bytes_in, 6 + 9, "{what}");
         assert_eq!(s.bytes_out, heard as u64, "{what}");
         assert_eq!(s.joined, 3, "{what}");
+        assert!(
+            s.events >= 5,
+            "{what}: three arrivals and two lines were events"
+        );
         // One send per recipient per event: c2's and c3's arrivals (1 + 2), two lines (2 + 2).
         assert_eq!(s.sends, 7, "{what}");
         assert_eq!(
@@ -155,5 +159,43 @@ fn a_paused_reader_gets_everything_after_it_resumes_under_every_mode() {
             .filter(|l| l.ends_with(b"yyyy"))
             .count();
         assert_eq!(heard, lines.len(), "{backend} {mode:?}");
+    }
+}
+
+/// Found by cargo-mutants (the baseline's `on_timer` survivor): after accept fails with EMFILE
+/// the listener pauses, and its timer must resume it, so a client that waited in the backlog is
+/// admitted once a descriptor is free.
+#[test]
+fn after_emfile_the_listener_resumes_and_the_waiting_client_gets_in() {
+    for (backend, mode) in BACKEND_MODES {
+        let config = SessionConfig {
+            backend,
+            mode,
+            // The listener, epoll's descriptor (if any), then each client's socket and its
+            // accepted twin: c3's socket fits, its accepted twin does not.
+            fd_limit: if backend == Backend::Epoll { 7 } else { 6 },
+            ..SessionConfig::default()
+        };
+        let steps = [
+            Step::Crowd(3),
+            Step::Exit(0),
+            Step::Sleep(selectlab::chat::serve::ACCEPT_BACKOFF * 2),
+            Step::Say(2, b"let in at last".to_vec()),
+        ];
+        let o = Session::new(config).unwrap().run(&steps).unwrap();
+        assert!(
+            o.transcript.contains("EMFILE"),
+            "{backend} {mode:?}\n{}",
+            o.transcript
+        );
+        assert_eq!(o.stats.joined, 3, "{backend} {mode:?}\n{}", o.transcript);
+        assert!(
+            o.clients[1]
+                .lines
+                .iter()
+                .any(|l| l.ends_with(b"let in at last")),
+            "{backend} {mode:?}\n{}",
+            o.transcript
+        );
     }
 }
