@@ -82,3 +82,48 @@ fn short_writes_and_eagain_come_where_linux_puts_them() {
         }
     }
 }
+
+/// A datagram socket connected to a receiver whose queue is full of another sender's
+/// messages waits for room; when the receiver reads one, Linux wakes it (unix_dgram_recvmsg
+/// wakes the receiver's peer_wait), so edge-triggered epoll reports it writable again.
+/// Found by review: the simulator woke only the sender of the message read.
+#[test]
+fn a_connected_sender_is_woken_when_a_full_receiver_reads() {
+    use selectlab::addr::{Family, SockAddr};
+    use selectlab::kernel::{CtlOp, Mode};
+    let run = |k: &mut dyn Kernel, dir: &std::path::Path| -> (bool, bool) {
+        let path = dir.join("r.sock");
+        let r = k.socket(Family::Unix, SockType::Dgram).unwrap();
+        k.bind(r, &SockAddr::Unix(path.clone())).unwrap();
+        let connected = k.socket(Family::Unix, SockType::Dgram).unwrap();
+        k.connect(connected, &SockAddr::Unix(path.clone())).unwrap();
+        let other = k.socket(Family::Unix, SockType::Dgram).unwrap();
+        // Fill the receiver's queue from the other sender, to its limit.
+        while k.sendto(other, b"x", &SockAddr::Unix(path.clone())).is_ok() {}
+        let ep = k.epoll_create().unwrap();
+        k.epoll_ctl(ep, CtlOp::Add, connected, Events::OUT, Mode::EDGE, 1)
+            .unwrap();
+        let mut out = Vec::new();
+        k.epoll_wait(ep, &mut out, 8, Some(Duration::ZERO)).unwrap();
+        let writable_when_full = !out.is_empty();
+        let mut buf = [0u8; 8];
+        k.recv(r, &mut buf).unwrap();
+        out.clear();
+        k.epoll_wait(ep, &mut out, 8, Some(Duration::ZERO)).unwrap();
+        let woken = !out.is_empty();
+        for fd in [ep, other, connected, r] {
+            k.close(fd).unwrap();
+        }
+        let _ = std::fs::remove_file(&path);
+        (writable_when_full, woken)
+    };
+    let dir = std::env::temp_dir().join(format!("selectlab-peer-wait-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sim = run(&mut Sim::faithful(), &dir);
+    assert_eq!(sim, (false, true), "simulator");
+    if !kernel_is_gvisor() {
+        let real = run(&mut RealKernel::new(), &dir);
+        assert_eq!(real, sim, "kernel vs simulator");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

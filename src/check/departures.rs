@@ -161,9 +161,14 @@ fn reset_after_lines(ctx: &Ctx) -> Outcome {
         .flat_map(|l| l.iter().copied().chain([b'\n']))
         .collect();
     let mark = ctx.mark("reset-after-lines", 1);
-    room.talk(&[vec![one]], ctx.until, Duration::ZERO, |me, heard| {
-        me == 0 || heard.iter().filter(|l| contains(l, &mark)).count() >= sent.len()
-    });
+    let failed = room.talk(
+        &[vec![one]],
+        Duration::ZERO,
+        ctx.until,
+        Duration::ZERO,
+        |me, heard| me == 0 || heard.iter().filter(|l| contains(l, &mark)).count() >= sent.len(),
+    );
+    super::all_sent(failed)?;
     let sender = room.peers.remove(0);
     let at = ctx.named(&sender);
     sender.reset();
@@ -210,13 +215,21 @@ fn reset_mid_line(ctx: &Ctx) -> Outcome {
             format!("arrived {}", show(leak)),
         ]));
     }
+    if let Some(why) = &c2.ended {
+        return Err(Judgement::fail(format!(
+            "c2's connection ended after c1 reset mid-line: {why}"
+        )));
+    }
     let notice = if told {
         "its departure was announced"
     } else {
         "(no departure notice)"
     };
+    drop(room);
+    Room::gather(ctx.server, 2, &ctx.tag, ctx.until)
+        .map_err(|e| Judgement::fail(format!("after the reset: {e}")))?;
     Ok(format!(
-        "nothing of the unfinished line reached c2; {notice}"
+        "nothing of the unfinished line reached c2; {notice}; two new clients chat afterwards"
     ))
 }
 

@@ -1,5 +1,7 @@
 //! Checks of what happens to one line on its way through the server.
 
+use std::time::Duration;
+
 use super::peer::Room;
 use super::{Check, Ctx, Judgement, Outcome, QUIET, contains, delivers, judge_stream, show};
 use crate::chat::protocol::{self, What};
@@ -8,8 +10,10 @@ use crate::chat::protocol::{self, What};
 const LINES_EACH: usize = 20;
 /// Bytes of an over-long line: far past any reasonable limit, and past one read.
 pub const LONG_LINE_BYTES: usize = 100 * 1024;
+/// Time between the one-byte writes of `split-writes`.
+const SPLIT_GAP: Duration = Duration::from_millis(2);
 /// How long c2 waits for the over-long line before it takes it as refused.
-const LONG_LINE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const LONG_LINE_WAIT: Duration = Duration::from_secs(2);
 
 /// The server's exact form of a relayed line.
 pub const PREFIX: Check = Check {
@@ -44,9 +48,10 @@ fn prefix(ctx: &Ctx) -> Outcome {
 /// c1 sends `sent` (with its newline, one write); returns the line c2 heard carrying it.
 fn one_line(room: &mut Room, ctx: &Ctx, sent: &[u8]) -> Result<Vec<u8>, Judgement> {
     let writes = vec![vec![[sent, b"\n"].concat()]];
-    room.talk(&writes, ctx.until, QUIET, |me, heard| {
+    let failed = room.talk(&writes, Duration::ZERO, ctx.until, QUIET, |me, heard| {
         me != 1 || heard.iter().any(|l| delivers(l, sent))
     });
+    super::all_sent(failed)?;
     let c2 = &room.peers[1];
     c2.heard
         .iter()
@@ -95,9 +100,10 @@ fn delivery(ctx: &Ctx) -> Outcome {
         .collect();
     let all = format!("{} delivery c", ctx.tag).into_bytes();
     let want = (n - 1) * LINES_EACH;
-    room.talk(&writes, ctx.until, QUIET, |_, heard| {
+    let failed = room.talk(&writes, Duration::ZERO, ctx.until, QUIET, |_, heard| {
         heard.iter().filter(|l| contains(l, &all)).count() >= want
     });
+    super::all_sent(failed)?;
     for (r, listener) in room.peers.iter().enumerate() {
         for (s, lines) in sent.iter().enumerate() {
             let mark = ctx.mark("delivery", s + 1);
@@ -138,6 +144,8 @@ fn no_echo(ctx: &Ctx) -> Outcome {
     room.forget();
     let sent = ctx.line("no-echo", 1, 0, b"do not send this back");
     one_line(&mut room, ctx, &sent)?;
+    // c2 has the line: an echo would be on its way to c1 by now.
+    room.peers[0].listen_for(QUIET);
     let c1 = &room.peers[0];
     match c1.heard.iter().find(|l| contains(l, &sent)) {
         Some(echo) => Err(Judgement::Fail(vec![
@@ -153,13 +161,20 @@ fn no_echo(ctx: &Ctx) -> Outcome {
 
 /// Sends `sent` as c1 with `writes`, and requires c2 to hear exactly `sent`'s lines, whole,
 /// in order, nothing else of them.
-fn framed(ctx: &Ctx, check: &str, sent: &[Vec<u8>], writes: Vec<Vec<u8>>) -> Result<(), Judgement> {
+fn framed(
+    ctx: &Ctx,
+    check: &str,
+    sent: &[Vec<u8>],
+    writes: Vec<Vec<u8>>,
+    gap: Duration,
+) -> Result<(), Judgement> {
     let mut room = Room::gather(ctx.server, 2, &ctx.tag, ctx.until)?;
     room.forget();
     let mark = ctx.mark(check, 1);
-    room.talk(&[writes], ctx.until, QUIET, |me, heard| {
+    let failed = room.talk(&[writes], gap, ctx.until, QUIET, |me, heard| {
         me != 1 || sent.iter().all(|s| heard.iter().any(|l| delivers(l, s)))
     });
+    super::all_sent(failed)?;
     let c2 = &room.peers[1];
     judge_stream("c2", "c1", &c2.heard, &mark, sent).map_err(Judgement::Fail)?;
     if !c2.unfinished().is_empty() {
@@ -183,7 +198,14 @@ fn split_writes(ctx: &Ctx) -> Outcome {
     let line = [&sent[..], b"\n"].concat();
     // TCP_NODELAY is on: each write leaves as its own segment.
     let writes = line.chunks(1).map(<[u8]>::to_vec).collect();
-    framed(ctx, "split-writes", std::slice::from_ref(&sent), writes)?;
+    // Apart in time, so each byte is its own segment and, on any server, its own read.
+    framed(
+        ctx,
+        "split-writes",
+        std::slice::from_ref(&sent),
+        writes,
+        SPLIT_GAP,
+    )?;
     Ok(format!(
         "{} one-byte writes arrived as one line",
         line.len()
@@ -205,7 +227,7 @@ fn merged_writes(ctx: &Ctx) -> Outcome {
         .iter()
         .flat_map(|l| l.iter().copied().chain([b'\n']))
         .collect();
-    framed(ctx, "merged-writes", &sent, vec![one])?;
+    framed(ctx, "merged-writes", &sent, vec![one], Duration::ZERO)?;
     Ok("one write of five lines arrived as five lines, in order".into())
 }
 
@@ -228,6 +250,7 @@ fn binary(ctx: &Ctx) -> Outcome {
         "binary",
         std::slice::from_ref(&sent),
         vec![[&sent[..], b"\n"].concat()],
+        Duration::ZERO,
     )?;
     Ok(format!(
         "c2 heard {} unchanged",
@@ -250,7 +273,8 @@ fn long_line(ctx: &Ctx) -> Outcome {
     let writes = vec![vec![[&sent[..], b"\n"].concat()]];
     // A refusal is silent: c2 waits a while for the line, not the whole deadline.
     let wait = ctx.until.min(std::time::Instant::now() + LONG_LINE_WAIT);
-    room.talk(&writes, wait, QUIET, |me, heard| {
+    // The sender may be cut off for its line: a policy, not the checker's trouble.
+    let _ = room.talk(&writes, Duration::ZERO, wait, QUIET, |me, heard| {
         me != 1 || heard.iter().any(|l| delivers(l, &sent))
     });
     let c2 = &room.peers[1];

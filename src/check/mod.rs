@@ -390,5 +390,14 @@ pub fn judge_stream(
 
 /// Whether `hay` contains `needle`.
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+    !needle.is_empty() && memchr::memmem::find(hay, needle).is_some()
+}
+
+/// The checker's own writes went out, or the check cannot judge (SKIP, with why).
+pub fn all_sent(failed: Vec<String>) -> Result<(), Judgement> {
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Judgement::Skip(failed.join("; ")))
+    }
 }

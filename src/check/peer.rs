@@ -17,6 +17,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const READ_SLICE: Duration = Duration::from_millis(20);
 /// Most bytes one client keeps of what it heard (a runaway server cannot exhaust memory).
 pub const MAX_HEARD_BYTES: usize = 64 << 20;
+/// What a heard line costs in memory besides its bytes (its vector), for `MAX_HEARD_BYTES`.
+const LINE_OVERHEAD_BYTES: usize = 32;
 /// How often a client repeats its hello while the room gathers.
 const HELLO_EVERY: Duration = Duration::from_millis(100);
 
@@ -72,15 +74,6 @@ impl Peer {
         (&self.stream).write_all(bytes)
     }
 
-    /// Writes `bytes` in pieces of `piece` bytes, one write each, `gap` apart.
-    pub fn send_pieces(&self, bytes: &[u8], piece: usize, gap: Duration) -> io::Result<()> {
-        for chunk in bytes.chunks(piece.max(1)) {
-            self.send(chunk)?;
-            thread::sleep(gap);
-        }
-        Ok(())
-    }
-
     /// A clean exit: FIN, after everything written.
     pub fn exit(self) {
         let _ = self.stream.shutdown(Shutdown::Both);
@@ -134,8 +127,12 @@ impl Peer {
         if let Some(last) = self.partial.iter().rposition(|&b| b == b'\n') {
             let rest = self.partial.split_off(last + 1);
             let done = std::mem::replace(&mut self.partial, rest);
+            let before = self.heard.len();
             self.heard
                 .extend(done[..last].split(|&b| b == b'\n').map(<[u8]>::to_vec));
+            // A line costs its bytes and a vector: count the vector too, so a server that
+            // sends empty lines without end is stopped as surely as one that sends bytes.
+            self.heard_bytes += (self.heard.len() - before) * LINE_OVERHEAD_BYTES;
         }
     }
 
@@ -145,24 +142,33 @@ impl Peer {
     }
 }
 
-/// A socket with SO_RCVBUF set before connecting, as a std stream.
+/// A socket with SO_RCVBUF set before connecting, as a std stream; the connect is bounded by
+/// [`CONNECT_TIMEOUT`], like `TcpStream::connect_timeout`.
 fn connect_small_window(server: SocketAddr, rcvbuf_bytes: usize) -> io::Result<TcpStream> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::{AsFd, AsRawFd};
     let family = match server {
         SocketAddr::V4(_) => nixsock::AddressFamily::Inet,
         SocketAddr::V6(_) => nixsock::AddressFamily::Inet6,
     };
-    let fd: OwnedFd = nixsock::socket(
-        family,
-        nixsock::SockType::Stream,
-        nixsock::SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
+    let flags = nixsock::SockFlag::SOCK_CLOEXEC | nixsock::SockFlag::SOCK_NONBLOCK;
+    let fd: OwnedFd = nixsock::socket(family, nixsock::SockType::Stream, flags, None)?;
     nixsock::setsockopt(&fd, sockopt::RcvBuf, &rcvbuf_bytes)?;
+    match nixsock::connect(fd.as_raw_fd(), &SockaddrStorage::from(server)) {
+        Ok(()) | Err(nix::errno::Errno::EINPROGRESS) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let millis = u16::try_from(CONNECT_TIMEOUT.as_millis()).unwrap_or(u16::MAX);
+    let mut wait = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
+    if poll(&mut wait, PollTimeout::from(millis))? == 0 {
+        return Err(io::Error::new(ErrorKind::TimedOut, "connect timed out"));
+    }
+    match nixsock::getsockopt(&fd, sockopt::SocketError)? {
+        0 => {}
+        e => return Err(io::Error::from_raw_os_error(e)),
+    }
     let stream = TcpStream::from(fd);
-    // The handshake is on loopback or near: a blocking connect, bounded by the kernel's own
-    // SYN retries, is what `connect_timeout` would do for an address that answered before.
-    use std::os::fd::AsRawFd;
-    nixsock::connect(stream.as_raw_fd(), &SockaddrStorage::from(server))?;
+    stream.set_nonblocking(false)?;
     Ok(stream)
 }
 
@@ -189,6 +195,12 @@ impl Room {
     ) -> Result<Room, String> {
         let mut peers = Vec::with_capacity(windows.len());
         for (i, window) in windows.iter().enumerate() {
+            if Instant::now() >= until {
+                return Err(format!(
+                    "the check's time ran out while c{} was connecting",
+                    i + 1
+                ));
+            }
             let peer = Peer::connect(format!("c{}", i + 1), server, *window)
                 .map_err(|e| format!("c{} could not connect: {e}", i + 1))?;
             peers.push(peer);
@@ -219,6 +231,11 @@ impl Room {
                     };
                     if reader.listen_until(until, heard_all) {
                         ready.fetch_add(1, Ordering::SeqCst);
+                    }
+                    // Keep taking the others' hellos until everyone is ready, so no socket
+                    // fills up behind a reader that has had enough.
+                    while ready.load(Ordering::SeqCst) < n && Instant::now() < until {
+                        reader.listen_for(HELLO_EVERY);
                     }
                 });
                 s.spawn(move || {
@@ -260,32 +277,42 @@ impl Room {
             ));
         }
         Err(format!(
-            "the room never gathered: {} of {n} clients did not hear every other's hello (lines like {:?}); \
-             the server does not relay lines between clients",
+            "the room never gathered: {} of {n} clients had not heard every other's hello (lines like {:?}) \
+             when the check's time ran out; the server did not relay lines between them in time",
             deaf.len(),
             String::from_utf8_lossy(&hellos[0])
         ))
     }
 
-    /// Every client writes its `writes` (one write each, in order) while every client listens
-    /// until `enough` says so for it (or the deadline); then all listen for `quiet` more.
+    /// Every client writes its `writes` (one write each, in order, `gap` apart) while every
+    /// client listens until `enough` says so for it (or the deadline); then all listen for
+    /// `quiet` more. Returns the writes that failed, with the writer's name (the checker's own
+    /// trouble is reported as such, not blamed on the server).
     pub fn talk(
         &mut self,
         writes: &[Vec<Vec<u8>>],
+        gap: Duration,
         until: Instant,
         quiet: Duration,
         enough: impl Fn(usize, &[Vec<u8>]) -> bool + Sync,
-    ) {
+    ) -> Vec<String> {
         let enough = &enough;
+        let failed = std::sync::Mutex::new(Vec::new());
         thread::scope(|s| {
             for (me, peer) in self.peers.iter_mut().enumerate() {
+                let name = peer.name.clone();
                 let (reader, writer) = peer.split();
                 let mine = writes.get(me).map(Vec::as_slice).unwrap_or_default();
+                let failed = &failed;
                 s.spawn(move || {
                     for w in mine {
-                        if writer.send(w).is_err() {
+                        if let Err(e) = writer.send(w) {
+                            if let Ok(mut f) = failed.lock() {
+                                f.push(format!("{name} could not send: {e}"));
+                            }
                             return;
                         }
+                        thread::sleep(gap);
                     }
                 });
                 s.spawn(move || {
@@ -294,6 +321,7 @@ impl Room {
                 });
             }
         });
+        failed.into_inner().unwrap_or_default()
     }
 
     /// Learns each client's name in the server's prefixes from its hello as another heard it.

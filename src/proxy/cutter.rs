@@ -81,7 +81,8 @@ impl Cutter {
         let pause_ms = 1 + self.decide.pick(MAX_PAUSE_MS);
         // Whether the adversary shortens this write: of 2 bytes, it then takes 1.
         let short = self.decide.send_len(2).0 == 1;
-        // Log-uniform sizes: a 1-byte piece is as likely as a 10 KiB one.
+        // Log-uniform sizes: each power-of-two size class (1, 2–3, 4–7, … bytes) is as likely
+        // as any other, so pieces of a few bytes are common.
         let bits = self.decide.pick(MAX_PIECE_BYTES.trailing_zeros() as usize);
         let planned = (1 << bits) + self.decide.pick(1 << bits);
         let clamp = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);

@@ -138,6 +138,8 @@ pub fn run(
             format!("--max-buffered-bytes must be at least one piece, {MAX_PIECE_BYTES}"),
         ));
     }
+    // Two descriptors per connection: ask for what the hard limit allows.
+    let _ = crate::real::raise_fd_limit();
     let listener = TcpListener::bind(config.listen)?;
     listener.set_nonblocking(true)?;
     ready(listener.local_addr()?);
@@ -333,6 +335,11 @@ impl Connection {
         }
         if self.aborted.load(Ordering::SeqCst) {
             return;
+        }
+        if !held.is_empty() {
+            // The run ended with bytes in hand: a reset, not a FIN that would pass a cut-off
+            // stream for a complete one.
+            return self.abort();
         }
         let _ = to.shutdown(Shutdown::Write);
         self.log.record(

@@ -702,8 +702,27 @@ impl Sim {
         // An AF_UNIX message is an skb charged to its sender: reading it frees the charge.
         if self.sock(id).family == Family::Unix {
             self.uncharge(msg.sender.or(peer), msg.truesize);
+            // unix_dgram_recvmsg wakes everyone on the receiver's peer_wait: datagram sockets
+            // connected to it that waited for room in its queue (unix_dgram_peer_wake_me).
+            if self.sock(id).msgs.len() == UNIX_MAX_DGRAM_QLEN {
+                self.wake_connected_senders(id);
+            }
         }
         Ok(n)
+    }
+
+    /// Wakes the datagram sockets connected to `receiver` (not connected back) whose queue
+    /// limit held them, now that it has room.
+    fn wake_connected_senders(&mut self, receiver: Id) {
+        let waiting: Vec<Id> = self
+            .socks
+            .iter()
+            .filter(|(w, s)| *w != receiver && s.ty == SockType::Dgram && s.peer == Some(receiver))
+            .map(|(w, _)| w)
+            .collect();
+        for w in waiting {
+            self.wake_writer_if_room(Some(w), false);
+        }
     }
 
     /// A reader freed `truesize` of `writer`'s AF_UNIX skbs (sock_wfree): its charge drops and,

@@ -58,6 +58,17 @@ impl<T> Slab<T> {
         }
     }
 
+    /// Every live entry, in slot order (deterministic).
+    pub fn iter(&self) -> impl Iterator<Item = (Id, &T)> {
+        self.slots.iter().enumerate().filter_map(|(slot, s)| {
+            let id = Id {
+                slot: u32::try_from(slot).expect("slab holds under 2^32 entries"),
+                generation: s.generation,
+            };
+            s.value.as_ref().map(|v| (id, v))
+        })
+    }
+
     /// The value, if the id is still live.
     pub fn get(&self, id: Id) -> Option<&T> {
         let s = self.slots.get(id.slot as usize)?;
