@@ -128,3 +128,35 @@ fn interleaved_sessions_are_deterministic_and_name_their_hosts() {
     .transcript;
     assert_ne!(a, other_seed, "the seed chooses the schedule");
 }
+
+/// Found by cargo-mutants: a dripping client sends one line per call, as typed, and says so
+/// in the transcript; steps print as people read them.
+#[test]
+fn a_drip_is_one_line_per_send() {
+    use selectlab::chat::session::{Session, SessionConfig, Step};
+    let config = SessionConfig {
+        kernel_calls: true,
+        ..SessionConfig::default()
+    };
+    let steps = [
+        Step::Join(0),
+        Step::Join(1),
+        Step::Drip(0, b"a\nbb\n".to_vec()),
+    ];
+    let o = Session::new(config).unwrap().run(&steps).unwrap();
+    let sends: Vec<&str> = o
+        .transcript
+        .lines()
+        .filter(|l| l.contains("] c1 ") && l.contains(" send("))
+        .collect();
+    assert_eq!(sends.len(), 2, "{}", o.transcript);
+    assert!(
+        sends[0].contains("send(2) = 2") && sends[1].contains("send(3) = 3"),
+        "{sends:?}"
+    );
+    assert_eq!(
+        Step::Drip(0, b"a\n".to_vec()).to_string(),
+        "c1 sends \"a\\n\" line by line (2 bytes)"
+    );
+    assert_eq!(Step::Say(1, b"hi".to_vec()).to_string(), "c2 says \"hi\"");
+}

@@ -158,11 +158,6 @@ impl ChatServer {
         self.limits
     }
 
-    /// How many clients are in the room.
-    pub fn len(&self) -> usize {
-        self.clients.len()
-    }
-
     /// Whether the room is empty.
     pub fn is_empty(&self) -> bool {
         self.clients.is_empty()
@@ -349,11 +344,6 @@ impl ChatServer {
         self.clients.get(&id).map(|c| &c.out)
     }
 
-    /// Whether `id` is leaving (its reads are ignored).
-    pub fn is_leaving(&self, id: ClientId) -> bool {
-        self.clients.get(&id).is_some_and(|c| c.leaving)
-    }
-
     /// Clients with new output since the last call, in id order.
     pub fn take_dirty(&mut self, into: &mut Vec<ClientId>) {
         into.clear();
@@ -447,6 +437,15 @@ mod tests {
         SockAddr::Inet(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
+    /// How many of `ids` are in the room.
+    fn members(s: &ChatServer, ids: std::ops::RangeInclusive<ClientId>) -> usize {
+        ids.filter(|id| s.peer(*id).is_some()).count()
+    }
+
+    fn actions(s: &mut ChatServer) -> Vec<Action> {
+        std::iter::from_fn(|| s.poll_action()).collect()
+    }
+
     fn drain(s: &mut ChatServer, id: ClientId) {
         let n = s.outbound(id).map_or(0, Outbound::bytes);
         s.sent(id, n);
@@ -473,7 +472,11 @@ mod tests {
         for _ in 0..4 {
             s.received(3, b"0123456789\n", T);
         }
-        assert_eq!(s.len(), 1, "both slow consumers left; the sender stays");
+        assert_eq!(
+            members(&s, 1..=3),
+            1,
+            "both slow consumers left; the sender stays"
+        );
         assert!(s.peak_queue_bytes() <= limits.outbound_cap_bytes);
     }
 
@@ -500,6 +503,89 @@ mod tests {
         chunk.push(b'\n');
         chunk.extend(std::iter::repeat_n(b'z', 400));
         s.received(1, &chunk, T);
-        assert!(s.len() <= 2);
+        assert!(members(&s, 1..=3) <= 2);
+    }
+
+    /// The formatted length of `text` said by the client on port `port`.
+    fn said_len(port: u16, text: &str) -> usize {
+        format!("2026-01-01 00:00:00 ('127.0.0.1', {port}) say: {text}\n").len()
+    }
+
+    /// Found by cargo-mutants: a departure of someone not in the room changes nothing.
+    #[test]
+    fn leaving_twice_or_unknown_changes_nothing() {
+        let mut s = ChatServer::new(Limits::default());
+        for id in 1..=2 {
+            assert!(s.join(id, lo(id as u16), T));
+        }
+        let _ = actions(&mut s);
+        s.left(9, Departure::Closed, T);
+        assert!(actions(&mut s).iter().all(|a| matches!(a, Action::Log(_))));
+        assert_eq!(members(&s, 1..=2), 2);
+    }
+
+    /// Found by cargo-mutants: when a client that was already leaving goes, the others still
+    /// have their new output to send.
+    #[test]
+    fn a_leaving_clients_departure_keeps_the_others_dirty() {
+        let limits = Limits {
+            max_line_bytes: 8,
+            ..Limits::default()
+        };
+        let mut s = ChatServer::new(limits);
+        for id in 1..=3 {
+            assert!(s.join(id, lo(id as u16), T));
+        }
+        for id in 1..=3 {
+            drain(&mut s, id);
+        }
+        let mut dirty = Vec::new();
+        s.take_dirty(&mut dirty);
+        s.received(2, b"far too long a line\n", T); // c2 is now leaving
+        s.received(3, b"hi\n", T);
+        s.left(2, Departure::Closed, T);
+        s.take_dirty(&mut dirty);
+        assert!(dirty.contains(&1), "{dirty:?}");
+    }
+
+    /// Found by cargo-mutants: a queue of exactly `bytes` is not over `bytes`.
+    #[test]
+    fn a_queue_is_over_only_past_the_mark() {
+        let mut s = ChatServer::new(Limits::default());
+        for id in 1..=2 {
+            assert!(s.join(id, lo(id as u16), T));
+        }
+        drain(&mut s, 1);
+        s.received(2, b"hi\n", T);
+        let queued = s.outbound(1).map_or(0, Outbound::bytes);
+        assert_eq!(queued, said_len(2, "hi"));
+        assert!(!s.any_queue_over(&[1], queued));
+        assert!(s.any_queue_over(&[1], queued - 1));
+    }
+
+    /// Found by cargo-mutants: a line that brings a queue to exactly the cap is queued; one
+    /// byte more and its reader is dropped as a slow consumer.
+    #[test]
+    fn the_cap_is_inclusive() {
+        // Longer than c2's arrival notice, which c1 hears first.
+        let text = "a line longer than any notice";
+        let len = said_len(2, text);
+        for (cap, dropped) in [(len, false), (len - 1, true)] {
+            let limits = Limits {
+                outbound_cap_bytes: cap,
+                ..Limits::default()
+            };
+            let mut s = ChatServer::new(limits);
+            for id in 1..=2 {
+                assert!(s.join(id, lo(id as u16), T));
+            }
+            drain(&mut s, 1);
+            let _ = actions(&mut s);
+            s.received(2, format!("{text}\n").as_bytes(), T);
+            let closed = actions(&mut s)
+                .iter()
+                .any(|a| matches!(a, Action::Close(1)));
+            assert_eq!(closed, dropped, "cap {cap}");
+        }
     }
 }
