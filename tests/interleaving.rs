@@ -142,6 +142,8 @@ fn a_drip_is_one_line_per_send() {
         Step::Join(0),
         Step::Join(1),
         Step::Drip(0, b"a\nbb\n".to_vec()),
+        // The drip is over: what comes next goes in one send again.
+        Step::Raw(0, b"c\nd\n".to_vec()),
     ];
     let o = Session::new(config).unwrap().run(&steps).unwrap();
     let sends: Vec<&str> = o
@@ -149,7 +151,8 @@ fn a_drip_is_one_line_per_send() {
         .lines()
         .filter(|l| l.contains("] c1 ") && l.contains(" send("))
         .collect();
-    assert_eq!(sends.len(), 2, "{}", o.transcript);
+    assert_eq!(sends.len(), 3, "{}", o.transcript);
+    assert!(sends[2].contains("send(4) = 4"), "{sends:?}");
     assert!(
         sends[0].contains("send(2) = 2") && sends[1].contains("send(3) = 3"),
         "{sends:?}"
