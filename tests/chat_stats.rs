@@ -199,3 +199,37 @@ fn after_emfile_the_listener_resumes_and_the_waiting_client_gets_in() {
         );
     }
 }
+
+/// Found by cargo-mutants: a session that ends with the room held for a slow reader waits out
+/// the slow-consumer timeout once (with a second to spare), not in short steps.
+#[test]
+fn a_held_room_is_let_go_in_one_wait() {
+    let limits = selectlab::chat::server::Limits {
+        outbound_soft_bytes: SOFT_BYTES,
+        slow_consumer_timeout: std::time::Duration::from_secs(2),
+        ..Default::default()
+    };
+    let line = [vec![b'f'; 999], vec![b'\n']].concat();
+    let steps = [
+        Step::Join(0),
+        Step::Join(1),
+        Step::StopReading(0),
+        Step::Raw(1, line.repeat(500)),
+    ];
+    let o = Session::new(SessionConfig {
+        limits,
+        ..SessionConfig::default()
+    })
+    .unwrap()
+    .run(&steps)
+    .unwrap();
+    assert_eq!(
+        o.transcript
+            .matches("the room waits for a slow reader")
+            .count(),
+        1,
+        "{}",
+        o.transcript
+    );
+    assert!(o.transcript.contains("slow consumer"), "{}", o.transcript);
+}

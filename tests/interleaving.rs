@@ -162,4 +162,13 @@ fn a_drip_is_one_line_per_send() {
         "c1 sends \"a\\n\" line by line (2 bytes)"
     );
     assert_eq!(Step::Say(1, b"hi".to_vec()).to_string(), "c2 says \"hi\"");
+    // Quotes and backslashes are escaped; a payload shows whole up to 96 bytes.
+    assert_eq!(
+        Step::Say(0, b"q\"b\\".to_vec()).to_string(),
+        r#"c1 says "q\"b\\""#
+    );
+    let longest = vec![b'x'; selectlab::chat::session::SHOW_MAX_BYTES];
+    assert!(!Step::Say(0, longest.clone()).to_string().ends_with("..."));
+    let longer = [longest, vec![b'x']].concat();
+    assert!(Step::Say(0, longer).to_string().ends_with("..."));
 }
