@@ -14,6 +14,9 @@ use selectlab::reactor::Reactor;
 use selectlab::readiness::Backend;
 use selectlab::sim::Sim;
 
+/// The client's line limit as the README documents it.
+const LINE_LIMIT_BYTES: usize = 65_536;
+
 /// Turns any one helper below may take: far more than any of them needs.
 const MAX_TURNS: usize = 100_000;
 
@@ -155,7 +158,9 @@ fn a_line_of_the_limit_is_sent_and_a_longer_one_is_dropped_whole() {
         &mut printed,
     )
     .unwrap();
-    let longest = [vec![b'x'; MAX_INPUT_LINE_BYTES], vec![b'\n']].concat();
+    // The documented limit (README: lines up to 64 KiB), not merely whatever the constant says.
+    assert_eq!(MAX_INPUT_LINE_BYTES, LINE_LIMIT_BYTES);
+    let longest = [vec![b'x'; LINE_LIMIT_BYTES], vec![b'\n']].concat();
     // Longer than the limit by more than one read, and followed in the same write by a line.
     let too_long = [
         vec![b'y'; MAX_INPUT_LINE_BYTES + 20_000],
