@@ -277,6 +277,17 @@ fn long_line(ctx: &Ctx) -> Outcome {
     let _ = room.talk(&writes, Duration::ZERO, wait, QUIET, |me, heard| {
         me != 1 || heard.iter().any(|l| delivers(l, &sent))
     });
+    // A line still arriving (its start heard, its end not yet) gets the rest of the time.
+    let c2 = &mut room.peers[1];
+    if contains(c2.unfinished(), &head) {
+        c2.listen_until(ctx.until, |heard| heard.iter().any(|l| contains(l, &head)));
+    }
+    if contains(c2.unfinished(), &head) && c2.ended.is_none() {
+        return Err(Judgement::Skip(format!(
+            "the long line was still arriving when the check's time ran out ({} bytes so far)",
+            c2.unfinished().len()
+        )));
+    }
     let c2 = &room.peers[1];
     // A fragment: a line with the marker but not all of the line, or a run of filler alone.
     let fragment = c2.heard.iter().find(|l| {

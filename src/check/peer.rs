@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::socket::{self as nixsock, SockaddrStorage, sockopt};
 
-/// Longest wait for a connection.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest wait for a connection: long enough for two SYN retransmissions (1 s, then 2 s
+/// more), which a crowd overflowing a server's listen backlog relies on.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(8);
 /// How long one blocking read waits before the reader looks at its deadline again.
 const READ_SLICE: Duration = Duration::from_millis(20);
 /// Most bytes one client keeps of what it heard (a runaway server cannot exhaust memory).

@@ -18,7 +18,7 @@ use crate::real::RealKernel;
 use crate::zoo::Bugs;
 
 /// The chat server's listen backlog.
-pub const CHAT_BACKLOG: u32 = 128;
+pub const CHAT_BACKLOG: u32 = 1024;
 /// Descriptors select must leave for the listener, stdio and the epoll-less rest.
 const SELECT_RESERVED_FDS: usize = 16;
 
