@@ -67,6 +67,14 @@ fn connected(sim: &mut Sim) -> Ends {
     }
 }
 
+/// A simulator with a connected client's ends and a poll reactor for the client.
+fn rig() -> (Sim, Ends, Reactor) {
+    let mut sim = Sim::faithful();
+    let ends = connected(&mut sim);
+    let reactor = Reactor::new(&mut sim, Backend::Poll).unwrap();
+    (sim, ends, reactor)
+}
+
 /// Types `bytes` into the client's standard input, turning the client until it has read all
 /// of them (or has ended).
 fn type_in(
@@ -121,10 +129,8 @@ fn fill_the_socket(sim: &mut Sim, reactor: &mut Reactor, app: &mut ChatClientApp
 
 #[test]
 fn exit_ends_the_client_and_nothing_typed_after_it_is_sent() {
-    let mut sim = Sim::faithful();
-    let ends = connected(&mut sim);
+    let (mut sim, ends, mut reactor) = rig();
     let mut printed = Printed::default();
-    let mut reactor = Reactor::new(&mut sim, Backend::Poll).unwrap();
     let mut app = ChatClientApp::new(
         &mut reactor.io(&mut sim),
         ends.stdin,
@@ -147,10 +153,8 @@ fn exit_ends_the_client_and_nothing_typed_after_it_is_sent() {
 
 #[test]
 fn a_line_of_the_limit_is_sent_and_a_longer_one_is_dropped_whole() {
-    let mut sim = Sim::faithful();
-    let ends = connected(&mut sim);
+    let (mut sim, ends, mut reactor) = rig();
     let mut printed = Printed::default();
-    let mut reactor = Reactor::new(&mut sim, Backend::Poll).unwrap();
     let mut app = ChatClientApp::new(
         &mut reactor.io(&mut sim),
         ends.stdin,
@@ -196,10 +200,8 @@ fn a_line_of_the_limit_is_sent_and_a_longer_one_is_dropped_whole() {
 
 #[test]
 fn what_the_server_sends_is_printed_in_reads_of_16_kib() {
-    let mut sim = Sim::faithful();
-    let ends = connected(&mut sim);
+    let (mut sim, ends, mut reactor) = rig();
     let mut printed = Printed::default();
-    let mut reactor = Reactor::new(&mut sim, Backend::Poll).unwrap();
     let mut app = ChatClientApp::new(
         &mut reactor.io(&mut sim),
         ends.stdin,
@@ -221,10 +223,8 @@ fn what_the_server_sends_is_printed_in_reads_of_16_kib() {
 
 #[test]
 fn a_full_socket_is_waited_out_and_then_no_longer_watched() {
-    let mut sim = Sim::faithful();
-    let ends = connected(&mut sim);
+    let (mut sim, ends, mut reactor) = rig();
     let mut printed = Printed::default();
-    let mut reactor = Reactor::new(&mut sim, Backend::Poll).unwrap();
     let mut app = ChatClientApp::new(
         &mut reactor.io(&mut sim),
         ends.stdin,
@@ -264,10 +264,8 @@ fn a_full_socket_is_waited_out_and_then_no_longer_watched() {
 
 #[test]
 fn the_client_gives_up_one_byte_past_its_outbox_limit_and_not_before() {
-    let mut sim = Sim::faithful();
-    let ends = connected(&mut sim);
+    let (mut sim, ends, mut reactor) = rig();
     let mut printed = Printed::default();
-    let mut reactor = Reactor::new(&mut sim, Backend::Poll).unwrap();
     let mut app = ChatClientApp::new(
         &mut reactor.io(&mut sim),
         ends.stdin,
@@ -301,10 +299,8 @@ fn the_client_gives_up_one_byte_past_its_outbox_limit_and_not_before() {
 /// once; it does not go on to read the dead socket and end a second time.
 #[test]
 fn a_reset_found_while_flushing_ends_the_client_once() {
-    let mut sim = Sim::faithful();
-    let ends = connected(&mut sim);
+    let (mut sim, ends, mut reactor) = rig();
     let mut printed = Printed::default();
-    let mut reactor = Reactor::new(&mut sim, Backend::Poll).unwrap();
     let mut app = ChatClientApp::new(
         &mut reactor.io(&mut sim),
         ends.stdin,

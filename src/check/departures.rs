@@ -226,8 +226,7 @@ fn reset_mid_line(ctx: &Ctx) -> Outcome {
         "(no departure notice)"
     };
     drop(room);
-    Room::gather(ctx.server, 2, &ctx.tag, ctx.until)
-        .map_err(|e| Judgement::fail(format!("after the reset: {e}")))?;
+    super::room_goes_on(ctx, "the reset")?;
     Ok(format!(
         "nothing of the unfinished line reached c2; {notice}; two new clients chat afterwards"
     ))
@@ -286,8 +285,7 @@ fn resets_during_broadcast(ctx: &Ctx) -> Outcome {
         judge_stream(&p.name, "c1", &p.heard, &mark, &sent).map_err(Judgement::Fail)?;
     }
     drop((sender, staying));
-    Room::gather(ctx.server, 2, &ctx.tag, ctx.until)
-        .map_err(|e| Judgement::fail(format!("after the resets: {e}")))?;
+    super::room_goes_on(ctx, "the resets")?;
     Ok(format!(
         "c2, c4, c6 and c8 heard all {BURST_LINES} lines once, in order; two new clients chat afterwards"
     ))
@@ -310,11 +308,7 @@ fn quick_close(ctx: &Ctx) -> Outcome {
         if i % 2 == 0 { p.exit() } else { p.reset() }
     }
     thread::sleep(QUIET);
-    Room::gather(ctx.server, 2, &ctx.tag, ctx.until).map_err(|e| {
-        Judgement::fail(format!(
-            "after {QUICK_CLOSES} connections closed at once: {e}"
-        ))
-    })?;
+    super::room_goes_on(ctx, &format!("{QUICK_CLOSES} connections closed at once"))?;
     Ok(format!(
         "{QUICK_CLOSES} connections closed at once; two new clients chat afterwards"
     ))

@@ -313,8 +313,7 @@ fn long_line(ctx: &Ctx) -> Outcome {
     };
     drop(room);
     // Whatever the policy, the server must go on relaying.
-    Room::gather(ctx.server, 2, &ctx.tag, ctx.until)
-        .map_err(|e| Judgement::fail(format!("after the long line: {e}")))?;
+    super::room_goes_on(ctx, "the long line")?;
     Ok(format!(
         "the {LONG_LINE_BYTES}-byte line was {policy}, never in fragments; two new clients chat afterwards"
     ))

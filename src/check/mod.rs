@@ -48,6 +48,17 @@ pub enum Verdict {
     Skip,
 }
 
+impl Verdict {
+    /// `pass`, `fail` or `skip` (JSON's spelling; the text report uses capitals).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Skip => "skip",
+        }
+    }
+}
+
 /// One check's result: the verdict and a few lines of evidence.
 #[derive(Debug, Clone)]
 pub struct Finding {
@@ -271,11 +282,7 @@ pub fn exit_status(findings: &[Finding]) -> u8 {
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verdict = match self.verdict {
-            Verdict::Pass => "PASS",
-            Verdict::Fail => "FAIL",
-            Verdict::Skip => "SKIP",
-        };
+        let verdict = self.verdict.name().to_ascii_uppercase();
         let secs = self.elapsed.as_secs_f64();
         let mut evidence = self.evidence.iter();
         let first = evidence.next().map_or("", String::as_str);
@@ -290,11 +297,7 @@ impl fmt::Display for Finding {
 impl Finding {
     /// The finding as one JSON object.
     pub fn json(&self) -> String {
-        let verdict = match self.verdict {
-            Verdict::Pass => "pass",
-            Verdict::Fail => "fail",
-            Verdict::Skip => "skip",
-        };
+        let verdict = self.verdict.name();
         let evidence: Vec<String> = self.evidence.iter().map(|e| json_string(e)).collect();
         format!(
             "{{\"check\":{},\"verdict\":\"{verdict}\",\"seconds\":{:.3},\"evidence\":[{}]}}",
@@ -391,6 +394,13 @@ pub fn judge_stream(
 /// Whether `hay` contains `needle`.
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && memchr::memmem::find(hay, needle).is_some()
+}
+
+/// Two new clients can still join and chat after `what` happened: the server survived it.
+pub fn room_goes_on(ctx: &Ctx, what: &str) -> Result<(), Judgement> {
+    peer::Room::gather(ctx.server, 2, &ctx.tag, ctx.until)
+        .map(drop)
+        .map_err(|e| Judgement::fail(format!("after {what}: {e}")))
 }
 
 /// The checker's own writes went out, or the check cannot judge (SKIP, with why).
