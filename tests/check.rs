@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
+mod util;
+
 use selectlab::check::{self, Config, Finding, Verdict};
 
 /// `selectlab chat serve --backend` values: every backend and mode.
@@ -155,25 +157,7 @@ fn the_python_fixture_passes_and_each_broken_variant_fails_its_check() {
 
 #[test]
 fn bad_arguments_and_an_empty_port_are_refused_before_any_check() {
-    // A TCP socket bound but not listening holds the port, so no other test's socket can take
-    // it while this one connects (a port merely freed could be reused at once): refused.
-    use nix::sys::socket::{
-        AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket,
-    };
-    let held = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::empty(),
-        None,
-    )
-    .unwrap();
-    bind(
-        std::os::fd::AsRawFd::as_raw_fd(&held),
-        &SockaddrIn::new(127, 0, 0, 1, 0),
-    )
-    .unwrap();
-    let bound: SockaddrIn = getsockname(std::os::fd::AsRawFd::as_raw_fd(&held)).unwrap();
-    let addr = SocketAddr::from(([127, 0, 0, 1], bound.port()));
+    let (_held, addr) = util::refusing_addr();
     let config = |clients, only: &[&str]| Config {
         server: addr,
         clients,

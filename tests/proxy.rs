@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+mod util;
+
 use selectlab::proxy::cutter::{MAX_PIECE_BYTES, Profile};
 use selectlab::proxy::{self, ProxyConfig, ProxyStats};
 
@@ -124,10 +126,7 @@ fn every_byte_arrives_in_order_in_the_pieces_the_seed_planned() {
 
 #[test]
 fn a_refusing_upstream_and_the_connection_limit_close_the_client_at_once() {
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let (_held, dead) = util::refusing_addr();
     let (addr, transcript, ran) = start(dead, 1, 1);
     let mut client = TcpStream::connect(addr).unwrap();
     client.set_read_timeout(Some(PROXY_LIFETIME)).unwrap();

@@ -62,3 +62,24 @@ pub fn make_pair(k: &mut dyn Kernel, kind: PairKind) -> (Fd, Fd) {
         PairKind::UnixDgram => k.socketpair(SockType::Dgram).expect("socketpair"),
     }
 }
+
+/// A loopback address that refuses connections for as long as the returned socket lives: a
+/// TCP socket bound there but not listening holds the port, so no other test's socket can take
+/// it (a port merely freed could be reused at once).
+pub fn refusing_addr() -> (std::os::fd::OwnedFd, std::net::SocketAddr) {
+    use nix::sys::socket::{SockFlag, SockaddrIn, bind, getsockname, socket};
+    use std::os::fd::AsRawFd;
+    let held = socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .expect("a socket");
+    bind(held.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).expect("bind loopback");
+    let bound: SockaddrIn = getsockname(held.as_raw_fd()).expect("its name");
+    (
+        held,
+        std::net::SocketAddr::from(([127, 0, 0, 1], bound.port())),
+    )
+}
