@@ -201,11 +201,15 @@ fn first_difference(got: &[(usize, Said)], want: &[(usize, Said)]) -> String {
 
 /// Compares what client `n` heard with its share, with the relaxations for `loose` clients
 /// (stopped reading, or reset by the network); `prefix`: `n` itself is such a client.
+/// `ordered`: how many items of `want` came before the server first held the room; after
+/// them, lines waited in their senders' sockets, so the order across senders is free and only
+/// each sender's own order counts.
 fn compare(
     got: &[(usize, Said)],
     want: &[(usize, Said)],
     loose: &BTreeSet<usize>,
     prefix: bool,
+    ordered: usize,
 ) -> Result<(), String> {
     let strict = |v: &[(usize, Said)]| -> Vec<(usize, Said)> {
         v.iter()
@@ -213,10 +217,27 @@ fn compare(
             .cloned()
             .collect()
     };
-    let (g, w) = (strict(got), strict(want));
-    let ok = if prefix { w.starts_with(&g) } else { g == w };
-    if !ok {
-        return Err(first_difference(&g, &w));
+    let (head, tail) = want.split_at(ordered.min(want.len()));
+    let (g, head, tail) = (strict(got), strict(head), strict(tail));
+    let cut = g.len().min(head.len());
+    if g[..cut] != head[..cut] || (!prefix && cut < head.len()) {
+        return Err(first_difference(&g, &[head, tail].concat()));
+    }
+    let senders: BTreeSet<usize> = (g[cut..].iter().chain(&tail)).map(|(w, _)| *w).collect();
+    for who in senders {
+        let from = |v: &[(usize, Said)]| -> Vec<(usize, Said)> {
+            v.iter().filter(|(w, _)| *w == who).cloned().collect()
+        };
+        let (g, w) = (from(&g[cut..]), from(&tail));
+        let ok = if prefix { w.starts_with(&g) } else { g == w };
+        if !ok {
+            let held = if ordered < want.len() {
+                "(after the room was held, per sender) "
+            } else {
+                ""
+            };
+            return Err(format!("{held}{}", first_difference(&g, &w)));
+        }
     }
     for &l in loose {
         let about = |v: &[(usize, Said)]| -> Vec<(usize, Said)> {
@@ -293,12 +314,20 @@ pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Re
         .chain(left_paused)
         .chain(left_held)
         .collect();
+    // What each client should have heard before the server first held the room: the
+    // model appends, so the steps before that one give a prefix of each client's share.
+    let ordered: Vec<usize> = match o.first_held_step {
+        Some(i) => (expected(&steps[..i.min(steps.len())], clients, limits).iter())
+            .map(Vec::len)
+            .collect(),
+        None => want.iter().map(Vec::len).collect(),
+    };
     for (n, (got, want)) in got.iter().zip(&want).enumerate() {
         let late = o.clients.get(n).is_some_and(|c| c.joined_while_held);
         let verdict = if late {
             compare_late(n, got, want, clients)
         } else {
-            compare(got, want, &loose, loose.contains(&n))
+            compare(got, want, &loose, loose.contains(&n), ordered[n])
         };
         verdict.map_err(|e| format!("c{} {e}\n{}", n + 1, o.transcript))?;
     }
@@ -450,6 +479,7 @@ mod tests {
             peak_queue_bytes: 0,
             stalled: Duration::ZERO,
             syscalls: 0,
+            first_held_step: None,
         }
     }
 
@@ -510,5 +540,56 @@ mod tests {
         assert_eq!(check(&steps, &o, 1, &limits), Ok(()));
         o.stats.events += 1;
         assert!(check(&steps, &o, 1, &limits).is_err());
+    }
+
+    /// Found by the fuzzer (a CI run): once the server held the room, c1's short line,
+    /// typed after c2's long burst, reached the server first (c2's rest still waited in its
+    /// socket). The order across senders is free from the step the room was first held; each
+    /// sender's own order, and everything before that step, is still exact.
+    #[test]
+    fn after_the_room_is_held_only_each_senders_order_counts() {
+        let limits = Limits::default();
+        let steps = [
+            Step::Join(0),
+            Step::Join(1),
+            Step::Join(2),
+            Step::Say(1, b"before".to_vec()),
+            Step::Say(1, b"z1".to_vec()),
+            Step::Say(1, b"z2".to_vec()),
+            Step::Say(0, b"c".to_vec()),
+        ];
+        let entered = |n| said(n, "entered room");
+        let says = |n, t: &str| said(n, &format!("say: {t}"));
+        let c3_heard = |order: [&str; 3]| -> Vec<String> {
+            let by = |t: &str| if t == "c" { says(0, t) } else { says(1, t) };
+            [says(1, "before")]
+                .into_iter()
+                .chain(order.iter().map(|t| by(t)))
+                .collect()
+        };
+        let c1_heard = [
+            entered(1),
+            entered(2),
+            says(1, "before"),
+            says(1, "z1"),
+            says(1, "z2"),
+        ];
+        let c2_heard = [entered(2), says(0, "c")];
+        let judge = |c3: Vec<String>, held: Option<usize>| {
+            let mut o = outcome(&[&c1_heard, &c2_heard, &c3]);
+            o.first_held_step = held;
+            check(&steps, &o, 3, &limits)
+        };
+        let crossed = c3_heard(["c", "z1", "z2"]);
+        assert!(
+            judge(crossed.clone(), None).is_err(),
+            "never held: global order"
+        );
+        assert_eq!(judge(crossed.clone(), Some(4)), Ok(()), "held from z1 on");
+        assert!(judge(crossed, Some(5)).is_err(), "z1 came before the hold");
+        let swapped = c3_heard(["z2", "c", "z1"]);
+        assert!(judge(swapped, Some(4)).is_err(), "c2's own order");
+        let lost = c3_heard(["c", "z1", "z1"]);
+        assert!(judge(lost, Some(4)).is_err(), "z2 lost, z1 twice");
     }
 }

@@ -452,6 +452,10 @@ pub struct Session {
     server_addr: SockAddr,
     /// Virtual time that passed while steps settled (a server that blocks makes it pass).
     stalled: Duration,
+    /// Steps run so far.
+    steps_run: usize,
+    /// The first step during which the server held the room (paused reading) for a slow reader.
+    first_held_step: Option<usize>,
 }
 
 /// Longest payload a transcript line shows in full; longer ones show their start and length.
@@ -522,6 +526,8 @@ impl Session {
             },
             server_addr,
             stalled: Duration::ZERO,
+            steps_run: 0,
+            first_held_step: None,
         };
         s.note(format_args!("server listens on {SESSION_SERVER_ADDR}"));
         s.settle()?;
@@ -619,7 +625,12 @@ impl Session {
                 }
             }
         }
-        self.settle()
+        let settled = self.settle();
+        if self.first_held_step.is_none() && self.app.stats().read_pauses > 0 {
+            self.first_held_step = Some(self.steps_run);
+        }
+        self.steps_run += 1;
+        settled
     }
 
     /// One reactor turn, the clients running between the server's syscalls.
@@ -779,6 +790,7 @@ impl Session {
             peak_queue_bytes: self.app.core().peak_queue_bytes(),
             stalled: self.stalled,
             syscalls: self.sim.syscalls(),
+            first_held_step: self.first_held_step,
         }
     }
 }
@@ -798,4 +810,8 @@ pub struct Outcome {
     pub stalled: Duration,
     /// Simulated calls made, by the server and the clients.
     pub syscalls: u64,
+    /// The first step during which the server held the room for a slow reader: from then on,
+    /// lines wait in their senders' sockets and reach the server in an order the schedule
+    /// picks, not the steps'.
+    pub first_held_step: Option<usize>,
 }
