@@ -92,8 +92,24 @@ pub struct Caught {
     pub class: Class,
     /// Cases run, this one included.
     pub cases: u32,
+    /// What failed, in one line (the first of the failure's message).
+    pub symptom: String,
     /// What failed, and the (shrunk, for simulated sessions) transcript.
     pub evidence: String,
+}
+
+/// Most characters of a symptom a report shows (the counterexample file has it all).
+pub const SYMPTOM_SHOWN_CHARS: usize = 110;
+
+impl Caught {
+    /// The symptom, cut to [`SYMPTOM_SHOWN_CHARS`] characters.
+    pub fn shown_symptom(&self) -> String {
+        let mut shown: String = self.symptom.chars().take(SYMPTOM_SHOWN_CHARS).collect();
+        if shown.len() < self.symptom.len() {
+            shown.push_str("...");
+        }
+        shown
+    }
 }
 
 /// A simulated case: a session and the steps its clients take.
@@ -200,6 +216,11 @@ impl Case {
             steps.join("; ")
         )
     }
+}
+
+/// The first line of a failure's message: what failed, without the transcript.
+fn first_line(why: &str) -> String {
+    why.lines().next().unwrap_or_default().to_string()
 }
 
 /// Lines of a busy loop's transcript worth showing (the loop repeats itself).
@@ -382,6 +403,7 @@ pub fn faithful(bugs: Bugs, budget: Budget) -> Option<Caught> {
                 return Some(Caught {
                     class: Class::Faithful,
                     cases,
+                    symptom: first_line(&why),
                     evidence: case.evidence(bugs, budget, why),
                 });
             }
@@ -393,6 +415,7 @@ pub fn faithful(bugs: Bugs, budget: Budget) -> Option<Caught> {
         .map(|evidence| Caught {
             class: Class::Faithful,
             cases,
+            symptom: first_line(&evidence),
             evidence,
         })
 }
@@ -452,10 +475,11 @@ pub fn adversary(bugs: Bugs, budget: Budget, seed: u64) -> Option<Caught> {
             script.limits,
             script.steps,
         );
-        if case.judge(bugs, false).is_err() {
+        if let Err(why) = case.judge(bugs, false) {
             return Some(Caught {
                 class: Class::Adversary,
                 cases: case_no,
+                symptom: first_line(&why),
                 evidence: case.shrink(bugs),
             });
         }
@@ -477,6 +501,7 @@ pub fn fuzzer(bugs: Bugs, budget: Budget, seed: u64) -> Option<Caught> {
             return Some(Caught {
                 class: Class::Fuzzer,
                 cases: case_no,
+                symptom: first_line(&evidence),
                 evidence: format!("input ({} bytes): {data:02x?}\n{evidence}", data.len()),
             });
         }
@@ -499,6 +524,7 @@ pub fn real_load(bugs: Bugs) -> Option<Caught> {
             return Some(Caught {
                 class: Class::RealLoad,
                 cases: i as u32 + 1,
+                symptom: first_line(&why),
                 evidence: format!("{backend} {mode:?}: {why}"),
             });
         }

@@ -126,12 +126,13 @@ fn line(v: &Verdict, options: &Options) -> String {
     };
     let written = write_evidence(options, v.bug.info().name, &c.evidence);
     format!(
-        "caught {:<32} by {} after {} case{} ({secs:.2} s){}",
+        "caught {:<32} by {} after {} case{} ({secs:.2} s){}\n       {}",
         v.bug.to_string(),
         c.class,
         c.cases,
         if c.cases == 1 { "" } else { "s" },
-        written.map_or(String::new(), |p| format!("; counterexample: {p}"))
+        written.map_or(String::new(), |p| format!("; counterexample: {p}")),
+        c.shown_symptom()
     )
 }
 
