@@ -233,3 +233,24 @@ fn a_held_room_is_let_go_in_one_wait() {
     );
     assert!(o.transcript.contains("slow consumer"), "{}", o.transcript);
 }
+
+/// Found by cargo-mutants (the read budget as 256 + 1024 bytes survived): one event reads a
+/// client that keeps sending for up to 256 KiB, in as many recv calls as that takes, then
+/// stops so the others get a turn. A mebibyte sent in one go takes four read events: not one
+/// per recv (sixteen, and as many wake-ups), and not one in all.
+#[test]
+fn a_client_that_keeps_sending_is_read_a_quarter_mebibyte_per_event() {
+    let total = 1 << 20;
+    let line = [vec![b'q'; 1023], vec![b'\n']].concat();
+    let steps = [Step::Join(0), Step::Raw(0, line.repeat(total / line.len()))];
+    for (backend, mode) in BACKEND_MODES {
+        let o = run(backend, mode, Decider::faithful(), &steps);
+        let what = format!("{backend} {mode:?}: {:?}", o.stats);
+        assert_eq!(o.stats.bytes_in, total as u64, "{what}");
+        // The accept, then the reads; edge triggering takes up to two more looks (the
+        // wake-up that finds the socket drained, and the re-poll after a spent budget).
+        let reads = o.stats.events - 1;
+        let most = if mode.edge { 6 } else { 4 };
+        assert!((4..=most).contains(&reads), "{reads} read events; {what}");
+    }
+}
