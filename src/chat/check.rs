@@ -10,9 +10,15 @@
 //!   a prefix of its share; and what is
 //!   said about such a client (its departure notice's moment, its lines after the reset) is
 //!   compared per client, as a prefix, its departure notices not at all;
+//! - once the server has held the room for a slow reader (paused reading), lines wait in
+//!   their senders' sockets and reach it in an order the schedule picks: from the first step
+//!   during which it held the room, only each sender's own order is exact;
 //! - a client that left while the server held the room for a slow reader is judged like the
 //!   loose ones; one that joined then may first hear lines said just before (they were waiting
 //!   in their senders' sockets), so from each client what it should hear must end what it heard;
+//! - where the schedule decided whom a client heard at all (the server cut it off for an
+//!   over-long line after the room was held; it joined and left while the room was held),
+//!   what it heard from each client must be part of what that client said: in order, once;
 //! - no queue past the cap; no busy loop; the server never blocks (no virtual time passes
 //!   while a step settles).
 
