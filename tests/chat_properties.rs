@@ -1,5 +1,6 @@
 //! The chat room's properties, for any schedule of joins, leaves, lines (any bytes, newlines
-//! anywhere), resets, slow readers and the server going away, under the lawful adversary
+//! anywhere), bursts, pauses, crowds, resets, slow readers (and the room held for them) and
+//! the server going away, under the lawful adversary
 //! (short reads and writes, spurious wakeups): every line a client sends while others are
 //! connected reaches each of them exactly once, whole, in the sender's order; never the sender;
 //! never a client that has left; nothing of a line cut short by its sender's reset or exit; the
@@ -22,6 +23,8 @@ use selectlab::sim::decide::{Adversity, Decider};
 
 const CLIENTS: usize = 4;
 const MAX_STEPS: usize = 30;
+/// A soft limit a few bursts reach, so the server holds the room for a reader that stopped.
+const SMALL_SOFT_BYTES: usize = 64 * 1024;
 
 fn bytes() -> impl Strategy<Value = Vec<u8>> {
     // Mostly text without newlines; sometimes any bytes, newlines and NULs included.
@@ -39,9 +42,15 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (n.clone(), bytes()).prop_map(|(n, t)| Step::Raw(n, t)),
         1 => n.clone().prop_map(Step::Exit),
         1 => n.clone().prop_map(Step::Reset),
-        1 => n.prop_map(Step::StopReading),
+        1 => n.clone().prop_map(Step::StopReading),
         1 => (1u64..50).prop_map(|ms| Step::Sleep(Duration::from_millis(ms))),
         1 => Just(Step::StopServer),
+        1 => n.clone().prop_map(Step::Pause),
+        1 => n.clone().prop_map(Step::Resume),
+        1 => (1..=CLIENTS).prop_map(Step::Crowd),
+        // A burst: more than one flush sends, so partial sends, EAGAIN and (with a small soft
+        // limit and a reader that stopped) a held room happen.
+        1 => (n, 1usize..3000).prop_map(|(n, lines)| Step::Raw(n, b"z\n".repeat(lines))),
     ]
 }
 
@@ -52,8 +61,12 @@ fn config() -> impl Strategy<Value = SessionConfig> {
         Just((Backend::Epoll, Mode::LEVEL)),
         Just((Backend::Epoll, Mode::EDGE)),
     ];
-    (modes, any::<u64>(), any::<bool>(), 8usize..200).prop_map(
-        |((backend, mode), seed, hostile, max_line_bytes)| {
+    let soft_bytes = prop_oneof![
+        Just(Limits::default().outbound_soft_bytes),
+        Just(SMALL_SOFT_BYTES)
+    ];
+    (modes, any::<u64>(), any::<bool>(), 8usize..200, soft_bytes).prop_map(
+        |((backend, mode), seed, hostile, max_line_bytes, outbound_soft_bytes)| {
             let adversity = if hostile {
                 Adversity {
                     spurious_per_mille: 200,
@@ -65,6 +78,7 @@ fn config() -> impl Strategy<Value = SessionConfig> {
             };
             let limits = Limits {
                 max_line_bytes,
+                outbound_soft_bytes,
                 ..Limits::default()
             };
             SessionConfig {

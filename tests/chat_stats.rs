@@ -254,3 +254,34 @@ fn a_client_that_keeps_sending_is_read_a_quarter_mebibyte_per_event() {
         assert!((4..=most).contains(&reads), "{reads} read events; {what}");
     }
 }
+
+/// A server that went away while it held the room has nothing left to let go: the session
+/// ends without waiting out the slow-consumer timeout.
+#[test]
+fn a_stopped_server_is_not_waited_for() {
+    let limits = selectlab::chat::server::Limits {
+        outbound_soft_bytes: SOFT_BYTES,
+        ..Default::default()
+    };
+    let line = [vec![b'f'; 999], vec![b'\n']].concat();
+    let steps = [
+        Step::Join(0),
+        Step::Join(1),
+        Step::StopReading(0),
+        Step::Raw(1, line.repeat(500)),
+        Step::StopServer,
+    ];
+    let o = Session::new(SessionConfig {
+        limits,
+        ..SessionConfig::default()
+    })
+    .unwrap()
+    .run(&steps)
+    .unwrap();
+    assert!(o.stats.read_pauses >= 1, "{}", o.transcript);
+    assert!(
+        !o.transcript.contains("the room waits for a slow reader"),
+        "{}",
+        o.transcript
+    );
+}

@@ -19,6 +19,8 @@
 //! - where the schedule decided whom a client heard at all (the server cut it off for an
 //!   over-long line after the room was held; it joined and left while the room was held),
 //!   what it heard from each client must be part of what that client said: in order, once;
+//!   and when the server went away after holding the room, lines still waiting in their
+//!   senders' sockets were never read, so from the hold on each client is owed a prefix;
 //! - no queue past the cap; no busy loop; the server never blocks (no virtual time passes
 //!   while a step settles).
 
@@ -398,17 +400,21 @@ pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Re
             .collect(),
         None => want.iter().map(Vec::len).collect(),
     };
-    let cut_off_after_hold = |n: usize| {
-        (o.first_held_step).is_some_and(|h| model.cut_off_at[n].is_some_and(|at| at >= h))
-    };
+    let after_hold =
+        |at: Option<usize>| at.is_some_and(|at| o.first_held_step.is_some_and(|h| at >= h));
+    // The server went away after it had held the room: lines still waiting in their senders'
+    // sockets then were never read, so everyone is owed a prefix from the hold on.
+    let stop = steps.iter().position(|s| matches!(s, Step::StopServer));
+    let stopped_after_hold = after_hold(stop);
     for (n, (got, want)) in got.iter().zip(want).enumerate() {
         let late = o.clients.get(n).is_some_and(|c| c.joined_while_held);
-        let verdict = if cut_off_after_hold(n) || (late && loose.contains(&n)) {
+        let owed_prefix = loose.contains(&n) || stopped_after_hold;
+        let verdict = if after_hold(model.cut_off_at[n]) || (late && owed_prefix) {
             compare_within(n, got, &model.said, &loose)
         } else if late {
             compare_late(n, got, want, clients, &loose)
         } else {
-            compare(got, want, &loose, loose.contains(&n), ordered[n])
+            compare(got, want, &loose, owed_prefix, ordered[n])
         };
         verdict.map_err(|e| format!("c{} {e}\n{}", n + 1, o.transcript))?;
     }

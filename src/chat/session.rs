@@ -603,16 +603,7 @@ impl Session {
             }
             Step::Sleep(d) => {
                 self.note(format_args!("{} ms pass", d.as_millis()));
-                // The server may wake meanwhile (a timer): the time passes all the same.
-                let until = self.sim.now().saturating_add(*d);
-                for _ in 0..MAX_TURNS_PER_SLEEP {
-                    let left = until.saturating_sub(self.sim.now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    self.turn(Some(left))?;
-                    self.settle()?;
-                }
+                self.pass(*d)?;
             }
             Step::StopServer => {
                 if !self.app.stopped() {
@@ -767,14 +758,29 @@ impl Session {
     fn let_held_room_go(&mut self) -> Result<(), Errno> {
         let wait = self.app.core().limits().slow_consumer_timeout + Duration::from_secs(1);
         for _ in 0..MAX_HELD_ROOM_WAITS {
-            if !self.app.reading_paused() {
+            if !self.app.reading_paused() || self.app.stopped() {
                 break;
             }
             self.note(format_args!(
                 "the room waits for a slow reader: {} ms pass",
                 wait.as_millis()
             ));
-            self.turn(Some(wait))?;
+            self.pass(wait)?;
+        }
+        Ok(())
+    }
+
+    /// Lets `d` of virtual time pass. The server may wake meanwhile (a timer, an event, a
+    /// spurious wakeup): it turns and the room settles, and the rest of the time passes all
+    /// the same (bounded in turns).
+    fn pass(&mut self, d: Duration) -> Result<(), Errno> {
+        let until = self.sim.now().saturating_add(d);
+        for _ in 0..MAX_TURNS_PER_SLEEP {
+            let left = until.saturating_sub(self.sim.now());
+            if left.is_zero() {
+                break;
+            }
+            self.turn(Some(left))?;
             self.settle()?;
         }
         Ok(())
