@@ -352,8 +352,8 @@ fn compare_within(
 }
 
 /// Clients owed only part of their share, or whose own sayings are owed only in part: those
-/// that stopped reading, were reset by the network, were paused at the end or when they left,
-/// or left while the server held the room.
+/// that stopped reading, were reset by the network, were paused at the end or when they or
+/// the server left, or left while the server held the room.
 fn loose_clients(steps: &[Step], o: &Outcome) -> BTreeSet<usize> {
     let stopped_reading = steps.iter().filter_map(|s| match s {
         Step::StopReading(n) => Some(*n),
@@ -374,6 +374,8 @@ fn loose_clients(steps: &[Step], o: &Outcome) -> BTreeSet<usize> {
             Step::Exit(n) | Step::Reset(n) if paused.contains(n) => {
                 left_paused.insert(*n);
             }
+            // The server closes every connection, dropping what it had not sent yet.
+            Step::StopServer => left_paused.extend(paused.iter().copied()),
             _ => {}
         }
     }
