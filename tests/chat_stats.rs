@@ -200,29 +200,35 @@ fn after_emfile_the_listener_resumes_and_the_waiting_client_gets_in() {
     }
 }
 
-/// Found by cargo-mutants: a session that ends with the room held for a slow reader waits out
-/// the slow-consumer timeout once (with a second to spare), not in short steps.
-#[test]
-fn a_held_room_is_let_go_in_one_wait() {
+/// A room held for c1, which stopped reading while c2 flooded it, then `then`.
+fn held_room(then: &[Step]) -> Outcome {
     let limits = selectlab::chat::server::Limits {
         outbound_soft_bytes: SOFT_BYTES,
         slow_consumer_timeout: std::time::Duration::from_secs(2),
         ..Default::default()
     };
     let line = [vec![b'f'; 999], vec![b'\n']].concat();
-    let steps = [
+    let mut steps = vec![
         Step::Join(0),
         Step::Join(1),
         Step::StopReading(0),
         Step::Raw(1, line.repeat(500)),
     ];
-    let o = Session::new(SessionConfig {
+    steps.extend_from_slice(then);
+    Session::new(SessionConfig {
         limits,
         ..SessionConfig::default()
     })
     .unwrap()
     .run(&steps)
-    .unwrap();
+    .unwrap()
+}
+
+/// Found by cargo-mutants: a session that ends with the room held for a slow reader waits out
+/// the slow-consumer timeout once (with a second to spare), not in short steps.
+#[test]
+fn a_held_room_is_let_go_in_one_wait() {
+    let o = held_room(&[]);
     assert_eq!(
         o.transcript
             .matches("the room waits for a slow reader")
@@ -259,25 +265,7 @@ fn a_client_that_keeps_sending_is_read_a_quarter_mebibyte_per_event() {
 /// ends without waiting out the slow-consumer timeout.
 #[test]
 fn a_stopped_server_is_not_waited_for() {
-    let limits = selectlab::chat::server::Limits {
-        outbound_soft_bytes: SOFT_BYTES,
-        ..Default::default()
-    };
-    let line = [vec![b'f'; 999], vec![b'\n']].concat();
-    let steps = [
-        Step::Join(0),
-        Step::Join(1),
-        Step::StopReading(0),
-        Step::Raw(1, line.repeat(500)),
-        Step::StopServer,
-    ];
-    let o = Session::new(SessionConfig {
-        limits,
-        ..SessionConfig::default()
-    })
-    .unwrap()
-    .run(&steps)
-    .unwrap();
+    let o = held_room(&[Step::StopServer]);
     assert!(o.stats.read_pauses >= 1, "{}", o.transcript);
     assert!(
         !o.transcript.contains("the room waits for a slow reader"),
