@@ -58,14 +58,13 @@ struct Member {
 }
 
 /// The model's replay of a session's steps.
-#[derive(Debug, Clone, Default)]
-pub struct Model {
+struct Model {
     /// What each client should have heard: (client number, what was said), in order.
-    pub share: Heard,
+    share: Heard,
     /// Everything each client said (its lines and notices about it), in order, whoever heard.
-    pub said: Vec<Vec<Said>>,
+    said: Vec<Vec<Said>>,
     /// The step at which the server disconnected each client for an over-long line, if it did.
-    pub cut_off_at: Vec<Option<usize>>,
+    cut_off_at: Vec<Option<usize>>,
     members: Vec<Member>,
 }
 
@@ -76,7 +75,7 @@ pub fn expected(steps: &[Step], clients: usize, limits: &Limits) -> Heard {
 
 /// Replays the steps: who is present when each line completes, who joins and leaves, what
 /// each present client must hear.
-pub fn model(steps: &[Step], clients: usize, limits: &Limits) -> Model {
+fn model(steps: &[Step], clients: usize, limits: &Limits) -> Model {
     let mut room = Model {
         share: vec![Vec::new(); clients],
         said: vec![Vec::new(); clients],
@@ -236,6 +235,11 @@ fn first_difference(got: &[(usize, Said)], want: &[(usize, Said)]) -> String {
     )
 }
 
+/// The items of `v` that client `who` said, in order.
+fn from(who: usize, v: &[(usize, Said)]) -> Vec<(usize, Said)> {
+    v.iter().filter(|(w, _)| *w == who).cloned().collect()
+}
+
 /// Compares what client `n` heard with its share, with the relaxations for `loose` clients
 /// (stopped reading, or reset by the network); `prefix`: `n` itself is such a client.
 /// `ordered`: how many items of `want` came before the server first held the room; after
@@ -262,10 +266,7 @@ fn compare(
     }
     let senders: BTreeSet<usize> = (g[cut..].iter().chain(&tail)).map(|(w, _)| *w).collect();
     for who in senders {
-        let from = |v: &[(usize, Said)]| -> Vec<(usize, Said)> {
-            v.iter().filter(|(w, _)| *w == who).cloned().collect()
-        };
-        let (g, w) = (from(&g[cut..]), from(&tail));
+        let (g, w) = (from(who, &g[cut..]), from(who, &tail));
         let ok = if prefix { w.starts_with(&g) } else { g == w };
         if !ok {
             let held = if ordered < want.len() {
@@ -307,10 +308,7 @@ fn compare_late(
         return Err(format!("heard itself: {:?}", echo.1));
     }
     for who in (0..clients).filter(|w| !loose.contains(w)) {
-        let from = |v: &[(usize, Said)]| -> Vec<(usize, Said)> {
-            v.iter().filter(|(w, _)| *w == who).cloned().collect()
-        };
-        let (g, w) = (from(got), from(want));
+        let (g, w) = (from(who, got), from(who, want));
         if !g.ends_with(&w) {
             return Err(format!(
                 "(joined while the room was held) {}",
