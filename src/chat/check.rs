@@ -730,4 +730,29 @@ mod tests {
         let lost = c3_heard(["c", "z1", "z1"]);
         assert!(judge(lost, Some(4)).is_err(), "z2 lost, z1 twice");
     }
+
+    /// Found by the property soak and cargo-mutants: a client paused when the server went
+    /// away is owed only what reached it before; the server dropped the rest, even though
+    /// the client carried on afterwards.
+    #[test]
+    fn a_client_paused_when_the_server_stops_is_owed_a_prefix() {
+        let steps = [
+            Step::Join(0),
+            Step::Join(1),
+            Step::Pause(1),
+            Step::Say(0, b"a".to_vec()),
+            Step::StopServer,
+            Step::Resume(1),
+        ];
+        let c1_heard = [said(1, "entered room")];
+        let o = outcome(&[&c1_heard, &[]]);
+        assert_eq!(check(&steps, &o, 2, &Limits::default()), Ok(()));
+        let unpaused = [
+            Step::Join(0),
+            Step::Join(1),
+            Step::Say(0, b"a".to_vec()),
+            Step::StopServer,
+        ];
+        assert!(check(&unpaused, &o, 2, &Limits::default()).is_err());
+    }
 }
