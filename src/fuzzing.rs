@@ -1,6 +1,6 @@
 //! The logic of the fuzz targets in `fuzz/`, kept here so that `cargo test` replays every
 //! committed corpus file and regression input through the same functions, on stable, without
-//! cargo-fuzz (`tests/fuzz_corpus.rs`). Each function panics when a property fails; any other
+//! cargo-fuzz (`tests/it/fuzz_corpus.rs`). Each function panics when a property fails; any other
 //! input returns quietly. Inputs are bounded (the `MAX_*` constants), so every run is short.
 
 use arbitrary::{Arbitrary, Unstructured};

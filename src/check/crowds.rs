@@ -71,7 +71,7 @@ fn pause_while_sending(ctx: &Ctx, check: &str, lines: usize, others_unhindered: 
         .flat_map(|l| l.iter().copied().chain([b'\n']))
         .collect();
     let mark = ctx.mark(check, 1);
-    let all = |h: &[Vec<u8>]| h.iter().filter(|l| contains(l, &mark)).count() >= lines;
+    let all = || heard_all(&mark, lines);
     let started = Instant::now();
     let mut c2_took = None;
     // When `others_unhindered`, c3 stays paused past PAUSE until c2 has everything (or until
@@ -88,7 +88,7 @@ fn pause_while_sending(ctx: &Ctx, check: &str, lines: usize, others_unhindered: 
         thread::scope(|s| {
             s.spawn(move || writer.send(&burst));
             s.spawn(|| {
-                if c2.listen_until(ctx.until, all) {
+                if c2.listen_until(ctx.until, all()) {
                     c2_took = Some(started.elapsed());
                 }
                 c2_done.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -105,7 +105,7 @@ fn pause_while_sending(ctx: &Ctx, check: &str, lines: usize, others_unhindered: 
                 if let Ok(mut r) = resumed.lock() {
                     *r = Some(started.elapsed());
                 }
-                c3.listen_until(ctx.until, all);
+                c3.listen_until(ctx.until, all());
                 c3.listen_for(QUIET);
             });
         });
@@ -145,6 +145,21 @@ fn pause_while_sending(ctx: &Ctx, check: &str, lines: usize, others_unhindered: 
         None => Err(Judgement::fail(format!(
             "c3 heard {c3_got} of {lines} lines by the deadline and was not dropped: the rest was lost"
         ))),
+    }
+}
+
+/// A `listen_until` test that is true once `lines` heard lines hold `mark`. It counts only
+/// the lines heard since its last call: a listener may be called once per read, and
+/// recounting 8 000 lines each time made the check quadratic.
+fn heard_all(mark: &[u8], lines: usize) -> impl FnMut(&[Vec<u8>]) -> bool {
+    let (mut looked_at, mut marked) = (0, 0);
+    move |heard| {
+        marked += heard[looked_at..]
+            .iter()
+            .filter(|l| contains(l, mark))
+            .count();
+        looked_at = heard.len();
+        marked >= lines
     }
 }
 

@@ -91,7 +91,11 @@ impl Peer {
 
     /// Reads until `enough` says so for the lines heard, the deadline, or the end of the
     /// stream. Returns whether `enough` was met.
-    pub fn listen_until(&mut self, until: Instant, enough: impl Fn(&[Vec<u8>]) -> bool) -> bool {
+    pub fn listen_until(
+        &mut self,
+        until: Instant,
+        mut enough: impl FnMut(&[Vec<u8>]) -> bool,
+    ) -> bool {
         let mut buf = vec![0u8; 64 * 1024];
         while !enough(&self.heard) {
             if self.ended.is_some() || Instant::now() >= until {

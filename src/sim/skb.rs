@@ -22,7 +22,7 @@
 //! - `unix_writable`: POLLOUT while `sk_wmem_alloc` (its refcount, one more than the charge)
 //!   times four is at most `sk_sndbuf`.
 //!
-//! The struct sizes are x86_64's. Checked against Linux 6.18 by `tests/unix_accounting.rs`.
+//! The struct sizes are x86_64's. Checked against Linux 6.18 by `tests/it/unix_accounting.rs`.
 
 /// The page size.
 pub const PAGE_BYTES: usize = 4096;

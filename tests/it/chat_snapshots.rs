@@ -21,7 +21,7 @@ fn run(config: SessionConfig, steps: &[Step]) -> Outcome {
 }
 
 fn snapshot(name: &str, transcript: &str) {
-    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
+    insta::with_settings!({ snapshot_path => "../../snapshots", prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!(name, transcript);
     });
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-mod util;
+use crate::util;
 
 use selectlab::proxy::cutter::{MAX_PIECE_BYTES, Profile};
 use selectlab::proxy::{self, ProxyConfig, ProxyStats};

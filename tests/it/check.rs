@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-mod util;
+use crate::util;
 
 use selectlab::check::{self, Config, Finding, Verdict};
 

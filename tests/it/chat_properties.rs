@@ -9,7 +9,7 @@
 //! the `chat_adversary` fuzz target. On failure, proptest shrinks the schedule and the message
 //! carries its transcript.
 
-mod util;
+use crate::util;
 
 use std::time::Duration;
 

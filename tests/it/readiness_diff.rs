@@ -8,7 +8,7 @@
 //! and another thread reusing a just-closed descriptor number would make the kernel's answer
 //! about a closed descriptor depend on timing.
 
-mod util;
+use crate::util;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};

@@ -3,7 +3,7 @@
 //! room a mutex-guarded map of senders). Not part of selectlab; it exists to be measured
 //! beside `selectlab chat serve` and `ncat --chat` (see the README).
 //!
-//!     cargo run --release --example tokio_chat -- 127.0.0.1:7000
+//!     cargo run --release -p selectlab-compare --bin tokio_chat -- 127.0.0.1:7000
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

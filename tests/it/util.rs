@@ -1,6 +1,4 @@
 //! Helpers shared by the integration tests: building connected pairs on any kernel.
-// Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
 
 use selectlab::addr::{Family, SockType};
 

@@ -1,14 +1,14 @@
 //! The kernel is the oracle: random call sequences on connected pairs give the same results on
 //! the real kernel (loopback) and on the faithful simulator.
 
-mod util;
+use crate::util;
 
+use crate::util::{ALL_KINDS, PairKind, make_pair};
 use proptest::prelude::*;
 use selectlab::error::errno_name;
 use selectlab::kernel::{Events, Fd, Kernel, PollFd, Shutdown, SockOpt};
 use selectlab::real::RealKernel;
 use selectlab::sim::Sim;
-use util::{ALL_KINDS, PairKind, make_pair};
 
 /// Largest single send or recv in a generated sequence. With at most `MAX_OPS` operations the
 /// bytes in flight stay far below every buffer, so buffer sizing (which differs between kernels

@@ -2,8 +2,6 @@
 //! trigger on both transports and checks the same error class, errno and text. Rows this machine
 //! cannot produce on loopback are simulator-only, and the test says why.
 
-mod util;
-
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 

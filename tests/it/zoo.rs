@@ -64,7 +64,7 @@ fn every_bug_in_the_zoo_is_caught() {
             )
         })
         .collect();
-    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
+    insta::with_settings!({ snapshot_path => "../../snapshots", prepend_module_to_snapshot => false }, {
         insta::assert_snapshot!("zoo_fast_form", table);
     });
 }

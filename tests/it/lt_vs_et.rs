@@ -7,7 +7,7 @@
 //! - a writer that ignores a short send loses bytes under the adversary; one that keeps its
 //!   unsent tail does not.
 
-mod util;
+use crate::util;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};

@@ -1,0 +1,41 @@
+//! selectlab's integration tests, gathered in one crate so the suite links once and its tests
+//! run in parallel (as cargo and rust-analyzer keep theirs). One module per theme; shared
+//! helpers in [`util`]. Run one theme with `cargo test --test it -- THEME::`.
+
+mod util;
+
+// The kernel is the oracle: socket calls, readiness and scripts on both transports.
+mod differential;
+mod exceptions;
+mod readiness_diff;
+mod review_regressions;
+mod scenario_cli;
+mod scenarios;
+mod unix_accounting;
+
+// The readiness layer and the reactor.
+mod bench_readiness;
+mod lt_vs_et;
+mod reactor;
+
+// The chat room: properties, rules, transcripts, counters, real sockets.
+mod chat_backpressure;
+mod chat_client;
+mod chat_load;
+mod chat_properties;
+mod chat_real;
+mod chat_rules;
+mod chat_snapshots;
+mod chat_stats;
+mod interleaving;
+mod sim_scale;
+
+// The seed's other programs.
+mod programs;
+
+// The tools that judge other servers, and the detectors' own power.
+mod check;
+mod fuzz_corpus;
+mod proxy;
+mod zoo;
+mod zoo_triggers;
