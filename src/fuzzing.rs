@@ -7,6 +7,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use nix::errno::Errno;
 
 use crate::addr::{Family, SockType};
+use crate::bugs::Bugs;
 use crate::chat::check;
 use crate::chat::framing::{LineReader, LineTooLong};
 use crate::chat::server::Limits;
@@ -16,7 +17,6 @@ use crate::kernel::{Events, Fd, Kernel, Mode, PollFd, Shutdown};
 use crate::readiness::{BACKEND_MODES, Backend};
 use crate::sim::decide::{Adversity, Decider};
 use crate::sim::{Sim, SimConfig};
-use crate::zoo::Bugs;
 
 /// Names of the targets, as `fuzz/fuzz_targets/<name>.rs` and `fuzz/corpus/<name>/`.
 pub const TARGETS: [&str; 5] = [

@@ -2,32 +2,47 @@
 //! implementation. One boundary trait stands for "the kernel"; the real Linux kernel and a
 //! deterministic simulator implement it; everything else is written once above it.
 //!
-//! A map of the code:
+//! A map of the code, in layers from the bottom up. A module may use the modules of its own
+//! layer and of the layers below it, never one above: a reader of the reactor never meets the
+//! zoo, and the simulator never knows which program runs on it.
 //!
-//! - [`kernel`]: the boundary — the [`kernel::Kernel`] trait (descriptor-level socket calls,
-//!   poll, select, epoll), [`kernel::Fd`], [`kernel::Events`], [`kernel::SockOpt`].
-//! - [`real`]: the kernel through `nix` (the oracle).
-//! - [`sim`]: the simulator — Linux's socket and readiness rules in memory, virtual time, one
-//!   decision source (faithful, seeded adversary, fuzzer bytes), a transcript of every call.
-//! - [`error`], [`addr`]: the seed's exception table (`error`, `herror`, `gaierror`, `timeout`)
-//!   and addresses, printed as Python prints them.
-//! - [`socket`]: the seed's Python-style socket API over any kernel.
-//! - [`pairs`]: building connected endpoints on any kernel.
-//! - [`readiness`]: one selector over select, poll and epoll (level, edge, one-shot).
-//! - [`reactor`]: a minimal deterministic reactor on top.
-//! - [`chat`]: the seed's chat room — sans-IO server, its I/O, the client, scripted sessions.
-//! - [`check`]: `selectlab check`, conformance checks against any chat server on real sockets.
-//! - [`programs`]: the seed's other programs (good-bye TCP, UDP echo, level vs edge) and demos.
-//! - [`proxy`]: `selectlab proxy`, the lawful adversary on real TCP traffic.
-//! - [`scenario`]: scenario scripts (format v1) on either transport.
-//! - [`diff`], [`fuzzing`]: the differential runner and the fuzz targets' logic.
-//! - [`zoo`]: real bugs from public projects as runtime switches in the reference programs,
-//!   and the detectors that must catch each one.
+//! 1. Values and switches:
+//!    - [`error`], [`addr`]: the seed's exception table (`error`, `herror`, `gaierror`,
+//!      `timeout`) and addresses, printed as Python prints them.
+//!    - [`bugs`]: the zoo's switches ([`bugs::Bug`], [`bugs::Bugs`]), which the reference
+//!      programs consult at the line where each original went wrong; off unless a harness turns
+//!      one on.
+//! 2. The boundary: [`kernel`] — the [`kernel::Kernel`] trait (descriptor-level socket calls,
+//!    poll, select, epoll), [`kernel::Fd`], [`kernel::Events`], [`kernel::SockOpt`].
+//! 3. The two kernels:
+//!    - [`real`]: the kernel through `nix` (the oracle).
+//!    - [`sim`]: the simulator — Linux's socket and readiness rules in memory, virtual time,
+//!      one decision source (faithful, seeded adversary, fuzzer bytes), a transcript of every
+//!      call.
+//! 4. Above any kernel:
+//!    - [`socket`]: the seed's Python-style socket API.
+//!    - [`pairs`]: building connected endpoints.
+//!    - [`readiness`]: one selector over select, poll and epoll (level, edge, one-shot).
+//! 5. Drivers and runners:
+//!    - [`reactor`]: a minimal deterministic reactor on top of the selector.
+//!    - [`scenario`]: scenario scripts (format v1) on either transport.
+//!    - [`diff`]: the readiness differential runner.
+//!    - [`proxy`]: `selectlab proxy`, the lawful adversary on real TCP traffic.
+//! 6. The reference programs: [`chat`] — the seed's chat room (sans-IO server, its I/O on the
+//!    reactor, the client, scripted sessions and their properties).
+//! 7. The seed's other programs and the fuzz targets' logic: [`programs`] (good-bye TCP, UDP
+//!    echo, level vs edge, the chat command lines, load, benchmarks, demos), [`fuzzing`].
+//! 8. The tools that judge programs: [`check`] (`selectlab check`, conformance checks against
+//!    any chat server on real sockets) and [`zoo`] (the catalogue's provenance and the
+//!    detectors that must catch every switched-on bug).
+//!
+//! The command line (`src/main.rs`) sits on top of them all.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod addr;
+pub mod bugs;
 pub mod chat;
 pub mod check;
 pub mod diff;

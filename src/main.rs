@@ -60,7 +60,7 @@ enum Command {
     Zoo {
         /// Only these bugs (repeatable); default: all of them.
         #[arg(long = "bug", value_parser = parse_bug)]
-        bugs: Vec<selectlab::zoo::Bug>,
+        bugs: Vec<selectlab::bugs::Bug>,
         /// Wall-time budget per random detector per bug, in seconds.
         #[arg(long = "budget-s", default_value = "10", value_parser = parse_secs)]
         budget: Duration,
@@ -242,7 +242,7 @@ enum ChatRole {
         /// Switch on a bug from the zoo (repeatable; `selectlab zoo --list` names them), to
         /// see what it does to real clients.
         #[arg(long = "bug", value_parser = parse_bug)]
-        bugs: Vec<selectlab::zoo::Bug>,
+        bugs: Vec<selectlab::bugs::Bug>,
         /// Stop once this many clients have come and gone; default: serve for ever.
         #[arg(long)]
         count: Option<u64>,
@@ -283,8 +283,8 @@ fn parse_secs(text: &str) -> Result<Duration, String> {
 }
 
 /// A zoo bug by its catalogue name.
-fn parse_bug(name: &str) -> Result<selectlab::zoo::Bug, String> {
-    selectlab::zoo::Bug::from_name(name)
+fn parse_bug(name: &str) -> Result<selectlab::bugs::Bug, String> {
+    selectlab::bugs::Bug::from_name(name)
         .ok_or_else(|| format!("no bug named {name:?} (selectlab zoo --list names them)"))
 }
 
@@ -588,7 +588,7 @@ fn chat(role: ChatRole, out: &mut dyn Write) -> Result<bool, selectlab::error::S
                 run_for,
                 bugs: bugs
                     .into_iter()
-                    .fold(selectlab::zoo::Bugs::NONE, selectlab::zoo::Bugs::with),
+                    .fold(selectlab::bugs::Bugs::NONE, selectlab::bugs::Bugs::with),
             };
             chat_cli::serve(&mut RealKernel::new(), &addr, options, out).map(|()| true)
         }

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
+use crate::bugs::{Bug, Bugs};
 use crate::kernel::{Events, Fd, Kernel, Mode};
 use crate::readiness::{Backend, Event, Selector, Token};
-use crate::zoo::{Bug, Bugs};
 
 /// Most events one turn dispatches (the wait's `max`).
 pub const MAX_EVENTS_PER_TURN: usize = 1024;

@@ -10,10 +10,10 @@ use std::io::Write;
 use nix::errno::Errno;
 
 use super::framing::LineReader;
+use crate::bugs::{Bug, Bugs};
 use crate::kernel::{Events, Fd, Mode};
 use crate::reactor::{App, Io};
 use crate::readiness::Token;
-use crate::zoo::{Bug, Bugs};
 
 /// Standard input's token.
 pub const STDIN: Token = Token(0);

@@ -8,7 +8,7 @@
 //! its queue is empty, and only then, so an idle server never spins. One-shot registrations
 //! are re-armed after every event.
 //!
-//! The zoo's bugs ([`crate::zoo`]) are switched on here, each at the line where the original
+//! The zoo's bugs (`crate::bugs`) are switched on here, each at the line where the original
 //! project went wrong, and only when [`ServeConfig::bugs`] asks for it.
 
 use std::cell::RefCell;
@@ -20,10 +20,10 @@ use nix::errno::Errno;
 
 use super::server::{Action, ChatServer, ClientId, Departure, Limits, SERVER_FULL_LINE};
 use crate::addr::SockAddr;
+use crate::bugs::{Bug, Bugs};
 use crate::kernel::{Events, Fd, Kernel, Mode, PollFd};
 use crate::reactor::{App, Io};
 use crate::readiness::Token;
-use crate::zoo::{Bug, Bugs};
 
 /// The listener's token; clients get tokens from 1 up, never reused.
 pub const LISTENER: Token = Token(0);

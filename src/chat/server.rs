@@ -16,7 +16,7 @@ use super::clock::format_unix_secs;
 use super::framing::LineReader;
 use super::outbound::Outbound;
 use crate::addr::SockAddr;
-use crate::zoo::{Bug, Bugs};
+use crate::bugs::{Bug, Bugs};
 
 /// A client's identity: the reactor token of its connection.
 pub type ClientId = usize;

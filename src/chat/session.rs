@@ -16,6 +16,7 @@ use super::framing::LineReader;
 use super::serve::{ChatApp, ServeConfig, ServerLog};
 use super::server::Limits;
 use crate::addr::{Family, SockAddr, SockType};
+use crate::bugs::Bugs;
 use crate::kernel::{Events, Fd, Kernel, Mode, Shutdown, SockOpt};
 use crate::reactor::Reactor;
 use crate::readiness::Backend;
@@ -23,7 +24,6 @@ use crate::sim::decide::Decider;
 use crate::sim::interleave::{Interleaved, Peers};
 use crate::sim::transcript::Host;
 use crate::sim::{Sim, SimConfig};
-use crate::zoo::Bugs;
 
 /// The server's address inside the simulator.
 pub const SESSION_SERVER_ADDR: &str = "127.0.0.1:33333";

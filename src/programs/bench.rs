@@ -167,7 +167,7 @@ pub fn real_chat(
         limits: crate::chat::server::Limits::default(),
         stop_after: Some(clients as u64),
         run_for: Some(deadline + std::time::Duration::from_secs(1)),
-        bugs: crate::zoo::Bugs::NONE,
+        bugs: crate::bugs::Bugs::NONE,
     };
     let (addr, server) = serve_in_thread(options)?;
     let config = LoadConfig {

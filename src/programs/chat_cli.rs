@@ -6,6 +6,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 
 use crate::addr::{SockAddr, SockType};
+use crate::bugs::Bugs;
 use crate::chat::client::{ChatClientApp, Ending};
 use crate::chat::serve::{ChatApp, ServeConfig, Stats, listen};
 use crate::chat::server::Limits;
@@ -15,7 +16,6 @@ use crate::pairs;
 use crate::reactor::Reactor;
 use crate::readiness::Backend;
 use crate::real::RealKernel;
-use crate::zoo::Bugs;
 
 /// The chat server's listen backlog.
 pub const CHAT_BACKLOG: u32 = 1024;

@@ -124,7 +124,7 @@ fn line(v: &Verdict, options: &Options) -> String {
             ran.join(", ")
         );
     };
-    let written = write_evidence(options, v.bug.info().name, &c.evidence);
+    let written = write_evidence(options, v.bug.name(), &c.evidence);
     format!(
         "caught {:<32} by {} after {} case{} ({secs:.2} s){}\n       {}",
         v.bug.to_string(),
@@ -156,7 +156,11 @@ fn matrix(verdicts: &[Verdict]) -> String {
     t.push('\n');
     let caught_by = |v: &Verdict, class: Class| v.by_class.contains(&(class, true));
     for v in verdicts {
-        t.push_str(&format!("| `{}` | {} |", v.bug, v.bug.info().category));
+        t.push_str(&format!(
+            "| `{}` | {} |",
+            v.bug,
+            super::info(v.bug).category
+        ));
         for class in Class::ALL {
             let ran = v.by_class.iter().any(|(c, _)| *c == class);
             t.push_str(match (ran, caught_by(v, class)) {

@@ -4,8 +4,8 @@
 //! be dropped. The server and the load stop by themselves (a 10 s deadline): a stall or a
 //! wrongful drop fails the test with the load's report, never a hang.
 
+use selectlab::bugs::Bugs;
 use selectlab::readiness::BACKEND_MODES;
-use selectlab::zoo::Bugs;
 use selectlab::zoo::detect::real_run;
 
 const CLIENTS: usize = 16;

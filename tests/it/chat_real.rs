@@ -42,7 +42,7 @@ fn start_server(
             stop_after: Some(stop_after),
             // Every server a test starts stops by itself.
             run_for: Some(Duration::from_secs(60)),
-            bugs: selectlab::zoo::Bugs::NONE,
+            bugs: selectlab::bugs::Bugs::NONE,
         };
         serve_on(&mut k, listener, options, &mut log).expect("serve");
         String::from_utf8(log).unwrap()

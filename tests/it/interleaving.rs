@@ -2,13 +2,13 @@
 //! server's syscalls, as on a real multi-core machine. These tests pin what that catches and
 //! that it stays deterministic.
 
+use selectlab::bugs::{Bug, Bugs};
 use selectlab::chat::check::check;
 use selectlab::chat::server::Limits;
 use selectlab::chat::session::{Outcome, Session, SessionConfig, Step};
 use selectlab::kernel::Mode;
 use selectlab::readiness::Backend;
 use selectlab::sim::decide::{Adversity, Decider};
-use selectlab::zoo::{Bug, Bugs};
 
 /// One client sends this many one-byte lines in one go; the other must hear them all.
 const BURST_LINES: usize = 20_000;

@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
+use selectlab::bugs::Bug;
+use selectlab::zoo::CATALOGUE;
 use selectlab::zoo::detect::Budget;
 use selectlab::zoo::run::{Options, hunt};
-use selectlab::zoo::{Bug, CATALOGUE};
 
 /// Random cases per random detector per bug.
 const CASES: u32 = 300;

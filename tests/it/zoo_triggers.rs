@@ -2,10 +2,10 @@
 //! bug that starts to fire more widely, or never, is noticed (found by cargo-mutants: the
 //! zoo still caught such a bug, with the same symptom, after its trigger had changed).
 
+use selectlab::bugs::{Bug, Bugs};
 use selectlab::chat::session::{Outcome, Session, SessionConfig, Step};
 use selectlab::kernel::Mode;
 use selectlab::readiness::Backend;
-use selectlab::zoo::{Bug, Bugs};
 
 fn run(bug: Bug, backend: Backend, mode: Mode, steps: &[Step]) -> Outcome {
     let config = SessionConfig {
