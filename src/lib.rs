@@ -36,7 +36,8 @@
 //!    any chat server on real sockets) and [`zoo`] (the catalogue's provenance and the
 //!    detectors that must catch every switched-on bug).
 //!
-//! The command line (`src/main.rs`) sits on top of them all.
+//! 9. The command line: [`cli`], one module per subcommand (its arguments and its run), on
+//!    top of them all; `src/main.rs` only calls [`cli::main`].
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -45,9 +46,11 @@ pub mod addr;
 pub mod bugs;
 pub mod chat;
 pub mod check;
+pub mod cli;
 pub mod diff;
 pub mod error;
 pub mod fuzzing;
+pub mod json;
 pub mod kernel;
 pub mod pairs;
 pub mod programs;

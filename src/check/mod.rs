@@ -26,8 +26,6 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::programs::load::json_string;
-
 /// Longest any one check may run.
 pub const CHECK_DEADLINE: Duration = Duration::from_secs(15);
 /// Most clients `--clients` may ask for.
@@ -294,17 +292,35 @@ impl fmt::Display for Finding {
     }
 }
 
+/// One finding as `selectlab check --json` prints it: one object per line. The field names are
+/// an interface (the README lists them, a test parses them back).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FindingRecord {
+    /// The check's name.
+    pub check: String,
+    /// `pass`, `fail` or `skip`.
+    pub verdict: String,
+    /// Wall time the check took, in seconds (to the millisecond).
+    pub seconds: f64,
+    /// What the check saw, one line each.
+    pub evidence: Vec<String>,
+}
+
 impl Finding {
+    /// The finding as a record.
+    pub fn record(&self) -> FindingRecord {
+        FindingRecord {
+            check: self.name.to_string(),
+            verdict: self.verdict.name().to_string(),
+            seconds: crate::json::round(self.elapsed.as_secs_f64(), 3),
+            evidence: self.evidence.clone(),
+        }
+    }
+
     /// The finding as one JSON object.
     pub fn json(&self) -> String {
-        let verdict = self.verdict.name();
-        let evidence: Vec<String> = self.evidence.iter().map(|e| json_string(e)).collect();
-        format!(
-            "{{\"check\":{},\"verdict\":\"{verdict}\",\"seconds\":{:.3},\"evidence\":[{}]}}",
-            json_string(self.name),
-            self.elapsed.as_secs_f64(),
-            evidence.join(",")
-        )
+        crate::json::line(&self.record())
     }
 }
 

@@ -98,6 +98,31 @@ pub fn sim_chat(
     })
 }
 
+/// A simulated run as `selectlab bench chat --json` prints it (one object). The field names
+/// are an interface (the README lists them, a test parses them back).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimChatRecord {
+    /// `sim`.
+    pub transport: String,
+    /// The backend and mode, as `--backend` names them (`epoll-et`, `epoll-oneshot`, ...).
+    pub backend: String,
+    /// Clients.
+    pub clients: usize,
+    /// Lines each client sent.
+    pub lines: usize,
+    /// Lines delivered (join notices included).
+    pub delivered: u64,
+    /// Simulated calls, server and clients.
+    pub syscalls: u64,
+    /// Wall-clock seconds (to a tenth of a millisecond).
+    pub seconds: f64,
+    /// Deliveries per second of wall time, rounded.
+    pub deliveries_per_s: u64,
+    /// Simulated calls per second of wall time, rounded.
+    pub syscalls_per_s: u64,
+}
+
 /// Prints a simulated run, as text or as one JSON object.
 pub fn print_sim_chat(
     r: &SimRun,
@@ -107,16 +132,18 @@ pub fn print_sim_chat(
 ) {
     let per_sec = |n: u64| n as f64 / r.secs.max(1e-9);
     if json {
-        let _ = writeln!(
-            out,
-            "{{\"transport\":\"sim\",\"backend\":\"{backend}{}\",\"clients\":{clients},\"lines\":{lines},\"delivered\":{},\"syscalls\":{},\"seconds\":{:.4},\"deliveries_per_sec\":{:.0},\"syscalls_per_sec\":{:.0}}}",
-            mode_name(mode).replace([' ', '(', ')'], ""),
-            r.delivered,
-            r.syscalls,
-            r.secs,
-            per_sec(r.delivered),
-            per_sec(r.syscalls)
-        );
+        let record = SimChatRecord {
+            transport: "sim".to_string(),
+            backend: super::chat_cli::backend_name(backend, mode),
+            clients,
+            lines,
+            delivered: r.delivered,
+            syscalls: r.syscalls,
+            seconds: crate::json::round(r.secs, 4),
+            deliveries_per_s: per_sec(r.delivered).round() as u64,
+            syscalls_per_s: per_sec(r.syscalls).round() as u64,
+        };
+        let _ = writeln!(out, "{}", crate::json::line(&record));
         return;
     }
     let _ = writeln!(

@@ -209,18 +209,35 @@ pub fn table(points: &[Point], idle: &[usize]) -> String {
     out
 }
 
-/// One JSON object per measured point.
+/// One measured point as `selectlab bench readiness --json` prints it, one object per line.
+/// The field names are an interface (the README lists them, a test parses them back).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointRecord {
+    /// `real` or `sim`.
+    pub transport: String,
+    /// `select`, `poll` or `epoll`.
+    pub backend: String,
+    /// Idle descriptors watched besides the active one.
+    pub idle_fds: usize,
+    /// Nanoseconds per wait (to a tenth).
+    pub ns_per_wait: f64,
+}
+
+/// One JSON object per measured point (points that could not be measured are left out; the
+/// table and the notes say why).
 pub fn json_lines(points: &[Point]) -> String {
     let mut out = String::new();
     for p in points {
         if let Ok(ns) = p.ns_per_wait {
-            let _ = writeln!(
-                out,
-                "{{\"transport\":\"{}\",\"backend\":\"{}\",\"idle_fds\":{},\"ns_per_wait\":{ns:.1}}}",
-                p.transport.name(),
-                p.backend,
-                p.idle_fds
-            );
+            let record = PointRecord {
+                transport: p.transport.name().to_string(),
+                backend: p.backend.to_string(),
+                idle_fds: p.idle_fds,
+                ns_per_wait: crate::json::round(ns, 1),
+            };
+            out.push_str(&crate::json::line(&record));
+            out.push('\n');
         }
     }
     out

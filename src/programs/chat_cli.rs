@@ -31,6 +31,15 @@ pub fn parse_backend(name: &str) -> Option<(Backend, Mode)> {
     }
 }
 
+/// The `--backend` name of `backend` in `mode`: the inverse of [`parse_backend`].
+pub fn backend_name(backend: Backend, mode: Mode) -> String {
+    match (mode.edge, mode.oneshot) {
+        (true, _) => format!("{backend}-et"),
+        (_, true) => format!("{backend}-oneshot"),
+        _ => backend.to_string(),
+    }
+}
+
 /// How `selectlab chat serve` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServeOptions {
@@ -164,4 +173,17 @@ pub fn client(addr: &SockAddr, out: &mut dyn Write) -> Result<Ending, SockError>
         reactor.turn(&mut kernel, &mut app, Some(Duration::from_secs(3600)))?;
     }
     Ok(app.ending().expect("loop ended"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_names_round_trip() {
+        for name in ["select", "poll", "epoll", "epoll-et", "epoll-oneshot"] {
+            let (backend, mode) = parse_backend(name).expect("a backend");
+            assert_eq!(backend_name(backend, mode), name);
+        }
+    }
 }

@@ -136,33 +136,65 @@ impl LoadReport {
             && self.disconnected == 0
     }
 
+    /// The report as a record.
+    pub fn record(&self) -> LoadRecord {
+        LoadRecord {
+            clients: self.clients,
+            lines: self.lines,
+            bytes: self.bytes,
+            expected: self.expected,
+            delivered: self.delivered,
+            lost: self.lost,
+            duplicates: self.duplicates,
+            reordered: self.reordered,
+            echoes: self.echoes,
+            garbled: self.garbled,
+            disconnected: self.disconnected,
+            elapsed_s: crate::json::round(self.elapsed.as_secs_f64(), 6),
+            deliveries_per_s: self.deliveries_per_sec().round() as u64,
+            p50_us: micros(self.p50),
+            p99_us: micros(self.p99),
+            perfect: self.perfect(),
+            errors: self.errors.clone(),
+        }
+    }
+
     /// The report as one JSON object.
     pub fn json(&self) -> String {
-        let errors: Vec<String> = self.errors.iter().map(|e| json_string(e)).collect();
-        format!(
-            "{{\"clients\":{},\"lines\":{},\"bytes\":{},\"expected\":{},\"delivered\":{},\
-             \"lost\":{},\"duplicates\":{},\"reordered\":{},\"echoes\":{},\"garbled\":{},\
-             \"disconnected\":{},\"elapsed_s\":{:.6},\"deliveries_per_s\":{:.0},\
-             \"p50_us\":{},\"p99_us\":{},\"perfect\":{},\"errors\":[{}]}}",
-            self.clients,
-            self.lines,
-            self.bytes,
-            self.expected,
-            self.delivered,
-            self.lost,
-            self.duplicates,
-            self.reordered,
-            self.echoes,
-            self.garbled,
-            self.disconnected,
-            self.elapsed.as_secs_f64(),
-            self.deliveries_per_sec(),
-            self.p50.as_micros(),
-            self.p99.as_micros(),
-            self.perfect(),
-            errors.join(",")
-        )
+        crate::json::line(&self.record())
     }
+}
+
+/// A load report as `selectlab load --json` prints it (one object). The field names are an
+/// interface (the README lists them, a test parses them back); see [`LoadReport`] for each
+/// count's meaning.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct LoadRecord {
+    pub clients: usize,
+    pub lines: usize,
+    pub bytes: usize,
+    pub expected: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    pub echoes: u64,
+    pub garbled: u64,
+    pub disconnected: usize,
+    /// Seconds from the first measured line to the last delivery.
+    pub elapsed_s: f64,
+    /// Deliveries per second of wall time, rounded.
+    pub deliveries_per_s: u64,
+    /// Median latency, send to receive, in microseconds.
+    pub p50_us: u64,
+    /// 99th percentile latency, in microseconds.
+    pub p99_us: u64,
+    /// Every line reached every other client exactly once, in order.
+    pub perfect: bool,
+    /// What went wrong, per client (first few).
+    pub errors: Vec<String>,
 }
 
 impl fmt::Display for LoadReport {
@@ -211,19 +243,9 @@ impl fmt::Display for LoadReport {
     }
 }
 
-/// `s` as a JSON string literal.
-pub(crate) fn json_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// A latency in whole microseconds (saturating: a run is bounded by its deadline anyway).
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// A marker's parts.

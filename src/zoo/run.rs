@@ -26,6 +26,51 @@ pub struct Options {
     pub out_dir: Option<PathBuf>,
     /// Seed of the random detectors' inputs.
     pub seed: u64,
+    /// Print one JSON object per bug ([`BugRecord`]) instead of the text report.
+    pub json: bool,
+}
+
+/// One bug's verdict as `selectlab zoo --json` prints it, one object per line. The field names
+/// are an interface (the README lists them, a test parses them back).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BugRecord {
+    /// The bug's catalogue name (`reference` for the bug-free programs' false alarm).
+    pub name: String,
+    /// `caught`, `missed` or `false-alarm`.
+    pub verdict: String,
+    /// The first class that caught it (`faithful`, `adversary`, `fuzzer`, `real-load`).
+    pub detector: Option<String>,
+    /// Cases that class ran, the failing one included.
+    pub cases: Option<u32>,
+    /// Wall time spent on the bug, in seconds (to the millisecond).
+    pub seconds: f64,
+    /// What failed, in one line.
+    pub symptom: Option<String>,
+    /// Every class that caught it (with `--matrix`, every class ran).
+    pub caught_by: Vec<String>,
+    /// Where its counterexample transcript was written, if it was.
+    pub counterexample: Option<String>,
+}
+
+impl BugRecord {
+    fn new(name: &str, verdict: &str, v: &Verdict, counterexample: Option<String>) -> BugRecord {
+        BugRecord {
+            name: name.to_string(),
+            verdict: verdict.to_string(),
+            detector: v.caught.as_ref().map(|c| c.class.name().to_string()),
+            cases: v.caught.as_ref().map(|c| c.cases),
+            seconds: crate::json::round(v.elapsed.as_secs_f64(), 3),
+            symptom: v.caught.as_ref().map(|c| c.symptom.clone()),
+            caught_by: v
+                .by_class
+                .iter()
+                .filter(|(_, caught)| *caught)
+                .map(|(class, _)| class.name().to_string())
+                .collect(),
+            counterexample,
+        }
+    }
 }
 
 /// What happened to one bug.
@@ -80,20 +125,27 @@ pub fn run(options: &Options, out: &mut dyn Write) -> bool {
     let reference = hunt(None, options);
     if let Some(c) = &reference.caught {
         let written = write_evidence(options, "reference", &c.evidence);
-        let _ = writeln!(
-            out,
-            "FALSE ALARM: the {} detector fails the reference programs (no bug on){}:\n{}",
-            c.class,
-            written.map_or(String::new(), |p| format!("; counterexample: {p}")),
-            shorten(&c.evidence)
-        );
+        let _ = if options.json {
+            let record = BugRecord::new("reference", "false-alarm", &reference, written);
+            writeln!(out, "{}", crate::json::line(&record))
+        } else {
+            writeln!(
+                out,
+                "FALSE ALARM: the {} detector fails the reference programs (no bug on){}:\n{}",
+                c.class,
+                written.map_or(String::new(), |p| format!("; counterexample: {p}")),
+                shorten(&c.evidence)
+            )
+        };
         return false;
     }
-    let _ = writeln!(
-        out,
-        "reference: no detector complains ({:.1} s)",
-        reference.elapsed.as_secs_f64()
-    );
+    if !options.json {
+        let _ = writeln!(
+            out,
+            "reference: no detector complains ({:.1} s)",
+            reference.elapsed.as_secs_f64()
+        );
+    }
     let chosen: Vec<Bug> = if options.bugs.is_empty() {
         CATALOGUE.iter().map(|i| i.bug).collect()
     } else {
@@ -102,10 +154,13 @@ pub fn run(options: &Options, out: &mut dyn Write) -> bool {
     let mut verdicts = Vec::new();
     for bug in &chosen {
         let v = hunt(Some(*bug), options);
-        let _ = writeln!(out, "{}", line(&v, options));
+        let _ = writeln!(out, "{}", report(&v, options));
         verdicts.push(v);
     }
     let caught = verdicts.iter().filter(|v| v.caught.is_some()).count();
+    if options.json {
+        return caught == verdicts.len();
+    }
     if options.matrix {
         let _ = write!(out, "{}", matrix(&verdicts));
     }
@@ -113,8 +168,26 @@ pub fn run(options: &Options, out: &mut dyn Write) -> bool {
     caught == verdicts.len()
 }
 
-/// One report line; writes the transcript where the options say.
-fn line(v: &Verdict, options: &Options) -> String {
+/// One bug's report: a text line (and its symptom), or a JSON object; writes the transcript
+/// where the options say.
+fn report(v: &Verdict, options: &Options) -> String {
+    let written = v
+        .caught
+        .as_ref()
+        .and_then(|c| write_evidence(options, v.bug.name(), &c.evidence));
+    if options.json {
+        let verdict = if v.caught.is_some() {
+            "caught"
+        } else {
+            "missed"
+        };
+        return crate::json::line(&BugRecord::new(v.bug.name(), verdict, v, written));
+    }
+    line(v, written)
+}
+
+/// One text report line, and the symptom under it.
+fn line(v: &Verdict, written: Option<String>) -> String {
     let secs = v.elapsed.as_secs_f64();
     let Some(c) = &v.caught else {
         let ran: Vec<&str> = v.by_class.iter().map(|(c, _)| c.name()).collect();
@@ -124,7 +197,6 @@ fn line(v: &Verdict, options: &Options) -> String {
             ran.join(", ")
         );
     };
-    let written = write_evidence(options, v.bug.name(), &c.evidence);
     format!(
         "caught {:<32} by {} after {} case{} ({secs:.2} s){}\n       {}",
         v.bug.to_string(),

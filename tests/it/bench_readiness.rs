@@ -1,7 +1,7 @@
 //! `selectlab bench readiness` measures every point it is asked for (a smoke test of the
 //! harness: the numbers themselves are the benchmark's business, never a test's).
 
-use selectlab::programs::bench_readiness::{Transport, json_lines, measure, table};
+use selectlab::programs::bench_readiness::{PointRecord, Transport, json_lines, measure, table};
 
 #[test]
 fn every_point_is_measured_on_both_transports() {
@@ -15,10 +15,11 @@ fn every_point_is_measured_on_both_transports() {
     assert!(notes.is_empty(), "{}", String::from_utf8_lossy(&notes));
     let json = json_lines(&points);
     assert_eq!(json.lines().count(), points.len());
-    assert!(
-        json.lines()
-            .all(|l| l.contains("\"idle_fds\":") && l.contains("\"ns_per_wait\":"))
-    );
+    for (line, p) in json.lines().zip(&points) {
+        let record: PointRecord = serde_json::from_str(line).expect("a point record");
+        assert_eq!(record.idle_fds, p.idle_fds);
+        assert_eq!(record.backend, p.backend.to_string());
+    }
     assert_eq!(table(&points, &idle).lines().count(), 2 + 6);
 }
 

@@ -2,13 +2,11 @@
 //! backend and a small correct Python server, and it fails each broken variant of that server
 //! on the check that names its fault. A checker that cannot fail is worse than none.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use crate::util;
+use crate::util::{self, Server, start};
 
 use selectlab::check::{self, Config, Finding, Verdict};
 
@@ -34,39 +32,6 @@ fn failures(findings: &[Finding]) -> Vec<String> {
         .filter(|f| f.verdict != Verdict::Pass)
         .map(|f| f.to_string())
         .collect()
-}
-
-/// A server in its own process (as users run one: a test process full of other servers and
-/// clients would crowd select's FD_SETSIZE), killed when dropped and gone by itself anyway.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `program args…`, which prints its port somewhere in its first line (the last
-/// number in it), and returns it with its address; `None` when it cannot be started.
-fn start(program: &str, args: &[&str]) -> Option<(Server, SocketAddr)> {
-    let child = Command::new(program)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let mut server = Server(child);
-    let mut first = String::new();
-    BufReader::new(server.0.stdout.take()?)
-        .read_line(&mut first)
-        .ok()?;
-    let digits: String = first
-        .split(|c: char| !c.is_ascii_digit())
-        .rfind(|s| !s.is_empty())?
-        .to_string();
-    let port: u16 = digits.parse().ok()?;
-    Some((server, SocketAddr::from(([127, 0, 0, 1], port))))
 }
 
 #[test]

@@ -1,5 +1,9 @@
 //! Helpers shared by the integration tests: building connected pairs on any kernel.
 
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
 use selectlab::addr::{Family, SockType};
 
 /// A property's case count: `PROPTEST_CASES` when set (it raises or lowers every property
@@ -80,4 +84,37 @@ pub fn refusing_addr() -> (std::os::fd::OwnedFd, std::net::SocketAddr) {
         held,
         std::net::SocketAddr::from(([127, 0, 0, 1], bound.port())),
     )
+}
+
+/// A server in its own process (as users run one: a test process full of other servers and
+/// clients would crowd select's FD_SETSIZE), killed when dropped and gone by itself anyway.
+pub struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `program args…`, which prints its port somewhere in its first line (the last
+/// number in it), and returns it with its address; `None` when it cannot be started.
+pub fn start(program: &str, args: &[&str]) -> Option<(Server, SocketAddr)> {
+    let child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut server = Server(child);
+    let mut first = String::new();
+    BufReader::new(server.0.stdout.take()?)
+        .read_line(&mut first)
+        .ok()?;
+    let digits: String = first
+        .split(|c: char| !c.is_ascii_digit())
+        .rfind(|s| !s.is_empty())?
+        .to_string();
+    let port: u16 = digits.parse().ok()?;
+    Some((server, SocketAddr::from(([127, 0, 0, 1], port))))
 }

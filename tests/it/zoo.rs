@@ -26,6 +26,7 @@ fn options() -> Options {
         real: false,
         out_dir: None,
         seed: 0,
+        json: false,
     }
 }
 

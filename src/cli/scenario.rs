@@ -1,0 +1,54 @@
+//! `selectlab scenario`: scenario scripts (format v1) on the kernel, the simulator, or both.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::readiness::Backend;
+use crate::scenario::{check, parse};
+
+#[derive(clap::Args)]
+pub(super) struct ScenarioArgs {
+    /// Script files.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// real, sim or both (both also requires the two to agree line by line).
+    #[arg(long, default_value = "both", value_parser = ["real", "sim", "both"])]
+    transport: String,
+    /// Backend for scripts without a `backend` header.
+    #[arg(long, default_value = "epoll", value_parser = ["select", "poll", "epoll"])]
+    backend: String,
+}
+
+impl ScenarioArgs {
+    /// Parses every script first (a malformed one is exit status 2 before anything runs), then
+    /// runs them all; exit status 1 if any failed.
+    pub(super) fn run(self, out: &mut dyn Write) -> ExitCode {
+        let mut scripts = Vec::with_capacity(self.files.len());
+        for path in &self.files {
+            let name = path.display().to_string();
+            let text = match std::fs::read_to_string(path) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("{name}: error: cannot read: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match parse::parse(&name, &text) {
+                Ok(s) => scripts.push(s),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        let transport = check::Transport::parse(&self.transport).expect("clap checked the value");
+        let backend = Backend::parse(&self.backend).expect("clap checked the value");
+        let failed = scripts
+            .iter()
+            .filter(|s| !check::check(s, transport, backend, out))
+            .count();
+        let _ = writeln!(out, "{} scenario(s), {failed} failed", scripts.len());
+        ExitCode::from(u8::from(failed > 0))
+    }
+}
