@@ -10,7 +10,6 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::ops::{BitOr, BitOrAssign};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -62,93 +61,44 @@ pub enum SockOpt {
     TcpNoDelay,
 }
 
-/// Readiness flags, as poll(2) names them (and as epoll reports them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Events(pub u16);
+bitflags::bitflags! {
+    /// Readiness flags, as poll(2) names them (and as epoll reports them). The bit values are
+    /// selectlab's own; each transport maps them to its kernel's.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+    pub struct Events: u16 {
+        /// POLLIN: data to read, end of stream, or a connection to accept.
+        const IN = 1;
+        /// POLLOUT: room to write.
+        const OUT = 1 << 1;
+        /// POLLERR: a pending error (always reported, never requested).
+        const ERR = 1 << 2;
+        /// POLLHUP: both directions shut (always reported, never requested).
+        const HUP = 1 << 3;
+        /// POLLRDHUP: the peer shut its writing half.
+        const RDHUP = 1 << 4;
+        /// POLLPRI: urgent data.
+        const PRI = 1 << 5;
+        /// POLLNVAL: the descriptor is not open (poll only).
+        const NVAL = 1 << 6;
+    }
+}
 
 impl Events {
     /// No flags.
-    pub const NONE: Events = Events(0);
-    /// POLLIN: data to read, end of stream, or a connection to accept.
-    pub const IN: Events = Events(1);
-    /// POLLOUT: room to write.
-    pub const OUT: Events = Events(1 << 1);
-    /// POLLERR: a pending error (always reported, never requested).
-    pub const ERR: Events = Events(1 << 2);
-    /// POLLHUP: both directions shut (always reported, never requested).
-    pub const HUP: Events = Events(1 << 3);
-    /// POLLRDHUP: the peer shut its writing half.
-    pub const RDHUP: Events = Events(1 << 4);
-    /// POLLPRI: urgent data.
-    pub const PRI: Events = Events(1 << 5);
-    /// POLLNVAL: the descriptor is not open (poll only).
-    pub const NVAL: Events = Events(1 << 6);
-
-    /// Flags in the scenario format's fixed order, with their names.
-    pub const NAMED: [(Events, &'static str); 7] = [
-        (Events::IN, "in"),
-        (Events::OUT, "out"),
-        (Events::ERR, "err"),
-        (Events::HUP, "hup"),
-        (Events::RDHUP, "rdhup"),
-        (Events::PRI, "pri"),
-        (Events::NVAL, "nval"),
-    ];
-
-    /// Whether every flag of `other` is set.
-    pub fn contains(self, other: Events) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Whether any flag of `other` is set.
-    pub fn intersects(self, other: Events) -> bool {
-        self.0 & other.0 != 0
-    }
-
-    /// Whether no flag is set.
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// The flags set in both.
-    pub fn and(self, other: Events) -> Events {
-        Events(self.0 & other.0)
-    }
-
-    /// The flags of `self` not in `other`.
-    pub fn without(self, other: Events) -> Events {
-        Events(self.0 & !other.0)
-    }
-}
-
-impl BitOr for Events {
-    type Output = Events;
-    fn bitor(self, rhs: Events) -> Events {
-        Events(self.0 | rhs.0)
-    }
-}
-
-impl BitOrAssign for Events {
-    fn bitor_assign(&mut self, rhs: Events) {
-        self.0 |= rhs.0;
-    }
+    pub const NONE: Events = Events::empty();
 }
 
 impl fmt::Display for Events {
-    /// `in,out,hup` in the fixed order, or `none`.
+    /// `in,out,hup` in the order the flags are declared (the scenario format's), or `none`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_empty() {
             return f.write_str("none");
         }
-        let mut first = true;
-        for (flag, name) in Events::NAMED {
-            if self.contains(flag) {
-                if !first {
-                    f.write_str(",")?;
-                }
-                f.write_str(name)?;
-                first = false;
+        for (i, (name, _)) in self.iter_names().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
             }
+            f.write_str(&name.to_ascii_lowercase())?;
         }
         Ok(())
     }

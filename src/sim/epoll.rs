@@ -27,7 +27,7 @@ pub const EPOLL_MAX_WATCHES: usize = 1 << 20;
 pub const EP_MAX_NESTS: usize = 4;
 
 /// ERR and HUP are always watched (epoll_ctl(2)).
-const ALWAYS: Events = Events(Events::ERR.0 | Events::HUP.0);
+const ALWAYS: Events = Events::ERR.union(Events::HUP);
 
 /// One registration.
 #[derive(Debug, Clone, Copy)]
@@ -225,7 +225,7 @@ impl Sim {
         }
         // ep_insert and ep_modify poll the file at once: data present before ADD is reported,
         // and MOD re-reports a descriptor that is still ready.
-        if !self.readiness(object).and(interest | ALWAYS).is_empty() {
+        if self.readiness(object).intersects(interest | ALWAYS) {
             self.epolls.get_mut(ep).expect("live epoll").enqueue(key);
         }
         Ok(())
@@ -268,7 +268,7 @@ impl Sim {
                 .get(key.0)
                 .expect("watched files are live")
                 .object;
-            let revents = self.readiness(object).and(item.interest | ALWAYS);
+            let revents = self.readiness(object).intersection(item.interest | ALWAYS);
             if revents.is_empty() {
                 continue;
             }

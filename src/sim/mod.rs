@@ -404,7 +404,7 @@ impl Sim {
                 Err(_) => Events::NVAL,
                 Ok(obj) => {
                     let always = Events::ERR | Events::HUP;
-                    self.readiness(obj).and(p.events | always)
+                    self.readiness(obj).intersection(p.events | always)
                 }
             };
             if !p.revents.is_empty() {
