@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
+use super::Id;
 use super::Sim;
 use super::decide::Choice;
-use super::slab::Id;
 use super::state::Object;
 use crate::kernel::{CtlOp, EP_MAX_EVENTS, Events, FD_SETSIZE, Fd, FdSets, Mode};
 

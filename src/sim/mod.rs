@@ -7,7 +7,6 @@
 //! - [`decide`]: the one decision source (faithful, seeded adversary, fuzzer bytes).
 //! - [`interleave`]: peers (chat clients) making syscalls between any two of the program's.
 //! - [`transcript`]: the structured record of every call.
-//! - `slab`: generation-checked storage.
 //!
 //! Time is virtual: it only moves when a wait would block, and then it jumps straight to the next
 //! timer or the wait's deadline. No call scans all sockets; each costs the same with ten sockets
@@ -19,7 +18,6 @@ pub mod interleave;
 mod net;
 mod readiness;
 mod skb;
-mod slab;
 mod state;
 pub mod transcript;
 
@@ -35,9 +33,17 @@ use crate::addr::{Family, SockAddr, SockType};
 use crate::error::{Gai, HERROR_HOST_NOT_FOUND, SockError};
 use crate::kernel::{CtlOp, Events, Fd, FdSets, Kernel, Mode, PollFd, Shutdown, SockOpt};
 use decide::{Choice, Decider};
-use slab::{Id, Slab};
+use slotmap::SlotMap;
 use state::{FdTable, File, Object, Pipe, Sock};
 use transcript::{Arg, Call, Host, Record, Transcript};
+
+slotmap::new_key_type! {
+    /// A simulated object's id (an open file, socket, pipe or epoll instance): generation
+    /// checked, so a stale id (say, a timer for a socket since closed) finds nothing instead of
+    /// aliasing a new object. Keys order by slot, and freed slots are reused last-freed first,
+    /// so everything keyed by them is iterated in a deterministic order.
+    struct Id;
+}
 
 /// Most timer events one wait may process before giving up with EDEADLK (a bound on the loop;
 /// each connecting socket schedules at most `TCP_SYN_RETRIES + 1` timers).
@@ -125,10 +131,10 @@ pub struct Sim {
     syscalls: u64,
     now: Duration,
     fds: FdTable,
-    files: Slab<File>,
-    socks: Slab<Sock>,
-    pipes: Slab<Pipe>,
-    epolls: Slab<epoll::EpollInstance>,
+    files: SlotMap<Id, File>,
+    socks: SlotMap<Id, Sock>,
+    pipes: SlotMap<Id, Pipe>,
+    epolls: SlotMap<Id, epoll::EpollInstance>,
     /// Which epoll items watch each object (so a wake costs the watchers, not the world).
     watchers: BTreeMap<Object, Vec<epoll::Watch>>,
     ports: BTreeMap<(Proto, u16, IpAddr), Vec<Id>>,
@@ -160,10 +166,10 @@ impl Sim {
             config,
             now: Duration::ZERO,
             fds: FdTable::default(),
-            files: Slab::default(),
-            socks: Slab::default(),
-            pipes: Slab::default(),
-            epolls: Slab::default(),
+            files: SlotMap::with_key(),
+            socks: SlotMap::with_key(),
+            pipes: SlotMap::with_key(),
+            epolls: SlotMap::with_key(),
             watchers: BTreeMap::new(),
             ports: BTreeMap::new(),
             time_wait: BTreeMap::new(),

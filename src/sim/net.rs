@@ -5,9 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use nix::errno::Errno;
 
+use super::Id;
 use super::decide::Choice;
 use super::skb;
-use super::slab::Id;
 use super::state::*;
 use super::{Proto, Sim, Timer};
 use crate::addr::{Family, SockAddr, SockType};

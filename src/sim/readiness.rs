@@ -1,8 +1,8 @@
 //! What poll reports for each simulated object, following Linux's `tcp_poll`, `unix_poll`,
 //! `datagram_poll` and `pipe_poll`. ERR and HUP are computed here too; poll always reports them.
 
+use super::Id;
 use super::Sim;
-use super::slab::Id;
 use super::state::{Object, PIPE_CAPACITY_BYTES, SoState, Sock, State};
 use crate::addr::{Family, SockType};
 use crate::kernel::Events;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
-use super::slab::Id;
+use super::Id;
 use crate::addr::{Family, SockAddr, SockType};
 
 /// Linux's default SO_RCVBUF for TCP (net.ipv4.tcp_rmem\[1\]).
