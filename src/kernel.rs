@@ -269,4 +269,7 @@ pub trait Kernel {
     /// Wall-clock time since the Unix epoch (in the simulator: a fixed epoch plus virtual time,
     /// so that timestamps in transcripts are deterministic).
     fn unix_time(&self) -> Duration;
+    /// The local time zone, for timestamps people read (the seed's `time.strftime`): the
+    /// system's on the real kernel (`TZ` respected), UTC in the simulator (deterministic).
+    fn time_zone(&self) -> jiff::tz::TimeZone;
 }

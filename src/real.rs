@@ -572,6 +572,10 @@ impl Kernel for RealKernel {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
     }
+
+    fn time_zone(&self) -> jiff::tz::TimeZone {
+        jiff::tz::TimeZone::system()
+    }
 }
 
 /// accept4(2) through std, the one safe wrapper that returns an owned descriptor (nix's returns

@@ -1,32 +1,49 @@
-//! Wall-clock text for chat lines, `YYYY-mm-dd HH:MM:SS` (UTC), computed without a time zone
-//! database. In the simulator the clock is virtual time from
-//! [`SIM_EPOCH_UNIX_SECS`](crate::sim::SIM_EPOCH_UNIX_SECS).
+//! Wall-clock text for chat lines, `YYYY-mm-dd HH:MM:SS`, as the seed's `time.strftime` prints
+//! it: in the kernel's local time zone ([`Kernel::time_zone`](crate::kernel::Kernel::time_zone)).
+//! On the real kernel that is the system's (`TZ` respected); in the simulator it is UTC, and
+//! the clock is virtual time from [`SIM_EPOCH_UNIX_SECS`](crate::sim::SIM_EPOCH_UNIX_SECS), so
+//! transcripts are deterministic.
 
-/// `YYYY-mm-dd HH:MM:SS` for seconds since the Unix epoch (UTC, proleptic Gregorian).
-pub fn format_unix_secs(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+/// A clock face in one time zone. It remembers the last second it showed: a room stamps many
+/// lines within one second, and the text of a second never changes.
+#[derive(Debug, Clone)]
+pub struct WallClock {
+    zone: TimeZone,
+    last: Option<(u64, String)>,
 }
 
-/// Howard Hinnant's `civil_from_days`: (year, month, day) of a day count since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+impl WallClock {
+    /// A clock showing time in `zone`.
+    pub fn new(zone: TimeZone) -> WallClock {
+        WallClock { zone, last: None }
+    }
+
+    /// `YYYY-mm-dd HH:MM:SS` for `unix_secs` seconds since the Unix epoch, in this zone.
+    pub fn stamp(&mut self, unix_secs: u64) -> String {
+        match &self.last {
+            Some((secs, text)) if *secs == unix_secs => text.clone(),
+            _ => {
+                let text = format(unix_secs, &self.zone);
+                self.last = Some((unix_secs, text.clone()));
+                text
+            }
+        }
+    }
+}
+
+/// `YYYY-mm-dd HH:MM:SS` for `unix_secs` in `zone`; past jiff's range (late in the year 9999)
+/// it shows jiff's last instant, so no clock value can fail.
+pub fn format(unix_secs: u64, zone: &TimeZone) -> String {
+    let at = i64::try_from(unix_secs)
+        .ok()
+        .and_then(|s| Timestamp::from_second(s).ok())
+        .unwrap_or(Timestamp::MAX);
+    zone.to_datetime(at)
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -34,70 +51,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn known_dates() {
-        assert_eq!(format_unix_secs(0), "1970-01-01 00:00:00");
+    fn known_dates_in_utc() {
+        let mut clock = WallClock::new(TimeZone::UTC);
+        assert_eq!(clock.stamp(0), "1970-01-01 00:00:00");
         assert_eq!(
-            format_unix_secs(crate::sim::SIM_EPOCH_UNIX_SECS),
+            clock.stamp(crate::sim::SIM_EPOCH_UNIX_SECS),
             "2026-01-01 00:00:00"
         );
-        assert_eq!(
-            format_unix_secs(951_782_400 + 86_399),
-            "2000-02-29 23:59:59"
-        );
-        assert_eq!(format_unix_secs(1_798_761_599), "2026-12-31 23:59:59");
+        assert_eq!(clock.stamp(951_782_400 + 86_399), "2000-02-29 23:59:59");
+        assert_eq!(clock.stamp(1_798_761_599), "2026-12-31 23:59:59");
+        assert_eq!(clock.stamp(u64::MAX), "9999-12-30 22:00:00");
     }
 
-    /// The slow way: whole years, then whole months.
-    fn reference(mut days: i64) -> (i64, u32, u32) {
-        let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-        let mut year = 1970;
-        while days >= if leap(year) { 366 } else { 365 } {
-            days -= if leap(year) { 366 } else { 365 };
-            year += 1;
-        }
-        let lengths = [
-            31,
-            if leap(year) { 29 } else { 28 },
-            31,
-            30,
-            31,
-            30,
-            31,
-            31,
-            30,
-            31,
-            30,
-            31,
-        ];
-        let mut month = 0;
-        while days >= lengths[month] {
-            days -= lengths[month];
-            month += 1;
-        }
-        (year, month as u32 + 1, days as u32 + 1)
-    }
-
-    /// Found by cargo-mutants: century and 400-year boundaries (2100, 2400) were untested.
     #[test]
-    fn every_sampled_day_to_2517_matches_the_slow_way() {
-        let day = |y: i64, m: u32, d: u32| -> i64 {
-            (0..200_000)
-                .find(|&n| reference(n) == (y, m, d))
-                .expect("in range")
-        };
-        let mut days: Vec<i64> = (0..200_000).step_by(37).collect();
-        for (y, m, d) in [
-            (2100, 2, 28),
-            (2100, 3, 1),
-            (2400, 2, 29),
-            (2400, 3, 1),
-            (2399, 12, 31),
-        ] {
-            let n = day(y, m, d);
-            days.extend([n - 1, n, n + 1]);
-        }
-        for n in days {
-            assert_eq!(civil_from_days(n), reference(n), "day {n}");
-        }
+    fn a_zone_shifts_the_face_and_the_cache_follows_the_second() {
+        let mut clock = WallClock::new(TimeZone::fixed(jiff::tz::offset(8)));
+        assert_eq!(clock.stamp(0), "1970-01-01 08:00:00");
+        assert_eq!(clock.stamp(0), "1970-01-01 08:00:00");
+        assert_eq!(clock.stamp(59), "1970-01-01 08:00:59");
     }
 }

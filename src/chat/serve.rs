@@ -124,7 +124,8 @@ impl ChatApp {
     pub fn new(io: &mut Io<'_>, listener: Fd, config: ServeConfig) -> Result<ChatApp, Errno> {
         io.register(listener, LISTENER, Events::IN, config.mode)?;
         Ok(ChatApp {
-            core: ChatServer::with_bugs(config.limits, config.bugs),
+            core: ChatServer::with_bugs(config.limits, config.bugs)
+                .in_time_zone(io.kernel.time_zone()),
             listener: Some(listener),
             conns: BTreeMap::new(),
             mode: config.mode,

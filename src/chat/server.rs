@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::clock::format_unix_secs;
+use super::clock::WallClock;
 use super::framing::LineReader;
 use super::outbound::Outbound;
 use crate::addr::SockAddr;
@@ -131,6 +131,8 @@ pub struct ChatServer {
     /// notice names instead of the departing client).
     last_joined: Option<SockAddr>,
     last_sender: Option<ClientId>,
+    /// The face that stamps notices and lines (UTC unless [`ChatServer::in_time_zone`]).
+    clock: WallClock,
 }
 
 impl ChatServer {
@@ -150,7 +152,14 @@ impl ChatServer {
             bugs,
             last_joined: None,
             last_sender: None,
+            clock: WallClock::new(jiff::tz::TimeZone::UTC),
         }
+    }
+
+    /// The same room, stamping its lines in `zone` (the kernel's local time zone).
+    pub fn in_time_zone(mut self, zone: jiff::tz::TimeZone) -> ChatServer {
+        self.clock = WallClock::new(zone);
+        self
     }
 
     /// The limits in force.
@@ -184,7 +193,7 @@ impl ChatServer {
         }
         self.log(format!("{peer} connect."));
         self.last_joined = Some(peer.clone());
-        let note = format!("{} {peer} entered room\n", format_unix_secs(now_unix_secs));
+        let note = format!("{} {peer} entered room\n", self.clock.stamp(now_unix_secs));
         self.clients.insert(
             id,
             Client {
@@ -208,7 +217,7 @@ impl ChatServer {
         }
         // Formatted once per chunk: every complete line of it, each with the prefix, in one
         // buffer that every recipient's queue shares.
-        let prefix = format!("{} {} say: ", format_unix_secs(now_unix_secs), client.peer);
+        let prefix = format!("{} {} say: ", self.clock.stamp(now_unix_secs), client.peer);
         let peer = client.peer.clone();
         self.last_sender = Some(id);
         if self.bugs.has(Bug::SeedNoFraming) {
@@ -280,7 +289,7 @@ impl ChatServer {
         if !leaving {
             let named = self.departure_name(peer, why);
             self.log(format!("Client:{named} Close."));
-            let note = format!("{} {named} left room\n", format_unix_secs(now_unix_secs));
+            let note = format!("{} {named} left room\n", self.clock.stamp(now_unix_secs));
             self.broadcast(id, note.into_bytes(), now_unix_secs);
         }
     }
@@ -378,7 +387,7 @@ impl ChatServer {
     fn announce_departure(&mut self, id: ClientId, now_unix_secs: u64) {
         let peer = self.departure_name(self.clients[&id].peer.clone(), Departure::LineTooLong);
         self.log(format!("Client:{peer} Close."));
-        let note = format!("{} {peer} left room\n", format_unix_secs(now_unix_secs));
+        let note = format!("{} {peer} left room\n", self.clock.stamp(now_unix_secs));
         if self.bugs.has(Bug::BroadcastUafOnClose) {
             // The closing client is still in the table, and among the recipients.
             let c = self.clients.get_mut(&id).expect("still draining");

@@ -86,6 +86,10 @@ impl Kernel for Interleaved<'_> {
         self.sim.unix_time()
     }
 
+    fn time_zone(&self) -> jiff::tz::TimeZone {
+        self.sim.time_zone()
+    }
+
     interleaved! {
         fn socket(&mut self, family: Family, ty: SockType) -> Result<Fd, Errno>;
         fn socketpair(&mut self, ty: SockType) -> Result<(Fd, Fd), Errno>;

@@ -799,4 +799,8 @@ impl Kernel for Sim {
     fn unix_time(&self) -> Duration {
         Duration::from_secs(SIM_EPOCH_UNIX_SECS).saturating_add(self.now)
     }
+
+    fn time_zone(&self) -> jiff::tz::TimeZone {
+        jiff::tz::TimeZone::UTC
+    }
 }

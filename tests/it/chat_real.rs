@@ -312,3 +312,33 @@ fn our_client_talks_through_ncat_chat() {
     wait_line("ByeBye~~");
     ours.wait_output(READ_TIMEOUT);
 }
+
+/// The seed stamps lines with `time.strftime`, local time: so does the real server, in the
+/// zone `TZ` names. `XST-8` is a POSIX rule (eight hours east of UTC) that needs no tz database.
+#[test]
+fn the_real_server_stamps_local_time() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_selectlab"));
+    command
+        .args([
+            "chat",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--run-for-s",
+            "20",
+        ])
+        .env("TZ", "XST-8");
+    let (_server, addr) = crate::util::start_command(command).expect("a server");
+    let mut first = BufReader::new(connect(addr.port()));
+    let _second = connect(addr.port());
+    let before = jiff::Timestamp::now();
+    let notice = read_until(&mut first, "entered room", 1).remove(0);
+    let stamp = notice.get(..19).expect("a stamp");
+    let shown = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", stamp).expect("a time");
+    let east_8h = jiff::tz::TimeZone::fixed(jiff::tz::offset(8));
+    let seconds_off = (before.to_zoned(east_8h).datetime() - shown)
+        .total(jiff::Unit::Second)
+        .expect("a span")
+        .abs();
+    assert!(seconds_off < 5.0, "{notice:?} is not UTC+8 now ({before})");
+}

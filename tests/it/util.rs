@@ -100,8 +100,14 @@ impl Drop for Server {
 /// Starts `program args…`, which prints its port somewhere in its first line (the last
 /// number in it), and returns it with its address; `None` when it cannot be started.
 pub fn start(program: &str, args: &[&str]) -> Option<(Server, SocketAddr)> {
-    let child = Command::new(program)
-        .args(args)
+    let mut command = Command::new(program);
+    command.args(args);
+    start_command(command)
+}
+
+/// [`start`] for a command already set up (its environment, say).
+pub fn start_command(mut command: Command) -> Option<(Server, SocketAddr)> {
+    let child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
