@@ -73,15 +73,31 @@ fn chat(
 ) -> ExitCode {
     let (backend, mode) = chat_cli::parse_backend(backend).expect("clap checked the value");
     if transport == "real" {
-        return super::status(bench::real_chat(clients, lines, backend, mode, out));
+        return super::status(bench::real_chat(
+            clients,
+            lines,
+            backend,
+            mode,
+            super::progress_bar(0, "bench"),
+            out,
+        ));
     }
     if let Err(why) = bench::check_sim_clients(clients) {
         return super::cannot_run("bench chat", why);
     }
-    super::status(bench::sim_chat(clients, lines, backend, mode).map(|run| {
-        bench::print_sim_chat(&run, (clients, lines, backend, mode), json, out);
-        true
-    }))
+    super::status(
+        bench::sim_chat(
+            clients,
+            lines,
+            backend,
+            mode,
+            &super::progress_bar(0, "bench"),
+        )
+        .map(|run| {
+            bench::print_sim_chat(&run, (clients, lines, backend, mode), json, out);
+            true
+        }),
+    )
 }
 
 fn readiness(
@@ -97,7 +113,12 @@ fn readiness(
         "sim" => vec![Transport::Sim],
         _ => vec![Transport::Real, Transport::Sim],
     };
-    let points = bench_readiness::measure(&transports, idle, &mut std::io::stderr());
+    let points = bench_readiness::measure(
+        &transports,
+        idle,
+        &mut std::io::stderr(),
+        &super::progress_bar(0, "bench"),
+    );
     let text = if json {
         bench_readiness::json_lines(&points)
     } else {

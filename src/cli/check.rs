@@ -48,14 +48,26 @@ impl CheckArgs {
             via_proxy: self.via_proxy,
         };
         let json = self.json;
+        // The bar names the check under way: the one after the last reported.
+        let names: Vec<&str> = check::selected(&config)
+            .map(|checks| checks.iter().map(|c| c.name).collect())
+            .unwrap_or_default();
+        let progress = super::progress_bar(names.len() as u64, "check");
+        progress.set_message(names.first().copied().unwrap_or_default());
         let printed = check::run(&config, |finding| {
-            let _ = if json {
-                writeln!(out, "{}", finding.json())
-            } else {
-                writeln!(out, "{finding}")
-            };
-            let _ = out.flush();
+            let _ = progress.suspend(|| {
+                if json {
+                    writeln!(out, "{}", finding.json())
+                } else {
+                    writeln!(out, "{finding}")
+                }
+                .and_then(|()| out.flush())
+            });
+            progress.inc(1);
+            let next = usize::try_from(progress.position()).unwrap_or(usize::MAX);
+            progress.set_message(names.get(next).copied().unwrap_or_default());
         });
+        progress.finish_and_clear();
         let findings = match printed {
             Ok(findings) => findings,
             Err(e) => return super::cannot_run("check", e),

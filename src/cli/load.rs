@@ -36,7 +36,7 @@ impl LoadArgs {
             lines: self.lines,
             bytes: self.bytes,
             deadline: self.deadline,
-            progress: super::progress_wanted(),
+            progress: super::progress_bar(0, "load"),
         };
         let report = match load::run(&config) {
             Ok(report) => report,

@@ -133,8 +133,18 @@ fn parse_bug(name: &str) -> Result<Bug, String> {
         .ok_or_else(|| format!("no bug named {name:?} (selectlab zoo --list names them)"))
 }
 
-/// Whether progress may be drawn: only when standard error is a terminal, so logs and CI
-/// output stay clean.
-fn progress_wanted() -> bool {
-    std::io::IsTerminal::is_terminal(&std::io::stderr())
+/// A progress line on standard error for a run of `len` steps, drawn only when standard error
+/// is a terminal (hidden otherwise, so logs and CI output stay clean).
+fn progress_bar(len: u64, what: &'static str) -> indicatif::ProgressBar {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})",
+    )
+    .expect("a valid template")
+    .progress_chars("=> ");
+    indicatif::ProgressBar::new(len)
+        .with_style(style)
+        .with_prefix(what)
 }

@@ -60,6 +60,7 @@ impl ZooArgs {
             out_dir: Some(self.out),
             seed: self.seed,
             json: self.json,
+            progress: super::progress_bar(0, "zoo"),
         };
         super::status(Ok(zoo::run::run(&options, out)))
     }

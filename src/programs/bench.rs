@@ -6,6 +6,8 @@
 use std::io::Write;
 use std::time::Instant;
 
+use indicatif::ProgressBar;
+
 use crate::chat::session::{Session, SessionConfig, Step};
 use crate::error::SockError;
 use crate::kernel::Mode;
@@ -54,6 +56,7 @@ pub fn sim_chat(
     lines: usize,
     backend: Backend,
     mode: Mode,
+    progress: &ProgressBar,
 ) -> Result<SimRun, SockError> {
     check_sim_clients(clients).map_err(|_| SockError::Error(nix::errno::Errno::EINVAL))?;
     let config = SessionConfig {
@@ -84,9 +87,13 @@ pub fn sim_chat(
         .enumerate()
         .map(|(c, t)| (c, t.as_slice()))
         .collect();
+    progress.set_length(lines as u64);
+    progress.set_message("rounds");
     for _ in 0..lines {
         session.chorus(&round)?;
+        progress.inc(1);
     }
+    progress.finish_and_clear();
     let outcome = session.finish();
     Ok(SimRun {
         sent: (clients * lines) as u64,
@@ -183,6 +190,7 @@ pub fn real_chat(
     lines: usize,
     backend: Backend,
     mode: Mode,
+    progress: ProgressBar,
     out: &mut dyn Write,
 ) -> Result<bool, SockError> {
     use super::chat_cli::{ServeOptions, serve_in_thread};
@@ -203,7 +211,7 @@ pub fn real_chat(
         lines,
         bytes: BENCH_LINE_BYTES,
         deadline,
-        progress: false,
+        progress,
     };
     let report = load::run(&config);
     let _ = server.join();

@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use indicatif::ProgressBar;
 use nix::errno::Errno;
 
 use crate::addr::{Family, SockAddr, SockType};
@@ -65,32 +66,33 @@ pub struct Point {
     pub ns_per_wait: Result<f64, String>,
 }
 
-/// Measures every transport × backend × idle count, printing progress notes to `notes`.
-pub fn measure(transports: &[Transport], idle: &[usize], notes: &mut dyn Write) -> Vec<Point> {
+/// Measures every transport × backend × idle count, writing why a point has no number to
+/// `notes` and the points done so far to `progress`.
+pub fn measure(
+    transports: &[Transport],
+    idle: &[usize],
+    notes: &mut dyn Write,
+    progress: &ProgressBar,
+) -> Vec<Point> {
     let limit = crate::real::raise_fd_limit().unwrap_or(1024);
+    progress.set_length((transports.len() * Backend::ALL.len() * idle.len()) as u64);
     let mut points = Vec::new();
     for &transport in transports {
         for backend in Backend::ALL {
             for &k in idle {
-                let ns_per_wait = if k > MAX_IDLE_FDS {
-                    Err(format!("more than MAX_IDLE_FDS ({MAX_IDLE_FDS})"))
-                } else if backend == Backend::Select && k + SPARE_FDS > FD_SETSIZE as usize {
-                    Err(format!(
-                        "past FD_SETSIZE ({FD_SETSIZE}): select cannot watch descriptor {k}"
-                    ))
-                } else if transport == Transport::Real && (k + SPARE_FDS) as u64 > limit {
-                    Err(format!(
-                        "past RLIMIT_NOFILE ({limit}), even raised to its hard limit"
-                    ))
-                } else {
-                    point(transport, backend, k)
+                progress.set_message(format!("{} {backend} {k} idle", transport.name()));
+                let ns_per_wait = match beyond_limits(transport, backend, k, limit) {
+                    Some(why) => Err(why),
+                    None => point(transport, backend, k),
                 };
                 if let Err(why) = &ns_per_wait {
-                    let _ = writeln!(
-                        notes,
-                        "note: {} {backend} {k} idle: {why}",
-                        transport.name()
-                    );
+                    let _ = progress.suspend(|| {
+                        writeln!(
+                            notes,
+                            "note: {} {backend} {k} idle: {why}",
+                            transport.name()
+                        )
+                    });
                 }
                 points.push(Point {
                     transport,
@@ -98,10 +100,35 @@ pub fn measure(transports: &[Transport], idle: &[usize], notes: &mut dyn Write) 
                     idle_fds: k,
                     ns_per_wait,
                 });
+                progress.inc(1);
             }
         }
     }
+    progress.finish_and_clear();
     points
+}
+
+/// Why `idle` idle descriptors cannot be measured here, if they cannot (`fd_limit`: the
+/// process's descriptor limit).
+fn beyond_limits(
+    transport: Transport,
+    backend: Backend,
+    idle: usize,
+    fd_limit: u64,
+) -> Option<String> {
+    if idle > MAX_IDLE_FDS {
+        Some(format!("more than MAX_IDLE_FDS ({MAX_IDLE_FDS})"))
+    } else if backend == Backend::Select && idle + SPARE_FDS > FD_SETSIZE as usize {
+        Some(format!(
+            "past FD_SETSIZE ({FD_SETSIZE}): select cannot watch descriptor {idle}"
+        ))
+    } else if transport == Transport::Real && (idle + SPARE_FDS) as u64 > fd_limit {
+        Some(format!(
+            "past RLIMIT_NOFILE ({fd_limit}), even raised to its hard limit"
+        ))
+    } else {
+        None
+    }
 }
 
 fn point(transport: Transport, backend: Backend, idle: usize) -> Result<f64, String> {

@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use indicatif::ProgressBar;
+
 /// Most clients one run may have (threads: two per client).
 pub const MAX_LOAD_CLIENTS: usize = 2000;
 /// Most lines per client.
@@ -49,8 +51,8 @@ pub struct LoadConfig {
     pub bytes: usize,
     /// The whole run's deadline, joining included.
     pub deadline: Duration,
-    /// Print progress to standard error.
-    pub progress: bool,
+    /// Where to show deliveries so far ([`ProgressBar::hidden`] for nowhere).
+    pub progress: ProgressBar,
 }
 
 /// Why a run could not be made at all.
@@ -337,7 +339,7 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, LoadError> {
         let s = Arc::clone(&shared);
         writers.push(thread::spawn(move || writer(&s, me, stream)));
     }
-    let progress = config.progress.then(|| {
+    let progress = (!config.progress.is_hidden()).then(|| {
         let s = Arc::clone(&shared);
         thread::spawn(move || show_progress(&s))
     });
@@ -557,23 +559,20 @@ fn reader(s: &Shared, me: usize, stream: TcpStream) -> Heard {
     heard
 }
 
+/// Moves the progress bar to the deliveries so far, four times a second, until they are
+/// `u64::MAX` (the run is over).
 fn show_progress(s: &Shared) {
-    let want = ((s.config.clients - 1) * s.config.clients * s.config.lines) as u64;
-    let mut err = std::io::stderr();
+    let bar = &s.config.progress;
+    bar.set_length(((s.config.clients - 1) * s.config.clients * s.config.lines) as u64);
     loop {
         let done = s.delivered.load(Ordering::Relaxed);
         if done == u64::MAX {
-            let _ = writeln!(err);
+            bar.finish_and_clear();
             return;
         }
         let joined = s.ready.load(Ordering::Relaxed);
-        let _ = write!(
-            err,
-            "\r{joined}/{} joined, {done}/{want} delivered ({:.0}%)   ",
-            s.config.clients,
-            done as f64 * 100.0 / want.max(1) as f64
-        );
-        let _ = err.flush();
+        bar.set_message(format!("delivered, {joined}/{} joined", s.config.clients));
+        bar.set_position(done);
         thread::sleep(Duration::from_millis(250));
     }
 }

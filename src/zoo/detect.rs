@@ -557,7 +557,7 @@ pub fn real_run(
         lines,
         bytes: 64,
         deadline: REAL_DEADLINE,
-        progress: false,
+        progress: indicatif::ProgressBar::hidden(),
     };
     let report = load::run(&load);
     let (stats, log) = server

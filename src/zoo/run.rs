@@ -8,6 +8,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use indicatif::ProgressBar;
+
 use super::detect::{self, Budget, Caught, Class};
 use super::{Bug, Bugs, CATALOGUE};
 
@@ -28,6 +30,9 @@ pub struct Options {
     pub seed: u64,
     /// Print one JSON object per bug ([`BugRecord`]) instead of the text report.
     pub json: bool,
+    /// Where to show the bugs done so far ([`ProgressBar::hidden`] for nowhere); its length
+    /// is set here.
+    pub progress: ProgressBar,
 }
 
 /// One bug's verdict as `selectlab zoo --json` prints it, one object per line. The field names
@@ -122,41 +127,39 @@ pub fn hunt(bug: Option<Bug>, options: &Options) -> Verdict {
 /// The whole run: prints one line per bug and the summary; true when the reference passed
 /// and every bug was caught.
 pub fn run(options: &Options, out: &mut dyn Write) -> bool {
-    let reference = hunt(None, options);
-    if let Some(c) = &reference.caught {
-        let written = write_evidence(options, "reference", &c.evidence);
-        let _ = if options.json {
-            let record = BugRecord::new("reference", "false-alarm", &reference, written);
-            writeln!(out, "{}", crate::json::line(&record))
-        } else {
-            writeln!(
-                out,
-                "FALSE ALARM: the {} detector fails the reference programs (no bug on){}:\n{}",
-                c.class,
-                written.map_or(String::new(), |p| format!("; counterexample: {p}")),
-                shorten(&c.evidence)
-            )
-        };
-        return false;
-    }
-    if !options.json {
-        let _ = writeln!(
-            out,
-            "reference: no detector complains ({:.1} s)",
-            reference.elapsed.as_secs_f64()
-        );
-    }
     let chosen: Vec<Bug> = if options.bugs.is_empty() {
         CATALOGUE.iter().map(|i| i.bug).collect()
     } else {
         options.bugs.clone()
     };
+    let progress = &options.progress;
+    progress.set_length(chosen.len() as u64 + 1);
+    progress.set_message("reference");
+    let reference = hunt(None, options);
+    progress.inc(1);
+    if let Some(c) = &reference.caught {
+        progress.finish_and_clear();
+        let _ = writeln!(out, "{}", false_alarm(&reference, c, options));
+        return false;
+    }
+    if !options.json {
+        let _ = progress.suspend(|| {
+            writeln!(
+                out,
+                "reference: no detector complains ({:.1} s)",
+                reference.elapsed.as_secs_f64()
+            )
+        });
+    }
     let mut verdicts = Vec::new();
     for bug in &chosen {
+        progress.set_message(bug.name());
         let v = hunt(Some(*bug), options);
-        let _ = writeln!(out, "{}", report(&v, options));
+        let _ = progress.suspend(|| writeln!(out, "{}", report(&v, options)));
+        progress.inc(1);
         verdicts.push(v);
     }
+    progress.finish_and_clear();
     let caught = verdicts.iter().filter(|v| v.caught.is_some()).count();
     if options.json {
         return caught == verdicts.len();
@@ -166,6 +169,22 @@ pub fn run(options: &Options, out: &mut dyn Write) -> bool {
     }
     let _ = writeln!(out, "zoo: {caught} of {} bugs caught", verdicts.len());
     caught == verdicts.len()
+}
+
+/// The report of a detector that fails the bug-free programs; writes the transcript where the
+/// options say.
+fn false_alarm(reference: &Verdict, c: &Caught, options: &Options) -> String {
+    let written = write_evidence(options, "reference", &c.evidence);
+    if options.json {
+        let record = BugRecord::new("reference", "false-alarm", reference, written);
+        return crate::json::line(&record);
+    }
+    format!(
+        "FALSE ALARM: the {} detector fails the reference programs (no bug on){}:\n{}",
+        c.class,
+        written.map_or(String::new(), |p| format!("; counterexample: {p}")),
+        shorten(&c.evidence)
+    )
 }
 
 /// One bug's report: a text line (and its symptom), or a JSON object; writes the transcript

@@ -1,13 +1,19 @@
 //! `selectlab bench readiness` measures every point it is asked for (a smoke test of the
 //! harness: the numbers themselves are the benchmark's business, never a test's).
 
+use indicatif::ProgressBar;
 use selectlab::programs::bench_readiness::{PointRecord, Transport, json_lines, measure, table};
 
 #[test]
 fn every_point_is_measured_on_both_transports() {
     let idle = [1, 20];
     let mut notes = Vec::new();
-    let points = measure(&[Transport::Real, Transport::Sim], &idle, &mut notes);
+    let points = measure(
+        &[Transport::Real, Transport::Sim],
+        &idle,
+        &mut notes,
+        &ProgressBar::hidden(),
+    );
     assert_eq!(points.len(), 2 * 3 * idle.len());
     for p in &points {
         assert!(p.ns_per_wait.as_ref().is_ok_and(|ns| *ns > 0.0), "{p:?}");
@@ -26,7 +32,12 @@ fn every_point_is_measured_on_both_transports() {
 #[test]
 fn select_past_fd_setsize_is_a_note_not_a_number() {
     let mut notes = Vec::new();
-    let points = measure(&[Transport::Sim], &[2000], &mut notes);
+    let points = measure(
+        &[Transport::Sim],
+        &[2000],
+        &mut notes,
+        &ProgressBar::hidden(),
+    );
     let select = points
         .iter()
         .find(|p| p.backend.to_string() == "select")

@@ -55,7 +55,7 @@ fn a_client_that_never_reads_is_dropped_and_the_others_hear_everything() {
             lines: 8000,
             bytes: 64,
             deadline: Duration::from_secs(25),
-            progress: false,
+            progress: indicatif::ProgressBar::hidden(),
         })
         .unwrap();
         drop(silent);

@@ -37,6 +37,7 @@ mod programs;
 mod check;
 mod fuzz_corpus;
 mod json_records;
+mod progress;
 mod proxy;
 mod zoo;
 mod zoo_triggers;

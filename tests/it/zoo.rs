@@ -27,6 +27,7 @@ fn options() -> Options {
         out_dir: None,
         seed: 0,
         json: false,
+        progress: indicatif::ProgressBar::hidden(),
     }
 }
 
