@@ -116,6 +116,19 @@ impl Log {
     }
 }
 
+impl Counters {
+    fn snapshot(&self) -> ProxyStats {
+        ProxyStats {
+            connections: self.connections.load(Ordering::SeqCst),
+            refused: self.refused.load(Ordering::SeqCst),
+            bytes: self.bytes.load(Ordering::SeqCst),
+            writes: self.writes.load(Ordering::SeqCst),
+            pauses: self.pauses.load(Ordering::SeqCst),
+            resets: self.resets.load(Ordering::SeqCst),
+        }
+    }
+}
+
 /// Runs the proxy until `run_for` passes (or for ever); writes the transcript to `transcript`
 /// and says where it listens through `ready` (the bound address: `--listen` may ask for port 0).
 pub fn run(
@@ -123,6 +136,52 @@ pub fn run(
     transcript: Box<dyn Write + Send>,
     ready: impl FnOnce(SocketAddr),
 ) -> io::Result<ProxyStats> {
+    check_limits(config)?;
+    // Two descriptors per connection: ask for what the hard limit allows.
+    let _ = crate::real::raise_fd_limit();
+    let listener = TcpListener::bind(config.listen)?;
+    listener.set_nonblocking(true)?;
+    ready(listener.local_addr()?);
+    let mut front = Front {
+        config,
+        listen_fd: listener.as_raw_fd(),
+        log: Arc::new(Log {
+            started: Instant::now(),
+            out: Mutex::new(transcript),
+        }),
+        counters: Arc::new(Counters::default()),
+        active: Arc::new(AtomicUsize::new(0)),
+        stop: Arc::new(AtomicBool::new(false)),
+        deadline: config.run_for.map(|d| Instant::now() + d),
+        numbered: 0,
+    };
+    let mut conns = Vec::new();
+    while front.deadline.is_none_or(|d| Instant::now() < d) {
+        match listener.accept() {
+            Ok((client, _)) => conns.extend(front.admit(client)),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                thread::sleep(ACCEPT_SLICE);
+                conns.retain(|h: &thread::JoinHandle<()>| !h.is_finished());
+            }
+            Err(e) => {
+                let fd = front.listen_fd;
+                let failed = Err(errno(&e));
+                front
+                    .log
+                    .record(Host::MAIN, Call::Accept, fd, Arg::None, failed, None);
+                thread::sleep(ACCEPT_SLICE);
+            }
+        }
+    }
+    front.stop.store(true, Ordering::SeqCst);
+    for c in conns {
+        let _ = c.join();
+    }
+    Ok(front.counters.snapshot())
+}
+
+/// The limits a configuration must keep.
+fn check_limits(config: &ProxyConfig) -> io::Result<()> {
     if !(1..=MAX_CONNECTIONS).contains(&config.max_connections) {
         return Err(io::Error::new(
             ErrorKind::InvalidInput,
@@ -138,128 +197,86 @@ pub fn run(
             format!("--max-buffered-bytes must be at least one piece, {MAX_PIECE_BYTES}"),
         ));
     }
-    // Two descriptors per connection: ask for what the hard limit allows.
-    let _ = crate::real::raise_fd_limit();
-    let listener = TcpListener::bind(config.listen)?;
-    listener.set_nonblocking(true)?;
-    ready(listener.local_addr()?);
-    let log = Arc::new(Log {
-        started: Instant::now(),
-        out: Mutex::new(transcript),
-    });
-    let counters = Arc::new(Counters::default());
-    let active = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let deadline = config.run_for.map(|d| Instant::now() + d);
-    let mut conns = Vec::new();
-    let mut numbered: u64 = 0;
-    while deadline.is_none_or(|d| Instant::now() < d) {
-        let client = match listener.accept() {
-            Ok((client, _)) => client,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                thread::sleep(ACCEPT_SLICE);
-                conns.retain(|h: &thread::JoinHandle<()>| !h.is_finished());
-                continue;
-            }
-            Err(e) => {
-                log.record(
-                    Host::MAIN,
-                    Call::Accept,
-                    listener.as_raw_fd(),
-                    Arg::None,
-                    Err(errno(&e)),
-                    None,
-                );
-                thread::sleep(ACCEPT_SLICE);
-                continue;
-            }
-        };
-        numbered += 1;
-        let host = Host::peer(usize::try_from(numbered - 1).unwrap_or(usize::MAX));
-        log.record(
+    Ok(())
+}
+
+/// The accepting side: what every connection shares.
+struct Front<'a> {
+    config: &'a ProxyConfig,
+    listen_fd: i32,
+    log: Arc<Log>,
+    counters: Arc<Counters>,
+    /// Connections being served now.
+    active: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    deadline: Option<Instant>,
+    /// Connections accepted so far.
+    numbered: u64,
+}
+
+impl Front<'_> {
+    /// Takes an accepted client: over the limit or refused upstream, it is closed (and logged);
+    /// else its connection is served on a thread of its own, returned.
+    fn admit(&mut self, client: TcpStream) -> Option<thread::JoinHandle<()>> {
+        self.numbered += 1;
+        let host = Host::peer(usize::try_from(self.numbered - 1).unwrap_or(usize::MAX));
+        let fd = client.as_raw_fd();
+        let accepted = Ok(i64::from(fd));
+        self.log.record(
             host,
             Call::Accept,
-            listener.as_raw_fd(),
+            self.listen_fd,
             Arg::None,
-            Ok(i64::from(client.as_raw_fd())),
+            accepted,
             None,
         );
-        if active.load(Ordering::SeqCst) >= config.max_connections {
+        if self.active.load(Ordering::SeqCst) >= self.config.max_connections {
             eprintln!(
                 "selectlab proxy: {host}: refused, at the limit of {} connections",
-                config.max_connections
+                self.config.max_connections
             );
-            counters.refused.fetch_add(1, Ordering::SeqCst);
-            log.record(
-                host,
-                Call::Close,
-                client.as_raw_fd(),
-                Arg::None,
-                Ok(0),
-                None,
-            );
-            continue;
+            self.counters.refused.fetch_add(1, Ordering::SeqCst);
+            self.log
+                .record(host, Call::Close, fd, Arg::None, Ok(0), None);
+            return None;
         }
-        let upstream = match TcpStream::connect_timeout(&config.to, CONNECT_TIMEOUT) {
+        let to = self.config.to;
+        let upstream = match TcpStream::connect_timeout(&to, CONNECT_TIMEOUT) {
             Ok(up) => up,
             Err(e) => {
                 eprintln!(
-                    "selectlab proxy: {host}: the upstream {} refused: {e}; closing the client",
-                    config.to
+                    "selectlab proxy: {host}: the upstream {to} refused: {e}; closing the client"
                 );
-                counters.refused.fetch_add(1, Ordering::SeqCst);
-                log.record(
-                    host,
-                    Call::Connect,
-                    -1,
-                    Arg::Inet(config.to),
-                    Err(errno(&e)),
-                    None,
-                );
-                continue;
+                self.counters.refused.fetch_add(1, Ordering::SeqCst);
+                let failed = Err(errno(&e));
+                self.log
+                    .record(host, Call::Connect, -1, Arg::Inet(to), failed, None);
+                return None;
             }
         };
-        log.record(
-            host,
-            Call::Connect,
-            upstream.as_raw_fd(),
-            Arg::Inet(config.to),
-            Ok(0),
-            None,
-        );
-        counters.connections.fetch_add(1, Ordering::SeqCst);
-        active.fetch_add(1, Ordering::SeqCst);
+        let up_fd = upstream.as_raw_fd();
+        self.log
+            .record(host, Call::Connect, up_fd, Arg::Inet(to), Ok(0), None);
+        self.counters.connections.fetch_add(1, Ordering::SeqCst);
+        self.active.fetch_add(1, Ordering::SeqCst);
         let conn = Connection {
             host,
-            number: numbered,
+            number: self.numbered,
             client,
             upstream,
-            config: config.clone(),
-            log: Arc::clone(&log),
-            counters: Arc::clone(&counters),
-            stop: Arc::clone(&stop),
+            config: self.config.clone(),
+            log: Arc::clone(&self.log),
+            counters: Arc::clone(&self.counters),
+            stop: Arc::clone(&self.stop),
             aborted: AtomicBool::new(false),
-            deadline,
+            deadline: self.deadline,
         };
-        let active = Arc::clone(&active);
-        conns.push(thread::spawn(move || {
+        let active = Arc::clone(&self.active);
+        Some(thread::spawn(move || {
             conn.serve();
             active.fetch_sub(1, Ordering::SeqCst);
-        }));
+        }))
     }
-    stop.store(true, Ordering::SeqCst);
-    for c in conns {
-        let _ = c.join();
-    }
-    let c = &counters;
-    Ok(ProxyStats {
-        connections: c.connections.load(Ordering::SeqCst),
-        refused: c.refused.load(Ordering::SeqCst),
-        bytes: c.bytes.load(Ordering::SeqCst),
-        writes: c.writes.load(Ordering::SeqCst),
-        pauses: c.pauses.load(Ordering::SeqCst),
-        resets: c.resets.load(Ordering::SeqCst),
-    })
 }
 
 fn errno(e: &io::Error) -> Errno {

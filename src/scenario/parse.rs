@@ -318,14 +318,19 @@ impl Parser {
         };
         let (min, max) = arity_of(cmd);
         self.arity(cmd, args, min, max, usage)?;
+        match cmd {
+            "pair" | "tcp" | "udp" | "pipe" | "dup" => self.creation_op(cmd, args, usage),
+            "listen" | "connect" | "accept" | "refused" => self.connection_op(cmd, args),
+            "register" | "modify" | "deregister" | "wait" => self.readiness_op(cmd, args, usage),
+            _ => self.io_op(cmd, args),
+        }
+    }
+
+    /// Commands that make descriptors: pairs, a UDP socket, a pipe, a duplicate.
+    fn creation_op(&mut self, cmd: &str, args: &[Token], usage: &str) -> Result<Op, ParseError> {
         Ok(match cmd {
             "pair" => {
-                let ty = match args.get(2).map(|t| self.word(t)).transpose()? {
-                    None | Some("stream") => SockType::Stream,
-                    Some("seqpacket") => SockType::SeqPacket,
-                    Some("dgram") => SockType::Dgram,
-                    Some(other) => return self.error(format!("unknown pair type `{other}`")),
-                };
+                let ty = self.pair_type(args.get(2))?;
                 let a = self.fresh(&args[0])?;
                 Op::Pair {
                     a,
@@ -339,34 +344,6 @@ impl Parser {
                 Op::Tcp {
                     a,
                     b: self.fresh(&args[1])?,
-                    ip,
-                }
-            }
-            "listen" => {
-                let ip = self.ip(args.get(1))?;
-                Op::Listen {
-                    l: self.fresh(&args[0])?,
-                    ip,
-                }
-            }
-            "connect" => {
-                let l = self.known(&args[1])?;
-                Op::Connect {
-                    a: self.fresh(&args[0])?,
-                    l,
-                }
-            }
-            "accept" => {
-                let l = self.known(&args[1])?;
-                Op::Accept {
-                    b: self.fresh(&args[0])?,
-                    l,
-                }
-            }
-            "refused" => {
-                let ip = self.ip(args.get(1))?;
-                Op::Refused {
-                    a: self.fresh(&args[0])?,
                     ip,
                 }
             }
@@ -397,6 +374,58 @@ impl Parser {
                     at,
                 }
             }
+            _ => unreachable!("parse_op sends only creation commands here"),
+        })
+    }
+
+    /// `pair`'s optional socket type (a stream by default).
+    fn pair_type(&self, arg: Option<&Token>) -> Result<SockType, ParseError> {
+        match arg.map(|t| self.word(t)).transpose()? {
+            None | Some("stream") => Ok(SockType::Stream),
+            Some("seqpacket") => Ok(SockType::SeqPacket),
+            Some("dgram") => Ok(SockType::Dgram),
+            Some(other) => self.error(format!("unknown pair type `{other}`")),
+        }
+    }
+
+    /// Commands on TCP's connection set-up: listen, connect, accept, a refused connect.
+    fn connection_op(&mut self, cmd: &str, args: &[Token]) -> Result<Op, ParseError> {
+        Ok(match cmd {
+            "listen" => {
+                let ip = self.ip(args.get(1))?;
+                Op::Listen {
+                    l: self.fresh(&args[0])?,
+                    ip,
+                }
+            }
+            "connect" => {
+                let l = self.known(&args[1])?;
+                Op::Connect {
+                    a: self.fresh(&args[0])?,
+                    l,
+                }
+            }
+            "accept" => {
+                let l = self.known(&args[1])?;
+                Op::Accept {
+                    b: self.fresh(&args[0])?,
+                    l,
+                }
+            }
+            "refused" => {
+                let ip = self.ip(args.get(1))?;
+                Op::Refused {
+                    a: self.fresh(&args[0])?,
+                    ip,
+                }
+            }
+            _ => unreachable!("parse_op sends only connection commands here"),
+        })
+    }
+
+    /// Commands that move data or end it: sends, receives, shutdown, close, SO_ERROR.
+    fn io_op(&mut self, cmd: &str, args: &[Token]) -> Result<Op, ParseError> {
+        Ok(match cmd {
             "send" => {
                 let a = self.known(&args[0])?;
                 let payload = match &args[1] {
@@ -424,24 +453,33 @@ impl Parser {
                 a: self.known(&args[0])?,
                 n: self.number(&args[1], MAX_IO_BYTES)?,
             },
-            "shutdown" => {
-                let a = self.known(&args[0])?;
-                let how = match self.word(&args[1])? {
-                    "rd" => Shutdown::Read,
-                    "wr" => Shutdown::Write,
-                    "rdwr" => Shutdown::Both,
-                    other => {
-                        return self.error(format!("expected rd, wr or rdwr, found `{other}`"));
-                    }
-                };
-                Op::Shutdown { a, how }
-            }
+            "shutdown" => Op::Shutdown {
+                a: self.known(&args[0])?,
+                how: self.shutdown_how(&args[1])?,
+            },
             "close" => Op::Close {
                 a: self.known(&args[0])?,
             },
             "so_error" => Op::SoError {
                 a: self.known(&args[0])?,
             },
+            _ => unreachable!("USAGE lists every command"),
+        })
+    }
+
+    /// `shutdown`'s direction.
+    fn shutdown_how(&self, arg: &Token) -> Result<Shutdown, ParseError> {
+        match self.word(arg)? {
+            "rd" => Ok(Shutdown::Read),
+            "wr" => Ok(Shutdown::Write),
+            "rdwr" => Ok(Shutdown::Both),
+            other => self.error(format!("expected rd, wr or rdwr, found `{other}`")),
+        }
+    }
+
+    /// Commands on the readiness layer: interest in a descriptor, and a wait.
+    fn readiness_op(&mut self, cmd: &str, args: &[Token], usage: &str) -> Result<Op, ParseError> {
+        Ok(match cmd {
             "register" | "modify" => {
                 let a = self.known(&args[0])?;
                 let flags = self.flags(&args[1])?;
@@ -470,7 +508,7 @@ impl Parser {
                 };
                 Op::Wait { ms, max }
             }
-            _ => unreachable!("USAGE lists every command"),
+            _ => unreachable!("parse_op sends only readiness commands here"),
         })
     }
 }
