@@ -2,6 +2,7 @@
 //! joining at once.
 
 use std::io::ErrorKind;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -54,97 +55,156 @@ fn pause_while_sending(ctx: &Ctx, check: &str, lines: usize, others_unhindered: 
     for p in &mut peers {
         p.heard.clear();
     }
+    let sent = paused_lines(ctx, check, lines);
+    let mark = ctx.mark(check, 1);
+    let Ok([c1, c2, c3]) = <&mut [Peer; 3]>::try_from(&mut peers[..]) else {
+        unreachable!("three peers")
+    };
+    let timing = send_while_paused([c1, c2, c3], &sent, &mark, ctx.until, others_unhindered);
+    let pause = PauseRun {
+        lines: &sent,
+        mark: &mark,
+        c2: &peers[1],
+        c3: &peers[2],
+    };
+    if others_unhindered {
+        pause.judge_c2_unhindered(timing)?;
+    }
+    judge_stream("c2", "c1", &pause.c2.heard, &mark, &sent).map_err(Judgement::Fail)?;
+    pause.judge_c3(timing.c2_took.unwrap_or_default())
+}
+
+/// The lines c1 sends, each [`PAUSE_LINE_BYTES`] long with its newline.
+fn paused_lines(ctx: &Ctx, check: &str, lines: usize) -> Vec<Vec<u8>> {
     let filler = [b'p'; PAUSE_LINE_BYTES];
-    let sent: Vec<Vec<u8>> = (0..lines)
+    (0..lines)
         .map(|k| {
             let head = ctx.line(check, 1, k, b"");
-            ctx.line(
-                check,
-                1,
-                k,
-                &filler[..PAUSE_LINE_BYTES.saturating_sub(head.len() + 1)],
-            )
+            let room = PAUSE_LINE_BYTES.saturating_sub(head.len() + 1);
+            ctx.line(check, 1, k, &filler[..room])
         })
-        .collect();
+        .collect()
+}
+
+/// When things happened in a pause run, from the burst's start.
+#[derive(Clone, Copy)]
+struct PauseTiming {
+    /// When c2 had heard every line, if it did.
+    c2_took: Option<Duration>,
+    /// When c3 began to read again.
+    resumed: Duration,
+}
+
+/// c1 sends `sent` in one burst; c2 listens throughout; c3 sleeps [`PAUSE`] first. When
+/// `others_unhindered`, c3 stays paused past PAUSE until c2 has everything (or until
+/// [`PAUSE_LIMIT`]): a slow but fair server passes on a busy machine, and a server that makes
+/// c2 wait for c3 is still caught, since c3 never reads while c2 waits.
+fn send_while_paused(
+    [c1, c2, c3]: [&mut Peer; 3],
+    sent: &[Vec<u8>],
+    mark: &[u8],
+    until: Instant,
+    others_unhindered: bool,
+) -> PauseTiming {
     let burst: Vec<u8> = sent
         .iter()
         .flat_map(|l| l.iter().copied().chain([b'\n']))
         .collect();
-    let mark = ctx.mark(check, 1);
-    let all = || heard_all(&mark, lines);
     let started = Instant::now();
+    let c2_done = AtomicBool::new(false);
     let mut c2_took = None;
-    // When `others_unhindered`, c3 stays paused past PAUSE until c2 has everything (or until
-    // PAUSE_LIMIT): a slow but fair server passes on a busy machine, and a server that makes
-    // c2 wait for c3 is still caught, since c3 never reads while c2 waits.
-    let c2_done = std::sync::atomic::AtomicBool::new(false);
-    let resumed = std::sync::Mutex::new(None);
-    {
-        let [c1, c2, c3] = &mut peers[..] else {
-            unreachable!("three peers")
-        };
-        let (_, writer) = c1.split();
-        let (c2_done, resumed) = (&c2_done, &resumed);
-        thread::scope(|s| {
-            s.spawn(move || writer.send(&burst));
-            s.spawn(|| {
-                if c2.listen_until(ctx.until, all()) {
-                    c2_took = Some(started.elapsed());
-                }
-                c2_done.store(true, std::sync::atomic::Ordering::SeqCst);
-            });
-            s.spawn(move || {
-                thread::sleep(PAUSE);
-                let limit = started + PAUSE_LIMIT;
-                while others_unhindered
-                    && !c2_done.load(std::sync::atomic::Ordering::SeqCst)
-                    && Instant::now() < limit
-                {
-                    thread::sleep(Duration::from_millis(10));
-                }
-                if let Ok(mut r) = resumed.lock() {
-                    *r = Some(started.elapsed());
-                }
-                c3.listen_until(ctx.until, all());
-                c3.listen_for(QUIET);
-            });
+    let mut resumed = PAUSE;
+    let (_, writer) = c1.split();
+    thread::scope(|s| {
+        s.spawn(|| writer.send(&burst));
+        s.spawn(|| {
+            if c2.listen_until(until, heard_all(mark, sent.len())) {
+                c2_took = Some(started.elapsed());
+            }
+            c2_done.store(true, Ordering::SeqCst);
         });
+        s.spawn(|| {
+            thread::sleep(PAUSE);
+            let limit = started + PAUSE_LIMIT;
+            while others_unhindered && !c2_done.load(Ordering::SeqCst) && Instant::now() < limit {
+                thread::sleep(Duration::from_millis(10));
+            }
+            resumed = started.elapsed();
+            c3.listen_until(until, heard_all(mark, sent.len()));
+            c3.listen_for(QUIET);
+        });
+    });
+    PauseTiming { c2_took, resumed }
+}
+
+/// What a pause run left to judge.
+struct PauseRun<'a> {
+    lines: &'a [Vec<u8>],
+    mark: &'a [u8],
+    c2: &'a Peer,
+    c3: &'a Peer,
+}
+
+impl PauseRun<'_> {
+    fn kb(&self) -> usize {
+        self.lines.len() * PAUSE_LINE_BYTES / 1000
     }
-    let resumed = resumed.into_inner().ok().flatten().unwrap_or(PAUSE);
-    let (c2, c3) = (&peers[1], &peers[2]);
-    let kb = lines * PAUSE_LINE_BYTES / 1000;
-    if others_unhindered && c2_took.is_none_or(|t| t > resumed) {
-        let got = c2.heard.iter().filter(|l| contains(l, &mark)).count();
-        return Err(Judgement::fail(format!(
-            "c2 was held back by the paused c3: it heard {got} of {lines} lines ({kb} KB) in the {:.1} s c3 paused{}",
-            resumed.as_secs_f64(),
-            c2_took.map_or(String::new(), |t| format!(
+
+    /// c2 heard everything before c3 resumed.
+    fn judge_c2_unhindered(&self, timing: PauseTiming) -> Result<(), Judgement> {
+        if timing.c2_took.is_some_and(|t| t <= timing.resumed) {
+            return Ok(());
+        }
+        let got = self
+            .c2
+            .heard
+            .iter()
+            .filter(|l| contains(l, self.mark))
+            .count();
+        Err(Judgement::fail(format!(
+            "c2 was held back by the paused c3: it heard {got} of {} lines ({} KB) in the {:.1} s c3 paused{}",
+            self.lines.len(),
+            self.kb(),
+            timing.resumed.as_secs_f64(),
+            timing.c2_took.map_or(String::new(), |t| format!(
                 ", all of them after {:.2} s",
                 t.as_secs_f64()
             ))
-        )));
+        )))
     }
-    judge_stream("c2", "c1", &c2.heard, &mark, &sent).map_err(Judgement::Fail)?;
-    let c2_took = c2_took.unwrap_or_default().as_secs_f64();
-    let c3_got = c3.heard.iter().filter(|l| contains(l, &mark)).count();
-    judge_stream("c3", "c1", &c3.heard, &mark, &sent[..c3_got.min(lines)])
+
+    /// c3 heard every line after its pause, or whole lines until it was dropped.
+    fn judge_c3(&self, c2_took: Duration) -> Outcome {
+        let (lines, kb, c3) = (self.lines.len(), self.kb(), self.c3);
+        let c2_took = c2_took.as_secs_f64();
+        let c3_got = c3.heard.iter().filter(|l| contains(l, self.mark)).count();
+        judge_stream(
+            "c3",
+            "c1",
+            &c3.heard,
+            self.mark,
+            &self.lines[..c3_got.min(lines)],
+        )
         .map_err(Judgement::Fail)?;
-    if c3_got == lines {
-        return Ok(format!(
-            "c2 heard all {lines} lines ({kb} KB) in {c2_took:.2} s; c3 heard them all after its pause (queued)"
-        ));
-    }
-    match &c3.ended {
-        Some(why) if c3.unfinished().is_empty() => Ok(format!(
-            "c2 heard all {lines} lines ({kb} KB) in {c2_took:.2} s; c3 was dropped after {c3_got} whole lines ({why})"
-        )),
-        Some(why) => Err(Judgement::Fail(vec![
-            format!("c3 was dropped in the middle of a line after {c3_got} whole lines ({why})"),
-            format!("unfinished {}", super::show(c3.unfinished())),
-        ])),
-        None => Err(Judgement::fail(format!(
-            "c3 heard {c3_got} of {lines} lines by the deadline and was not dropped: the rest was lost"
-        ))),
+        if c3_got == lines {
+            return Ok(format!(
+                "c2 heard all {lines} lines ({kb} KB) in {c2_took:.2} s; c3 heard them all after its pause (queued)"
+            ));
+        }
+        match &c3.ended {
+            Some(why) if c3.unfinished().is_empty() => Ok(format!(
+                "c2 heard all {lines} lines ({kb} KB) in {c2_took:.2} s; c3 was dropped after {c3_got} whole lines ({why})"
+            )),
+            Some(why) => Err(Judgement::Fail(vec![
+                format!(
+                    "c3 was dropped in the middle of a line after {c3_got} whole lines ({why})"
+                ),
+                format!("unfinished {}", super::show(c3.unfinished())),
+            ])),
+            None => Err(Judgement::fail(format!(
+                "c3 heard {c3_got} of {lines} lines by the deadline and was not dropped: the rest was lost"
+            ))),
+        }
     }
 }
 
@@ -171,6 +231,56 @@ pub const MANY_JOINS: Check = Check {
 };
 
 fn many_joins(ctx: &Ctx) -> Outcome {
+    let mut crowd = connect_crowd(ctx)?;
+    let speaker = Peer::connect(format!("c{}", CROWD + 1), ctx.server, None)
+        .map_err(|e| Judgement::fail(format!("c{} could not connect: {e}", CROWD + 1)))?;
+    let said = ctx.line("many-joins", CROWD + 1, 0, b"hello, crowd");
+    let line = [&said[..], b"\n"].concat();
+    let heard = AtomicUsize::new(0);
+    thread::scope(|s| {
+        for p in &mut crowd {
+            let (said, heard) = (&said, &heard);
+            s.spawn(move || {
+                if p.listen_until(ctx.until, |h| h.iter().any(|l| super::delivers(l, said))) {
+                    heard.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+        // Clients the server has not accepted yet miss a line: say it until all heard it.
+        while heard.load(Ordering::SeqCst) < CROWD && Instant::now() < ctx.until {
+            if speaker.send(&line).is_err() {
+                break;
+            }
+            thread::sleep(SPEAK_EVERY);
+        }
+    });
+    let deaf: Vec<&Peer> = crowd
+        .iter()
+        .filter(|p| !p.heard.iter().any(|l| super::delivers(l, &said)))
+        .collect();
+    if let Some(first) = deaf.first() {
+        return Err(Judgement::Fail(vec![
+            format!(
+                "{} of {CROWD} clients never heard c{}'s line; {} first{}",
+                deaf.len(),
+                CROWD + 1,
+                first.name,
+                first
+                    .ended
+                    .as_deref()
+                    .map_or(String::new(), |w| format!(" ({w})"))
+            ),
+            format!("expected …{}", super::show(&said)),
+        ]));
+    }
+    Ok(format!(
+        "{CROWD} clients joined at once; each heard c{}'s line",
+        CROWD + 1
+    ))
+}
+
+/// [`CROWD`] clients, connected at once, each from a thread of its own.
+fn connect_crowd(ctx: &Ctx) -> Result<Vec<Peer>, Judgement> {
     let connected: Vec<std::io::Result<Peer>> = thread::scope(|s| {
         let handles: Vec<_> = (1..=CROWD)
             .map(|i| s.spawn(move || Peer::connect(format!("c{i}"), ctx.server, None)))
@@ -211,50 +321,5 @@ fn many_joins(ctx: &Ctx) -> Outcome {
             }
         }
     }
-    let speaker = Peer::connect(format!("c{}", CROWD + 1), ctx.server, None)
-        .map_err(|e| Judgement::fail(format!("c{} could not connect: {e}", CROWD + 1)))?;
-    let said = ctx.line("many-joins", CROWD + 1, 0, b"hello, crowd");
-    let line = [&said[..], b"\n"].concat();
-    let heard = std::sync::atomic::AtomicUsize::new(0);
-    thread::scope(|s| {
-        for p in &mut crowd {
-            let (said, heard) = (&said, &heard);
-            s.spawn(move || {
-                if p.listen_until(ctx.until, |h| h.iter().any(|l| super::delivers(l, said))) {
-                    heard.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                }
-            });
-        }
-        // Clients the server has not accepted yet miss a line: say it until all heard it.
-        while heard.load(std::sync::atomic::Ordering::SeqCst) < CROWD && Instant::now() < ctx.until
-        {
-            if speaker.send(&line).is_err() {
-                break;
-            }
-            thread::sleep(SPEAK_EVERY);
-        }
-    });
-    let deaf: Vec<&Peer> = crowd
-        .iter()
-        .filter(|p| !p.heard.iter().any(|l| super::delivers(l, &said)))
-        .collect();
-    if let Some(first) = deaf.first() {
-        return Err(Judgement::Fail(vec![
-            format!(
-                "{} of {CROWD} clients never heard c{}'s line; {} first{}",
-                deaf.len(),
-                CROWD + 1,
-                first.name,
-                first
-                    .ended
-                    .as_deref()
-                    .map_or(String::new(), |w| format!(" ({w})"))
-            ),
-            format!("expected …{}", super::show(&said)),
-        ]));
-    }
-    Ok(format!(
-        "{CROWD} clients joined at once; each heard c{}'s line",
-        CROWD + 1
-    ))
+    Ok(crowd)
 }

@@ -258,10 +258,41 @@ fn say(n: usize, text: &str) -> Step {
     Step::Say(n, text.as_bytes().to_vec())
 }
 
-/// The faithful detector's schedules, each aimed at a family of mistakes, and whether it
-/// needs edge triggering to matter (it is run on that mode only: it is long).
-fn targeted() -> Vec<(Limits, Vec<Step>, bool)> {
-    let chat = vec![
+/// A targeted schedule: the room's limits, the steps, and whether it needs edge triggering
+/// to matter (it is run on that mode only: it is long).
+type Targeted = (Limits, Vec<Step>, bool);
+
+/// The faithful detector's schedules, each aimed at a family of mistakes, in the order they
+/// run.
+fn targeted() -> Vec<Targeted> {
+    vec![
+        big_queue(),
+        twice_slow(),
+        (Limits::default(), paused(), ANY_MODE),
+        paused_twice(),
+        conversation(),
+        (
+            Limits::default(),
+            vec![
+                Step::Join(0),
+                Step::Join(1),
+                Step::Raw(0, b"a\n".repeat(BURST_LINES)),
+            ],
+            ANY_MODE,
+        ),
+        over_long(),
+        slow_reader(),
+        (
+            Limits::default(),
+            vec![Step::Crowd(6), say(0, "is everyone here?"), say(5, "yes")],
+            ANY_MODE,
+        ),
+    ]
+}
+
+/// A short conversation with a two-line write, an exit, a reset and a late joiner.
+fn conversation() -> Targeted {
+    let steps = vec![
         Step::Join(0),
         Step::Join(1),
         Step::Join(2),
@@ -277,16 +308,16 @@ fn targeted() -> Vec<(Limits, Vec<Step>, bool)> {
         say(3, "hello?"),
         say(0, "hi c4"),
     ];
-    let burst = vec![
-        Step::Join(0),
-        Step::Join(1),
-        Step::Raw(0, b"a\n".repeat(BURST_LINES)),
-    ];
+    (Limits::default(), steps, ANY_MODE)
+}
+
+/// A line over the limit, and the others carrying on.
+fn over_long() -> Targeted {
     let long = Limits {
         max_line_bytes: 64,
         ..Limits::default()
     };
-    let over_long = vec![
+    let steps = vec![
         Step::Join(0),
         Step::Join(1),
         Step::Join(2),
@@ -294,79 +325,85 @@ fn targeted() -> Vec<(Limits, Vec<Step>, bool)> {
         say(1, "still here"),
         say(2, "me too"),
     ];
+    (long, steps, ANY_MODE)
+}
+
+/// A reader that stops for good while the others talk past a small cap.
+fn slow_reader() -> Targeted {
     let small_cap = Limits {
         outbound_cap_bytes: 4096,
         ..Limits::default()
     };
-    let mut slow = vec![
+    let mut steps = vec![
         Step::Join(0),
         Step::Join(1),
         Step::Join(2),
         Step::StopReading(2),
     ];
-    slow.extend((0..400).map(|i| say(i % 2, "a line for a slow reader, over and over")));
-    let crowd = vec![Step::Crowd(6), say(0, "is everyone here?"), say(5, "yes")];
-    // A reader stops long enough for its socket to fill (EAGAIN mid-line), types meanwhile,
-    // and carries on: its input and its room come back in one wakeup. Nothing follows, so
-    // output left behind stays behind.
-    let paused = || {
-        vec![
-            Step::Join(0),
-            Step::Join(1),
-            Step::Join(2),
-            Step::Pause(1),
-            Step::Raw(0, b"bb\n".repeat(PAUSE_LINES)),
-            say(1, "back"),
-            Step::Resume(1),
-        ]
-    };
-    // The same twice: what the first round did to the registration shows in the second.
-    let mut twice = paused();
-    twice.extend([
+    steps.extend((0..400).map(|i| say(i % 2, "a line for a slow reader, over and over")));
+    (small_cap, steps, ANY_MODE)
+}
+
+/// A reader stops long enough for its socket to fill (EAGAIN mid-line), types meanwhile, and
+/// carries on: its input and its room come back in one wakeup. Nothing follows, so output
+/// left behind stays behind.
+fn paused() -> Vec<Step> {
+    vec![
+        Step::Join(0),
+        Step::Join(1),
+        Step::Join(2),
+        Step::Pause(1),
+        Step::Raw(0, b"bb\n".repeat(PAUSE_LINES)),
+        say(1, "back"),
+        Step::Resume(1),
+    ]
+}
+
+/// [`paused`] twice: what the first round did to the registration shows in the second.
+fn paused_twice() -> Targeted {
+    let mut steps = paused();
+    steps.extend([
         Step::Pause(1),
         Step::Raw(2, b"cc\n".repeat(PAUSE_LINES)),
         Step::Resume(1),
     ]);
-    // Briefly slow twice, the timeout apart: the soft limit's clock must restart in between.
+    (Limits::default(), steps, ANY_MODE)
+}
+
+/// Briefly slow twice, the timeout apart: the soft limit's clock must restart in between.
+fn twice_slow() -> Targeted {
     let soft = Limits {
         outbound_soft_bytes: 8 * 1024,
         ..Limits::default()
     };
-    let mut twice_slow = Vec::new();
+    let mut steps = vec![Step::Join(0), Step::Join(1)];
     for _ in 0..2 {
-        twice_slow.extend([
+        steps.extend([
             Step::Pause(1),
             Step::Raw(0, b"dd\n".repeat(PAUSE_LINES)),
             Step::Resume(1),
             Step::Sleep(soft.slow_consumer_timeout + Duration::from_secs(1)),
         ]);
     }
-    twice_slow.splice(0..0, [Step::Join(0), Step::Join(1)]);
-    // More lines queued for one reader than a flush's send budget moves while the reader
-    // drains as fast as the server sends: an interactive client's lines, each read alone.
+    (soft, steps, ANY_MODE)
+}
+
+/// More lines queued for one reader than a flush's send budget moves while the reader drains
+/// as fast as the server sends: an interactive client's lines, each read alone.
+fn big_queue() -> Targeted {
     let roomy = Limits {
         outbound_soft_bytes: 64 << 20,
         outbound_cap_bytes: 64 << 20,
         ..Limits::default()
     };
-    let big_queue = vec![
+    let steps = vec![
         Step::Join(0),
         Step::Join(1),
         Step::Pause(1),
         Step::Drip(0, b"a\n".repeat(BIG_QUEUE_LINES)),
         Step::Resume(1),
     ];
-    vec![
-        (roomy, big_queue, EDGE_ONLY),
-        (soft, twice_slow, ANY_MODE),
-        (Limits::default(), paused(), ANY_MODE),
-        (Limits::default(), twice, ANY_MODE),
-        (Limits::default(), chat, ANY_MODE),
-        (Limits::default(), burst, ANY_MODE),
-        (long, over_long, ANY_MODE),
-        (small_cap, slow, ANY_MODE),
-        (Limits::default(), crowd, ANY_MODE),
-    ]
+    (roomy, steps, EDGE_ONLY)
 }
 
 /// More clients than descriptors: only "no busy loop, never blocks" is judged.
