@@ -165,99 +165,123 @@ fn allowed(call: &str, e: Errno) -> bool {
 pub fn sim_sockets(data: &[u8]) {
     let (ops_bytes, decisions) = data.split_at(data.len() / 2);
     let mut u = Unstructured::new(ops_bytes);
-    // Every choice on established streams: short reads and writes, EINTR, resets, spurious
-    // wakeups (EMFILE and lost SYNs belong to set-up, which this target does not exercise).
-    let choices = Adversity {
-        emfile_per_mille: 0,
-        syn_drop_per_mille: 0,
-        ..Adversity::HOSTILE
-    };
-    let config = SimConfig {
-        transcript: false,
-        ..SimConfig::default()
-    };
-    let mut k = Sim::new(config, Decider::bytes_with(decisions, choices));
-    let (a, b) = k.socketpair(SockType::Stream).expect("socketpair");
-    let (c, s) = crate::pairs::tcp_pair(&mut k, Family::Inet).expect("tcp pair");
-    let (r, w) = k.pipe().expect("pipe");
-    // Ends, and for each the end it sends to (the pipe's read end sends nowhere).
-    let ends: [(Fd, Option<usize>); 6] = [
-        (a, Some(1)),
-        (b, Some(0)),
-        (c, Some(3)),
-        (s, Some(2)),
-        (r, None),
-        (w, Some(4)),
-    ];
-    let mut open = [true; 6];
-    // sent[i]: bytes end i's kernel accepted; got[i]: bytes end i read.
-    let mut sent: [Vec<u8>; 6] = Default::default();
-    let mut got: [Vec<u8>; 6] = Default::default();
-    let peer_of = |i: usize| ends.iter().position(|(_, to)| *to == Some(i));
+    let mut streams = Streams::new(decisions);
     for _ in 0..SIM_SOCKETS_MAX_OPS {
         let Ok(op) = u.arbitrary::<SockOp>() else {
             break;
         };
-        let pick = |e: u8| usize::from(e) % ends.len();
+        streams.apply(op);
+    }
+}
+
+/// The streams `sim_sockets` works on, and what each end sent and got.
+struct Streams {
+    k: Sim,
+    /// Ends, and for each the end it sends to (the pipe's read end sends nowhere).
+    ends: [(Fd, Option<usize>); 6],
+    open: [bool; 6],
+    /// sent[i]: bytes end i's kernel accepted; got[i]: bytes end i read.
+    sent: [Vec<u8>; 6],
+    got: [Vec<u8>; 6],
+}
+
+impl Streams {
+    /// A socketpair, a TCP pair and a pipe, with `decisions` as the decision source.
+    fn new(decisions: &[u8]) -> Streams {
+        // Every choice on established streams: short reads and writes, EINTR, resets, spurious
+        // wakeups (EMFILE and lost SYNs belong to set-up, which this target does not exercise).
+        let choices = Adversity {
+            emfile_per_mille: 0,
+            syn_drop_per_mille: 0,
+            ..Adversity::HOSTILE
+        };
+        let config = SimConfig {
+            transcript: false,
+            ..SimConfig::default()
+        };
+        let mut k = Sim::new(config, Decider::bytes_with(decisions, choices));
+        let (a, b) = k.socketpair(SockType::Stream).expect("socketpair");
+        let (c, s) = crate::pairs::tcp_pair(&mut k, Family::Inet).expect("tcp pair");
+        let (r, w) = k.pipe().expect("pipe");
+        Streams {
+            k,
+            ends: [
+                (a, Some(1)),
+                (b, Some(0)),
+                (c, Some(3)),
+                (s, Some(2)),
+                (r, None),
+                (w, Some(4)),
+            ],
+            open: [true; 6],
+            sent: Default::default(),
+            got: Default::default(),
+        }
+    }
+
+    fn apply(&mut self, op: SockOp) {
+        let pick = |e: u8| usize::from(e) % 6;
         match op {
-            SockOp::Send(e, n) | SockOp::SendV(e, n, _) => {
-                let i = pick(e);
-                let extra = if let SockOp::SendV(_, _, m) = op {
-                    usize::from(m) % 3000
-                } else {
-                    0
-                };
-                let len = usize::from(n) % 3000 + extra;
-                let start = sent[i].len();
-                let bytes: Vec<u8> = (start..start + len)
-                    .map(|x| (x % 251) as u8 ^ (i as u8))
-                    .collect();
-                let r = if extra > 0 {
-                    k.send_vectored(ends[i].0, &[&bytes[..len - extra], &bytes[len - extra..]])
-                } else {
-                    k.send(ends[i].0, &bytes)
-                };
-                match r {
-                    Ok(m) => sent[i].extend_from_slice(&bytes[..m]),
-                    Err(e) => assert!(
-                        allowed("send", e) || (i == 4 && e == Errno::EBADF),
-                        "send on end {i}: {e}"
-                    ),
-                }
+            SockOp::Send(e, n) => self.send(pick(e), usize::from(n) % 3000, 0),
+            SockOp::SendV(e, n, m) => {
+                self.send(pick(e), usize::from(n) % 3000, usize::from(m) % 3000);
             }
-            SockOp::Recv(e, n) => {
-                let i = pick(e);
-                let mut buf = vec![0; usize::from(n) % 4000 + 1];
-                match k.recv(ends[i].0, &mut buf) {
-                    Ok(m) => got[i].extend_from_slice(&buf[..m]),
-                    Err(e) => assert!(allowed("recv", e), "recv on end {i}: {e}"),
-                }
-                if let Some(p) = peer_of(i) {
-                    assert!(
-                        sent[p].starts_with(&got[i]),
-                        "end {i} received bytes end {p} never sent"
-                    );
-                }
-            }
+            SockOp::Recv(e, n) => self.recv(pick(e), usize::from(n) % 4000 + 1),
             SockOp::Shut(e, h) => {
-                if let Err(e) = k.shutdown(ends[pick(e)].0, Shutdown::from(h)) {
+                if let Err(e) = self.k.shutdown(self.ends[pick(e)].0, Shutdown::from(h)) {
                     assert!(allowed("shutdown", e), "shutdown: {e}");
                 }
             }
             SockOp::Close(e) => {
                 let i = pick(e);
-                let r = k.close(ends[i].0);
-                assert_eq!(r.is_ok(), open[i], "close on end {i}: {r:?}");
-                open[i] = false;
+                let r = self.k.close(self.ends[i].0);
+                assert_eq!(r.is_ok(), self.open[i], "close on end {i}: {r:?}");
+                self.open[i] = false;
             }
             SockOp::Poll(e) => {
-                let mut p = [PollFd::new(
-                    ends[pick(e)].0,
-                    Events::IN | Events::OUT | Events::RDHUP,
-                )];
-                k.poll(&mut p, Some(std::time::Duration::ZERO))
+                let events = Events::IN | Events::OUT | Events::RDHUP;
+                let mut p = [PollFd::new(self.ends[pick(e)].0, events)];
+                self.k
+                    .poll(&mut p, Some(std::time::Duration::ZERO))
                     .expect("a zero-timeout poll never fails");
             }
+        }
+    }
+
+    /// Sends `len + extra` bytes from end `i`: one buffer, or two (`extra` in the second).
+    fn send(&mut self, i: usize, len: usize, extra: usize) {
+        let start = self.sent[i].len();
+        let bytes: Vec<u8> = (start..start + len + extra)
+            .map(|x| (x % 251) as u8 ^ (i as u8))
+            .collect();
+        let fd = self.ends[i].0;
+        let r = if extra > 0 {
+            self.k.send_vectored(fd, &[&bytes[..len], &bytes[len..]])
+        } else {
+            self.k.send(fd, &bytes)
+        };
+        match r {
+            Ok(m) => self.sent[i].extend_from_slice(&bytes[..m]),
+            Err(e) => assert!(
+                allowed("send", e) || (i == 4 && e == Errno::EBADF),
+                "send on end {i}: {e}"
+            ),
+        }
+    }
+
+    /// Receives up to `len` bytes at end `i`; what arrived must be a prefix of what its peer
+    /// sent.
+    fn recv(&mut self, i: usize, len: usize) {
+        let mut buf = vec![0; len];
+        match self.k.recv(self.ends[i].0, &mut buf) {
+            Ok(m) => self.got[i].extend_from_slice(&buf[..m]),
+            Err(e) => assert!(allowed("recv", e), "recv on end {i}: {e}"),
+        }
+        if let Some(p) = self.ends.iter().position(|(_, to)| *to == Some(i)) {
+            assert!(
+                self.sent[p].starts_with(&self.got[i]),
+                "end {i} received bytes end {p} never sent"
+            );
         }
     }
 }

@@ -215,6 +215,8 @@ impl Room {
         Ok(room)
     }
 
+    /// Every client says hello (again and again) until each has heard every other's: then the
+    /// room is gathered, and each client knows the others' names as the server shows them.
     fn hello(&mut self, tag: &str, until: Instant) -> Result<(), String> {
         let n = self.peers.len();
         if n < 2 {
@@ -223,37 +225,7 @@ impl Room {
         let hellos: Vec<Vec<u8>> = (0..n)
             .map(|i| format!("hello {tag} c{}", i + 1).into_bytes())
             .collect();
-        let ready = AtomicUsize::new(0);
-        thread::scope(|s| {
-            for (me, peer) in self.peers.iter_mut().enumerate() {
-                let (hellos, ready) = (&hellos, &ready);
-                let (reader, writer) = peer.split();
-                s.spawn(move || {
-                    let heard_all = |heard: &[Vec<u8>]| {
-                        (0..n)
-                            .filter(|&j| j != me)
-                            .all(|j| heard.iter().any(|l| l.ends_with(&hellos[j])))
-                    };
-                    if reader.listen_until(until, heard_all) {
-                        ready.fetch_add(1, Ordering::SeqCst);
-                    }
-                    // Keep taking the others' hellos until everyone is ready, so no socket
-                    // fills up behind a reader that has had enough.
-                    while ready.load(Ordering::SeqCst) < n && Instant::now() < until {
-                        reader.listen_for(HELLO_EVERY);
-                    }
-                });
-                s.spawn(move || {
-                    let line = [&hellos[me][..], b"\n"].concat();
-                    while ready.load(Ordering::SeqCst) < n && Instant::now() < until {
-                        if writer.send(&line).is_err() {
-                            return;
-                        }
-                        thread::sleep(HELLO_EVERY);
-                    }
-                });
-            }
-        });
+        self.exchange_hellos(&hellos, until);
         let deaf: Vec<String> = self
             .peers
             .iter()
@@ -287,6 +259,43 @@ impl Room {
             deaf.len(),
             String::from_utf8_lossy(&hellos[0])
         ))
+    }
+
+    /// Each client repeats its hello while listening, until every client has heard every
+    /// other's (or `until`).
+    fn exchange_hellos(&mut self, hellos: &[Vec<u8>], until: Instant) {
+        let n = self.peers.len();
+        let ready = AtomicUsize::new(0);
+        thread::scope(|s| {
+            for (me, peer) in self.peers.iter_mut().enumerate() {
+                let ready = &ready;
+                let (reader, writer) = peer.split();
+                s.spawn(move || {
+                    let heard_all = |heard: &[Vec<u8>]| {
+                        (0..n)
+                            .filter(|&j| j != me)
+                            .all(|j| heard.iter().any(|l| l.ends_with(&hellos[j])))
+                    };
+                    if reader.listen_until(until, heard_all) {
+                        ready.fetch_add(1, Ordering::SeqCst);
+                    }
+                    // Keep taking the others' hellos until everyone is ready, so no socket
+                    // fills up behind a reader that has had enough.
+                    while ready.load(Ordering::SeqCst) < n && Instant::now() < until {
+                        reader.listen_for(HELLO_EVERY);
+                    }
+                });
+                s.spawn(move || {
+                    let line = [&hellos[me][..], b"\n"].concat();
+                    while ready.load(Ordering::SeqCst) < n && Instant::now() < until {
+                        if writer.send(&line).is_err() {
+                            return;
+                        }
+                        thread::sleep(HELLO_EVERY);
+                    }
+                });
+            }
+        });
     }
 
     /// Every client writes its `writes` (one write each, in order, `gap` apart) while every

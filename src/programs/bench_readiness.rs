@@ -270,23 +270,34 @@ pub fn json_lines(points: &[Point]) -> String {
     out
 }
 
+impl Point {
+    /// The point with its nanoseconds per wait, if it was measured.
+    fn measured(&self) -> Option<(&Point, f64)> {
+        self.ns_per_wait.as_ref().ok().map(|&ns| (self, ns))
+    }
+}
+
+/// The plot's axes: idle descriptors and nanoseconds, each from half the least measured to
+/// twice the most (at least 1, for the log scale).
+fn log_ranges(measured: &[(&Point, f64)]) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
+    let span = |values: &mut dyn Iterator<Item = f64>| {
+        let (lo, hi) = values.fold((f64::MAX, 1.0_f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        lo.max(1.0) / 2.0..hi * 2.0
+    };
+    (
+        span(&mut measured.iter().map(|(p, _)| p.idle_fds as f64)),
+        span(&mut measured.iter().map(|(_, ns)| *ns)),
+    )
+}
+
 /// Writes a log-log SVG plot of the points, one line per transport and backend.
 pub fn plot(points: &[Point], path: &std::path::Path) -> Result<(), String> {
     use plotters::prelude::*;
-    let measured: Vec<(&Point, f64)> = points
-        .iter()
-        .filter_map(|p| p.ns_per_wait.as_ref().ok().map(|&ns| (p, ns)))
-        .collect();
+    let measured: Vec<(&Point, f64)> = points.iter().filter_map(Point::measured).collect();
     if measured.is_empty() {
         return Err("nothing was measured".into());
     }
-    let bound = |f: fn(f64, f64) -> f64, init: f64, v: &dyn Fn(&(&Point, f64)) -> f64| {
-        measured.iter().map(v).fold(init, f)
-    };
-    let x_max = bound(f64::max, 1.0, &|(p, _)| p.idle_fds as f64) * 2.0;
-    let x_min = bound(f64::min, f64::MAX, &|(p, _)| p.idle_fds as f64).max(1.0) / 2.0;
-    let y_max = bound(f64::max, 1.0, &|(_, ns)| *ns) * 2.0;
-    let y_min = bound(f64::min, f64::MAX, &|(_, ns)| *ns).max(1.0) / 2.0;
+    let (xs, ys) = log_ranges(&measured);
     let root = SVGBackend::new(path, (800, 560)).into_drawing_area();
     let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     root.fill(&WHITE).map_err(|e| fail(&e))?;
@@ -298,7 +309,7 @@ pub fn plot(points: &[Point], path: &std::path::Path) -> Result<(), String> {
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d((x_min..x_max).log_scale(), (y_min..y_max).log_scale())
+        .build_cartesian_2d(xs.log_scale(), ys.log_scale())
         .map_err(|e| fail(&e))?;
     chart
         .configure_mesh()
@@ -306,27 +317,27 @@ pub fn plot(points: &[Point], path: &std::path::Path) -> Result<(), String> {
         .y_desc("ns per wait")
         .draw()
         .map_err(|e| fail(&e))?;
-    let series = [
-        (Transport::Real, Backend::Select, RED, false),
-        (Transport::Real, Backend::Poll, BLUE, false),
-        (Transport::Real, Backend::Epoll, GREEN, false),
-        (Transport::Sim, Backend::Select, RED, true),
-        (Transport::Sim, Backend::Poll, BLUE, true),
-        (Transport::Sim, Backend::Epoll, GREEN, true),
-    ];
-    for (transport, backend, color, dashed) in series {
+    // A color per backend; the simulator's lines paler and thinner than the kernel's.
+    let series = [Transport::Real, Transport::Sim]
+        .into_iter()
+        .flat_map(|t| Backend::ALL.map(|b| (t, b)));
+    for (transport, backend) in series {
+        let color = match backend {
+            Backend::Select => RED,
+            Backend::Poll => BLUE,
+            Backend::Epoll => GREEN,
+        };
         let line: Vec<(f64, f64)> = measured
             .iter()
-            .filter(|(p, _)| p.transport == transport && p.backend == backend)
+            .filter(|(p, _)| (p.transport, p.backend) == (transport, backend))
             .map(|(p, ns)| (p.idle_fds as f64, *ns))
             .collect();
         if line.is_empty() {
             continue;
         }
-        let style = if dashed {
-            color.mix(0.5).stroke_width(2)
-        } else {
-            color.stroke_width(3)
+        let style = match transport {
+            Transport::Sim => color.mix(0.5).stroke_width(2),
+            Transport::Real => color.stroke_width(3),
         };
         chart
             .draw_series(LineSeries::new(line.clone(), style))

@@ -12,7 +12,7 @@
 //! hang.
 
 use std::fmt;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -457,99 +457,46 @@ fn writer(s: &Shared, me: usize, mut stream: TcpStream) {
     }
 }
 
+/// One client's reading side: reads lines until it has heard every other client's, the
+/// server closes, or the deadline passes.
 fn reader(s: &Shared, me: usize, stream: TcpStream) -> Heard {
-    let n = s.config.clients;
-    let lines = s.config.lines;
-    let mut heard = Heard::default();
-    let mut hellos = vec![false; n];
-    hellos[me] = true;
-    let mut waiting_hellos = n - 1;
-    let mut seen = vec![vec![false; lines]; n];
-    let mut next = vec![0usize; n];
-    let want = ((n - 1) * lines) as u64;
-    let mut got = 0u64;
+    let want = ((s.config.clients - 1) * s.config.lines) as u64;
+    let mut tally = Tally::new(me, s.config.clients, s.config.lines);
     let _ = stream.set_read_timeout(Some(READ_SLICE));
     let shutdown = stream.try_clone().ok();
     let mut r = BufReader::with_capacity(READ_BUFFER_BYTES, stream);
     let mut buf = Vec::with_capacity(MAX_LOAD_LINE_BYTES);
-    while got < want {
+    let mut error = None;
+    while tally.got < want && error.is_none() {
+        let got = tally.got;
         if buf.last() == Some(&b'\n') {
             buf.clear();
         }
         if Instant::now() >= s.deadline {
-            heard.error = Some(format!(
+            error = Some(format!(
                 "c{me}: deadline passed with {got} of {want} lines (a stall?)"
             ));
-            break;
+            continue;
         }
         // A read timeout may leave part of a line in `buf`: it stays, and the next read
         // completes it.
         match r.read_until(b'\n', &mut buf) {
             Ok(0) => {
-                heard.error = Some(format!(
+                error = Some(format!(
                     "c{me}: the server closed the connection after {got} of {want} lines"
                 ));
-                break;
             }
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue;
+            Err(e) if !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                error = Some(format!("c{me}: {e} after {got} of {want} lines"));
             }
-            Err(e) => {
-                heard.error = Some(format!("c{me}: {e} after {got} of {want} lines"));
-                break;
-            }
-        }
-        if buf.last() != Some(&b'\n') {
-            // The stream ended inside a line: the next read says so.
-            continue;
-        }
-        match parse_mark(&buf) {
-            Some(Mark::Hello(from)) if from < n => {
-                if !hellos[from] {
-                    hellos[from] = true;
-                    waiting_hellos -= 1;
-                    if waiting_hellos == 0 {
-                        s.ready.fetch_add(1, Ordering::SeqCst);
-                    }
-                }
-            }
-            Some(Mark::Line { from, seq, nanos }) if from < n && seq < lines => {
-                if from == me {
-                    heard.echoes += 1;
-                    continue;
-                }
-                if seen[from][seq] {
-                    heard.duplicates += 1;
-                    continue;
-                }
-                seen[from][seq] = true;
-                // Late behind a later line: reordered. After a gap: in order (the gap is a
-                // loss, counted once, unless the missing line turns up late).
-                if seq < next[from] {
-                    heard.reordered += 1;
-                } else {
-                    heard.delivered += 1;
-                    next[from] = seq + 1;
-                }
-                got += 1;
-                s.delivered.fetch_add(1, Ordering::Relaxed);
-                let now = s.epoch.elapsed().as_nanos() as u64;
-                let us = now.saturating_sub(nanos) / 1000;
-                heard
-                    .latencies_us
-                    .push(u32::try_from(us).unwrap_or(u32::MAX));
-                heard.last_at = Some(Instant::now());
-            }
-            _ => heard.garbled += u64::from(!buf.trim_ascii().is_empty() && buf.contains(&b'~')),
+            // A partial line waits for the rest (or for the next read to say the stream ended).
+            _ if buf.last() != Some(&b'\n') => {}
+            _ => tally.take(s, &buf),
         }
     }
-    heard.lost = want - got;
+    let mut heard = tally.heard;
+    heard.lost = want - tally.got;
+    heard.error = error;
     if heard.error.is_some() {
         // Release this client's writer if the server stopped reading from it.
         if let Some(s) = shutdown {
@@ -557,6 +504,93 @@ fn reader(s: &Shared, me: usize, stream: TcpStream) -> Heard {
         }
     }
     heard
+}
+
+/// What one reader has heard so far.
+struct Tally {
+    /// The reader's own client.
+    me: usize,
+    heard: Heard,
+    /// Whose hello it has heard, and how many it still waits for.
+    hellos: Vec<bool>,
+    waiting_hellos: usize,
+    /// Which of each sender's lines it has heard, and the line it expects next from each.
+    seen: Vec<Vec<bool>>,
+    next: Vec<usize>,
+    /// Other clients' lines heard, each once.
+    got: u64,
+}
+
+impl Tally {
+    fn new(me: usize, clients: usize, lines: usize) -> Tally {
+        let mut hellos = vec![false; clients];
+        hellos[me] = true;
+        Tally {
+            me,
+            heard: Heard::default(),
+            hellos,
+            waiting_hellos: clients - 1,
+            seen: vec![vec![false; lines]; clients],
+            next: vec![0; clients],
+            got: 0,
+        }
+    }
+
+    /// Counts one whole line: a hello, a measured line, or something else.
+    fn take(&mut self, s: &Shared, line: &[u8]) {
+        let (clients, lines) = (self.hellos.len(), s.config.lines);
+        match parse_mark(line) {
+            Some(Mark::Hello(from)) if from < clients => self.hello(s, from),
+            Some(Mark::Line { from, seq, nanos }) if from < clients && seq < lines => {
+                self.line(s, from, seq, nanos);
+            }
+            _ => {
+                let garbled = !line.trim_ascii().is_empty() && line.contains(&b'~');
+                self.heard.garbled += u64::from(garbled);
+            }
+        }
+    }
+
+    /// A hello from `from`: once every other client's is heard, this reader is ready.
+    fn hello(&mut self, s: &Shared, from: usize) {
+        if !self.hellos[from] {
+            self.hellos[from] = true;
+            self.waiting_hellos -= 1;
+            if self.waiting_hellos == 0 {
+                s.ready.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Line `seq` of client `from`, sent at `nanos` after the run's epoch.
+    fn line(&mut self, s: &Shared, from: usize, seq: usize, nanos: u64) {
+        let heard = &mut self.heard;
+        if from == self.me {
+            heard.echoes += 1;
+            return;
+        }
+        if self.seen[from][seq] {
+            heard.duplicates += 1;
+            return;
+        }
+        self.seen[from][seq] = true;
+        // Late behind a later line: reordered. After a gap: in order (the gap is a loss,
+        // counted once, unless the missing line turns up late).
+        if seq < self.next[from] {
+            heard.reordered += 1;
+        } else {
+            heard.delivered += 1;
+            self.next[from] = seq + 1;
+        }
+        self.got += 1;
+        s.delivered.fetch_add(1, Ordering::Relaxed);
+        let now = s.epoch.elapsed().as_nanos() as u64;
+        let us = now.saturating_sub(nanos) / 1000;
+        heard
+            .latencies_us
+            .push(u32::try_from(us).unwrap_or(u32::MAX));
+        heard.last_at = Some(Instant::now());
+    }
 }
 
 /// Moves the progress bar to the deliveries so far, four times a second, until they are

@@ -1,4 +1,8 @@
 //! Runs a [`Script`] on one kernel and backend: one result per command, as text.
+//!
+//! `Runner::step` is one match with an arm per command, longer than this crate's functions
+//! usually are: each arm is a line or two that hands off to the kernel or a helper, and the
+//! whole table of commands reads better in one place than split by family.
 
 use std::time::Duration;
 
@@ -111,24 +115,18 @@ impl Runner<'_> {
             Op::Listen { l, ip } => self.create(l, |k| pairs::tcp_listener(k, family(ip), 16)),
             Op::Udp { a, ip } => self.create(a, |k| pairs::udp_socket(k, family(ip))),
             Op::Connect { a, l } => self.connect(a, l),
-            Op::Accept { b, l } => match self.fd(l).and_then(|l| self.k.accept(l)) {
-                Ok((fd, _)) => {
-                    self.set(b, fd);
-                    "ok".into()
-                }
-                Err(e) => errno(e),
-            },
+            Op::Accept { b, l } => {
+                let listener = self.fd(l);
+                self.create(b, |k| Ok(k.accept(listener?)?.0))
+            }
             Op::Refused { a, ip } => self.refused(a, family(ip)),
-            Op::Dup { d, a, at } => match self.fd(a).and_then(|fd| match at {
-                Some(min) => self.k.dup_min(fd, min),
-                None => self.k.dup(fd),
-            }) {
-                Ok(fd) => {
-                    self.set(d, fd);
-                    "ok".into()
-                }
-                Err(e) => errno(e),
-            },
+            Op::Dup { d, a, at } => {
+                let fd = self.fd(a);
+                self.create(d, |k| match at {
+                    Some(min) => k.dup_min(fd?, min),
+                    None => k.dup(fd?),
+                })
+            }
             Op::Send { a, ref payload } => {
                 let data = match payload {
                     Payload::Count(n) => (0..*n).map(|i| (i % 251) as u8).collect(),
@@ -157,14 +155,16 @@ impl Runner<'_> {
                 self.fds[a.0] = None;
                 ok_or_errno(r)
             }
-            Op::SoError { a } => match self
-                .fd(a)
-                .and_then(|fd| self.k.getsockopt(fd, SockOpt::Error))
-            {
-                Ok(0) => "0".into(),
-                Ok(e) => errno(Errno::from_raw(e)),
-                Err(e) => errno(e),
-            },
+            Op::SoError { a } => {
+                let pending = self
+                    .fd(a)
+                    .and_then(|fd| self.k.getsockopt(fd, SockOpt::Error));
+                match pending {
+                    Ok(0) => "0".into(),
+                    Ok(e) => errno(Errno::from_raw(e)),
+                    Err(e) => errno(e),
+                }
+            }
             Op::Register { a, flags, mode } => ok_or_errno(self.fd(a).and_then(|fd| {
                 self.on_selector(|sel, k| sel.register(k, fd, Token(a.0), flags, mode))
             })),

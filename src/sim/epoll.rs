@@ -212,21 +212,26 @@ impl Sim {
                     disabled: false,
                 };
             }
-            CtlOp::Delete => {
-                inst.items.remove(&key).ok_or(Errno::ENOENT)?;
-                if inst.queued.remove(&key) {
-                    inst.ready.retain(|k| *k != key);
-                }
-                if let Some(w) = self.watchers.get_mut(&object) {
-                    w.retain(|(e, k)| !(*e == ep && *k == key));
-                }
-                return Ok(());
-            }
+            CtlOp::Delete => return self.epoll_remove(ep, key, object),
         }
         // ep_insert and ep_modify poll the file at once: data present before ADD is reported,
         // and MOD re-reports a descriptor that is still ready.
         if self.readiness(object).intersects(interest | ALWAYS) {
             self.epolls.get_mut(ep).expect("live epoll").enqueue(key);
+        }
+        Ok(())
+    }
+
+    /// EPOLL_CTL_DEL (ep_remove): the item leaves the interest list, the ready list and the
+    /// object's watchers.
+    fn epoll_remove(&mut self, ep: Id, key: Key, object: Object) -> Result<(), Errno> {
+        let inst = self.epolls.get_mut(ep).expect("live epoll");
+        inst.items.remove(&key).ok_or(Errno::ENOENT)?;
+        if inst.queued.remove(&key) {
+            inst.ready.retain(|k| *k != key);
+        }
+        if let Some(w) = self.watchers.get_mut(&object) {
+            w.retain(|(e, k)| !(*e == ep && *k == key));
         }
         Ok(())
     }
@@ -237,18 +242,7 @@ impl Sim {
         let mut reported = 0;
         let mut again = Vec::new();
         let pending = inst.ready.len();
-        // The lawful adversary may return early, with only some of the ready events.
-        let max = if pending >= 2 && max >= 2 && self.decide.defer() {
-            let fewer = self.decide.pick(max.min(pending) - 1) + 1;
-            let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-            self.pending_choice = Some(Choice::Deferred {
-                reported: clamp(fewer),
-                ready: clamp(pending),
-            });
-            fewer
-        } else {
-            max
-        };
+        let max = self.deferred_max(pending, max);
         for _ in 0..pending {
             if reported == max {
                 break;
@@ -283,33 +277,60 @@ impl Sim {
         for key in again {
             inst.enqueue(key);
         }
-        if reported < max {
-            let just = &out[out.len() - reported..];
-            let quiet = |i: &&Item| {
-                !i.disabled
-                    && i.interest.contains(Events::IN)
-                    && !just.iter().any(|(d, _)| *d == i.data)
-            };
-            let any = inst.items.values().any(|i| quiet(&i));
-            let count = || inst.items.values().filter(quiet).count();
-            if let Some(pick) = self.spurious_pick(any, count) {
-                let data = inst
-                    .items
-                    .values()
-                    .filter(quiet)
-                    .nth(pick)
-                    .expect("picked among them")
-                    .data;
-                out.push((data, Events::IN));
-                reported += 1;
-                // A report is a report: a one-shot item is disarmed by it, as by a true one.
-                for item in inst.items.values_mut().filter(|i| i.data == data) {
-                    item.disabled |= item.mode.oneshot;
-                }
-            }
+        if reported < max && self.spurious_report(&mut inst, out, reported) {
+            reported += 1;
         }
         *self.epolls.get_mut(ep).expect("live epoll") = inst;
         reported
+    }
+
+    /// How many of `pending` ready events a wait for `max` reports: all it may, unless the
+    /// lawful adversary returns early with only some of them.
+    fn deferred_max(&mut self, pending: usize, max: usize) -> usize {
+        if pending < 2 || max < 2 || !self.decide.defer() {
+            return max;
+        }
+        let fewer = self.decide.pick(max.min(pending) - 1) + 1;
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        self.pending_choice = Some(Choice::Deferred {
+            reported: clamp(fewer),
+            ready: clamp(pending),
+        });
+        fewer
+    }
+
+    /// A spurious EPOLLIN, when the adversary picks one, for an armed reader not reported in
+    /// this wait's last `reported` events; true when one was added to `out`.
+    fn spurious_report(
+        &mut self,
+        inst: &mut EpollInstance,
+        out: &mut Vec<(u64, Events)>,
+        reported: usize,
+    ) -> bool {
+        let just = &out[out.len() - reported..];
+        let quiet = |i: &&Item| {
+            !i.disabled
+                && i.interest.contains(Events::IN)
+                && !just.iter().any(|(d, _)| *d == i.data)
+        };
+        let any = inst.items.values().any(|i| quiet(&i));
+        let count = || inst.items.values().filter(quiet).count();
+        let Some(pick) = self.spurious_pick(any, count) else {
+            return false;
+        };
+        let data = inst
+            .items
+            .values()
+            .filter(quiet)
+            .nth(pick)
+            .expect("picked among them")
+            .data;
+        out.push((data, Events::IN));
+        // A report is a report: a one-shot item is disarmed by it, as by a true one.
+        for item in inst.items.values_mut().filter(|i| i.data == data) {
+            item.disabled |= item.mode.oneshot;
+        }
+        true
     }
 
     pub(super) fn sim_epoll_wait(

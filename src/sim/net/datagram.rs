@@ -211,6 +211,25 @@ impl Sim {
         self.unix_enqueue(id, target, from, buf)
     }
 
+    /// The source address of a datagram from `id` to `dst`: its bound address, bound to an
+    /// ephemeral port first if it was not; an unspecified IP becomes the destination's (on
+    /// loopback, the route's source is the destination itself).
+    fn udp_source(&mut self, id: Id, family: Family, dst: SocketAddr) -> Result<SocketAddr, Errno> {
+        self.autobind(id, unspecified_ip(family))?;
+        let src = self
+            .sock(id)
+            .local
+            .clone()
+            .and_then(|l| l.inet())
+            .expect("autobound");
+        let ip = if src.ip().is_unspecified() {
+            dst.ip()
+        } else {
+            src.ip()
+        };
+        Ok(SocketAddr::new(ip, src.port()))
+    }
+
     pub(super) fn udp_send(
         &mut self,
         id: Id,
@@ -249,21 +268,7 @@ impl Sim {
         if !self.is_local(dst.ip()) && !self.config.blackholes.contains(&dst.ip()) && !broadcast {
             return Err(Errno::ENETUNREACH);
         }
-        self.autobind(id, unspecified_ip(family))?;
-        let src = self
-            .sock(id)
-            .local
-            .clone()
-            .and_then(|l| l.inet())
-            .expect("autobound");
-        let src = SocketAddr::new(
-            if src.ip().is_unspecified() {
-                dst.ip()
-            } else {
-                src.ip()
-            },
-            src.port(),
-        );
+        let src = self.udp_source(id, family, dst)?;
         let target = self
             .bound_overlapping(Proto::Udp, dst.ip(), dst.port())
             .into_iter()

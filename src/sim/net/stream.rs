@@ -123,28 +123,11 @@ impl Sim {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         let tcp = self.sock(id).is_tcp();
         let choice = (tcp && self.adversary_resets(id)).then_some(Choice::Reset);
-        let s = self.sock_mut(id);
-        if !tcp && s.so_state != SoState::Connected {
-            return (Err(Errno::ENOTCONN), choice);
-        }
-        // tcp_sendmsg → sk_stream_wait_connect / do_error: the pending error first, else EPIPE.
-        if tcp && !matches!(s.state, State::Established) {
-            let r = match s.take_error() {
-                Some(e) => Err(e),
-                None if matches!(s.state, State::SynSent { .. }) => Err(Errno::EAGAIN),
-                None => Err(Errno::EPIPE),
-            };
-            return (r, choice);
-        }
-        if s.shut_wr || (tcp && s.error.is_some()) {
-            let e = if tcp {
-                s.take_error().unwrap_or(Errno::EPIPE)
-            } else {
-                Errno::EPIPE
-            };
+        if let Err(e) = self.may_send(id, tcp) {
             return (Err(e), choice);
         }
-        let peer = s
+        let peer = self
+            .sock(id)
             .peer
             .filter(|p| self.socks.get(*p).is_some_and(|ps| tcp || !ps.shut_rd));
         if total == 0 {
@@ -183,6 +166,39 @@ impl Sim {
             // Our data segment carries the ACK we owed, if any.
             self.send_owed_ack(id);
         }
+        self.enqueue_stream(id, peer, bufs, n, tcp);
+        self.wake_sock(peer, Events::IN);
+        (Ok(n), c.or(choice))
+    }
+
+    /// Why a stream socket may not send now, if it may not: not connected, a pending error,
+    /// or shut for writing.
+    fn may_send(&mut self, id: Id, tcp: bool) -> Result<(), Errno> {
+        let s = self.sock_mut(id);
+        if !tcp && s.so_state != SoState::Connected {
+            return Err(Errno::ENOTCONN);
+        }
+        // tcp_sendmsg → sk_stream_wait_connect / do_error: the pending error first, else EPIPE.
+        if tcp && !matches!(s.state, State::Established) {
+            return Err(match s.take_error() {
+                Some(e) => e,
+                None if matches!(s.state, State::SynSent { .. }) => Errno::EAGAIN,
+                None => Errno::EPIPE,
+            });
+        }
+        if s.shut_wr || (tcp && s.error.is_some()) {
+            return Err(if tcp {
+                s.take_error().unwrap_or(Errno::EPIPE)
+            } else {
+                Errno::EPIPE
+            });
+        }
+        Ok(())
+    }
+
+    /// Puts the first `n` bytes of `bufs` in the peer's receive queue; on AF_UNIX, as skbs
+    /// charged to the sender's buffer.
+    fn enqueue_stream(&mut self, id: Id, peer: Id, bufs: &[&[u8]], n: usize, tcp: bool) {
         let p = self.sock_mut(peer);
         let mut left = n;
         for b in bufs {
@@ -203,7 +219,5 @@ impl Sim {
             }
             self.sock_mut(id).wmem_bytes += charged;
         }
-        self.wake_sock(peer, Events::IN);
-        (Ok(n), c.or(choice))
     }
 }
