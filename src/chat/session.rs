@@ -7,23 +7,24 @@
 //! sessions through here.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use nix::errno::Errno;
 
-use super::framing::LineReader;
-use super::serve::{ChatApp, ServeConfig, ServerLog};
+use super::serve::{ChatApp, ServeConfig};
 use super::server::Limits;
 use crate::addr::{Family, SockAddr, SockType};
 use crate::bugs::Bugs;
-use crate::kernel::{Events, Fd, Kernel, Mode, Shutdown, SockOpt};
+use crate::kernel::{Kernel, Mode, Shutdown, SockOpt};
 use crate::reactor::Reactor;
 use crate::readiness::Backend;
 use crate::sim::decide::Decider;
-use crate::sim::interleave::{Interleaved, Peers};
+use crate::sim::interleave::Interleaved;
 use crate::sim::transcript::Host;
 use crate::sim::{Sim, SimConfig};
+use crowd::{Crowd, Notes};
+
+mod crowd;
 
 /// The server's address inside the simulator.
 pub const SESSION_SERVER_ADDR: &str = "127.0.0.1:33333";
@@ -189,258 +190,6 @@ pub struct ClientView {
     /// It left while the server held the room (lines typed before it left could not reach
     /// it: they were still waiting in the senders' sockets).
     pub left_while_held: bool,
-}
-
-struct SimClient {
-    fd: Option<Fd>,
-    reader: LineReader,
-    /// Bytes it still has to send (it keeps the unsent tail of a short send).
-    outbox: Vec<u8>,
-    /// Its last send was short.
-    short: bool,
-    /// It sends its outbox one line per call.
-    drip: bool,
-    reading: bool,
-    paused: bool,
-    view: ClientView,
-}
-
-impl SimClient {
-    fn new() -> SimClient {
-        SimClient {
-            fd: None,
-            // Clients accept any line length: they must see what the server sends.
-            reader: LineReader::new(usize::MAX),
-            outbox: Vec::new(),
-            short: false,
-            drip: false,
-            reading: true,
-            paused: false,
-            view: ClientView::default(),
-        }
-    }
-
-    /// What would wake this client from its poll: room for its outbox, or input while it reads.
-    fn wants(&self) -> Events {
-        let mut e = Events::NONE;
-        if self.paused {
-            return e;
-        }
-        if !self.outbox.is_empty() {
-            e |= Events::OUT | Events::ERR | Events::HUP;
-        }
-        if self.reading {
-            e |= Events::IN | Events::ERR | Events::HUP | Events::RDHUP;
-        }
-        e
-    }
-}
-
-/// The people's side of the transcript: notes stamped with virtual time, and the kernel's
-/// records (every call, or only the adversary's choices) copied in as they happen.
-struct Notes {
-    text: String,
-    enabled: bool,
-    kernel_calls: bool,
-    records_seen: usize,
-    server_log: ServerLog,
-}
-
-impl Notes {
-    fn add(&mut self, sim: &Sim, line: std::fmt::Arguments<'_>) {
-        if self.enabled {
-            self.sync(sim);
-            let now = sim.now();
-            let _ = writeln!(
-                self.text,
-                "[{:>3}.{:03}] {line}",
-                now.as_secs(),
-                now.subsec_millis()
-            );
-        }
-    }
-
-    /// Copies the kernel records and the server's log lines written since the last copy.
-    fn sync(&mut self, sim: &Sim) {
-        for (at, line) in self.server_log.take() {
-            if self.enabled {
-                let _ = writeln!(
-                    self.text,
-                    "[{:>3}.{:03}] server: {line}",
-                    at.as_secs(),
-                    at.subsec_millis()
-                );
-            }
-        }
-        let records = sim.transcript().records();
-        for r in &records[self.records_seen.min(records.len())..] {
-            if self.kernel_calls || r.choice.is_some() {
-                let _ = writeln!(self.text, "kernel: {r}");
-            }
-        }
-        self.records_seen = records.len();
-    }
-}
-
-/// The clients: the session's peers, each making its own syscalls when the scheduler lets it.
-struct Crowd {
-    clients: Vec<SimClient>,
-    read_buf: Vec<u8>,
-    notes: Notes,
-    /// Calls the clients have made (progress, for settling).
-    calls: u64,
-    /// Bytes the clients have received, in all.
-    received_bytes: u64,
-    /// Whether clients keep their lines (else they only count them).
-    keep_lines: bool,
-    /// Clients that may be runnable: woken by the simulator, given something to send, or
-    /// still busy when last looked at. Every runnable client is in it.
-    busy: BTreeSet<usize>,
-}
-
-impl Peers for Crowd {
-    fn count(&self) -> usize {
-        self.clients.len()
-    }
-
-    fn candidates(&mut self, sim: &mut Sim) -> Vec<usize> {
-        self.busy.extend(sim.take_woken_peers());
-        self.busy.retain(|&n| n < self.clients.len());
-        let now: Vec<usize> = self.busy.iter().copied().collect();
-        // Who is not runnable now waits for the simulator's next wake-up of its socket (or
-        // for the session to give it something to do).
-        let clients = &self.clients;
-        self.busy.retain(|&n| {
-            let c = &clients[n];
-            c.fd.is_some_and(|fd| sim.ready_now(fd).intersects(c.wants()))
-        });
-        now
-    }
-
-    fn runnable(&self, sim: &Sim, n: usize) -> bool {
-        let c = &self.clients[n];
-        c.fd.is_some_and(|fd| sim.ready_now(fd).intersects(c.wants()))
-    }
-
-    fn run(&mut self, sim: &mut Sim, n: usize) {
-        let Some(fd) = self.clients[n].fd else {
-            return;
-        };
-        self.calls += 1;
-        let ready = sim.ready_now(fd);
-        let c = &self.clients[n];
-        if !c.outbox.is_empty() && ready.intersects(Events::OUT | Events::ERR | Events::HUP) {
-            self.client_sends(sim, n, fd);
-        } else {
-            self.client_reads(sim, n, fd);
-        }
-    }
-}
-
-impl Crowd {
-    fn client(&mut self, n: usize) -> &mut SimClient {
-        while self.clients.len() <= n {
-            self.clients.push(SimClient::new());
-        }
-        &mut self.clients[n]
-    }
-
-    fn client_sends(&mut self, sim: &mut Sim, n: usize, fd: Fd) {
-        let c = &mut self.clients[n];
-        let offer = if c.drip {
-            c.outbox
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(c.outbox.len(), |nl| nl + 1)
-        } else {
-            c.outbox.len()
-        };
-        match sim.send(fd, &c.outbox[..offer]) {
-            Ok(k) => {
-                let waiting = offer;
-                c.drip &= c.outbox.len() > k;
-                c.outbox.drain(..k);
-                let was_short = std::mem::replace(&mut c.short, k < waiting);
-                // A whole send says nothing new; a short one is worth a line.
-                if k < waiting {
-                    self.notes.add(
-                        sim,
-                        format_args!(
-                            "c{}'s send took {k} of {waiting} bytes; it keeps the rest",
-                            n + 1
-                        ),
-                    );
-                } else if was_short {
-                    self.notes.add(
-                        sim,
-                        format_args!("c{} sends the remaining {k} bytes", n + 1),
-                    );
-                }
-            }
-            Err(Errno::EAGAIN | Errno::EINTR) => {}
-            Err(e) => {
-                self.notes
-                    .add(sim, format_args!("c{} send fails: {e}", n + 1));
-                self.clients[n].outbox.clear();
-            }
-        }
-    }
-
-    fn client_reads(&mut self, sim: &mut Sim, n: usize, fd: Fd) {
-        match sim.recv(fd, &mut self.read_buf) {
-            Ok(0) => {
-                self.notes
-                    .add(sim, format_args!("c{}: the server went away", n + 1));
-                self.lose_server(sim, n, fd);
-            }
-            Ok(k) => {
-                self.received_bytes += k as u64;
-                let got = &self.read_buf[..k];
-                self.notes.add(
-                    sim,
-                    format_args!("c{} receives {} ({k} bytes)", n + 1, Shown(got)),
-                );
-                let c = &mut self.clients[n];
-                let (lines, heard) = (&mut c.view.lines, &mut c.view.lines_heard);
-                let keep = self.keep_lines;
-                c.reader
-                    .push(got, |l| {
-                        *heard += 1;
-                        if keep {
-                            lines.push(l.to_vec());
-                        }
-                    })
-                    .expect("clients take any length");
-            }
-            Err(Errno::EAGAIN | Errno::EINTR) => {}
-            Err(e) => {
-                self.notes
-                    .add(sim, format_args!("c{}: connection failed: {e}", n + 1));
-                self.lose_server(sim, n, fd);
-            }
-        }
-    }
-
-    /// Client `n` saw its connection end: it notes the server gone and closes its end.
-    fn lose_server(&mut self, sim: &mut Sim, n: usize, fd: Fd) {
-        let c = &mut self.clients[n];
-        c.view.server_gone = true;
-        c.view.reset_by_network = sim.reset_by_adversary(fd);
-        c.fd = None;
-        let _ = sim.close(fd);
-    }
-
-    /// Every runnable client makes one call while the server waits (one round of the fixed
-    /// fair order; the server's turn comes next).
-    fn act_once(&mut self, sim: &mut Sim) {
-        for n in self.candidates(sim) {
-            if self.runnable(sim, n) {
-                sim.set_host(Host::peer(n));
-                self.run(sim, n);
-            }
-        }
-        sim.set_host(Host::MAIN);
-    }
 }
 
 /// A running session.

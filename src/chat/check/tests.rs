@@ -1,0 +1,314 @@
+//! Unit tests of `check`.
+
+use std::time::Duration;
+
+use super::*;
+use crate::addr::SockAddr;
+use crate::chat::session::ClientView;
+
+/// Found by cargo-mutants: steps naming a client beyond the model's count are ignored,
+/// whatever they are (the fuzzer's scripts name any client).
+#[test]
+fn steps_about_uncounted_clients_are_ignored() {
+    let limits = Limits::default();
+    let beyond = 2;
+    let steps = [
+        Step::Join(0),
+        Step::Join(1),
+        Step::Join(beyond),
+        Step::Say(beyond, b"hi".to_vec()),
+        Step::Pause(beyond),
+        Step::Resume(beyond),
+        Step::StopReading(beyond),
+        Step::Exit(beyond),
+        Step::Say(0, b"hello".to_vec()),
+    ];
+    let want = expected(&steps, beyond, &limits);
+    assert_eq!(want[0], [(1, Said::Entered)]);
+    assert_eq!(
+        want[1],
+        [(0, Said::Line(b"hello".to_vec()))],
+        "c2 joined after c1: it hears c1's line, not c1's entry"
+    );
+}
+
+/// Found by cargo-mutants: once the server has stopped, nobody joins, together or alone.
+#[test]
+fn nobody_joins_a_stopped_server() {
+    let steps = [
+        Step::Join(0),
+        Step::StopServer,
+        Step::Crowd(3),
+        Step::Join(2),
+    ];
+    let want = expected(&steps, 3, &Limits::default());
+    assert!(want.iter().all(Vec::is_empty), "{want:?}");
+}
+
+/// Found by cargo-mutants: the difference names where the two sequences part, and both
+/// items there.
+#[test]
+fn the_first_difference_is_named() {
+    let got = [(1, Said::Entered), (1, Said::Line(b"a".to_vec()))];
+    let want = [(1, Said::Entered), (1, Said::Left)];
+    assert_eq!(
+        first_difference(&got, &want),
+        "heard 2 items but should have heard 2; item 2 was c2 says \"a\", should be c2 left"
+    );
+    assert_eq!(
+        first_difference(&got[..1], &want),
+        "heard 1 items but should have heard 2; item 2 was nothing, should be c2 left"
+    );
+}
+
+/// A line typed while paused is said when its sender carries on, in its order among the
+/// others' lines then.
+#[test]
+fn a_paused_client_speaks_when_it_carries_on() {
+    let steps = [
+        Step::Join(0),
+        Step::Join(1),
+        Step::Pause(0),
+        Step::Say(0, b"typed while paused".to_vec()),
+        Step::Say(1, b"meanwhile".to_vec()),
+        Step::Resume(0),
+    ];
+    let want = expected(&steps, 2, &Limits::default());
+    assert_eq!(want[1], [(0, Said::Line(b"typed while paused".to_vec()))]);
+    assert_eq!(
+        want[0],
+        [(1, Said::Entered), (1, Said::Line(b"meanwhile".to_vec()))]
+    );
+}
+
+fn line(who: usize, text: &str) -> (usize, Said) {
+    (who, Said::Line(text.as_bytes().to_vec()))
+}
+
+/// Found by cargo-mutants: a late joiner's judgement could be switched off. Per sender,
+/// what it should hear must end what it heard; the order across senders is free; an
+/// echo fails.
+#[test]
+fn a_late_joiner_is_judged_per_sender() {
+    let none = BTreeSet::new();
+    let want = [line(1, "b"), line(0, "a")];
+    let early = [line(1, "x"), line(0, "a"), line(1, "b")];
+    assert_eq!(compare_late(2, &early, &want, 3, &none), Ok(()));
+    let crossed = [line(0, "a"), line(1, "b")];
+    assert_eq!(compare_late(2, &crossed, &want, 3, &none), Ok(()));
+    assert!(
+        compare_late(2, &[line(0, "a")], &want, 3, &none).is_err(),
+        "b is missing"
+    );
+    let reordered = [line(1, "b"), line(0, "a"), line(0, "z")];
+    assert!(compare_late(2, &reordered, &want, 3, &none).is_err());
+    let echo = [line(2, "mine"), line(1, "b"), line(0, "a")];
+    assert!(compare_late(2, &echo, &want, 3, &none).is_err(), "an echo");
+    // Found by the fuzzer: c2 stopped reading and was dropped before its lines left its
+    // socket; a late joiner heard none of them.
+    let loose = BTreeSet::from([1]);
+    let cut_short = [(1, Said::Left), line(0, "a")];
+    assert!(compare_late(2, &cut_short, &want, 3, &none).is_err());
+    assert_eq!(compare_late(2, &cut_short, &want, 3, &loose), Ok(()));
+    let echo = [line(2, "mine"), line(0, "a")];
+    assert!(compare_late(2, &echo, &want, 3, &loose).is_err(), "an echo");
+}
+
+/// Found by the fuzzer: clients whose hearing the schedule decided (a late joiner that
+/// left while the room was held heard nothing at all; a client cut off for an over-long
+/// line heard a line said after it in step order) are judged on what each sender said: in
+/// order, at most once, never an echo.
+#[test]
+fn where_the_schedule_decided_whom_a_client_heard_it_hears_only_what_was_said() {
+    let none = BTreeSet::new();
+    let said = vec![
+        vec![Said::Line(b"a".to_vec()), Said::Line(b"b".to_vec())],
+        vec![Said::Entered, Said::Line(b"c".to_vec()), Said::Left],
+        vec![],
+    ];
+    assert_eq!(compare_within(2, &[], &said, &none), Ok(()));
+    let some = [line(1, "c"), line(0, "a"), line(0, "b"), (1, Said::Left)];
+    assert_eq!(compare_within(2, &some, &said, &none), Ok(()));
+    let twice = [line(0, "a"), line(0, "a")];
+    assert!(compare_within(2, &twice, &said, &none).is_err(), "twice");
+    let swapped = [line(0, "b"), line(0, "a")];
+    assert!(
+        compare_within(2, &swapped, &said, &none).is_err(),
+        "out of order"
+    );
+    let made_up = [line(1, "z")];
+    assert!(
+        compare_within(2, &made_up, &said, &none).is_err(),
+        "never said"
+    );
+    assert!(
+        compare_within(2, &[line(2, "x")], &said, &none).is_err(),
+        "an echo"
+    );
+    assert!(
+        compare_within(2, &[line(3, "x")], &said, &none).is_err(),
+        "nobody"
+    );
+    // c1 never left in the model; had it stopped reading, the server might have dropped it.
+    let dropped = [line(0, "a"), (0, Said::Left)];
+    assert!(compare_within(2, &dropped, &said, &none).is_err());
+    let slow = BTreeSet::from([0]);
+    assert_eq!(compare_within(2, &dropped, &said, &slow), Ok(()));
+}
+
+/// A finished session by hand: each client's address and the lines it heard.
+fn outcome(heard: &[&[String]]) -> Outcome {
+    let clients = heard
+        .iter()
+        .enumerate()
+        .map(|(n, lines)| ClientView {
+            addr: Some(addr(n)),
+            lines: lines.iter().map(|l| l.as_bytes().to_vec()).collect(),
+            ..ClientView::default()
+        })
+        .collect();
+    Outcome {
+        clients,
+        transcript: String::new(),
+        stats: Default::default(),
+        peak_queue_bytes: 0,
+        stalled: Duration::ZERO,
+        syscalls: 0,
+        first_held_step: None,
+    }
+}
+
+fn addr(n: usize) -> SockAddr {
+    SockAddr::Inet(format!("127.0.0.1:{}", n + 1).parse().unwrap())
+}
+
+fn said(n: usize, what: &str) -> String {
+    format!("2026-01-01 00:00:00 {} {what}", addr(n))
+}
+
+/// Found by cargo-mutants: only a client paused when it left is excused what it had not
+/// read; one that left while reading must have heard everything said before.
+#[test]
+fn only_a_paused_leaver_is_excused_what_it_missed() {
+    let limits = Limits::default();
+    let c1_heard = [said(1, "entered room"), said(1, "left room")];
+    for (paused, excused) in [(true, true), (false, false)] {
+        let mut steps = vec![Step::Join(0), Step::Join(1)];
+        if paused {
+            steps.push(Step::Pause(1));
+        }
+        // Resumed after it left: only its leaving while paused excuses it.
+        steps.extend([Step::Say(0, b"a".to_vec()), Step::Exit(1), Step::Resume(1)]);
+        // c2 heard nothing of c1's line.
+        let o = outcome(&[&c1_heard, &[]]);
+        assert_eq!(
+            check(&steps, &o, 2, &limits).is_ok(),
+            excused,
+            "paused: {paused}"
+        );
+    }
+}
+
+/// Found by cargo-mutants: a client joins once; a second `Join` of it is no step.
+#[test]
+fn a_client_joins_once() {
+    let steps = [Step::Join(0), Step::Join(1), Step::Exit(1), Step::Join(1)];
+    let want = expected(&steps, 2, &Limits::default());
+    assert_eq!(want[0], [(1, Said::Entered), (1, Said::Left)]);
+}
+
+/// Found by cargo-mutants: a queue of exactly the cap is within it; one byte more is not.
+/// And the busy-loop bound counts every byte in and out.
+#[test]
+fn the_cap_and_the_work_bound_are_exact() {
+    let limits = Limits::default();
+    let steps = [Step::Join(0)];
+    let mut o = outcome(&[&[]]);
+    o.peak_queue_bytes = limits.outbound_cap_bytes;
+    assert_eq!(check(&steps, &o, 1, &limits), Ok(()));
+    o.peak_queue_bytes += 1;
+    assert!(check(&steps, &o, 1, &limits).is_err());
+    o.peak_queue_bytes = 0;
+    o.stats.bytes_in = 3;
+    o.stats.bytes_out = 5;
+    o.stats.events = 2 * EVENTS_PER_STEP_BOUND + 3 + 5;
+    assert_eq!(check(&steps, &o, 1, &limits), Ok(()));
+    o.stats.events += 1;
+    assert!(check(&steps, &o, 1, &limits).is_err());
+}
+
+/// Found by the fuzzer (a CI run): once the server held the room, c1's short line,
+/// typed after c2's long burst, reached the server first (c2's rest still waited in its
+/// socket). The order across senders is free from the step the room was first held; each
+/// sender's own order, and everything before that step, is still exact.
+#[test]
+fn after_the_room_is_held_only_each_senders_order_counts() {
+    let limits = Limits::default();
+    let steps = [
+        Step::Join(0),
+        Step::Join(1),
+        Step::Join(2),
+        Step::Say(1, b"before".to_vec()),
+        Step::Say(1, b"z1".to_vec()),
+        Step::Say(1, b"z2".to_vec()),
+        Step::Say(0, b"c".to_vec()),
+    ];
+    let entered = |n| said(n, "entered room");
+    let says = |n, t: &str| said(n, &format!("say: {t}"));
+    let c3_heard = |order: [&str; 3]| -> Vec<String> {
+        let by = |t: &str| if t == "c" { says(0, t) } else { says(1, t) };
+        [says(1, "before")]
+            .into_iter()
+            .chain(order.iter().map(|t| by(t)))
+            .collect()
+    };
+    let c1_heard = [
+        entered(1),
+        entered(2),
+        says(1, "before"),
+        says(1, "z1"),
+        says(1, "z2"),
+    ];
+    let c2_heard = [entered(2), says(0, "c")];
+    let judge = |c3: Vec<String>, held: Option<usize>| {
+        let mut o = outcome(&[&c1_heard, &c2_heard, &c3]);
+        o.first_held_step = held;
+        check(&steps, &o, 3, &limits)
+    };
+    let crossed = c3_heard(["c", "z1", "z2"]);
+    assert!(
+        judge(crossed.clone(), None).is_err(),
+        "never held: global order"
+    );
+    assert_eq!(judge(crossed.clone(), Some(4)), Ok(()), "held from z1 on");
+    assert!(judge(crossed, Some(5)).is_err(), "z1 came before the hold");
+    let swapped = c3_heard(["z2", "c", "z1"]);
+    assert!(judge(swapped, Some(4)).is_err(), "c2's own order");
+    let lost = c3_heard(["c", "z1", "z1"]);
+    assert!(judge(lost, Some(4)).is_err(), "z2 lost, z1 twice");
+}
+
+/// Found by the property soak and cargo-mutants: a client paused when the server went
+/// away is owed only what reached it before; the server dropped the rest, even though
+/// the client carried on afterwards.
+#[test]
+fn a_client_paused_when_the_server_stops_is_owed_a_prefix() {
+    let steps = [
+        Step::Join(0),
+        Step::Join(1),
+        Step::Pause(1),
+        Step::Say(0, b"a".to_vec()),
+        Step::StopServer,
+        Step::Resume(1),
+    ];
+    let c1_heard = [said(1, "entered room")];
+    let o = outcome(&[&c1_heard, &[]]);
+    assert_eq!(check(&steps, &o, 2, &Limits::default()), Ok(()));
+    let unpaused = [
+        Step::Join(0),
+        Step::Join(1),
+        Step::Say(0, b"a".to_vec()),
+        Step::StopServer,
+    ];
+    assert!(check(&unpaused, &o, 2, &Limits::default()).is_err());
+}
