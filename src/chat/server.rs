@@ -317,11 +317,11 @@ impl ChatServer {
         }
     }
 
-    /// Drops the unsent rest of `id`'s first line if part of it went out (a zoo bug: a
-    /// partial write abandoned).
+    /// Drops the unsent rest of the line `id`'s queue stopped in, if part of it went out (a
+    /// zoo bug: a partial write abandoned).
     pub fn abandon_partial_line(&mut self, id: ClientId) {
         if let Some(c) = self.clients.get_mut(&id) {
-            c.out.abandon_partial_head();
+            c.out.abandon_partial_line();
         }
     }
 

@@ -74,7 +74,7 @@ catalogue! {
         "outbound stuck (selectlab's chat server had it: MAX_SENDS_PER_FLUSH under ET)";
     EtPartialWriteNoEpollout => "ET", "Netty",
         "https://github.com/netty/netty/pull/4216",
-        "a short write",
+        "a short write under edge triggering",
         "flush deferred, the rest waits for the next line";
     EtReadNotDrained => "ET", "libmicrohttpd",
         "https://github.com/Karlson2k/libmicrohttpd/pull/11",

@@ -49,22 +49,127 @@ fn et_short_read_heuristic_is_fooled_by_short_reads_only() {
     );
 }
 
-/// `et_partial_write_no_epollout` forgets OUT after a short write (the rest waits for the
-/// next line), but a send that found the socket full (EAGAIN) still asks for OUT.
+/// `et_partial_write_no_epollout` sits on the edge-triggered write path (Netty's epoll
+/// transport asks for OUT only while a write is incomplete, and forgot to after a short
+/// write): a reader that drains as fast as the server sends sees short writes, and under edge
+/// triggering its queue then waits for good; level triggering is not touched.
 #[test]
-fn et_partial_write_no_epollout_forgets_out_after_a_short_write_only() {
-    let big = vec![b'b'; 4000];
-    let lines: Vec<Step> = (0..60).map(|_| Step::Say(1, big.clone())).collect();
+fn et_partial_write_no_epollout_stalls_edge_triggering_only() {
+    let lines = 30_000;
+    let steps = [
+        Step::Join(0),
+        Step::Join(1),
+        Step::Pause(1),
+        Step::Drip(0, b"a\n".repeat(lines)),
+        Step::Resume(1),
+    ];
+    let bug = Bug::EtPartialWriteNoEpollout;
+    let edge = run(bug, Backend::Epoll, Mode::EDGE, &steps);
+    assert!(heard(&edge, 1, b" a") < lines, "{:?}", edge.stats);
+    let level = run(bug, Backend::Epoll, Mode::LEVEL, &steps);
+    assert_eq!(heard(&level, 1, b" a"), lines);
+}
+
+/// Lines c2 says in [`short_writes`].
+const SAID: usize = 600;
+
+/// A reader paused while c2 sends [`SAID`] 4 000-byte lines (more than the kernel buffers),
+/// then resumed: some of the server's sends to it are short, some with many lines offered.
+fn short_writes(bug: Option<Bug>) -> Outcome {
     let mut steps = vec![Step::Join(0), Step::Join(1), Step::Pause(0)];
-    steps.extend(lines.iter().cloned());
+    // One write: the server reads it in chunks, and queues each chunk's lines as one batch.
+    let line = [vec![b'b'; 3999], vec![b'\n']].concat();
+    steps.push(Step::Raw(1, line.repeat(SAID)));
     steps.push(Step::Resume(0));
-    let o = run(
-        Bug::EtPartialWriteNoEpollout,
-        Backend::Poll,
-        Mode::LEVEL,
-        &steps,
+    let config = SessionConfig {
+        backend: Backend::Poll,
+        mode: Mode::LEVEL,
+        bugs: bug.map_or(Bugs::NONE, Bugs::only),
+        ..SessionConfig::default()
+    };
+    Session::new(config)
+        .expect("server starts")
+        .run(&steps)
+        .expect("session settles")
+}
+
+/// The lengths of `client`'s lines that end with `text`, and how many differ from the usual.
+fn odd_lengths(o: &Outcome, client: usize, text: &[u8]) -> Vec<usize> {
+    let lens: Vec<usize> = (o.clients[client].lines.iter())
+        .filter(|l| l.ends_with(text))
+        .map(|l| l.len())
+        .collect();
+    let usual = lens.iter().copied().min().unwrap_or(0);
+    lens.into_iter().filter(|&l| l != usual).collect()
+}
+
+/// `bt_send_not_sendall` (send's count ignored) and `partial_write_abandoned` (the rest given
+/// up at EAGAIN) lose the rest of each line a short write cut, not a queue or a batch: each
+/// cut line's prefix runs into the next line, and every other line arrives.
+#[test]
+fn a_cut_line_loses_only_its_rest() {
+    assert_eq!(heard(&short_writes(None), 0, b"bbb"), SAID);
+    for bug in [Bug::BtSendNotSendall, Bug::PartialWriteAbandoned] {
+        let o = short_writes(Some(bug));
+        let whole = heard(&o, 0, b"bbb");
+        let carriers = odd_lengths(&o, 0, b"bbb").len();
+        assert!(whole < SAID, "{bug}: no line was cut");
+        assert_eq!(whole + carriers, SAID, "{bug}: lines lost whole");
+    }
+}
+
+/// `nonblocking_partial_send_lost` sends each cut line again whole: every line arrives, some
+/// after a second copy of their own prefix, and nothing more is repeated.
+#[test]
+fn nonblocking_partial_send_lost_repeats_cut_lines_prefixes() {
+    let o = short_writes(Some(Bug::NonblockingPartialSendLost));
+    assert_eq!(heard(&o, 0, b"bbb"), SAID, "{}", o.transcript);
+    let usual = odd_lengths(&short_writes(None), 0, b"bbb");
+    assert!(
+        usual.is_empty(),
+        "the reference's lines are all alike: {usual:?}"
     );
-    assert_eq!(heard(&o, 0, b"bbb"), lines.len(), "{}", o.transcript);
+    let line_bytes = o.clients[0].lines[1].len();
+    let odd = odd_lengths(&o, 0, b"bbb");
+    assert!(!odd.is_empty(), "no line was cut");
+    assert!(
+        odd.iter().all(|&l| l > line_bytes && l < 2 * line_bytes),
+        "each longer by less than a line: {odd:?}"
+    );
+}
+
+/// `eagain_as_failure_reconnect` takes a wakeup whose recv finds nothing for a failure: a
+/// faithful room, whose wakeups always bring data, loses nobody; spurious wakeups (which
+/// Linux may give) drop clients.
+#[test]
+fn eagain_as_failure_reconnect_drops_on_empty_wakeups_only() {
+    use selectlab::sim::decide::{Adversity, Decider};
+    let steps = [
+        Step::Join(0),
+        Step::Join(1),
+        Step::Join(2),
+        Step::Say(0, b"hi".to_vec()),
+        Step::Say(1, b"ho".to_vec()),
+        Step::Say(2, b"hu".to_vec()),
+    ];
+    let departures = |decide: Decider| {
+        let config = SessionConfig {
+            backend: Backend::Poll,
+            mode: Mode::LEVEL,
+            bugs: Bugs::only(Bug::EagainAsFailure),
+            decide,
+            ..SessionConfig::default()
+        };
+        let o = Session::new(config).expect("server starts").run(&steps);
+        let o = o.expect("session settles");
+        (0..3).map(|c| heard(&o, c, b"left room")).sum::<usize>()
+    };
+    assert_eq!(departures(Decider::faithful()), 0);
+    let spurious = Adversity {
+        spurious_per_mille: 300,
+        ..Adversity::NONE
+    };
+    assert!(departures(Decider::seeded(1, spurious)) > 0);
 }
 
 /// `eof_misclassified_stale_errno` takes the end of stream for "nothing to read", so under
