@@ -62,6 +62,7 @@ fn config() -> impl Strategy<Value = SessionConfig> {
         Just((Backend::Poll, Mode::LEVEL)),
         Just((Backend::Epoll, Mode::LEVEL)),
         Just((Backend::Epoll, Mode::EDGE)),
+        Just((Backend::Epoll, Mode::ONESHOT)),
     ];
     let soft_bytes = prop_oneof![
         Just(Limits::default().outbound_soft_bytes),

@@ -206,7 +206,7 @@ impl Sim {
             ps.peer = None;
             // unix_release_sock: unread data, or an embryo never accepted, resets the peer.
             // Unread *bytes*: a zero-length record left unread does not (Linux 6.18, found by
-            // the differential test; tests/it/differential.proptest-regressions keeps the case).
+            // the differential test; tests/proptest-regressions/differential.txt keeps the case).
             let unread = s.msgs.iter().any(|m| !m.data.is_empty()) || !s.rx.is_empty();
             if unread || force_reset {
                 ps.error = Some(Errno::ECONNRESET);
