@@ -184,7 +184,7 @@ fn reset_after_lines(ctx: &Ctx) -> Outcome {
 /// A reset in the middle of a line.
 pub const RESET_MID_LINE: Check = Check {
     name: "reset-mid-line",
-    about: "a client resets in the middle of a line: no fragment of it is broadcast",
+    about: "a client resets in the middle of a line: no fragment of it is broadcast, and its departure is announced",
     run: reset_mid_line,
 };
 
@@ -220,16 +220,19 @@ fn reset_mid_line(ctx: &Ctx) -> Outcome {
             "c2's connection ended after c1 reset mid-line: {why}"
         )));
     }
-    let notice = if told {
-        "its departure was announced"
-    } else {
-        "(no departure notice)"
-    };
+    if !told {
+        return Err(Judgement::Fail(vec![
+            format!(
+                "c1 reset in the middle of a line, and c2 heard no departure notice within {} s",
+                NOTICE_WAIT.as_secs()
+            ),
+            expected_notice(at, "left room"),
+            last_heard(c2),
+        ]));
+    }
     drop(room);
     super::room_goes_on(ctx, "the reset")?;
-    Ok(format!(
-        "nothing of the unfinished line reached c2; {notice}; two new clients chat afterwards"
-    ))
+    Ok("nothing of the unfinished line reached c2; its departure was announced; two new clients chat afterwards".into())
 }
 
 /// Resets while a broadcast is in progress.

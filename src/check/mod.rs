@@ -419,11 +419,17 @@ pub fn room_goes_on(ctx: &Ctx, what: &str) -> Result<(), Judgement> {
         .map_err(|e| Judgement::fail(format!("after {what}: {e}")))
 }
 
-/// The checker's own writes went out, or the check cannot judge (SKIP, with why).
-pub fn all_sent(failed: Vec<String>) -> Result<(), Judgement> {
+/// The checker's own writes went out. A write the server refused (it reset or closed the
+/// connection, or stopped reading for [`peer::CONNECT_TIMEOUT`]) is the server's failure; any
+/// other is the checker's own trouble, and the check cannot judge (SKIP, with why).
+pub fn all_sent(failed: Vec<peer::SendFailure>) -> Result<(), Judgement> {
     if failed.is_empty() {
-        Ok(())
+        return Ok(());
+    }
+    let said: Vec<String> = failed.iter().map(ToString::to_string).collect();
+    if failed.iter().any(peer::SendFailure::server_caused) {
+        Err(Judgement::Fail(said))
     } else {
-        Err(Judgement::Skip(failed.join("; ")))
+        Err(Judgement::Skip(said.join("; ")))
     }
 }

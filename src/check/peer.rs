@@ -300,8 +300,7 @@ impl Room {
 
     /// Every client writes its `writes` (one write each, in order, `gap` apart) while every
     /// client listens until `enough` says so for it (or the deadline); then all listen for
-    /// `quiet` more. Returns the writes that failed, with the writer's name (the checker's own
-    /// trouble is reported as such, not blamed on the server).
+    /// `quiet` more. Returns the writes that failed, with the writer's name.
     pub fn talk(
         &mut self,
         writes: &[Vec<Vec<u8>>],
@@ -309,7 +308,7 @@ impl Room {
         until: Instant,
         quiet: Duration,
         enough: impl Fn(usize, &[Vec<u8>]) -> bool + Sync,
-    ) -> Vec<String> {
+    ) -> Vec<SendFailure> {
         let enough = &enough;
         let failed = std::sync::Mutex::new(Vec::new());
         thread::scope(|s| {
@@ -320,9 +319,9 @@ impl Room {
                 let failed = &failed;
                 s.spawn(move || {
                     for w in mine {
-                        if let Err(e) = writer.send(w) {
+                        if let Err(error) = writer.send(w) {
                             if let Ok(mut f) = failed.lock() {
-                                f.push(format!("{name} could not send: {e}"));
+                                f.push(SendFailure { who: name, error });
                             }
                             return;
                         }
@@ -361,6 +360,47 @@ impl Room {
     pub fn forget(&mut self) {
         for p in &mut self.peers {
             p.heard.clear();
+        }
+    }
+}
+
+/// A client's write that failed: who wrote, and the error.
+#[derive(Debug)]
+pub struct SendFailure {
+    /// The client's name (`c1`, ...).
+    pub who: String,
+    /// What the write returned.
+    pub error: io::Error,
+}
+
+impl SendFailure {
+    /// Whether the server caused it: it reset or closed the connection (ECONNRESET, EPIPE), or
+    /// read nothing while a write waited [`CONNECT_TIMEOUT`] (the write timed out).
+    pub fn server_caused(&self) -> bool {
+        use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, TimedOut, WouldBlock};
+        matches!(
+            self.error.kind(),
+            BrokenPipe | ConnectionReset | ConnectionAborted | TimedOut | WouldBlock
+        )
+    }
+}
+
+impl std::fmt::Display for SendFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.error.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => write!(
+                f,
+                "{} could not send: the server read nothing for {} s ({})",
+                self.who,
+                CONNECT_TIMEOUT.as_secs(),
+                self.error
+            ),
+            _ if self.server_caused() => write!(
+                f,
+                "{} could not send: the server ended the connection ({})",
+                self.who, self.error
+            ),
+            _ => write!(f, "{} could not send: {}", self.who, self.error),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::util::{self, Server, start};
 
-use selectlab::check::{self, Config, Finding, Verdict};
+use selectlab::check::{self, Config, Finding, Judgement, Verdict};
 
 /// `selectlab chat serve --backend` values: every backend and mode.
 const BACKEND_NAMES: [&str; 5] = ["select", "poll", "epoll", "epoll-et", "epoll-oneshot"];
@@ -88,6 +88,7 @@ fn the_python_fixture_passes_and_each_broken_variant_fails_its_check() {
         ("table-mutated", "resets-during-broadcast"),
         ("sendall", "slow-reader"),
         ("eof-ignored", "exit-announced"),
+        ("silent-reset", "reset-mid-line"),
     ];
     let good = thread::spawn(|| {
         let (_fx, addr) = fixture(None).unwrap();
@@ -118,6 +119,33 @@ fn the_python_fixture_passes_and_each_broken_variant_fails_its_check() {
         Vec::<String>::new(),
         "the correct fixture"
     );
+}
+
+/// A write the server refused fails the check; only the checker's own trouble skips it.
+#[test]
+fn a_write_the_server_refused_is_a_failure_not_a_skip() {
+    use selectlab::check::peer::SendFailure;
+    use std::io::{Error, ErrorKind};
+    let failure = |error: Error| SendFailure {
+        who: "c1".into(),
+        error,
+    };
+    for kind in [
+        ErrorKind::ConnectionReset,
+        ErrorKind::BrokenPipe,
+        ErrorKind::TimedOut,
+        ErrorKind::WouldBlock,
+    ] {
+        let judged = check::all_sent(vec![failure(Error::from(kind))]);
+        assert!(
+            matches!(judged, Err(Judgement::Fail(_))),
+            "{kind:?}: {judged:?}"
+        );
+    }
+    let own = failure(Error::other("the socket could not be shared with a writer"));
+    let judged = check::all_sent(vec![own]);
+    assert!(matches!(judged, Err(Judgement::Skip(_))), "{judged:?}");
+    assert!(check::all_sent(Vec::new()).is_ok());
 }
 
 #[test]
