@@ -116,7 +116,7 @@ fn send_while_paused(
     let mut resumed = PAUSE;
     let (_, writer) = c1.split();
     thread::scope(|s| {
-        s.spawn(|| writer.send(&burst));
+        s.spawn(|| writer.send(&burst, until));
         s.spawn(|| {
             if c2.listen_until(until, heard_all(mark, sent.len())) {
                 c2_took = Some(started.elapsed());
@@ -248,7 +248,7 @@ fn many_joins(ctx: &Ctx) -> Outcome {
         }
         // Clients the server has not accepted yet miss a line: say it until all heard it.
         while heard.load(Ordering::SeqCst) < CROWD && Instant::now() < ctx.until {
-            if speaker.send(&line).is_err() {
+            if speaker.send(&line, ctx.until).is_err() {
                 break;
             }
             thread::sleep(SPEAK_EVERY);

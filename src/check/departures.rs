@@ -67,7 +67,7 @@ fn join(ctx: &Ctx) -> Outcome {
     let at = if ctx.via_proxy {
         let said = ctx.line("join-announced", 3, 0, b"it is me");
         newcomer
-            .send(&[&said[..], b"\n"].concat())
+            .send(&[&said[..], b"\n"].concat(), ctx.until)
             .map_err(|e| Judgement::Skip(format!("c3 could not speak: {e}")))?;
         c1.listen_until(wait, |h| h.iter().any(|l| super::delivers(l, &said)));
         c1.heard
@@ -194,7 +194,7 @@ fn reset_mid_line(ctx: &Ctx) -> Outcome {
     let fragment = ctx.line("reset-mid-line", 1, 0, b"this line never ends");
     let sender = room.peers.remove(0);
     sender
-        .send(&fragment)
+        .send(&fragment, ctx.until)
         .map_err(|e| Judgement::Skip(format!("c1 could not send its fragment: {e}")))?;
     // Let the server read the fragment before the reset comes.
     thread::sleep(QUIET);
@@ -263,7 +263,7 @@ fn resets_during_broadcast(ctx: &Ctx) -> Outcome {
     let until = ctx.until;
     thread::scope(|s| {
         let (_, writer) = sender.split();
-        s.spawn(move || writer.send(&burst));
+        s.spawn(move || writer.send(&burst, until));
         for (_, p) in resetting.drain(..) {
             let mark = &mark;
             s.spawn(move || {

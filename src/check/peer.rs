@@ -70,9 +70,9 @@ impl Peer {
         })
     }
 
-    /// Writes all of `bytes` (bounded by the write timeout).
-    pub fn send(&self, bytes: &[u8]) -> io::Result<()> {
-        (&self.stream).write_all(bytes)
+    /// Writes all of `bytes` by `until` (see [`write_all_by`]).
+    pub fn send(&self, bytes: &[u8], until: Instant) -> io::Result<()> {
+        write_all_by(&self.stream, bytes, until)
     }
 
     /// A clean exit: FIN, after everything written.
@@ -288,7 +288,7 @@ impl Room {
                 s.spawn(move || {
                     let line = [&hellos[me][..], b"\n"].concat();
                     while ready.load(Ordering::SeqCst) < n && Instant::now() < until {
-                        if writer.send(&line).is_err() {
+                        if writer.send(&line, until).is_err() {
                             return;
                         }
                         thread::sleep(HELLO_EVERY);
@@ -319,7 +319,7 @@ impl Room {
                 let failed = &failed;
                 s.spawn(move || {
                     for w in mine {
-                        if let Err(error) = writer.send(w) {
+                        if let Err(error) = writer.send(w, until) {
                             if let Ok(mut f) = failed.lock() {
                                 f.push(SendFailure { who: name, error });
                             }
@@ -374,8 +374,9 @@ pub struct SendFailure {
 }
 
 impl SendFailure {
-    /// Whether the server caused it: it reset or closed the connection (ECONNRESET, EPIPE), or
-    /// read nothing while a write waited [`CONNECT_TIMEOUT`] (the write timed out).
+    /// Whether the server caused it: it reset or closed the connection (ECONNRESET, EPIPE),
+    /// read nothing while a write waited [`CONNECT_TIMEOUT`], or read too slowly for the
+    /// write to end before the check's deadline.
     pub fn server_caused(&self) -> bool {
         use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, TimedOut, WouldBlock};
         matches!(
@@ -388,7 +389,7 @@ impl SendFailure {
 impl std::fmt::Display for SendFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.error.kind() {
-            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => write!(
+            io::ErrorKind::WouldBlock => write!(
                 f,
                 "{} could not send: the server read nothing for {} s ({})",
                 self.who,
@@ -417,13 +418,37 @@ impl Peer {
 pub struct Writer(Option<TcpStream>);
 
 impl Writer {
-    /// Writes all of `bytes`.
-    pub fn send(&self, bytes: &[u8]) -> io::Result<()> {
+    /// Writes all of `bytes` by `until` (see [`write_all_by`]).
+    pub fn send(&self, bytes: &[u8], until: Instant) -> io::Result<()> {
         match &self.0 {
-            Some(s) => (&*s).write_all(bytes),
+            Some(s) => write_all_by(s, bytes, until),
             None => Err(io::Error::other(
                 "the socket could not be shared with a writer",
             )),
         }
     }
+}
+
+/// Writes all of `bytes` to `stream`, giving up when `until` passes (TimedOut) or when one
+/// write makes no progress for [`CONNECT_TIMEOUT`] (WouldBlock): a server that reads slowly,
+/// but reads, cannot hold a check past its deadline.
+fn write_all_by(mut stream: &TcpStream, mut bytes: &[u8], until: Instant) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let unsent = bytes.len();
+            return Err(io::Error::new(
+                ErrorKind::TimedOut,
+                format!("the check's time ran out with {unsent} bytes still unsent"),
+            ));
+        }
+        stream.set_write_timeout(Some(left.min(CONNECT_TIMEOUT)))?;
+        match stream.write(bytes) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

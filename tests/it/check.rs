@@ -121,6 +121,25 @@ fn the_python_fixture_passes_and_each_broken_variant_fails_its_check() {
     );
 }
 
+/// The README's promise: every check ends within its 15 s deadline (and the moment it takes
+/// to judge what it heard), whatever the server does. A server whose every loop turn takes
+/// 20 ms more reads `slow-reader`'s 8 MB at a crawl; the writer gives up at the deadline
+/// instead of waiting on (it took 24 s when writes were bounded only per call).
+#[test]
+fn a_crawling_server_cannot_hold_a_check_past_its_deadline() {
+    let Some((_fx, addr)) = fixture(Some("crawl")) else {
+        eprintln!("skipped: python3 is not installed");
+        return;
+    };
+    let findings = run(addr, &["slow-reader"]);
+    let judging = Duration::from_secs(1);
+    assert!(
+        findings[0].elapsed < check::CHECK_DEADLINE + judging,
+        "{}",
+        findings[0]
+    );
+}
+
 /// A write the server refused fails the check; only the checker's own trouble skips it.
 #[test]
 fn a_write_the_server_refused_is_a_failure_not_a_skip() {
