@@ -25,6 +25,7 @@
 //!   while a step settles).
 
 use std::collections::BTreeSet;
+use std::rc::Rc;
 
 use super::protocol::{self, What};
 use super::server::Limits;
@@ -33,8 +34,9 @@ use super::session::{Outcome, Step};
 /// What a client can hear about another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Said {
-    /// `... say: <text>`.
-    Line(Vec<u8>),
+    /// `... say: <text>` (shared: the model tells it to every client present, and the
+    /// comparisons copy items about; a copy is a count, not the text).
+    Line(Rc<[u8]>),
     /// `... entered room`.
     Entered,
     /// `... left room`.
@@ -163,35 +165,44 @@ impl Model {
     /// Client `n` sent `bytes` at step `at`: each line it completes reaches the others
     /// present; a line over `max` gets `n` disconnected (what it completed before still counts).
     fn speak(&mut self, n: usize, bytes: &[u8], max: usize, at: usize) {
-        for &b in bytes {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let end = memchr::memchr(b'\n', rest);
+            let (text, after) = match end {
+                Some(i) => (&rest[..i], &rest[i + 1..]),
+                None => (rest, &rest[rest.len()..]),
+            };
             let pending = &mut self.members[n].pending;
-            if b != b'\n' {
-                pending.push(b);
-                if pending.len() > max {
-                    self.cut_off_at[n] = Some(at);
-                    self.depart(n);
-                    return;
-                }
-                continue;
+            if pending.len() + text.len() > max {
+                self.cut_off_at[n] = Some(at);
+                self.depart(n);
+                return;
             }
-            let line = std::mem::take(pending);
-            if !line.is_empty() {
+            pending.extend_from_slice(text);
+            if end.is_some() && !pending.is_empty() {
+                let line: Rc<[u8]> = pending.as_slice().into();
+                pending.clear();
                 self.tell_others(n, Said::Line(line));
             }
+            rest = after;
         }
     }
 }
 
 /// What each client did hear: its "say" lines and notices parsed back to (client, what).
 pub fn heard(o: &Outcome, clients: usize) -> Result<Heard, String> {
+    // Each client's address as the server writes it, formatted once (not once per line heard):
+    // the first client with an address owns it.
+    let mut by_name = std::collections::BTreeMap::new();
+    for (n, c) in o.clients.iter().enumerate() {
+        if let Some(a) = &c.addr {
+            by_name.entry(a.to_string().into_bytes()).or_insert(n);
+        }
+    }
     let who = |m: usize, addr: &[u8], line: &[u8]| {
-        o.clients
-            .iter()
-            .position(|c| {
-                c.addr
-                    .as_ref()
-                    .is_some_and(|a| a.to_string().as_bytes() == addr)
-            })
+        by_name
+            .get(addr)
+            .copied()
             .ok_or_else(|| format!("c{} heard an unknown client: {line:?}", m + 1))
     };
     let mut all = Vec::with_capacity(clients);
@@ -203,7 +214,7 @@ pub fn heard(o: &Outcome, clients: usize) -> Result<Heard, String> {
                 continue;
             };
             let said_what = match notice.what {
-                What::Say(text) => Said::Line(text.to_vec()),
+                What::Say(text) => Said::Line(text.into()),
                 What::Entered => Said::Entered,
                 What::Left => Said::Left,
             };

@@ -27,7 +27,7 @@ fn steps_about_uncounted_clients_are_ignored() {
     assert_eq!(want[0], [(1, Said::Entered)]);
     assert_eq!(
         want[1],
-        [(0, Said::Line(b"hello".to_vec()))],
+        [(0, Said::Line(Rc::from(&b"hello"[..])))],
         "c2 joined after c1: it hears c1's line, not c1's entry"
     );
 }
@@ -49,7 +49,7 @@ fn nobody_joins_a_stopped_server() {
 /// items there.
 #[test]
 fn the_first_difference_is_named() {
-    let got = [(1, Said::Entered), (1, Said::Line(b"a".to_vec()))];
+    let got = [(1, Said::Entered), (1, Said::Line(Rc::from(&b"a"[..])))];
     let want = [(1, Said::Entered), (1, Said::Left)];
     assert_eq!(
         first_difference(&got, &want),
@@ -74,15 +74,21 @@ fn a_paused_client_speaks_when_it_carries_on() {
         Step::Resume(0),
     ];
     let want = expected(&steps, 2, &Limits::default());
-    assert_eq!(want[1], [(0, Said::Line(b"typed while paused".to_vec()))]);
+    assert_eq!(
+        want[1],
+        [(0, Said::Line(Rc::from(&b"typed while paused"[..])))]
+    );
     assert_eq!(
         want[0],
-        [(1, Said::Entered), (1, Said::Line(b"meanwhile".to_vec()))]
+        [
+            (1, Said::Entered),
+            (1, Said::Line(Rc::from(&b"meanwhile"[..])))
+        ]
     );
 }
 
 fn line(who: usize, text: &str) -> (usize, Said) {
-    (who, Said::Line(text.as_bytes().to_vec()))
+    (who, Said::Line(Rc::from(text.as_bytes())))
 }
 
 /// Found by cargo-mutants: a late joiner's judgement could be switched off. Per sender,
@@ -122,8 +128,11 @@ fn a_late_joiner_is_judged_per_sender() {
 fn where_the_schedule_decided_whom_a_client_heard_it_hears_only_what_was_said() {
     let none = BTreeSet::new();
     let said = vec![
-        vec![Said::Line(b"a".to_vec()), Said::Line(b"b".to_vec())],
-        vec![Said::Entered, Said::Line(b"c".to_vec()), Said::Left],
+        vec![
+            Said::Line(Rc::from(&b"a"[..])),
+            Said::Line(Rc::from(&b"b"[..])),
+        ],
+        vec![Said::Entered, Said::Line(Rc::from(&b"c"[..])), Said::Left],
         vec![],
     ];
     assert_eq!(compare_within(2, &[], &said, &none), Ok(()));
