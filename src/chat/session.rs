@@ -152,6 +152,10 @@ pub struct SessionConfig {
     /// benchmarks at scale: memory stays flat, and `MAX_SESSION_RECEIVED_BYTES` does not apply;
     /// the round bounds still do).
     pub keep_lines: bool,
+    /// SO_RCVBUF each client sets before it connects (`None`: the kernel's default): a small
+    /// window makes the server's sends short and EAGAIN with little traffic, as a client on a
+    /// slow link would.
+    pub client_rcvbuf_bytes: Option<i32>,
 }
 
 impl Default for SessionConfig {
@@ -166,6 +170,7 @@ impl Default for SessionConfig {
             bugs: Bugs::NONE,
             fd_limit: SimConfig::default().fd_limit,
             keep_lines: true,
+            client_rcvbuf_bytes: None,
         }
     }
 }
@@ -205,6 +210,8 @@ pub struct Session {
     steps_run: usize,
     /// The first step during which the server held the room (paused reading) for a slow reader.
     first_held_step: Option<usize>,
+    /// SO_RCVBUF for each new client ([`SessionConfig::client_rcvbuf_bytes`]).
+    client_rcvbuf_bytes: Option<i32>,
 }
 
 /// Longest payload a transcript line shows in full; longer ones show their start and length.
@@ -277,6 +284,7 @@ impl Session {
             stalled: Duration::ZERO,
             steps_run: 0,
             first_held_step: None,
+            client_rcvbuf_bytes: config.client_rcvbuf_bytes,
         };
         s.note(format_args!("server listens on {SESSION_SERVER_ADDR}"));
         s.settle()?;
@@ -401,6 +409,9 @@ impl Session {
     fn connect_client(&mut self, n: usize) -> Result<(), Errno> {
         let held = self.app.reading_paused();
         let fd = self.sim.socket(Family::Inet, SockType::Stream)?;
+        if let Some(bytes) = self.client_rcvbuf_bytes {
+            self.sim.setsockopt(fd, SockOpt::RcvBuf, bytes)?;
+        }
         self.sim.tag_peer(fd, n);
         self.crowd.busy.insert(n);
         match self.sim.connect(fd, &self.server_addr) {

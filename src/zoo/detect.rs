@@ -505,13 +505,15 @@ pub fn adversary(bugs: Bugs, budget: Budget, seed: u64) -> Option<Caught> {
         }
         let script = ChatScript::decode(&rng.bytes(crate::fuzzing::CHAT_FUZZ_SCRIPT_BYTES));
         let decide = Decider::seeded(rng.next(), ZOO_ADVERSITY);
-        let case = Case::new(
+        let mut case = Case::new(
             script.backend,
             script.mode,
             decide,
             script.limits,
             script.steps,
         );
+        // The script's bursts are sized for the fuzz target's small client windows.
+        case.config.client_rcvbuf_bytes = Some(crate::fuzzing::CHAT_FUZZ_CLIENT_RCVBUF_BYTES);
         if let Err(why) = case.judge(bugs, false) {
             return Some(Caught {
                 class: Class::Adversary,
