@@ -28,7 +28,7 @@ use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use super::protocol::{self, What};
-use super::server::Limits;
+use super::server::{Limits, SERVER_FULL_LINE};
 use super::session::{Outcome, Step};
 
 /// What a client can hear about another.
@@ -211,7 +211,14 @@ pub fn heard(o: &Outcome, clients: usize) -> Result<Heard, String> {
         let lines = o.clients.get(m).map(|c| c.lines.as_slice());
         for l in lines.unwrap_or_default() {
             let Some(notice) = protocol::parse(l) else {
-                continue;
+                if is_server_notice(l) {
+                    continue;
+                }
+                return Err(format!(
+                    "c{} heard a line that is not the protocol's: {:?}",
+                    m + 1,
+                    String::from_utf8_lossy(l)
+                ));
             };
             let said_what = match notice.what {
                 What::Say(text) => Said::Line(text.into()),
@@ -223,6 +230,13 @@ pub fn heard(o: &Outcome, clients: usize) -> Result<Heard, String> {
         all.push(said);
     }
     Ok(all)
+}
+
+/// The lines the server says to one client about itself, outside the room's protocol: the
+/// refusal of an over-long line, and a full room's answer.
+fn is_server_notice(line: &[u8]) -> bool {
+    line.starts_with(b"error: line longer than ")
+        || Some(line) == SERVER_FULL_LINE.strip_suffix(b"\n")
 }
 
 /// Where what a client heard first departs from what it should have heard, in a few lines.

@@ -321,3 +321,22 @@ fn a_client_paused_when_the_server_stops_is_owed_a_prefix() {
     ];
     assert!(check(&unpaused, &o, 2, &Limits::default()).is_err());
 }
+
+/// A line that is not the protocol's is a failure with the line as evidence (a torn line, a
+/// header glued to a stray fragment), but the server's own answers to one client are not.
+#[test]
+fn lines_outside_the_protocol_fail_but_the_servers_answers_do_not() {
+    let torn = format!("2026-01-01 00:0{}", said(1, "say: hi"));
+    let got = heard(&outcome(&[&[torn], &[]]), 2);
+    let why = got.expect_err("a torn line is not the protocol's");
+    assert!(
+        why.starts_with("c1 heard a line that is not the protocol's"),
+        "{why}"
+    );
+    let answers = [
+        "error: line longer than 4096 bytes; disconnecting".to_string(),
+        "server full".to_string(),
+    ];
+    let got = heard(&outcome(&[&answers, &[]]), 2).expect("the server's answers pass");
+    assert!(got.iter().all(Vec::is_empty), "{got:?}");
+}
