@@ -89,6 +89,16 @@ fn the_python_fixture_passes_and_each_broken_variant_fails_its_check() {
         ("sendall", "slow-reader"),
         ("eof-ignored", "exit-announced"),
         ("silent-reset", "reset-mid-line"),
+        ("bare-prefix", "prefix"),
+        ("lose-lines", "delivery"),
+        ("merge-lines", "merged-writes"),
+        ("escape-binary", "binary"),
+        ("fragment-long", "long-line"),
+        ("no-join", "join-announced"),
+        ("replay-reset", "reset-after-lines"),
+        ("crowd-cap", "many-joins"),
+        ("blocking-slow", "paused-reader"),
+        ("close-kills", "quick-close"),
     ];
     let good = thread::spawn(|| {
         let (_fx, addr) = fixture(None).unwrap();
