@@ -108,6 +108,18 @@ impl Bugs {
     pub fn has(self, bug: Bug) -> bool {
         self.0 & (1 << bug as u32) != 0
     }
+
+    /// The bugs named in `list`, comma-separated (spaces around names ignored; empty: none).
+    pub fn parse_list(list: &str) -> Result<Bugs, String> {
+        let mut names = list.split(',').map(str::trim).filter(|n| !n.is_empty());
+        names.try_fold(Bugs::NONE, |bugs, name| {
+            Bug::from_name(name)
+                .map(|bug| bugs.with(bug))
+                .ok_or_else(|| {
+                    format!("no zoo bug is named {name:?} (selectlab zoo --list names them)")
+                })
+        })
+    }
 }
 
 #[cfg(test)]
@@ -123,5 +135,15 @@ mod tests {
             assert!(Bugs::only(bug).has(bug));
             assert!(!Bugs::NONE.has(bug));
         }
+    }
+
+    #[test]
+    fn a_list_of_names_parses_to_its_set_and_an_unknown_name_is_refused() {
+        let (a, b) = (Bug::ALL[0], Bug::ALL[1]);
+        let list = format!(" {a}, {b} ,");
+        assert_eq!(Bugs::parse_list(&list), Ok(Bugs::only(a).with(b)));
+        assert_eq!(Bugs::parse_list(""), Ok(Bugs::NONE));
+        let refused = Bugs::parse_list("no_such_bug").expect_err("unknown");
+        assert!(refused.contains("\"no_such_bug\""), "{refused}");
     }
 }

@@ -428,9 +428,29 @@ impl ChatScript {
 /// wakeup, and which client runs between two of the server's syscalls), with the chat
 /// properties as assertions.
 pub fn chat_adversary(data: &[u8]) {
-    if let Err(why) = chat_session(data, Bugs::NONE) {
+    if let Err(why) = chat_session(data, zoo_bugs_from_env()) {
         panic!("chat property failed: {why}");
     }
+}
+
+/// The environment variable that switches zoo bugs on inside `chat_adversary` (names,
+/// comma-separated), so that a fuzzing campaign can be timed to a known bug.
+pub const ZOO_BUG_ENV: &str = "SELECTLAB_ZOO_BUG";
+
+/// The bugs [`ZOO_BUG_ENV`] names, read once per process (none when it is unset). A name
+/// that is no zoo bug stops the process with a message: a campaign against the wrong server
+/// would run silently wrong.
+fn zoo_bugs_from_env() -> Bugs {
+    static BUGS: std::sync::OnceLock<Bugs> = std::sync::OnceLock::new();
+    *BUGS.get_or_init(|| {
+        let Ok(list) = std::env::var(ZOO_BUG_ENV) else {
+            return Bugs::NONE;
+        };
+        Bugs::parse_list(&list).unwrap_or_else(|why| {
+            eprintln!("selectlab: {ZOO_BUG_ENV}: {why}");
+            std::process::exit(2)
+        })
+    })
 }
 
 /// `chat_adversary`'s check as a result, with zoo bugs switched on (the zoo's fuzzer
