@@ -265,8 +265,18 @@ fn from(who: usize, v: &[(usize, Said)]) -> Vec<(usize, Said)> {
     v.iter().filter(|(w, _)| *w == who).cloned().collect()
 }
 
+/// How much of its share a client may be missing at the end.
+#[derive(Debug, Clone, Copy)]
+struct Owed {
+    /// Only a prefix of what came before the server first held the room (`n` is loose).
+    head_prefix: bool,
+    /// Only a prefix, per sender, of what came after (`n` is loose, or the server stopped
+    /// after it held the room: lines still waiting in their senders' sockets were never read).
+    tail_prefix: bool,
+}
+
 /// Compares what client `n` heard with its share, with the relaxations for `loose` clients
-/// (stopped reading, or reset by the network); `prefix`: `n` itself is such a client.
+/// (stopped reading, or reset by the network) and what `owed` allows.
 /// `ordered`: how many items of `want` came before the server first held the room; after
 /// them, lines waited in their senders' sockets, so the order across senders is free and only
 /// each sender's own order counts.
@@ -274,9 +284,13 @@ fn compare(
     got: &[(usize, Said)],
     want: &[(usize, Said)],
     loose: &BTreeSet<usize>,
-    prefix: bool,
+    owed: Owed,
     ordered: usize,
 ) -> Result<(), String> {
+    let Owed {
+        head_prefix,
+        tail_prefix,
+    } = owed;
     let strict = |v: &[(usize, Said)]| -> Vec<(usize, Said)> {
         v.iter()
             .filter(|(w, _)| !loose.contains(w))
@@ -286,13 +300,17 @@ fn compare(
     let (head, tail) = want.split_at(ordered.min(want.len()));
     let (g, head, tail) = (strict(got), strict(head), strict(tail));
     let cut = g.len().min(head.len());
-    if g[..cut] != head[..cut] || (!prefix && cut < head.len()) {
+    if g[..cut] != head[..cut] || (!head_prefix && cut < head.len()) {
         return Err(first_difference(&g, &[head, tail].concat()));
     }
     let senders: BTreeSet<usize> = (g[cut..].iter().chain(&tail)).map(|(w, _)| *w).collect();
     for who in senders {
         let (g, w) = (from(who, &g[cut..]), from(who, &tail));
-        let ok = if prefix { w.starts_with(&g) } else { g == w };
+        let ok = if tail_prefix {
+            w.starts_with(&g)
+        } else {
+            g == w
+        };
         if !ok {
             let held = if ordered < want.len() {
                 "(after the room was held, per sender) "
@@ -428,18 +446,22 @@ pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Re
     let after_hold =
         |at: Option<usize>| at.is_some_and(|at| o.first_held_step.is_some_and(|h| at >= h));
     // The server went away after it had held the room: lines still waiting in their senders'
-    // sockets then were never read, so everyone is owed a prefix from the hold on.
+    // sockets then were never read, so everyone is owed a prefix from the hold on (and all of
+    // what came before it).
     let stop = steps.iter().position(|s| matches!(s, Step::StopServer));
     let stopped_after_hold = after_hold(stop);
     for (n, (got, want)) in got.iter().zip(want).enumerate() {
         let late = o.clients.get(n).is_some_and(|c| c.joined_while_held);
-        let owed_prefix = loose.contains(&n) || stopped_after_hold;
-        let verdict = if after_hold(model.cut_off_at[n]) || (late && owed_prefix) {
+        let owed = Owed {
+            head_prefix: loose.contains(&n),
+            tail_prefix: loose.contains(&n) || stopped_after_hold,
+        };
+        let verdict = if after_hold(model.cut_off_at[n]) || (late && owed.tail_prefix) {
             compare_within(n, got, &model.said, &loose)
         } else if late {
             compare_late(n, got, want, clients, &loose)
         } else {
-            compare(got, want, &loose, owed_prefix, ordered[n])
+            compare(got, want, &loose, owed, ordered[n])
         };
         verdict.map_err(|e| format!("c{} {e}\n{}", n + 1, o.transcript))?;
     }

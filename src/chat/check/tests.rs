@@ -340,3 +340,33 @@ fn lines_outside_the_protocol_fail_but_the_servers_answers_do_not() {
     let got = heard(&outcome(&[&answers, &[]]), 2).expect("the server's answers pass");
     assert!(got.iter().all(Vec::is_empty), "{got:?}");
 }
+
+/// Once the server stops after holding the room, only what came after the hold may be cut
+/// short: a reader that misses a line from before the hold fails (issue 16's tightening), one
+/// that misses only what came after passes.
+#[test]
+fn a_server_stopped_after_a_hold_still_owes_what_came_before_it() {
+    let steps = [
+        Step::Join(0),
+        Step::Join(1),
+        Step::Say(0, b"a".to_vec()),
+        Step::Say(0, b"b".to_vec()),
+        Step::Say(0, b"c".to_vec()),
+        Step::StopServer,
+    ];
+    let held_at_c = |heard: &[String]| {
+        let mut o = outcome(&[&[said(1, "entered room")], heard]);
+        o.first_held_step = Some(4);
+        check(&steps, &o, 2, &Limits::default())
+    };
+    let before_hold = [said(0, "say: a"), said(0, "say: b")];
+    assert!(
+        held_at_c(&before_hold).is_ok(),
+        "c, after the hold, may be lost"
+    );
+    let missing_b = held_at_c(&before_hold[..1]).expect_err("b came before the hold");
+    assert!(
+        missing_b.starts_with("c2 heard 1 items but should have heard 3"),
+        "{missing_b}"
+    );
+}
