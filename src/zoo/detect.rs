@@ -1,10 +1,13 @@
 //! The suite's detectors, as the zoo runs them: each searches, within a budget, for a session
 //! in which the chat properties fail, and returns the first counterexample it finds.
 //!
-//! Four classes, cheapest first:
-//! - [`Class::Faithful`]: targeted schedules in the faithful simulator (exactly what Linux
-//!   loopback does; clients interleaved at syscall granularity in the fixed fair order), on
-//!   every backend and mode, plus the chat client's own property;
+//! Five classes, cheapest first:
+//! - [`Class::Generic`]: schedules in the faithful simulator (exactly what Linux loopback
+//!   does; clients interleaved at syscall granularity in the fixed fair order), on every
+//!   backend and mode, written for no one bug: conversations, bursts, long lines, slow and
+//!   paused readers, a crowd;
+//! - [`Class::Targeted`]: faithful schedules written after a specific bug was missed (each
+//!   names it), plus the chat client's own property: regression coverage, not blind detection;
 //! - [`Class::Adversary`]: random schedules under the seeded lawful adversary (short I/O,
 //!   EINTR, spurious wakeups, partial waits, network resets, peers held back);
 //! - [`Class::Fuzzer`]: random inputs to the `chat_adversary` fuzz target's logic, whose bytes
@@ -18,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
-use super::Bugs;
+use super::{Bug, Bugs};
 use crate::addr::{Family, SockAddr, SockType};
 use crate::chat::check::{self, EVENTS_PER_STEP_BOUND};
 use crate::chat::client::{ChatClientApp, Ending};
@@ -37,8 +40,10 @@ use crate::sim::decide::{Adversity, Decider, SplitMix64};
 /// A class of detector (the columns of the README's table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Class {
-    /// Targeted schedules in the faithful simulator.
-    Faithful,
+    /// Faithful schedules written for no one bug.
+    Generic,
+    /// Faithful schedules written after a specific bug was missed.
+    Targeted,
     /// Random schedules under the seeded lawful adversary.
     Adversary,
     /// Random inputs to the `chat_adversary` fuzz target's logic.
@@ -49,8 +54,9 @@ pub enum Class {
 
 impl Class {
     /// Every class, cheapest first.
-    pub const ALL: [Class; 4] = [
-        Class::Faithful,
+    pub const ALL: [Class; 5] = [
+        Class::Generic,
+        Class::Targeted,
         Class::Adversary,
         Class::Fuzzer,
         Class::RealLoad,
@@ -59,7 +65,8 @@ impl Class {
     /// The class's name in reports.
     pub fn name(self) -> &'static str {
         match self {
-            Class::Faithful => "faithful",
+            Class::Generic => "generic",
+            Class::Targeted => "targeted",
             Class::Adversary => "adversary",
             Class::Fuzzer => "fuzzer",
             Class::RealLoad => "real-load",
@@ -258,17 +265,17 @@ fn say(n: usize, text: &str) -> Step {
     Step::Say(n, text.as_bytes().to_vec())
 }
 
-/// A targeted schedule: the room's limits, the steps, and whether it needs edge triggering
-/// to matter (it is run on that mode only: it is long).
-type Targeted = (Limits, Vec<Step>, bool);
+/// A faithful schedule: the room's limits, the steps, whether it needs edge triggering to
+/// matter (it is run on that mode only: it is long), and the bug it was written after, if it
+/// was written for one.
+type Schedule = (Limits, Vec<Step>, bool, Option<Bug>);
 
-/// The faithful detector's schedules, each aimed at a family of mistakes, in the order they
-/// run.
-fn targeted() -> Vec<Targeted> {
+/// The faithful detectors' schedules, in the order they run.
+fn schedules() -> Vec<Schedule> {
     vec![
         big_queue(),
         twice_slow(),
-        (Limits::default(), paused(), ANY_MODE),
+        (Limits::default(), paused(), ANY_MODE, None),
         paused_twice(),
         conversation(),
         (
@@ -279,6 +286,7 @@ fn targeted() -> Vec<Targeted> {
                 Step::Raw(0, b"a\n".repeat(BURST_LINES)),
             ],
             ANY_MODE,
+            None,
         ),
         over_long(),
         slow_reader(),
@@ -286,12 +294,13 @@ fn targeted() -> Vec<Targeted> {
             Limits::default(),
             vec![Step::Crowd(6), say(0, "is everyone here?"), say(5, "yes")],
             ANY_MODE,
+            None,
         ),
     ]
 }
 
 /// A short conversation with a two-line write, an exit, a reset and a late joiner.
-fn conversation() -> Targeted {
+fn conversation() -> Schedule {
     let steps = vec![
         Step::Join(0),
         Step::Join(1),
@@ -308,11 +317,11 @@ fn conversation() -> Targeted {
         say(3, "hello?"),
         say(0, "hi c4"),
     ];
-    (Limits::default(), steps, ANY_MODE)
+    (Limits::default(), steps, ANY_MODE, None)
 }
 
 /// A line over the limit, and the others carrying on.
-fn over_long() -> Targeted {
+fn over_long() -> Schedule {
     let long = Limits {
         max_line_bytes: 64,
         ..Limits::default()
@@ -325,11 +334,11 @@ fn over_long() -> Targeted {
         say(1, "still here"),
         say(2, "me too"),
     ];
-    (long, steps, ANY_MODE)
+    (long, steps, ANY_MODE, None)
 }
 
 /// A reader that stops for good while the others talk past a small cap.
-fn slow_reader() -> Targeted {
+fn slow_reader() -> Schedule {
     let small_cap = Limits {
         outbound_cap_bytes: 4096,
         ..Limits::default()
@@ -341,7 +350,7 @@ fn slow_reader() -> Targeted {
         Step::StopReading(2),
     ];
     steps.extend((0..400).map(|i| say(i % 2, "a line for a slow reader, over and over")));
-    (small_cap, steps, ANY_MODE)
+    (small_cap, steps, ANY_MODE, None)
 }
 
 /// A reader stops long enough for its socket to fill (EAGAIN mid-line), types meanwhile, and
@@ -360,18 +369,18 @@ fn paused() -> Vec<Step> {
 }
 
 /// [`paused`] twice: what the first round did to the registration shows in the second.
-fn paused_twice() -> Targeted {
+fn paused_twice() -> Schedule {
     let mut steps = paused();
     steps.extend([
         Step::Pause(1),
         Step::Raw(2, b"cc\n".repeat(PAUSE_LINES)),
         Step::Resume(1),
     ]);
-    (Limits::default(), steps, ANY_MODE)
+    (Limits::default(), steps, ANY_MODE, None)
 }
 
 /// Briefly slow twice, the timeout apart: the soft limit's clock must restart in between.
-fn twice_slow() -> Targeted {
+fn twice_slow() -> Schedule {
     let soft = Limits {
         outbound_soft_bytes: 8 * 1024,
         ..Limits::default()
@@ -385,12 +394,12 @@ fn twice_slow() -> Targeted {
             Step::Sleep(soft.slow_consumer_timeout + Duration::from_secs(1)),
         ]);
     }
-    (soft, steps, ANY_MODE)
+    (soft, steps, ANY_MODE, Some(Bug::SoftLimitTimerNotReset))
 }
 
 /// More lines queued for one reader than a flush's send budget moves while the reader drains
 /// as fast as the server sends: an interactive client's lines, each read alone.
-fn big_queue() -> Targeted {
+fn big_queue() -> Schedule {
     let roomy = Limits {
         outbound_soft_bytes: 64 << 20,
         outbound_cap_bytes: 64 << 20,
@@ -403,7 +412,7 @@ fn big_queue() -> Targeted {
         Step::Drip(0, b"a\n".repeat(BIG_QUEUE_LINES)),
         Step::Resume(1),
     ];
-    (roomy, steps, EDGE_ONLY)
+    (roomy, steps, EDGE_ONLY, Some(Bug::EtWriteQuantumNoRearm))
 }
 
 /// More clients than descriptors: only "no busy loop, never blocks" is judged.
@@ -423,22 +432,29 @@ fn fd_exhaustion(backend: Backend, mode: Mode) -> Case {
     case
 }
 
-/// The faithful simulator: the targeted schedules on every backend and mode, then the chat
+/// The faithful simulator: the schedules of `class` ([`Class::Generic`] or
+/// [`Class::Targeted`]) on every backend and mode; the targeted ones end with the chat
 /// client's own property.
-pub fn faithful(bugs: Bugs, budget: Budget) -> Option<Caught> {
+pub fn faithful(bugs: Bugs, budget: Budget, class: Class) -> Option<Caught> {
+    let targeted = class == Class::Targeted;
     let mut cases = 0;
     for (backend, mode) in BACKEND_MODES {
-        let mut all: Vec<Case> = targeted()
+        let mut all: Vec<Case> = schedules()
             .into_iter()
-            .filter(|(_, _, edge_only)| mode.edge || !edge_only)
-            .map(|(limits, steps, _)| Case::new(backend, mode, Decider::faithful(), limits, steps))
+            .filter(|(_, _, edge_only, written_for)| {
+                (mode.edge || !edge_only) && written_for.is_some() == targeted
+            })
+            .map(|(limits, steps, ..)| Case::new(backend, mode, Decider::faithful(), limits, steps))
             .collect();
-        all.push(fd_exhaustion(backend, mode));
+        if targeted {
+            // Written after the EMFILE loops (accept_emfile_spin_redis and its kin).
+            all.push(fd_exhaustion(backend, mode));
+        }
         for case in all {
             cases += 1;
             if let Err(why) = case.judge(bugs, false) {
                 return Some(Caught {
-                    class: Class::Faithful,
+                    class,
                     cases,
                     symptom: first_line(&why),
                     evidence: case.evidence(bugs, budget, why),
@@ -446,11 +462,15 @@ pub fn faithful(bugs: Bugs, budget: Budget) -> Option<Caught> {
             }
         }
     }
+    if !targeted {
+        return None;
+    }
+    // Written after seed_client_misses_server_exit.
     cases += 1;
     client_notices_server_exit(bugs)
         .err()
         .map(|evidence| Caught {
-            class: Class::Faithful,
+            class,
             cases,
             symptom: first_line(&evidence),
             evidence,

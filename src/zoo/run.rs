@@ -44,7 +44,8 @@ pub struct BugRecord {
     pub name: String,
     /// `caught`, `missed` or `false-alarm`.
     pub verdict: String,
-    /// The first class that caught it (`faithful`, `adversary`, `fuzzer`, `real-load`).
+    /// The first class that caught it (`generic`, `targeted`, `adversary`, `fuzzer`,
+    /// `real-load`).
     pub detector: Option<String>,
     /// Cases that class ran, the failing one included.
     pub cases: Option<u32>,
@@ -106,7 +107,7 @@ pub fn hunt(bug: Option<Bug>, options: &Options) -> Verdict {
             break;
         }
         let found = match class {
-            Class::Faithful => detect::faithful(bugs, options.budget),
+            Class::Generic | Class::Targeted => detect::faithful(bugs, options.budget, class),
             Class::Adversary => detect::adversary(bugs, options.budget, options.seed),
             Class::Fuzzer => detect::fuzzer(bugs, options.budget, options.seed),
             Class::RealLoad => detect::real_load(bugs),
