@@ -70,7 +70,8 @@ impl Peer {
         })
     }
 
-    /// Writes all of `bytes` by `until` (see [`write_all_by`]).
+    /// Writes all of `bytes`, giving up when `until` passes or one write stalls for
+    /// [`CONNECT_TIMEOUT`].
     pub fn send(&self, bytes: &[u8], until: Instant) -> io::Result<()> {
         write_all_by(&self.stream, bytes, until)
     }
@@ -418,7 +419,8 @@ impl Peer {
 pub struct Writer(Option<TcpStream>);
 
 impl Writer {
-    /// Writes all of `bytes` by `until` (see [`write_all_by`]).
+    /// Writes all of `bytes`, giving up when `until` passes or one write stalls for
+    /// [`CONNECT_TIMEOUT`].
     pub fn send(&self, bytes: &[u8], until: Instant) -> io::Result<()> {
         match &self.0 {
             Some(s) => write_all_by(s, bytes, until),
