@@ -68,6 +68,21 @@ struct Model {
     /// The step at which the server disconnected each client for an over-long line, if it did.
     cut_off_at: Vec<Option<usize>>,
     members: Vec<Member>,
+    last_line: LastLine,
+}
+
+/// The text of the last line made, kept to share with the next if it says the same (a burst
+/// repeats one line thousands of times: one allocation instead of thousands).
+#[derive(Default)]
+struct LastLine(Option<Rc<[u8]>>);
+
+impl LastLine {
+    fn get(&mut self, text: &[u8]) -> Rc<[u8]> {
+        match &self.0 {
+            Some(last) if **last == *text => Rc::clone(last),
+            _ => Rc::clone(self.0.insert(text.into())),
+        }
+    }
 }
 
 /// What each client should have heard: (client number, what was said), in order.
@@ -83,6 +98,7 @@ fn model(steps: &[Step], clients: usize, limits: &Limits) -> Model {
         said: vec![Vec::new(); clients],
         cut_off_at: vec![None; clients],
         members: vec![Member::default(); clients],
+        last_line: LastLine::default(),
     };
     let max = limits.max_line_bytes;
     let mut server_up = true;
@@ -180,8 +196,8 @@ impl Model {
             }
             pending.extend_from_slice(text);
             if end.is_some() && !pending.is_empty() {
-                let line: Rc<[u8]> = pending.as_slice().into();
-                pending.clear();
+                let line = self.last_line.get(pending);
+                self.members[n].pending.clear();
                 self.tell_others(n, Said::Line(line));
             }
             rest = after;
@@ -205,6 +221,7 @@ pub fn heard(o: &Outcome, clients: usize) -> Result<Heard, String> {
             .copied()
             .ok_or_else(|| format!("c{} heard an unknown client: {line:?}", m + 1))
     };
+    let mut shared = LastLine::default();
     let mut all = Vec::with_capacity(clients);
     for m in 0..clients {
         let mut said = Vec::new();
@@ -221,7 +238,7 @@ pub fn heard(o: &Outcome, clients: usize) -> Result<Heard, String> {
                 ));
             };
             let said_what = match notice.what {
-                What::Say(text) => Said::Line(text.into()),
+                What::Say(text) => Said::Line(shared.get(text)),
                 What::Entered => Said::Entered,
                 What::Left => Said::Left,
             };
