@@ -318,9 +318,10 @@ pub const CHAT_FUZZ_SCRIPT_BYTES: usize = 256;
 /// SO_RCVBUF of a `chat_adversary` client (the kernel doubles it): a small window, so the
 /// server's sends run short and into EAGAIN after a few hundred lines, not thousands.
 pub const CHAT_FUZZ_CLIENT_RCVBUF_BYTES: i32 = 4096;
-/// Most lines in one `chat_adversary` burst: past a client's window and the server's send
-/// buffer (about 24 KiB together, a line of a burst being some 45 bytes) with room to spare.
-pub const CHAT_FUZZ_MAX_BURST_LINES: usize = 1 + 255 * 4;
+/// Lines a `chat_adversary` burst grows by per unit of its size byte: the largest burst,
+/// 1 021 lines, is past a client's window and the server's send buffer (about 24 KiB
+/// together, a line of a burst being some 45 bytes) with room to spare.
+pub const CHAT_FUZZ_BURST_STEP_LINES: usize = 4;
 
 /// The kinds of choice the fuzzer's bytes make in a chat session: everything that loses
 /// nothing (short reads and writes, EINTR, spurious wakeups, partial waits, which client runs
@@ -349,8 +350,7 @@ fn arbitrary_step(u: &mut Unstructured<'_>) -> arbitrary::Result<Step> {
         12 => Step::Resume(n),
         13 => {
             // A burst: more lines than one flush sends, so partial sends and EAGAIN happen.
-            let lines = 1 + usize::from(u.arbitrary::<u8>()?) * 4;
-            debug_assert!(lines <= CHAT_FUZZ_MAX_BURST_LINES);
+            let lines = 1 + usize::from(u.arbitrary::<u8>()?) * CHAT_FUZZ_BURST_STEP_LINES;
             Step::Raw(n, b"z\n".repeat(lines))
         }
         _ => Step::Sleep(std::time::Duration::from_millis(u64::from(

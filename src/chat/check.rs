@@ -28,7 +28,7 @@ use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use super::protocol::{self, What};
-use super::server::{Limits, SERVER_FULL_LINE};
+use super::server::{LINE_TOO_LONG_PREFIX, Limits, SERVER_FULL_LINE};
 use super::session::{Outcome, Step};
 
 /// What a client can hear about another.
@@ -252,7 +252,7 @@ pub fn heard(o: &Outcome, clients: usize) -> Result<Heard, String> {
 /// The lines the server says to one client about itself, outside the room's protocol: the
 /// refusal of an over-long line, and a full room's answer.
 fn is_server_notice(line: &[u8]) -> bool {
-    line.starts_with(b"error: line longer than ")
+    line.starts_with(LINE_TOO_LONG_PREFIX.as_bytes())
         || Some(line) == SERVER_FULL_LINE.strip_suffix(b"\n")
 }
 

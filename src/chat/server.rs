@@ -80,6 +80,9 @@ impl Limits {
 /// What the server sends a client that came one too many.
 pub const SERVER_FULL_LINE: &[u8] = b"server full\n";
 
+/// How the line the server sends a client whose line was too long begins (the limit follows).
+pub const LINE_TOO_LONG_PREFIX: &str = "error: line longer than ";
+
 /// Why a client left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Departure {
@@ -252,7 +255,7 @@ impl ChatServer {
             let max = e.max_line_bytes;
             client.leaving = true;
             client.out.push(Rc::from(
-                format!("error: line longer than {max} bytes; disconnecting\n").into_bytes(),
+                format!("{LINE_TOO_LONG_PREFIX}{max} bytes; disconnecting\n").into_bytes(),
             ));
             self.log(format!("{peer} disconnected: line longer than {max} bytes"));
             self.mark_dirty(id);
