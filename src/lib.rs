@@ -28,6 +28,8 @@
 //!    - [`scenario`]: scenario scripts (format v1) on either transport.
 //!    - [`diff`]: the readiness differential runner.
 //!    - [`proxy`]: `selectlab proxy`, the lawful adversary on real TCP traffic.
+//!    - [`guest`]: other people's unmodified programs on the simulator, through the preloaded
+//!      shim (`shim/`, the project's only `unsafe` code; its messages in `wire/`).
 //! 6. The reference programs: [`chat`] — the seed's chat room (sans-IO server, its I/O on the
 //!    reactor, the client, scripted sessions and their properties).
 //! 7. The seed's other programs and the fuzz targets' logic: [`programs`] (good-bye TCP, UDP
@@ -50,6 +52,7 @@ pub mod cli;
 pub mod diff;
 pub mod error;
 pub mod fuzzing;
+pub mod guest;
 pub mod json;
 pub mod kernel;
 pub mod pairs;

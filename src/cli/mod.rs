@@ -13,6 +13,7 @@ mod load;
 mod proxy;
 mod roles;
 mod scenario;
+mod sim;
 mod zoo;
 
 use std::io::Write;
@@ -78,6 +79,10 @@ enum Command {
     Proxy(proxy::ProxyArgs),
     /// Run scenario scripts (format v1) on the kernel, the simulator, or both.
     Scenario(scenario::ScenarioArgs),
+    /// Run someone else's unmodified program (Python, C, anything dynamically linked) inside
+    /// the simulator: its socket, readiness and clock calls go to the simulator through a
+    /// preloaded shim; exit 0 when it exited with 0 or its clients heard everything.
+    Sim(sim::SimArgs),
 }
 
 /// Parses the command line and runs the subcommand; its exit status.
@@ -95,6 +100,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => args.run(&mut out),
         Command::Proxy(args) => args.run(&mut out),
         Command::Scenario(args) => args.run(&mut out),
+        Command::Sim(args) => args.run(&mut out),
     };
     let _ = out.flush();
     status

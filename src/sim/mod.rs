@@ -70,6 +70,10 @@ pub struct SimConfig {
     pub fd_limit: usize,
     /// Whether calls are recorded in the transcript.
     pub transcript: bool,
+    /// Lowest descriptor number a peer's new descriptors take. A guest program's own numbers
+    /// come from its real descriptor table ([`Sim::place_next_fds`]); its peers' start high
+    /// enough not to take one of them.
+    pub peer_fd_min: i32,
 }
 
 impl Default for SimConfig {
@@ -87,6 +91,7 @@ impl Default for SimConfig {
             privileged: false,
             fd_limit: 65_536,
             transcript: true,
+            peer_fd_min: state::FIRST_FD,
         }
     }
 }
@@ -151,6 +156,8 @@ pub struct Sim {
     pending_choice: Option<Choice>,
     /// Who is making calls now (records carry it).
     host: Host,
+    /// Numbers the main host's next new descriptors must take ([`Sim::place_next_fds`]).
+    placed_fds: Vec<i32>,
     transcript: Transcript,
 }
 
@@ -184,6 +191,7 @@ impl Sim {
             decide,
             pending_choice: None,
             host: Host::MAIN,
+            placed_fds: Vec::new(),
             transcript,
         }
     }
@@ -228,6 +236,12 @@ impl Sim {
     pub fn ready_now(&self, fd: Fd) -> Events {
         self.file(fd)
             .map_or(Events::NVAL, |obj| self.readiness(obj))
+    }
+
+    /// The address `fd`'s socket is bound to, without a call being made or recorded: a
+    /// harness's view (where a guest program listens), like [`Sim::ready_now`].
+    pub fn local_addr(&self, fd: Fd) -> Option<crate::addr::SockAddr> {
+        self.sock(self.sock_id(fd).ok()?).local.clone()
     }
 
     /// Whether the adversary reset the connection of socket `fd` (a harness's way to tell a
@@ -305,13 +319,59 @@ impl Sim {
         self.socks.get_mut(id).expect("live socket id")
     }
 
+    /// The numbers the main host's next new descriptors take, in order, instead of the lowest
+    /// free: a guest program's real descriptor table has reserved them (see `src/guest`).
+    /// Numbers left over when its call creates fewer are dropped by [`Sim::clear_placed_fds`].
+    pub fn place_next_fds(&mut self, fds: &[Fd]) {
+        self.placed_fds = fds.iter().rev().map(|fd| fd.0).collect();
+    }
+
+    /// Forgets placed numbers the last call did not use (it failed, or made fewer).
+    pub fn clear_placed_fds(&mut self) {
+        self.placed_fds.clear();
+    }
+
     /// Opens a new descriptor for an object (EMFILE past the limit).
     fn open_fd(&mut self, object: Object) -> Result<Fd, Errno> {
         if self.fds.open() >= self.config.fd_limit {
             return Err(Errno::EMFILE);
         }
         let file = self.files.insert(File { object, refs: 1 });
-        Ok(Fd(self.fds.install(file)))
+        let fd = self.install(file, None);
+        if fd.is_err() {
+            self.files.remove(file);
+        }
+        fd
+    }
+
+    /// Gives a descriptor to a file that gained a reference (dup), dropping the reference
+    /// again if there is no number for it.
+    fn install_dup(&mut self, file: Id, min: Option<i32>) -> Result<Fd, Errno> {
+        let fd = self.install(file, min);
+        if fd.is_err() {
+            self.files.get_mut(file).expect("live file").refs -= 1;
+        }
+        fd
+    }
+
+    /// Gives `file` a descriptor: a placed number for the main host, else the lowest free one
+    /// at or above `min` (and at or above `peer_fd_min` for a peer). A placed number already
+    /// in use here is EBADF: the guest's two tables disagree (see `src/guest`).
+    fn install(&mut self, file: Id, min: Option<i32>) -> Result<Fd, Errno> {
+        if self.host == Host::MAIN
+            && let Some(fd) = self.placed_fds.pop()
+        {
+            return self.fds.install_exact(file, fd).map(Fd).ok_or(Errno::EBADF);
+        }
+        let floor = if self.host == Host::MAIN {
+            min
+        } else {
+            Some(min.unwrap_or(0).max(self.config.peer_fd_min))
+        };
+        Ok(Fd(match floor {
+            Some(min) => self.fds.install_at_least(file, min),
+            None => self.fds.install(file),
+        }))
     }
 
     fn check_fds_available(&self, n: usize) -> Result<(), Errno> {

@@ -317,6 +317,24 @@ impl FdTable {
         fd
     }
 
+    /// Installs a file at exactly `fd` (a number a guest program's real descriptor table
+    /// reserved for it); None if the number is taken here.
+    pub fn install_exact(&mut self, file: Id, fd: i32) -> Option<i32> {
+        let i = usize::try_from(fd).ok()?;
+        if self.entries.get(i).is_some_and(Option::is_some) {
+            return None;
+        }
+        while self.entries.len() <= i {
+            let n = i32::try_from(self.entries.len()).expect("descriptor numbers fit in i32");
+            self.entries.push(None);
+            self.free_below_len.insert(n);
+        }
+        self.free_below_len.remove(&fd);
+        self.entries[i] = Some(file);
+        self.open += 1;
+        Some(fd)
+    }
+
     /// Frees a descriptor, returning the file it referred to.
     pub fn remove(&mut self, fd: i32) -> Option<Id> {
         let i = usize::try_from(fd).ok()?;

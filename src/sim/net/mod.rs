@@ -80,14 +80,14 @@ impl Sim {
         }
         self.check_fds_available(1)?;
         self.files.get_mut(file).expect("live file").refs += 1;
-        Ok(Fd(self.fds.install_at_least(file, min)))
+        self.install_dup(file, Some(min))
     }
 
     pub(super) fn sim_dup(&mut self, fd: Fd) -> Result<Fd, Errno> {
         let file = self.fds.get(fd.0).ok_or(Errno::EBADF)?;
         self.check_fds_available(1)?;
         self.files.get_mut(file).expect("live file").refs += 1;
-        Ok(Fd(self.fds.install(file)))
+        self.install_dup(file, None)
     }
 
     pub(super) fn sim_recv(

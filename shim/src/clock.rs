@@ -1,0 +1,167 @@
+//! Time: the simulated program reads virtual time and sleeps in it. CPU-time clocks and the
+//! clocks of child processes stay real.
+
+use libc::{c_int, clockid_t, time_t, timespec, timeval};
+use selectlab_wire::{Op, Request};
+
+use crate::real::real;
+use crate::state::{self, Mode, forward, mode};
+
+/// Whether the simulator keeps `clock` (wall-clock and monotonic clocks, for the program
+/// selectlab runs).
+fn simulated(clock: clockid_t) -> bool {
+    mode() == Mode::Owner
+        && matches!(
+            clock,
+            libc::CLOCK_REALTIME
+                | libc::CLOCK_MONOTONIC
+                | libc::CLOCK_MONOTONIC_RAW
+                | libc::CLOCK_REALTIME_COARSE
+                | libc::CLOCK_MONOTONIC_COARSE
+                | libc::CLOCK_BOOTTIME
+        )
+}
+
+fn virtual_ns(clock: clockid_t) -> i64 {
+    forward(
+        "clock_gettime",
+        Request::new(Op::Clock, &[clock.into()]),
+        |_| {},
+    )
+}
+
+/// clock_gettime(2): virtual time on the simulated clocks.
+///
+/// # Safety
+/// `ts` must be writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn clock_gettime(clock: clockid_t, ts: *mut timespec) -> c_int {
+    if !simulated(clock) {
+        // SAFETY: the arguments are the caller's, passed on unchanged.
+        return unsafe { real!(clock_gettime: fn(clockid_t, *mut timespec) -> c_int)(clock, ts) };
+    }
+    let ns = virtual_ns(clock);
+    // SAFETY: the caller's writable timespec.
+    unsafe {
+        (*ts).tv_sec = (ns / 1_000_000_000) as time_t;
+        (*ts).tv_nsec = ns % 1_000_000_000;
+    }
+    0
+}
+
+/// gettimeofday(2): virtual wall-clock time. The obsolete time-zone argument is passed to libc.
+///
+/// # Safety
+/// `tv` must be null or writable; `tz` as for libc.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gettimeofday(tv: *mut timeval, tz: *mut libc::c_void) -> c_int {
+    if !simulated(libc::CLOCK_REALTIME) || tv.is_null() {
+        // SAFETY: the arguments are the caller's, passed on unchanged.
+        return unsafe {
+            real!(gettimeofday: fn(*mut timeval, *mut libc::c_void) -> c_int)(tv, tz)
+        };
+    }
+    let ns = virtual_ns(libc::CLOCK_REALTIME);
+    // SAFETY: the caller's writable timeval.
+    unsafe {
+        (*tv).tv_sec = (ns / 1_000_000_000) as time_t;
+        (*tv).tv_usec = (ns % 1_000_000_000) / 1_000;
+    }
+    0
+}
+
+/// time(2): virtual wall-clock seconds.
+///
+/// # Safety
+/// `out` must be null or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn time(out: *mut time_t) -> time_t {
+    if !simulated(libc::CLOCK_REALTIME) {
+        // SAFETY: the argument is the caller's, passed on unchanged.
+        return unsafe { real!(time: fn(*mut time_t) -> time_t)(out) };
+    }
+    let secs = (virtual_ns(libc::CLOCK_REALTIME) / 1_000_000_000) as time_t;
+    if !out.is_null() {
+        // SAFETY: the caller's writable time_t.
+        unsafe { *out = secs };
+    }
+    secs
+}
+
+/// Sleeps in virtual time (the program's peers run meanwhile); 0 or an errno.
+///
+/// # Safety
+/// `req` must be valid; `rem` null or writable.
+unsafe fn sleep(
+    clock: clockid_t,
+    absolute: bool,
+    req: *const timespec,
+    rem: *mut timespec,
+) -> c_int {
+    // SAFETY: the caller's timespec.
+    let t = unsafe { &*req };
+    if t.tv_sec < 0 || !(0..1_000_000_000).contains(&t.tv_nsec) {
+        return libc::EINVAL;
+    }
+    let ns = t
+        .tv_sec
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec);
+    let args = [clock.into(), i64::from(absolute), ns];
+    state::owner_or_refuse("nanosleep");
+    let reply = state::call(&Request::new(Op::Sleep, &args));
+    if !rem.is_null() && !absolute {
+        // SAFETY: the caller's writable timespec; a virtual sleep is never interrupted early.
+        unsafe {
+            *rem = timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            }
+        };
+    }
+    if reply.ret < 0 { reply.errno } else { 0 }
+}
+
+/// nanosleep(2): a virtual sleep on the monotonic clock.
+///
+/// # Safety
+/// `req` must be valid; `rem` null or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nanosleep(req: *const timespec, rem: *mut timespec) -> c_int {
+    if !simulated(libc::CLOCK_MONOTONIC) {
+        // SAFETY: the arguments are the caller's, passed on unchanged.
+        return unsafe { real!(nanosleep: fn(*const timespec, *mut timespec) -> c_int)(req, rem) };
+    }
+    // SAFETY: the caller's promises, passed on.
+    match unsafe { sleep(libc::CLOCK_MONOTONIC, false, req, rem) } {
+        0 => 0,
+        e => {
+            state::set_errno(e);
+            -1
+        }
+    }
+}
+
+/// clock_nanosleep(2): a virtual sleep, relative or until an absolute time (TIMER_ABSTIME).
+/// Returns the error number, as clock_nanosleep does.
+///
+/// # Safety
+/// `req` must be valid; `rem` null or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn clock_nanosleep(
+    clock: clockid_t,
+    flags: c_int,
+    req: *const timespec,
+    rem: *mut timespec,
+) -> c_int {
+    if !simulated(clock) {
+        // SAFETY: the arguments are the caller's, passed on unchanged.
+        return unsafe {
+            real!(clock_nanosleep: fn(clockid_t, c_int, *const timespec, *mut timespec) -> c_int)(
+                clock, flags, req, rem,
+            )
+        };
+    }
+    // SAFETY: the caller's promises, passed on.
+    unsafe { sleep(clock, flags & libc::TIMER_ABSTIME != 0, req, rem) }
+}

@@ -1,0 +1,279 @@
+//! Who may use the simulator, which descriptors are simulated, and the channel to selectlab.
+//!
+//! Every simulated descriptor has a *placeholder* in the real descriptor table: an `O_PATH`
+//! open of `/dev/null`. The real kernel then hands out the lowest free number for it, exactly
+//! the number Linux would give the socket, and files the program opens later never collide
+//! with a simulated socket. A call that bypasses the shim and reaches the placeholder fails
+//! (EBADF, ENOTSOCK) instead of touching the network.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, AtomicU8, AtomicU64, Ordering::Relaxed};
+
+use selectlab_wire::{MAX_MESSAGE_BYTES, Op, Reply, Request};
+
+/// How this process relates to the simulator.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Mode {
+    /// Loaded outside selectlab (no channel): every call goes to the real kernel.
+    Dormant = 0,
+    /// The program selectlab started (or what it exec'd into): calls go to the simulator.
+    Owner = 1,
+    /// A process the program started: it must not use the network at all.
+    Descendant = 2,
+}
+
+static MODE: AtomicU8 = AtomicU8::new(Mode::Dormant as u8);
+static OWNER_PID: AtomicI32 = AtomicI32::new(0);
+static OWNER_TID: AtomicI32 = AtomicI32::new(0);
+static CHANNEL_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// Descriptors above this are never simulated (a placeholder there is refused).
+pub(crate) const MAX_SIM_FD: i32 = 65_535;
+
+/// One bit per descriptor number: set while the number is a simulated descriptor.
+static SIM_FDS: [AtomicU64; (MAX_SIM_FD as usize + 1) / 64] =
+    [const { AtomicU64::new(0) }; (MAX_SIM_FD as usize + 1) / 64];
+
+pub(crate) fn mode() -> Mode {
+    match MODE.load(Relaxed) {
+        1 => Mode::Owner,
+        2 => Mode::Descendant,
+        _ => Mode::Dormant,
+    }
+}
+
+pub(crate) fn set_owner(pid: i32, tid: i32, channel: i32) {
+    OWNER_PID.store(pid, Relaxed);
+    OWNER_TID.store(tid, Relaxed);
+    CHANNEL_FD.store(channel, Relaxed);
+    MODE.store(Mode::Owner as u8, Relaxed);
+}
+
+pub(crate) fn set_descendant(channel: i32) {
+    CHANNEL_FD.store(channel, Relaxed);
+    MODE.store(Mode::Descendant as u8, Relaxed);
+}
+
+pub(crate) fn channel_fd() -> i32 {
+    CHANNEL_FD.load(Relaxed)
+}
+
+/// Whether `fd` is a simulated descriptor.
+pub(crate) fn is_sim(fd: i32) -> bool {
+    (0..=MAX_SIM_FD).contains(&fd)
+        && SIM_FDS[fd as usize / 64].load(Relaxed) & (1 << (fd % 64)) != 0
+}
+
+fn mark(fd: i32, on: bool) {
+    let bit = 1u64 << (fd % 64);
+    if on {
+        SIM_FDS[fd as usize / 64].fetch_or(bit, Relaxed);
+    } else {
+        SIM_FDS[fd as usize / 64].fetch_and(!bit, Relaxed);
+    }
+}
+
+/// Sets the calling thread's errno.
+pub(crate) fn set_errno(e: i32) {
+    // SAFETY: __errno_location returns the calling thread's errno slot, valid for the thread's
+    // lifetime.
+    unsafe { *libc::__errno_location() = e };
+}
+
+/// Writes `msg` to the real standard error (raw syscall: no shim, no buffering).
+fn say(msg: &str) {
+    let line = format!("selectlab shim: {msg}\n");
+    // SAFETY: the pointer and length describe `line`, alive for the call.
+    unsafe { libc::syscall(libc::SYS_write, 2, line.as_ptr(), line.len()) };
+}
+
+/// The shim cannot go on (its own trouble, not the program's): says why and exits.
+pub(crate) fn die(msg: &str) -> ! {
+    say(msg);
+    // SAFETY: _exit ends the process at once; nothing of ours needs unwinding.
+    unsafe { libc::_exit(125) }
+}
+
+/// Refuses to run the program further, because what it did cannot be simulated faithfully:
+/// tells selectlab why (if the channel is there) and exits.
+pub(crate) fn refuse(why: &str) -> ! {
+    say(&format!("refused: {why}"));
+    let mut msg = Vec::new();
+    Request::new(Op::Refuse, &[])
+        .with_data(why.as_bytes().to_vec())
+        .encode(&mut msg);
+    let fd = channel_fd();
+    if fd >= 0 {
+        // SAFETY: the pointer and length describe `msg`; a failed send changes nothing here.
+        unsafe { libc::syscall(libc::SYS_sendto, fd, msg.as_ptr(), msg.len(), 0, 0, 0) };
+    }
+    // SAFETY: as in `die`.
+    unsafe { libc::_exit(125) }
+}
+
+fn pid_tid() -> (i32, i32) {
+    // SAFETY: getpid and gettid take no arguments and cannot fail.
+    unsafe {
+        (
+            libc::syscall(libc::SYS_getpid) as i32,
+            libc::syscall(libc::SYS_gettid) as i32,
+        )
+    }
+}
+
+/// Whether the caller is the program selectlab runs, on its one thread. A simulated
+/// descriptor used from anywhere else is refused: a second thread or a forked child would make
+/// the run depend on the real scheduler.
+pub(crate) fn owner_or_refuse(what: &str) {
+    let (pid, tid) = pid_tid();
+    match mode() {
+        Mode::Owner if pid != OWNER_PID.load(Relaxed) => refuse(&format!(
+            "a forked child (pid {pid}) called {what}; only the program selectlab started runs \
+             in the simulator"
+        )),
+        Mode::Owner if tid != OWNER_TID.load(Relaxed) => refuse(&format!(
+            "a second thread (tid {tid}) called {what}; a simulated program must be \
+             single-threaded, or its run would depend on the real scheduler"
+        )),
+        Mode::Descendant => refuse(&format!(
+            "a child process (pid {pid}) called {what}; only the program selectlab started \
+             runs in the simulator"
+        )),
+        _ => {}
+    }
+}
+
+/// Whether calls of the caller go to the simulator: the owner's do (after the checks of
+/// [`owner_or_refuse`]); a descendant's socket calls are refused there too.
+pub(crate) fn simulated_process() -> bool {
+    mode() != Mode::Dormant
+}
+
+/// The channel's buffer, reused by every call (calls come from one thread).
+static BUFFER: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// Sends `req` to selectlab and waits for its reply.
+pub(crate) fn call(req: &Request) -> Reply {
+    let fd = channel_fd();
+    let mut buf = BUFFER.lock().unwrap_or_else(|e| e.into_inner());
+    buf.clear();
+    req.encode(&mut buf);
+    // SAFETY: the pointer and length describe `buf`.
+    let sent = unsafe { libc::syscall(libc::SYS_sendto, fd, buf.as_ptr(), buf.len(), 0, 0, 0) };
+    if sent < 0 {
+        die("lost the channel to selectlab");
+    }
+    buf.resize(MAX_MESSAGE_BYTES, 0);
+    let got = loop {
+        // SAFETY: the pointer and capacity describe `buf`, which the kernel fills.
+        let n =
+            unsafe { libc::syscall(libc::SYS_recvfrom, fd, buf.as_mut_ptr(), buf.len(), 0, 0, 0) };
+        // SAFETY: reads this thread's errno.
+        if n < 0 && unsafe { *libc::__errno_location() } == libc::EINTR {
+            continue;
+        }
+        break n;
+    };
+    if got <= 0 {
+        // selectlab ended the run (it kills the program too); nothing more to do.
+        // SAFETY: as in `die`.
+        unsafe { libc::_exit(125) }
+    }
+    match Reply::decode(&buf[..got as usize]) {
+        Ok(reply) => reply,
+        Err(e) => die(&format!("selectlab's reply did not decode: {e}")),
+    }
+}
+
+/// Forwards a call on the owner's behalf and turns the reply into the C convention: the result,
+/// or -1 with errno set. The reply's data is handed to `data`.
+pub(crate) fn forward(what: &str, req: Request, data: impl FnOnce(&[u8])) -> i64 {
+    owner_or_refuse(what);
+    let reply = call(&req);
+    if reply.ret < 0 {
+        set_errno(reply.errno);
+        return -1;
+    }
+    data(&reply.data);
+    reply.ret
+}
+
+/// Reserves a real descriptor number for a new simulated one: the lowest free (or the lowest
+/// free ≥ `min`).
+pub(crate) fn reserve(min: Option<i32>) -> Result<i32, i32> {
+    // SAFETY: the path is a NUL-terminated constant; the flags ask for a descriptor that
+    // refers to nothing readable or writable.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            c"/dev/null".as_ptr(),
+            libc::O_PATH | libc::O_CLOEXEC,
+        )
+    } as i32;
+    if fd < 0 {
+        // SAFETY: reads this thread's errno.
+        return Err(unsafe { *libc::__errno_location() });
+    }
+    let fd = match min {
+        Some(min) if fd < min => {
+            // SAFETY: fd is ours; F_DUPFD_CLOEXEC with an integer argument.
+            let moved = unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_DUPFD_CLOEXEC, min) };
+            close_real(fd);
+            if moved < 0 {
+                // SAFETY: reads this thread's errno.
+                return Err(unsafe { *libc::__errno_location() });
+            }
+            moved as i32
+        }
+        _ => fd,
+    };
+    if fd > MAX_SIM_FD {
+        close_real(fd);
+        refuse(&format!(
+            "descriptor {fd} is past the simulated range (0..={MAX_SIM_FD})"
+        ));
+    }
+    Ok(fd)
+}
+
+/// Makes `fd` (a number the program chose, as for dup2) a placeholder.
+pub(crate) fn reserve_at(fd: i32) -> Result<(), i32> {
+    if !(0..=MAX_SIM_FD).contains(&fd) {
+        return Err(libc::EBADF);
+    }
+    let placeholder = reserve(None)?;
+    if placeholder != fd {
+        // SAFETY: both descriptors are valid numbers; dup3 replaces whatever `fd` was.
+        let r = unsafe { libc::syscall(libc::SYS_dup3, placeholder, fd, libc::O_CLOEXEC) };
+        close_real(placeholder);
+        if r < 0 {
+            // SAFETY: reads this thread's errno.
+            return Err(unsafe { *libc::__errno_location() });
+        }
+    }
+    Ok(())
+}
+
+/// Closes a real descriptor (a placeholder) without the shim.
+pub(crate) fn close_real(fd: i32) {
+    // SAFETY: closing a descriptor number has no memory effects.
+    unsafe { libc::syscall(libc::SYS_close, fd) };
+}
+
+/// A placeholder became a simulated descriptor.
+pub(crate) fn adopt(fd: i32) {
+    mark(fd, true);
+}
+
+/// A simulated descriptor is gone: free its number.
+pub(crate) fn release(fd: i32) {
+    mark(fd, false);
+    close_real(fd);
+}
+
+/// Forgets that `fd` is simulated without closing it (dup2 replaced it).
+pub(crate) fn forget(fd: i32) {
+    mark(fd, false);
+}

@@ -1,0 +1,89 @@
+//! `selectlab sim -- CMD ARGS...`: runs someone else's unmodified program inside the simulator.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::guest::{self, End, GuestConfig, GuestReport};
+
+#[derive(clap::Args)]
+pub(super) struct SimArgs {
+    /// The lawful adversary's seed (with --adversary).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Let the seeded lawful adversary act on the program's calls: short reads and writes,
+    /// EINTR, spurious and partial wake-ups, resets, EMFILE.
+    #[arg(long)]
+    adversary: bool,
+    /// Simulated chat clients that connect once the program listens.
+    #[arg(long, default_value_t = 0)]
+    clients: usize,
+    /// Lines each client says.
+    #[arg(long, default_value_t = 10)]
+    lines: usize,
+    /// Write every simulated call to this file (the transcript format).
+    #[arg(long)]
+    transcript: Option<PathBuf>,
+    /// Stop after this much virtual time.
+    #[arg(long = "run-for-s", default_value = "60", value_parser = super::parse_secs)]
+    run_for: Duration,
+    /// The program and its arguments.
+    #[arg(last = true, required = true)]
+    command: Vec<OsString>,
+}
+
+impl SimArgs {
+    pub(super) fn run(self, out: &mut dyn Write) -> ExitCode {
+        let config = GuestConfig {
+            command: self.command,
+            seed: self.seed,
+            adversary: self.adversary,
+            clients: self.clients,
+            lines: self.lines,
+            run_for: self.run_for,
+        };
+        let report = match guest::run(&config) {
+            Ok(report) => report,
+            Err(e) => return super::cannot_run("sim", e),
+        };
+        if let Some(path) = &self.transcript
+            && let Err(e) = std::fs::write(path, &report.transcript)
+        {
+            return super::cannot_run("sim", format!("writing {}: {e}", path.display()));
+        }
+        let _ = writeln!(out, "{}", summary(&report));
+        match &report.end {
+            End::Refused(why) => super::cannot_run("sim", format!("refused: {why}")),
+            End::Exited(0) | End::Delivered => ExitCode::SUCCESS,
+            End::Stopped(_) if report.delivery.as_ref().is_none_or(|d| d.complete()) => {
+                ExitCode::SUCCESS
+            }
+            _ => ExitCode::from(1),
+        }
+    }
+}
+
+/// The report's lines: how the run ended, its size, and the delivery.
+fn summary(report: &GuestReport) -> String {
+    let end = match &report.end {
+        End::Exited(code) => format!("the program exited with status {code}"),
+        End::Delivered => {
+            "every client heard every line; selectlab stopped the program".to_string()
+        }
+        End::Stopped(why) => format!("selectlab stopped the program: {why}"),
+        End::Refused(why) => format!("refused: {why}"),
+    };
+    let mut text = format!(
+        "sim: {end}\nsim: {} calls in {:.3} s of virtual time",
+        report.calls,
+        report.virtual_time.as_secs_f64()
+    );
+    if let Some(d) = &report.delivery {
+        let heard: usize = d.heard.iter().sum();
+        let owed = d.owed_each * d.heard.len();
+        text.push_str(&format!("\nsim: delivered {heard} of {owed} lines"));
+    }
+    text
+}

@@ -1,0 +1,250 @@
+//! A guest's waits and clocks answered on the simulator: poll, select and epoll with Linux's
+//! bit layouts, virtual clocks, and sleeps during which the peers run.
+
+use nix::errno::Errno;
+use nix::libc;
+use selectlab_wire::{FD_SET_BYTES, Reply};
+
+use super::answer::{Halt, MAX_BLOCKING_RETRIES, timeout_of_ns};
+use crate::kernel::{CtlOp, Events, Fd, FdSets, Kernel, Mode, PollFd};
+use crate::sim::interleave::Interleaved;
+
+type Answered = Result<Reply, Halt>;
+
+/// Linux's poll and epoll bits for each of selectlab's events (the two share their values).
+const BITS: [(u32, Events); 7] = [
+    (libc::POLLIN as u32, Events::IN),
+    (libc::POLLPRI as u32, Events::PRI),
+    (libc::POLLOUT as u32, Events::OUT),
+    (libc::POLLERR as u32, Events::ERR),
+    (libc::POLLHUP as u32, Events::HUP),
+    (libc::POLLNVAL as u32, Events::NVAL),
+    (libc::POLLRDHUP as u32, Events::RDHUP),
+];
+
+/// The events a program asked for (POLLRDNORM counts as POLLIN, POLLWRNORM as POLLOUT).
+fn events_of(bits: u32) -> Events {
+    let mut e = BITS
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .fold(Events::NONE, |e, (_, v)| e | *v);
+    if bits & libc::POLLRDNORM as u32 != 0 {
+        e |= Events::IN;
+    }
+    if bits & libc::POLLWRNORM as u32 != 0 {
+        e |= Events::OUT;
+    }
+    e
+}
+
+/// The bits Linux reports for `events`, given what was asked (`asked`: the NORM aliases are
+/// reported only when asked for).
+fn bits_of(events: Events, asked: u32) -> u32 {
+    let mut bits = BITS
+        .iter()
+        .filter(|(_, v)| events.contains(*v))
+        .fold(0, |b, (bit, _)| b | bit);
+    if events.contains(Events::IN) {
+        bits |= asked & libc::POLLRDNORM as u32;
+    }
+    if events.contains(Events::OUT) {
+        bits |= asked & libc::POLLWRNORM as u32;
+    }
+    bits & (asked | (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) as u32)
+}
+
+/// Ends the run on a wait that can never return; other errors go back to the program.
+fn waited<T>(r: Result<T, Errno>, what: &str) -> Result<Result<T, Errno>, Halt> {
+    match r {
+        Err(Errno::EDEADLK) => Err(Halt::Stop(format!(
+            "the program waits for ever in {what}: nothing it watches can become ready"
+        ))),
+        r => Ok(r),
+    }
+}
+
+/// poll: `[timeout_ns, count]`, data count × (fd i32, events i16).
+pub fn poll(k: &mut Interleaved<'_>, a: &[i64; 6], data: &[u8]) -> Answered {
+    let entries: Vec<(i32, u32)> = data
+        .chunks_exact(6)
+        .take(usize::try_from(a[1]).unwrap_or(0))
+        .map(|c| {
+            (
+                i32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+                u32::from(u16::from_le_bytes([c[4], c[5]])),
+            )
+        })
+        .collect();
+    // Negative descriptors are skipped, as poll(2) says; an empty poll is a sleep.
+    let mut fds: Vec<PollFd> = entries
+        .iter()
+        .filter(|(fd, _)| *fd >= 0)
+        .map(|&(fd, bits)| PollFd::new(Fd(fd), events_of(bits)))
+        .collect();
+    let r = waited(k.poll(&mut fds, timeout_of_ns(a[0])), "poll")?;
+    let Ok(n) = r else {
+        return Ok(Reply::err(r.err().map_or(0, |e| e as i32)));
+    };
+    let mut ready = fds.iter();
+    let mut out = Vec::with_capacity(entries.len() * 2);
+    for (fd, asked) in &entries {
+        let bits = if *fd < 0 {
+            0
+        } else {
+            ready.next().map_or(0, |p| bits_of(p.revents, *asked))
+        };
+        out.extend_from_slice(&(bits as u16).to_le_bytes());
+    }
+    Ok(Reply::ok(n as i64).with_data(out))
+}
+
+/// select: `[nfds, timeout_ns, present sets]`, data three fd_sets.
+pub fn select(k: &mut Interleaved<'_>, a: &[i64; 6], data: &[u8]) -> Answered {
+    let nfds = a[0].clamp(0, (FD_SET_BYTES * 8) as i64) as i32;
+    let present = a[2];
+    let member = |set: usize, fd: i32| {
+        data.get(set * FD_SET_BYTES + fd as usize / 8)
+            .is_some_and(|b| b & (1 << (fd % 8)) != 0)
+    };
+    let pick =
+        |set: usize| -> Vec<Fd> { (0..nfds).filter(|&fd| member(set, fd)).map(Fd).collect() };
+    let mut sets = FdSets {
+        read: pick(0),
+        write: pick(1),
+        except: pick(2),
+    };
+    let started = k.now();
+    let timeout = timeout_of_ns(a[1]);
+    let r = waited(k.select(&mut sets, timeout), "select")?;
+    let n = match r {
+        Ok(n) => n,
+        Err(e) => return Ok(Reply::err(e as i32)),
+    };
+    let mut out = vec![0u8; 3 * FD_SET_BYTES];
+    for (i, set) in [&sets.read, &sets.write, &sets.except]
+        .into_iter()
+        .enumerate()
+    {
+        if present & (1 << i) != 0 {
+            for fd in set {
+                out[i * FD_SET_BYTES + fd.0 as usize / 8] |= 1 << (fd.0 % 8);
+            }
+        }
+    }
+    let left = timeout.map_or(0, |t| {
+        t.saturating_sub(k.now().saturating_sub(started)).as_nanos() as i64
+    });
+    out.extend_from_slice(&left.to_le_bytes());
+    Ok(Reply::ok(n as i64).with_data(out))
+}
+
+/// epoll_ctl: `[epfd, op, fd, events, data]`.
+pub fn epoll_ctl(k: &mut Interleaved<'_>, a: &[i64; 6]) -> Answered {
+    let op = match a[1] as i32 {
+        libc::EPOLL_CTL_ADD => CtlOp::Add,
+        libc::EPOLL_CTL_MOD => CtlOp::Modify,
+        libc::EPOLL_CTL_DEL => CtlOp::Delete,
+        _ => return Ok(Reply::err(Errno::EINVAL as i32)),
+    };
+    let bits = a[3] as u32;
+    if bits & libc::EPOLLEXCLUSIVE as u32 != 0 {
+        return Err(Halt::Refuse("EPOLLEXCLUSIVE is not simulated".to_string()));
+    }
+    let mode = Mode {
+        edge: bits & libc::EPOLLET as u32 != 0,
+        oneshot: bits & libc::EPOLLONESHOT as u32 != 0,
+    };
+    let r = k.epoll_ctl(
+        Fd(a[0] as i32),
+        op,
+        Fd(a[2] as i32),
+        events_of(bits),
+        mode,
+        a[4] as u64,
+    );
+    Ok(match r {
+        Ok(()) => Reply::ok(0),
+        Err(e) => Reply::err(e as i32),
+    })
+}
+
+/// epoll_wait: `[epfd, max, timeout_ns]`; reply count × (events u32, data u64).
+pub fn epoll_wait(k: &mut Interleaved<'_>, a: &[i64; 6]) -> Answered {
+    let max = usize::try_from(a[1]).unwrap_or(0);
+    let mut out = Vec::new();
+    let r = waited(
+        k.epoll_wait(Fd(a[0] as i32), &mut out, max, timeout_of_ns(a[2])),
+        "epoll_wait",
+    )?;
+    Ok(match r {
+        Ok(n) => {
+            let mut data = Vec::with_capacity(n * 12);
+            for (token, events) in &out {
+                let asked = !(libc::POLLRDNORM | libc::POLLWRNORM) as u32;
+                data.extend_from_slice(&bits_of(*events, asked).to_le_bytes());
+                data.extend_from_slice(&token.to_le_bytes());
+            }
+            Reply::ok(n as i64).with_data(data)
+        }
+        Err(e) => Reply::err(e as i32),
+    })
+}
+
+/// The wall-clock family of clocks; the others are monotonic.
+fn is_wall_clock(clock: i64) -> bool {
+    matches!(
+        clock as i32,
+        libc::CLOCK_REALTIME | libc::CLOCK_REALTIME_COARSE
+    )
+}
+
+/// Virtual nanoseconds on `clock`.
+pub fn clock_ns(k: &Interleaved<'_>, clock: i64) -> i64 {
+    let t = if is_wall_clock(clock) {
+        k.unix_time()
+    } else {
+        k.now()
+    };
+    i64::try_from(t.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// nanosleep and clock_nanosleep: `[clock, absolute, ns]`. Virtual time passes and the peers
+/// run; the sleep always lasts its whole time (no signal arrives to cut it short).
+pub fn sleep(k: &mut Interleaved<'_>, a: &[i64; 6]) -> Answered {
+    let ns = if a[1] != 0 {
+        a[2].saturating_sub(clock_ns(k, a[0]))
+    } else {
+        a[2]
+    };
+    let Some(length) = timeout_of_ns(ns.max(0)) else {
+        return Ok(Reply::err(Errno::EINVAL as i32));
+    };
+    let until = k.now().saturating_add(length);
+    for _ in 0..MAX_BLOCKING_RETRIES {
+        let left = until.saturating_sub(k.now());
+        if left.is_zero() {
+            return Ok(Reply::ok(0));
+        }
+        match k.poll(&mut [], Some(left)) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Halt::Stop(format!("sleeping: {e}"))),
+        }
+    }
+    Ok(Reply::ok(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_bits_follow_linux_and_norm_aliases_come_back_only_when_asked() {
+        let asked = (libc::POLLIN | libc::POLLRDNORM) as u32;
+        assert_eq!(events_of(asked), Events::IN);
+        assert_eq!(
+            bits_of(Events::IN | Events::HUP, asked),
+            asked | libc::POLLHUP as u32
+        );
+        assert_eq!(bits_of(Events::OUT, asked), 0);
+    }
+}

@@ -1,0 +1,283 @@
+//! Starting a guest: the embedded shim written out, the program checked (the shim only reaches
+//! dynamically linked programs), the channel's listening socket, and the process with a fixed
+//! environment.
+
+use std::ffi::OsString;
+use std::hash::{Hash, Hasher};
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::io::Errno;
+use rustix::net::{
+    self as rn, AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+};
+use selectlab_wire::{CHANNEL_PATH_ENV, MAX_MESSAGE_BYTES, Reply, Request};
+
+/// The shim, built by `build.rs` from `shim/`.
+const SHIM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libselectlab_shim.so"));
+
+/// How long (real time) a program may take to start and load the shim.
+pub const START_LIMIT: Duration = Duration::from_secs(30);
+
+/// How long (real time) a program may compute without making a call selectlab answers.
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(60);
+
+/// How many `#!` interpreters are followed to find the program that really runs.
+const MAX_INTERPRETER_DEPTH: usize = 4;
+
+/// What went wrong before the program could run, or with the channel.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The program cannot take the shim (the message says why).
+    #[error("{0}")]
+    Unfit(String),
+    /// An I/O error of selectlab's own.
+    #[error("{0}: {1}")]
+    Io(&'static str, std::io::Error),
+    /// A channel error.
+    #[error("{0}: {1}")]
+    Channel(&'static str, Errno),
+}
+
+/// Writes the shim to the temporary directory (once per build of selectlab) and returns its
+/// path.
+pub fn shim_path() -> Result<PathBuf, SpawnError> {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    SHIM.hash(&mut hasher);
+    let dir = std::env::temp_dir().join("selectlab");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| SpawnError::Io("creating the shim's directory", e))?;
+    let path = dir.join(format!("shim-{:016x}.so", hasher.finish()));
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() == SHIM.len() as u64) {
+        return Ok(path);
+    }
+    // Written under a name of its own, then renamed: concurrent runs never load half a file.
+    let partial = dir.join(format!(
+        "shim-{}-{}.partial",
+        std::process::id(),
+        hasher.finish()
+    ));
+    std::fs::write(&partial, SHIM).map_err(|e| SpawnError::Io("writing the shim", e))?;
+    std::fs::rename(&partial, &path).map_err(|e| SpawnError::Io("writing the shim", e))?;
+    Ok(path)
+}
+
+/// Finds `program` on PATH (a name with a slash is a path already).
+fn find(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return Some(program.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// Refuses a program the shim cannot reach: a statically linked one (no program interpreter,
+/// so nothing is preloaded and its sockets would be real). A `#!` script is judged by its
+/// interpreter.
+pub fn check_dynamic(program: &Path) -> Result<(), SpawnError> {
+    let mut current = program.to_path_buf();
+    for _ in 0..MAX_INTERPRETER_DEPTH {
+        let path = find(&current)
+            .ok_or_else(|| SpawnError::Unfit(format!("{}: no such program", current.display())))?;
+        let head = read_head(&path)?;
+        if let Some(line) = head.strip_prefix(b"#!") {
+            let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+            let words: Vec<&[u8]> = line
+                .split(|b| b.is_ascii_whitespace())
+                .filter(|w| !w.is_empty())
+                .collect();
+            let interpreter = match words.as_slice() {
+                [env, name, ..] if env.ends_with(b"/env") => *name,
+                [first, ..] => *first,
+                [] => {
+                    return Err(SpawnError::Unfit(format!(
+                        "{}: an empty #! line",
+                        path.display()
+                    )));
+                }
+            };
+            current = PathBuf::from(String::from_utf8_lossy(interpreter).into_owned());
+            continue;
+        }
+        return if has_interpreter(&head) {
+            Ok(())
+        } else {
+            Err(SpawnError::Unfit(format!(
+                "{} is statically linked (or not an ELF program): the shim is loaded by the \
+                 dynamic linker, so this program's sockets would be real; selectlab refuses to \
+                 run it in the simulator",
+                path.display()
+            )))
+        };
+    }
+    Err(SpawnError::Unfit(format!(
+        "{}: too many #! interpreters",
+        program.display()
+    )))
+}
+
+/// The first bytes of a file: enough for the ELF header and its program headers.
+fn read_head(path: &Path) -> Result<Vec<u8>, SpawnError> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
+        .map_err(|e| SpawnError::Io("reading the program", e))?;
+    Ok(head)
+}
+
+/// Whether an ELF image names a program interpreter (PT_INTERP): a dynamically linked program.
+fn has_interpreter(head: &[u8]) -> bool {
+    use object::read::elf::{FileHeader, ProgramHeader};
+    let Ok(header) = object::elf::FileHeader64::<object::Endianness>::parse(head) else {
+        return false;
+    };
+    let Ok(endian) = header.endian() else {
+        return false;
+    };
+    header.program_headers(endian, head).is_ok_and(|phs| {
+        phs.iter()
+            .any(|ph| ph.p_type(endian) == object::elf::PT_INTERP)
+    })
+}
+
+/// The listening end of the channel: a SOCK_SEQPACKET socket at a path the shim connects to.
+pub struct Listener {
+    fd: OwnedFd,
+    dir: PathBuf,
+}
+
+impl Listener {
+    /// A new listening socket in a fresh temporary directory.
+    pub fn new() -> Result<Listener, SpawnError> {
+        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("selectlab-sim-{}-{run}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| SpawnError::Io("creating the channel's directory", e))?;
+        let fd = rn::socket_with(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(|e| SpawnError::Channel("socket", e))?;
+        let addr = SocketAddrUnix::new(dir.join("channel"))
+            .map_err(|e| SpawnError::Channel("channel path", e))?;
+        rn::bind(&fd, &addr).map_err(|e| SpawnError::Channel("bind", e))?;
+        rn::listen(&fd, 1).map_err(|e| SpawnError::Channel("listen", e))?;
+        Ok(Listener { fd, dir })
+    }
+
+    /// Starts `command` with the shim preloaded, in a process group of its own (so that the
+    /// whole group can be stopped), with a fixed environment: PATH and HOME from selectlab's,
+    /// UTC, the C.UTF-8 locale, and PYTHONHASHSEED=0 (CPython's hashing would otherwise differ
+    /// run to run, and with it the order of some of a program's calls).
+    pub fn spawn(&self, command: &[OsString], shim: &Path) -> Result<Child, SpawnError> {
+        let (program, args) = command
+            .split_first()
+            .ok_or_else(|| SpawnError::Unfit("no program to run".to_string()))?;
+        check_dynamic(Path::new(program))?;
+        let mut cmd = Command::new(program);
+        cmd.args(args).env_clear();
+        for keep in ["PATH", "HOME"] {
+            if let Some(v) = std::env::var_os(keep) {
+                cmd.env(keep, v);
+            }
+        }
+        cmd.env("LD_PRELOAD", shim)
+            .env(CHANNEL_PATH_ENV, self.dir.join("channel"))
+            .env("TZ", "UTC")
+            .env("LC_ALL", "C.UTF-8")
+            .env("PYTHONHASHSEED", "0")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(Stdio::null())
+            .process_group(0);
+        cmd.spawn()
+            .map_err(|e| SpawnError::Io("starting the program", e))
+    }
+
+    /// Waits (real time, at most [`START_LIMIT`]) for the program's shim to connect.
+    pub fn accept(&self) -> Result<Channel, SpawnError> {
+        if !readable(&self.fd, START_LIMIT)
+            .map_err(|e| SpawnError::Channel("waiting for the shim", e))?
+        {
+            return Err(SpawnError::Unfit(format!(
+                "the program did not load the shim within {} s (setuid, or it exited first?)",
+                START_LIMIT.as_secs()
+            )));
+        }
+        let fd = rn::accept_with(&self.fd, SocketFlags::CLOEXEC)
+            .map_err(|e| SpawnError::Channel("accept", e))?;
+        Ok(Channel {
+            fd,
+            buf: vec![0; MAX_MESSAGE_BYTES + 1],
+        })
+    }
+}
+
+/// Waits (real time, at most `limit`) for `fd` to be readable; false when the time ran out.
+fn readable(fd: &OwnedFd, limit: Duration) -> Result<bool, Errno> {
+    let limit = Timespec {
+        tv_sec: limit.as_secs() as i64,
+        tv_nsec: 0,
+    };
+    loop {
+        let mut fds = [PollFd::new(fd, PollFlags::IN)];
+        match poll(&mut fds, Some(&limit)) {
+            Ok(n) => return Ok(n > 0),
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The connected channel to the program's shim.
+pub struct Channel {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+}
+
+impl Channel {
+    /// The program's next request; None when the program (and every process holding its end)
+    /// has exited. Waits at most [`SILENCE_LIMIT`] of real time.
+    pub fn next_request(&mut self) -> Result<Option<Request>, SpawnError> {
+        if !readable(&self.fd, SILENCE_LIMIT)
+            .map_err(|e| SpawnError::Channel("waiting for the program", e))?
+        {
+            return Err(SpawnError::Unfit(format!(
+                "the program made no call for {} s of real time (computing, or blocked outside \
+                 the simulator)",
+                SILENCE_LIMIT.as_secs()
+            )));
+        }
+        let n = match rn::recv(&self.fd, &mut self.buf[..], RecvFlags::empty()) {
+            Ok((0, _)) | Err(Errno::CONNRESET) => return Ok(None),
+            Ok((n, _)) => n,
+            Err(e) => return Err(SpawnError::Channel("reading the program's call", e)),
+        };
+        Request::decode(&self.buf[..n])
+            .map(Some)
+            .map_err(|e| SpawnError::Unfit(format!("the shim sent {e}")))
+    }
+
+    /// Sends the reply to the program's last request. A program that is gone is no error here:
+    /// the next [`Channel::next_request`] finds it gone.
+    pub fn reply(&mut self, reply: &Reply) {
+        let mut bytes = Vec::with_capacity(reply.data.len() + selectlab_wire::REPLY_HEADER_BYTES);
+        reply.encode(&mut bytes);
+        let _ = rn::send(&self.fd, &bytes, SendFlags::NOSIGNAL);
+    }
+}
