@@ -54,13 +54,12 @@ impl SimArgs {
             return super::cannot_run("sim", format!("writing {}: {e}", path.display()));
         }
         let _ = writeln!(out, "{}", summary(&report));
-        match &report.end {
-            End::Refused(why) => super::cannot_run("sim", format!("refused: {why}")),
-            End::Exited(0) | End::Delivered => ExitCode::SUCCESS,
-            End::Stopped(_) if report.delivery.as_ref().is_none_or(|d| d.complete()) => {
-                ExitCode::SUCCESS
-            }
-            _ => ExitCode::from(1),
+        match (&report.end, &report.delivery) {
+            (End::Refused(why), _) => super::cannot_run("sim", format!("refused: {why}")),
+            // With clients, the verdict is theirs: did every one hear every line?
+            (_, Some(delivery)) => super::status(Ok(delivery.complete())),
+            (End::Exited(code), None) => super::status(Ok(*code == 0)),
+            (_, None) => ExitCode::SUCCESS,
         }
     }
 }
