@@ -36,6 +36,7 @@ mod programs;
 // The tools that judge other servers, and the detectors' own power.
 mod check;
 mod fuzz_corpus;
+mod guest;
 mod json_records;
 mod progress;
 mod proxy;

@@ -1,0 +1,244 @@
+//! Other people's programs inside the simulator (`selectlab sim -- CMD`): a Python server and a
+//! C server deliver everything, a broken one is caught, ten runs give one transcript, and what
+//! cannot be simulated faithfully is refused with its reason.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const FIXTURE: &str = "tests/fixtures/chat_server.py";
+
+fn sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_selectlab"))
+        .arg("sim")
+        .args(args)
+        .output()
+        .expect("selectlab runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn have(program: &str) -> bool {
+    Command::new(program).arg("--version").output().is_ok()
+}
+
+/// A scratch directory of this test process's own.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "selectlab-guest-test-{}-{name}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+#[test]
+fn the_python_fixture_delivers_every_line_inside_the_simulator() {
+    if !have("python3") {
+        eprintln!("skipped: python3 is not installed");
+        return;
+    }
+    let out = sim(&["--clients", "4", "--lines", "25", "--", "python3", FIXTURE]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("delivered 300 of 300 lines"), "{stdout}");
+    // The program's own standard output passes through: the fixture prints its port first.
+    assert!(stdout.starts_with("32768\n"), "{stdout}");
+}
+
+#[test]
+fn a_fixture_that_drops_lines_fails_inside_the_simulator() {
+    if !have("python3") {
+        eprintln!("skipped: python3 is not installed");
+        return;
+    }
+    let out = sim(&[
+        "--clients",
+        "4",
+        "--lines",
+        "25",
+        "--",
+        "python3",
+        FIXTURE,
+        "--bug",
+        "lose-lines",
+        "--lifetime",
+        "5",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(!stdout.contains("delivered 300 of 300"), "{stdout}");
+}
+
+#[test]
+fn ten_runs_of_a_python_guest_under_the_adversary_give_one_transcript() {
+    if !have("python3") {
+        eprintln!("skipped: python3 is not installed");
+        return;
+    }
+    let dir = scratch("ten-runs");
+    let mut transcripts = Vec::new();
+    for run in 0..10 {
+        let path = dir.join(format!("run{run}.txt"));
+        let p = path.to_str().expect("a UTF-8 path");
+        let out = sim(&[
+            "--adversary",
+            "--seed",
+            "11",
+            "--clients",
+            "3",
+            "--lines",
+            "20",
+            "--transcript",
+            p,
+            "--",
+            "python3",
+            FIXTURE,
+        ]);
+        assert!(
+            out.status.success(),
+            "run {run}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        transcripts.push(std::fs::read_to_string(&path).expect("the transcript"));
+    }
+    let first = &transcripts[0];
+    assert!(
+        first.contains("~ adversary: short"),
+        "the adversary acted on the guest:\n{first}"
+    );
+    assert!(
+        first.contains(" c1 fd") && first.contains("] fd"),
+        "both the guest's and its peers' calls"
+    );
+    for (run, t) in transcripts.iter().enumerate() {
+        assert!(t == first, "run {run} differs from run 0");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_c_epoll_server_compiled_here_delivers_every_line_faithfully_and_under_the_adversary() {
+    if !have("cc") {
+        eprintln!("skipped: no C compiler (cc) on this machine");
+        return;
+    }
+    let dir = scratch("c-server");
+    let program = dir.join("epoll_chat");
+    let built = Command::new("cc")
+        .args(["-O1", "-o"])
+        .arg(&program)
+        .arg("tests/fixtures/epoll_chat.c")
+        .output()
+        .expect("cc runs");
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let p = program.to_str().expect("a UTF-8 path");
+    for extra in [&[][..], &["--adversary", "--seed", "5"][..]] {
+        let mut args = extra.to_vec();
+        args.extend(["--clients", "5", "--lines", "40", "--", p]);
+        let out = sim(&args);
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{extra:?}: {stdout}{}",
+            text(&out.stderr)
+        );
+        assert!(stdout.contains("delivered 800 of 800 lines"), "{stdout}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Runs a Python one-liner in the simulator; it must be refused with a message naming `why`.
+fn refused(code: &str, why: &str) {
+    let out = sim(&["--", "python3", "-c", code]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}{stderr}", text(&out.stdout));
+    assert!(stderr.contains(why), "expected {why:?} in:\n{stderr}");
+}
+
+#[test]
+fn a_second_thread_touching_the_simulator_is_refused() {
+    if have("python3") {
+        refused(
+            "import socket, threading; t = threading.Thread(target=socket.socket); t.start(); t.join()",
+            "a second thread",
+        );
+    }
+}
+
+#[test]
+fn a_forked_child_touching_the_simulator_is_refused() {
+    if have("python3") {
+        refused(
+            "import os, socket\npid = os.fork()\nif pid == 0:\n    socket.socket()\nelse:\n    os.waitpid(pid, 0)",
+            "a forked child",
+        );
+    }
+}
+
+#[test]
+fn a_socket_made_by_a_raw_syscall_is_refused_when_used() {
+    if have("python3") {
+        // syscall(SYS_socket = 41, AF_INET, SOCK_STREAM, 0) reaches the kernel past the shim.
+        refused(
+            "import ctypes, socket; fd = ctypes.CDLL(None).syscall(41, 2, 1, 0); socket.socket(fileno=fd)",
+            "made without the shim",
+        );
+    }
+}
+
+#[test]
+fn a_socket_family_the_simulator_lacks_is_refused() {
+    if have("python3") {
+        refused(
+            "import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)",
+            "family 17 is not simulated",
+        );
+    }
+}
+
+/// The smallest statically linked ELF image selectlab must refuse: a header and one PT_LOAD
+/// program header, no PT_INTERP. It is never executed (the refusal comes first).
+fn write_static_elf(path: &Path) {
+    let mut elf = Vec::new();
+    elf.extend_from_slice(b"\x7fELF\x02\x01\x01");
+    elf.resize(16, 0);
+    for (value, bytes) in [
+        (2u64, 2),
+        (62, 2),
+        (1, 4),
+        (0x40_0000, 8),
+        (64, 8),
+        (0, 8),
+        (0, 4),
+        (64, 2),
+        (56, 2),
+        (1, 2),
+        (64, 2),
+        (0, 2),
+        (0, 2),
+    ] {
+        elf.extend_from_slice(&value.to_le_bytes()[..bytes]);
+    }
+    // PT_LOAD, flags R+X, then offsets and sizes: a segment of nothing.
+    elf.extend_from_slice(&1u32.to_le_bytes());
+    elf.extend_from_slice(&5u32.to_le_bytes());
+    elf.resize(64 + 56, 0);
+    std::fs::write(path, &elf).expect("write the image");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[test]
+fn a_statically_linked_program_is_refused_before_it_runs() {
+    let dir = scratch("static");
+    let program = dir.join("static-program");
+    write_static_elf(&program);
+    let out = sim(&["--", program.to_str().expect("a UTF-8 path")]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is statically linked"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
