@@ -199,8 +199,10 @@ impl Peers for Clients {
     fn runnable(&self, sim: &Sim, n: usize) -> bool {
         let c = &self.clients[n];
         !c.gone
-            && c.fd
-                .is_some_and(|fd| sim.ready_now(fd).intersects(self.wants(n)))
+            && c.fd.is_some_and(|fd| {
+                sim.ready_now_as(Host::peer(n), fd)
+                    .intersects(self.wants(n))
+            })
     }
 
     fn run(&mut self, sim: &mut Sim, n: usize) {

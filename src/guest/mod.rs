@@ -35,10 +35,6 @@ use answer::{Answerer, Halt};
 use clients::{Clients, Delivery};
 use spawn::{Listener, SpawnError};
 
-/// Lowest descriptor number the peers' sockets take: far above a guest's own, which its real
-/// descriptor table hands out.
-pub const PEER_FD_MIN: i32 = 10_000;
-
 /// Most calls one run answers before it is stopped.
 pub const MAX_GUEST_CALLS: u64 = 50_000_000;
 
@@ -116,7 +112,8 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
         Decider::faithful()
     };
     let sim_config = SimConfig {
-        peer_fd_min: PEER_FD_MIN,
+        // The program and each peer are processes: each has its own descriptor numbers.
+        fd_table_per_host: true,
         ..SimConfig::default()
     };
     let mut sim = Sim::new(sim_config, decider);

@@ -167,7 +167,7 @@ impl Sim {
         data: u64,
     ) -> Result<(), Errno> {
         let ep_obj = self.file(epfd)?;
-        let file = self.fds.get(fd.0).ok_or(Errno::EBADF)?;
+        let file = self.fds().get(fd.0).ok_or(Errno::EBADF)?;
         let Object::Epoll(ep) = ep_obj else {
             return Err(Errno::EINVAL);
         };
@@ -358,7 +358,7 @@ impl Sim {
         if all.clone().any(|fd| fd.0 < 0 || fd.0 >= FD_SETSIZE) {
             return Err(Errno::EINVAL);
         }
-        if all.clone().any(|fd| self.fds.get(fd.0).is_none()) {
+        if all.clone().any(|fd| self.fds().get(fd.0).is_none()) {
             return Err(Errno::EBADF);
         }
         let asked = sets.clone();

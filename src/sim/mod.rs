@@ -70,10 +70,10 @@ pub struct SimConfig {
     pub fd_limit: usize,
     /// Whether calls are recorded in the transcript.
     pub transcript: bool,
-    /// Lowest descriptor number a peer's new descriptors take. A guest program's own numbers
-    /// come from its real descriptor table ([`Sim::place_next_fds`]); its peers' start high
-    /// enough not to take one of them.
-    pub peer_fd_min: i32,
+    /// Whether each host has a descriptor table of its own, as separate processes do (a guest
+    /// program and its peers, see `src/guest`). Off, every host shares the program's table,
+    /// as threads of one process do (the reference sessions, whose transcripts say so).
+    pub fd_table_per_host: bool,
 }
 
 impl Default for SimConfig {
@@ -91,7 +91,7 @@ impl Default for SimConfig {
             privileged: false,
             fd_limit: 65_536,
             transcript: true,
-            peer_fd_min: state::FIRST_FD,
+            fd_table_per_host: false,
         }
     }
 }
@@ -135,7 +135,8 @@ pub struct Sim {
     /// Calls made so far (the simulator's own timers not counted).
     syscalls: u64,
     now: Duration,
-    fds: FdTable,
+    /// The descriptor tables: one, or one per host (indexed by host number).
+    fd_tables: Vec<FdTable>,
     files: SlotMap<Id, File>,
     socks: SlotMap<Id, Sock>,
     pipes: SlotMap<Id, Pipe>,
@@ -172,7 +173,7 @@ impl Sim {
         Sim {
             config,
             now: Duration::ZERO,
-            fds: FdTable::default(),
+            fd_tables: vec![FdTable::default()],
             files: SlotMap::with_key(),
             socks: SlotMap::with_key(),
             pipes: SlotMap::with_key(),
@@ -238,6 +239,17 @@ impl Sim {
             .map_or(Events::NVAL, |obj| self.readiness(obj))
     }
 
+    /// [`Sim::ready_now`] for `host`'s descriptor `fd` (with a table per host, numbers are
+    /// per host).
+    pub fn ready_now_as(&self, host: Host, fd: Fd) -> Events {
+        let id = self
+            .fd_tables
+            .get(self.table_of(host))
+            .and_then(|t| t.get(fd.0));
+        id.and_then(|id| self.files.get(id))
+            .map_or(Events::NVAL, |f| self.readiness(f.object))
+    }
+
     /// The address `fd`'s socket is bound to, without a call being made or recorded: a
     /// harness's view (where a guest program listens), like [`Sim::ready_now`].
     pub fn local_addr(&self, fd: Fd) -> Option<crate::addr::SockAddr> {
@@ -293,9 +305,35 @@ impl Sim {
         )));
     }
 
+    /// Which descriptor table `host`'s calls use.
+    fn table_of(&self, host: Host) -> usize {
+        if self.config.fd_table_per_host {
+            usize::from(host.0)
+        } else {
+            0
+        }
+    }
+
+    /// The calling host's descriptor table.
+    fn fds(&self) -> &FdTable {
+        static EMPTY: FdTable = FdTable::EMPTY;
+        self.fd_tables
+            .get(self.table_of(self.host))
+            .unwrap_or(&EMPTY)
+    }
+
+    /// The calling host's descriptor table, made if it is its first descriptor.
+    fn fds_mut(&mut self) -> &mut FdTable {
+        let i = self.table_of(self.host);
+        if self.fd_tables.len() <= i {
+            self.fd_tables.resize_with(i + 1, FdTable::default);
+        }
+        &mut self.fd_tables[i]
+    }
+
     /// The open file behind a descriptor.
     fn file(&self, fd: Fd) -> Result<Object, Errno> {
-        let id = self.fds.get(fd.0).ok_or(Errno::EBADF)?;
+        let id = self.fds().get(fd.0).ok_or(Errno::EBADF)?;
         Ok(self
             .files
             .get(id)
@@ -333,7 +371,7 @@ impl Sim {
 
     /// Opens a new descriptor for an object (EMFILE past the limit).
     fn open_fd(&mut self, object: Object) -> Result<Fd, Errno> {
-        if self.fds.open() >= self.config.fd_limit {
+        if self.fds().open() >= self.config.fd_limit {
             return Err(Errno::EMFILE);
         }
         let file = self.files.insert(File { object, refs: 1 });
@@ -355,27 +393,26 @@ impl Sim {
     }
 
     /// Gives `file` a descriptor: a placed number for the main host, else the lowest free one
-    /// at or above `min` (and at or above `peer_fd_min` for a peer). A placed number already
-    /// in use here is EBADF: the guest's two tables disagree (see `src/guest`).
+    /// (at or above `min`). A placed number already in use here is EBADF: the guest's two
+    /// tables disagree (see `src/guest`).
     fn install(&mut self, file: Id, min: Option<i32>) -> Result<Fd, Errno> {
         if self.host == Host::MAIN
             && let Some(fd) = self.placed_fds.pop()
         {
-            return self.fds.install_exact(file, fd).map(Fd).ok_or(Errno::EBADF);
+            return self
+                .fds_mut()
+                .install_exact(file, fd)
+                .map(Fd)
+                .ok_or(Errno::EBADF);
         }
-        let floor = if self.host == Host::MAIN {
-            min
-        } else {
-            Some(min.unwrap_or(0).max(self.config.peer_fd_min))
-        };
-        Ok(Fd(match floor {
-            Some(min) => self.fds.install_at_least(file, min),
-            None => self.fds.install(file),
+        Ok(Fd(match min {
+            Some(min) => self.fds_mut().install_at_least(file, min),
+            None => self.fds_mut().install(file),
         }))
     }
 
     fn check_fds_available(&self, n: usize) -> Result<(), Errno> {
-        if self.fds.open() + n > self.config.fd_limit {
+        if self.fds().open() + n > self.config.fd_limit {
             Err(Errno::EMFILE)
         } else {
             Ok(())

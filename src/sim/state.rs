@@ -265,6 +265,13 @@ pub struct FdTable {
 pub const FIRST_FD: i32 = 3;
 
 impl FdTable {
+    /// A table with nothing open.
+    pub const EMPTY: FdTable = FdTable {
+        entries: Vec::new(),
+        free_below_len: BTreeSet::new(),
+        open: 0,
+    };
+
     /// The open file behind a descriptor.
     pub fn get(&self, fd: i32) -> Option<Id> {
         let i = usize::try_from(fd).ok()?;

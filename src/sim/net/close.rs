@@ -127,7 +127,7 @@ impl Sim {
     }
 
     pub(in crate::sim) fn sim_close(&mut self, fd: Fd) -> Result<(), Errno> {
-        let file_id = self.fds.remove(fd.0).ok_or(Errno::EBADF)?;
+        let file_id = self.fds_mut().remove(fd.0).ok_or(Errno::EBADF)?;
         let file = self.files.get_mut(file_id).expect("live file");
         file.refs -= 1;
         if file.refs > 0 {

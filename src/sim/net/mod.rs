@@ -74,7 +74,7 @@ impl Sim {
     }
 
     pub(super) fn sim_dup_min(&mut self, fd: Fd, min: i32) -> Result<Fd, Errno> {
-        let file = self.fds.get(fd.0).ok_or(Errno::EBADF)?;
+        let file = self.fds().get(fd.0).ok_or(Errno::EBADF)?;
         if min < 0 || usize::try_from(min).is_ok_and(|m| m >= self.config.fd_limit) {
             return Err(Errno::EINVAL);
         }
@@ -84,7 +84,7 @@ impl Sim {
     }
 
     pub(super) fn sim_dup(&mut self, fd: Fd) -> Result<Fd, Errno> {
-        let file = self.fds.get(fd.0).ok_or(Errno::EBADF)?;
+        let file = self.fds().get(fd.0).ok_or(Errno::EBADF)?;
         self.check_fds_available(1)?;
         self.files.get_mut(file).expect("live file").refs += 1;
         self.install_dup(file, None)
