@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::guest::{self, End, GuestConfig, GuestReport};
+use crate::guest::{self, End, GuestConfig, GuestReport, PeerCommand};
 
 #[derive(clap::Args)]
 pub(super) struct SimArgs {
@@ -26,6 +26,13 @@ pub(super) struct SimArgs {
     /// Write every simulated call to this file (the transcript format).
     #[arg(long)]
     transcript: Option<PathBuf>,
+    /// Another program to run beside it, as a peer (its words split at spaces; it starts once
+    /// the program listens). Repeat for more.
+    #[arg(long = "peer", value_name = "COMMAND")]
+    peers: Vec<String>,
+    /// A file for the standard input of the peer at the same position (else it has none).
+    #[arg(long = "peer-stdin", value_name = "FILE")]
+    peer_stdin: Vec<PathBuf>,
     /// Stop after this much virtual time.
     #[arg(long = "run-for-s", default_value = "60", value_parser = super::parse_secs)]
     run_for: Duration,
@@ -43,7 +50,22 @@ impl SimArgs {
             clients: self.clients,
             lines: self.lines,
             run_for: self.run_for,
+            peers: self
+                .peers
+                .iter()
+                .enumerate()
+                .map(|(i, line)| PeerCommand {
+                    command: line.split_whitespace().map(OsString::from).collect(),
+                    stdin: self.peer_stdin.get(i).cloned(),
+                })
+                .collect(),
         };
+        if self.peer_stdin.len() > config.peers.len() {
+            return super::cannot_run("sim", "more --peer-stdin files than --peer programs");
+        }
+        if config.peers.iter().any(|p| p.command.is_empty()) {
+            return super::cannot_run("sim", "an empty --peer command");
+        }
         let report = match guest::run(&config) {
             Ok(report) => report,
             Err(e) => return super::cannot_run("sim", e),
@@ -54,8 +76,10 @@ impl SimArgs {
             return super::cannot_run("sim", format!("writing {}: {e}", path.display()));
         }
         let _ = writeln!(out, "{}", summary(&report));
+        let peers_ok = report.peers.iter().all(|(_, exit)| *exit == Some(0));
         match (&report.end, &report.delivery) {
             (End::Refused(why), _) => super::cannot_run("sim", format!("refused: {why}")),
+            _ if !peers_ok => ExitCode::from(1),
             // With clients, the verdict is theirs: did every one hear every line?
             (_, Some(delivery)) => super::status(Ok(delivery.complete())),
             (End::Exited(code), None) => super::status(Ok(*code == 0)),
@@ -79,6 +103,14 @@ fn summary(report: &GuestReport) -> String {
         report.calls,
         report.virtual_time.as_secs_f64()
     );
+    for (label, exit) in &report.peers {
+        match exit {
+            Some(code) => {
+                text.push_str(&format!("\nsim: peer `{label}` exited with status {code}"))
+            }
+            None => text.push_str(&format!("\nsim: peer `{label}` had not exited; stopped")),
+        }
+    }
     if let Some(d) = &report.delivery {
         let heard: usize = d.heard.iter().sum();
         let owed = d.owed_each * d.heard.len();

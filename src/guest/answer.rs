@@ -19,7 +19,8 @@ use super::ready;
 use super::sockaddr;
 use crate::addr::{Family, SockAddr, SockType};
 use crate::kernel::{Events, Fd, Kernel, PollFd, Shutdown, SockOpt};
-use crate::sim::interleave::Interleaved;
+use crate::sim::Sim;
+use crate::sim::interleave::{Interleaved, run_peers};
 
 /// Most times one blocking call waits and retries (each wait lets virtual time pass) before
 /// the run is stopped.
@@ -105,7 +106,8 @@ impl Answerer {
         }
     }
 
-    fn blocking(&self, fd: Fd) -> bool {
+    /// Whether `fd` is a blocking descriptor of this guest.
+    pub fn blocking(&self, fd: Fd) -> bool {
         self.fds.get(&fd.0).is_some_and(|f| !f.nonblocking)
     }
 
@@ -365,10 +367,31 @@ fn retry_while_blocked<T>(
     )))
 }
 
+/// Most rounds of the peers one wait lets run before it waits in the simulator.
+pub const MAX_SETTLE_ROUNDS: usize = 1 << 16;
+
+/// What a waiting program experiences: it sleeps while its peers act. The peers run (at least
+/// once, as between any two calls) until `ready` holds or none of them can run; only then
+/// does the program's wait go to the simulator, which moves virtual time if nothing is ready.
+pub fn settle(k: &mut Interleaved<'_>, ready: impl Fn(&Sim) -> bool) {
+    for _ in 0..MAX_SETTLE_ROUNDS {
+        run_peers(k.sim, k.peers);
+        if ready(k.sim) {
+            return;
+        }
+        let candidates = k.peers.candidates(k.sim);
+        if !candidates.into_iter().any(|n| k.peers.runnable(k.sim, n)) {
+            return;
+        }
+    }
+}
+
 /// Waits, in virtual time with the peers running, until `fd` reports `events` (or an error).
 fn block(k: &mut Interleaved<'_>, fd: Fd, events: Events, what: &str) -> Result<(), Halt> {
+    let wanted = events | Events::ERR | Events::HUP;
     for _ in 0..MAX_BLOCKING_RETRIES {
-        match k.poll(&mut [PollFd::new(fd, events)], None) {
+        settle(k, |sim| sim.ready_now(fd).intersects(wanted));
+        match k.sim.poll(&mut [PollFd::new(fd, events)], None) {
             Ok(_) => return Ok(()),
             // A blocking socket call is restarted after a signal handler ran (SA_RESTART, and
             // CPython retries by itself): the program never sees this EINTR.

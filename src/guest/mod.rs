@@ -13,6 +13,7 @@
 //!   included; `ready`: poll, select, epoll, clocks and sleeps.
 //! - [`sockaddr`]: Linux's `struct sockaddr_*` bytes.
 //! - [`clients`]: the `--clients N --lines K` workload and its delivery count.
+//! - [`peers`]: the hosts beside the program: the clients, and other guest programs (`--peer`).
 //!
 //! What cannot run faithfully is refused with the reason: a second thread or a forked child
 //! touching the simulator, a statically linked program, a socket made without the shim, and
@@ -20,6 +21,7 @@
 
 pub mod answer;
 pub mod clients;
+pub mod peers;
 mod ready;
 pub mod sockaddr;
 pub mod spawn;
@@ -27,13 +29,16 @@ pub mod spawn;
 use std::ffi::OsString;
 use std::time::Duration;
 
+use selectlab_wire::{Op, Request};
+
 use crate::kernel::Kernel;
 use crate::sim::decide::{Adversity, Decider};
 use crate::sim::interleave::Interleaved;
 use crate::sim::{Sim, SimConfig};
-use answer::{Answerer, Halt};
+use answer::{Answerer, Halt, settle};
 use clients::{Clients, Delivery};
-use spawn::{Listener, SpawnError};
+use peers::{Hosts, PeerGuest};
+use spawn::{Channel, Listener, Process, SpawnError};
 
 /// Most calls one run answers before it is stopped.
 pub const MAX_GUEST_CALLS: u64 = 50_000_000;
@@ -53,6 +58,17 @@ pub struct GuestConfig {
     pub lines: usize,
     /// Virtual time after which the run stops.
     pub run_for: Duration,
+    /// Other programs run beside it as peers (a client for a server).
+    pub peers: Vec<PeerCommand>,
+}
+
+/// Another program to run beside the one under test.
+#[derive(Debug, Clone)]
+pub struct PeerCommand {
+    /// The program and its arguments.
+    pub command: Vec<OsString>,
+    /// A file for its standard input (else it has none).
+    pub stdin: Option<std::path::PathBuf>,
 }
 
 /// How a run ended.
@@ -79,6 +95,8 @@ pub struct GuestReport {
     pub virtual_time: Duration,
     /// The workload's delivery (with clients).
     pub delivery: Option<Delivery>,
+    /// Each peer guest's command line and exit code (None: it had not exited).
+    pub peers: Vec<(String, Option<i32>)>,
     /// Every simulated call, one per line, in the transcript format.
     pub transcript: String,
 }
@@ -97,71 +115,75 @@ pub const GUEST_ADVERSITY: Adversity = Adversity {
 pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
     let shim = spawn::shim_path()?;
     let listener = Listener::new()?;
-    let mut child = listener.spawn(&config.command, &shim)?;
-    let channel = listener.accept();
-    let mut channel = match channel {
-        Ok(c) => c,
-        Err(e) => {
-            stop(&mut child);
-            return Err(e);
-        }
+    let mut main = listener.spawn(&config.command, &shim, None)?;
+    let mut peers = Vec::new();
+    for peer in &config.peers {
+        let process = listener.spawn(&peer.command, &shim, peer.stdin.as_deref())?;
+        peers.push((label(&peer.command), process));
+    }
+    let (mut channel, hello, guests) = connect_all(&listener, &main, peers)?;
+    let mut sim = Sim::new(
+        SimConfig {
+            // The program and each peer are processes: each has its own descriptor numbers.
+            fd_table_per_host: true,
+            ..SimConfig::default()
+        },
+        if config.adversary {
+            Decider::seeded(config.seed, GUEST_ADVERSITY)
+        } else {
+            Decider::faithful()
+        },
+    );
+    let mut hosts = Hosts {
+        clients: Clients::new(config.clients, config.lines),
+        guests,
+        started: false,
+        trouble: None,
     };
-    let decider = if config.adversary {
-        Decider::seeded(config.seed, GUEST_ADVERSITY)
-    } else {
-        Decider::faithful()
-    };
-    let sim_config = SimConfig {
-        // The program and each peer are processes: each has its own descriptor numbers.
-        fd_table_per_host: true,
-        ..SimConfig::default()
-    };
-    let mut sim = Sim::new(sim_config, decider);
-    let mut clients = Clients::new(config.clients, config.lines);
     let mut answerer = Answerer::default();
     let mut calls = 0u64;
+    let mut next = Some(hello);
     let end = loop {
-        let req = match channel.next_request() {
-            Ok(Some(req)) => req,
-            Ok(None) => break End::Exited(exit_code(&mut child)),
-            Err(e) => {
-                stop(&mut child);
-                return Err(e);
-            }
+        let req = match next.take() {
+            Some(req) => req,
+            None => match channel.next_request()? {
+                Some(req) => req,
+                None => break End::Exited(main.exit_code()),
+            },
         };
         calls += 1;
         let mut kernel = Interleaved {
             sim: &mut sim,
-            peers: &mut clients,
+            peers: &mut hosts,
         };
         match answerer.answer(&mut kernel, &req) {
             Ok(reply) => {
                 channel.reply(&reply);
-                clients.after_call(&mut sim, &req, &reply);
+                hosts.started |= req.op == Op::Listen && reply.ret == 0;
+                hosts.clients.after_call(&mut sim, &req, &reply);
             }
             Err(Halt::Refuse(why)) => break End::Refused(why),
             Err(Halt::Stop(why)) => break End::Stopped(why),
         }
-        if clients.done() {
-            break End::Delivered;
-        }
-        if sim.now() >= config.run_for {
-            break End::Stopped(format!(
-                "{} s of virtual time passed",
-                config.run_for.as_secs_f64()
-            ));
-        }
-        if calls >= MAX_GUEST_CALLS {
-            break End::Stopped(format!("{MAX_GUEST_CALLS} calls made"));
+        if let Some(end) = limits(config, &sim, &mut hosts, calls) {
+            break end;
         }
     };
-    let end = match end {
+    // The program is done; its peers finish what they can (a client reads the last reply).
+    settle(
+        &mut Interleaved {
+            sim: &mut sim,
+            peers: &mut hosts,
+        },
+        |_| false,
+    );
+    let end = match (end, hosts.trouble.take()) {
+        (_, Some(Halt::Refuse(why))) => End::Refused(why),
         // A program stopped because its wait could never end, once every client heard
         // everything, has done its work.
-        End::Stopped(_) if clients.done() => End::Delivered,
-        end => end,
+        (End::Stopped(_), _) if hosts.clients.done() => End::Delivered,
+        (end, _) => end,
     };
-    stop(&mut child);
     let transcript = sim
         .transcript()
         .records()
@@ -172,30 +194,82 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
         end,
         calls,
         virtual_time: sim.now(),
-        delivery: (config.clients > 0).then(|| clients.delivery()),
+        delivery: (config.clients > 0).then(|| hosts.clients.delivery()),
+        peers: hosts
+            .guests
+            .iter()
+            .map(|g| (g.label.clone(), g.exit))
+            .collect(),
         transcript,
     })
 }
 
-/// Ends the program and everything it started (its process group), and reaps it.
-fn stop(child: &mut std::process::Child) {
-    if let Ok(pid) = i32::try_from(child.id()) {
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+/// Whether the run is over after a call: the workload delivered, a peer in trouble, or a
+/// limit reached.
+fn limits(config: &GuestConfig, sim: &Sim, hosts: &mut Hosts, calls: u64) -> Option<End> {
+    if hosts.clients.done() {
+        return Some(End::Delivered);
     }
-    let _ = child.wait();
+    match hosts.trouble.take() {
+        Some(Halt::Refuse(why)) => return Some(End::Refused(why)),
+        Some(Halt::Stop(why)) => return Some(End::Stopped(why)),
+        None => {}
+    }
+    if sim.now() >= config.run_for {
+        let secs = config.run_for.as_secs_f64();
+        return Some(End::Stopped(format!("{secs} s of virtual time passed")));
+    }
+    (calls >= MAX_GUEST_CALLS).then(|| End::Stopped(format!("{MAX_GUEST_CALLS} calls made")))
 }
 
-/// The program's exit code once it has gone (128 + signal, as a shell reports it).
-fn exit_code(child: &mut std::process::Child) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    match child.wait() {
-        Ok(status) => status
-            .code()
-            .or(status.signal().map(|s| 128 + s))
-            .unwrap_or(-1),
-        Err(_) => -1,
+/// A command line as one string, for reports.
+fn label(command: &[OsString]) -> String {
+    let words: Vec<_> = command.iter().map(|w| w.to_string_lossy()).collect();
+    words.join(" ")
+}
+
+/// Accepts every guest's channel and tells them apart by the pid in their hello: the
+/// program's channel and hello, and the peer guests (their hello pending).
+fn connect_all(
+    listener: &Listener,
+    main: &Process,
+    peers: Vec<(String, Process)>,
+) -> Result<(Channel, Request, Vec<PeerGuest>), SpawnError> {
+    let mut main_channel = None;
+    let mut found: Vec<Option<(Channel, Request)>> = peers.iter().map(|_| None).collect();
+    for _ in 0..=peers.len() {
+        let mut channel = listener.accept()?;
+        let hello = channel
+            .next_request()?
+            .filter(|r| r.op == Op::Hello)
+            .ok_or_else(|| {
+                SpawnError::Unfit("a shim connected without saying hello".to_string())
+            })?;
+        let pid = u32::try_from(hello.args[0]).unwrap_or(0);
+        if pid == main.pid() {
+            main_channel = Some((channel, hello));
+        } else if let Some(i) = peers.iter().position(|(_, p)| p.pid() == pid) {
+            found[i] = Some((channel, hello));
+        } else {
+            return Err(SpawnError::Unfit(format!(
+                "an unknown process (pid {pid}) connected"
+            )));
+        }
     }
+    let (channel, hello) =
+        main_channel.ok_or_else(|| SpawnError::Unfit("the program never connected".to_string()))?;
+    let mut guests = Vec::new();
+    for ((label, process), slot) in peers.into_iter().zip(found) {
+        let (channel, hello) =
+            slot.ok_or_else(|| SpawnError::Unfit(format!("{label} never connected")))?;
+        guests.push(PeerGuest {
+            label,
+            process,
+            channel,
+            answerer: Answerer::default(),
+            pending: Some((hello, Duration::ZERO)),
+            exit: None,
+        });
+    }
+    Ok((channel, hello, guests))
 }

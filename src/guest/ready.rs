@@ -5,9 +5,11 @@ use nix::errno::Errno;
 use nix::libc;
 use selectlab_wire::{FD_SET_BYTES, Reply};
 
-use super::answer::{Halt, MAX_BLOCKING_RETRIES, timeout_of_ns};
+use super::answer::{Halt, MAX_BLOCKING_RETRIES, settle, timeout_of_ns};
 use crate::kernel::{CtlOp, Events, Fd, FdSets, Kernel, Mode, PollFd};
+use crate::sim::Sim;
 use crate::sim::interleave::Interleaved;
+use crate::sim::transcript::Host;
 
 type Answered = Result<Reply, Halt>;
 
@@ -63,25 +65,44 @@ fn waited<T>(r: Result<T, Errno>, what: &str) -> Result<Result<T, Errno>, Halt> 
     }
 }
 
-/// poll: `[timeout_ns, count]`, data count × (fd i32, events i16).
-pub fn poll(k: &mut Interleaved<'_>, a: &[i64; 6], data: &[u8]) -> Answered {
-    let entries: Vec<(i32, u32)> = data
-        .chunks_exact(6)
+/// A poll request's entries: (descriptor, events asked for).
+pub fn poll_entries(a: &[i64; 6], data: &[u8]) -> Vec<(i32, u32)> {
+    data.chunks_exact(6)
         .take(usize::try_from(a[1]).unwrap_or(0))
         .map(|c| {
-            (
-                i32::from_le_bytes([c[0], c[1], c[2], c[3]]),
-                u32::from(u16::from_le_bytes([c[4], c[5]])),
-            )
+            let fd = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            (fd, u32::from(u16::from_le_bytes([c[4], c[5]])))
         })
-        .collect();
+        .collect()
+}
+
+/// Whether any of a poll's entries is ready now for `host`.
+pub fn poll_ready(sim: &Sim, host: Host, entries: &[(i32, u32)]) -> bool {
+    entries
+        .iter()
+        .filter(|(fd, _)| *fd >= 0)
+        .any(|&(fd, bits)| {
+            let wanted = events_of(bits) | Events::ERR | Events::HUP;
+            sim.ready_now_as(host, Fd(fd)).intersects(wanted)
+        })
+}
+
+/// poll: `[timeout_ns, count]`, data count × (fd i32, events i16).
+pub fn poll(k: &mut Interleaved<'_>, a: &[i64; 6], data: &[u8]) -> Answered {
+    let entries = poll_entries(a, data);
     // Negative descriptors are skipped, as poll(2) says; an empty poll is a sleep.
     let mut fds: Vec<PollFd> = entries
         .iter()
         .filter(|(fd, _)| *fd >= 0)
         .map(|&(fd, bits)| PollFd::new(Fd(fd), events_of(bits)))
         .collect();
-    let r = waited(k.poll(&mut fds, timeout_of_ns(a[0])), "poll")?;
+    settle(k, |sim| {
+        fds.iter().any(|p| {
+            sim.ready_now(p.fd)
+                .intersects(p.events | Events::ERR | Events::HUP)
+        })
+    });
+    let r = waited(k.sim.poll(&mut fds, timeout_of_ns(a[0])), "poll")?;
     let Ok(n) = r else {
         return Ok(Reply::err(r.err().map_or(0, |e| e as i32)));
     };
@@ -98,24 +119,43 @@ pub fn poll(k: &mut Interleaved<'_>, a: &[i64; 6], data: &[u8]) -> Answered {
     Ok(Reply::ok(n as i64).with_data(out))
 }
 
-/// select: `[nfds, timeout_ns, present sets]`, data three fd_sets.
-pub fn select(k: &mut Interleaved<'_>, a: &[i64; 6], data: &[u8]) -> Answered {
+/// A select request's sets.
+pub fn select_sets(a: &[i64; 6], data: &[u8]) -> FdSets {
     let nfds = a[0].clamp(0, (FD_SET_BYTES * 8) as i64) as i32;
-    let present = a[2];
     let member = |set: usize, fd: i32| {
         data.get(set * FD_SET_BYTES + fd as usize / 8)
             .is_some_and(|b| b & (1 << (fd % 8)) != 0)
     };
     let pick =
         |set: usize| -> Vec<Fd> { (0..nfds).filter(|&fd| member(set, fd)).map(Fd).collect() };
-    let mut sets = FdSets {
+    FdSets {
         read: pick(0),
         write: pick(1),
         except: pick(2),
+    }
+}
+
+/// Whether select would find any of its descriptors ready now for `host`.
+pub fn select_ready(sim: &Sim, host: Host, sets: &FdSets) -> bool {
+    let any = |set: &[Fd], events: Events| {
+        set.iter()
+            .any(|&fd| sim.ready_now_as(host, fd).intersects(events))
     };
+    any(&sets.read, Events::IN | Events::HUP | Events::ERR)
+        || any(&sets.write, Events::OUT | Events::ERR)
+        || any(&sets.except, Events::PRI)
+}
+
+/// select: `[nfds, timeout_ns, present sets]`, data three fd_sets.
+pub fn select(k: &mut Interleaved<'_>, a: &[i64; 6], data: &[u8]) -> Answered {
+    let present = a[2];
+    let mut sets = select_sets(a, data);
+    let host = k.sim.host();
+    let watched = sets.clone();
+    settle(k, |sim| select_ready(sim, host, &watched));
     let started = k.now();
     let timeout = timeout_of_ns(a[1]);
-    let r = waited(k.select(&mut sets, timeout), "select")?;
+    let r = waited(k.sim.select(&mut sets, timeout), "select")?;
     let n = match r {
         Ok(n) => n,
         Err(e) => return Ok(Reply::err(e as i32)),
@@ -199,7 +239,7 @@ fn is_wall_clock(clock: i64) -> bool {
 }
 
 /// Virtual nanoseconds on `clock`.
-pub fn clock_ns(k: &Interleaved<'_>, clock: i64) -> i64 {
+pub fn clock_ns(k: &dyn Kernel, clock: i64) -> i64 {
     let t = if is_wall_clock(clock) {
         k.unix_time()
     } else {
@@ -225,7 +265,9 @@ pub fn sleep(k: &mut Interleaved<'_>, a: &[i64; 6]) -> Answered {
         if left.is_zero() {
             return Ok(Reply::ok(0));
         }
-        match k.poll(&mut [], Some(left)) {
+        settle(k, |_| false);
+        let left = until.saturating_sub(k.now());
+        match k.sim.poll(&mut [], Some(left)) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Halt::Stop(format!("sleeping: {e}"))),
         }

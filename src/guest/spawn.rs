@@ -179,7 +179,13 @@ impl Listener {
     /// whole group can be stopped), with a fixed environment: PATH and HOME from selectlab's,
     /// UTC, the C.UTF-8 locale, and PYTHONHASHSEED=0 (CPython's hashing would otherwise differ
     /// run to run, and with it the order of some of a program's calls).
-    pub fn spawn(&self, command: &[OsString], shim: &Path) -> Result<Child, SpawnError> {
+    /// Standard input is `stdin` (a file), or nothing.
+    pub fn spawn(
+        &self,
+        command: &[OsString],
+        shim: &Path,
+        stdin: Option<&Path>,
+    ) -> Result<Process, SpawnError> {
         let (program, args) = command
             .split_first()
             .ok_or_else(|| SpawnError::Unfit("no program to run".to_string()))?;
@@ -197,10 +203,19 @@ impl Listener {
             .env("LC_ALL", "C.UTF-8")
             .env("PYTHONHASHSEED", "0")
             .env("PYTHONDONTWRITEBYTECODE", "1")
-            .stdin(Stdio::null())
             .process_group(0);
-        cmd.spawn()
-            .map_err(|e| SpawnError::Io("starting the program", e))
+        match stdin {
+            Some(path) => {
+                let file = std::fs::File::open(path)
+                    .map_err(|e| SpawnError::Io("opening its standard input", e))?;
+                cmd.stdin(file)
+            }
+            None => cmd.stdin(Stdio::null()),
+        };
+        let child = cmd
+            .spawn()
+            .map_err(|e| SpawnError::Io("starting the program", e))?;
+        Ok(Process { child, exit: None })
     }
 
     /// Waits (real time, at most [`START_LIMIT`]) for the program's shim to connect.
@@ -241,6 +256,42 @@ fn readable(fd: &OwnedFd, limit: Duration) -> Result<bool, Errno> {
 impl Drop for Listener {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A program selectlab started: stopped with everything it started (its process group) when
+/// dropped.
+pub struct Process {
+    child: Child,
+    exit: Option<i32>,
+}
+
+impl Process {
+    /// The program's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its exit code once it has gone (128 + signal, as a shell reports it); waits for it.
+    pub fn exit_code(&mut self) -> i32 {
+        use std::os::unix::process::ExitStatusExt;
+        *self.exit.get_or_insert_with(|| match self.child.wait() {
+            Ok(status) => status
+                .code()
+                .or(status.signal().map(|s| 128 + s))
+                .unwrap_or(-1),
+            Err(_) => -1,
+        })
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let group = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        }
+        let _ = self.child.wait();
     }
 }
 

@@ -40,17 +40,33 @@ pub trait Peers {
     }
 }
 
+/// No peers at all: a host running alone.
+pub struct NoPeers;
+
+impl Peers for NoPeers {
+    fn count(&self) -> usize {
+        0
+    }
+
+    fn runnable(&self, _: &Sim, _: usize) -> bool {
+        false
+    }
+
+    fn run(&mut self, _: &mut Sim, _: usize) {}
+}
+
 /// Lets every runnable peer that the decision source does not hold back make one call, in peer
-/// order, as [`Host::peer`]; then hands the machine back to the main host. Bounded: each peer
+/// order, as [`Host::peer`]; then hands the machine back to the host that called. Bounded: each peer
 /// runs at most once per call of the program.
 pub fn run_peers(sim: &mut Sim, peers: &mut dyn Peers) {
+    let caller = sim.host();
     for n in peers.candidates(sim) {
         if peers.runnable(sim, n) && !sim.hold_back() {
             sim.set_host(Host::peer(n));
             peers.run(sim, n);
         }
     }
-    sim.set_host(Host::MAIN);
+    sim.set_host(caller);
 }
 
 /// The program under test's kernel: the simulator, with the peers running between its calls.

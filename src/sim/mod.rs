@@ -157,7 +157,7 @@ pub struct Sim {
     pending_choice: Option<Choice>,
     /// Who is making calls now (records carry it).
     host: Host,
-    /// Numbers the main host's next new descriptors must take ([`Sim::place_next_fds`]).
+    /// Numbers the next new descriptors must take ([`Sim::place_next_fds`]).
     placed_fds: Vec<i32>,
     transcript: Transcript,
 }
@@ -225,6 +225,11 @@ impl Sim {
     /// Calls made so far, by every host (the simulator's own timers not counted).
     pub fn syscalls(&self) -> u64 {
         self.syscalls
+    }
+
+    /// The host whose calls are being made.
+    pub fn host(&self) -> Host {
+        self.host
     }
 
     /// Makes `host` the one whose calls follow (they are recorded under its name).
@@ -357,8 +362,9 @@ impl Sim {
         self.socks.get_mut(id).expect("live socket id")
     }
 
-    /// The numbers the main host's next new descriptors take, in order, instead of the lowest
-    /// free: a guest program's real descriptor table has reserved them (see `src/guest`).
+    /// The numbers the calling host's next new descriptors take, in order, instead of the
+    /// lowest free: a guest program's real descriptor table has reserved them (see
+    /// `src/guest`).
     /// Numbers left over when its call creates fewer are dropped by [`Sim::clear_placed_fds`].
     pub fn place_next_fds(&mut self, fds: &[Fd]) {
         self.placed_fds = fds.iter().rev().map(|fd| fd.0).collect();
@@ -392,13 +398,11 @@ impl Sim {
         fd
     }
 
-    /// Gives `file` a descriptor: a placed number for the main host, else the lowest free one
+    /// Gives `file` a descriptor: a placed number if there is one, else the lowest free one
     /// (at or above `min`). A placed number already in use here is EBADF: the guest's two
     /// tables disagree (see `src/guest`).
     fn install(&mut self, file: Id, min: Option<i32>) -> Result<Fd, Errno> {
-        if self.host == Host::MAIN
-            && let Some(fd) = self.placed_fds.pop()
-        {
+        if let Some(fd) = self.placed_fds.pop() {
             return self
                 .fds_mut()
                 .install_exact(file, fd)

@@ -242,3 +242,51 @@ fn a_statically_linked_program_is_refused_before_it_runs() {
     assert!(stderr.contains("is statically linked"), "{stderr}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn the_seeds_good_bye_server_and_client_both_run_as_guests() {
+    if !have("python3") {
+        eprintln!("skipped: python3 is not installed");
+        return;
+    }
+    let dir = scratch("good-bye");
+    let input = dir.join("input.txt");
+    std::fs::write(&input, "hello there\n").expect("write the client's input");
+    let transcript = dir.join("transcript.txt");
+    let out = sim(&[
+        "--transcript",
+        transcript.to_str().expect("a UTF-8 path"),
+        "--peer",
+        "python3 tests/seed/client.py 127.0.0.1 33333",
+        "--peer-stdin",
+        input.to_str().expect("a UTF-8 path"),
+        "--",
+        "python3",
+        "tests/seed/server.py",
+        "127.0.0.1",
+        "33333",
+        "1",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("receive from ('127.0.0.1', 32768):hello there"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("server receive your messages, good bye."),
+        "{stdout}"
+    );
+    assert!(stdout.contains("exited with status 0"), "{stdout}");
+    // Both programs' calls, in one simulation: the server's unlabelled, the client's as c1.
+    let t = std::fs::read_to_string(&transcript).expect("the transcript");
+    assert!(
+        t.contains("] fd3 listen(5) = 0") && t.contains("] c1 fd3 connect(127.0.0.1:33333)"),
+        "{t}"
+    );
+    assert!(
+        t.contains("] fd4 send(39) = 39") && t.contains("] c1 fd3 recv(1024) = 39"),
+        "{t}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
