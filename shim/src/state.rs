@@ -9,7 +9,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, AtomicU8, AtomicU64, Ordering::Relaxed};
 
-use selectlab_wire::{MAX_MESSAGE_BYTES, Op, Reply, Request};
+use selectlab_wire::{MAX_MESSAGE_BYTES, Op, Reply, Request, SPIN_RECV_TRIES};
 
 /// How this process relates to the simulator.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -165,16 +165,7 @@ pub(crate) fn call(req: &Request) -> Reply {
         die("lost the channel to selectlab");
     }
     buf.resize(MAX_MESSAGE_BYTES, 0);
-    let got = loop {
-        // SAFETY: the pointer and capacity describe `buf`, which the kernel fills.
-        let n =
-            unsafe { libc::syscall(libc::SYS_recvfrom, fd, buf.as_mut_ptr(), buf.len(), 0, 0, 0) };
-        // SAFETY: reads this thread's errno.
-        if n < 0 && unsafe { *libc::__errno_location() } == libc::EINTR {
-            continue;
-        }
-        break n;
-    };
+    let got = receive(fd, &mut buf);
     if got <= 0 {
         // selectlab ended the run (it kills the program too); nothing more to do.
         // SAFETY: as in `die`.
@@ -183,6 +174,38 @@ pub(crate) fn call(req: &Request) -> Reply {
     match Reply::decode(&buf[..got as usize]) {
         Ok(reply) => reply,
         Err(e) => die(&format!("selectlab's reply did not decode: {e}")),
+    }
+}
+
+/// Receives one message on the channel: a few non-blocking tries first (the reply is usually
+/// microseconds away), then a blocking receive.
+fn receive(fd: i32, buf: &mut [u8]) -> isize {
+    for _ in 0..SPIN_RECV_TRIES {
+        // SAFETY: the pointer and capacity describe `buf`, which the kernel fills.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_recvfrom,
+                fd,
+                buf.as_mut_ptr(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+                0,
+                0,
+            )
+        };
+        // SAFETY: reads this thread's errno.
+        if n >= 0 || unsafe { *libc::__errno_location() } != libc::EAGAIN {
+            return n as isize;
+        }
+    }
+    loop {
+        // SAFETY: as above, blocking this time.
+        let n =
+            unsafe { libc::syscall(libc::SYS_recvfrom, fd, buf.as_mut_ptr(), buf.len(), 0, 0, 0) };
+        // SAFETY: reads this thread's errno.
+        if n >= 0 || unsafe { *libc::__errno_location() } != libc::EINTR {
+            return n as isize;
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use rustix::io::Errno;
 use rustix::net::{
     self as rn, AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
 };
-use selectlab_wire::{CHANNEL_PATH_ENV, MAX_MESSAGE_BYTES, Reply, Request};
+use selectlab_wire::{CHANNEL_PATH_ENV, MAX_MESSAGE_BYTES, Reply, Request, SPIN_RECV_TRIES};
 
 /// The shim, built by `build.rs` from `shim/`.
 const SHIM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libselectlab_shim.so"));
@@ -305,6 +305,26 @@ impl Channel {
     /// The program's next request; None when the program (and every process holding its end)
     /// has exited. Waits at most [`SILENCE_LIMIT`] of real time.
     pub fn next_request(&mut self) -> Result<Option<Request>, SpawnError> {
+        let n = match self.receive()? {
+            0 => return Ok(None),
+            n => n,
+        };
+        Request::decode(&self.buf[..n])
+            .map(Some)
+            .map_err(|e| SpawnError::Unfit(format!("the shim sent {e}")))
+    }
+
+    /// One message's length (0: the other side is gone): a few non-blocking tries, then a wait
+    /// of at most [`SILENCE_LIMIT`].
+    fn receive(&mut self) -> Result<usize, SpawnError> {
+        for _ in 0..SPIN_RECV_TRIES {
+            match rn::recv(&self.fd, &mut self.buf[..], RecvFlags::DONTWAIT) {
+                Ok((n, _)) => return Ok(n),
+                Err(Errno::AGAIN | Errno::INTR) => {}
+                Err(Errno::CONNRESET) => return Ok(0),
+                Err(e) => return Err(SpawnError::Channel("reading the program's call", e)),
+            }
+        }
         if !readable(&self.fd, SILENCE_LIMIT)
             .map_err(|e| SpawnError::Channel("waiting for the program", e))?
         {
@@ -314,14 +334,11 @@ impl Channel {
                 SILENCE_LIMIT.as_secs()
             )));
         }
-        let n = match rn::recv(&self.fd, &mut self.buf[..], RecvFlags::empty()) {
-            Ok((0, _)) | Err(Errno::CONNRESET) => return Ok(None),
-            Ok((n, _)) => n,
-            Err(e) => return Err(SpawnError::Channel("reading the program's call", e)),
-        };
-        Request::decode(&self.buf[..n])
-            .map(Some)
-            .map_err(|e| SpawnError::Unfit(format!("the shim sent {e}")))
+        match rn::recv(&self.fd, &mut self.buf[..], RecvFlags::DONTWAIT) {
+            Ok((n, _)) => Ok(n),
+            Err(Errno::CONNRESET) => Ok(0),
+            Err(e) => Err(SpawnError::Channel("reading the program's call", e)),
+        }
     }
 
     /// Sends the reply to the program's last request. A program that is gone is no error here:
