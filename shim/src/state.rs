@@ -197,6 +197,9 @@ fn receive(fd: i32, buf: &mut [u8]) -> isize {
         if n >= 0 || unsafe { *libc::__errno_location() } != libc::EAGAIN {
             return n as isize;
         }
+        // Give the core to selectlab if it is waiting for one (a busy machine).
+        // SAFETY: sched_yield takes no arguments.
+        unsafe { libc::syscall(libc::SYS_sched_yield) };
     }
     loop {
         // SAFETY: as above, blocking this time.

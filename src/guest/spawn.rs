@@ -320,7 +320,8 @@ impl Channel {
         for _ in 0..SPIN_RECV_TRIES {
             match rn::recv(&self.fd, &mut self.buf[..], RecvFlags::DONTWAIT) {
                 Ok((n, _)) => return Ok(n),
-                Err(Errno::AGAIN | Errno::INTR) => {}
+                // Give the core to the program if it is waiting for one (a busy machine).
+                Err(Errno::AGAIN | Errno::INTR) => std::thread::yield_now(),
                 Err(Errno::CONNRESET) => return Ok(0),
                 Err(e) => return Err(SpawnError::Channel("reading the program's call", e)),
             }

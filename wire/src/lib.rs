@@ -32,7 +32,8 @@ pub const CHANNEL_FD_MIN: i32 = 900;
 /// shortened as a non-blocking call may be).
 pub const MAX_DATA_BYTES: usize = 64 * 1024;
 
-/// How many times each side tries a non-blocking receive before it blocks. A blocked process
+/// How many times each side tries a non-blocking receive (yielding the core between tries)
+/// before it blocks. A blocked process
 /// is woken by the scheduler, which costs tens of microseconds on some machines (85 µs per
 /// wake-up on the 2-core VM where this was measured, 8 000 round trips a second); trying
 /// again first, while the other side is answering, reached 235 000 a second there.
