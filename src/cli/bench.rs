@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::programs::{bench, bench_readiness, chat_cli};
+use crate::programs::{bench, bench_guest, bench_readiness, chat_cli};
 
 #[derive(clap::Subcommand)]
 pub(super) enum BenchWhat {
@@ -25,6 +25,22 @@ pub(super) enum BenchWhat {
         /// One JSON object instead of the text (simulator only).
         #[arg(long)]
         json: bool,
+    },
+    /// A foreign program inside the simulator (calls answered per second) beside the same
+    /// program on real loopback (deliveries per second), on the chat workload.
+    Guest {
+        /// Clients.
+        #[arg(long, default_value_t = 20)]
+        clients: usize,
+        /// Lines each client says.
+        #[arg(long, default_value_t = 200)]
+        lines: usize,
+        /// One JSON object instead of the text.
+        #[arg(long)]
+        json: bool,
+        /// The program and its arguments (it prints its port on its first line).
+        #[arg(last = true, required = true)]
+        command: Vec<std::ffi::OsString>,
     },
     /// One wait's cost with one ready descriptor among K idle ones, for select, poll and
     /// epoll, on the kernel and in the simulator.
@@ -60,6 +76,22 @@ impl BenchWhat {
                 json,
                 plot,
             } => readiness(&transport, &idle, json, plot, out),
+            BenchWhat::Guest {
+                clients,
+                lines,
+                json,
+                command,
+            } => match bench_guest::run(&command, clients, lines) {
+                Ok(b) if json => {
+                    let _ = writeln!(out, "{}", crate::json::line(&b));
+                    ExitCode::SUCCESS
+                }
+                Ok(b) => {
+                    let _ = writeln!(out, "{b}");
+                    ExitCode::SUCCESS
+                }
+                Err(why) => super::cannot_run("bench guest", why),
+            },
         }
     }
 }

@@ -1,0 +1,126 @@
+//! `selectlab bench guest -- CMD`: how fast a foreign program runs inside the simulator, beside
+//! the same program on real loopback.
+//!
+//! Inside: the chat workload of `selectlab sim --clients N --lines K`, timed on the wall clock;
+//! the figure is the program's calls answered per second (each one a round trip through the
+//! shim). Outside: the same program started plainly, loaded by `selectlab load` with the same
+//! clients and lines; the figure is deliveries per second. The program must print its port on
+//! its first line of output for the second half (the test fixtures do); otherwise that half
+//! says it was skipped. Measurements only: nothing is asserted.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::guest::{self, GuestConfig};
+use crate::programs::load::{self, LoadConfig};
+
+/// Bytes per line of the real-loopback half (as `selectlab load` defaults).
+const REAL_LINE_BYTES: usize = 64;
+
+/// How long the real-loopback half may take.
+const REAL_DEADLINE: Duration = Duration::from_secs(60);
+
+/// One measurement of a program, inside the simulator and on real loopback.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GuestBench {
+    /// Clients.
+    pub clients: usize,
+    /// Lines each client says.
+    pub lines: usize,
+    /// Calls the program made inside the simulator.
+    pub sim_calls: u64,
+    /// Wall-clock seconds of the simulated run (the program's start included).
+    pub sim_wall_s: f64,
+    /// Calls answered per wall-clock second.
+    pub sim_calls_per_s: f64,
+    /// Lines delivered inside the simulator, per wall-clock second.
+    pub sim_deliveries_per_s: f64,
+    /// Deliveries per second on real loopback (None: the half was skipped).
+    pub real_deliveries_per_s: Option<f64>,
+    /// Why the real half was skipped, if it was.
+    pub real_skipped: Option<String>,
+}
+
+/// Measures `command` both ways.
+pub fn run(command: &[OsString], clients: usize, lines: usize) -> Result<GuestBench, String> {
+    let config = GuestConfig {
+        command: command.to_vec(),
+        seed: 0,
+        adversary: false,
+        clients,
+        lines,
+        run_for: Duration::from_secs(3600),
+        peers: Vec::new(),
+    };
+    let started = Instant::now();
+    let report = guest::run(&config).map_err(|e| e.to_string())?;
+    let wall = started.elapsed().as_secs_f64().max(1e-9);
+    let delivered: usize = report.delivery.map_or(0, |d| d.heard.iter().sum());
+    let real = real_loopback(command, clients, lines);
+    Ok(GuestBench {
+        clients,
+        lines,
+        sim_calls: report.calls,
+        sim_wall_s: crate::json::round(wall, 3),
+        sim_calls_per_s: crate::json::round(report.calls as f64 / wall, 0),
+        sim_deliveries_per_s: crate::json::round(delivered as f64 / wall, 0),
+        real_deliveries_per_s: real.as_ref().ok().copied(),
+        real_skipped: real.err(),
+    })
+}
+
+/// Starts the program plainly, reads its port from its first line, and loads it.
+fn real_loopback(command: &[OsString], clients: usize, lines: usize) -> Result<f64, String> {
+    let (program, args) = command.split_first().ok_or("no program")?;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start it: {e}"))?;
+    let mut first = String::new();
+    let read = child
+        .stdout
+        .take()
+        .map(|out| std::io::BufReader::new(out).read_line(&mut first));
+    let result = match (read, first.trim().parse::<u16>()) {
+        (Some(Ok(_)), Ok(port)) => {
+            let config = LoadConfig {
+                addr: ([127, 0, 0, 1], port).into(),
+                clients,
+                lines,
+                bytes: REAL_LINE_BYTES,
+                deadline: REAL_DEADLINE,
+                progress: indicatif::ProgressBar::hidden(),
+            };
+            load::run(&config)
+                .map(|r| {
+                    crate::json::round(r.delivered as f64 / r.elapsed.as_secs_f64().max(1e-9), 0)
+                })
+                .map_err(|e| e.to_string())
+        }
+        _ => Err("the program did not print its port on its first line".to_string()),
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
+
+impl fmt::Display for GuestBench {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} clients x {} lines", self.clients, self.lines)?;
+        writeln!(
+            f,
+            "inside the simulator: {} calls in {:.3} s: {:.0} calls/s, {:.0} deliveries/s",
+            self.sim_calls, self.sim_wall_s, self.sim_calls_per_s, self.sim_deliveries_per_s
+        )?;
+        match (&self.real_deliveries_per_s, &self.real_skipped) {
+            (Some(rate), _) => write!(f, "on real loopback: {rate:.0} deliveries/s"),
+            (None, Some(why)) => write!(f, "on real loopback: skipped ({why})"),
+            (None, None) => Ok(()),
+        }
+    }
+}
