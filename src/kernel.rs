@@ -230,6 +230,10 @@ pub trait Kernel {
     fn setsockopt(&mut self, fd: Fd, opt: SockOpt, value: i32) -> Result<(), Errno>;
     /// getsockopt(2).
     fn getsockopt(&mut self, fd: Fd, opt: SockOpt) -> Result<i32, Errno>;
+    /// ioctl(FIONREAD): the bytes a read would find — a stream's whole queue, the next
+    /// datagram's or record's size (0 when there is none), a pipe's contents. EINVAL on a
+    /// listening TCP socket, as Linux answers.
+    fn bytes_waiting(&mut self, fd: Fd) -> Result<usize, Errno>;
     /// poll(2): fills each entry's `revents`; `None` waits for ever. Returns the count of ready
     /// entries. The simulator advances its virtual clock instead of sleeping.
     fn poll(&mut self, fds: &mut [PollFd], timeout: Option<Duration>) -> Result<usize, Errno>;

@@ -353,6 +353,12 @@ impl Kernel for RealKernel {
         Ok(from_storage(&s))
     }
 
+    fn bytes_waiting(&mut self, fd: Fd) -> Result<usize, Errno> {
+        let n = rustix::io::ioctl_fionread(self.owned(fd)?)
+            .map_err(|e| Errno::from_raw(e.raw_os_error()))?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
     fn getpeername(&mut self, fd: Fd) -> Result<SockAddr, Errno> {
         let s = ns::getpeername::<SockaddrStorage>(self.raw(fd)?)?;
         Ok(from_storage(&s))

@@ -96,17 +96,18 @@ pub(crate) fn die(msg: &str) -> ! {
 }
 
 /// Refuses to run the program further, because what it did cannot be simulated faithfully:
-/// tells selectlab why (if the channel is there) and exits.
+/// tells selectlab why (which reports it), or standard error if it cannot, and exits.
 pub(crate) fn refuse(why: &str) -> ! {
-    say(&format!("refused: {why}"));
     let mut msg = Vec::new();
     Request::new(Op::Refuse, &[])
         .with_data(why.as_bytes().to_vec())
         .encode(&mut msg);
     let fd = channel_fd();
-    if fd >= 0 {
-        // SAFETY: the pointer and length describe `msg`; a failed send changes nothing here.
-        unsafe { libc::syscall(libc::SYS_sendto, fd, msg.as_ptr(), msg.len(), 0, 0, 0) };
+    // SAFETY: the pointer and length describe `msg`; a failed send is reported below.
+    let told = fd >= 0
+        && unsafe { libc::syscall(libc::SYS_sendto, fd, msg.as_ptr(), msg.len(), 0, 0, 0) } >= 0;
+    if !told {
+        say(&format!("refused: {why}"));
     }
     // SAFETY: as in `die`.
     unsafe { libc::_exit(125) }

@@ -90,7 +90,7 @@ impl Answerer {
             Op::SetSockOpt => set_option(k, a, &req.data),
             Op::GetFlags => Ok(self.get_flags(a)),
             Op::SetFlags => Ok(self.set_flags(a)),
-            Op::BytesWaiting => refuse("ioctl FIONREAD is not simulated".to_string()),
+            Op::BytesWaiting => Ok(reply(k.bytes_waiting(fd_arg(a[0])).map(|n| n as i64))),
             Op::Dup => self.dup(k, a),
             Op::Recv => self.recv(k, a),
             Op::Send => self.send(k, a, &req.data),

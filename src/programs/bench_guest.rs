@@ -24,7 +24,7 @@ const REAL_LINE_BYTES: usize = 64;
 const REAL_DEADLINE: Duration = Duration::from_secs(60);
 
 /// One measurement of a program, inside the simulator and on real loopback.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct GuestBench {
     /// Clients.
     pub clients: usize,

@@ -200,6 +200,18 @@ impl Kernel for Sim {
         r
     }
 
+    fn bytes_waiting(&mut self, fd: Fd) -> Result<usize, Errno> {
+        let r = self.sim_bytes_waiting(fd);
+        self.record(
+            Call::BytesWaiting,
+            fd.0,
+            Arg::None,
+            count(&r, |&n| n as i64),
+            None,
+        );
+        r
+    }
+
     fn getpeername(&mut self, fd: Fd) -> Result<SockAddr, Errno> {
         let r = self.sim_getpeername(fd);
         self.record(Call::Getpeername, fd.0, Arg::None, count(&r, |_| 0), None);

@@ -124,6 +124,7 @@ impl Kernel for Interleaved<'_> {
         fn close(&mut self, fd: Fd) -> Result<(), Errno>;
         fn getsockname(&mut self, fd: Fd) -> Result<SockAddr, Errno>;
         fn getpeername(&mut self, fd: Fd) -> Result<SockAddr, Errno>;
+        fn bytes_waiting(&mut self, fd: Fd) -> Result<usize, Errno>;
         fn setsockopt(&mut self, fd: Fd, opt: SockOpt, value: i32) -> Result<(), Errno>;
         fn getsockopt(&mut self, fd: Fd, opt: SockOpt) -> Result<i32, Errno>;
         fn poll(&mut self, fds: &mut [PollFd], timeout: Option<Duration>) -> Result<usize, Errno>;

@@ -38,6 +38,8 @@ pub enum Call {
     Getpeername,
     Setsockopt,
     Getsockopt,
+    /// ioctl(FIONREAD).
+    BytesWaiting,
     Poll,
     Select,
     EpollCreate,
@@ -65,6 +67,7 @@ impl Call {
             Call::Shutdown => "shutdown",
             Call::Close => "close",
             Call::Getsockname => "getsockname",
+            Call::BytesWaiting => "ioctl_fionread",
             Call::Getpeername => "getpeername",
             Call::Setsockopt => "setsockopt",
             Call::Getsockopt => "getsockopt",

@@ -903,3 +903,47 @@ fn eintr_interrupts_waits_and_python_level_calls_retry_simulator_only() {
     y.sendall(b"late").unwrap();
     assert_eq!(x.recv(10), Ok(b"late".to_vec()));
 }
+
+/// ioctl(FIONREAD) on both transports: what a read would find, for each kind of pair, and EINVAL
+/// on a listening socket.
+#[test]
+fn fionread_counts_what_a_read_would_find() {
+    use crate::util::{PairKind, make_pair};
+    use selectlab::kernel::{Events, PollFd};
+    let kernels: [(&str, Box<dyn Kernel>); 2] = [
+        ("real", Box::new(RealKernel::new())),
+        ("sim", Box::new(Sim::faithful())),
+    ];
+    for (t, mut k) in kernels {
+        let k = k.as_mut();
+        for kind in [
+            PairKind::TcpV4,
+            PairKind::UdpV4,
+            PairKind::UnixStream,
+            PairKind::UnixSeqPacket,
+            PairKind::UnixDgram,
+        ] {
+            let (a, b) = make_pair(k, kind);
+            assert_eq!(k.bytes_waiting(b), Ok(0), "{t} {kind:?}: nothing yet");
+            k.send(a, b"abc").expect("send");
+            k.send(a, b"defghij").expect("send");
+            // Wait for the second write to arrive (loopback is immediate, but say so).
+            let mut fds = [PollFd::new(b, Events::IN)];
+            k.poll(&mut fds, Some(Duration::from_secs(1)))
+                .expect("poll");
+            // Streams and AF_UNIX seqpacket count the whole queue; datagrams the first.
+            let whole = kind.is_stream() || kind == PairKind::UnixSeqPacket;
+            let want = if whole { 10 } else { 3 };
+            assert_eq!(k.bytes_waiting(b), Ok(want), "{t} {kind:?}");
+            for fd in [a, b] {
+                k.close(fd).expect("close");
+            }
+        }
+        let l = k.socket(Family::Inet, SockType::Stream).expect("socket");
+        k.bind(l, &SockAddr::Inet("127.0.0.1:0".parse().unwrap()))
+            .expect("bind");
+        k.listen(l, 4).expect("listen");
+        assert_eq!(k.bytes_waiting(l), Err(Errno::EINVAL), "{t}: listening");
+        k.close(l).expect("close");
+    }
+}

@@ -290,3 +290,40 @@ fn the_seeds_good_bye_server_and_client_both_run_as_guests() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn pythons_socket_select_and_time_apis_answer_as_on_linux_with_virtual_time() {
+    if !have("python3") {
+        eprintln!("skipped: python3 is not installed");
+        return;
+    }
+    let script = "tests/fixtures/guest_calls.py";
+    let out = sim(&["--", "python3", script]);
+    let inside = text(&out.stdout);
+    assert!(out.status.success(), "{inside}{}", text(&out.stderr));
+    // Time is virtual: the timeout and the sleep take exactly their length, from 2026-01-01.
+    for line in [
+        "timeout after 2.5\n",
+        "slept until 3.75\n",
+        "wall clock 2026-01-01 00:00:03\n",
+    ] {
+        assert!(inside.contains(line), "{line:?} in:\n{inside}");
+    }
+    // The kernel is the oracle: the same script outside gives the same answers, times aside.
+    let real = Command::new("python3")
+        .arg(script)
+        .output()
+        .expect("python3 runs");
+    let timeless = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| {
+                !l.starts_with("timeout after")
+                    && !l.starts_with("slept until")
+                    && !l.starts_with("wall clock")
+                    && !l.starts_with("sim:")
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(timeless(&inside), timeless(&text(&real.stdout)));
+}

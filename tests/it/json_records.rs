@@ -7,6 +7,7 @@ use std::process::Command;
 
 use selectlab::check::FindingRecord;
 use selectlab::programs::bench::SimChatRecord;
+use selectlab::programs::bench_guest::GuestBench;
 use selectlab::programs::bench_readiness::PointRecord;
 use selectlab::programs::load::LoadRecord;
 use selectlab::zoo::run::BugRecord;
@@ -113,6 +114,39 @@ fn bench_chat_prints_one_sim_chat_record_with_the_backend_flag_name() {
 }
 
 #[test]
+fn bench_guest_prints_one_record_with_both_halves() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("skipped: python3 is not installed");
+        return;
+    }
+    let fixture = "tests/fixtures/chat_server.py";
+    let args = [
+        "bench",
+        "guest",
+        "--clients",
+        "3",
+        "--lines",
+        "5",
+        "--json",
+        "--",
+        "python3",
+        fixture,
+    ];
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("selectlab runs");
+    assert!(out.status.success());
+    // The fixture prints its port first (it passes through); the record is the last line.
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    let last = text.lines().last().expect("a record");
+    let r: GuestBench = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    assert_eq!((r.clients, r.lines), (3, 5));
+    assert!(r.sim_calls > 0 && r.sim_calls_per_s > 0.0, "{r:?}");
+    assert!(r.real_deliveries_per_s.is_some_and(|d| d > 0.0), "{r:?}");
+}
+
+#[test]
 fn bench_readiness_prints_one_point_record_per_backend() {
     let args = [
         "bench",
@@ -199,4 +233,5 @@ fn the_readme_lists_every_record_field() {
         fields(PointRecord::default())
     );
     assert_eq!(documented("zoo"), fields(BugRecord::default()));
+    assert_eq!(documented("bench guest"), fields(GuestBench::default()));
 }

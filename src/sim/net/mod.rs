@@ -176,6 +176,28 @@ impl Sim {
             .unwrap_or_else(|| SockAddr::unspecified(s.family)))
     }
 
+    /// FIONREAD as Linux answers it: tcp_inq for TCP, the first datagram's length for UDP
+    /// (first_packet_length), unix_inq_len for AF_UNIX (the whole queue of a stream or a
+    /// seqpacket socket, the first skb of a datagram one), EINVAL for a listening socket of either, the pipe's contents.
+    pub(super) fn sim_bytes_waiting(&mut self, fd: Fd) -> Result<usize, Errno> {
+        let id = match self.file(fd)? {
+            Object::Sock(id) => id,
+            Object::PipeRead(p) => return Ok(self.pipes.get(p).expect("live pipe").buf.len()),
+            Object::PipeWrite(_) => return Ok(0),
+            Object::Epoll(_) => return Err(Errno::ENOTTY),
+        };
+        let s = self.sock(id);
+        if matches!(s.state, State::Listen { .. }) {
+            return Err(Errno::EINVAL);
+        }
+        Ok(match s.ty {
+            SockType::Stream => s.rx.len(),
+            // unix_inq_len sums a seqpacket socket's queue too, as it does a stream's.
+            SockType::SeqPacket => s.msgs_bytes,
+            _ => s.msgs.front().map_or(0, |m| m.data.len()),
+        })
+    }
+
     pub(super) fn sim_getpeername(&mut self, fd: Fd) -> Result<SockAddr, Errno> {
         let s = self.sock(self.sock_id(fd)?);
         let connected = match s.family {
