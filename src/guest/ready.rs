@@ -212,8 +212,10 @@ pub fn epoll_ctl(k: &mut Interleaved<'_>, a: &[i64; 6]) -> Answered {
 pub fn epoll_wait(k: &mut Interleaved<'_>, a: &[i64; 6]) -> Answered {
     let max = usize::try_from(a[1]).unwrap_or(0);
     let mut out = Vec::new();
+    let epfd = Fd(a[0] as i32);
+    settle(k, |sim| sim.ready_now(epfd).contains(Events::IN));
     let r = waited(
-        k.epoll_wait(Fd(a[0] as i32), &mut out, max, timeout_of_ns(a[2])),
+        k.sim.epoll_wait(epfd, &mut out, max, timeout_of_ns(a[2])),
         "epoll_wait",
     )?;
     Ok(match r {

@@ -28,6 +28,9 @@ pub struct Adversity {
     pub syn_drop_per_mille: u16,
     /// accept fails with EMFILE (the connection stays queued).
     pub emfile_per_mille: u16,
+    /// accept fails with ENFILE: the system's file table is full (the connection stays queued,
+    /// as with EMFILE). Off in the presets the reference programs' transcripts were made with.
+    pub enfile_per_mille: u16,
     /// A wait reports a descriptor ready that is not (select(2), BUGS).
     pub spurious_per_mille: u16,
     /// An epoll_wait returns only some of the ready events, as if it had returned a moment
@@ -47,6 +50,7 @@ impl Adversity {
         reset_per_mille: 0,
         syn_drop_per_mille: 0,
         emfile_per_mille: 0,
+        enfile_per_mille: 0,
         spurious_per_mille: 0,
         defer_per_mille: 0,
         hold_back_per_mille: 0,
@@ -67,6 +71,7 @@ impl Adversity {
         reset_per_mille: 5,
         syn_drop_per_mille: 50,
         emfile_per_mille: 50,
+        enfile_per_mille: 0,
         spurious_per_mille: 100,
         defer_per_mille: 100,
         hold_back_per_mille: 500,
@@ -100,6 +105,8 @@ pub enum Choice {
     SynDrop,
     /// accept ran out of descriptors.
     Emfile,
+    /// accept found the system's file table full.
+    Enfile,
     /// A wait reported readiness that was not there.
     Spurious,
     /// The proxy held a direction back this long before its next write: what arrives
@@ -259,6 +266,11 @@ impl Decider {
     /// Whether accept fails with EMFILE.
     pub fn emfile(&mut self) -> bool {
         self.happens(|a| a.emfile_per_mille)
+    }
+
+    /// Whether accept fails with ENFILE.
+    pub fn enfile(&mut self) -> bool {
+        self.happens(|a| a.enfile_per_mille)
     }
 
     /// Whether a wait reports a spurious readiness.

@@ -290,6 +290,24 @@ fn accept_errors() {
     });
 }
 
+/// The table lists ECONNABORTED for accept, but Linux's TCP never returns it for a connection
+/// reset while it waited in the queue: net/socket.c's do_accept answers ECONNABORTED only when
+/// the peer's name cannot be read, and inet_getname (peer = 2, accept's case) reads it even
+/// for a closed socket. The connection is accepted, and its first recv reports the reset.
+#[test]
+fn a_connection_reset_before_accept_is_accepted_not_econnaborted() {
+    on_both(|net, t| {
+        let (l, addr) = listener(net, 4);
+        let mut c = tcp(net);
+        c.connect(&addr).expect("connect");
+        c.setsockopt(SockOpt::Linger, 0).expect("linger 0");
+        c.close().expect("close: an RST");
+        let (s, _) = l.accept().expect("accepted, not ECONNABORTED");
+        assert_eq!(s.recv(10), Err(err(Errno::ECONNRESET)), "{t}");
+        assert_eq!(s.recv(10), Ok(Vec::new()), "{t}: then end of stream");
+    });
+}
+
 #[test]
 fn accept_emfile_keeps_the_connection_queued_simulator_only() {
     // Simulator-only here: lowering RLIMIT_NOFILE would starve every other test in this process.
@@ -308,6 +326,31 @@ fn accept_emfile_keeps_the_connection_queued_simulator_only() {
     // The connection stays queued: the listener is still readable, and a freed slot accepts it.
     drop(c);
     assert!(l.accept().is_ok());
+}
+
+/// ENFILE (the system's file table full) cannot be produced on this machine without starving
+/// it; the adversary may choose it, as Linux may return it, and the connection stays queued.
+#[test]
+fn accept_enfile_from_the_adversary_keeps_the_connection_queued_simulator_only() {
+    use selectlab::sim::decide::Adversity;
+    let always = Adversity {
+        enfile_per_mille: 1000,
+        ..Adversity::NONE
+    };
+    let sim = share(Sim::new(SimConfig::default(), Decider::seeded(1, always)));
+    let net: Net = sim.clone();
+    let (mut l, addr) = listener(&net, 4);
+    l.setblocking(false).unwrap();
+    let c = tcp(&net);
+    c.connect(&addr).unwrap();
+    assert_eq!(l.accept().map(|_| ()), Err(err(Errno::ENFILE)));
+    // The connection stays queued: the listener is still readable.
+    let listening = selectlab::kernel::Fd(l.fileno());
+    assert!(
+        sim.borrow()
+            .ready_now(listening)
+            .contains(selectlab::kernel::Events::IN)
+    );
 }
 
 // ----- connect ---------------------------------------------------------------------------------

@@ -212,6 +212,9 @@ impl Sim {
         if self.decide.emfile() {
             return (Err(Errno::EMFILE), Some(Choice::Emfile));
         }
+        if self.decide.enfile() {
+            return (Err(Errno::ENFILE), Some(Choice::Enfile));
+        }
         if let Err(e) = self.check_fds_available(1) {
             return (Err(e), None);
         }
