@@ -123,18 +123,7 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
         peers.push((label(&peer.command), process));
     }
     let (mut channel, hello, guests) = connect_all(&listener, &main, peers)?;
-    let mut sim = Sim::new(
-        SimConfig {
-            // The program and each peer are processes: each has its own descriptor numbers.
-            fd_table_per_host: true,
-            ..SimConfig::default()
-        },
-        if config.adversary {
-            Decider::seeded(config.seed, GUEST_ADVERSITY)
-        } else {
-            Decider::faithful()
-        },
-    );
+    let mut sim = machine(config);
     let mut hosts = Hosts {
         clients: Clients::new(config.clients, config.lines),
         guests,
@@ -185,13 +174,28 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
         (End::Stopped(_), _) if hosts.clients.done() => End::Delivered,
         (end, _) => end,
     };
-    let transcript = sim
-        .transcript()
-        .records()
-        .iter()
-        .map(|r| format!("{r}\n"))
-        .collect();
-    Ok(GuestReport {
+    Ok(report(config, end, calls, &sim, &hosts))
+}
+
+/// The simulated machine a run uses: faithful, or the seeded adversary.
+fn machine(config: &GuestConfig) -> Sim {
+    let decider = if config.adversary {
+        Decider::seeded(config.seed, GUEST_ADVERSITY)
+    } else {
+        Decider::faithful()
+    };
+    let sim_config = SimConfig {
+        // The program and each peer are processes: each has its own descriptor numbers.
+        fd_table_per_host: true,
+        ..SimConfig::default()
+    };
+    Sim::new(sim_config, decider)
+}
+
+/// What a finished run did.
+fn report(config: &GuestConfig, end: End, calls: u64, sim: &Sim, hosts: &Hosts) -> GuestReport {
+    let records = sim.transcript().records();
+    GuestReport {
         end,
         calls,
         virtual_time: sim.now(),
@@ -201,8 +205,8 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
             .iter()
             .map(|g| (g.label.clone(), g.exit))
             .collect(),
-        transcript,
-    })
+        transcript: records.iter().map(|r| format!("{r}\n")).collect(),
+    }
 }
 
 /// Whether the run is over after a call: the workload delivered, a peer in trouble, or a
