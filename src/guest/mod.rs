@@ -103,11 +103,12 @@ pub struct GuestReport {
 
 /// The adversity `--adversary` applies to a guest: everything Linux may do that keeps every
 /// byte of a connection (short reads and writes, EINTR, lost SYNs, EMFILE and ENFILE from
-/// accept, spurious and partial wake-ups, held-back peers). Resets are left out: a reset
+/// accept, EAGAIN from a UDP sendto, spurious and partial wake-ups, held-back peers). Resets are left out: a reset
 /// client legitimately misses lines, and the delivery count could no longer judge the program.
 pub const GUEST_ADVERSITY: Adversity = Adversity {
     reset_per_mille: 0,
     enfile_per_mille: 20,
+    udp_send_full_per_mille: 20,
     ..Adversity::HOSTILE
 };
 

@@ -31,6 +31,9 @@ pub struct Adversity {
     /// accept fails with ENFILE: the system's file table is full (the connection stays queued,
     /// as with EMFILE). Off in the presets the reference programs' transcripts were made with.
     pub enfile_per_mille: u16,
+    /// A UDP sendto finds the send buffer full (EAGAIN): on a real device datagrams wait in
+    /// its queue; on loopback never. Off in the presets the reference transcripts used.
+    pub udp_send_full_per_mille: u16,
     /// A wait reports a descriptor ready that is not (select(2), BUGS).
     pub spurious_per_mille: u16,
     /// An epoll_wait returns only some of the ready events, as if it had returned a moment
@@ -51,6 +54,7 @@ impl Adversity {
         syn_drop_per_mille: 0,
         emfile_per_mille: 0,
         enfile_per_mille: 0,
+        udp_send_full_per_mille: 0,
         spurious_per_mille: 0,
         defer_per_mille: 0,
         hold_back_per_mille: 0,
@@ -72,6 +76,7 @@ impl Adversity {
         syn_drop_per_mille: 50,
         emfile_per_mille: 50,
         enfile_per_mille: 0,
+        udp_send_full_per_mille: 0,
         spurious_per_mille: 100,
         defer_per_mille: 100,
         hold_back_per_mille: 500,
@@ -107,6 +112,8 @@ pub enum Choice {
     Emfile,
     /// accept found the system's file table full.
     Enfile,
+    /// A UDP sendto found the send buffer full.
+    SendBufferFull,
     /// A wait reported readiness that was not there.
     Spurious,
     /// The proxy held a direction back this long before its next write: what arrives
@@ -271,6 +278,11 @@ impl Decider {
     /// Whether accept fails with ENFILE.
     pub fn enfile(&mut self) -> bool {
         self.happens(|a| a.enfile_per_mille)
+    }
+
+    /// Whether a UDP sendto finds the send buffer full.
+    pub fn udp_send_full(&mut self) -> bool {
+        self.happens(|a| a.udp_send_full_per_mille)
     }
 
     /// Whether a wait reports a spurious readiness.

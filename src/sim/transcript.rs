@@ -230,6 +230,7 @@ impl fmt::Display for ChoiceText {
             Choice::Reset => f.write_str("adversary: connection reset"),
             Choice::SynDrop => f.write_str("adversary: SYN lost"),
             Choice::Emfile => f.write_str("adversary: out of descriptors (EMFILE)"),
+            Choice::SendBufferFull => f.write_str("adversary: the send buffer is full (EAGAIN)"),
             Choice::Enfile => f.write_str("adversary: the system's file table is full (ENFILE)"),
             Choice::Spurious => f.write_str("adversary: spurious wakeup"),
             Choice::Pause { millis } => {

@@ -353,6 +353,22 @@ fn accept_enfile_from_the_adversary_keeps_the_connection_queued_simulator_only()
     );
 }
 
+/// A UDP sendto's EAGAIN (the send buffer full) cannot happen on loopback, which frees each
+/// datagram as it queues it; on a real device it can, so the adversary may choose it, and
+/// nothing is sent.
+#[test]
+fn udp_sendto_eagain_from_the_adversary_sends_nothing_simulator_only() {
+    use selectlab::sim::decide::Adversity;
+    let always = Adversity {
+        udp_send_full_per_mille: 1000,
+        ..Adversity::NONE
+    };
+    let mut k = Sim::new(SimConfig::default(), Decider::seeded(1, always));
+    let (a, b) = selectlab::pairs::udp_pair(&mut k, Family::Inet).expect("udp pair");
+    assert_eq!(k.send(a, b"lost?"), Err(Errno::EAGAIN));
+    assert_eq!(k.bytes_waiting(b), Ok(0), "nothing was sent");
+}
+
 // ----- connect ---------------------------------------------------------------------------------
 
 #[test]

@@ -269,6 +269,12 @@ impl Sim {
             return Err(Errno::ENETUNREACH);
         }
         let src = self.udp_source(id, family, dst)?;
+        // sock_alloc_send_skb finds the send buffer full (datagrams still queued on a real
+        // device; loopback frees them at once): EAGAIN on a non-blocking socket.
+        if self.decide.udp_send_full() {
+            self.pending_choice = Some(crate::sim::decide::Choice::SendBufferFull);
+            return Err(Errno::EAGAIN);
+        }
         let target = self
             .bound_overlapping(Proto::Udp, dst.ip(), dst.port())
             .into_iter()
