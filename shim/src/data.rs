@@ -13,6 +13,9 @@ use crate::state::{self, forward, is_sim, refuse, set_errno};
 /// receive may be.
 const MAX_CHUNK_BYTES: usize = MAX_DATA_BYTES - 256;
 
+/// Most iovecs one sendmsg or recvmsg takes (Linux's UIO_MAXIOV); more is EMSGSIZE.
+const IOV_MAX: usize = 1024;
+
 /// Receives into `buf` from simulated `fd`; the sender's address, if asked for, into `addr`.
 ///
 /// # Safety
@@ -34,12 +37,12 @@ unsafe fn recv_into(
             state::die("selectlab's receive reply has no address block");
         };
         let n = bytes.len().min(len);
-        // SAFETY: the caller promises `len` writable bytes at `buf`; `n ≤ len`, and the
-        // address arguments are the caller's.
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf, n);
-            addr_out(from, addr, addr_len);
+        if n > 0 {
+            // SAFETY: the caller promises `len` writable bytes at `buf`; `0 < n ≤ len`.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf, n) };
         }
+        // SAFETY: the address arguments are the caller's.
+        unsafe { addr_out(from, addr, addr_len) };
     }) as ssize_t
 }
 
@@ -99,6 +102,9 @@ unsafe fn bytes_of<'a>(buf: *const c_void, len: usize) -> &'a [u8] {
 /// `iov` must point to `count` iovecs, each readable for its length.
 unsafe fn gather(iov: *const iovec, count: c_int) -> Vec<u8> {
     let mut out = Vec::new();
+    if iov.is_null() {
+        return out;
+    }
     for i in 0..count.max(0) as usize {
         // SAFETY: the caller promises `count` iovecs, each describing readable memory.
         unsafe {
@@ -123,15 +129,22 @@ unsafe fn scatter_recv(
     addr: *mut sockaddr,
     addr_len: *mut socklen_t,
 ) -> ssize_t {
-    // SAFETY: the caller promises `count` iovecs.
-    let vecs = unsafe { std::slice::from_raw_parts(iov, count.max(0) as usize) };
-    let total: usize = vecs.iter().map(|v| v.iov_len).sum();
+    let vecs = if iov.is_null() || count <= 0 {
+        &[][..]
+    } else {
+        // SAFETY: the caller promises `count` iovecs at a non-null `iov`.
+        unsafe { std::slice::from_raw_parts(iov, count as usize) }
+    };
+    let total = vecs.iter().fold(0usize, |t, v| t.saturating_add(v.iov_len));
     let mut buf = vec![0u8; total.min(MAX_CHUNK_BYTES)];
     // SAFETY: `buf` is ours; the address arguments are the caller's.
     let n = unsafe { recv_into(what, fd, buf.as_mut_ptr(), buf.len(), flags, addr, addr_len) };
     if n > 0 {
         let mut rest = &buf[..n as usize];
-        for v in vecs {
+        for v in vecs
+            .iter()
+            .filter(|v| v.iov_len > 0 && !v.iov_base.is_null())
+        {
             let k = rest.len().min(v.iov_len);
             // SAFETY: each iovec is writable for its length; `k` is no more.
             unsafe { std::ptr::copy_nonoverlapping(rest.as_ptr(), v.iov_base.cast::<u8>(), k) };
@@ -324,6 +337,10 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
     // SAFETY: the caller promises a valid msghdr.
     unsafe {
         let m = &mut *msg;
+        if m.msg_iovlen > IOV_MAX {
+            set_errno(libc::EMSGSIZE);
+            return -1;
+        }
         let n = scatter_recv(
             "recvmsg",
             fd,
@@ -357,6 +374,10 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
     let m = unsafe { &*msg };
     if m.msg_controllen > 0 {
         refuse("sendmsg with ancillary data (SCM_RIGHTS, credentials) is not simulated");
+    }
+    if m.msg_iovlen > IOV_MAX {
+        set_errno(libc::EMSGSIZE);
+        return -1;
     }
     let to = if m.msg_name.is_null() {
         Vec::new()

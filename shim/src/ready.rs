@@ -31,7 +31,7 @@ fn simulated_wait(what: &str, fds: impl IntoIterator<Item = c_int>) -> bool {
         )),
         (true, None) => true,
         // A wait on nothing is a sleep: in the simulated program it takes virtual time.
-        (false, None) => state::simulated_process(),
+        (false, None) => state::mode() == state::Mode::Owner,
         (false, Some(_)) => false,
     }
 }
@@ -262,12 +262,13 @@ pub unsafe extern "C" fn select(
     } else {
         // SAFETY: the caller's timeval.
         let t = unsafe { &*timeout };
-        if t.tv_sec < 0 || !(0..1_000_000).contains(&t.tv_usec) {
+        // Linux carries microseconds past a second into the seconds; only negatives are EINVAL.
+        if t.tv_sec < 0 || t.tv_usec < 0 {
             -2
         } else {
             t.tv_sec
                 .saturating_mul(1_000_000_000)
-                .saturating_add(t.tv_usec * 1_000)
+                .saturating_add(t.tv_usec.saturating_mul(1_000))
         }
     };
     let left = (!timeout.is_null()).then_some(timeout);
@@ -305,7 +306,7 @@ pub unsafe extern "C" fn pselect(
 /// epoll_create1(2): in the simulated program every epoll instance is simulated.
 #[unsafe(no_mangle)]
 pub extern "C" fn epoll_create1(flags: c_int) -> c_int {
-    if !state::simulated_process() {
+    if state::mode() != state::Mode::Owner {
         // SAFETY: the argument is the caller's, passed on unchanged.
         return unsafe { real!(epoll_create1: fn(c_int) -> c_int)(flags) };
     }
@@ -381,6 +382,10 @@ unsafe fn sim_epoll_wait(
     max: c_int,
     timeout_ns: i64,
 ) -> c_int {
+    if timeout_ns < -1 {
+        set_errno(libc::EINVAL);
+        return -1;
+    }
     let asked = max.clamp(0, MAX_EPOLL_EVENTS as c_int);
     // A `max` ≤ 0 goes as it is, for selectlab to answer EINVAL as Linux does.
     let forwarded = if max <= 0 { max } else { asked };

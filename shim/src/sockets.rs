@@ -385,9 +385,17 @@ pub unsafe extern "C" fn getsockopt(
         };
     }
     let req = Request::new(Op::GetSockOpt, &[fd, level, opt].map(i64::from));
-    // SAFETY: an option value is copied out like an address (truncated, length written back).
-    int(forward("getsockopt", req, |v| unsafe {
-        addr_out(v, value.cast(), len)
+    int(forward("getsockopt", req, |v| {
+        if value.is_null() || len.is_null() {
+            return;
+        }
+        // SAFETY: the caller promises `len` valid and `value` writable for `*len` bytes. Unlike
+        // an address, an option's written length is what was copied (Linux: min(optlen, size)).
+        unsafe {
+            let n = v.len().min(*len as usize);
+            std::ptr::copy_nonoverlapping(v.as_ptr(), value.cast::<u8>(), n);
+            *len = n as socklen_t;
+        }
     }))
 }
 
@@ -572,7 +580,12 @@ pub extern "C" fn dup3(fd: c_int, new: c_int, flags: c_int) -> c_int {
         return -1;
     }
     if !is_sim(fd) {
-        // A real descriptor replaces a simulated one: the simulated one is closed first.
+        // A real descriptor replaces a simulated one, which is closed first; but a bad `fd`
+        // leaves `new` as it was, as Linux does.
+        if !is_open_real(fd) {
+            set_errno(libc::EBADF);
+            return -1;
+        }
         forward("close", Request::new(Op::Close, &[new.into()]), |_| {});
         state::forget(new);
         // SAFETY: the arguments are the caller's, passed on unchanged.
@@ -592,7 +605,11 @@ pub extern "C" fn dup3(fd: c_int, new: c_int, flags: c_int) -> c_int {
 /// dup2(2): as dup3, except that `fd == new` returns `new` when `fd` is open.
 #[unsafe(no_mangle)]
 pub extern "C" fn dup2(fd: c_int, new: c_int) -> c_int {
-    if fd == new && is_sim(fd) {
+    if !is_sim(fd) && !is_sim(new) {
+        // SAFETY: the arguments are the caller's, passed on unchanged.
+        return unsafe { real!(dup2: fn(c_int, c_int) -> c_int)(fd, new) };
+    }
+    if fd == new {
         return new;
     }
     dup3(fd, new, 0)

@@ -151,31 +151,48 @@ pub(crate) fn simulated_process() -> bool {
     mode() != Mode::Dormant
 }
 
-/// The channel's buffer, reused by every call (calls come from one thread).
-static BUFFER: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+/// The channel's buffers, reused by every call (calls come from one thread): what is sent, and
+/// what comes back (kept at its full size, so it is not cleared on every call).
+static BUFFERS: Mutex<(Vec<u8>, Vec<u8>)> = Mutex::new((Vec::new(), Vec::new()));
 
-/// Sends `req` to selectlab and waits for its reply.
+/// Sends `req` to selectlab and waits for its reply. The caller's errno is left as it was (a
+/// successful libc call does not touch it). A call made while another is in flight on this
+/// thread (from a signal handler) is refused: waiting for the channel would deadlock.
 pub(crate) fn call(req: &Request) -> Reply {
+    // SAFETY: reads this thread's errno.
+    let saved_errno = unsafe { *libc::__errno_location() };
     let fd = channel_fd();
-    let mut buf = BUFFER.lock().unwrap_or_else(|e| e.into_inner());
-    buf.clear();
-    req.encode(&mut buf);
-    // SAFETY: the pointer and length describe `buf`.
-    let sent = unsafe { libc::syscall(libc::SYS_sendto, fd, buf.as_ptr(), buf.len(), 0, 0, 0) };
+    let mut guard = match BUFFERS.try_lock() {
+        Ok(guard) => guard,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => refuse(
+            "a signal handler called into the simulator while a call was in flight; \
+             signals are not simulated",
+        ),
+    };
+    let (out, into) = &mut *guard;
+    out.clear();
+    req.encode(out);
+    // SAFETY: the pointer and length describe `out`.
+    let sent = unsafe { libc::syscall(libc::SYS_sendto, fd, out.as_ptr(), out.len(), 0, 0, 0) };
     if sent < 0 {
         die("lost the channel to selectlab");
     }
-    buf.resize(MAX_MESSAGE_BYTES, 0);
-    let got = receive(fd, &mut buf);
+    if into.len() < MAX_MESSAGE_BYTES {
+        into.resize(MAX_MESSAGE_BYTES, 0);
+    }
+    let got = receive(fd, into);
     if got <= 0 {
         // selectlab ended the run (it kills the program too); nothing more to do.
         // SAFETY: as in `die`.
         unsafe { libc::_exit(125) }
     }
-    match Reply::decode(&buf[..got as usize]) {
+    let reply = match Reply::decode(&into[..got as usize]) {
         Ok(reply) => reply,
         Err(e) => die(&format!("selectlab's reply did not decode: {e}")),
-    }
+    };
+    set_errno(saved_errno);
+    reply
 }
 
 /// Receives one message on the channel: a few non-blocking tries first (the reply is usually

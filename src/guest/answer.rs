@@ -22,6 +22,9 @@ use crate::kernel::{Events, Fd, Kernel, PollFd, Shutdown, SockOpt};
 use crate::sim::Sim;
 use crate::sim::interleave::{Interleaved, run_peers};
 
+/// Most bytes one receive returns: the reply's payload less room for the address block.
+const MAX_RECV_BYTES: i64 = (selectlab_wire::MAX_DATA_BYTES - 256) as i64;
+
 /// Most times one blocking call waits and retries (each wait lets virtual time pass) before
 /// the run is stopped.
 pub const MAX_BLOCKING_RETRIES: usize = 1 << 16;
@@ -64,6 +67,21 @@ fn fd_arg(n: i64) -> Fd {
     Fd(i32::try_from(n).unwrap_or(-1))
 }
 
+/// Highest descriptor number a guest's new descriptor may take (the shim's own bound).
+pub const MAX_GUEST_FD: i64 = 65_535;
+
+/// A descriptor number the shim reserved for a new descriptor; out of range is the shim's
+/// fault, refused rather than trusted (the simulator's table would grow to it).
+fn new_fd(n: i64) -> Result<Fd, Halt> {
+    if (0..=MAX_GUEST_FD).contains(&n) {
+        Ok(Fd(n as i32))
+    } else {
+        refuse(format!(
+            "the shim reserved descriptor {n}, outside 0..={MAX_GUEST_FD}"
+        ))
+    }
+}
+
 fn refuse<T>(why: String) -> Result<T, Halt> {
     Err(Halt::Refuse(why))
 }
@@ -73,7 +91,7 @@ impl Answerer {
     pub fn answer(&mut self, k: &mut Interleaved<'_>, req: &Request) -> Answered {
         let a = &req.args;
         match req.op {
-            Op::Hello => Ok(Reply::ok(0)),
+            Op::Hello => Ok(self.hello(k)),
             Op::Refuse => refuse(String::from_utf8_lossy(&req.data).into_owned()),
             Op::Socket => self.socket(k, a),
             Op::SocketPair => self.socketpair(k, a),
@@ -106,6 +124,16 @@ impl Answerer {
         }
     }
 
+    /// A hello: the program starting, or the same process after an exec. Its simulated
+    /// descriptors do not survive an exec (their placeholders are close-on-exec), so they are
+    /// closed here, as the kernel closes close-on-exec descriptors.
+    fn hello(&mut self, k: &mut Interleaved<'_>) -> Reply {
+        for fd in std::mem::take(&mut self.fds).into_keys() {
+            let _ = k.close(Fd(fd));
+        }
+        Reply::ok(0)
+    }
+
     /// Whether `fd` is a blocking descriptor of this guest.
     pub fn blocking(&self, fd: Fd) -> bool {
         self.fds.get(&fd.0).is_some_and(|f| !f.nonblocking)
@@ -129,7 +157,7 @@ impl Answerer {
         if let Err(e) = check_protocol(family, ty, a[2]) {
             return Ok(Reply::err(e as i32));
         }
-        k.sim.place_next_fds(&[fd_arg(a[3])]);
+        k.sim.place_next_fds(&[new_fd(a[3])?]);
         let made = k.socket(family, ty);
         k.sim.clear_placed_fds();
         self.note_new(
@@ -148,7 +176,7 @@ impl Answerer {
             Ok(t) => t,
             Err(e) => return Ok(Reply::err(e as i32)),
         };
-        k.sim.place_next_fds(&[fd_arg(a[3]), fd_arg(a[4])]);
+        k.sim.place_next_fds(&[new_fd(a[3])?, new_fd(a[4])?]);
         let made = k.socketpair(ty);
         k.sim.clear_placed_fds();
         if let Ok((x, y)) = made {
@@ -197,7 +225,7 @@ impl Answerer {
     }
 
     fn accept(&mut self, k: &mut Interleaved<'_>, a: &[i64; 6]) -> Answered {
-        let (fd, flags, new) = (fd_arg(a[0]), a[1] as i32, fd_arg(a[2]));
+        let (fd, flags, new) = (fd_arg(a[0]), a[1] as i32, new_fd(a[2])?);
         if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
             return Ok(Reply::err(Errno::EINVAL as i32));
         }
@@ -239,7 +267,7 @@ impl Answerer {
     /// dup, dup2, dup3, F_DUPFD: the new number was reserved by the shim; a simulated
     /// descriptor there is closed first, as dup2 does.
     fn dup(&mut self, k: &mut Interleaved<'_>, a: &[i64; 6]) -> Answered {
-        let (fd, new) = (fd_arg(a[0]), fd_arg(a[1]));
+        let (fd, new) = (fd_arg(a[0]), new_fd(a[1])?);
         let Some(&info) = self.fds.get(&fd.0) else {
             return Ok(Reply::err(Errno::EBADF as i32));
         };
@@ -258,7 +286,7 @@ impl Answerer {
     fn recv(&mut self, k: &mut Interleaved<'_>, a: &[i64; 6]) -> Answered {
         let (fd, len, flags, want_addr) = (
             fd_arg(a[0]),
-            a[1].clamp(0, 1 << 20) as usize,
+            a[1].clamp(0, MAX_RECV_BYTES) as usize,
             a[2] as i32,
             a[3] != 0,
         );
@@ -337,7 +365,7 @@ impl Answerer {
         if a[0] as i32 & !libc::EPOLL_CLOEXEC != 0 {
             return Ok(Reply::err(Errno::EINVAL as i32));
         }
-        k.sim.place_next_fds(&[fd_arg(a[1])]);
+        k.sim.place_next_fds(&[new_fd(a[1])?]);
         let made = k.epoll_create();
         k.sim.clear_placed_fds();
         self.note_new(made.as_ref().ok().copied(), false, false);

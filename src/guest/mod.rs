@@ -137,7 +137,7 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
     let end = loop {
         let req = match next.take() {
             Some(req) => req,
-            None => match channel.next_request()? {
+            None => match channel.next_request(Some(&mut main))? {
                 Some(req) => req,
                 None => break End::Exited(main.exit_code()),
             },
@@ -246,7 +246,7 @@ fn connect_all(
     for _ in 0..=peers.len() {
         let mut channel = listener.accept()?;
         let hello = channel
-            .next_request()?
+            .next_request(None)?
             .filter(|r| r.op == Op::Hello)
             .ok_or_else(|| {
                 SpawnError::Unfit("a shim connected without saying hello".to_string())

@@ -112,7 +112,7 @@ impl Hosts {
                 return;
             }
         }
-        match guest.channel.next_request() {
+        match guest.channel.next_request(Some(&mut guest.process)) {
             Ok(Some(next)) => guest.pending = Some((next, sim.now())),
             Ok(None) => guest.exit = Some(guest.process.exit_code()),
             Err(e) => self.trouble = Some(Halt::Stop(format!("{}: {e}", guest.label))),

@@ -3,7 +3,7 @@
 
 use nix::errno::Errno;
 use nix::libc;
-use selectlab_wire::{FD_SET_BYTES, Reply};
+use selectlab_wire::{FD_SET_BYTES, MAX_DATA_BYTES, Reply};
 
 use super::answer::{Halt, MAX_BLOCKING_RETRIES, settle, timeout_of_ns};
 use crate::kernel::{CtlOp, Events, Fd, FdSets, Kernel, Mode, PollFd};
@@ -210,7 +210,8 @@ pub fn epoll_ctl(k: &mut Interleaved<'_>, a: &[i64; 6]) -> Answered {
 
 /// epoll_wait: `[epfd, max, timeout_ns]`; reply count × (events u32, data u64).
 pub fn epoll_wait(k: &mut Interleaved<'_>, a: &[i64; 6]) -> Answered {
-    let max = usize::try_from(a[1]).unwrap_or(0);
+    // A reply carries at most this many events; a larger `max` is answered as if it were this.
+    let max = usize::try_from(a[1]).unwrap_or(0).min(MAX_DATA_BYTES / 12);
     let mut out = Vec::new();
     let epfd = Fd(a[0] as i32);
     settle(k, |sim| sim.ready_now(epfd).contains(Events::IN));

@@ -26,6 +26,9 @@ pub const START_LIMIT: Duration = Duration::from_secs(30);
 /// How long (real time) a program may compute without making a call selectlab answers.
 pub const SILENCE_LIMIT: Duration = Duration::from_secs(60);
 
+/// How often (real time) a wait for the program's next call checks whether it has exited.
+const EXIT_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
 /// How many `#!` interpreters are followed to find the program that really runs.
 const MAX_INTERPRETER_DEPTH: usize = 4;
 
@@ -272,6 +275,23 @@ impl Process {
         self.child.id()
     }
 
+    /// Whether it has exited (without waiting).
+    pub fn has_exited(&mut self) -> bool {
+        use std::os::unix::process::ExitStatusExt;
+        if self.exit.is_some() {
+            return true;
+        }
+        match self.child.try_wait() {
+            Ok(Some(status)) => {
+                let code = status.code().or(status.signal().map(|s| 128 + s));
+                self.exit = Some(code.unwrap_or(-1));
+                true
+            }
+            Ok(None) => false,
+            Err(_) => true,
+        }
+    }
+
     /// Its exit code once it has gone (128 + signal, as a shell reports it); waits for it.
     pub fn exit_code(&mut self) -> i32 {
         use std::os::unix::process::ExitStatusExt;
@@ -304,8 +324,13 @@ pub struct Channel {
 impl Channel {
     /// The program's next request; None when the program (and every process holding its end)
     /// has exited. Waits at most [`SILENCE_LIMIT`] of real time.
-    pub fn next_request(&mut self) -> Result<Option<Request>, SpawnError> {
-        let n = match self.receive()? {
+    /// `process`, if given, is the program at the other end: once it has exited, the channel
+    /// counts as closed.
+    pub fn next_request(
+        &mut self,
+        process: Option<&mut Process>,
+    ) -> Result<Option<Request>, SpawnError> {
+        let n = match self.receive(process)? {
             0 => return Ok(None),
             n => n,
         };
@@ -316,7 +341,7 @@ impl Channel {
 
     /// One message's length (0: the other side is gone): a few non-blocking tries, then a wait
     /// of at most [`SILENCE_LIMIT`].
-    fn receive(&mut self) -> Result<usize, SpawnError> {
+    fn receive(&mut self, mut process: Option<&mut Process>) -> Result<usize, SpawnError> {
         for _ in 0..SPIN_RECV_TRIES {
             match rn::recv(&self.fd, &mut self.buf[..], RecvFlags::DONTWAIT) {
                 Ok((n, _)) => return Ok(n),
@@ -326,14 +351,25 @@ impl Channel {
                 Err(e) => return Err(SpawnError::Channel("reading the program's call", e)),
             }
         }
-        if !readable(&self.fd, SILENCE_LIMIT)
-            .map_err(|e| SpawnError::Channel("waiting for the program", e))?
-        {
-            return Err(SpawnError::Unfit(format!(
-                "the program made no call for {} s of real time (computing, or blocked outside \
-                 the simulator)",
-                SILENCE_LIMIT.as_secs()
-            )));
+        // Waits in slices, so that a program that has exited is seen as gone even while a child
+        // it left running still holds its end of the channel.
+        let started = std::time::Instant::now();
+        loop {
+            if readable(&self.fd, EXIT_CHECK_INTERVAL)
+                .map_err(|e| SpawnError::Channel("waiting for the program", e))?
+            {
+                break;
+            }
+            if process.as_deref_mut().is_some_and(Process::has_exited) {
+                return Ok(0);
+            }
+            if started.elapsed() >= SILENCE_LIMIT {
+                return Err(SpawnError::Unfit(format!(
+                    "the program made no call for {} s of real time (computing, or blocked \
+                     outside the simulator)",
+                    SILENCE_LIMIT.as_secs()
+                )));
+            }
         }
         match rn::recv(&self.fd, &mut self.buf[..], RecvFlags::DONTWAIT) {
             Ok((n, _)) => Ok(n),

@@ -327,3 +327,21 @@ fn pythons_socket_select_and_time_apis_answer_as_on_linux_with_virtual_time() {
     };
     assert_eq!(timeless(&inside), timeless(&text(&real.stdout)));
 }
+
+#[test]
+fn a_program_that_leaves_a_child_running_ends_when_it_exits() {
+    if !have("python3") {
+        eprintln!("skipped: python3 is not installed");
+        return;
+    }
+    // The child inherits the shim's channel; the run must still end with the program's exit,
+    // not wait out the silence limit (the child is stopped with the program's process group).
+    let code = "import subprocess; subprocess.Popen(['sleep', '100'])";
+    let out = sim(&["--", "python3", "-c", code]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("the program exited with status 0"),
+        "{stdout}"
+    );
+}

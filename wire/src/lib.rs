@@ -28,9 +28,10 @@ pub const CHANNEL_FD_ENV: &str = "SELECTLAB_SHIM_FD";
 /// give them without selectlab (the lowest free, from 3).
 pub const CHANNEL_FD_MIN: i32 = 900;
 
-/// Most payload bytes one message carries (a longer send or receive is split by the shim, or
-/// shortened as a non-blocking call may be).
-pub const MAX_DATA_BYTES: usize = 64 * 1024;
+/// Most payload bytes one message carries: a whole UDP datagram (65 507 bytes) fits. A longer
+/// stream send goes in pieces, a longer receive is short (as a stream receive may be); a
+/// larger AF_UNIX datagram is cut (a documented limit).
+pub const MAX_DATA_BYTES: usize = 128 * 1024;
 
 /// How many times each side tries a non-blocking receive (yielding the core between tries)
 /// before it blocks. A blocked process
