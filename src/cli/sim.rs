@@ -79,6 +79,7 @@ impl SimArgs {
         let peers_ok = report.peers.iter().all(|(_, exit)| *exit == Some(0));
         match (&report.end, &report.delivery) {
             (End::Refused(why), _) => super::cannot_run("sim", format!("refused: {why}")),
+            (End::Spinning(_), _) => ExitCode::from(1),
             _ if !peers_ok => ExitCode::from(1),
             // With clients, the verdict is theirs: did every one hear every line?
             (_, Some(delivery)) => super::status(Ok(delivery.complete())),
@@ -97,6 +98,7 @@ fn summary(report: &GuestReport) -> String {
         }
         End::Stopped(why) => format!("selectlab stopped the program: {why}"),
         End::Refused(why) => format!("refused: {why}"),
+        End::Spinning(symptom) => format!("selectlab stopped the program: {symptom}"),
     };
     let mut text = format!(
         "sim: {end}\nsim: {} calls in {:.3} s of virtual time",

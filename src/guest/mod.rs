@@ -13,6 +13,7 @@
 //!   included; `ready`: poll, select, epoll, clocks and sleeps.
 //! - [`sockaddr`]: Linux's `struct sockaddr_*` bytes.
 //! - [`clients`]: the `--clients N --lines K` workload and its delivery count.
+//! - [`spin`]: the idle-server property (a program that spins is stopped, with the symptom).
 //! - [`peers`]: the hosts beside the program: the clients, and other guest programs (`--peer`).
 //!
 //! What cannot run faithfully is refused with the reason: a second thread or a forked child
@@ -25,6 +26,7 @@ pub mod peers;
 mod ready;
 pub mod sockaddr;
 pub mod spawn;
+pub mod spin;
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -82,6 +84,8 @@ pub enum End {
     Stopped(String),
     /// Something it did cannot be simulated faithfully (the reason).
     Refused(String),
+    /// It spins instead of blocking (the symptom; see [`spin`]).
+    Spinning(String),
 }
 
 /// What a run did.
@@ -132,6 +136,7 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
         trouble: None,
     };
     let mut answerer = Answerer::default();
+    let mut spin = spin::SpinWatch::default();
     let mut calls = 0u64;
     let mut next = Some(hello);
     let end = loop {
@@ -143,6 +148,7 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
             },
         };
         calls += 1;
+        let before = sim.now();
         let mut kernel = Interleaved {
             sim: &mut sim,
             peers: &mut hosts,
@@ -152,6 +158,9 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
                 channel.reply(&reply);
                 hosts.started |= req.op == Op::Listen && reply.ret == 0;
                 hosts.clients.after_call(&mut sim, &req, &reply);
+                if let Some(symptom) = spin.note(&req, &reply, before, sim.now()) {
+                    break End::Spinning(symptom);
+                }
             }
             Err(Halt::Refuse(why)) => break End::Refused(why),
             Err(Halt::Stop(why)) => break End::Stopped(why),

@@ -345,3 +345,37 @@ fn a_program_that_leaves_a_child_running_ends_when_it_exits() {
         "{stdout}"
     );
 }
+
+#[test]
+fn an_idle_server_that_spins_is_stopped_and_a_blocking_one_is_not() {
+    if !have("python3") {
+        eprintln!("skipped: python3 is not installed");
+        return;
+    }
+    // Alone for five virtual seconds, the correct fixture blocks in its wait; the busy loop
+    // (correct output, zero timeouts) makes wait after wait that returns at once.
+    let idle = sim(&["--run-for-s", "5", "--", "python3", FIXTURE]);
+    let stdout = text(&idle.stdout);
+    assert!(idle.status.success(), "{stdout}{}", text(&idle.stderr));
+    assert!(stdout.contains("5 s of virtual time passed"), "{stdout}");
+    let busy = sim(&[
+        "--run-for-s",
+        "5",
+        "--",
+        "python3",
+        FIXTURE,
+        "--bug",
+        "busy-loop",
+    ]);
+    let stdout = text(&busy.stdout);
+    assert_eq!(
+        busy.status.code(),
+        Some(1),
+        "{stdout}{}",
+        text(&busy.stderr)
+    );
+    assert!(
+        stdout.contains("it spins: 10000 waits in a row returned at once"),
+        "{stdout}"
+    );
+}
