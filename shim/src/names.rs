@@ -62,10 +62,11 @@ pub unsafe extern "C" fn getaddrinfo(
     if reply.ret != 0 {
         return reply.ret as c_int;
     }
-    // SAFETY: hints is null or valid; copying a plain C struct.
     let mut numeric_hints: addrinfo = if hints.is_null() {
+        // SAFETY: an all-zero addrinfo is valid (zero integers, null pointers): "no hints".
         unsafe { std::mem::zeroed() }
     } else {
+        // SAFETY: a non-null `hints` is valid (the caller's promise); a plain C struct copied.
         unsafe { *hints }
     };
     numeric_hints.ai_flags |= libc::AI_NUMERICHOST;

@@ -277,14 +277,12 @@ impl Process {
 
     /// Whether it has exited (without waiting).
     pub fn has_exited(&mut self) -> bool {
-        use std::os::unix::process::ExitStatusExt;
         if self.exit.is_some() {
             return true;
         }
         match self.child.try_wait() {
             Ok(Some(status)) => {
-                let code = status.code().or(status.signal().map(|s| 128 + s));
-                self.exit = Some(code.unwrap_or(-1));
+                self.exit = Some(code_of(status));
                 true
             }
             Ok(None) => false,
@@ -294,15 +292,19 @@ impl Process {
 
     /// Its exit code once it has gone (128 + signal, as a shell reports it); waits for it.
     pub fn exit_code(&mut self) -> i32 {
-        use std::os::unix::process::ExitStatusExt;
-        *self.exit.get_or_insert_with(|| match self.child.wait() {
-            Ok(status) => status
-                .code()
-                .or(status.signal().map(|s| 128 + s))
-                .unwrap_or(-1),
-            Err(_) => -1,
-        })
+        *self
+            .exit
+            .get_or_insert_with(|| self.child.wait().map_or(-1, code_of))
     }
+}
+
+/// An exit status as a shell reports it: the code, or 128 + the signal that ended it.
+fn code_of(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or(status.signal().map(|s| 128 + s))
+        .unwrap_or(-1)
 }
 
 impl Drop for Process {

@@ -23,6 +23,15 @@ fn have(program: &str) -> bool {
     Command::new(program).arg("--version").output().is_ok()
 }
 
+/// Whether python3 is there to run the Python guests (a test without it says it skipped).
+fn python() -> bool {
+    let there = have("python3");
+    if !there {
+        eprintln!("skipped: python3 is not installed");
+    }
+    there
+}
+
 /// A scratch directory of this test process's own.
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -35,8 +44,7 @@ fn scratch(name: &str) -> PathBuf {
 
 #[test]
 fn the_python_fixture_delivers_every_line_inside_the_simulator() {
-    if !have("python3") {
-        eprintln!("skipped: python3 is not installed");
+    if !python() {
         return;
     }
     let out = sim(&["--clients", "4", "--lines", "25", "--", "python3", FIXTURE]);
@@ -49,8 +57,7 @@ fn the_python_fixture_delivers_every_line_inside_the_simulator() {
 
 #[test]
 fn a_fixture_that_drops_lines_fails_inside_the_simulator() {
-    if !have("python3") {
-        eprintln!("skipped: python3 is not installed");
+    if !python() {
         return;
     }
     let out = sim(&[
@@ -73,8 +80,7 @@ fn a_fixture_that_drops_lines_fails_inside_the_simulator() {
 
 #[test]
 fn ten_runs_of_a_python_guest_under_the_adversary_give_one_transcript() {
-    if !have("python3") {
-        eprintln!("skipped: python3 is not installed");
+    if !python() {
         return;
     }
     let dir = scratch("ten-runs");
@@ -152,6 +158,9 @@ fn a_c_epoll_server_compiled_here_delivers_every_line_faithfully_and_under_the_a
 
 /// Runs a Python one-liner in the simulator; it must be refused with a message naming `why`.
 fn refused(code: &str, why: &str) {
+    if !python() {
+        return;
+    }
     let out = sim(&["--", "python3", "-c", code]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{}{stderr}", text(&out.stdout));
@@ -160,43 +169,35 @@ fn refused(code: &str, why: &str) {
 
 #[test]
 fn a_second_thread_touching_the_simulator_is_refused() {
-    if have("python3") {
-        refused(
-            "import socket, threading; t = threading.Thread(target=socket.socket); t.start(); t.join()",
-            "a second thread",
-        );
-    }
+    refused(
+        "import socket, threading; t = threading.Thread(target=socket.socket); t.start(); t.join()",
+        "a second thread",
+    );
 }
 
 #[test]
 fn a_forked_child_touching_the_simulator_is_refused() {
-    if have("python3") {
-        refused(
-            "import os, socket\npid = os.fork()\nif pid == 0:\n    socket.socket()\nelse:\n    os.waitpid(pid, 0)",
-            "a forked child",
-        );
-    }
+    refused(
+        "import os, socket\npid = os.fork()\nif pid == 0:\n    socket.socket()\nelse:\n    os.waitpid(pid, 0)",
+        "a forked child",
+    );
 }
 
 #[test]
 fn a_socket_made_by_a_raw_syscall_is_refused_when_used() {
-    if have("python3") {
-        // syscall(SYS_socket = 41, AF_INET, SOCK_STREAM, 0) reaches the kernel past the shim.
-        refused(
-            "import ctypes, socket; fd = ctypes.CDLL(None).syscall(41, 2, 1, 0); socket.socket(fileno=fd)",
-            "made without the shim",
-        );
-    }
+    // syscall(SYS_socket = 41, AF_INET, SOCK_STREAM, 0) reaches the kernel past the shim.
+    refused(
+        "import ctypes, socket; fd = ctypes.CDLL(None).syscall(41, 2, 1, 0); socket.socket(fileno=fd)",
+        "made without the shim",
+    );
 }
 
 #[test]
 fn a_socket_family_the_simulator_lacks_is_refused() {
-    if have("python3") {
-        refused(
-            "import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)",
-            "family 17 is not simulated",
-        );
-    }
+    refused(
+        "import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)",
+        "family 17 is not simulated",
+    );
 }
 
 /// The smallest statically linked ELF image selectlab must refuse: a header and one PT_LOAD
@@ -245,8 +246,7 @@ fn a_statically_linked_program_is_refused_before_it_runs() {
 
 #[test]
 fn the_seeds_good_bye_server_and_client_both_run_as_guests() {
-    if !have("python3") {
-        eprintln!("skipped: python3 is not installed");
+    if !python() {
         return;
     }
     let dir = scratch("good-bye");
@@ -293,8 +293,7 @@ fn the_seeds_good_bye_server_and_client_both_run_as_guests() {
 
 #[test]
 fn pythons_socket_select_and_time_apis_answer_as_on_linux_with_virtual_time() {
-    if !have("python3") {
-        eprintln!("skipped: python3 is not installed");
+    if !python() {
         return;
     }
     let script = "tests/fixtures/guest_calls.py";
@@ -330,8 +329,7 @@ fn pythons_socket_select_and_time_apis_answer_as_on_linux_with_virtual_time() {
 
 #[test]
 fn a_program_that_leaves_a_child_running_ends_when_it_exits() {
-    if !have("python3") {
-        eprintln!("skipped: python3 is not installed");
+    if !python() {
         return;
     }
     // The child inherits the shim's channel; the run must still end with the program's exit,
@@ -348,8 +346,7 @@ fn a_program_that_leaves_a_child_running_ends_when_it_exits() {
 
 #[test]
 fn an_idle_server_that_spins_is_stopped_and_a_blocking_one_is_not() {
-    if !have("python3") {
-        eprintln!("skipped: python3 is not installed");
+    if !python() {
         return;
     }
     // Alone for five virtual seconds, the correct fixture blocks in its wait; the busy loop
