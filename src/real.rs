@@ -146,7 +146,8 @@ fn from_storage(s: &SockaddrStorage) -> SockAddr {
     }
 }
 
-fn to_poll_flags(e: Events) -> PollFlags {
+/// Linux's poll bits for selectlab's events (epoll's share their values).
+pub(crate) fn to_poll_flags(e: Events) -> PollFlags {
     let mut f = PollFlags::empty();
     for (ours, theirs) in POLL_FLAG_PAIRS {
         if e.contains(ours) {
@@ -156,7 +157,8 @@ fn to_poll_flags(e: Events) -> PollFlags {
     f
 }
 
-fn from_poll_flags(f: PollFlags) -> Events {
+/// selectlab's events for Linux's poll bits.
+pub(crate) fn from_poll_flags(f: PollFlags) -> Events {
     let mut e = Events::NONE;
     for (ours, theirs) in POLL_FLAG_PAIRS {
         if f.contains(theirs) {

@@ -6,30 +6,20 @@ use nix::libc;
 use selectlab_wire::{FD_SET_BYTES, MAX_DATA_BYTES, Reply};
 
 use super::answer::{Halt, MAX_BLOCKING_RETRIES, settle, timeout_of_ns};
+use rustix::event::PollFlags;
+
 use crate::kernel::{CtlOp, Events, Fd, FdSets, Kernel, Mode, PollFd};
+use crate::real::{from_poll_flags, to_poll_flags};
 use crate::sim::Sim;
 use crate::sim::interleave::Interleaved;
 use crate::sim::transcript::Host;
 
 type Answered = Result<Reply, Halt>;
 
-/// Linux's poll and epoll bits for each of selectlab's events (the two share their values).
-const BITS: [(u32, Events); 7] = [
-    (libc::POLLIN as u32, Events::IN),
-    (libc::POLLPRI as u32, Events::PRI),
-    (libc::POLLOUT as u32, Events::OUT),
-    (libc::POLLERR as u32, Events::ERR),
-    (libc::POLLHUP as u32, Events::HUP),
-    (libc::POLLNVAL as u32, Events::NVAL),
-    (libc::POLLRDHUP as u32, Events::RDHUP),
-];
-
-/// The events a program asked for (POLLRDNORM counts as POLLIN, POLLWRNORM as POLLOUT).
+/// The events a program asked for, from Linux's poll or epoll bits (the two share their
+/// values; POLLRDNORM counts as POLLIN, POLLWRNORM as POLLOUT, higher epoll bits are modes).
 fn events_of(bits: u32) -> Events {
-    let mut e = BITS
-        .iter()
-        .filter(|(b, _)| bits & b != 0)
-        .fold(Events::NONE, |e, (_, v)| e | *v);
+    let mut e = from_poll_flags(PollFlags::from_bits_truncate(bits as u16));
     if bits & libc::POLLRDNORM as u32 != 0 {
         e |= Events::IN;
     }
@@ -42,10 +32,7 @@ fn events_of(bits: u32) -> Events {
 /// The bits Linux reports for `events`, given what was asked (`asked`: the NORM aliases are
 /// reported only when asked for).
 fn bits_of(events: Events, asked: u32) -> u32 {
-    let mut bits = BITS
-        .iter()
-        .filter(|(_, v)| events.contains(*v))
-        .fold(0, |b, (bit, _)| b | bit);
+    let mut bits = u32::from(to_poll_flags(events).bits());
     if events.contains(Events::IN) {
         bits |= asked & libc::POLLRDNORM as u32;
     }
