@@ -240,8 +240,7 @@ impl Sim {
     /// What poll would report for `fd` now (ERR and HUP included), without a call being made or
     /// recorded: the scheduler's view of whether a peer blocked in poll would be woken.
     pub fn ready_now(&self, fd: Fd) -> Events {
-        self.file(fd)
-            .map_or(Events::NVAL, |obj| self.readiness(obj))
+        self.ready_now_as(self.host, fd)
     }
 
     /// [`Sim::ready_now`] for `host`'s descriptor `fd` (with a table per host, numbers are
