@@ -67,10 +67,14 @@ extern "C" fn init() {
         }
         _ => {}
     }
-    // The same process after an exec keeps the channel it opened; a new program opens one.
+    // The same process after an exec keeps the channel it opened and its descriptors; a new
+    // program starts with its standard streams only, then opens the channel.
     let fd = match fd {
         Some(fd) => fd,
-        None => connect(&path),
+        None => {
+            close_inherited();
+            connect(&path)
+        }
     };
     // SAFETY: constructors run before `main`, on the only thread, so nothing reads the
     // environment concurrently.
@@ -80,6 +84,22 @@ extern "C" fn init() {
     }
     state::set_owner(pid, tid, fd);
     state::call(&Request::new(Op::Hello, &[pid.into(), tid.into()]));
+}
+
+/// Closes every descriptor above the standard streams that the program inherited. Whatever
+/// started selectlab may have left some open; kept, they would shift the program's descriptor
+/// numbers from run to run (the lowest free one is Linux's rule), and the same seed would no
+/// longer give the same transcript.
+fn close_inherited() {
+    // SAFETY: close_range takes integers only; nothing of the program is open yet (this runs
+    // before `main`), and the dynamic loader keeps no descriptor open.
+    let closed = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    if closed != 0 {
+        // Kernels before 5.9 lack close_range: close the usual range one by one.
+        for fd in 3..1024 {
+            state::close_real(fd);
+        }
+    }
 }
 
 /// Connects to selectlab's socket at `path` and moves the connection to a descriptor at or

@@ -376,3 +376,39 @@ fn an_idle_server_that_spins_is_stopped_and_a_blocking_one_is_not() {
         "{stdout}"
     );
 }
+
+#[test]
+fn descriptors_left_open_by_whoever_started_selectlab_do_not_reach_the_program() {
+    if !python() {
+        return;
+    }
+    // Under load a test harness (or a shell) may leave descriptors open; the program must
+    // start with its standard streams only, or its descriptor numbers, and so its transcript,
+    // would depend on who started selectlab.
+    let dir = scratch("inherited");
+    let run = |extra: &str, name: &str| {
+        let path = dir.join(name);
+        let line = format!(
+            "{} sim --transcript {} -- python3 {FIXTURE} --lifetime 1 {extra}",
+            env!("CARGO_BIN_EXE_selectlab"),
+            path.display()
+        );
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .output()
+            .expect("sh runs");
+        assert!(
+            out.status.success(),
+            "{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        std::fs::read_to_string(&path).expect("the transcript")
+    };
+    let clean = run("", "clean.txt");
+    let leaky = run("3</dev/null 5</dev/null 9</dev/null", "leaky.txt");
+    assert!(clean.contains("socket(Inet, Stream) = 4"), "{clean}");
+    assert_eq!(clean, leaky);
+    let _ = std::fs::remove_dir_all(dir);
+}
