@@ -22,7 +22,8 @@
 //!   and when the server went away after holding the room, lines still waiting in their
 //!   senders' sockets were never read, so from the hold on each client is owed a prefix;
 //! - no queue past the cap; no busy loop; the server never blocks (no virtual time passes
-//!   while a step settles).
+//!   while a step settles), and goes on to the end (another program does not exit, spin,
+//!   block in a call, or do what the simulator refuses).
 
 use std::collections::BTreeSet;
 use std::rc::Rc;
@@ -448,6 +449,12 @@ fn loose_clients(steps: &[Step], o: &Outcome) -> BTreeSet<usize> {
 
 /// Checks every property of a finished session; the error says which and carries the transcript.
 pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Result<(), String> {
+    if let Some(trouble) = &o.server_trouble {
+        return Err(format!(
+            "the server could not go on: {trouble}\n{}",
+            o.transcript
+        ));
+    }
     let model = model(steps, clients, limits);
     let want = &model.share;
     let got = heard(o, clients)?;

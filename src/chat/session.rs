@@ -11,20 +11,20 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
-use super::serve::{ChatApp, ServeConfig};
+use super::serve::ServeConfig;
 use super::server::Limits;
 use crate::addr::{Family, SockAddr, SockType};
 use crate::bugs::Bugs;
 use crate::kernel::{Kernel, Mode, Shutdown, SockOpt};
-use crate::reactor::Reactor;
 use crate::readiness::Backend;
 use crate::sim::decide::Decider;
-use crate::sim::interleave::Interleaved;
 use crate::sim::transcript::Host;
 use crate::sim::{Sim, SimConfig};
 use crowd::{Crowd, Notes};
+pub use server::{Reference, Server};
 
 mod crowd;
+mod server;
 
 /// The server's address inside the simulator.
 pub const SESSION_SERVER_ADDR: &str = "127.0.0.1:33333";
@@ -128,14 +128,15 @@ impl std::fmt::Display for Step {
     }
 }
 
-/// How a session is set up.
+/// How a session is set up. The backend, mode, limits and bugs are selectlab's own server's
+/// ([`Session::new`]); another server ([`Session::with_server`]) has its own.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     /// The server's backend.
     pub backend: Backend,
     /// The server's mode (edge-triggered needs epoll).
     pub mode: Mode,
-    /// The room's limits.
+    /// The room's limits (the checker's model follows them for any server).
     pub limits: Limits,
     /// The simulator's decision source.
     pub decide: Decider,
@@ -156,6 +157,10 @@ pub struct SessionConfig {
     /// window makes the server's sends short and EAGAIN with little traffic, as a client on a
     /// slow link would.
     pub client_rcvbuf_bytes: Option<i32>,
+    /// A descriptor table per host, as separate processes have (a server that is another
+    /// program needs it; selectlab's own server and its clients share one, which is what
+    /// every existing transcript shows).
+    pub fd_table_per_host: bool,
 }
 
 impl Default for SessionConfig {
@@ -171,6 +176,7 @@ impl Default for SessionConfig {
             fd_limit: SimConfig::default().fd_limit,
             keep_lines: true,
             client_rcvbuf_bytes: None,
+            fd_table_per_host: false,
         }
     }
 }
@@ -200,10 +206,8 @@ pub struct ClientView {
 /// A running session.
 pub struct Session {
     sim: Sim,
-    reactor: Reactor,
-    app: ChatApp,
+    server: Box<dyn Server>,
     crowd: Crowd,
-    server_addr: SockAddr,
     /// Virtual time that passed while steps settled (a server that blocks makes it pass).
     stalled: Duration,
     /// Steps run so far.
@@ -212,6 +216,8 @@ pub struct Session {
     first_held_step: Option<usize>,
     /// SO_RCVBUF for each new client ([`SessionConfig::client_rcvbuf_bytes`]).
     client_rcvbuf_bytes: Option<i32>,
+    /// Why the server could not go on, the first time it could not.
+    trouble: Option<String>,
 }
 
 /// Longest payload a transcript line shows in full; longer ones show their start and length.
@@ -241,30 +247,49 @@ impl std::fmt::Display for Shown<'_> {
     }
 }
 
+/// An address as people write it (`127.0.0.1:33333`), not as Python prints it.
+struct Plain<'a>(&'a SockAddr);
+
+impl std::fmt::Display for Plain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.inet() {
+            Some(a) => write!(f, "{a}"),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
 impl Session {
-    /// Starts the server.
+    /// Starts selectlab's own server ([`Reference`]) as the config says.
     pub fn new(config: SessionConfig) -> Result<Session, Errno> {
-        let sim_config = SimConfig {
-            transcript: config.transcript,
-            fd_limit: config.fd_limit,
-            ..SimConfig::default()
-        };
-        let mut sim = Sim::new(sim_config, config.decide);
-        let server_addr = SockAddr::Inet(SESSION_SERVER_ADDR.parse().expect("a valid address"));
-        let listener = super::serve::listen(&mut sim, &server_addr, 128)?;
-        let mut reactor = Reactor::new(&mut sim, config.backend)?;
-        reactor.set_bugs(config.bugs);
         let serve = ServeConfig {
             limits: config.limits,
             mode: config.mode,
             bugs: config.bugs,
         };
-        let app = ChatApp::new(&mut reactor.io(&mut sim), listener, serve)?;
-        let server_log = app.log_handle();
+        Session::with_server(config.clone(), |sim| {
+            let server = Reference::start(sim, config.backend, serve)?;
+            Ok(Box::new(server))
+        })
+    }
+
+    /// Starts a session whose room `start` serves (it is given the simulated machine).
+    pub fn with_server(
+        config: SessionConfig,
+        start: impl FnOnce(&mut Sim) -> Result<Box<dyn Server>, Errno>,
+    ) -> Result<Session, Errno> {
+        let sim_config = SimConfig {
+            transcript: config.transcript,
+            fd_limit: config.fd_limit,
+            fd_table_per_host: config.fd_table_per_host,
+            ..SimConfig::default()
+        };
+        let mut sim = Sim::new(sim_config, config.decide);
+        let server = start(&mut sim)?;
+        let server_log = server.log();
         let mut s = Session {
             sim,
-            reactor,
-            app,
+            server,
             crowd: Crowd {
                 clients: Vec::new(),
                 read_buf: vec![0; CLIENT_READ_BYTES],
@@ -280,14 +305,23 @@ impl Session {
                 keep_lines: config.keep_lines,
                 busy: BTreeSet::new(),
             },
-            server_addr,
             stalled: Duration::ZERO,
             steps_run: 0,
             first_held_step: None,
             client_rcvbuf_bytes: config.client_rcvbuf_bytes,
+            trouble: None,
         };
-        s.note(format_args!("server listens on {SESSION_SERVER_ADDR}"));
+        // Another program starts listening only once it runs.
+        let listening = s.server.address();
+        if let Some(addr) = &listening {
+            s.note(format_args!("server listens on {}", Plain(addr)));
+        }
         s.settle()?;
+        match (&listening, s.server.address()) {
+            (None, Some(addr)) => s.note(format_args!("server listens on {}", Plain(&addr))),
+            (None, None) => s.note(format_args!("the server does not listen")),
+            (Some(_), _) => {}
+        }
         Ok(s)
     }
 
@@ -297,7 +331,7 @@ impl Session {
 
     /// The server's counters so far.
     pub fn stats(&self) -> super::serve::Stats {
-        self.app.stats()
+        self.server.stats()
     }
 
     /// Every client `n` of `lines` types its line at once (a line and a newline each, one write
@@ -363,31 +397,27 @@ impl Session {
                 self.pass(*d)?;
             }
             Step::StopServer => {
-                if !self.app.stopped() {
+                if !self.server.stopped() {
                     self.note(format_args!("the server goes away"));
-                    let mut kernel = Interleaved {
-                        sim: &mut self.sim,
-                        peers: &mut self.crowd,
-                    };
-                    self.app.stop(&mut self.reactor.io(&mut kernel));
+                    self.server.stop(&mut self.sim, &mut self.crowd);
                 }
             }
         }
         let settled = self.settle();
-        if self.first_held_step.is_none() && self.app.stats().read_pauses > 0 {
+        if self.first_held_step.is_none() && self.server.stats().read_pauses > 0 {
             self.first_held_step = Some(self.steps_run);
         }
         self.steps_run += 1;
         settled
     }
 
-    /// One reactor turn, the clients running between the server's syscalls.
-    fn turn(&mut self, timeout: Option<Duration>) -> Result<crate::reactor::Turn, Errno> {
-        let mut kernel = Interleaved {
-            sim: &mut self.sim,
-            peers: &mut self.crowd,
-        };
-        self.reactor.turn(&mut kernel, &mut self.app, timeout)
+    /// The server's turn, the clients running between its syscalls; whether it did anything.
+    fn turn(&mut self, timeout: Duration) -> Result<bool, Errno> {
+        let turned = self.server.turn(&mut self.sim, &mut self.crowd, timeout);
+        if self.trouble.is_none() {
+            self.trouble = self.server.trouble();
+        }
+        turned
     }
 
     fn join(&mut self, n: usize) -> Result<(), Errno> {
@@ -407,14 +437,21 @@ impl Session {
     }
 
     fn connect_client(&mut self, n: usize) -> Result<(), Errno> {
-        let held = self.app.reading_paused();
+        let held = self.server.holding_room().is_some();
+        let Some(server_addr) = self.server.address() else {
+            self.note(format_args!(
+                "c{} cannot connect: the server does not listen",
+                n + 1
+            ));
+            return Ok(());
+        };
         let fd = self.sim.socket(Family::Inet, SockType::Stream)?;
         if let Some(bytes) = self.client_rcvbuf_bytes {
             self.sim.setsockopt(fd, SockOpt::RcvBuf, bytes)?;
         }
         self.sim.tag_peer(fd, n);
         self.crowd.busy.insert(n);
-        match self.sim.connect(fd, &self.server_addr) {
+        match self.sim.connect(fd, &server_addr) {
             Ok(()) | Err(Errno::EINPROGRESS) => {}
             Err(e) => {
                 self.note(format_args!("c{} cannot connect: {e}", n + 1));
@@ -446,7 +483,7 @@ impl Session {
     }
 
     fn hang_up(&mut self, n: usize, reset: bool) {
-        let held = self.app.reading_paused();
+        let held = self.server.holding_room().is_some();
         let Some(c) = self.crowd.clients.get_mut(n) else {
             return;
         };
@@ -478,14 +515,14 @@ impl Session {
             // The server waits in its wait call: every client that would wake makes a call.
             self.crowd.act_once(&mut self.sim);
             let before = self.sim.now();
-            let turn = self.turn(Some(Duration::ZERO))?;
+            let busy = self.turn(Duration::ZERO)?;
             self.stalled += self.sim.now().saturating_sub(before);
             self.crowd.notes.sync(&self.sim);
             if self.crowd.keep_lines && self.crowd.received_bytes > MAX_SESSION_RECEIVED_BYTES {
                 return Err(Errno::ENOBUFS);
             }
             let clients_moved = self.crowd.calls != calls_before;
-            if !clients_moved && turn.events == 0 && turn.timers == 0 {
+            if !clients_moved && !busy {
                 return Ok(());
             }
             // A server that keeps turning while no client has anything to do is spinning.
@@ -516,11 +553,14 @@ impl Session {
     /// (back-pressure): time passes, as it would, until the slow-consumer rule has done its
     /// work, so that what the others hear is judged after the bound the rule promises.
     fn let_held_room_go(&mut self) -> Result<(), Errno> {
-        let wait = self.app.core().limits().slow_consumer_timeout + Duration::from_secs(1);
         for _ in 0..MAX_HELD_ROOM_WAITS {
-            if !self.app.reading_paused() || self.app.stopped() {
+            let Some(wait) = self
+                .server
+                .holding_room()
+                .filter(|_| !self.server.stopped())
+            else {
                 break;
-            }
+            };
             self.note(format_args!(
                 "the room waits for a slow reader: {} ms pass",
                 wait.as_millis()
@@ -540,7 +580,7 @@ impl Session {
             if left.is_zero() {
                 break;
             }
-            self.turn(Some(left))?;
+            self.turn(left)?;
             self.settle()?;
         }
         Ok(())
@@ -552,11 +592,12 @@ impl Session {
         Outcome {
             clients: self.crowd.clients.into_iter().map(|c| c.view).collect(),
             transcript: self.crowd.notes.text,
-            stats: self.app.stats(),
-            peak_queue_bytes: self.app.core().peak_queue_bytes(),
+            stats: self.server.stats(),
+            peak_queue_bytes: self.server.peak_queue_bytes(),
             stalled: self.stalled,
             syscalls: self.sim.syscalls(),
             first_held_step: self.first_held_step,
+            server_trouble: self.trouble.or_else(|| self.server.trouble()),
         }
     }
 }
@@ -580,4 +621,7 @@ pub struct Outcome {
     /// lines wait in their senders' sockets and reach the server in an order the schedule
     /// picks, not the steps'.
     pub first_held_step: Option<usize>,
+    /// Why the server could not go on, if it could not (another program: it exited, spun,
+    /// blocked, or was refused).
+    pub server_trouble: Option<String>,
 }

@@ -272,6 +272,19 @@ impl Sim {
         self.decide.hold_back()
     }
 
+    /// Lets virtual time pass while every host waits: up to `until`, or to the next timer if
+    /// that comes first (it runs, and may wake someone). For a harness whose program waits
+    /// outside the simulator's own wait calls (a guest between two of its requests).
+    pub fn idle(&mut self, until: Duration) {
+        match self.timers.peek() {
+            Some(Reverse((at, _, _))) if *at <= until => {
+                let at = *at;
+                self.run_timers(at);
+            }
+            _ => self.now = self.now.max(until),
+        }
+    }
+
     /// Whether an address belongs to the simulated machine (all of 127.0.0.0/8 does, as on Linux).
     fn is_local(&self, ip: IpAddr) -> bool {
         ip.is_unspecified()

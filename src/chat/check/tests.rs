@@ -184,6 +184,7 @@ fn outcome(heard: &[&[String]]) -> Outcome {
         stalled: Duration::ZERO,
         syscalls: 0,
         first_held_step: None,
+        server_trouble: None,
     }
 }
 

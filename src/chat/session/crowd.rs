@@ -136,14 +136,14 @@ impl Peers for Crowd {
         let clients = &self.clients;
         self.busy.retain(|&n| {
             let c = &clients[n];
-            c.fd.is_some_and(|fd| sim.ready_now(fd).intersects(c.wants()))
+            c.fd.is_some_and(|fd| sim.ready_now_as(Host::peer(n), fd).intersects(c.wants()))
         });
         now
     }
 
     fn runnable(&self, sim: &Sim, n: usize) -> bool {
         let c = &self.clients[n];
-        c.fd.is_some_and(|fd| sim.ready_now(fd).intersects(c.wants()))
+        c.fd.is_some_and(|fd| sim.ready_now_as(Host::peer(n), fd).intersects(c.wants()))
     }
 
     fn run(&mut self, sim: &mut Sim, n: usize) {
