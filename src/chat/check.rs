@@ -457,7 +457,7 @@ pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Re
     }
     let model = model(steps, clients, limits);
     let want = &model.share;
-    let got = heard(o, clients)?;
+    let got = heard(o, clients).map_err(|e| format!("{e}\n{}", o.transcript))?;
     let loose = loose_clients(steps, o);
     // What each client should have heard before the server first held the room: the
     // model appends, so the steps before that one give a prefix of each client's share.

@@ -413,11 +413,7 @@ impl Session {
 
     /// The server's turn, the clients running between its syscalls; whether it did anything.
     fn turn(&mut self, timeout: Duration) -> Result<bool, Errno> {
-        let turned = self.server.turn(&mut self.sim, &mut self.crowd, timeout);
-        if self.trouble.is_none() {
-            self.trouble = self.server.trouble();
-        }
-        turned
+        self.server.turn(&mut self.sim, &mut self.crowd, timeout)
     }
 
     fn join(&mut self, n: usize) -> Result<(), Errno> {
@@ -523,6 +519,9 @@ impl Session {
             }
             let clients_moved = self.crowd.calls != calls_before;
             if !clients_moved && !busy {
+                if self.trouble.is_none() {
+                    self.trouble = self.server.trouble(&self.sim);
+                }
                 return Ok(());
             }
             // A server that keeps turning while no client has anything to do is spinning.
@@ -597,7 +596,7 @@ impl Session {
             stalled: self.stalled,
             syscalls: self.sim.syscalls(),
             first_held_step: self.first_held_step,
-            server_trouble: self.trouble.or_else(|| self.server.trouble()),
+            server_trouble: self.trouble.or_else(|| self.server.trouble(&self.sim)),
         }
     }
 }

@@ -1,16 +1,33 @@
-//! `selectlab check ADDR`: named conformance checks against any running chat server.
+//! `selectlab check ADDR`: named conformance checks against any running chat server; `check
+//! --sim -- CMD`: the simulator's checks on a program run inside it.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use crate::check::{self, Verdict};
+use crate::check::{self, Finding, Verdict};
+use crate::guest::check::{self as sim_check, SimCheckConfig};
 
 #[derive(clap::Args)]
 pub(super) struct CheckArgs {
-    /// The server, host:port (required unless --list).
-    #[arg(required_unless_present = "list")]
+    /// The server, host:port (required unless --list or --sim).
+    #[arg(required_unless_present_any = ["list", "sim"], conflicts_with = "sim")]
     addr: Option<SocketAddr>,
+    /// Run the program after `--` inside the simulator and judge it with the suite's own
+    /// detectors: schedules with clients between any two of its syscalls, the seeded lawful
+    /// adversary, the chat properties, and the idle-server property.
+    #[arg(long, requires = "command")]
+    sim: bool,
+    /// With --sim: the adversary's seed.
+    #[arg(long, default_value_t = 1, requires = "sim")]
+    seed: u64,
+    /// With --sim: random schedules in the `adversary` check.
+    #[arg(long, default_value_t = 8, requires = "sim")]
+    cases: u32,
+    /// With --sim: the server program and its arguments.
+    #[arg(last = true)]
+    command: Vec<OsString>,
     /// Clients in the `delivery` check.
     #[arg(long, default_value_t = 10)]
     clients: usize,
@@ -33,10 +50,21 @@ impl CheckArgs {
     /// The checks' findings as they come, then a summary line.
     pub(super) fn run(self, out: &mut dyn Write) -> ExitCode {
         if self.list {
-            for c in check::CHECKS {
-                let _ = writeln!(out, "{:<24} {}", c.name, c.about);
+            let checks: Vec<(&str, &str)> = if self.sim {
+                sim_check::SIM_CHECKS
+                    .iter()
+                    .map(|c| (c.name, c.about))
+                    .collect()
+            } else {
+                check::CHECKS.iter().map(|c| (c.name, c.about)).collect()
+            };
+            for (name, about) in checks {
+                let _ = writeln!(out, "{name:<24} {about}");
             }
             return ExitCode::SUCCESS;
+        }
+        if self.sim {
+            return self.run_sim(out);
         }
         let Some(server) = self.addr else {
             return super::cannot_run("check", "an address is required");
@@ -47,41 +75,77 @@ impl CheckArgs {
             only: self.only,
             via_proxy: self.via_proxy,
         };
-        let json = self.json;
         // The bar names the check under way: the one after the last reported.
         let names: Vec<&str> = check::selected(&config)
             .map(|checks| checks.iter().map(|c| c.name).collect())
             .unwrap_or_default();
-        let progress = super::progress_bar(names.len() as u64, "check");
-        progress.set_message(names.first().copied().unwrap_or_default());
-        let printed = check::run(&config, |finding| {
-            let _ = progress.suspend(|| {
-                if json {
-                    writeln!(out, "{}", finding.json())
-                } else {
-                    writeln!(out, "{finding}")
-                }
-                .and_then(|()| out.flush())
-            });
-            progress.inc(1);
-            let next = usize::try_from(progress.position()).unwrap_or(usize::MAX);
-            progress.set_message(names.get(next).copied().unwrap_or_default());
+        let printed = report(out, self.json, &names, |report| {
+            check::run(&config, report).map_err(|e| e.to_string())
         });
-        progress.finish_and_clear();
-        let findings = match printed {
-            Ok(findings) => findings,
-            Err(e) => return super::cannot_run("check", e),
-        };
-        if !json {
-            let count = |v: Verdict| findings.iter().filter(|f| f.verdict == v).count();
-            let _ = writeln!(
-                out,
-                "check: {} passed, {} failed, {} skipped",
-                count(Verdict::Pass),
-                count(Verdict::Fail),
-                count(Verdict::Skip)
-            );
-        }
-        ExitCode::from(check::exit_status(&findings))
+        finish(out, self.json, printed)
     }
+
+    /// `check --sim`: the same reports and exit codes, from the simulator's checks.
+    fn run_sim(self, out: &mut dyn Write) -> ExitCode {
+        let names: Vec<&str> = sim_check::selected(&self.only)
+            .map(|checks| checks.iter().map(|c| c.name).collect())
+            .unwrap_or_default();
+        let config = SimCheckConfig {
+            command: self.command,
+            seed: self.seed,
+            cases: self.cases,
+            only: self.only,
+            shrink: true,
+        };
+        let printed = report(out, self.json, &names, |report| {
+            sim_check::run(&config, report)
+        });
+        finish(out, self.json, printed)
+    }
+}
+
+/// Runs checks with a progress bar naming the one under way, printing each finding as it
+/// comes (text or one JSON object).
+fn report(
+    out: &mut dyn Write,
+    json: bool,
+    names: &[&str],
+    run: impl FnOnce(&mut dyn FnMut(&Finding)) -> Result<Vec<Finding>, String>,
+) -> Result<Vec<Finding>, String> {
+    let progress = super::progress_bar(names.len() as u64, "check");
+    progress.set_message(names.first().copied().unwrap_or_default().to_string());
+    let printed = run(&mut |finding: &Finding| {
+        let _ = progress.suspend(|| {
+            if json {
+                writeln!(out, "{}", finding.json())
+            } else {
+                writeln!(out, "{finding}")
+            }
+            .and_then(|()| out.flush())
+        });
+        progress.inc(1);
+        let next = usize::try_from(progress.position()).unwrap_or(usize::MAX);
+        progress.set_message(names.get(next).copied().unwrap_or_default().to_string());
+    });
+    progress.finish_and_clear();
+    printed
+}
+
+/// The summary line (text only) and the exit status of a run's findings.
+fn finish(out: &mut dyn Write, json: bool, printed: Result<Vec<Finding>, String>) -> ExitCode {
+    let findings = match printed {
+        Ok(findings) => findings,
+        Err(e) => return super::cannot_run("check", e),
+    };
+    if !json {
+        let count = |v: Verdict| findings.iter().filter(|f| f.verdict == v).count();
+        let _ = writeln!(
+            out,
+            "check: {} passed, {} failed, {} skipped",
+            count(Verdict::Pass),
+            count(Verdict::Fail),
+            count(Verdict::Skip)
+        );
+    }
+    ExitCode::from(check::exit_status(&findings))
 }

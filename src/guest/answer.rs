@@ -128,10 +128,16 @@ impl Answerer {
     /// descriptors do not survive an exec (their placeholders are close-on-exec), so they are
     /// closed here, as the kernel closes close-on-exec descriptors.
     fn hello(&mut self, k: &mut Interleaved<'_>) -> Reply {
+        self.close_all(k);
+        Reply::ok(0)
+    }
+
+    /// Closes every simulated descriptor of the guest, as the kernel does when a process
+    /// exits (or, for close-on-exec ones, execs).
+    pub fn close_all(&mut self, k: &mut Interleaved<'_>) {
         for fd in std::mem::take(&mut self.fds).into_keys() {
             let _ = k.close(Fd(fd));
         }
-        Reply::ok(0)
     }
 
     /// Whether `fd` is a blocking descriptor of this guest.

@@ -21,12 +21,15 @@
 //! calls or options the simulator does not model (each named in the message).
 
 pub mod answer;
+pub mod check;
 pub mod clients;
 pub mod peers;
 mod ready;
+pub mod served;
 pub mod sockaddr;
 pub mod spawn;
 pub mod spin;
+pub mod stepped;
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -39,8 +42,9 @@ use crate::sim::interleave::Interleaved;
 use crate::sim::{Sim, SimConfig};
 use answer::{Answerer, Halt, settle};
 use clients::{Clients, Delivery};
-use peers::{Hosts, PeerGuest};
+use peers::Hosts;
 use spawn::{Channel, Listener, Process, SpawnError};
+use stepped::Stepped;
 
 /// Most calls one run answers before it is stopped.
 pub const MAX_GUEST_CALLS: u64 = 50_000_000;
@@ -121,10 +125,10 @@ pub const GUEST_ADVERSITY: Adversity = Adversity {
 pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
     let shim = spawn::shim_path()?;
     let listener = Listener::new()?;
-    let mut main = listener.spawn(&config.command, &shim, None)?;
+    let mut main = listener.spawn(&config.command, &shim, None, false)?;
     let mut peers = Vec::new();
     for peer in &config.peers {
-        let process = listener.spawn(&peer.command, &shim, peer.stdin.as_deref())?;
+        let process = listener.spawn(&peer.command, &shim, peer.stdin.as_deref(), false)?;
         peers.push((label(&peer.command), process));
     }
     let (mut channel, hello, guests) = connect_all(&listener, &main, peers)?;
@@ -249,7 +253,7 @@ fn connect_all(
     listener: &Listener,
     main: &Process,
     peers: Vec<(String, Process)>,
-) -> Result<(Channel, Request, Vec<PeerGuest>), SpawnError> {
+) -> Result<(Channel, Request, Vec<Stepped>), SpawnError> {
     let mut main_channel = None;
     let mut found: Vec<Option<(Channel, Request)>> = peers.iter().map(|_| None).collect();
     for _ in 0..=peers.len() {
@@ -277,7 +281,7 @@ fn connect_all(
     for ((label, process), slot) in peers.into_iter().zip(found) {
         let (channel, hello) =
             slot.ok_or_else(|| SpawnError::Unfit(format!("{label} never connected")))?;
-        guests.push(PeerGuest {
+        guests.push(Stepped {
             label,
             process,
             channel,

@@ -182,12 +182,14 @@ impl Listener {
     /// whole group can be stopped), with a fixed environment: PATH and HOME from selectlab's,
     /// UTC, the C.UTF-8 locale, and PYTHONHASHSEED=0 (CPython's hashing would otherwise differ
     /// run to run, and with it the order of some of a program's calls).
-    /// Standard input is `stdin` (a file), or nothing.
+    /// Standard input is `stdin` (a file), or nothing; with `quiet`, its output goes nowhere
+    /// (a program run again and again, as a check's shrinking does, would repeat itself).
     pub fn spawn(
         &self,
         command: &[OsString],
         shim: &Path,
         stdin: Option<&Path>,
+        quiet: bool,
     ) -> Result<Process, SpawnError> {
         let (program, args) = command
             .split_first()
@@ -215,6 +217,9 @@ impl Listener {
             }
             None => cmd.stdin(Stdio::null()),
         };
+        if quiet {
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        }
         let child = cmd
             .spawn()
             .map_err(|e| SpawnError::Io("starting the program", e))?;

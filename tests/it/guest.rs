@@ -24,7 +24,7 @@ fn have(program: &str) -> bool {
 }
 
 /// Whether python3 is there to run the Python guests (a test without it says it skipped).
-fn python() -> bool {
+pub(crate) fn python() -> bool {
     let there = have("python3");
     if !there {
         eprintln!("skipped: python3 is not installed");

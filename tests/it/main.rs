@@ -37,6 +37,7 @@ mod programs;
 mod check;
 mod fuzz_corpus;
 mod guest;
+mod guest_check;
 mod json_records;
 mod progress;
 mod proxy;

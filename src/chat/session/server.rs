@@ -40,9 +40,11 @@ pub trait Server {
     fn peak_queue_bytes(&self) -> usize;
     /// Its log lines, for the transcript.
     fn log(&self) -> ServerLog;
-    /// Why it cannot go on, if it cannot: it exited, spins, blocks, or did something the
-    /// simulator refuses. (selectlab's own server reports its trouble as errors instead.)
-    fn trouble(&self) -> Option<String> {
+    /// Why it cannot go on, asked once the room has settled: it exited, spins, is blocked in
+    /// a call, or did something the simulator refuses. (selectlab's own server reports its
+    /// trouble as errors instead.)
+    fn trouble(&self, sim: &Sim) -> Option<String> {
+        let _ = sim;
         None
     }
 }

@@ -1,0 +1,663 @@
+//! `selectlab check --sim -- CMD`: the suite's own detectors on someone else's unmodified chat
+//! server. The program serves a session's room inside the simulator ([`GuestServer`]); the
+//! session's clients run between any two of its syscalls; the chat properties
+//! ([`chat::check`](crate::chat::check)) judge what every client heard, and the server's own
+//! trouble (an exit, a spin, a blocking call, a refusal) fails the check that met it.
+//!
+//! Each named check is one schedule, run faithfully (what Linux loopback does), except
+//! `adversary`: `--cases` random schedules under the seeded lawful adversary. A failure is
+//! shrunk (steps removed, payloads halved, whole kinds of adversary choice turned off, while
+//! the same check still fails) and shown with its transcript, the program's calls and the
+//! clients' interleaved, and the command line that replays it. Same seed, same transcript.
+
+use std::ffi::OsString;
+use std::time::{Duration, Instant};
+
+use crate::chat::check;
+use crate::chat::server::Limits;
+use crate::chat::session::{Server, Session, SessionConfig, Step};
+use crate::check::{Finding, Verdict};
+use crate::fuzzing::{CHAT_FUZZ_CLIENT_RCVBUF_BYTES, CHAT_FUZZ_CLIENTS, ChatScript};
+use crate::sim::decide::{Adversity, Decider, SplitMix64};
+
+use super::served::GuestServer;
+
+/// The adversary `check --sim` applies: everything lawful the chat properties can account
+/// for (a reset client is owed only a prefix), EMFILE and ENFILE from accept included.
+pub const CHECK_ADVERSITY: Adversity = Adversity {
+    short_io_per_mille: 300,
+    eintr_per_mille: 100,
+    reset_per_mille: 5,
+    emfile_per_mille: 20,
+    enfile_per_mille: 10,
+    spurious_per_mille: 100,
+    defer_per_mille: 100,
+    hold_back_per_mille: 300,
+    ..Adversity::NONE
+};
+
+/// The longest line a check sends: any server's limit is assumed to be at least this (an
+/// over-long line is `selectlab check ADDR`'s `long-line`).
+pub const MAX_SENT_LINE_BYTES: usize = 1000;
+/// Most cases `--cases` may ask for.
+pub const MAX_CASES: u32 = 10_000;
+/// Most transcript lines a failure shows: the first and the last (the replay shows all).
+pub const SHOWN_TRANSCRIPT_LINES: usize = 400;
+/// Most sessions one shrink runs.
+pub const MAX_SHRINK_RUNS: usize = 120;
+
+/// A named check.
+pub struct SimCheck {
+    /// Its name, for `--only`.
+    pub name: &'static str,
+    /// What it does, one line.
+    pub about: &'static str,
+}
+
+/// Every check, in the order they run.
+pub const SIM_CHECKS: &[SimCheck] = &[
+    SimCheck {
+        name: "conversation",
+        about: "four clients talk; a two-line write, an exit, a reset and a late joiner",
+    },
+    SimCheck {
+        name: "split-line",
+        about: "a line arrives in three writes, and two lines in one",
+    },
+    SimCheck {
+        name: "burst",
+        about: "20 000 short lines in one write (more than one read takes)",
+    },
+    SimCheck {
+        name: "crowd",
+        about: "six clients join at once, then two speak",
+    },
+    SimCheck {
+        name: "paused-reader",
+        about: "a reader pauses while 5 000 lines pile up for it, types, and carries on",
+    },
+    SimCheck {
+        name: "slow-reader",
+        about: "a reader stops reading for good while the others talk",
+    },
+    SimCheck {
+        name: "quick-close",
+        about: "a client connects and closes at once, having said nothing; the room goes on",
+    },
+    SimCheck {
+        name: "many-joins",
+        about: "200 clients join at once; the first and the last speak",
+    },
+    SimCheck {
+        name: "idle",
+        about: "the room is quiet for 5 s of virtual time: the server must block in its wait",
+    },
+    SimCheck {
+        name: "adversary",
+        about: "random schedules (--cases) under the seeded lawful adversary",
+    },
+];
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct SimCheckConfig {
+    /// The server program and its arguments.
+    pub command: Vec<OsString>,
+    /// The adversary's seed.
+    pub seed: u64,
+    /// Random schedules in `adversary`.
+    pub cases: u32,
+    /// Only these checks (all when empty).
+    pub only: Vec<String>,
+    /// Whether to shrink the first failure and show its transcript (else a failure gives its
+    /// symptom and replay line alone).
+    pub shrink: bool,
+}
+
+/// A failure, before it is shown.
+struct Failed {
+    symptom: String,
+    case: Case,
+    /// The seed that replays it (`adversary`: the failing case's own).
+    seed: u64,
+}
+
+/// How a symptom starts when the program never ran: nothing to judge (exit status 2).
+const CANNOT_START: &str = "the program could not start";
+
+/// One session to run: the steps and how the machine decides.
+#[derive(Debug, Clone)]
+struct Case {
+    steps: Vec<Step>,
+    adversity: Option<(u64, Adversity)>,
+    rcvbuf: Option<i32>,
+}
+
+/// The model's limits for a server whose own are unknown: no line sent is over-long, no queue
+/// is judged.
+fn limits() -> Limits {
+    Limits {
+        max_line_bytes: usize::MAX / 2,
+        outbound_soft_bytes: usize::MAX / 2,
+        outbound_cap_bytes: usize::MAX / 2,
+        ..Limits::default()
+    }
+}
+
+fn say(n: usize, text: &str) -> Step {
+    Step::Say(n, text.as_bytes().to_vec())
+}
+
+/// The steps of a faithful check.
+fn schedule(name: &str) -> Vec<Step> {
+    let join3 = [Step::Join(0), Step::Join(1), Step::Join(2)];
+    match name {
+        "conversation" => [
+            &join3[..],
+            &[
+                say(0, "hello, everyone"),
+                say(1, "hi"),
+                Step::Raw(2, b"two lines\nin one write\n".to_vec()),
+                Step::Exit(1),
+                say(0, "c2 has gone"),
+                Step::Reset(2),
+                Step::Join(3),
+                say(3, "hello?"),
+                say(0, "hi c4"),
+            ],
+        ]
+        .concat(),
+        "split-line" => vec![
+            Step::Join(0),
+            Step::Join(1),
+            Step::Raw(0, b"a line in".to_vec()),
+            Step::Raw(0, b" three wr".to_vec()),
+            Step::Raw(0, b"ites\nand two\nin one\n".to_vec()),
+            say(1, "heard"),
+        ],
+        "burst" => vec![
+            Step::Join(0),
+            Step::Join(1),
+            Step::Raw(0, b"a\n".repeat(20_000)),
+        ],
+        "crowd" => vec![Step::Crowd(6), say(0, "is everyone here?"), say(5, "yes")],
+        "paused-reader" => [
+            &join3[..],
+            &[
+                Step::Pause(1),
+                Step::Raw(0, b"bb\n".repeat(5_000)),
+                say(1, "back"),
+                Step::Resume(1),
+            ],
+        ]
+        .concat(),
+        "slow-reader" => {
+            let mut steps = join3.to_vec();
+            steps.push(Step::StopReading(2));
+            steps.extend((0..400).map(|i| say(i % 2, "a line for a slow reader, over and over")));
+            steps
+        }
+        "quick-close" => vec![
+            Step::Join(0),
+            Step::Join(1),
+            Step::Join(2),
+            Step::Exit(2),
+            say(0, "did someone knock?"),
+            say(1, "no one"),
+        ],
+        "many-joins" => vec![Step::Crowd(200), say(0, "hello, all"), say(199, "hi")],
+        "idle" => vec![
+            Step::Join(0),
+            Step::Join(1),
+            say(0, "anyone?"),
+            Step::Sleep(Duration::from_secs(5)),
+            say(1, "still here"),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+/// The seed of the `adversary` check's case `i`: `--seed` plus `i`, so a case replays alone
+/// as `--seed <that> --cases 1`.
+fn case_seed(seed: u64, i: u32) -> u64 {
+    seed.wrapping_add(u64::from(i))
+}
+
+/// A random schedule under the adversary, as the zoo's adversary makes them, less what a
+/// foreign server cannot be judged on: stopping the server, and lines over
+/// [`MAX_SENT_LINE_BYTES`].
+fn random_case(seed: u64) -> Case {
+    let mut rng = SplitMix64(seed);
+    let script = ChatScript::decode(&rng.bytes(crate::fuzzing::CHAT_FUZZ_SCRIPT_BYTES));
+    let steps = (script.steps.into_iter())
+        .filter(|s| match s {
+            Step::StopServer => false,
+            Step::Say(_, b) | Step::Raw(_, b) | Step::Drip(_, b) => b
+                .split(|&c| c == b'\n')
+                .all(|line| line.len() <= MAX_SENT_LINE_BYTES),
+            _ => true,
+        })
+        .collect();
+    Case {
+        steps,
+        adversity: Some((rng.next(), CHECK_ADVERSITY)),
+        rcvbuf: Some(CHAT_FUZZ_CLIENT_RCVBUF_BYTES),
+    }
+}
+
+impl Case {
+    fn faithful(steps: Vec<Step>) -> Case {
+        Case {
+            steps,
+            adversity: None,
+            rcvbuf: None,
+        }
+    }
+
+    /// Runs the session with the program as its server; the symptom and transcript if a
+    /// property failed.
+    fn judge(&self, command: &[OsString], transcript: bool) -> Result<(), String> {
+        let decide = match self.adversity {
+            Some((seed, adversity)) => Decider::seeded(seed, adversity),
+            None => Decider::faithful(),
+        };
+        let config = SessionConfig {
+            decide,
+            limits: limits(),
+            transcript,
+            kernel_calls: transcript,
+            client_rcvbuf_bytes: self.rcvbuf,
+            fd_table_per_host: true,
+            ..SessionConfig::default()
+        };
+        let mut started = None;
+        let session = Session::with_server(config, |sim| match GuestServer::start(sim, command) {
+            Ok(server) => Ok(Box::new(server) as Box<dyn Server>),
+            Err(e) => {
+                started = Some(e.to_string());
+                Err(nix::errno::Errno::ECHILD)
+            }
+        });
+        let session = session.map_err(|e| match started.take() {
+            Some(why) => format!("{CANNOT_START}: {why}"),
+            None => format!("the program's start did not settle ({e}): a busy loop or a hang"),
+        })?;
+        let (outcome, settled) = session.run_all(&self.steps);
+        if let Err((step, e)) = settled {
+            let at = self
+                .steps
+                .get(step)
+                .map_or("the end".into(), ToString::to_string);
+            return Err(format!(
+                "step {} ({at}) did not settle ({e}): a busy loop or a hang\n{}",
+                step + 1,
+                outcome.transcript
+            ));
+        }
+        let clients = CHAT_FUZZ_CLIENTS.max(outcome.clients.len());
+        check::check(&self.steps, &outcome, clients, &limits())
+    }
+
+    /// Smaller cases that may still fail: runs of steps left out (halves first, then
+    /// quarters, down to single steps), each payload halved (at a line's end), each kind of
+    /// adversary choice turned off.
+    fn smaller(&self) -> Vec<Case> {
+        let mut out = Vec::new();
+        let n = self.steps.len();
+        let mut run = n / 2;
+        while run >= 1 {
+            for start in (0..n).step_by(run) {
+                let mut c = self.clone();
+                c.steps.drain(start..(start + run).min(n));
+                out.push(c);
+            }
+            run /= 2;
+        }
+        for i in 0..n {
+            if let Some(half) = halved(&self.steps[i]) {
+                let mut c = self.clone();
+                c.steps[i] = half;
+                out.push(c);
+            }
+        }
+        if let Some((seed, adversity)) = self.adversity {
+            for off in adversity_without_each(adversity) {
+                let mut c = self.clone();
+                c.adversity = Some((seed, off));
+                out.push(c);
+            }
+        }
+        out
+    }
+}
+
+/// A step with its payload cut to its first half of lines (`None`: nothing to halve).
+fn halved(step: &Step) -> Option<Step> {
+    let cut = |b: &Vec<u8>| {
+        let lines = b.iter().filter(|&&c| c == b'\n').count();
+        (lines >= 2).then(|| {
+            let end = (b.iter().enumerate())
+                .filter(|(_, c)| **c == b'\n')
+                .nth(lines / 2 - 1)
+                .map_or(b.len(), |(i, _)| i + 1);
+            b[..end].to_vec()
+        })
+    };
+    match step {
+        Step::Raw(n, b) => cut(b).map(|b| Step::Raw(*n, b)),
+        Step::Drip(n, b) => cut(b).map(|b| Step::Drip(*n, b)),
+        _ => None,
+    }
+}
+
+/// `a` with each of its non-zero rates turned off in turn.
+fn adversity_without_each(a: Adversity) -> Vec<Adversity> {
+    let fields: [fn(&mut Adversity) -> &mut u16; 8] = [
+        |a| &mut a.short_io_per_mille,
+        |a| &mut a.eintr_per_mille,
+        |a| &mut a.reset_per_mille,
+        |a| &mut a.emfile_per_mille,
+        |a| &mut a.enfile_per_mille,
+        |a| &mut a.spurious_per_mille,
+        |a| &mut a.defer_per_mille,
+        |a| &mut a.hold_back_per_mille,
+    ];
+    let mut out = Vec::new();
+    for field in fields {
+        let mut off = a;
+        if *field(&mut off) != 0 {
+            *field(&mut off) = 0;
+            out.push(off);
+        }
+    }
+    out
+}
+
+/// The failure's first line: what failed, without the transcript.
+fn first_line(why: &str) -> String {
+    why.lines().next().unwrap_or_default().to_string()
+}
+
+/// A symptom's kind: its words without the numbers, names and quoted text that differ
+/// between a case and a smaller one showing the same failure.
+fn kind(symptom: &str) -> String {
+    let before_quote = symptom.split('"').next().unwrap_or_default();
+    before_quote
+        .chars()
+        .filter(|c| !c.is_ascii_digit())
+        .collect()
+}
+
+/// Shrinks a failing case: takes the first smaller case that still fails the same way (a
+/// symptom of the same [`kind`]), again and again, within [`MAX_SHRINK_RUNS`] sessions.
+/// Deterministic: the same case shrinks the same way.
+fn shrink(mut case: Case, symptom: &str, command: &[OsString]) -> Case {
+    let want = kind(symptom);
+    let mut runs = 0;
+    'smaller: while runs < MAX_SHRINK_RUNS {
+        for candidate in case.smaller() {
+            runs += 1;
+            if runs > MAX_SHRINK_RUNS {
+                break 'smaller;
+            }
+            if candidate
+                .judge(command, false)
+                .is_err_and(|why| kind(&first_line(&why)) == want)
+            {
+                case = candidate;
+                continue 'smaller;
+            }
+        }
+        break;
+    }
+    case
+}
+
+/// The checks `only` selects, or why not.
+pub fn selected(only: &[String]) -> Result<Vec<&'static SimCheck>, String> {
+    if let Some(unknown) = only
+        .iter()
+        .find(|n| !SIM_CHECKS.iter().any(|c| c.name == n.as_str()))
+    {
+        let names: Vec<&str> = SIM_CHECKS.iter().map(|c| c.name).collect();
+        return Err(format!(
+            "no check is called {unknown:?}; the checks are {}",
+            names.join(", ")
+        ));
+    }
+    Ok(SIM_CHECKS
+        .iter()
+        .filter(|c| only.is_empty() || only.iter().any(|n| n == c.name))
+        .collect())
+}
+
+/// Runs one check: its schedule, or for `adversary` the random cases in turn.
+fn run_check(check: &SimCheck, config: &SimCheckConfig) -> Result<String, Failed> {
+    let fail = |case: Case, seed: u64, why: String| Failed {
+        symptom: first_line(&why),
+        case,
+        seed,
+    };
+    if check.name == "adversary" {
+        for i in 0..config.cases {
+            let seed = case_seed(config.seed, i);
+            let case = random_case(seed);
+            case.judge(&config.command, false)
+                .map_err(|why| fail(case.clone(), seed, why))?;
+        }
+        return Ok(format!(
+            "{} random schedules under the adversary (seed {})",
+            config.cases, config.seed
+        ));
+    }
+    let case = Case::faithful(schedule(check.name));
+    case.judge(&config.command, false)
+        .map_err(|why| fail(case.clone(), config.seed, why))?;
+    Ok(format!("{} steps, faithful", case.steps.len()))
+}
+
+/// The replay line of a failure in `check`: the same seed (for `adversary`, the failing
+/// case's own, with one case), the same check, the same program.
+fn replay_line(check: &SimCheck, config: &SimCheckConfig, case: &Case) -> String {
+    let mut line = String::from("selectlab check --sim");
+    if let Some((_, _)) = case.adversity {
+        line.push_str(&format!(" --seed {} --cases 1", config.seed));
+    }
+    line.push_str(&format!(" --only {} --", check.name));
+    for word in &config.command {
+        let word = word.to_string_lossy();
+        if word.is_empty() || word.contains(|c: char| c.is_whitespace() || "'\"\\$`".contains(c)) {
+            line.push_str(&format!(" '{}'", word.replace('\'', r"'\''")));
+        } else {
+            line.push_str(&format!(" {word}"));
+        }
+    }
+    line
+}
+
+/// The evidence of a failure: the symptom and the replay line; when `full`, the shrunk case's
+/// steps and its transcript too (the first and last lines of a long one).
+fn evidence(check: &SimCheck, config: &SimCheckConfig, failed: Failed, full: bool) -> Vec<String> {
+    let mut out = vec![failed.symptom];
+    let again = SimCheckConfig {
+        seed: failed.seed,
+        ..config.clone()
+    };
+    out.push(format!(
+        "replay: {}",
+        replay_line(check, &again, &failed.case)
+    ));
+    if !full {
+        out.push("(not shrunk: its replay line shrinks it and shows the transcript)".into());
+        return out;
+    }
+    let shrunk = shrink(failed.case.clone(), &out[0], &config.command);
+    let steps: Vec<String> = shrunk.steps.iter().map(ToString::to_string).collect();
+    out.push(format!(
+        "shrunk to {} of {} steps: {}",
+        shrunk.steps.len(),
+        failed.case.steps.len(),
+        steps.join("; ")
+    ));
+    if let Some((_, adversity)) = shrunk.adversity {
+        out.push(format!("adversary left on: {}", adversity_names(adversity)));
+    }
+    let why = shrunk
+        .judge(&config.command, true)
+        .err()
+        .unwrap_or_else(|| {
+            "the shrunk case passed when run again: the program is not deterministic".into()
+        });
+    let lines: Vec<&str> = why.lines().collect();
+    out.push(format!(
+        "symptom (shrunk): {}",
+        lines.first().unwrap_or(&"")
+    ));
+    out.push("transcript:".into());
+    let body = &lines[1.min(lines.len())..];
+    if body.len() <= SHOWN_TRANSCRIPT_LINES {
+        out.extend(body.iter().map(|l| (*l).to_string()));
+    } else {
+        let head = SHOWN_TRANSCRIPT_LINES / 4;
+        let tail = SHOWN_TRANSCRIPT_LINES - head;
+        out.extend(body[..head].iter().map(|l| (*l).to_string()));
+        out.push(format!("… {} lines …", body.len() - head - tail));
+        out.extend(body[body.len() - tail..].iter().map(|l| (*l).to_string()));
+    }
+    out
+}
+
+/// The kinds of choice an adversity makes, by name.
+fn adversity_names(a: Adversity) -> String {
+    let named = [
+        ("short I/O", a.short_io_per_mille),
+        ("EINTR", a.eintr_per_mille),
+        ("resets", a.reset_per_mille),
+        ("EMFILE", a.emfile_per_mille),
+        ("ENFILE", a.enfile_per_mille),
+        ("spurious wake-ups", a.spurious_per_mille),
+        ("partial wake-ups", a.defer_per_mille),
+        ("held-back clients", a.hold_back_per_mille),
+    ];
+    let on: Vec<&str> = (named.iter())
+        .filter(|(_, rate)| *rate > 0)
+        .map(|(name, _)| *name)
+        .collect();
+    if on.is_empty() {
+        "nothing (the failure is faithful Linux)".into()
+    } else {
+        on.join(", ")
+    }
+}
+
+/// Runs the selected checks, calling `report` with each finding as it comes.
+pub fn run(
+    config: &SimCheckConfig,
+    mut report: impl FnMut(&Finding),
+) -> Result<Vec<Finding>, String> {
+    if config.cases > MAX_CASES {
+        return Err(format!("--cases must be at most {MAX_CASES}"));
+    }
+    if config.command.is_empty() {
+        return Err("a command to run is required after --".into());
+    }
+    let checks = selected(&config.only)?;
+    let mut findings: Vec<Finding> = Vec::with_capacity(checks.len());
+    for check in checks {
+        let started = Instant::now();
+        let (verdict, evidence) = match run_check(check, config) {
+            Ok(summary) => (Verdict::Pass, vec![summary]),
+            Err(failed) if failed.symptom.starts_with(CANNOT_START) => {
+                return Err(failed.symptom);
+            }
+            Err(failed) => {
+                // Shrinking re-runs the program many times: the first failure is worth it.
+                let first = config.shrink && findings.iter().all(|f| f.verdict == Verdict::Pass);
+                (Verdict::Fail, evidence(check, config, failed, first))
+            }
+        };
+        let finding = Finding {
+            name: check.name,
+            verdict,
+            evidence,
+            elapsed: started.elapsed(),
+        };
+        report(&finding);
+        findings.push(finding);
+    }
+    Ok(findings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_check_has_a_schedule_or_is_the_adversary() {
+        for c in SIM_CHECKS {
+            assert!(
+                c.name == "adversary" || !schedule(c.name).is_empty(),
+                "{} has no steps",
+                c.name
+            );
+        }
+    }
+
+    #[test]
+    fn a_symptoms_kind_leaves_out_numbers_and_quoted_text() {
+        assert_eq!(
+            kind(
+                "c2 heard 17 items but should have heard 20; item 18 was nothing, should be c1 says \"a\""
+            ),
+            kind(
+                "c3 heard 1 items but should have heard 2; item 2 was nothing, should be c2 says \"b\""
+            )
+        );
+        assert_ne!(
+            kind("c2 heard a line that is not the protocol's: \"bb\""),
+            kind("c2 heard 3 items but should have heard 3; item 3 was c2 left")
+        );
+    }
+
+    #[test]
+    fn a_payload_halves_at_a_line_end_and_a_single_line_does_not() {
+        let half = halved(&Step::Raw(0, b"a\nb\nc\nd\n".to_vec()));
+        assert_eq!(half, Some(Step::Raw(0, b"a\nb\n".to_vec())));
+        assert_eq!(halved(&Step::Raw(0, b"one line\n".to_vec())), None);
+        assert_eq!(halved(&say(0, "hi")), None);
+    }
+
+    #[test]
+    fn a_random_case_sends_no_over_long_line_and_never_stops_the_server() {
+        for seed in 0..200 {
+            for s in random_case(seed).steps {
+                match s {
+                    Step::StopServer => panic!("seed {seed} stops the server"),
+                    Step::Say(_, b) | Step::Raw(_, b) | Step::Drip(_, b) => {
+                        assert!(
+                            b.split(|&c| c == b'\n')
+                                .all(|l| l.len() <= MAX_SENT_LINE_BYTES)
+                        )
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_replay_line_quotes_what_a_shell_would_split() {
+        let config = SimCheckConfig {
+            command: vec!["python3".into(), "my server.py".into()],
+            seed: 7,
+            cases: 3,
+            only: Vec::new(),
+            shrink: true,
+        };
+        let case = Case::faithful(Vec::new());
+        assert_eq!(
+            replay_line(&SIM_CHECKS[0], &config, &case),
+            "selectlab check --sim --only conversation -- python3 'my server.py'"
+        );
+    }
+}

@@ -1,0 +1,208 @@
+//! A guest program serving a session's room: another person's chat server, unmodified, as
+//! the [`Server`] of a [`Session`](crate::chat::session::Session), so the session's steps, the
+//! lawful adversary and the chat properties reach it as they reach selectlab's own.
+//!
+//! The program runs one request at a time ([`Stepped`]); its turn answers requests, the
+//! clients making calls between any two, until it waits for something that has not happened.
+//! When the session lets time pass, virtual time moves to the program's own deadline, the
+//! next timer, or the session's, whichever is first. What it cannot do is its trouble, and
+//! the session's verdict: it exits, it spins ([`SpinWatch`]), it is refused, or it is found
+//! blocked in a call (a blocking send, say, or a sleep) when the room has settled: everyone
+//! else then waits for it.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use selectlab_wire::Op;
+
+use super::answer::Halt;
+use super::spawn::{self, Listener, SpawnError};
+use super::spin::SpinWatch;
+use super::stepped::{Stepped, is_wait};
+use crate::addr::SockAddr;
+use crate::chat::serve::{ServerLog, Stats};
+use crate::chat::session::Server;
+use crate::kernel::{Fd, Kernel};
+use crate::sim::Sim;
+use crate::sim::interleave::{Interleaved, Peers};
+use crate::sim::transcript::Host;
+
+/// Most requests one turn answers without the program waiting (a program that never waits
+/// is stopped by [`SpinWatch`] well before).
+pub const MAX_CALLS_PER_TURN: usize = 1 << 20;
+
+/// A guest program as a session's server.
+pub struct GuestServer {
+    guest: Stepped,
+    /// The shim's listening socket, kept while the program runs.
+    _listener: Listener,
+    address: Option<SockAddr>,
+    spin: SpinWatch,
+    trouble: Option<String>,
+    calls: u64,
+}
+
+impl GuestServer {
+    /// Starts `command` with the shim and answers its first request (its hello).
+    pub fn start(sim: &mut Sim, command: &[OsString]) -> Result<GuestServer, SpawnError> {
+        let shim = spawn::shim_path()?;
+        let listener = Listener::new()?;
+        let process = listener.spawn(command, &shim, None, true)?;
+        let (channel, hello, _) = super::connect_all(&listener, &process, Vec::new())?;
+        Ok(GuestServer {
+            guest: Stepped {
+                label: super::label(command),
+                process,
+                channel,
+                answerer: Default::default(),
+                pending: Some((hello, sim.now())),
+                exit: None,
+            },
+            _listener: listener,
+            address: None,
+            spin: SpinWatch::default(),
+            trouble: None,
+            calls: 0,
+        })
+    }
+
+    /// Requests the program made.
+    pub fn calls(&self) -> u64 {
+        self.calls
+    }
+
+    /// Answers the pending request and notes what it tells: where the program listens, its
+    /// exit, a spin, a refusal.
+    fn proceed(&mut self, sim: &mut Sim, peers: &mut dyn Peers) {
+        let before = sim.now();
+        let answered = self.guest.proceed(&mut Interleaved { sim, peers });
+        self.calls += 1;
+        match answered {
+            Ok(Some((req, reply))) => {
+                if self.address.is_none() && req.op == Op::Listen && reply.ret == 0 {
+                    self.address = listening_address(sim, Fd(req.args[0] as i32));
+                }
+                if let Some(symptom) = self.spin.note(&req, &reply, before, sim.now()) {
+                    self.trouble = Some(symptom);
+                }
+            }
+            Ok(None) => {}
+            Err(Halt::Refuse(why)) => self.trouble = Some(format!("refused: {why}")),
+            Err(Halt::Stop(why)) => self.trouble = Some(why),
+        }
+        if let Some(code) = self.guest.exit {
+            self.trouble
+                .get_or_insert_with(|| format!("it exited with code {code}"));
+        }
+    }
+}
+
+/// Where clients reach a socket listening at `fd` (a wildcard address is reached on
+/// loopback).
+fn listening_address(sim: &Sim, fd: Fd) -> Option<SockAddr> {
+    let SockAddr::Inet(mut at) = sim.local_addr(fd)? else {
+        return None;
+    };
+    if at.ip().is_unspecified() {
+        let loopback: std::net::IpAddr = if at.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        at.set_ip(loopback);
+    }
+    Some(SockAddr::Inet(at))
+}
+
+impl Server for GuestServer {
+    fn address(&self) -> Option<SockAddr> {
+        self.address.clone()
+    }
+
+    fn turn(
+        &mut self,
+        sim: &mut Sim,
+        peers: &mut dyn Peers,
+        timeout: Duration,
+    ) -> Result<bool, Errno> {
+        let until = sim.now().saturating_add(timeout);
+        let mut moved = false;
+        for _ in 0..MAX_CALLS_PER_TURN {
+            if self.trouble.is_some() {
+                return Ok(moved);
+            }
+            if self.guest.can_proceed(sim, Host::MAIN) {
+                self.proceed(sim, peers);
+                moved = true;
+                continue;
+            }
+            // It waits: time may pass, to its own deadline, the next timer or the session's.
+            if sim.now() < until {
+                let next = self.guest.deadline(sim).map_or(until, |d| d.min(until));
+                sim.idle(next);
+            }
+            return Ok(moved);
+        }
+        self.trouble = Some(format!(
+            "it made {MAX_CALLS_PER_TURN} calls without ever waiting"
+        ));
+        Ok(moved)
+    }
+
+    fn stop(&mut self, sim: &mut Sim, peers: &mut dyn Peers) {
+        // The process goes away (as on a signal): the kernel closes its descriptors.
+        self.guest.pending = None;
+        self.guest.exit.get_or_insert(128 + nix::libc::SIGTERM);
+        self.guest
+            .answerer
+            .close_all(&mut Interleaved { sim, peers });
+    }
+
+    fn stopped(&self) -> bool {
+        self.guest.exit.is_some()
+    }
+
+    /// A program's own policies cannot be seen from outside; the session judges it as a
+    /// room that never holds everyone back for one reader.
+    fn holding_room(&self) -> Option<Duration> {
+        None
+    }
+
+    fn stats(&self) -> Stats {
+        Stats::default()
+    }
+
+    fn peak_queue_bytes(&self) -> usize {
+        0
+    }
+
+    fn log(&self) -> ServerLog {
+        ServerLog::default()
+    }
+
+    fn trouble(&self, sim: &Sim) -> Option<String> {
+        if let Some(trouble) = &self.trouble {
+            return Some(trouble.clone());
+        }
+        let req = self.guest.pending()?;
+        if self.guest.can_proceed(sim, Host::MAIN) || (is_wait(req.op) && req.op != Op::Sleep) {
+            return None;
+        }
+        Some(format!(
+            "it is blocked in {} while the room waits for it",
+            blocked_call(req.op, req.args[0])
+        ))
+    }
+}
+
+/// A blocked call, as people name it.
+fn blocked_call(op: Op, fd: i64) -> String {
+    match op {
+        Op::Sleep => "a sleep".to_string(),
+        Op::Recv => format!("a receive on blocking descriptor {fd}"),
+        Op::Send => format!("a send on blocking descriptor {fd}"),
+        Op::Accept => format!("accept on blocking descriptor {fd}"),
+        other => format!("{other:?} on descriptor {fd}"),
+    }
+}

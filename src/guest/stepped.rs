@@ -1,0 +1,127 @@
+//! A guest program run one request at a time, by whoever schedules it: its next request
+//! waits in `pending` until it can be answered without blocking. A blocking receive waits
+//! for data (or an end), a wait for something it watches or for its timeout in virtual time,
+//! a sleep for its time. So the program never blocks the machine, and its calls interleave
+//! with everyone else's deterministically. A peer guest ([`peers`](super::peers)) and a
+//! guest serving a session's room ([`served`](super::served)) both run this way.
+
+use std::time::Duration;
+
+use nix::libc;
+use selectlab_wire::{Op, Reply, Request};
+
+use super::answer::{Answerer, Halt, timeout_of_ns};
+use super::ready::{self, poll_entries, poll_ready, select_ready, select_sets};
+use super::spawn::{Channel, Process};
+use crate::kernel::{Events, Fd, Kernel};
+use crate::sim::Sim;
+use crate::sim::interleave::Interleaved;
+use crate::sim::transcript::Host;
+
+/// A guest program and its next request.
+pub struct Stepped {
+    /// The command line, for reports.
+    pub label: String,
+    pub(super) process: Process,
+    pub(super) channel: Channel,
+    pub(super) answerer: Answerer,
+    /// Its next request, and the virtual time it was made.
+    pub(super) pending: Option<(Request, Duration)>,
+    /// Its exit code, once it has exited.
+    pub exit: Option<i32>,
+}
+
+/// Whether a request waits for readiness or time (a wait or a sleep), rather than being a
+/// call on one descriptor.
+pub fn is_wait(op: Op) -> bool {
+    matches!(op, Op::Poll | Op::Select | Op::EpollWait | Op::Sleep)
+}
+
+impl Stepped {
+    /// Whether its pending request can be answered now, as `host`, without blocking.
+    pub fn can_proceed(&self, sim: &Sim, host: Host) -> bool {
+        let Some((req, _)) = &self.pending else {
+            return false;
+        };
+        let a = &req.args;
+        let fd = Fd(a[0] as i32);
+        let ready = |events: Events| {
+            sim.ready_now_as(host, fd)
+                .intersects(events | Events::ERR | Events::HUP)
+        };
+        let timed_out = self.deadline(sim).is_some_and(|d| sim.now() >= d);
+        let blocking = self.answerer.blocking(fd);
+        match req.op {
+            Op::Recv => !blocking || a[2] as i32 & libc::MSG_DONTWAIT != 0 || ready(Events::IN),
+            Op::Accept => !blocking || ready(Events::IN),
+            Op::Send => !blocking || a[1] as i32 & libc::MSG_DONTWAIT != 0 || ready(Events::OUT),
+            Op::Poll => timed_out || poll_ready(sim, host, &poll_entries(a, &req.data)),
+            Op::Select => timed_out || select_ready(sim, host, &select_sets(a, &req.data)),
+            Op::EpollWait => timed_out || sim.ready_now_as(host, fd).contains(Events::IN),
+            Op::Sleep => timed_out,
+            _ => true,
+        }
+    }
+
+    /// The virtual time at which its pending wait times out or its sleep ends (`None`: it
+    /// waits for ever, or is not waiting).
+    pub fn deadline(&self, sim: &Sim) -> Option<Duration> {
+        let (req, since) = self.pending.as_ref()?;
+        let a = &req.args;
+        let after = |ns: i64| timeout_of_ns(ns).map(|t| since.saturating_add(t));
+        match req.op {
+            Op::Poll => after(a[0]),
+            Op::Select => after(a[1]),
+            Op::EpollWait => after(a[2]),
+            // An absolute sleep names a time on its clock.
+            Op::Sleep if a[1] != 0 => {
+                let left = a[2].saturating_sub(ready::clock_ns(sim, a[0]));
+                Some(sim.now().saturating_add(timeout_of_ns(left.max(0))?))
+            }
+            Op::Sleep => after(a[2]),
+            _ => None,
+        }
+    }
+
+    /// Its pending request, if it has one.
+    pub fn pending(&self) -> Option<&Request> {
+        self.pending.as_ref().map(|(req, _)| req)
+    }
+
+    /// Answers its pending request (which can proceed) on `k` and reads its next one; the
+    /// request and its reply. A wait that can proceed is ready or out of time: it returns
+    /// now, never moving virtual time (its transcript line shows the time it had left). When
+    /// the program exits, the kernel closes its descriptors.
+    pub fn proceed(&mut self, k: &mut Interleaved<'_>) -> Result<Option<(Request, Reply)>, Halt> {
+        // What is left of its wait's time (nothing, if it proceeds because its time is up).
+        let left_ns = (self.deadline(k.sim))
+            .map(|d| i64::try_from(d.saturating_sub(k.sim.now()).as_nanos()).unwrap_or(i64::MAX));
+        let Some((mut req, _)) = self.pending.take() else {
+            return Ok(None);
+        };
+        let timeout_arg = match req.op {
+            Op::Poll => Some(0),
+            Op::Select => Some(1),
+            Op::EpollWait => Some(2),
+            _ => None,
+        };
+        if let (Some(i), Some(ns)) = (timeout_arg, left_ns) {
+            req.args[i] = ns;
+        }
+        let reply = if req.op == Op::Sleep {
+            Reply::ok(0)
+        } else {
+            self.answerer.answer(k, &req)?
+        };
+        self.channel.reply(&reply);
+        match self.channel.next_request(Some(&mut self.process)) {
+            Ok(Some(next)) => self.pending = Some((next, k.sim.now())),
+            Ok(None) => {
+                self.exit = Some(self.process.exit_code());
+                self.answerer.close_all(k);
+            }
+            Err(e) => return Err(Halt::Stop(format!("{}: {e}", self.label))),
+        }
+        Ok(Some((req, reply)))
+    }
+}

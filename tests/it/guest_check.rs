@@ -1,0 +1,230 @@
+//! `selectlab check --sim -- CMD`: the suite's detectors on other people's unmodified servers.
+//! The Python fixture passes on both its loops; each of its faults fails on its own symptom,
+//! the two real sockets cannot see among them (a busy loop, a lost edge-triggered wake-up);
+//! the seed's own server is caught with reviewed transcripts; a failure's replay line gives
+//! the same report, byte for byte, and its case is shrunk.
+
+use std::process::Command;
+
+use selectlab::check::Verdict;
+use selectlab::guest::check::{self, SimCheckConfig};
+
+use super::guest::python;
+
+const FIXTURE: &str = "tests/fixtures/chat_server.py";
+const SEED_SERVER: &str = "tests/seed/selectserver.py";
+
+fn config(command: &[&str], only: &[&str], shrink: bool) -> SimCheckConfig {
+    SimCheckConfig {
+        command: command.iter().map(Into::into).collect(),
+        seed: 1,
+        cases: 8,
+        only: only.iter().map(|s| s.to_string()).collect(),
+        shrink,
+    }
+}
+
+#[test]
+fn the_fixture_passes_every_check_on_both_its_loops() {
+    if !python() {
+        return;
+    }
+    for lp in ["selectors", "epoll-et"] {
+        let c = config(&["python3", FIXTURE, "--loop", lp], &[], false);
+        let findings = check::run(&c, |_| {}).expect("it runs");
+        assert_eq!(findings.len(), check::SIM_CHECKS.len());
+        for f in &findings {
+            assert_eq!(f.verdict, Verdict::Pass, "{lp}: {f}");
+        }
+    }
+}
+
+#[test]
+fn each_fault_of_the_fixture_fails_the_check_that_reaches_it_with_its_own_symptom() {
+    if !python() {
+        return;
+    }
+    let cases: &[(&[&str], &str, &str)] = &[
+        (&["--bug", "no-framing"], "split-line", "not the protocol's"),
+        (
+            &["--bug", "echo"],
+            "conversation",
+            "c1 says \"hello, everyone\"",
+        ),
+        (
+            &["--bug", "sendall"],
+            "paused-reader",
+            "c2 left, should be c2 says \"back\"",
+        ),
+        (&["--bug", "eof-ignored"], "quick-close", "it spins"),
+        (
+            &["--bug", "silent-reset"],
+            "conversation",
+            "should be c3 left",
+        ),
+        (&["--bug", "crawl"], "conversation", "blocked in a sleep"),
+        (&["--bug", "busy-loop"], "idle", "it spins"),
+        (
+            &["--bug", "bare-prefix"],
+            "conversation",
+            "not the protocol's",
+        ),
+        (&["--bug", "lose-lines"], "burst", "should be c1 says \"a\""),
+        (
+            &["--bug", "merge-lines"],
+            "split-line",
+            "three writes and t",
+        ),
+        (&["--bug", "no-join"], "crowd", "should be c2 entered"),
+        (
+            &["--bug", "replay-reset"],
+            "conversation",
+            "not the protocol's: \"in one write\"",
+        ),
+        (
+            &["--bug", "crowd-cap"],
+            "many-joins",
+            "should be c151 entered",
+        ),
+        (
+            &["--bug", "blocking-slow"],
+            "paused-reader",
+            "blocked in a send on blocking",
+        ),
+        (
+            &["--bug", "close-kills"],
+            "quick-close",
+            "exited with code 1",
+        ),
+        (&["--bug", "escape-binary"], "adversary", "c3 says"),
+        // Edge-triggered, one read per edge: what a read leaves waits for an edge that never
+        // comes. Real sockets read a short line whole; a burst leaves bytes behind.
+        (
+            &["--loop", "epoll-et", "--bug", "et-read-once"],
+            "burst",
+            "should be c1 says \"a\"",
+        ),
+    ];
+    for (args, only, symptom) in cases {
+        let command: Vec<&str> = ["python3", FIXTURE]
+            .iter()
+            .chain(args.iter())
+            .copied()
+            .collect();
+        let findings = check::run(&config(&command, &[only], false), |_| {}).expect("it runs");
+        let f = &findings[0];
+        assert_eq!(f.verdict, Verdict::Fail, "{args:?} passed {only}: {f}");
+        assert!(f.evidence[0].contains(symptom), "{args:?}: {f}");
+        assert!(
+            f.evidence[1].starts_with("replay: selectlab check --sim")
+                && f.evidence[1].ends_with(&args.join(" ")),
+            "{f}"
+        );
+    }
+}
+
+/// The report of `selectlab check --sim` for `args`, with the wall times taken out.
+fn report(args: &[&str]) -> (String, Option<i32>) {
+    let out = Command::new(env!("CARGO_BIN_EXE_selectlab"))
+        .args(["check", "--sim"])
+        .args(args)
+        .output()
+        .expect("selectlab runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let timeless: Vec<&str> = text
+        .lines()
+        .map(|l| {
+            l.rsplit_once(" (")
+                .filter(|(_, t)| t.ends_with(" s)"))
+                .map_or(l, |(l, _)| l)
+        })
+        .collect();
+    (timeless.join("\n"), out.status.code())
+}
+
+#[test]
+fn the_seeds_own_server_is_caught_and_its_shrunk_counterexamples_are_reviewed() {
+    if !python() {
+        return;
+    }
+    // The seed's faults as the checks meet them: each recv chunk is one "say:" (any two-line
+    // write shows it first: split-line, conversation, paused-reader); a recipient that fails
+    // (sendall on a non-blocking socket) is removed from the dict being iterated, and the
+    // server dies (slow-reader).
+    for (only, name) in [
+        ("split-line", "seed_server_frames_nothing"),
+        ("slow-reader", "seed_server_dies_in_broadcast"),
+    ] {
+        let (text, code) = report(&[
+            "--only",
+            only,
+            "--",
+            "python3",
+            SEED_SERVER,
+            "127.0.0.1",
+            "0",
+        ]);
+        assert_eq!(code, Some(1), "{text}");
+        insta::with_settings!({ snapshot_path => "../../snapshots", prepend_module_to_snapshot => false }, {
+            insta::assert_snapshot!(name, text);
+        });
+    }
+}
+
+#[test]
+fn a_failures_replay_line_gives_the_same_report_and_its_case_is_shrunk() {
+    if !python() {
+        return;
+    }
+    let (first, code) = report(&["--", "python3", SEED_SERVER, "127.0.0.1", "0"]);
+    assert_eq!(code, Some(1));
+    let replay = first
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replay: selectlab check --sim "))
+        .expect("a replay line");
+    let args: Vec<&str> = replay.split(' ').collect();
+    let (again, _) = report(&args);
+    // The first failure's whole evidence (its shrunk transcript included) comes back.
+    let failure = |text: &str| -> String {
+        let mut lines = text.lines().skip_while(|l| !l.starts_with("FAIL"));
+        let head = lines.next().unwrap_or_default().to_string();
+        let rest: Vec<&str> = lines.take_while(|l| l.starts_with(' ')).collect();
+        format!("{head}\n{}", rest.join("\n"))
+    };
+    assert_eq!(failure(&first), failure(&again));
+    assert!(
+        failure(&first).contains("shrunk to 3 of 12 steps: c2 joins; c3 joins; c3 sends"),
+        "{first}"
+    );
+    assert!(
+        failure(&first).lines().count() > 30,
+        "a transcript: {first}"
+    );
+}
+
+#[test]
+fn an_adversary_case_shrinks_its_choices_and_replays_alone_from_its_seed() {
+    if !python() {
+        return;
+    }
+    let (text, code) = report(&[
+        "--only",
+        "adversary",
+        "--",
+        "python3",
+        FIXTURE,
+        "--bug",
+        "escape-binary",
+    ]);
+    assert_eq!(code, Some(1), "{text}");
+    let replay = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replay: selectlab check --sim "))
+        .expect("a replay line");
+    assert!(replay.contains("--cases 1 --only adversary"), "{replay}");
+    // Faithful Linux shows this fault once a binary line is sent: the shrink turns every
+    // kind of adversary choice off.
+    assert!(text.contains("adversary left on: nothing"), "{text}");
+    let (again, _) = report(&replay.split(' ').collect::<Vec<_>>());
+    assert!(again.contains("FAIL adversary"), "{again}");
+}
