@@ -206,26 +206,60 @@ pub fn selected(config: &Config) -> Result<Vec<&'static Check>, CheckError> {
             config.clients
         )));
     }
-    if let Some(unknown) = config
-        .only
+    pick(CHECKS, |c| c.name, &config.only).map_err(CheckError::BadArgs)
+}
+
+/// The checks of `all` that `only` names, in their order (all of them when `only` is empty),
+/// or which name is no check's.
+pub fn pick<'a, C>(
+    all: &'a [C],
+    name: impl Fn(&C) -> &str,
+    only: &[String],
+) -> Result<Vec<&'a C>, String> {
+    if let Some(unknown) = only
         .iter()
-        .find(|n| !CHECKS.iter().any(|c| c.name == n.as_str()))
+        .find(|n| !all.iter().any(|c| name(c) == n.as_str()))
     {
-        let names: Vec<&str> = CHECKS.iter().map(|c| c.name).collect();
-        return Err(CheckError::BadArgs(format!(
+        let names: Vec<&str> = all.iter().map(&name).collect();
+        return Err(format!(
             "no check is called {unknown:?}; the checks are {}",
             names.join(", ")
-        )));
+        ));
     }
-    Ok(CHECKS
+    Ok(all
         .iter()
-        .filter(|c| config.only.is_empty() || config.only.iter().any(|n| n == c.name))
+        .filter(|c| only.is_empty() || only.iter().any(|n| n == name(c)))
         .collect())
+}
+
+/// Runs `checks` one after another, timing each: `judge` gives its verdict and evidence
+/// (it sees the findings so far), `report` gets each finding as it comes. An error from
+/// `judge` ends the run.
+pub fn run_each<C, E>(
+    checks: &[&C],
+    name: impl Fn(&C) -> &'static str,
+    mut judge: impl FnMut(&C, &[Finding]) -> Result<(Verdict, Vec<String>), E>,
+    mut report: impl FnMut(&Finding),
+) -> Result<Vec<Finding>, E> {
+    let mut findings: Vec<Finding> = Vec::with_capacity(checks.len());
+    for check in checks {
+        let started = Instant::now();
+        let (verdict, evidence) = judge(check, &findings)?;
+        let finding = Finding {
+            name: name(check),
+            verdict,
+            evidence,
+            elapsed: started.elapsed(),
+        };
+        report(&finding);
+        findings.push(finding);
+    }
+    Ok(findings)
 }
 
 /// Runs the selected checks one after another (they share the server's one room), calling
 /// `report` with each finding as it comes.
-pub fn run(config: &Config, mut report: impl FnMut(&Finding)) -> Result<Vec<Finding>, CheckError> {
+pub fn run(config: &Config, report: impl FnMut(&Finding)) -> Result<Vec<Finding>, CheckError> {
     let checks = selected(config)?;
     // `many-joins` holds 200 connections; a failure here leaves that check to say so.
     let _ = crate::real::raise_fd_limit();
@@ -236,31 +270,21 @@ pub fn run(config: &Config, mut report: impl FnMut(&Finding)) -> Result<Vec<Find
     std::thread::sleep(QUIET);
     drop(probe);
     let tag = format!("sl{:08x}", run_id());
-    let mut findings = Vec::with_capacity(checks.len());
-    for check in checks {
-        let started = Instant::now();
+    let judge = |check: &Check, _: &[Finding]| {
         let ctx = Ctx {
             server: config.server,
             clients: config.clients,
             tag: tag.clone(),
-            until: started + CHECK_DEADLINE,
+            until: Instant::now() + CHECK_DEADLINE,
             via_proxy: config.via_proxy,
         };
-        let (verdict, evidence) = match (check.run)(&ctx) {
+        Ok(match (check.run)(&ctx) {
             Ok(summary) => (Verdict::Pass, vec![summary]),
             Err(Judgement::Fail(evidence)) => (Verdict::Fail, evidence),
             Err(Judgement::Skip(why)) => (Verdict::Skip, vec![why]),
-        };
-        let finding = Finding {
-            name: check.name,
-            verdict,
-            evidence,
-            elapsed: started.elapsed(),
-        };
-        report(&finding);
-        findings.push(finding);
-    }
-    Ok(findings)
+        })
+    };
+    run_each(&checks, |c| c.name, judge, report)
 }
 
 /// A number that differs between runs (the clock's nanoseconds and the process id).

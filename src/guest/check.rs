@@ -11,7 +11,7 @@
 //! clients' interleaved, and the command line that replays it. Same seed, same transcript.
 
 use std::ffi::OsString;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::chat::check;
 use crate::chat::server::Limits;
@@ -39,6 +39,20 @@ pub const CHECK_ADVERSITY: Adversity = Adversity {
 /// The longest line a check sends: any server's limit is assumed to be at least this (an
 /// over-long line is `selectlab check ADDR`'s `long-line`).
 pub const MAX_SENT_LINE_BYTES: usize = 1000;
+/// The long line of `long-line`: over any limit a server is likely to have, far under what a
+/// server that delivers it whole must hold.
+pub const LONG_LINE_BYTES: usize = 10_000;
+/// The adversary of `resets-during-broadcast`: resets alone, often enough that some land on
+/// the server's sends in the middle of a broadcast.
+const RESETS_ONLY: Adversity = Adversity {
+    reset_per_mille: 20,
+    ..Adversity::NONE
+};
+/// Sessions `resets-during-broadcast` runs, from `--seed` on: in about half of them a reset
+/// lands on one of the server's sends in the middle of a broadcast (measured on the fixture
+/// with seeds 1 to 6).
+const RESETS_RUNS: u32 = 6;
+
 /// Most cases `--cases` may ask for.
 pub const MAX_CASES: u32 = 10_000;
 /// Most transcript lines a failure shows: the first and the last (the replay shows all).
@@ -89,6 +103,14 @@ pub const SIM_CHECKS: &[SimCheck] = &[
         about: "200 clients join at once; the first and the last speak",
     },
     SimCheck {
+        name: "long-line",
+        about: "a 10 000-byte line: refused (its sender cut off) or delivered whole, the others go on",
+    },
+    SimCheck {
+        name: "resets-during-broadcast",
+        about: "five clients talk while the network resets connections, the server's sends included",
+    },
+    SimCheck {
         name: "idle",
         about: "the room is quiet for 5 s of virtual time: the server must block in its wait",
     },
@@ -131,6 +153,9 @@ struct Case {
     steps: Vec<Step>,
     adversity: Option<(u64, Adversity)>,
     rcvbuf: Option<i32>,
+    /// A line over [`MAX_SENT_LINE_BYTES`] is sent: the server may refuse it (cutting its
+    /// sender off) or deliver it whole.
+    long_line: bool,
 }
 
 /// The model's limits for a server whose own are unknown: no line sent is over-long, no queue
@@ -206,6 +231,19 @@ fn schedule(name: &str) -> Vec<Step> {
             say(1, "no one"),
         ],
         "many-joins" => vec![Step::Crowd(200), say(0, "hello, all"), say(199, "hi")],
+        "long-line" => vec![
+            Step::Join(0),
+            Step::Join(1),
+            Step::Join(2),
+            Step::Say(0, vec![b'y'; LONG_LINE_BYTES]),
+            say(1, "still here"),
+            say(2, "me too"),
+        ],
+        "resets-during-broadcast" => {
+            let mut steps = vec![Step::Crowd(8)];
+            steps.extend((0..400).map(|i| say(i % 8, "a line for everyone")));
+            steps
+        }
         "idle" => vec![
             Step::Join(0),
             Step::Join(1),
@@ -242,15 +280,18 @@ fn random_case(seed: u64) -> Case {
         steps,
         adversity: Some((rng.next(), CHECK_ADVERSITY)),
         rcvbuf: Some(CHAT_FUZZ_CLIENT_RCVBUF_BYTES),
+        long_line: false,
     }
 }
 
 impl Case {
-    fn faithful(steps: Vec<Step>) -> Case {
+    /// The case of a named check.
+    fn named(name: &str) -> Case {
         Case {
-            steps,
-            adversity: None,
+            steps: schedule(name),
+            adversity: (name == "resets-during-broadcast").then_some((0, RESETS_ONLY)),
             rcvbuf: None,
+            long_line: name == "long-line",
         }
     }
 
@@ -295,7 +336,19 @@ impl Case {
             ));
         }
         let clients = CHAT_FUZZ_CLIENTS.max(outcome.clients.len());
-        check::check(&self.steps, &outcome, clients, &limits())
+        let whole = check::check(&self.steps, &outcome, clients, &limits());
+        if !self.long_line {
+            return whole;
+        }
+        let refusing = Limits {
+            max_line_bytes: MAX_SENT_LINE_BYTES,
+            ..limits()
+        };
+        whole.or_else(|why| {
+            check::check(&self.steps, &outcome, clients, &refusing).map_err(|_| {
+                format!("the long line was neither refused nor delivered whole: {why}")
+            })
+        })
     }
 
     /// Smaller cases that may still fail: runs of steps left out (halves first, then
@@ -415,20 +468,7 @@ fn shrink(mut case: Case, symptom: &str, command: &[OsString]) -> Case {
 
 /// The checks `only` selects, or why not.
 pub fn selected(only: &[String]) -> Result<Vec<&'static SimCheck>, String> {
-    if let Some(unknown) = only
-        .iter()
-        .find(|n| !SIM_CHECKS.iter().any(|c| c.name == n.as_str()))
-    {
-        let names: Vec<&str> = SIM_CHECKS.iter().map(|c| c.name).collect();
-        return Err(format!(
-            "no check is called {unknown:?}; the checks are {}",
-            names.join(", ")
-        ));
-    }
-    Ok(SIM_CHECKS
-        .iter()
-        .filter(|c| only.is_empty() || only.iter().any(|n| n == c.name))
-        .collect())
+    crate::check::pick(SIM_CHECKS, |c| c.name, only)
 }
 
 /// Runs one check: its schedule, or for `adversary` the random cases in turn.
@@ -450,18 +490,35 @@ fn run_check(check: &SimCheck, config: &SimCheckConfig) -> Result<String, Failed
             config.cases, config.seed
         ));
     }
-    let case = Case::faithful(schedule(check.name));
-    case.judge(&config.command, false)
-        .map_err(|why| fail(case.clone(), config.seed, why))?;
-    Ok(format!("{} steps, faithful", case.steps.len()))
+    let mut case = Case::named(check.name);
+    let Some((_, adversity)) = case.adversity else {
+        case.judge(&config.command, false)
+            .map_err(|why| fail(case.clone(), config.seed, why))?;
+        return Ok(format!("{} steps, faithful", case.steps.len()));
+    };
+    for i in 0..RESETS_RUNS {
+        let seed = case_seed(config.seed, i);
+        case.adversity = Some((seed, adversity));
+        case.judge(&config.command, false)
+            .map_err(|why| fail(case.clone(), seed, why))?;
+    }
+    Ok(format!(
+        "{} steps, {RESETS_RUNS} runs under the adversary's {} (seed {})",
+        case.steps.len(),
+        adversity_names(adversity),
+        config.seed
+    ))
 }
 
-/// The replay line of a failure in `check`: the same seed (for `adversary`, the failing
-/// case's own, with one case), the same check, the same program.
+/// The replay line of a failure in `check`: the same seed (under an adversary, the failing
+/// run's own, and for `adversary` one case), the same check, the same program.
 fn replay_line(check: &SimCheck, config: &SimCheckConfig, case: &Case) -> String {
     let mut line = String::from("selectlab check --sim");
-    if let Some((_, _)) = case.adversity {
-        line.push_str(&format!(" --seed {} --cases 1", config.seed));
+    if case.adversity.is_some() {
+        line.push_str(&format!(" --seed {}", config.seed));
+    }
+    if check.name == "adversary" {
+        line.push_str(" --cases 1");
     }
     line.push_str(&format!(" --only {} --", check.name));
     for word in &config.command {
@@ -551,10 +608,7 @@ fn adversity_names(a: Adversity) -> String {
 }
 
 /// Runs the selected checks, calling `report` with each finding as it comes.
-pub fn run(
-    config: &SimCheckConfig,
-    mut report: impl FnMut(&Finding),
-) -> Result<Vec<Finding>, String> {
+pub fn run(config: &SimCheckConfig, report: impl FnMut(&Finding)) -> Result<Vec<Finding>, String> {
     if config.cases > MAX_CASES {
         return Err(format!("--cases must be at most {MAX_CASES}"));
     }
@@ -562,30 +616,16 @@ pub fn run(
         return Err("a command to run is required after --".into());
     }
     let checks = selected(&config.only)?;
-    let mut findings: Vec<Finding> = Vec::with_capacity(checks.len());
-    for check in checks {
-        let started = Instant::now();
-        let (verdict, evidence) = match run_check(check, config) {
-            Ok(summary) => (Verdict::Pass, vec![summary]),
-            Err(failed) if failed.symptom.starts_with(CANNOT_START) => {
-                return Err(failed.symptom);
-            }
-            Err(failed) => {
-                // Shrinking re-runs the program many times: the first failure is worth it.
-                let first = config.shrink && findings.iter().all(|f| f.verdict == Verdict::Pass);
-                (Verdict::Fail, evidence(check, config, failed, first))
-            }
-        };
-        let finding = Finding {
-            name: check.name,
-            verdict,
-            evidence,
-            elapsed: started.elapsed(),
-        };
-        report(&finding);
-        findings.push(finding);
-    }
-    Ok(findings)
+    let judge = |check: &SimCheck, so_far: &[Finding]| match run_check(check, config) {
+        Ok(summary) => Ok((Verdict::Pass, vec![summary])),
+        Err(failed) if failed.symptom.starts_with(CANNOT_START) => Err(failed.symptom),
+        Err(failed) => {
+            // Shrinking re-runs the program many times: the first failure is worth it.
+            let first = config.shrink && so_far.iter().all(|f| f.verdict == Verdict::Pass);
+            Ok((Verdict::Fail, evidence(check, config, failed, first)))
+        }
+    };
+    crate::check::run_each(&checks, |c| c.name, judge, report)
 }
 
 #[cfg(test)]
@@ -654,7 +694,7 @@ mod tests {
             only: Vec::new(),
             shrink: true,
         };
-        let case = Case::faithful(Vec::new());
+        let case = Case::named("conversation");
         assert_eq!(
             replay_line(&SIM_CHECKS[0], &config, &case),
             "selectlab check --sim --only conversation -- python3 'my server.py'"

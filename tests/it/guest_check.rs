@@ -97,6 +97,17 @@ fn each_fault_of_the_fixture_fails_the_check_that_reaches_it_with_its_own_sympto
             "exited with code 1",
         ),
         (&["--bug", "escape-binary"], "adversary", "c3 says"),
+        // A recipient's send fails mid-broadcast (a reset): the next in the table is skipped.
+        (
+            &["--bug", "table-mutated"],
+            "resets-during-broadcast",
+            "should be c7 entered",
+        ),
+        (
+            &["--bug", "fragment-long"],
+            "long-line",
+            "neither refused nor delivered whole",
+        ),
         // Edge-triggered, one read per edge: what a read leaves waits for an edge that never
         // comes. Real sockets read a short line whole; a burst leaves bytes behind.
         (
