@@ -16,6 +16,7 @@ pub mod clock;
 pub mod framing;
 pub mod outbound;
 pub mod protocol;
+pub mod schedules;
 pub mod serve;
 pub mod server;
 pub mod session;

@@ -14,6 +14,7 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use crate::chat::check;
+use crate::chat::schedules::{self, say};
 use crate::chat::server::Limits;
 use crate::chat::session::{Server, Session, SessionConfig, Step};
 use crate::check::{Finding, Verdict};
@@ -169,29 +170,15 @@ fn limits() -> Limits {
     }
 }
 
-fn say(n: usize, text: &str) -> Step {
-    Step::Say(n, text.as_bytes().to_vec())
-}
+/// Lines in `burst`: more than one read of most servers takes.
+const BURST_LINES: usize = 20_000;
+/// Lines sent while `paused-reader`'s reader is paused: more than its socket holds.
+const PAUSE_LINES: usize = 5_000;
 
-/// The steps of a faithful check.
+/// The steps of a named check (the zoo's generic schedules, and a few of its own).
 fn schedule(name: &str) -> Vec<Step> {
-    let join3 = [Step::Join(0), Step::Join(1), Step::Join(2)];
     match name {
-        "conversation" => [
-            &join3[..],
-            &[
-                say(0, "hello, everyone"),
-                say(1, "hi"),
-                Step::Raw(2, b"two lines\nin one write\n".to_vec()),
-                Step::Exit(1),
-                say(0, "c2 has gone"),
-                Step::Reset(2),
-                Step::Join(3),
-                say(3, "hello?"),
-                say(0, "hi c4"),
-            ],
-        ]
-        .concat(),
+        "conversation" => schedules::conversation(),
         "split-line" => vec![
             Step::Join(0),
             Step::Join(1),
@@ -200,28 +187,10 @@ fn schedule(name: &str) -> Vec<Step> {
             Step::Raw(0, b"ites\nand two\nin one\n".to_vec()),
             say(1, "heard"),
         ],
-        "burst" => vec![
-            Step::Join(0),
-            Step::Join(1),
-            Step::Raw(0, b"a\n".repeat(20_000)),
-        ],
-        "crowd" => vec![Step::Crowd(6), say(0, "is everyone here?"), say(5, "yes")],
-        "paused-reader" => [
-            &join3[..],
-            &[
-                Step::Pause(1),
-                Step::Raw(0, b"bb\n".repeat(5_000)),
-                say(1, "back"),
-                Step::Resume(1),
-            ],
-        ]
-        .concat(),
-        "slow-reader" => {
-            let mut steps = join3.to_vec();
-            steps.push(Step::StopReading(2));
-            steps.extend((0..400).map(|i| say(i % 2, "a line for a slow reader, over and over")));
-            steps
-        }
+        "burst" => schedules::burst(BURST_LINES),
+        "crowd" => schedules::crowd(),
+        "paused-reader" => schedules::paused(PAUSE_LINES),
+        "slow-reader" => schedules::slow_reader(),
         "quick-close" => vec![
             Step::Join(0),
             Step::Join(1),
@@ -231,14 +200,7 @@ fn schedule(name: &str) -> Vec<Step> {
             say(1, "no one"),
         ],
         "many-joins" => vec![Step::Crowd(200), say(0, "hello, all"), say(199, "hi")],
-        "long-line" => vec![
-            Step::Join(0),
-            Step::Join(1),
-            Step::Join(2),
-            Step::Say(0, vec![b'y'; LONG_LINE_BYTES]),
-            say(1, "still here"),
-            say(2, "me too"),
-        ],
+        "long-line" => schedules::long_line(LONG_LINE_BYTES),
         "resets-during-broadcast" => {
             let mut steps = vec![Step::Crowd(8)];
             steps.extend((0..400).map(|i| say(i % 8, "a line for everyone")));

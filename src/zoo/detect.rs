@@ -25,6 +25,7 @@ use super::{Bug, Bugs};
 use crate::addr::{Family, SockAddr, SockType};
 use crate::chat::check::{self, EVENTS_PER_STEP_BOUND};
 use crate::chat::client::{ChatClientApp, Ending};
+use crate::chat::schedules::{self, say};
 use crate::chat::serve::listen;
 use crate::chat::server::Limits;
 use crate::chat::session::{Session, SessionConfig, Step};
@@ -261,10 +262,6 @@ pub const ZOO_ADVERSITY: Adversity = Adversity {
     ..Adversity::PARTIAL_IO
 };
 
-fn say(n: usize, text: &str) -> Step {
-    Step::Say(n, text.as_bytes().to_vec())
-}
-
 /// A faithful schedule: the room's limits, the steps, whether it needs edge triggering to
 /// matter (it is run on that mode only: it is long), and the bug it was written after, if it
 /// was written for one.
@@ -275,49 +272,24 @@ fn schedules() -> Vec<Schedule> {
     vec![
         big_queue(),
         twice_slow(),
-        (Limits::default(), paused(), ANY_MODE, None),
-        paused_twice(),
-        conversation(),
         (
             Limits::default(),
-            vec![
-                Step::Join(0),
-                Step::Join(1),
-                Step::Raw(0, b"a\n".repeat(BURST_LINES)),
-            ],
+            schedules::paused(PAUSE_LINES),
+            ANY_MODE,
+            None,
+        ),
+        paused_twice(),
+        (Limits::default(), schedules::conversation(), ANY_MODE, None),
+        (
+            Limits::default(),
+            schedules::burst(BURST_LINES),
             ANY_MODE,
             None,
         ),
         over_long(),
         slow_reader(),
-        (
-            Limits::default(),
-            vec![Step::Crowd(6), say(0, "is everyone here?"), say(5, "yes")],
-            ANY_MODE,
-            None,
-        ),
+        (Limits::default(), schedules::crowd(), ANY_MODE, None),
     ]
-}
-
-/// A short conversation with a two-line write, an exit, a reset and a late joiner.
-fn conversation() -> Schedule {
-    let steps = vec![
-        Step::Join(0),
-        Step::Join(1),
-        Step::Join(2),
-        say(0, "hello, everyone"),
-        say(1, "hi"),
-        Step::Raw(2, b"two lines\nin one write\n".to_vec()),
-        Step::Exit(1),
-        say(0, "c2 has gone"),
-        say(2, "so it seems"),
-        Step::Reset(2),
-        say(0, "alone"),
-        Step::Join(3),
-        say(3, "hello?"),
-        say(0, "hi c4"),
-    ];
-    (Limits::default(), steps, ANY_MODE, None)
 }
 
 /// A line over the limit, and the others carrying on.
@@ -326,15 +298,7 @@ fn over_long() -> Schedule {
         max_line_bytes: 64,
         ..Limits::default()
     };
-    let steps = vec![
-        Step::Join(0),
-        Step::Join(1),
-        Step::Join(2),
-        Step::Say(0, vec![b'y'; 100]),
-        say(1, "still here"),
-        say(2, "me too"),
-    ];
-    (long, steps, ANY_MODE, None)
+    (long, schedules::long_line(100), ANY_MODE, None)
 }
 
 /// A reader that stops for good while the others talk past a small cap.
@@ -343,34 +307,12 @@ fn slow_reader() -> Schedule {
         outbound_cap_bytes: 4096,
         ..Limits::default()
     };
-    let mut steps = vec![
-        Step::Join(0),
-        Step::Join(1),
-        Step::Join(2),
-        Step::StopReading(2),
-    ];
-    steps.extend((0..400).map(|i| say(i % 2, "a line for a slow reader, over and over")));
-    (small_cap, steps, ANY_MODE, None)
+    (small_cap, schedules::slow_reader(), ANY_MODE, None)
 }
 
-/// A reader stops long enough for its socket to fill (EAGAIN mid-line), types meanwhile, and
-/// carries on: its input and its room come back in one wakeup. Nothing follows, so output
-/// left behind stays behind.
-fn paused() -> Vec<Step> {
-    vec![
-        Step::Join(0),
-        Step::Join(1),
-        Step::Join(2),
-        Step::Pause(1),
-        Step::Raw(0, b"bb\n".repeat(PAUSE_LINES)),
-        say(1, "back"),
-        Step::Resume(1),
-    ]
-}
-
-/// [`paused`] twice: what the first round did to the registration shows in the second.
+/// [`schedules::paused`] twice: what the first round did to the registration shows in the second.
 fn paused_twice() -> Schedule {
-    let mut steps = paused();
+    let mut steps = schedules::paused(PAUSE_LINES);
     steps.extend([
         Step::Pause(1),
         Step::Raw(2, b"cc\n".repeat(PAUSE_LINES)),

@@ -79,7 +79,7 @@ fn each_fault_of_the_fixture_fails_the_check_that_reaches_it_with_its_own_sympto
         (
             &["--bug", "replay-reset"],
             "conversation",
-            "not the protocol's: \"in one write\"",
+            "c3 says \"so it seems\", should be c3 left",
         ),
         (
             &["--bug", "crowd-cap"],
@@ -204,7 +204,7 @@ fn a_failures_replay_line_gives_the_same_report_and_its_case_is_shrunk() {
     };
     assert_eq!(failure(&first), failure(&again));
     assert!(
-        failure(&first).contains("shrunk to 3 of 12 steps: c2 joins; c3 joins; c3 sends"),
+        failure(&first).contains("shrunk to 3 of 14 steps: c2 joins; c3 joins; c3 sends"),
         "{first}"
     );
     assert!(
