@@ -96,6 +96,10 @@ pub const SIM_CHECKS: &[SimCheck] = &[
         about: "a reader stops reading for good while the others talk",
     },
     SimCheck {
+        name: "reset-after-lines",
+        about: "a client says two lines and its connection is reset; the other goes on",
+    },
+    SimCheck {
         name: "quick-close",
         about: "a client connects and closes at once, having said nothing; the room goes on",
     },
@@ -191,6 +195,14 @@ fn schedule(name: &str) -> Vec<Step> {
         "crowd" => schedules::crowd(),
         "paused-reader" => schedules::paused(PAUSE_LINES),
         "slow-reader" => schedules::slow_reader(),
+        "reset-after-lines" => vec![
+            Step::Join(0),
+            Step::Join(1),
+            say(0, "one line"),
+            say(0, "and another"),
+            Step::Reset(0),
+            say(1, "still here"),
+        ],
         "quick-close" => vec![
             Step::Join(0),
             Step::Join(1),

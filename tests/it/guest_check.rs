@@ -159,11 +159,13 @@ fn the_seeds_own_server_is_caught_and_its_shrunk_counterexamples_are_reviewed() 
         return;
     }
     // The seed's faults as the checks meet them: each recv chunk is one "say:" (any two-line
-    // write shows it first: split-line, conversation, paused-reader); a recipient that fails
+    // write shows it first: split-line, conversation, paused-reader); a failed recv replays
+    // the previous data (reset-after-lines); a recipient that fails
     // (sendall on a non-blocking socket) is removed from the dict being iterated, and the
     // server dies (slow-reader).
     for (only, name) in [
         ("split-line", "seed_server_frames_nothing"),
+        ("reset-after-lines", "seed_server_replays_after_reset"),
         ("slow-reader", "seed_server_dies_in_broadcast"),
     ] {
         let (text, code) = report(&[
