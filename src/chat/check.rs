@@ -25,7 +25,7 @@
 //!   while a step settles), and goes on to the end (another program does not exit, spin,
 //!   block in a call, or do what the simulator refuses).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use super::protocol::{self, What};
@@ -304,6 +304,7 @@ fn compare(
     loose: &BTreeSet<usize>,
     owed: Owed,
     ordered: usize,
+    floor: impl Fn(usize) -> usize,
 ) -> Result<(), String> {
     let Owed {
         head_prefix,
@@ -348,6 +349,16 @@ fn compare(
         let (g, w) = (about(got), about(want));
         if !w.starts_with(&g) {
             return Err(first_difference(&g, &w));
+        }
+        // What it said before it went loose is owed in full to a client still reading.
+        let owed_items = floor(l);
+        if !head_prefix && !tail_prefix && g.len() < owed_items {
+            return Err(format!(
+                "heard {} items about c{} but is owed the {owed_items} it said before it went loose; {}",
+                g.len(),
+                l + 1,
+                first_difference(&g, &w[..owed_items.min(w.len())])
+            ));
         }
     }
     Ok(())
@@ -410,40 +421,71 @@ fn compare_within(
     Ok(())
 }
 
-/// Clients owed only part of their share, or whose own sayings are owed only in part: those
-/// that stopped reading, were reset by the network, were paused at the end or when they or
-/// the server left, or left while the server held the room.
-fn loose_clients(steps: &[Step], o: &Outcome) -> BTreeSet<usize> {
-    let stopped_reading = steps.iter().filter_map(|s| match s {
-        Step::StopReading(n) => Some(*n),
-        _ => None,
-    });
-    let lost = (o.clients.iter().enumerate()).filter_map(|(n, c)| c.reset_by_network.then_some(n));
+/// Clients owed only part of their share, or whose own sayings are owed only in part, each
+/// with the step from which it is loose (what it said before then is owed in full): those
+/// that stopped reading (from that step), were paused at the end or when they or the server
+/// left (from the pause), and those reset by the network or that left while the server held
+/// the room (from the start: when is the schedule's to say).
+fn loose_clients(steps: &[Step], o: &Outcome) -> BTreeMap<usize, usize> {
+    let mut since = BTreeMap::new();
+    let mut loose = |n: usize, at: usize| {
+        let first = since.entry(n).or_insert(at);
+        *first = (*first).min(at);
+    };
     // Paused when the session ended or when it left: it had not read what was waiting.
-    let mut paused = BTreeSet::new();
-    let mut left_paused = BTreeSet::new();
-    for s in steps {
+    let mut paused = BTreeMap::new();
+    for (at, s) in steps.iter().enumerate() {
         match s {
+            Step::StopReading(n) => loose(*n, at),
             Step::Pause(n) => {
-                paused.insert(*n);
+                paused.entry(*n).or_insert(at);
             }
             Step::Resume(n) => {
                 paused.remove(n);
             }
-            Step::Exit(n) | Step::Reset(n) if paused.contains(n) => {
-                left_paused.insert(*n);
+            Step::Exit(n) | Step::Reset(n) => {
+                if let Some(&p) = paused.get(n) {
+                    loose(*n, p);
+                }
             }
             // The server closes every connection, dropping what it had not sent yet.
-            Step::StopServer => left_paused.extend(paused.iter().copied()),
+            Step::StopServer => paused.iter().for_each(|(&n, &p)| loose(n, p)),
             _ => {}
         }
     }
-    let left_held =
-        (o.clients.iter().enumerate()).filter_map(|(n, c)| c.left_while_held.then_some(n));
-    (stopped_reading.chain(lost))
-        .chain(paused)
-        .chain(left_paused)
-        .chain(left_held)
+    paused.iter().for_each(|(&n, &p)| loose(n, p));
+    for (n, c) in o.clients.iter().enumerate() {
+        if c.reset_by_network || c.left_while_held {
+            loose(n, 0);
+        }
+    }
+    since
+}
+
+/// For each loose client, how many items about it (its entry and lines, not its departure)
+/// each client is owed in full: what it said before it went loose, and before the server
+/// first held the room (after that, its lines may have waited unread in its socket).
+fn owed_about_loose(
+    steps: &[Step],
+    since: &BTreeMap<usize, usize>,
+    first_held_step: Option<usize>,
+    clients: usize,
+    limits: &Limits,
+) -> BTreeMap<usize, Vec<usize>> {
+    let held = first_held_step.unwrap_or(usize::MAX);
+    (since.iter())
+        .map(|(&l, &at)| {
+            let before = &steps[..at.min(held).min(steps.len())];
+            let share = expected(before, clients, limits);
+            let counts = (share.iter())
+                .map(|v| {
+                    v.iter()
+                        .filter(|(w, s)| *w == l && *s != Said::Left)
+                        .count()
+                })
+                .collect();
+            (l, counts)
+        })
         .collect()
 }
 
@@ -458,7 +500,9 @@ pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Re
     let model = model(steps, clients, limits);
     let want = &model.share;
     let got = heard(o, clients).map_err(|e| format!("{e}\n{}", o.transcript))?;
-    let loose = loose_clients(steps, o);
+    let loose_since = loose_clients(steps, o);
+    let loose: BTreeSet<usize> = loose_since.keys().copied().collect();
+    let floors = owed_about_loose(steps, &loose_since, o.first_held_step, clients, limits);
     // What each client should have heard before the server first held the room: the
     // model appends, so the steps before that one give a prefix of each client's share.
     let ordered: Vec<usize> = match o.first_held_step {
@@ -485,7 +529,8 @@ pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Re
         } else if late {
             compare_late(n, got, want, clients, &loose)
         } else {
-            compare(got, want, &loose, owed, ordered[n])
+            let floor = |l: usize| floors.get(&l).and_then(|v| v.get(n)).copied().unwrap_or(0);
+            compare(got, want, &loose, owed, ordered[n], floor)
         };
         verdict.map_err(|e| format!("c{} {e}\n{}", n + 1, o.transcript))?;
     }

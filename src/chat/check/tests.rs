@@ -371,3 +371,66 @@ fn a_server_stopped_after_a_hold_still_owes_what_came_before_it() {
         "{missing_b}"
     );
 }
+
+/// Issue 16's lower bound: what a client said before it stopped reading, or before it was
+/// paused for good, is owed in full to everyone still reading. A server that drops exactly
+/// those lines (here: all of c2's, heard by c1 as nothing but c2's entry) fails; one that
+/// drops only what c2 said after it went loose passes, as before.
+#[test]
+fn a_loose_clients_lines_from_before_it_went_loose_are_owed_in_full() {
+    let limits = Limits::default();
+    for went_loose in [Step::StopReading(1), Step::Pause(1)] {
+        let steps = [
+            Step::Join(0),
+            Step::Join(1),
+            Step::Say(1, b"before".to_vec()),
+            went_loose.clone(),
+            Step::Say(1, b"after".to_vec()),
+        ];
+        let c2_heard: [String; 0] = [];
+        let entered = said(1, "entered room");
+        let all = [
+            entered.clone(),
+            said(1, "say: before"),
+            said(1, "say: after"),
+        ];
+        let before_only = [entered.clone(), said(1, "say: before")];
+        let dropped = [entered];
+        let judge =
+            |c1_heard: &[String]| check(&steps, &outcome(&[c1_heard, &c2_heard]), 2, &limits);
+        assert_eq!(
+            judge(&before_only),
+            Ok(()),
+            "{went_loose}: after may be lost"
+        );
+        if went_loose == Step::StopReading(1) {
+            assert_eq!(
+                judge(&all),
+                Ok(()),
+                "{went_loose}: a stopped reader still sends"
+            );
+        }
+        let why = judge(&dropped).expect_err("the line from before it went loose is owed");
+        assert!(
+            why.starts_with(
+                "c1 heard 1 items about c2 but is owed the 2 it said before it went loose"
+            ),
+            "{went_loose}: {why}"
+        );
+    }
+}
+
+/// A client the network reset may have lost its lines in its own socket at any moment:
+/// nothing it said is owed in full.
+#[test]
+fn a_client_reset_by_the_network_is_owed_nothing_in_full() {
+    let limits = Limits::default();
+    let steps = [
+        Step::Join(0),
+        Step::Join(1),
+        Step::Say(1, b"before".to_vec()),
+    ];
+    let mut o = outcome(&[&[said(1, "entered room")], &[]]);
+    o.clients[1].reset_by_network = true;
+    assert_eq!(check(&steps, &o, 2, &limits), Ok(()));
+}
