@@ -135,8 +135,15 @@ fn parse_secs(text: &str) -> Result<Duration, String> {
 
 /// A zoo bug by its catalogue name.
 fn parse_bug(name: &str) -> Result<Bug, String> {
-    Bug::from_name(name)
-        .ok_or_else(|| format!("no bug named {name:?} (selectlab zoo --list names them)"))
+    Bug::from_name(name).ok_or_else(
+        || match crate::zoo::ABSENT.iter().find(|a| a.name == name) {
+            Some(absent) => format!(
+                "{name:?} is in the catalogue but not in the zoo ({})",
+                absent.reason
+            ),
+            None => format!("no bug named {name:?} (selectlab zoo --list names them)"),
+        },
+    )
 }
 
 /// A progress line on standard error for a run of `len` steps, drawn only when standard error

@@ -46,6 +46,9 @@ impl ZooArgs {
             for info in zoo::CATALOGUE {
                 let _ = writeln!(out, "{}", info.name);
             }
+            for absent in zoo::ABSENT {
+                let _ = writeln!(out, "{} (not in the zoo: {})", absent.name, absent.reason);
+            }
             return ExitCode::SUCCESS;
         }
         let options = Options {

@@ -217,6 +217,121 @@ catalogue! {
         "a blocking send to it stops the whole room";
 }
 
+/// A catalogue entry the zoo does not hold, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Absent {
+    /// The catalogue's name.
+    pub name: &'static str,
+    /// The catalogue's category.
+    pub category: &'static str,
+    /// The project it was found in.
+    pub project: &'static str,
+    /// Why it is not a switch here: it cannot exist in this design, or what building it needs.
+    pub reason: &'static str,
+}
+
+/// The entries of `../shared/BUG-CATALOGUE.md` that are not switches (16 of its 58), each with
+/// its reason: `cannot:` where the design rules it out, `not yet:` where it could be built
+/// and what that needs.
+pub const ABSENT: &[Absent] = &[
+    Absent {
+        name: "et_register_after_failed_send",
+        category: "ET",
+        project: "QuestDB",
+        reason: "not yet: a switch in the edge-triggered write path that arms write interest only after a send fails, and a schedule in which a client reads between that EAGAIN and the epoll_ctl (syscall-level interleaving can reach the window)",
+    },
+    Absent {
+        name: "et_pended_send_race",
+        category: "ET",
+        project: "msquic",
+        reason: "not yet: the same window as et_register_after_failed_send in another project; here it would be the same switch",
+    },
+    Absent {
+        name: "hup_in_read_eagain_loop",
+        category: "LT spin",
+        project: "XRootD",
+        reason: "not yet: a read path that looks at IN before HUP and ignores HUP in the same event; the simulator already reports IN and HUP together, as Linux does",
+    },
+    Absent {
+        name: "zero_mask_assumed_silent",
+        category: "LT spin",
+        project: "H2O",
+        reason: "not yet: the reactor never parks a descriptor with an empty interest mask; a switch would park one and ignore the ERR/HUP epoll still reports",
+    },
+    Absent {
+        name: "accept_emfile_spin_libuv",
+        category: "accept",
+        project: "libuv/Node",
+        reason: "not yet: libuv's spare-descriptor trick needs a reserve descriptor the reference does not keep (the zoo's other EMFILE accept loops are switches)",
+    },
+    Absent {
+        name: "dup_keeps_epoll_interest",
+        category: "registry",
+        project: "libuv",
+        reason: "not yet: the simulator must first model an epoll registration that outlives close while a dup keeps the file open (epoll(7), Q6), checked against the kernel",
+    },
+    Absent {
+        name: "stale_events_after_fd_reuse",
+        category: "registry",
+        project: "libre",
+        reason: "not yet: the reactor dispatches by token; a switch would dispatch a batch's later events by descriptor number after a close and an accept in the same iteration",
+    },
+    Absent {
+        name: "failed_del_leaves_stale_entry",
+        category: "registry",
+        project: "flare",
+        reason: "not yet: a switch that raises on EPOLL_CTL_DEL's EBADF before the reactor's bookkeeping is removed",
+    },
+    Absent {
+        name: "fd_set_overflow",
+        category: "select",
+        project: "oat++",
+        reason: "cannot: writing past an fd_set is undefined behaviour, which the crate's forbid(unsafe_code) rules out",
+    },
+    Absent {
+        name: "select_replaced_by_poll",
+        category: "select",
+        project: "Unbound",
+        reason: "cannot: a design decision (moving off select for its 1024 limit), not a fault; the reference offers poll and epoll",
+    },
+    Absent {
+        name: "sigpipe_kills_server",
+        category: "errors",
+        project: "ecl_core",
+        reason: "not yet: the simulator must first model SIGPIPE on a write after a reset (Linux sends it without MSG_NOSIGNAL), checked against the kernel; Rust programs ignore SIGPIPE at start",
+    },
+    Absent {
+        name: "epoll_wait_error_as_timeout",
+        category: "errors",
+        project: "TinyMUX",
+        reason: "not yet: a switch in the reactor's wait that reports a failed wait as zero events",
+    },
+    Absent {
+        name: "eagain_added_to_byte_count",
+        category: "errors",
+        project: "e2guardian",
+        reason: "not yet: Rust's Result keeps -1 out of counts; a switch would add the failure to a byte count by hand",
+    },
+    Absent {
+        name: "short_header_recv_fatal",
+        category: "partial",
+        project: "ssh-pageant",
+        reason: "cannot: the chat protocol has no binary header; a line split over reads is the zoo's framing bugs",
+    },
+    Absent {
+        name: "missing_sendq",
+        category: "backpressure",
+        project: "InspIRCd",
+        reason: "not yet: a switch that removes the outbound cap, and a flood schedule; the checker already judges the cap",
+    },
+    Absent {
+        name: "unbounded_ws_queue",
+        category: "backpressure",
+        project: "Fleck",
+        reason: "not yet: the same fault as missing_sendq in another project; here it would be the same switch",
+    },
+];
+
 /// The catalogue entry of `bug`.
 pub fn info(bug: Bug) -> &'static BugInfo {
     &CATALOGUE[bug as usize]
@@ -225,6 +340,23 @@ pub fn info(bug: Bug) -> &'static BugInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_zoo_and_its_absences_cover_the_58_entries_of_the_catalogue_once() {
+        let mut names: Vec<&str> = CATALOGUE.iter().map(|i| i.name).collect();
+        names.extend(ABSENT.iter().map(|a| a.name));
+        let count = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!((names.len(), count), (58, 58));
+        for a in ABSENT {
+            assert!(
+                a.reason.starts_with("cannot: ") || a.reason.starts_with("not yet: "),
+                "{}",
+                a.name
+            );
+        }
+    }
 
     #[test]
     fn the_catalogue_holds_every_switch_in_order() {

@@ -71,3 +71,32 @@ fn every_bug_in_the_zoo_is_caught() {
         insta::assert_snapshot!("zoo_fast_form", table);
     });
 }
+
+/// `zoo --list` names all 58 catalogue entries, the 16 absent ones with their reason, and
+/// asking for an absent one says why it is absent instead of "no bug named".
+#[test]
+fn the_list_names_the_whole_catalogue_and_an_absent_bug_says_why() {
+    let selectlab = env!("CARGO_BIN_EXE_selectlab");
+    let out = std::process::Command::new(selectlab)
+        .args(["zoo", "--list"])
+        .output()
+        .expect("selectlab runs");
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(list.lines().count(), 58, "{list}");
+    assert_eq!(
+        list.lines()
+            .filter(|l| l.contains("(not in the zoo: "))
+            .count(),
+        16
+    );
+    let out = std::process::Command::new(selectlab)
+        .args(["zoo", "--bug", "sigpipe_kills_server"])
+        .output()
+        .expect("selectlab runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("is in the catalogue but not in the zoo (not yet: "),
+        "{err}"
+    );
+}
