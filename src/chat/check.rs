@@ -70,6 +70,9 @@ struct Model {
     cut_off_at: Vec<Option<usize>>,
     members: Vec<Member>,
     last_line: LastLine,
+    /// For each step asked for (see [`model_cut`]), how long each client's share was before
+    /// it: the share of the steps before it, since the model only appends.
+    share_lens_at: BTreeMap<usize, Vec<usize>>,
 }
 
 /// The text of the last line made, kept to share with the next if it says the same (a burst
@@ -91,15 +94,21 @@ pub fn expected(steps: &[Step], clients: usize, limits: &Limits) -> Heard {
     model(steps, clients, limits).share
 }
 
-/// Replays the steps: who is present when each line completes, who joins and leaves, what
-/// each present client must hear.
 fn model(steps: &[Step], clients: usize, limits: &Limits) -> Model {
+    model_cut(steps, clients, limits, &BTreeSet::new())
+}
+
+/// Replays the steps: who is present when each line completes, who joins and leaves, what
+/// each present client must hear; and how long each share was before each step in `cuts`
+/// (one replay instead of one per prefix the checker needs).
+fn model_cut(steps: &[Step], clients: usize, limits: &Limits, cuts: &BTreeSet<usize>) -> Model {
     let mut room = Model {
         share: vec![Vec::new(); clients],
         said: vec![Vec::new(); clients],
         cut_off_at: vec![None; clients],
         members: vec![Member::default(); clients],
         last_line: LastLine::default(),
+        share_lens_at: BTreeMap::new(),
     };
     let max = limits.max_line_bytes;
     let mut server_up = true;
@@ -107,6 +116,7 @@ fn model(steps: &[Step], clients: usize, limits: &Limits) -> Model {
     for (at, s) in
         (steps.iter().enumerate()).filter(|(_, s)| s.client().is_none_or(|n| n < clients))
     {
+        room.mark_cuts(cuts, at);
         let present = |n: usize| room.members[n].present;
         match s {
             Step::Join(n) if server_up => room.join(*n),
@@ -146,10 +156,28 @@ fn model(steps: &[Step], clients: usize, limits: &Limits) -> Model {
             _ => {}
         }
     }
+    room.mark_cuts(cuts, usize::MAX);
     room
 }
 
 impl Model {
+    /// Notes each share's length for every cut up to `at` not noted yet.
+    fn mark_cuts(&mut self, cuts: &BTreeSet<usize>, at: usize) {
+        for &cut in cuts.range(..=at) {
+            if !self.share_lens_at.contains_key(&cut) {
+                let lens = self.share.iter().map(Vec::len).collect();
+                self.share_lens_at.insert(cut, lens);
+            }
+        }
+    }
+
+    /// How long each client's share was before step `cut` (one of the model's cuts).
+    fn lens_before(&self, cut: usize) -> &[usize] {
+        self.share_lens_at
+            .get(&cut)
+            .expect("the model was cut there")
+    }
+
     fn tell_others(&mut self, n: usize, said: Said) {
         for (other, member) in self.members.iter().enumerate() {
             if other != n && member.present {
@@ -209,8 +237,10 @@ impl Model {
 /// What each client did hear: its "say" lines and notices parsed back to (client, what).
 pub fn heard(o: &Outcome, clients: usize) -> Result<Heard, String> {
     // Each client's address as the server writes it, formatted once (not once per line heard):
-    // the first client with an address owns it.
-    let mut by_name = std::collections::BTreeMap::new();
+    // the first client with an address owns it. Hashed, not ordered: an ordered search
+    // compares the address with its unequal neighbours on every line, and under the fuzzer
+    // each unequal comparison is traced (libFuzzer hooks memcmp), a twentieth of its time.
+    let mut by_name = std::collections::HashMap::new();
     for (n, c) in o.clients.iter().enumerate() {
         if let Some(a) = &c.addr {
             by_name.entry(a.to_string().into_bytes()).or_insert(n);
@@ -466,20 +496,17 @@ fn loose_clients(steps: &[Step], o: &Outcome) -> BTreeMap<usize, usize> {
 /// each client is owed in full: what it said before it went loose, and before the server
 /// first held the room (after that, its lines may have waited unread in its socket).
 fn owed_about_loose(
-    steps: &[Step],
+    model: &Model,
     since: &BTreeMap<usize, usize>,
     first_held_step: Option<usize>,
-    clients: usize,
-    limits: &Limits,
 ) -> BTreeMap<usize, Vec<usize>> {
-    let held = first_held_step.unwrap_or(usize::MAX);
     (since.iter())
         .map(|(&l, &at)| {
-            let before = &steps[..at.min(held).min(steps.len())];
-            let share = expected(before, clients, limits);
-            let counts = (share.iter())
-                .map(|v| {
-                    v.iter()
+            let lens = model.lens_before(owed_cut(at, first_held_step));
+            let counts = (model.share.iter().zip(lens))
+                .map(|(v, &len)| {
+                    v[..len]
+                        .iter()
                         .filter(|(w, s)| *w == l && *s != Said::Left)
                         .count()
                 })
@@ -487,6 +514,11 @@ fn owed_about_loose(
             (l, counts)
         })
         .collect()
+}
+
+/// The step before which what a client that went loose at `at` said is owed in full.
+fn owed_cut(at: usize, first_held_step: Option<usize>) -> usize {
+    at.min(first_held_step.unwrap_or(usize::MAX))
 }
 
 /// Checks every property of a finished session; the error says which and carries the transcript.
@@ -497,20 +529,22 @@ pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Re
             o.transcript
         ));
     }
-    let model = model(steps, clients, limits);
-    let want = &model.share;
     let got = heard(o, clients).map_err(|e| format!("{e}\n{}", o.transcript))?;
     let loose_since = loose_clients(steps, o);
     let loose: BTreeSet<usize> = loose_since.keys().copied().collect();
-    let floors = owed_about_loose(steps, &loose_since, o.first_held_step, clients, limits);
+    // The prefixes the checks below need: before the first hold, and before each loose
+    // client's going loose (or the hold, if earlier).
+    let held_cut = o.first_held_step.unwrap_or(usize::MAX);
+    let cuts = (loose_since.values())
+        .map(|&at| owed_cut(at, o.first_held_step))
+        .chain([held_cut])
+        .collect();
+    let model = model_cut(steps, clients, limits, &cuts);
+    let want = &model.share;
+    let floors = owed_about_loose(&model, &loose_since, o.first_held_step);
     // What each client should have heard before the server first held the room: the
     // model appends, so the steps before that one give a prefix of each client's share.
-    let ordered: Vec<usize> = match o.first_held_step {
-        Some(i) => (expected(&steps[..i.min(steps.len())], clients, limits).iter())
-            .map(Vec::len)
-            .collect(),
-        None => want.iter().map(Vec::len).collect(),
-    };
+    let ordered = model.lens_before(held_cut).to_vec();
     let after_hold =
         |at: Option<usize>| at.is_some_and(|at| o.first_held_step.is_some_and(|h| at >= h));
     // The server went away after it had held the room: lines still waiting in their senders'
