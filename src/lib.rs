@@ -35,8 +35,9 @@
 //! 7. The seed's other programs and the fuzz targets' logic: [`programs`] (good-bye TCP, UDP
 //!    echo, level vs edge, the chat command lines, load, benchmarks, demos), [`fuzzing`].
 //! 8. The tools that judge programs: [`check`] (`selectlab check`, conformance checks against
-//!    any chat server on real sockets) and [`zoo`] (the catalogue's provenance and the
-//!    detectors that must catch every switched-on bug).
+//!    any chat server on real sockets), [`zoo`] (the catalogue's provenance and the
+//!    detectors that must catch every switched-on bug) and [`campaign`] (cargo-fuzz runs,
+//!    timed and read, for `bench fuzz` and `zoo --fuzz`).
 //!
 //! 9. The command line: [`cli`], one module per subcommand (its arguments and its run), on
 //!    top of them all; `src/main.rs` only calls [`cli::main`].
@@ -46,6 +47,7 @@
 
 pub mod addr;
 pub mod bugs;
+pub mod campaign;
 pub mod chat;
 pub mod check;
 pub mod cli;

@@ -1,8 +1,10 @@
-//! `selectlab bench chat` and `selectlab bench readiness`: measurements that assert nothing.
+//! `selectlab bench chat`, `bench guest`, `bench readiness` and `bench fuzz`: measurements
+//! that assert nothing (`bench fuzz` fails only when a target finds a failing input).
 
 use std::io::Write;
 use std::process::ExitCode;
 
+use crate::campaign;
 use crate::programs::{bench, bench_guest, bench_readiness, chat_cli};
 
 #[derive(clap::Subcommand)]
@@ -58,6 +60,31 @@ pub(super) enum BenchWhat {
         #[arg(long)]
         plot: Option<std::path::PathBuf>,
     },
+    /// Each cargo-fuzz target run for a time, as CI runs it: executions per second, edges
+    /// covered, corpus size; exit 1 if a target found a failing input. Needs cargo-fuzz.
+    Fuzz {
+        /// Only these targets (repeatable); default: all five.
+        #[arg(long = "target", value_parser = clap::builder::PossibleValuesParser::new(crate::fuzzing::TARGETS))]
+        targets: Vec<String>,
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// libFuzzer's seed.
+        #[arg(long, default_value_t = 20261127)]
+        seed: u64,
+        /// Start from the committed seed inputs (`fuzz/corpus/<target>/`), or from nothing.
+        #[arg(long, default_value = "seeded", value_parser = ["seeded", "empty"])]
+        corpus: String,
+        /// One JSON object per target instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Also draw edges covered against time, one line per target, as an SVG here.
+        #[arg(long)]
+        plot: Option<std::path::PathBuf>,
+        /// The selectlab checkout whose fuzz/ crate runs.
+        #[arg(long, default_value = ".")]
+        repo: std::path::PathBuf,
+    },
 }
 
 impl BenchWhat {
@@ -76,6 +103,28 @@ impl BenchWhat {
                 json,
                 plot,
             } => readiness(&transport, &idle, json, plot, out),
+            BenchWhat::Fuzz {
+                targets,
+                seconds,
+                seed,
+                corpus,
+                json,
+                plot,
+                repo,
+            } => {
+                let targets = if targets.is_empty() {
+                    crate::fuzzing::TARGETS.map(String::from).to_vec()
+                } else {
+                    targets
+                };
+                let plan = campaign::BenchPlan {
+                    targets,
+                    seconds,
+                    seed,
+                    seeded: corpus == "seeded",
+                };
+                fuzz(&plan, &repo, json, plot.as_deref(), out)
+            }
             BenchWhat::Guest {
                 clients,
                 lines,
@@ -161,4 +210,47 @@ fn readiness(
         Some(Err(why)) => super::cannot_run("bench readiness", why),
         _ => ExitCode::SUCCESS,
     }
+}
+
+fn fuzz(
+    plan: &campaign::BenchPlan,
+    repo: &std::path::Path,
+    json: bool,
+    plot: Option<&std::path::Path>,
+    out: &mut dyn Write,
+) -> ExitCode {
+    let workspace = match campaign::Workspace::find(repo) {
+        Ok(w) => w,
+        Err(why) => return super::cannot_run("bench fuzz", why),
+    };
+    if !json {
+        let _ = writeln!(out, "{}", campaign::BenchRecord::TABLE_HEAD);
+    }
+    let mut runs = Vec::new();
+    let mut clean = true;
+    for target in &plan.targets {
+        let (record, report) = match campaign::bench(&workspace, target, plan) {
+            Ok(r) => r,
+            Err(why) => return super::cannot_run("bench fuzz", why),
+        };
+        let line = if json {
+            crate::json::line(&record)
+        } else {
+            record.table_row()
+        };
+        let _ = writeln!(out, "{line}");
+        if let Some(failure) = &report.failure {
+            clean = false;
+            eprintln!(
+                "{}\nselectlab: bench fuzz: {target} found a failing input",
+                failure.log_tail
+            );
+        }
+        runs.push((target.as_str(), report));
+    }
+    let named: Vec<_> = runs.iter().map(|(t, r)| (*t, r)).collect();
+    if let Some(Err(why)) = plot.map(|path| campaign::plot_coverage(&named, path)) {
+        return super::cannot_run("bench fuzz", why);
+    }
+    super::status(Ok(clean))
 }

@@ -13,9 +13,10 @@ pub(super) struct ZooArgs {
     /// Only these bugs (repeatable); default: all of them.
     #[arg(long = "bug", value_parser = super::parse_bug)]
     bugs: Vec<Bug>,
-    /// Wall-time budget per random detector per bug, in seconds.
-    #[arg(long = "budget-s", default_value = "10", value_parser = super::parse_secs)]
-    budget: Duration,
+    /// Wall-time budget per random detector per bug, in seconds [default: 10]; with --fuzz,
+    /// per run [default: 60].
+    #[arg(long = "budget-s", value_parser = super::parse_secs)]
+    budget: Option<Duration>,
     /// Random cases per random detector per bug (whichever budget runs out first).
     #[arg(long, default_value_t = 2000)]
     cases: u32,
@@ -38,6 +39,21 @@ pub(super) struct ZooArgs {
     /// instead of the text report.
     #[arg(long)]
     json: bool,
+    /// Time-to-bug with the real fuzzer: each bug switched on inside `cargo fuzz run
+    /// chat_adversary`, from an empty corpus, --runs times with seeds 1 to R; exit 0 only when
+    /// every bug was found in two thirds of its runs (rounded up).
+    #[arg(long, conflicts_with_all = ["matrix", "no_real", "cases", "seed", "out"])]
+    fuzz: bool,
+    /// With --fuzz: runs per bug.
+    #[arg(long, default_value_t = 3, requires = "fuzz")]
+    runs: u32,
+    /// With --fuzz: where each bug's smallest failing input is kept (as DIR/<bug>, which
+    /// `cargo test` replays).
+    #[arg(long, default_value = "fuzz/regressions/zoo", requires = "fuzz")]
+    keep: PathBuf,
+    /// With --fuzz: the selectlab checkout whose fuzz/ crate runs.
+    #[arg(long, default_value = ".", requires = "fuzz")]
+    repo: PathBuf,
 }
 
 impl ZooArgs {
@@ -51,11 +67,14 @@ impl ZooArgs {
             }
             return ExitCode::SUCCESS;
         }
+        if self.fuzz {
+            return self.fuzz_campaign(out);
+        }
         let options = Options {
             bugs: self.bugs,
             budget: Budget {
                 cases: self.cases,
-                time: self.budget,
+                time: self.budget.unwrap_or(Duration::from_secs(10)),
                 shrink: true,
             },
             matrix: self.matrix,
@@ -66,5 +85,23 @@ impl ZooArgs {
             progress: super::progress_bar(0, "zoo"),
         };
         super::status(Ok(zoo::run::run(&options, out)))
+    }
+}
+
+impl ZooArgs {
+    fn fuzz_campaign(self, out: &mut dyn Write) -> ExitCode {
+        let options = zoo::fuzz::Options {
+            bugs: self.bugs,
+            runs: self.runs,
+            budget_s: self.budget.map_or(60, |d| d.as_secs().max(1)),
+            keep: self.keep,
+            repo: self.repo,
+            json: self.json,
+            progress: super::progress_bar(0, "zoo --fuzz"),
+        };
+        match zoo::fuzz::run(&options, out) {
+            Ok(all_found) => super::status(Ok(all_found)),
+            Err(why) => super::cannot_run("zoo --fuzz", why),
+        }
     }
 }

@@ -33,3 +33,33 @@ fn every_corpus_file_and_regression_input_passes() {
         replay(&fuzz.join("regressions"), target);
     }
 }
+
+/// The inputs `selectlab zoo --fuzz` kept, one per bug the fuzzer found (`fuzz/regressions/zoo/
+/// <bug>`): each still fails with its bug switched on, and passes without.
+#[test]
+fn every_input_the_fuzzer_kept_still_finds_its_bug() {
+    use selectlab::bugs::Bugs;
+    use selectlab::fuzzing::chat_session;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/zoo");
+    let entries = std::fs::read_dir(&dir).expect("fuzz/regressions/zoo exists");
+    let mut kept = 0;
+    for entry in entries {
+        let path = entry.expect("readable entry").path();
+        let name = path.file_name().expect("a file").to_string_lossy();
+        let bug = Bugs::parse_list(&name).unwrap_or_else(|why| panic!("{name}: {why}"));
+        let data = std::fs::read(&path).expect("readable input");
+        // A bug may show as a failed property or as one of the server's own assertions.
+        let with_bug = std::panic::catch_unwind(|| chat_session(&data, bug));
+        assert!(
+            !matches!(with_bug, Ok(Ok(()))),
+            "{name}: the kept input no longer finds the bug"
+        );
+        assert_eq!(
+            chat_session(&data, Bugs::NONE),
+            Ok(()),
+            "{name}: a false alarm"
+        );
+        kept += 1;
+    }
+    assert!(kept > 0, "no input kept in {}", dir.display());
+}

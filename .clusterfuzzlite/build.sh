@@ -1,0 +1,35 @@
+#!/bin/bash -eu
+# Builds every cargo-fuzz target of fuzz/ into $OUT, each with its committed seed corpus, as
+# ClusterFuzzLite and OSS-Fuzz expect. It also runs outside their image (on stable, no
+# sanitizer): .clusterfuzzlite/check-build.sh runs it with scratch $SRC and $OUT, and CI runs that.
+#
+# $SRC/selectlab is the checkout. $SANITIZER is set by ClusterFuzzLite (address, or coverage for
+# coverage reports); without it, or on a stable toolchain, the targets build without one.
+
+cd "$SRC/selectlab"
+
+# The targets built without compare tracing; src/fuzzing.rs (traces_compares) says why, and a
+# test keeps this list equal to it.
+untraced_targets="chat_adversary"
+
+sanitizer="${SANITIZER:-none}"
+# Rust's sanitizers need nightly; the coverage build is made by the builder's cargo wrapper.
+if ! rustc --version | grep -q nightly || [ "$sanitizer" = coverage ]; then
+  sanitizer=none
+fi
+
+for target in $(cargo fuzz list); do
+  flags=(-O --debug-assertions -s "$sanitizer")
+  traced=traced
+  if [[ " $untraced_targets " == *" $target "* ]]; then
+    flags+=(--no-trace-compares)
+    traced=untraced
+  fi
+  # The same directories as `selectlab bench fuzz`, so a local run reuses its builds.
+  target_dir="fuzz/target/$traced-$sanitizer"
+  cargo fuzz build "${flags[@]}" --target-dir "$target_dir" "$target"
+  cp "$target_dir"/*/release/"$target" "$OUT/"
+  if [ -d "fuzz/corpus/$target" ]; then
+    (cd "fuzz/corpus/$target" && python3 -m zipfile -c "$OUT/${target}_seed_corpus.zip" ./*)
+  fi
+done
