@@ -6,7 +6,9 @@
 # $SRC/selectlab is the checkout. $SANITIZER is set by ClusterFuzzLite (address, or coverage for
 # coverage reports); without it, or on a stable toolchain, the targets build without one.
 
-cd "$SRC/selectlab"
+# The physical path: cargo keys its build cache on it, so a checkout reached through a link (as
+# check-build.sh does) shares the builds of `selectlab bench fuzz`.
+cd "$(cd "$SRC/selectlab" && pwd -P)"
 
 # The targets built without compare tracing; src/fuzzing.rs (traces_compares) says why, and a
 # test keeps this list equal to it.

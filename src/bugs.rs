@@ -58,6 +58,7 @@ switches! {
     ForwardFreesIteratedClient => "forward_frees_iterated_client",
     UnboundedReplyBuffer => "unbounded_reply_buffer",
     SoftLimitTimerNotReset => "soft_limit_timer_not_reset",
+    MissingSendq => "missing_sendq",
     SeedRecvErrorReplays => "seed_recv_error_replays",
     SeedWrongSocketRemoved => "seed_wrong_socket_removed",
     SeedDictMutatedInBroadcast => "seed_dict_mutated_in_broadcast",

@@ -317,7 +317,7 @@ pub struct BenchPlan {
 }
 
 /// One target's measurement, as `bench fuzz --json` prints it (the README lists the fields).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BenchRecord {
     /// The target.
@@ -479,6 +479,26 @@ mod tests {
         assert_eq!(f.after_s, 1.0);
         assert_eq!(f.input, Some(PathBuf::from("/tmp/a/crash-abc")));
         assert!(f.log_tail.contains("c2 heard nothing"));
+    }
+
+    #[test]
+    fn a_bench_record_line_parses_back() {
+        let r = BenchRecord {
+            target: "chat_codec".into(),
+            trace_compares: true,
+            seconds: 60.1,
+            exec_per_s: 120_000,
+            executions: 7_200_000,
+            edges: 140,
+            corpus_inputs: 170,
+            failed: false,
+        };
+        let back: BenchRecord = serde_json::from_str(&crate::json::line(&r)).expect("parses");
+        assert_eq!(back, r);
+        assert_eq!(
+            r.table_row(),
+            "| `chat_codec` | 120000 | 140 | 170 | 60 | clean |"
+        );
     }
 
     #[test]

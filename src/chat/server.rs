@@ -410,7 +410,10 @@ impl ChatServer {
             if id == from || c.leaving {
                 continue;
             }
-            if c.out.bytes() + line.len() > cap && !self.bugs.has(Bug::UnboundedReplyBuffer) {
+            // InspIRCd#653 (missing_sendq): no sendq limit, so a flood queues without bound.
+            let capped =
+                !self.bugs.has(Bug::UnboundedReplyBuffer) && !self.bugs.has(Bug::MissingSendq);
+            if c.out.bytes() + line.len() > cap && capped {
                 slow.push(id);
                 continue;
             }

@@ -41,7 +41,7 @@ pub struct Options {
 }
 
 /// One bug's result, as `--json` prints it (the README lists the fields).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FuzzRecord {
     /// The bug's catalogue name.
@@ -186,6 +186,25 @@ mod tests {
         assert_eq!(median_with_misses(&[1.0], 3), None);
         assert_eq!(median_with_misses(&[], 3), None);
         assert_eq!(median_with_misses(&[4.0, 2.0], 4), Some(4.0));
+    }
+
+    #[test]
+    fn a_record_line_parses_back_and_its_row_says_a_miss() {
+        let r = FuzzRecord {
+            name: "torn_line_frame".into(),
+            runs: 3,
+            found: 1,
+            seconds_to_bug: vec![12.5],
+            median_s: None,
+            verdict_found: false,
+            kept: Some("fuzz/regressions/zoo/torn_line_frame".into()),
+        };
+        let back: FuzzRecord = serde_json::from_str(&crate::json::line(&r)).expect("parses");
+        assert_eq!(back, r);
+        assert_eq!(
+            table_row(&r, 60),
+            "| `torn_line_frame` | 1 of 3 (not found) | > 60 |"
+        );
     }
 
     #[test]

@@ -177,6 +177,10 @@ catalogue! {
         "https://github.com/redis/redis/pull/2063",
         "a client briefly above the soft limit, then again after the timeout",
         "the soft-limit clock is not reset on drain: a healthy client is dropped";
+    MissingSendq => "backpressure", "InspIRCd",
+        "https://github.com/inspircd/inspircd/issues/653",
+        "a flood towards a client that stopped reading",
+        "no sendq limit: its queue grows past the cap instead of the client being dropped";
     SeedRecvErrorReplays => "seed", SEED, SEED_URL,
         "a client resets (closes with unread data)",
         "the failed recv is swallowed and the previous data is broadcast again";
@@ -231,7 +235,7 @@ pub struct Absent {
     pub reason: &'static str,
 }
 
-/// The entries of `../shared/BUG-CATALOGUE.md` that are not switches (16 of its 58), each with
+/// The entries of `../shared/BUG-CATALOGUE.md` that are not switches (15 of its 58), each with
 /// its reason: `cannot:` where the design rules it out, `not yet:` where it could be built
 /// and what that needs.
 pub const ABSENT: &[Absent] = &[
@@ -320,16 +324,10 @@ pub const ABSENT: &[Absent] = &[
         reason: "cannot: the chat protocol has no binary header; a line split over reads is the zoo's framing bugs",
     },
     Absent {
-        name: "missing_sendq",
-        category: "backpressure",
-        project: "InspIRCd",
-        reason: "not yet: a switch that removes the outbound cap, and a flood schedule; the checker already judges the cap",
-    },
-    Absent {
         name: "unbounded_ws_queue",
         category: "backpressure",
         project: "Fleck",
-        reason: "not yet: the same fault as missing_sendq in another project; here it would be the same switch",
+        reason: "cannot: the same fault as missing_sendq (a per-connection send queue with no cap), which falls on the same line of this server; a second switch there would be a copy, not another bug",
     },
 ];
 

@@ -5,11 +5,13 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
+use selectlab::campaign::BenchRecord;
 use selectlab::check::FindingRecord;
 use selectlab::programs::bench::SimChatRecord;
 use selectlab::programs::bench_guest::GuestBench;
 use selectlab::programs::bench_readiness::PointRecord;
 use selectlab::programs::load::LoadRecord;
+use selectlab::zoo::fuzz::FuzzRecord;
 use selectlab::zoo::run::BugRecord;
 use serde::de::DeserializeOwned;
 
@@ -234,4 +236,8 @@ fn the_readme_lists_every_record_field() {
     );
     assert_eq!(documented("zoo"), fields(BugRecord::default()));
     assert_eq!(documented("bench guest"), fields(GuestBench::default()));
+    // These two run cargo-fuzz (too slow for `cargo test`); their lines are parsed back by
+    // the unit tests of `campaign` and `zoo::fuzz`.
+    assert_eq!(documented("bench fuzz"), fields(BenchRecord::default()));
+    assert_eq!(documented("zoo --fuzz"), fields(FuzzRecord::default()));
 }

@@ -188,3 +188,25 @@ fn eof_misclassified_stale_errno_spins_on_empty_reads() {
     assert!(matches!(result, Err((2, _))), "{result:?}");
     assert!(o.stats.empty_reads > 1000, "{:?}", o.stats);
 }
+
+/// `missing_sendq` drops only the cap: a reader that stops while the others talk is no longer
+/// disconnected at the cap, and its queue grows past it; the reference never lets it.
+#[test]
+fn missing_sendq_lets_a_queue_pass_the_cap() {
+    let cap = 4096;
+    let peak = |bugs: Bugs| {
+        let config = SessionConfig {
+            limits: selectlab::chat::server::Limits {
+                outbound_cap_bytes: cap,
+                ..Default::default()
+            },
+            bugs,
+            ..SessionConfig::default()
+        };
+        let steps = selectlab::chat::schedules::slow_reader();
+        let o = Session::new(config).expect("server starts").run(&steps);
+        o.expect("session settles").peak_queue_bytes
+    };
+    assert!(peak(Bugs::NONE) <= cap);
+    assert!(peak(Bugs::only(Bug::MissingSendq)) > cap);
+}
