@@ -41,6 +41,7 @@ switches! {
     LtEpolloutNeverCleared => "lt_epollout_never_cleared",
     LtDrainSkipsPolloutStop => "lt_drain_skips_pollout_stop",
     HupErrFdNotRemoved => "hup_err_fd_not_removed",
+    ZeroMaskAssumedSilent => "zero_mask_assumed_silent",
     EofMisclassifiedStaleErrno => "eof_misclassified_stale_errno",
     AcceptEmfileSpinRedis => "accept_emfile_spin_redis",
     AcceptEmfileNoBackoff => "accept_emfile_no_backoff",

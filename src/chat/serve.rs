@@ -477,7 +477,10 @@ impl App for ChatApp {
         let sent_before = self.stats.bytes_out;
         let mut read = 0;
         if readable {
-            let gone = events.intersects(Events::ERR | Events::HUP);
+            // H2O#603 (zero_mask_assumed_silent): a descriptor parked with no interest was
+            // taken to be silent, but epoll reports ERR and HUP whatever the mask.
+            let gone = events.intersects(Events::ERR | Events::HUP)
+                && !self.bug(Bug::ZeroMaskAssumedSilent);
             read = self.read_ready(io, id, gone);
         }
         // handy#74: `if IN ... else if OUT` drops the OUT half of a combined wakeup.

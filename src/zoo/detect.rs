@@ -272,6 +272,7 @@ fn schedules() -> Vec<Schedule> {
     vec![
         big_queue(),
         twice_slow(),
+        reset_while_held(),
         (
             Limits::default(),
             schedules::paused(PAUSE_LINES),
@@ -337,6 +338,25 @@ fn twice_slow() -> Schedule {
         ]);
     }
     (soft, steps, ANY_MODE, Some(Bug::SoftLimitTimerNotReset))
+}
+
+/// A client resets while the room is held for a paused reader: its descriptor, parked with no
+/// interest, still reports ERR and HUP, and the server must read it to its end.
+fn reset_while_held() -> Schedule {
+    let soft = Limits {
+        outbound_soft_bytes: 8 * 1024,
+        ..Limits::default()
+    };
+    let steps = vec![
+        Step::Join(0),
+        Step::Join(1),
+        Step::Join(2),
+        Step::Pause(1),
+        Step::Raw(0, b"ee\n".repeat(PAUSE_LINES)),
+        Step::Reset(2),
+        Step::Resume(1),
+    ];
+    (soft, steps, ANY_MODE, Some(Bug::ZeroMaskAssumedSilent))
 }
 
 /// More lines queued for one reader than a flush's send budget moves while the reader drains

@@ -109,6 +109,10 @@ catalogue! {
         "https://github.com/redpanda-data/seastar/pull/64",
         "a connection fails before the application closes it",
         "the dead descriptor stays registered: spin (poll NVAL, select EBADF)";
+    ZeroMaskAssumedSilent => "LT spin", "H2O",
+        "https://github.com/h2o/h2o/pull/603",
+        "a client resets while the server has stopped reading (its descriptor parked with no interest)",
+        "ERR and HUP are reported whatever the mask, and ignored: a busy loop";
     EofMisclassifiedStaleErrno => "LT spin", "FlyingFox",
         "https://github.com/swhitty/FlyingFox/pull/224",
         "a client closes its end",
@@ -235,7 +239,7 @@ pub struct Absent {
     pub reason: &'static str,
 }
 
-/// The entries of `../shared/BUG-CATALOGUE.md` that are not switches (15 of its 58), each with
+/// The entries of `../shared/BUG-CATALOGUE.md` that are not switches (14 of its 58), each with
 /// its reason: `cannot:` where the design rules it out, `not yet:` where it could be built
 /// and what that needs.
 pub const ABSENT: &[Absent] = &[
@@ -256,12 +260,6 @@ pub const ABSENT: &[Absent] = &[
         category: "LT spin",
         project: "XRootD",
         reason: "not yet: a read path that looks at IN before HUP and ignores HUP in the same event; the simulator already reports IN and HUP together, as Linux does",
-    },
-    Absent {
-        name: "zero_mask_assumed_silent",
-        category: "LT spin",
-        project: "H2O",
-        reason: "not yet: the reactor never parks a descriptor with an empty interest mask; a switch would park one and ignore the ERR/HUP epoll still reports",
     },
     Absent {
         name: "accept_emfile_spin_libuv",

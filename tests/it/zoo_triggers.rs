@@ -210,3 +210,44 @@ fn missing_sendq_lets_a_queue_pass_the_cap() {
     assert!(peak(Bugs::NONE) <= cap);
     assert!(peak(Bugs::only(Bug::MissingSendq)) > cap);
 }
+
+/// `zero_mask_assumed_silent` ignores ERR and HUP on a descriptor parked with no interest:
+/// while the room is held for a paused reader, a client that resets is reported at every wait
+/// under level triggering, and the server spins instead of letting it go; the reference reads
+/// it to its end.
+#[test]
+fn zero_mask_assumed_silent_spins_on_a_reset_while_parked() {
+    let steps = [
+        Step::Join(0),
+        Step::Join(1),
+        Step::Join(2),
+        Step::Pause(1),
+        Step::Raw(0, b"xx\n".repeat(20_000)),
+        Step::Reset(2),
+    ];
+    let session = |bugs: Bugs| {
+        let config = SessionConfig {
+            backend: Backend::Poll,
+            mode: Mode::LEVEL,
+            limits: selectlab::chat::server::Limits {
+                outbound_soft_bytes: 4096,
+                ..Default::default()
+            },
+            bugs,
+            ..SessionConfig::default()
+        };
+        Session::new(config).expect("server starts").run_all(&steps)
+    };
+    let (o, result) = session(Bugs::NONE);
+    assert!(result.is_ok(), "{result:?}");
+    assert!(
+        o.first_held_step.is_some_and(|h| h < 5),
+        "the room was held before the reset"
+    );
+    let (o, result) = session(Bugs::only(Bug::ZeroMaskAssumedSilent));
+    assert!(
+        matches!(result, Err((5, _))),
+        "{result:?}\n{}",
+        o.transcript
+    );
+}
