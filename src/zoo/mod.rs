@@ -239,7 +239,7 @@ pub struct Absent {
     pub reason: &'static str,
 }
 
-/// The entries of `../shared/BUG-CATALOGUE.md` that are not switches (14 of its 58), each with
+/// The entries of `../shared/BUG-CATALOGUE.md` that are not switches (14 of its 58; 8 cannot exist here, 6 are not built yet), each with
 /// its reason: `cannot:` where the design rules it out, `not yet:` where it could be built
 /// and what that needs.
 pub const ABSENT: &[Absent] = &[
@@ -277,13 +277,13 @@ pub const ABSENT: &[Absent] = &[
         name: "stale_events_after_fd_reuse",
         category: "registry",
         project: "libre",
-        reason: "not yet: the reactor dispatches by token; a switch would dispatch a batch's later events by descriptor number after a close and an accept in the same iteration",
+        reason: "cannot: the reactor dispatches by token (a client id, never reused), not by descriptor number, so an event fetched for a connection closed earlier in the batch names that closed client and is dropped; it cannot reach the connection that reused the number, which has a new token",
     },
     Absent {
         name: "failed_del_leaves_stale_entry",
         category: "registry",
         project: "flare",
-        reason: "not yet: a switch that raises on EPOLL_CTL_DEL's EBADF before the reactor's bookkeeping is removed",
+        reason: "cannot: registrations are kept by token (a client id, never reused), not by descriptor number, so the entry a failed EPOLL_CTL_DEL leaves behind cannot collide with the next connection that reuses the number (flare's table was keyed by descriptor); a switch would change nothing a client could see",
     },
     Absent {
         name: "fd_set_overflow",
@@ -307,13 +307,13 @@ pub const ABSENT: &[Absent] = &[
         name: "epoll_wait_error_as_timeout",
         category: "errors",
         project: "TinyMUX",
-        reason: "not yet: a switch in the reactor's wait that reports a failed wait as zero events",
+        reason: "cannot: the only error Linux gives a correct program's epoll_wait is EINTR, which the reference already treats as a wait that timed out (rightly); EBADF and EINVAL need the program to close or misuse its own epoll descriptor, which no path of the reference does, so the switch could never fire",
     },
     Absent {
         name: "eagain_added_to_byte_count",
         category: "errors",
         project: "e2guardian",
-        reason: "not yet: Rust's Result keeps -1 out of counts; a switch would add the failure to a byte count by hand",
+        reason: "cannot: a failed recv is an Err in Rust, never a length, so e2guardian's arithmetic (-1 added to the bytes already buffered) has nothing to add it to; writing it would mean inventing the count the language keeps out",
     },
     Absent {
         name: "short_header_recv_fatal",
