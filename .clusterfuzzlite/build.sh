@@ -6,6 +6,8 @@
 # $SRC/selectlab is the checkout. $SANITIZER is set by ClusterFuzzLite (address, or coverage for
 # coverage reports); without it, or on a stable toolchain, the targets build without one.
 
+set -euo pipefail
+
 # The physical path: cargo keys its build cache on it, so a checkout reached through a link (as
 # check-build.sh does) shares the builds of `selectlab bench fuzz`.
 cd "$(cd "$SRC/selectlab" && pwd -P)"
@@ -15,12 +17,23 @@ cd "$(cd "$SRC/selectlab" && pwd -P)"
 untraced_targets="chat_adversary"
 
 sanitizer="${SANITIZER:-none}"
-# Rust's sanitizers need nightly; the coverage build is made by the builder's cargo wrapper.
-if ! rustc --version | grep -q nightly || [ "$sanitizer" = coverage ]; then
+coverage=false
+# Rust's sanitizers need nightly. The coverage build is made by the OSS-Fuzz builder's cargo
+# wrapper, which turns `cargo fuzz build` into a plain `cargo build` in the default target
+# directory (it ignores --target-dir).
+if [ "$sanitizer" = coverage ]; then
+  coverage=true
+fi
+if ! rustc --version | grep -q nightly || $coverage; then
   sanitizer=none
 fi
 
-for target in $(cargo fuzz list); do
+targets=$(cargo fuzz list)
+if [ -z "$targets" ]; then
+  echo "build.sh: cargo fuzz list named no targets" >&2
+  exit 1
+fi
+for target in $targets; do
   flags=(-O --debug-assertions -s "$sanitizer")
   traced=traced
   if [[ " $untraced_targets " == *" $target "* ]]; then
@@ -29,6 +42,9 @@ for target in $(cargo fuzz list); do
   fi
   # The same directories as `selectlab bench fuzz`, so a local run reuses its builds.
   target_dir="fuzz/target/$traced-$sanitizer"
+  if $coverage; then
+    target_dir="fuzz/target"
+  fi
   cargo fuzz build "${flags[@]}" --target-dir "$target_dir" "$target"
   cp "$target_dir"/*/release/"$target" "$OUT/"
   if [ -d "fuzz/corpus/$target" ]; then

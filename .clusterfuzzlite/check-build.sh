@@ -1,6 +1,7 @@
 #!/bin/bash -eu
 # Runs build.sh as ClusterFuzzLite would, with scratch $SRC and $OUT, and checks that every
 # fuzz target landed in $OUT with its seed corpus and runs one of its seed inputs. CI runs it.
+set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
@@ -9,6 +10,10 @@ mkdir -p "$SRC" "$OUT"
 ln -s "$repo" "$SRC/selectlab"
 "$repo/.clusterfuzzlite/build.sh"
 targets=$(cd "$repo" && cargo fuzz list)
+if [ -z "$targets" ]; then
+  echo "cargo fuzz list named no targets" >&2
+  exit 1
+fi
 for target in $targets; do
   if [ ! -x "$OUT/$target" ] || [ ! -s "$OUT/${target}_seed_corpus.zip" ]; then
     echo "build.sh left no $target (or no seed corpus) in \$OUT" >&2

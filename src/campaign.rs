@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,11 @@ pub const RUN_GRACE: Duration = Duration::from_secs(60);
 pub const INPUT_TIMEOUT_S: u64 = 10;
 /// Lines of a failed run's output kept to show why.
 const LOG_TAIL_LINES: usize = 40;
+/// Lines read from a fuzzer but not yet handled, at most.
+const LINES_IN_FLIGHT: usize = 1024;
+/// The longest run the campaigns accept, in seconds (a day); `--seconds` and `--budget-s` are
+/// held to it.
+pub const MAX_RUN_S: u64 = 86_400;
 
 /// The `fuzz/` crate of a selectlab checkout.
 #[derive(Debug, Clone)]
@@ -149,7 +154,9 @@ pub struct Failure {
     pub log_tail: String,
 }
 
-/// Runs `spec` to its end (its time, or its first failure) and reads what libFuzzer said.
+/// Runs `spec` to its end (its time, or its first failure) and reads what libFuzzer said. A
+/// run that ends badly without reporting a failing input (a missing directory, a bad flag, a
+/// kill) is an error with the end of its output, never a clean run.
 pub fn run(spec: &RunSpec) -> Result<RunReport, String> {
     let mut fuzzer = Command::new(&spec.binary);
     fuzzer
@@ -160,12 +167,30 @@ pub fn run(spec: &RunSpec) -> Result<RunReport, String> {
         .arg("-print_final_stats=1")
         .arg(format!("-artifact_prefix={}/", spec.artifacts.display()))
         .envs(spec.env.iter().map(|(k, v)| (k, v)));
-    let lines = read_lines(fuzzer, Duration::from_secs(spec.seconds) + RUN_GRACE)?;
-    Ok(report(&lines, lines.last().map_or(0.0, |(t, _)| *t)))
+    let mut reading = Reading::default();
+    let status = read_lines(fuzzer, limit(spec.seconds), &mut |at, line| {
+        reading.line(at, line);
+    })?;
+    let report = reading.finish();
+    if !status.success() && report.run.failure.is_none() {
+        return Err(format!(
+            "{} ended with {status} and no failing input:\n{}",
+            spec.binary.display(),
+            report.log_tail
+        ));
+    }
+    Ok(report.run)
 }
 
-/// Minimises the failing `input` (libFuzzer's `-minimize_crash`, for at most `seconds`) into
-/// `out`; `out` is the input itself when nothing smaller fails the same way.
+/// How long a run of `seconds` may take before it is killed (overflow-proof).
+fn limit(seconds: u64) -> Duration {
+    Duration::from_secs(seconds.min(MAX_RUN_S)) + RUN_GRACE
+}
+
+/// Minimises the failing `input` (libFuzzer's `-minimize_crash`, which retries smaller inputs
+/// that still fail, whatever the failure) into `out`. libFuzzer bounds each step by `seconds`,
+/// not the whole; a minimisation that overruns is killed, and `out` is then the input itself,
+/// as it is when nothing smaller fails. Never an error for the campaign: the input is kept.
 pub fn minimise(
     binary: &Path,
     input: &Path,
@@ -173,6 +198,8 @@ pub fn minimise(
     seconds: u64,
     env: &[(String, String)],
 ) -> Result<(), String> {
+    // A file kept by an earlier campaign must not pass for this one's result.
+    let _ = std::fs::remove_file(out);
     let mut tmin = Command::new(binary);
     tmin.arg("-minimize_crash=1")
         .arg(format!("-max_total_time={seconds}"))
@@ -180,67 +207,87 @@ pub fn minimise(
         .arg(format!("-exact_artifact_path={}", out.display()))
         .arg(input)
         .envs(env.iter().map(|(k, v)| (k, v)));
-    read_lines(tmin, Duration::from_secs(seconds) + RUN_GRACE)?;
-    if !out.is_file() {
+    let finished = read_lines(tmin, limit(seconds), &mut |_, _| {});
+    if finished.is_err() || !out.is_file() {
         std::fs::copy(input, out).map_err(|e| format!("{}: {e}", out.display()))?;
     }
     Ok(())
 }
 
-/// Runs `command` with its standard error read line by line, each with the seconds since the
-/// start at which it arrived; kills it past `limit`.
-fn read_lines(mut command: Command, limit: Duration) -> Result<Vec<(f64, String)>, String> {
+/// Runs `command`, handing each line of its standard error (lossily decoded) to `each` with
+/// the seconds since the start at which it arrived; kills it past `limit`.
+fn read_lines(
+    mut command: Command,
+    limit: Duration,
+    each: &mut dyn FnMut(f64, &str),
+) -> Result<ExitStatus, String> {
     let started = Instant::now();
+    let program = command.get_program().to_string_lossy().into_owned();
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("{}: {e}", command.get_program().to_string_lossy()))?;
+        .map_err(|e| format!("{program}: {e}"))?;
     let stderr = child.stderr.take().expect("stderr was piped");
-    let (tx, rx) = mpsc::channel();
+    // Bounded: the reader waits when the consumer is behind.
+    let (tx, rx) = mpsc::sync_channel(LINES_IN_FLIGHT);
     let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        let mut stderr = BufReader::new(stderr);
+        let mut bytes = Vec::new();
+        // A line may hold any bytes (a panic message quotes the input).
+        while matches!(stderr.read_until(b'\n', &mut bytes), Ok(n) if n > 0) {
+            let line = String::from_utf8_lossy(&bytes).trim_end().to_string();
             if tx.send((started.elapsed().as_secs_f64(), line)).is_err() {
                 break;
             }
+            bytes.clear();
         }
     });
-    let mut lines = Vec::new();
-    let deadline = started + limit;
+    let deadline = started.checked_add(limit);
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.map_or(limit, |d| d.saturating_duration_since(Instant::now()));
         match rx.recv_timeout(left) {
-            Ok(line) => lines.push(line),
+            Ok((at, line)) => each(at, &line),
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!(
-                    "{} did not stop within {} s; killed",
-                    command.get_program().to_string_lossy(),
+                    "{program} did not stop within {} s; killed",
                     limit.as_secs()
                 ));
             }
         }
     }
     let _ = reader.join();
-    child.wait().map_err(|e| e.to_string())?;
-    Ok(lines)
+    child.wait().map_err(|e| format!("{program}: {e}"))
 }
 
-/// What libFuzzer's output says about a run that lasted `seconds`.
-fn report(lines: &[(f64, String)], seconds: f64) -> RunReport {
-    let mut r = RunReport {
-        seconds,
-        ..RunReport::default()
-    };
-    for (at, line) in lines {
+/// What libFuzzer's output says, read a line at a time (memory stays bounded however long the
+/// run: coverage points only where coverage changed, and the last lines for a failure).
+#[derive(Default)]
+struct Reading {
+    run: RunReport,
+    last_at: f64,
+    tail: std::collections::VecDeque<String>,
+}
+
+/// A run as read, and the end of its output.
+struct Read {
+    run: RunReport,
+    log_tail: String,
+}
+
+impl Reading {
+    fn line(&mut self, at: f64, line: &str) {
+        let r = &mut self.run;
+        self.last_at = at;
         // A point where coverage changed (libFuzzer prints a line per new input, most of
         // them at the same coverage): a ten-minute run stays a few hundred points.
         if let Some(cov) = field(line, "cov:") {
             if cov != r.edges {
-                r.coverage.push((*at, cov));
+                r.coverage.push((at, cov));
             }
             r.edges = cov;
         }
@@ -255,7 +302,7 @@ fn report(lines: &[(f64, String)], seconds: f64) -> RunReport {
         }
         if r.failure.is_none() && is_failure(line) {
             r.failure = Some(Failure {
-                after_s: *at,
+                after_s: at,
                 input: None,
                 log_tail: String::new(),
             });
@@ -264,19 +311,27 @@ fn report(lines: &[(f64, String)], seconds: f64) -> RunReport {
         {
             f.input = Some(PathBuf::from(path.trim()));
         }
+        if self.tail.len() == LOG_TAIL_LINES {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(line.to_string());
     }
-    if r.coverage.last().is_some_and(|&(at, _)| at < seconds) {
-        r.coverage.push((seconds, r.edges));
+
+    fn finish(mut self) -> Read {
+        let r = &mut self.run;
+        r.seconds = self.last_at;
+        if r.coverage.last().is_some_and(|&(at, _)| at < self.last_at) {
+            r.coverage.push((self.last_at, r.edges));
+        }
+        let log_tail = Vec::from(self.tail).join("\n");
+        if let Some(f) = &mut r.failure {
+            f.log_tail.clone_from(&log_tail);
+        }
+        Read {
+            run: self.run,
+            log_tail,
+        }
     }
-    if let Some(f) = &mut r.failure {
-        let from = lines.len().saturating_sub(LOG_TAIL_LINES);
-        f.log_tail = lines[from..]
-            .iter()
-            .map(|(_, l)| l.as_str())
-            .collect::<Vec<_>>()
-            .join("\n");
-    }
-    r
 }
 
 /// Whether a line of libFuzzer's output reports a failing input: a panic (the targets'
@@ -436,25 +491,26 @@ pub fn plot_coverage(runs: &[(&str, &RunReport)], path: &Path) -> Result<(), Str
 mod tests {
     use super::*;
 
-    fn lines(text: &str) -> Vec<(f64, String)> {
-        text.lines()
-            .enumerate()
-            .map(|(i, l)| (i as f64, l.to_string()))
-            .collect()
+    /// The report of a run whose output is `text`, a line a second, lasting `seconds`.
+    fn report(text: &str, seconds: f64) -> RunReport {
+        let mut reading = Reading::default();
+        for (i, line) in text.lines().enumerate() {
+            reading.line(i as f64, line);
+        }
+        reading.last_at = seconds;
+        reading.finish().run
     }
 
     #[test]
     fn reads_libfuzzer_status_and_final_stats() {
-        let out = lines(
-            "INFO: Seed: 5\n\
+        let out = "INFO: Seed: 5\n\
              #2\tINITED cov: 100 ft: 120 corp: 1/1b exec/s: 0 rss: 40Mb\n\
              #512\tpulse  cov: 180 ft: 300 corp: 20/2Kb lim: 4 exec/s: 256 rss: 41Mb\n\
              #600\tNEW    cov: 180 ft: 301 corp: 21/2Kb lim: 4 exec/s: 256 rss: 41Mb\n\
              #9000\tDONE   cov: 2592 ft: 12272 corp: 964/271Kb lim: 472 exec/s: 4912 rss: 47Mb\n\
              stat::number_of_executed_units: 152282\n\
-             stat::average_exec_per_sec:     4912\n",
-        );
-        let r = report(&out, 30.0);
+             stat::average_exec_per_sec:     4912\n";
+        let r = report(out, 30.0);
         assert_eq!((r.edges, r.corpus_inputs, r.exec_per_s), (2592, 964, 4912));
         assert_eq!(r.executions, 152_282);
         // Points where coverage changed, and the end of the run.
@@ -467,18 +523,44 @@ mod tests {
 
     #[test]
     fn finds_the_first_failure_and_its_input() {
-        let out = lines(
-            "#40\tNEW    cov: 50 ft: 60 corp: 3/9b exec/s: 0 rss: 40Mb\n\
+        let out = "#40\tNEW    cov: 50 ft: 60 corp: 3/9b exec/s: 0 rss: 40Mb\n\
              thread '<unnamed>' panicked at src/fuzzing.rs:9:9:\n\
              chat property failed: c2 heard nothing\n\
              ==77== ERROR: libFuzzer: deadly signal\n\
-             artifact_prefix='/tmp/a/'; Test unit written to /tmp/a/crash-abc\n",
-        );
-        let r = report(&out, 4.0);
+             artifact_prefix='/tmp/a/'; Test unit written to /tmp/a/crash-abc\n";
+        let r = report(out, 4.0);
         let f = r.failure.expect("a failure");
         assert_eq!(f.after_s, 1.0);
         assert_eq!(f.input, Some(PathBuf::from("/tmp/a/crash-abc")));
         assert!(f.log_tail.contains("c2 heard nothing"));
+    }
+
+    #[test]
+    fn a_fuzzer_that_fails_without_a_failing_input_is_an_error_not_a_clean_run() {
+        // `false` stands for a fuzzer that exits non-zero having printed nothing of a failure.
+        let spec = RunSpec {
+            binary: PathBuf::from("false"),
+            corpora: Vec::new(),
+            seconds: 1,
+            seed: 1,
+            artifacts: PathBuf::from("/nonexistent"),
+            env: Vec::new(),
+        };
+        let why = run(&spec).unwrap_err();
+        assert!(why.contains("no failing input"), "{why}");
+    }
+
+    #[test]
+    fn a_run_past_its_limit_is_killed_and_any_bytes_are_read() {
+        let mut sh = Command::new("sh");
+        sh.args(["-c", "printf 'a\\377b\\n' >&2; exec sleep 30"]);
+        let mut seen = Vec::new();
+        let outcome = read_lines(sh, Duration::from_millis(300), &mut |_, l| {
+            seen.push(l.to_string())
+        });
+        // Not killed, `sleep` would end well after 30 s, and the run with it.
+        assert!(outcome.unwrap_err().contains("killed"));
+        assert_eq!(seen, ["a\u{fffd}b"]);
     }
 
     #[test]

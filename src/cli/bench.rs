@@ -66,8 +66,8 @@ pub(super) enum BenchWhat {
         /// Only these targets (repeatable); default: all five.
         #[arg(long = "target", value_parser = clap::builder::PossibleValuesParser::new(crate::fuzzing::TARGETS))]
         targets: Vec<String>,
-        /// Seconds per target.
-        #[arg(long, default_value_t = 60)]
+        /// Seconds per target (1 to 86 400).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=crate::campaign::MAX_RUN_S))]
         seconds: u64,
         /// libFuzzer's seed.
         #[arg(long, default_value_t = 20261127)]

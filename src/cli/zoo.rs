@@ -93,7 +93,8 @@ impl ZooArgs {
         let options = zoo::fuzz::Options {
             bugs: self.bugs,
             runs: self.runs,
-            budget_s: self.budget.map_or(60, |d| d.as_secs().max(1)),
+            // Fractions round down; under a second is refused with the range.
+            budget_s: self.budget.map_or(60, |d| d.as_secs()),
             keep: self.keep,
             repo: self.repo,
             json: self.json,

@@ -52,8 +52,8 @@ pub struct FuzzRecord {
     pub found: u32,
     /// Seconds to the first failure in each run that found it, in run order.
     pub seconds_to_bug: Vec<f64>,
-    /// The median over all runs, a run that did not find it counting as never; `None` when
-    /// half or more of the runs did not find it.
+    /// The median over all runs (the lower one for an even count), a run that did not find
+    /// it counting as never; `None` when that median falls on a run that did not.
     pub median_s: Option<f64>,
     /// Whether at least two thirds of the runs (rounded up) found it.
     pub verdict_found: bool,
@@ -65,6 +65,12 @@ pub struct FuzzRecord {
 pub fn run(options: &Options, out: &mut dyn Write) -> Result<bool, String> {
     if options.runs == 0 || options.runs > MAX_RUNS {
         return Err(format!("--runs must be 1 to {MAX_RUNS}"));
+    }
+    if options.budget_s == 0 || options.budget_s > campaign::MAX_RUN_S {
+        return Err(format!(
+            "--budget-s must be 1 to {} with --fuzz",
+            campaign::MAX_RUN_S
+        ));
     }
     let workspace = Workspace::find(&options.repo)?;
     let binary = workspace.build(TARGET)?;
