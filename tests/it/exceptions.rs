@@ -577,6 +577,19 @@ fn datagram_rules() {
 }
 
 /// A UDP socket connected to a loopback port where nothing listens any more.
+/// Waits (at most five seconds) until `a` has an error pending: on a real kernel the port's
+/// ICMP refusal may be handled after the send that caused it returns (in a softirq, or later
+/// under load; gVisor's stack always later), so a test that looks at once can look too soon.
+fn wait_for_the_refusal(net: &Net, a: &Socket) {
+    use selectlab::kernel::{Events, Fd, PollFd};
+    let mut fds = [PollFd::new(Fd(a.fileno()), Events::NONE)];
+    let ready = net
+        .borrow_mut()
+        .poll(&mut fds, Some(Duration::from_secs(5)));
+    assert_eq!(ready, Ok(1), "the refusal arrived");
+    assert!(fds[0].revents.contains(Events::ERR), "{:?}", fds[0].revents);
+}
+
 fn udp_to_a_closed_port(net: &Net) -> Socket {
     let mut gone = udp(net);
     gone.bind(&Target::parse(ANY_LOOPBACK_PORT).unwrap())
@@ -594,6 +607,7 @@ fn connected_udp_hears_port_unreachable() {
         let mut a = udp_to_a_closed_port(net);
         a.setblocking(false).unwrap();
         assert_eq!(a.send(b"x"), Ok(1), "{t}");
+        wait_for_the_refusal(net, &a);
         assert_eq!(a.recv(1), Err(err(Errno::ECONNREFUSED)), "{t}");
         assert_eq!(a.recv(1), Err(err(Errno::EAGAIN)), "{t}: reported once");
     });
@@ -878,6 +892,7 @@ fn connected_udp_send_reports_the_refusal_too() {
     on_both(|net, t| {
         let a = udp_to_a_closed_port(net);
         assert_eq!(a.send(b"x"), Ok(1), "{t}");
+        wait_for_the_refusal(net, &a);
         assert_eq!(
             a.send(b"x"),
             Err(err(Errno::ECONNREFUSED)),
