@@ -48,8 +48,9 @@ unsafe fn recv_into(
 
 /// Sends `bytes` (to `addr`, if given) on simulated `fd`, in pieces of at most
 /// [`MAX_CHUNK_BYTES`]: stops at the first short piece, and reports what went out before an
-/// error. A send without MSG_NOSIGNAL that finds the connection gone raises SIGPIPE, as Linux
-/// does.
+/// error. A send without MSG_NOSIGNAL that finds the connection gone, having sent nothing,
+/// raises SIGPIPE, as Linux does (`sk_stream_error`; a send that took some bytes returns their
+/// count instead, with neither the error nor the signal).
 fn send_bytes(what: &str, fd: c_int, bytes: &[u8], flags: c_int, addr: &[u8]) -> ssize_t {
     let mut sent = 0usize;
     for piece in bytes.chunks(MAX_CHUNK_BYTES) {
@@ -61,7 +62,7 @@ fn send_bytes(what: &str, fd: c_int, bytes: &[u8], flags: c_int, addr: &[u8]) ->
         if n < 0 {
             // SAFETY: reads this thread's errno, which `forward` just set.
             let errno = unsafe { *libc::__errno_location() };
-            if errno == libc::EPIPE && flags & libc::MSG_NOSIGNAL == 0 {
+            if sent == 0 && errno == libc::EPIPE && flags & libc::MSG_NOSIGNAL == 0 {
                 // SAFETY: raising a signal in the calling thread; its handler (or its default
                 // action) is the program's, as with a real socket.
                 unsafe { libc::raise(libc::SIGPIPE) };

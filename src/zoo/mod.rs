@@ -235,43 +235,43 @@ pub struct Absent {
     pub category: &'static str,
     /// The project it was found in.
     pub project: &'static str,
-    /// Why it is not a switch here: it cannot exist in this design, or what building it needs.
+    /// Why it is not a switch here: the fact of the design or of Linux that rules it out.
     pub reason: &'static str,
 }
 
-/// The entries of `../shared/BUG-CATALOGUE.md` that are not switches (14 of its 58; 8 cannot exist here, 6 are not built yet), each with
-/// its reason: `cannot:` where the design rules it out, `not yet:` where it could be built
-/// and what that needs.
+/// The entries of `../shared/BUG-CATALOGUE.md` that are not switches (14 of its 58, none of
+/// which can exist in this design), each with its reason: `cannot:` and the fact of the design
+/// or of Linux that rules it out.
 pub const ABSENT: &[Absent] = &[
     Absent {
         name: "et_register_after_failed_send",
         category: "ET",
         project: "QuestDB",
-        reason: "not yet: a switch in the edge-triggered write path that arms write interest only after a send fails, and a schedule in which a client reads between that EAGAIN and the epoll_ctl (syscall-level interleaving can reach the window)",
+        reason: "cannot: Linux's epoll_ctl polls the file as it registers it (ep_insert, ep_modify in fs/eventpoll.c), so room that came between the EAGAIN and the EPOLL_CTL_MOD is reported at once, edge-triggered or not (tests/scenarios/39-armed-after-eagain.scn, on both transports); the window loses a wakeup only when another thread takes the edge before the pending send is recorded, and the reference is single-threaded, so a switch at this line could never hang",
     },
     Absent {
         name: "et_pended_send_race",
         category: "ET",
         project: "msquic",
-        reason: "not yet: the same window as et_register_after_failed_send in another project; here it would be the same switch",
+        reason: "cannot: the same window as et_register_after_failed_send (msquic's datapath thread took the edge before the send was pended); a single thread's epoll_ctl re-polls the file, so the wakeup is never lost here (tests/scenarios/39-armed-after-eagain.scn)",
     },
     Absent {
         name: "hup_in_read_eagain_loop",
         category: "LT spin",
         project: "XRootD",
-        reason: "not yet: a read path that looks at IN before HUP and ignores HUP in the same event; the simulator already reports IN and HUP together, as Linux does",
+        reason: "cannot: on Linux a read with HUP set returns data, then 0 (end of stream) or the pending error, never EAGAIN: HUP implies the receive side is shut, and tcp_recvmsg returns 0 then (tests/scenarios/40-hup-read-never-eagain.scn and 13-rst.scn, on both transports); XRootD's EAGAIN came from its own layer above read(2). The reference reads to end of stream under IN, so it meets HUP's EOF in the same event; end of stream taken for no data is eof_misclassified_stale_errno and bt_eof_not_handled",
     },
     Absent {
         name: "accept_emfile_spin_libuv",
         category: "accept",
         project: "libuv/Node",
-        reason: "not yet: libuv's spare-descriptor trick needs a reserve descriptor the reference does not keep (the zoo's other EMFILE accept loops are switches)",
+        reason: "cannot: the reference meets EMFILE by pausing accept for ACCEPT_BACKOFF, not with libuv's spare descriptor (closed to accept and drop one connection, then reopened), so the line libuv got wrong does not exist here; the same trigger and symptom at this server's own line are accept_emfile_spin_redis and accept_emfile_no_backoff",
     },
     Absent {
         name: "dup_keeps_epoll_interest",
         category: "registry",
         project: "libuv",
-        reason: "not yet: the simulator must first model an epoll registration that outlives close while a dup keeps the file open (epoll(7), Q6), checked against the kernel",
+        reason: "cannot: the reference never dups a socket, so its close is always the file's last reference and takes the registration with it (tests/scenarios/16-close-last-fd-leaves-interest.scn); the fault needs a second reference the program forgets (libuv's came from a child process or the user's dup). The simulator models it as Linux does, on both transports: a registration outlives the close while a dup keeps the file, and reports under the closed number (17-close-one-dup-keeps-interest.scn)",
     },
     Absent {
         name: "stale_events_after_fd_reuse",
@@ -301,7 +301,7 @@ pub const ABSENT: &[Absent] = &[
         name: "sigpipe_kills_server",
         category: "errors",
         project: "ecl_core",
-        reason: "not yet: the simulator must first model SIGPIPE on a write after a reset (Linux sends it without MSG_NOSIGNAL), checked against the kernel; Rust programs ignore SIGPIPE at start",
+        reason: "cannot: the fault is a process that neither ignores SIGPIPE nor sends with MSG_NOSIGNAL, and neither can be true here: Rust's runtime sets SIGPIPE to SIG_IGN before main, and the kernel boundary's send is MSG_NOSIGNAL on both transports (as a C server's fix would be). The simulator models the signal as Linux does for programs that can have the fault: under `selectlab sim` and `check --sim` the shim raises SIGPIPE in a foreign program whose send fails with EPIPE and lacks MSG_NOSIGNAL (tests/fixtures/guest_calls.py, compared with the same script on the kernel; tests/scenarios/38-write-after-hangup.scn for the EPIPE itself)",
     },
     Absent {
         name: "epoll_wait_error_as_timeout",
@@ -347,11 +347,7 @@ mod tests {
         names.dedup();
         assert_eq!((names.len(), count), (58, 58));
         for a in ABSENT {
-            assert!(
-                a.reason.starts_with("cannot: ") || a.reason.starts_with("not yet: "),
-                "{}",
-                a.name
-            );
+            assert!(a.reason.starts_with("cannot: "), "{}", a.name);
         }
     }
 
