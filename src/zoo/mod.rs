@@ -271,7 +271,7 @@ pub const ABSENT: &[Absent] = &[
         name: "dup_keeps_epoll_interest",
         category: "registry",
         project: "libuv",
-        reason: "cannot: the reference never dups a socket, so its close is always the file's last reference and takes the registration with it (tests/scenarios/16-close-last-fd-leaves-interest.scn); the fault needs a second reference the program forgets (libuv's came from a child process or the user's dup). The simulator models it as Linux does, on both transports: a registration outlives the close while a dup keeps the file, and reports under the closed number (17-close-one-dup-keeps-interest.scn)",
+        reason: "cannot: the reference never dups a socket, so its close is always the file's last reference and takes the registration with it (tests/scenarios/16-close-last-fd-leaves-interest.scn); the fault needs a second reference the program forgets (libuv's came from a child process or the user's dup). The simulator models it as Linux does, on both transports: a registration outlives the close while a dup keeps the file, and reports under the closed number (17-close-one-dup-keeps-interest.scn), so `check --sim` catches a foreign program with the fault (the Python fixture's dup-kept, tests/it/guest_check.rs)",
     },
     Absent {
         name: "stale_events_after_fd_reuse",

@@ -1,6 +1,7 @@
 //! `selectlab check --sim -- CMD`: the suite's detectors on other people's unmodified servers.
 //! The Python fixture passes on both its loops; each of its faults fails on its own symptom,
-//! the two real sockets cannot see among them (a busy loop, a lost edge-triggered wake-up);
+//! the three real sockets cannot see among them (a busy loop, a registration a dup keeps
+//! alive, a lost edge-triggered wake-up);
 //! the seed's own server is caught with reviewed transcripts; a failure's replay line gives
 //! the same report, byte for byte, and its case is shrunk.
 
@@ -64,6 +65,8 @@ fn each_fault_of_the_fixture_fails_the_check_that_reaches_it_with_its_own_sympto
         ),
         (&["--bug", "crawl"], "conversation", "blocked in a sleep"),
         (&["--bug", "busy-loop"], "idle", "it spins"),
+        // libuv#1099: a dup keeps a closed socket's registration, and its end of stream spins.
+        (&["--bug", "dup-kept"], "quick-close", "it spins"),
         (
             &["--bug", "bare-prefix"],
             "conversation",
