@@ -6,7 +6,8 @@
 //! - every `say` line, and every `entered room` / `left room` notice naming the right client,
 //!   exactly once and in order; never its own;
 //! - with two relaxations where the schedule, not the server, decides: a client that stopped
-//!   reading (or was still paused at the end), or whose connection the network reset, heard
+//!   reading (or was still paused at the end, or stayed paused while the slow-consumer
+//!   timeout passed: the server may drop it), or whose connection the network reset, heard
 //!   a prefix of its share; and what is
 //!   said about such a client (its departure notice's moment, its lines after the reset) is
 //!   compared per client, as a prefix, its departure notices not at all;
@@ -27,6 +28,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
+use std::time::Duration;
 
 use super::protocol::{self, What};
 use super::server::{LINE_TOO_LONG_PREFIX, Limits, SERVER_FULL_LINE};
@@ -454,36 +456,46 @@ fn compare_within(
 /// Clients owed only part of their share, or whose own sayings are owed only in part, each
 /// with the step from which it is loose (what it said before then is owed in full): those
 /// that stopped reading (from that step), were paused at the end or when they or the server
-/// left (from the pause), and those reset by the network or that left while the server held
-/// the room (from the start: when is the schedule's to say).
-fn loose_clients(steps: &[Step], o: &Outcome) -> BTreeMap<usize, usize> {
+/// left, or stayed paused while the slow-consumer timeout passed, so that the server may have
+/// dropped them (from the pause), and those reset by the network or that left while the server
+/// held the room (from the start: when is the schedule's to say).
+fn loose_clients(steps: &[Step], o: &Outcome, timeout: Duration) -> BTreeMap<usize, usize> {
     let mut since = BTreeMap::new();
     let mut loose = |n: usize, at: usize| {
         let first = since.entry(n).or_insert(at);
         *first = (*first).min(at);
     };
     // Paused when the session ended or when it left: it had not read what was waiting.
-    let mut paused = BTreeMap::new();
+    // Each paused client: the step of its pause, and the virtual time slept since.
+    let mut paused: BTreeMap<usize, (usize, Duration)> = BTreeMap::new();
     for (at, s) in steps.iter().enumerate() {
         match s {
             Step::StopReading(n) => loose(*n, at),
             Step::Pause(n) => {
-                paused.entry(*n).or_insert(at);
+                paused.entry(*n).or_insert((at, Duration::ZERO));
             }
             Step::Resume(n) => {
                 paused.remove(n);
             }
+            Step::Sleep(d) => {
+                for (&n, (p, slept)) in &mut paused {
+                    *slept += *d;
+                    if *slept >= timeout {
+                        loose(n, *p);
+                    }
+                }
+            }
             Step::Exit(n) | Step::Reset(n) => {
-                if let Some(&p) = paused.get(n) {
+                if let Some(&(p, _)) = paused.get(n) {
                     loose(*n, p);
                 }
             }
             // The server closes every connection, dropping what it had not sent yet.
-            Step::StopServer => paused.iter().for_each(|(&n, &p)| loose(n, p)),
+            Step::StopServer => paused.iter().for_each(|(&n, &(p, _))| loose(n, p)),
             _ => {}
         }
     }
-    paused.iter().for_each(|(&n, &p)| loose(n, p));
+    paused.iter().for_each(|(&n, &(p, _))| loose(n, p));
     for (n, c) in o.clients.iter().enumerate() {
         if c.reset_by_network || c.left_while_held {
             loose(n, 0);
@@ -530,7 +542,7 @@ pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Re
         ));
     }
     let got = heard(o, clients).map_err(|e| format!("{e}\n{}", o.transcript))?;
-    let loose_since = loose_clients(steps, o);
+    let loose_since = loose_clients(steps, o, limits.slow_consumer_timeout);
     let loose: BTreeSet<usize> = loose_since.keys().copied().collect();
     // The prefixes the checks below need: before the first hold, and before each loose
     // client's going loose (or the hold, if earlier).

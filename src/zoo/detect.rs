@@ -487,13 +487,8 @@ pub fn adversary(bugs: Bugs, budget: Budget, seed: u64) -> Option<Caught> {
         }
         let script = ChatScript::decode(&rng.bytes(crate::fuzzing::CHAT_FUZZ_SCRIPT_BYTES));
         let decide = Decider::seeded(rng.next(), ZOO_ADVERSITY);
-        let mut case = Case::new(
-            script.backend,
-            script.mode,
-            decide,
-            script.limits,
-            script.steps,
-        );
+        let limits = drawn_limits(&mut rng, script.limits);
+        let mut case = Case::new(script.backend, script.mode, decide, limits, script.steps);
         // The script's bursts are sized for the fuzz target's small client windows.
         case.config.client_rcvbuf_bytes = Some(crate::fuzzing::CHAT_FUZZ_CLIENT_RCVBUF_BYTES);
         if let Err(why) = case.judge(bugs, false) {
@@ -506,6 +501,26 @@ pub fn adversary(bugs: Bugs, budget: Budget, seed: u64) -> Option<Caught> {
         }
     }
     None
+}
+
+/// The room's limits for one adversary case: every other case keeps the script's (the
+/// defaults), the rest draw the soft limit, the cap and the slow-consumer timeout over their
+/// range, log-uniformly: 256 B to 32 KiB soft, a cap of 64 to 256 KiB, 100 ms to 1.6 s. A
+/// random script queues a few hundred lines at most, so with the defaults (1 MiB, 16 MiB,
+/// 10 s) no hold, cap or timeout would ever happen; drawn for every bug alike, they stay blind.
+/// The cap stays above what one read of the largest burst queues for a reader that keeps up
+/// (`CHAT_FUZZ_MAX_BURST_LINES` lines of about 50 bytes): below it, the server would rightly
+/// drop clients that read, which the checker takes for a fault.
+fn drawn_limits(rng: &mut SplitMix64, limits: Limits) -> Limits {
+    if rng.next().is_multiple_of(2) {
+        return limits;
+    }
+    Limits {
+        outbound_soft_bytes: 256 << (rng.next() % 8),
+        outbound_cap_bytes: (64 << 10) << (rng.next() % 3),
+        slow_consumer_timeout: Duration::from_millis(100 << (rng.next() % 5)),
+        ..limits
+    }
 }
 
 /// Random inputs to the `chat_adversary` target's logic (script and decisions from bytes).

@@ -434,3 +434,32 @@ fn a_client_reset_by_the_network_is_owed_nothing_in_full() {
     o.clients[1].reset_by_network = true;
     assert_eq!(check(&steps, &o, 2, &limits), Ok(()));
 }
+
+/// Found by the zoo's adversary once it drew short slow-consumer timeouts: a client that stays
+/// paused while the timeout passes may be dropped (the server rightly was), so it is loose from
+/// its pause; paused for less, it is owed everything, and its departure is a failure.
+#[test]
+fn a_client_paused_past_the_timeout_may_have_been_dropped() {
+    let limits = Limits {
+        slow_consumer_timeout: Duration::from_millis(100),
+        ..Limits::default()
+    };
+    // c2 heard c1's entry, then was dropped; c1 heard c2 leave; nobody heard "a".
+    let c1_heard = [said(1, "entered room"), said(1, "left room")];
+    let o = outcome(&[&c1_heard, &[]]);
+    for (slept_ms, excused) in [(100, true), (99, false)] {
+        let steps = [
+            Step::Join(0),
+            Step::Join(1),
+            Step::Pause(1),
+            Step::Say(0, b"a".to_vec()),
+            Step::Sleep(Duration::from_millis(slept_ms)),
+            Step::Resume(1),
+        ];
+        assert_eq!(
+            check(&steps, &o, 2, &limits).is_ok(),
+            excused,
+            "paused for {slept_ms} ms"
+        );
+    }
+}
