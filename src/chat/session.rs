@@ -624,3 +624,24 @@ pub struct Outcome {
     /// blocked, or was refused).
     pub server_trouble: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by cargo-mutants: a session asked for no transcript makes the simulator record
+    /// no calls either (the fuzz target and the zoo run thousands of sessions without one).
+    #[test]
+    fn a_session_without_a_transcript_records_no_calls() {
+        for transcript in [false, true] {
+            let config = SessionConfig {
+                transcript,
+                ..SessionConfig::default()
+            };
+            let mut session = Session::new(config).expect("server starts");
+            session.step(&Step::Join(0)).expect("settles");
+            let recorded = session.sim.transcript().records().len();
+            assert_eq!(recorded > 0, transcript, "{recorded} calls recorded");
+        }
+    }
+}
