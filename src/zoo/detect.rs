@@ -508,9 +508,9 @@ pub fn adversary(bugs: Bugs, budget: Budget, seed: u64) -> Option<Caught> {
 /// range, log-uniformly: 256 B to 32 KiB soft, a cap of 64 to 256 KiB, 100 ms to 1.6 s. A
 /// random script queues a few hundred lines at most, so with the defaults (1 MiB, 16 MiB,
 /// 10 s) no hold, cap or timeout would ever happen; drawn for every bug alike, they stay blind.
-/// The cap stays above what one read of the largest burst queues for a reader that keeps up
-/// (`CHAT_FUZZ_MAX_BURST_LINES` lines of about 50 bytes): below it, the server would rightly
-/// drop clients that read, which the checker takes for a fault.
+/// The cap stays above what a script's bursts can queue at once for a reader that keeps up
+/// (`CHAT_FUZZ_MAX_BURST_LINES` lines of about 50 bytes, some 50 KB): below it, the server
+/// would rightly drop clients that read, which the checker takes for a fault.
 fn drawn_limits(rng: &mut SplitMix64, limits: Limits) -> Limits {
     if rng.next().is_multiple_of(2) {
         return limits;
