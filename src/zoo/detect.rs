@@ -362,9 +362,11 @@ fn reset_while_held() -> Schedule {
 /// More lines queued for one reader than a flush's send budget moves while the reader drains
 /// as fast as the server sends: an interactive client's lines, each read alone.
 fn big_queue() -> Schedule {
+    // No hold: the paused reader's queue (about 1.5 MB) stays under this soft limit, and the
+    // default cap is above both; under the default soft limit the room would hold, and the
+    // flush would never meet its budget.
     let roomy = Limits {
-        outbound_soft_bytes: 64 << 20,
-        outbound_cap_bytes: 64 << 20,
+        outbound_soft_bytes: 4 << 20,
         ..Limits::default()
     };
     let steps = vec![
@@ -615,4 +617,32 @@ pub fn real_run(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by cargo-mutants (a cap drawn below its floor went unnoticed): the adversary's
+    /// limits keep the ranges the README gives, reach both ends of each, and leave about half
+    /// of the scripts in the default room.
+    #[test]
+    fn drawn_limits_keep_their_ranges_and_reach_both_ends() {
+        let mut rng = SplitMix64(7);
+        let draws: Vec<Limits> = (0..2000)
+            .map(|_| drawn_limits(&mut rng, Limits::default()))
+            .collect();
+        let drawn: Vec<&Limits> = draws.iter().filter(|l| **l != Limits::default()).collect();
+        assert!((900..1100).contains(&drawn.len()), "{} drawn", drawn.len());
+        let span = |f: fn(&Limits) -> u128| {
+            let values = drawn.iter().map(|l| f(l));
+            (values.clone().min(), values.max())
+        };
+        let soft = span(|l| l.outbound_soft_bytes as u128);
+        assert_eq!(soft, (Some(256), Some(32 << 10)));
+        let cap = span(|l| l.outbound_cap_bytes as u128);
+        assert_eq!(cap, (Some(64 << 10), Some(256 << 10)));
+        let timeout = span(|l| l.slow_consumer_timeout.as_millis());
+        assert_eq!(timeout, (Some(100), Some(1600)));
+    }
 }

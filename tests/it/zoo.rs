@@ -102,3 +102,18 @@ fn the_list_names_the_whole_catalogue_and_an_absent_bug_says_why() {
         "{err}"
     );
 }
+
+/// A counterexample is shrunk and carries its transcript, which `selectlab zoo` writes to
+/// `target/zoo/NAME.txt` for review (found by cargo-mutants: with the transcript switched off
+/// in the detectors' sessions, no test noticed).
+#[test]
+fn a_counterexample_is_shrunk_and_carries_its_transcript() {
+    let mut o = options();
+    o.budget.shrink = true;
+    let caught = hunt(Some(Bug::BtOfflineNamesLastClient), &o)
+        .caught
+        .expect("caught");
+    let evidence = &caught.evidence;
+    assert!(evidence.contains(" steps: "), "{evidence}");
+    assert!(evidence.contains("server listens on"), "{evidence}");
+}
