@@ -586,8 +586,15 @@ pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Re
             o.peak_queue_bytes, o.transcript
         ));
     }
-    let work =
-        (steps.len() as u64 + 1) * EVENTS_PER_STEP_BOUND + o.stats.bytes_in + o.stats.bytes_out;
+    check_liveness(steps.len(), o)
+}
+
+/// The properties a session must keep whatever it delivered (all that is judged when the
+/// schedule, not the model, decides who gets in, as when descriptors run out): no more server
+/// events than the work bound (a busy loop), and no virtual time passing while a step settles
+/// (a server that blocks).
+pub fn check_liveness(steps: usize, o: &Outcome) -> Result<(), String> {
+    let work = (steps as u64 + 1) * EVENTS_PER_STEP_BOUND + o.stats.bytes_in + o.stats.bytes_out;
     if o.stats.events > work {
         return Err(format!(
             "{} events for {work} units of work: a busy loop?\n{}",
