@@ -485,6 +485,13 @@ pub fn adversary(bugs: Bugs, budget: Budget, seed: u64) -> Option<Caught> {
         let mut case = Case::new(script.backend, script.mode, decide, limits, script.steps);
         // The script's bursts are sized for the fuzz target's small client windows.
         case.config.client_rcvbuf_bytes = Some(crate::fuzzing::CHAT_FUZZ_CLIENT_RCVBUF_BYTES);
+        if let Some(fd_limit) = drawn_fd_limit(&mut rng) {
+            // The server's own table (as a separate process has), so its clients still connect;
+            // who gets in is then the schedule's, and only liveness is judged.
+            case.config.fd_table_per_host = true;
+            case.config.fd_limit = fd_limit;
+            case.full = false;
+        }
         if let Err(why) = case.judge(bugs, false) {
             return Some(Caught {
                 class: Class::Adversary,
@@ -515,6 +522,16 @@ fn drawn_limits(rng: &mut SplitMix64, limits: Limits) -> Limits {
         slow_consumer_timeout: Duration::from_millis(100 << (rng.next() % 5)),
         ..limits
     }
+}
+
+/// The server's descriptor limit for one adversary case in four: its listener and epoll
+/// descriptor and a few connections (3 to 5 descriptors in all), so that accept meets EMFILE
+/// while clients wait in the backlog. Drawn for every bug alike.
+fn drawn_fd_limit(rng: &mut SplitMix64) -> Option<usize> {
+    if !rng.next().is_multiple_of(4) {
+        return None;
+    }
+    Some(3 + (rng.next() % 3) as usize)
 }
 
 /// Random inputs to the `chat_adversary` target's logic (script and decisions from bytes).
@@ -636,5 +653,15 @@ mod tests {
         assert_eq!(cap, (Some(64 << 10), Some(256 << 10)));
         let timeout = span(|l| l.slow_consumer_timeout.as_millis());
         assert_eq!(timeout, (Some(100), Some(1600)));
+    }
+
+    /// The adversary's descriptor limit: one case in four, from 3 to 5 descriptors.
+    #[test]
+    fn drawn_fd_limits_keep_their_range_and_rate() {
+        let mut rng = SplitMix64(7);
+        let limits: Vec<usize> = (0..2000).filter_map(|_| drawn_fd_limit(&mut rng)).collect();
+        assert!((400..600).contains(&limits.len()), "{} drawn", limits.len());
+        assert_eq!(limits.iter().min(), Some(&3));
+        assert_eq!(limits.iter().max(), Some(&5));
     }
 }
