@@ -9,7 +9,9 @@
 //! - [`Class::Targeted`]: faithful schedules written after a specific bug was missed (each
 //!   names it), plus the chat client's own property: regression coverage, not blind detection;
 //! - [`Class::Adversary`]: random schedules under the seeded lawful adversary (short I/O,
-//!   EINTR, spurious wakeups, partial waits, network resets, peers held back);
+//!   EINTR, spurious wakeups, partial waits, network resets, peers held back), in rooms whose
+//!   limits, and sometimes the server's descriptor limit, are drawn from the same seed
+//!   (`drawn_limits`, `drawn_fd_limit`);
 //! - [`Class::Fuzzer`]: random inputs to the `chat_adversary` fuzz target's logic, whose bytes
 //!   choose the script and every decision (what `cargo fuzz run chat_adversary` explores, less
 //!   the coverage guidance);
