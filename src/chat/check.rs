@@ -465,8 +465,8 @@ fn loose_clients(steps: &[Step], o: &Outcome, timeout: Duration) -> BTreeMap<usi
         let first = since.entry(n).or_insert(at);
         *first = (*first).min(at);
     };
-    // Paused when the session ended or when it left: it had not read what was waiting.
-    // Each paused client: the step of its pause, and the virtual time slept since.
+    // Each paused client: the step of its pause, and the virtual time slept since. Paused
+    // when the session ended or when it left, it had not read what was waiting.
     let mut paused: BTreeMap<usize, (usize, Duration)> = BTreeMap::new();
     for (at, s) in steps.iter().enumerate() {
         match s {
@@ -593,8 +593,9 @@ pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Re
 /// schedule, not the model, decides who gets in, as when descriptors run out): no more server
 /// events than the work bound (a busy loop), and no virtual time passing while a step settles
 /// (a server that blocks).
-pub fn check_liveness(steps: usize, o: &Outcome) -> Result<(), String> {
-    let work = (steps as u64 + 1) * EVENTS_PER_STEP_BOUND + o.stats.bytes_in + o.stats.bytes_out;
+pub fn check_liveness(step_count: usize, o: &Outcome) -> Result<(), String> {
+    let work =
+        (step_count as u64 + 1) * EVENTS_PER_STEP_BOUND + o.stats.bytes_in + o.stats.bytes_out;
     if o.stats.events > work {
         return Err(format!(
             "{} events for {work} units of work: a busy loop?\n{}",
