@@ -13,6 +13,7 @@
 pub mod check;
 pub mod client;
 pub mod clock;
+pub mod dialect;
 pub mod framing;
 pub mod outbound;
 pub mod protocol;

@@ -1,0 +1,220 @@
+use super::*;
+
+/// A calm calibration run as `check --sim` makes it: three join, each says a line, the first
+/// says another after the third left, then the second says an empty line.
+fn acts() -> Vec<Act> {
+    let say = |n: usize, t: &str| Act::Say(n, t.as_bytes().to_vec());
+    vec![
+        Act::Join(0),
+        Act::Join(1),
+        Act::Join(2),
+        say(0, "one"),
+        Act::Wait,
+        say(1, "two"),
+        Act::Wait,
+        say(2, "three"),
+        Act::Leave(2),
+        Act::Wait,
+        say(0, "four"),
+        Act::Say(1, Vec::new()),
+    ]
+}
+
+const PORTS: [u16; 3] = [40001, 40002, 40003];
+
+/// What a server in a dialect makes each client hear at each step of [`acts`]: `relay(who,
+/// time, text)`, `notice(kind, who)`, `greet(who)`.
+fn run(
+    relay: impl Fn(usize, usize, &str) -> String,
+    notice: impl Fn(&str, usize) -> Option<String>,
+    greet: impl Fn(usize) -> Option<String>,
+    empty: bool,
+) -> Vec<Vec<Vec<Vec<u8>>>> {
+    let mut present = [false; 3];
+    let mut time = 0;
+    let mut out = Vec::new();
+    for act in acts() {
+        let mut heard = vec![Vec::new(); 3];
+        let mut tell = |to: usize, line: String| heard[to].push(line.into_bytes());
+        match &act {
+            Act::Join(n) => {
+                if let Some(g) = greet(*n) {
+                    tell(*n, g);
+                }
+                for m in (0..3).filter(|&m| present[m]) {
+                    notice("joined", *n).into_iter().for_each(|l| tell(m, l));
+                }
+                present[*n] = true;
+            }
+            Act::Leave(n) => {
+                present[*n] = false;
+                for m in (0..3).filter(|&m| present[m]) {
+                    notice("left", *n).into_iter().for_each(|l| tell(m, l));
+                }
+            }
+            Act::Say(n, text) if !text.is_empty() || empty => {
+                let text = String::from_utf8_lossy(text);
+                for m in (0..3).filter(|&m| present[m] && m != *n) {
+                    tell(m, relay(*n, time, &text));
+                }
+            }
+            Act::Say(..) => {}
+            Act::Wait => time += 1,
+        }
+        out.push(heard);
+    }
+    out
+}
+
+fn learned(lines: &[Vec<Vec<Vec<u8>>>]) -> Result<Dialect, String> {
+    learn(&Calibration {
+        acts: &acts(),
+        lines,
+        ports: &PORTS,
+    })
+}
+
+#[test]
+fn the_tutorials_protocol_is_learned_as_written() {
+    let stamp = |n: usize, t: usize| format!("2026-01-01 00:00:0{t} ('127.0.0.1', {})", PORTS[n]);
+    let lines = run(
+        |n, t, text| format!("{} say: {text}", stamp(n, t)),
+        |kind, n| {
+            Some(format!(
+                "{} {}",
+                stamp(n, 3),
+                if kind == "joined" {
+                    "entered room"
+                } else {
+                    "left room"
+                }
+            ))
+        },
+        |_| None,
+        false,
+    );
+    let d = learned(&lines).expect("learned");
+    assert_eq!(d.to_string(), Dialect::tutorial().to_string());
+}
+
+#[test]
+fn a_name_the_server_gave_a_time_stamp_and_a_greeting_are_learned() {
+    let name = |n: usize| format!("user{}", n + 1);
+    let lines = run(
+        |n, t, text| format!("[12:00:0{t}] <{}> {text}", name(n)),
+        |kind, n| Some(format!("*** {} has {kind}", name(n))),
+        |n| Some(format!("Welcome, {}!", name(n))),
+        true,
+    );
+    let d = learned(&lines).expect("learned");
+    assert_eq!(d.relay.to_string(), "[{n}:{n}:{n}] <user{who}> {text}");
+    assert_eq!(
+        d.joined.as_ref().map(ToString::to_string).as_deref(),
+        Some("*** user{who} has joined")
+    );
+    assert_eq!(
+        d.left.as_ref().map(ToString::to_string).as_deref(),
+        Some("*** user{who} has left")
+    );
+    assert_eq!(
+        d.greeting
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["Welcome, user{who}!"]
+    );
+    assert!(d.empty_lines && !d.echo);
+}
+
+#[test]
+fn a_bare_relay_with_no_notices_is_learned() {
+    let lines = run(|_, _, text| text.to_string(), |_, _| None, |_| None, false);
+    let d = learned(&lines).expect("learned");
+    assert_eq!(d.relay.to_string(), "{text}");
+    assert_eq!((d.joined, d.left, d.greeting.len()), (None, None, 0));
+    assert!(!d.relay.names_someone());
+}
+
+#[test]
+fn an_address_prefix_names_by_port() {
+    let lines = run(
+        |n, _, text| format!("<127.0.0.1:{}> {text}", PORTS[n]),
+        |kind, n| Some(format!("* 127.0.0.1:{} {kind}", PORTS[n])),
+        |_| None,
+        false,
+    );
+    let d = learned(&lines).expect("learned");
+    assert_eq!(d.relay.to_string(), "<{n}.{n}.{n}.{n}:{who}> {text}");
+    assert_eq!(
+        d.left.as_ref().map(ToString::to_string).as_deref(),
+        Some("* {n}.{n}.{n}.{n}:{who} left")
+    );
+}
+
+#[test]
+fn a_server_that_relays_nothing_or_twice_cannot_be_learned() {
+    let silent = run(|_, _, _| String::new(), |_, _| None, |_| None, false);
+    let none: Vec<Vec<Vec<Vec<u8>>>> = silent
+        .iter()
+        .map(|s| s.iter().map(|_| Vec::new()).collect())
+        .collect();
+    assert!(learned(&none).unwrap_err().contains("0 times"));
+}
+
+#[test]
+fn a_dialect_file_round_trips_and_bad_ones_are_refused() {
+    let d = Dialect::tutorial();
+    assert_eq!(Dialect::parse(&d.to_string()), Ok(d));
+    let irc = "# irc\nrelay: [{n}:{n}] <{who}> {text}\njoined: -\nleft: *** {who} left\ngreeting: hi {who}\necho: yes\nempty-lines: relayed\n";
+    let parsed = Dialect::parse(irc).expect("parses");
+    assert_eq!(Dialect::parse(&parsed.to_string()), Ok(parsed));
+    for bad in [
+        "joined: x",
+        "relay: {text",
+        "relay: {nope} {text}",
+        "relay: no text",
+        "echo: maybe\nrelay: {text}",
+        "colour: red",
+    ] {
+        assert!(Dialect::parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn lines_are_read_into_who_said_what_binding_names_in_order() {
+    let d = Dialect::parse("relay: <{who}> {text}\njoined: * {who} joined\nleft: * {who} left")
+        .unwrap();
+    let said_by = BTreeMap::from([(b"hi".to_vec(), BTreeSet::from([0]))]);
+    let cast = Cast {
+        ports: vec![Some(40001), Some(40002), Some(40003)],
+        said_by: &said_by,
+    };
+    // c2 hears: bob joined (c3, never speaks), alice says hi (c1), bob left.
+    let heard: Vec<Vec<u8>> = ["* bob joined", "<alice> hi", "* bob left"]
+        .iter()
+        .map(|l| l.as_bytes().to_vec())
+        .collect();
+    let want: Heard = vec![
+        vec![],
+        vec![
+            (2, Said::Entered),
+            (0, Said::Line(Rc::from(&b"hi"[..]))),
+            (2, Said::Left),
+        ],
+        vec![],
+    ];
+    let lines: Vec<&[Vec<u8>]> = vec![&[], &heard, &[]];
+    let got = d.heard(&lines, &cast, &want, |_| false).expect("read");
+    assert_eq!(got, want);
+    let stray = vec![b"what?".to_vec()];
+    let lines: Vec<&[Vec<u8>]> = vec![&[], &stray, &[]];
+    let e = Dialect::tutorial()
+        .heard(&lines, &cast, &want, |_| false)
+        .unwrap_err();
+    assert!(e.contains("a line nobody said"), "{e}");
+    assert!(
+        Dialect::tutorial()
+            .heard(&lines, &cast, &want, |m| m == 1)
+            .is_ok()
+    );
+}
