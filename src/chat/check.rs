@@ -52,11 +52,46 @@ pub type Heard = Vec<Vec<(usize, Said)>>;
 /// The server's events may not exceed this many per step, plus one per byte moved.
 pub const EVENTS_PER_STEP_BOUND: u64 = 40;
 
+/// The server's own choices, which the model follows: none of them is a fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// The others hear `entered room` (or the server's own words) when someone joins.
+    pub entered: bool,
+    /// The others hear `left room` (or the server's own words) when someone leaves.
+    pub left: bool,
+    /// An empty line is relayed like any other.
+    pub empty_lines: bool,
+    /// What becomes of a line over the limit.
+    pub long_line: LongLine,
+}
+
+/// What a server does with a line over its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LongLine {
+    /// Its sender is cut off (what it completed before still counts).
+    CutOff,
+    /// The line is dropped, up to its newline; its sender stays.
+    Dropped,
+}
+
+impl Policy {
+    /// The tutorial's room: both notices, empty lines dropped, an over-long line's sender cut
+    /// off.
+    pub const TUTORIAL: Policy = Policy {
+        entered: true,
+        left: true,
+        empty_lines: false,
+        long_line: LongLine::CutOff,
+    };
+}
+
 #[derive(Debug, Clone, Default)]
 struct Member {
     joined: bool,
     present: bool,
     pending: Vec<u8>,
+    /// Dropping the rest of an over-long line, up to its newline ([`LongLine::Dropped`]).
+    dropping: bool,
     /// Paused: what it types waits (`typed`) until it carries on.
     paused: bool,
     typed: Vec<u8>,
@@ -75,6 +110,7 @@ struct Model {
     /// For each step asked for (see [`model_cut`]), how long each client's share was before
     /// it: the share of the steps before it, since the model only appends.
     share_lens_at: BTreeMap<usize, Vec<usize>>,
+    policy: Policy,
 }
 
 /// The text of the last line made, kept to share with the next if it says the same (a burst
@@ -91,19 +127,27 @@ impl LastLine {
     }
 }
 
-/// What each client should have heard: (client number, what was said), in order.
+/// What each client should have heard from the tutorial's room: (client number, what was
+/// said), in order.
 pub fn expected(steps: &[Step], clients: usize, limits: &Limits) -> Heard {
-    model(steps, clients, limits).share
+    expected_with(steps, clients, limits, Policy::TUTORIAL)
 }
 
-fn model(steps: &[Step], clients: usize, limits: &Limits) -> Model {
-    model_cut(steps, clients, limits, &BTreeSet::new())
+/// What each client should have heard from a room with `policy`.
+pub fn expected_with(steps: &[Step], clients: usize, limits: &Limits, policy: Policy) -> Heard {
+    model_cut(steps, clients, limits, &BTreeSet::new(), policy).share
 }
 
 /// Replays the steps: who is present when each line completes, who joins and leaves, what
 /// each present client must hear; and how long each share was before each step in `cuts`
 /// (one replay instead of one per prefix the checker needs).
-fn model_cut(steps: &[Step], clients: usize, limits: &Limits, cuts: &BTreeSet<usize>) -> Model {
+fn model_cut(
+    steps: &[Step],
+    clients: usize,
+    limits: &Limits,
+    cuts: &BTreeSet<usize>,
+    policy: Policy,
+) -> Model {
     let mut room = Model {
         share: vec![Vec::new(); clients],
         said: vec![Vec::new(); clients],
@@ -111,6 +155,7 @@ fn model_cut(steps: &[Step], clients: usize, limits: &Limits, cuts: &BTreeSet<us
         members: vec![Member::default(); clients],
         last_line: LastLine::default(),
         share_lens_at: BTreeMap::new(),
+        policy,
     };
     let max = limits.max_line_bytes;
     let mut server_up = true;
@@ -181,6 +226,14 @@ impl Model {
     }
 
     fn tell_others(&mut self, n: usize, said: Said) {
+        let told = match said {
+            Said::Entered => self.policy.entered,
+            Said::Left => self.policy.left,
+            Said::Line(_) => true,
+        };
+        if !told {
+            return;
+        }
         for (other, member) in self.members.iter().enumerate() {
             if other != n && member.present {
                 self.share[other].push((n, said.clone()));
@@ -206,6 +259,7 @@ impl Model {
         member.present = false;
         member.pending.clear();
         member.typed.clear();
+        member.dropping = false;
         self.tell_others(n, Said::Left);
     }
 
@@ -219,14 +273,26 @@ impl Model {
                 Some(i) => (&rest[..i], &rest[i + 1..]),
                 None => (rest, &rest[rest.len()..]),
             };
-            let pending = &mut self.members[n].pending;
-            if pending.len() + text.len() > max {
+            let member = &mut self.members[n];
+            if member.dropping {
+                member.dropping = end.is_none();
+                rest = after;
+                continue;
+            }
+            if member.pending.len() + text.len() > max {
+                if self.policy.long_line == LongLine::Dropped {
+                    member.pending.clear();
+                    member.dropping = end.is_none();
+                    rest = after;
+                    continue;
+                }
                 self.cut_off_at[n] = Some(at);
                 self.depart(n);
                 return;
             }
+            let pending = &mut member.pending;
             pending.extend_from_slice(text);
-            if end.is_some() && !pending.is_empty() {
+            if end.is_some() && (!pending.is_empty() || self.policy.empty_lines) {
                 let line = self.last_line.get(pending);
                 self.members[n].pending.clear();
                 self.tell_others(n, Said::Line(line));
@@ -533,15 +599,33 @@ fn owed_cut(at: usize, first_held_step: Option<usize>) -> usize {
     at.min(first_held_step.unwrap_or(usize::MAX))
 }
 
-/// Checks every property of a finished session; the error says which and carries the transcript.
+/// Checks every property of a finished session of the tutorial's room; the error says which
+/// and carries the transcript.
 pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Result<(), String> {
+    check_heard(steps, o, clients, limits, Policy::TUTORIAL, |_| {
+        heard(o, clients)
+    })
+}
+
+/// Checks every property of a finished session of a room with `policy`, reading what each
+/// client heard with `read` (given what each should have heard, which it may need to tell
+/// who is who: see [`dialect`](super::dialect)).
+pub fn check_heard(
+    steps: &[Step],
+    o: &Outcome,
+    clients: usize,
+    limits: &Limits,
+    policy: Policy,
+    read: impl FnOnce(&dyn Fn() -> Heard) -> Result<Heard, String>,
+) -> Result<(), String> {
     if let Some(trouble) = &o.server_trouble {
         return Err(format!(
             "the server could not go on: {trouble}\n{}",
             o.transcript
         ));
     }
-    let got = heard(o, clients).map_err(|e| format!("{e}\n{}", o.transcript))?;
+    let share = || expected_with(steps, clients, limits, policy);
+    let got = read(&share).map_err(|e| format!("{e}\n{}", o.transcript))?;
     let loose_since = loose_clients(steps, o, limits.slow_consumer_timeout);
     let loose: BTreeSet<usize> = loose_since.keys().copied().collect();
     // The prefixes the checks below need: before the first hold, and before each loose
@@ -551,7 +635,7 @@ pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Re
         .map(|&at| owed_cut(at, o.first_held_step))
         .chain([held_cut])
         .collect();
-    let model = model_cut(steps, clients, limits, &cuts);
+    let model = model_cut(steps, clients, limits, &cuts, policy);
     let want = &model.share;
     let floors = owed_about_loose(&model, &loose_since, o.first_held_step);
     // What each client should have heard before the server first held the room: the

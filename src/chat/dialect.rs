@@ -381,20 +381,25 @@ impl Dialect {
         let names = Names::bind(&items, cast, want);
         let mut all = Vec::with_capacity(items.len());
         for (m, mine) in items.iter().enumerate() {
+            let mut senders = Senders::new(want.get(m).map_or(&[][..], Vec::as_slice));
             let mut out = Vec::new();
             for item in mine {
                 let (who, said) = match item {
                     Item::Greeting(_) => continue,
+                    // An empty line in a frame that names nobody cannot be told apart.
+                    Item::Relay(who, text) if who.is_empty() && text.is_empty() => continue,
                     Item::Joined(who) => (names.get(who), Said::Entered),
                     Item::Left(who) => (names.get(who), Said::Left),
                     Item::Relay(who, text) => {
-                        let by = names.get(who).or_else(|| only(cast.said_by.get(text)));
-                        (by, Said::Line(Rc::from(text.as_slice())))
+                        let said = Said::Line(Rc::from(text.as_slice()));
+                        let by = (names.get(who))
+                            .or_else(|| senders.pick(cast.said_by.get(text), &said));
+                        (by, said)
                     }
                 };
                 let Some(who) = who else {
                     return Err(format!(
-                        "c{} heard of someone it cannot tell: {}",
+                        "c{} heard {} that nobody said",
                         m + 1,
                         describe(item)
                     ));
@@ -435,6 +440,45 @@ fn describe(item: &Item) -> String {
         Item::Joined(w) => format!("a join notice about {:?}", s(w)),
         Item::Left(w) => format!("a departure notice about {:?}", s(w)),
         Item::Relay(w, t) => format!("{:?} said by {:?}", s(t), s(w)),
+    }
+}
+
+/// Who said a text several clients said, for one hearer: the sender whose next such line
+/// comes first in what the hearer should hear (so a correct server is read right, and a
+/// faulty one still differs from the model somewhere).
+struct Senders<'a> {
+    want: &'a [(usize, Said)],
+    /// How many lines of each (sender, text) this hearer has been given so far.
+    used: BTreeMap<(usize, Rc<[u8]>), usize>,
+}
+
+impl<'a> Senders<'a> {
+    fn new(want: &'a [(usize, Said)]) -> Senders<'a> {
+        Senders {
+            want,
+            used: BTreeMap::new(),
+        }
+    }
+
+    fn pick(&mut self, candidates: Option<&BTreeSet<usize>>, said: &Said) -> Option<usize> {
+        let candidates = candidates?;
+        let Said::Line(text) = said else {
+            return None;
+        };
+        let next = |s: usize, used: usize| {
+            (self.want.iter().enumerate())
+                .filter(|(_, item)| item.0 == s && item.1 == *said)
+                .nth(used)
+                .map_or(usize::MAX, |(at, _)| at)
+        };
+        let s = match candidates.len() {
+            1 => *candidates.first()?,
+            _ => *candidates.iter().min_by_key(|&&s| {
+                next(s, self.used.get(&(s, text.clone())).copied().unwrap_or(0))
+            })?,
+        };
+        *self.used.entry((s, text.clone())).or_default() += 1;
+        Some(s)
     }
 }
 

@@ -585,6 +585,23 @@ impl Session {
         Ok(())
     }
 
+    /// Whether the server listens (another program may never).
+    pub fn server_listens(&self) -> bool {
+        self.server.address().is_some()
+    }
+
+    /// Why the server cannot go on, if it cannot (asked once the room has settled).
+    pub fn server_trouble(&self) -> Option<String> {
+        (self.trouble.clone()).or_else(|| self.server.trouble(&self.sim))
+    }
+
+    /// The whole lines each client has received so far, by number.
+    pub fn lines_so_far(&self) -> Vec<&[Vec<u8>]> {
+        (self.crowd.clients.iter())
+            .map(|c| c.view.lines.as_slice())
+            .collect()
+    }
+
     /// What every client saw, and the transcript.
     pub fn finish(mut self) -> Outcome {
         self.crowd.notes.sync(&self.sim);

@@ -6,8 +6,9 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use crate::chat::dialect::Dialect;
 use crate::check::{self, Finding, Verdict};
-use crate::guest::check::{self as sim_check, SimCheckConfig};
+use crate::guest::check::{self as sim_check, DialectChoice, SimCheckConfig};
 
 #[derive(clap::Args)]
 pub(super) struct CheckArgs {
@@ -25,6 +26,11 @@ pub(super) struct CheckArgs {
     /// With --sim: random schedules in the `adversary` check.
     #[arg(long, default_value_t = 8, requires = "sim")]
     cases: u32,
+    /// With --sim: how to read what the clients hear. `auto` learns the server's dialect
+    /// from a calm calibration run first; `tutorial` (or `seed`) judges strictly in the
+    /// tutorial's own protocol; anything else is a dialect file (`relay: <{who}> {text}`, …).
+    #[arg(long, default_value = "auto", requires = "sim")]
+    dialect: String,
     /// With --sim: the server program and its arguments.
     #[arg(last = true)]
     command: Vec<OsString>,
@@ -87,20 +93,42 @@ impl CheckArgs {
 
     /// `check --sim`: the same reports and exit codes, from the simulator's checks.
     fn run_sim(self, out: &mut dyn Write) -> ExitCode {
-        let names: Vec<&str> = sim_check::selected(&self.only)
+        let dialect = match dialect_choice(&self.dialect) {
+            Ok(dialect) => dialect,
+            Err(why) => return super::cannot_run("check", why),
+        };
+        let mut names: Vec<&str> = sim_check::selected(&self.only)
             .map(|checks| checks.iter().map(|c| c.name).collect())
             .unwrap_or_default();
+        if dialect == DialectChoice::Auto {
+            names.insert(0, sim_check::DIALECT_FINDING);
+        }
         let config = SimCheckConfig {
             command: self.command,
             seed: self.seed,
             cases: self.cases,
             only: self.only,
             shrink: true,
+            dialect,
         };
         let printed = report(out, self.json, &names, |report| {
             sim_check::run(&config, report)
         });
         finish(out, self.json, printed)
+    }
+}
+
+/// `--dialect`'s word: `auto`, `tutorial` (`seed`), or a dialect file's path.
+fn dialect_choice(word: &str) -> Result<DialectChoice, String> {
+    match word {
+        "auto" => Ok(DialectChoice::Auto),
+        "tutorial" | "seed" => Ok(DialectChoice::Tutorial),
+        path => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("--dialect {path}: {e}"))?;
+            let dialect = Dialect::parse(&text).map_err(|e| format!("--dialect {path}: {e}"))?;
+            Ok(DialectChoice::Given(path.to_string(), dialect))
+        }
     }
 }
 

@@ -13,14 +13,19 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use crate::chat::check;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::addr::SockAddr;
+use crate::chat::check::{self, LongLine, Policy};
+use crate::chat::dialect::{Cast, Dialect};
 use crate::chat::schedules::{self, say};
 use crate::chat::server::Limits;
-use crate::chat::session::{Server, Session, SessionConfig, Step};
+use crate::chat::session::{Outcome, Server, Session, SessionConfig, Step};
 use crate::check::{Finding, Verdict};
 use crate::fuzzing::{CHAT_FUZZ_CLIENT_RCVBUF_BYTES, CHAT_FUZZ_CLIENTS, ChatScript};
 use crate::sim::decide::{Adversity, Decider, SplitMix64};
 
+use super::calibrate::{self, Unlearned};
 use super::served::GuestServer;
 
 /// The adversary `check --sim` applies: everything lawful the chat properties can account
@@ -139,11 +144,33 @@ pub struct SimCheckConfig {
     /// Whether to shrink the first failure and show its transcript (else a failure gives its
     /// symptom and replay line alone).
     pub shrink: bool,
+    /// How to read what the clients heard.
+    pub dialect: DialectChoice,
+}
+
+/// How `check --sim` reads what the clients heard (`--dialect`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialectChoice {
+    /// Learn the server's dialect from a calm calibration run first (the default).
+    Auto,
+    /// The tutorial's own protocol, judged strictly: any other line is a fault.
+    Tutorial,
+    /// This dialect, read from this file.
+    Given(String, Dialect),
+}
+
+/// How a case's lines are read: strictly in the tutorial's protocol, or in a dialect.
+#[derive(Debug, Clone)]
+enum Reading {
+    Tutorial,
+    Dialect(Dialect),
 }
 
 /// A failure, before it is shown.
 struct Failed {
     symptom: String,
+    /// The last lines the program wrote on its standard error, if it ended.
+    stderr: Vec<String>,
     case: Case,
     /// The seed that replays it (`adversary`: the failing case's own).
     seed: u64,
@@ -165,7 +192,7 @@ struct Case {
 
 /// The model's limits for a server whose own are unknown: no line sent is over-long, no queue
 /// is judged.
-fn limits() -> Limits {
+pub(super) fn limits() -> Limits {
     Limits {
         max_line_bytes: usize::MAX / 2,
         outbound_soft_bytes: usize::MAX / 2,
@@ -271,7 +298,12 @@ impl Case {
 
     /// Runs the session with the program as its server; the symptom and transcript if a
     /// property failed.
-    fn judge(&self, command: &[OsString], transcript: bool) -> Result<(), String> {
+    fn judge(
+        &self,
+        command: &[OsString],
+        transcript: bool,
+        reading: &Reading,
+    ) -> Result<(), String> {
         let decide = match self.adversity {
             Some((seed, adversity)) => Decider::seeded(seed, adversity),
             None => Decider::faithful(),
@@ -285,18 +317,7 @@ impl Case {
             fd_table_per_host: true,
             ..SessionConfig::default()
         };
-        let mut started = None;
-        let session = Session::with_server(config, |sim| match GuestServer::start(sim, command) {
-            Ok(server) => Ok(Box::new(server) as Box<dyn Server>),
-            Err(e) => {
-                started = Some(e.to_string());
-                Err(nix::errno::Errno::ECHILD)
-            }
-        });
-        let session = session.map_err(|e| match started.take() {
-            Some(why) => format!("{CANNOT_START}: {why}"),
-            None => format!("the program's start did not settle ({e}): a busy loop or a hang"),
-        })?;
+        let session = start_session(config, command)?;
         let (outcome, settled) = session.run_all(&self.steps);
         if let Err((step, e)) = settled {
             let at = self
@@ -310,19 +331,53 @@ impl Case {
             ));
         }
         let clients = CHAT_FUZZ_CLIENTS.max(outcome.clients.len());
-        let whole = check::check(&self.steps, &outcome, clients, &limits());
-        if !self.long_line {
-            return whole;
-        }
         let refusing = Limits {
             max_line_bytes: MAX_SENT_LINE_BYTES,
             ..limits()
         };
-        whole.or_else(|why| {
-            check::check(&self.steps, &outcome, clients, &refusing).map_err(|_| {
-                format!("the long line was neither refused nor delivered whole: {why}")
-            })
-        })
+        match reading {
+            Reading::Tutorial => {
+                let whole = check::check(&self.steps, &outcome, clients, &limits());
+                if !self.long_line {
+                    return whole;
+                }
+                whole.or_else(|why| {
+                    check::check(&self.steps, &outcome, clients, &refusing).map_err(|_| {
+                        format!("the long line was neither refused nor delivered whole: {why}")
+                    })
+                })
+            }
+            Reading::Dialect(d) => {
+                let policy = Policy {
+                    entered: d.joined.is_some(),
+                    left: d.left.is_some(),
+                    empty_lines: d.empty_lines && d.relay.names_someone(),
+                    long_line: LongLine::CutOff,
+                };
+                let judge = |limits: &Limits, policy: Policy| {
+                    check::check_heard(&self.steps, &outcome, clients, limits, policy, |want| {
+                        read_in(d, &self.steps, &outcome, clients, &want())
+                    })
+                };
+                let whole = judge(&limits(), policy);
+                if !self.long_line {
+                    return whole;
+                }
+                let dropped = Policy {
+                    long_line: LongLine::Dropped,
+                    ..policy
+                };
+                whole.or_else(|why| {
+                    judge(&refusing, policy)
+                        .or_else(|_| judge(&refusing, dropped))
+                        .map_err(|_| {
+                            format!(
+                                "the long line was neither refused (its sender cut off, or the line dropped) nor delivered whole: {why}"
+                            )
+                        })
+                })
+            }
+        }
     }
 
     /// Smaller cases that may still fail: runs of steps left out (halves first, then
@@ -356,6 +411,82 @@ impl Case {
         }
         out
     }
+}
+
+/// Starts a session with the program as its server.
+pub(super) fn start_session(
+    config: SessionConfig,
+    command: &[OsString],
+) -> Result<Session, String> {
+    let mut started = None;
+    let session = Session::with_server(config, |sim| match GuestServer::start(sim, command) {
+        Ok(server) => Ok(Box::new(server) as Box<dyn Server>),
+        Err(e) => {
+            started = Some(e.to_string());
+            Err(nix::errno::Errno::ECHILD)
+        }
+    });
+    session.map_err(|e| match started.take() {
+        Some(why) => format!("{CANNOT_START}: {why}"),
+        None => format!("the program's start did not settle ({e}): a busy loop or a hang"),
+    })
+}
+
+/// What each client heard, read in dialect `d` (`want`: what each should have heard).
+fn read_in(
+    d: &Dialect,
+    steps: &[Step],
+    o: &Outcome,
+    clients: usize,
+    want: &check::Heard,
+) -> Result<check::Heard, String> {
+    let said_by = said_by(steps);
+    let ports = (0..clients)
+        .map(|n| match o.clients.get(n).and_then(|c| c.addr.as_ref()) {
+            Some(SockAddr::Inet(a)) => Some(a.port()),
+            _ => None,
+        })
+        .collect();
+    let lines: Vec<&[Vec<u8>]> = (0..clients)
+        .map(|n| o.clients.get(n).map_or(&[][..], |c| c.lines.as_slice()))
+        .collect();
+    // The sender of an over-long line may be told so in the server's own words.
+    let long_senders: BTreeSet<usize> = (said_by.iter())
+        .filter(|(text, _)| text.len() > MAX_SENT_LINE_BYTES)
+        .flat_map(|(_, by)| by.iter().copied())
+        .collect();
+    let cast = Cast {
+        ports,
+        said_by: &said_by,
+    };
+    d.heard(&lines, &cast, want, |m| long_senders.contains(&m))
+}
+
+/// Each whole line the steps say, and who said it.
+fn said_by(steps: &[Step]) -> BTreeMap<Vec<u8>, BTreeSet<usize>> {
+    let mut out: BTreeMap<Vec<u8>, BTreeSet<usize>> = BTreeMap::new();
+    let mut pending: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+    let mut feed = |n: usize, bytes: &[u8], out: &mut BTreeMap<Vec<u8>, BTreeSet<usize>>| {
+        let line = pending.entry(n).or_default();
+        for &b in bytes {
+            if b == b'\n' {
+                out.entry(std::mem::take(line)).or_default().insert(n);
+            } else {
+                line.push(b);
+            }
+        }
+    };
+    for step in steps {
+        match step {
+            Step::Say(n, text) => {
+                feed(*n, text, &mut out);
+                feed(*n, b"\n", &mut out);
+            }
+            Step::Raw(n, bytes) | Step::Drip(n, bytes) => feed(*n, bytes, &mut out),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// A step with its payload cut to its first half of lines (`None`: nothing to halve).
@@ -400,6 +531,9 @@ fn adversity_without_each(a: Adversity) -> Vec<Adversity> {
     out
 }
 
+/// How a line of the program's standard error is marked in a failure.
+const STDERR_MARK: &str = super::served::STDERR_LINE_MARK;
+
 /// The failure's first line: what failed, without the transcript.
 fn first_line(why: &str) -> String {
     why.lines().next().unwrap_or_default().to_string()
@@ -418,7 +552,7 @@ fn kind(symptom: &str) -> String {
 /// Shrinks a failing case: takes the first smaller case that still fails the same way (a
 /// symptom of the same [`kind`]), again and again, within [`MAX_SHRINK_RUNS`] sessions.
 /// Deterministic: the same case shrinks the same way.
-fn shrink(mut case: Case, symptom: &str, command: &[OsString]) -> Case {
+fn shrink(mut case: Case, symptom: &str, command: &[OsString], reading: &Reading) -> Case {
     let want = kind(symptom);
     let mut runs = 0;
     'smaller: while runs < MAX_SHRINK_RUNS {
@@ -428,7 +562,7 @@ fn shrink(mut case: Case, symptom: &str, command: &[OsString]) -> Case {
                 break 'smaller;
             }
             if candidate
-                .judge(command, false)
+                .judge(command, false, reading)
                 .is_err_and(|why| kind(&first_line(&why)) == want)
             {
                 case = candidate;
@@ -446,9 +580,17 @@ pub fn selected(only: &[String]) -> Result<Vec<&'static SimCheck>, String> {
 }
 
 /// Runs one check: its schedule, or for `adversary` the random cases in turn.
-fn run_check(check: &SimCheck, config: &SimCheckConfig) -> Result<String, Failed> {
+fn run_check(
+    check: &SimCheck,
+    config: &SimCheckConfig,
+    reading: &Reading,
+) -> Result<String, Failed> {
     let fail = |case: Case, seed: u64, why: String| Failed {
         symptom: first_line(&why),
+        stderr: (why.lines())
+            .filter(|l| l.starts_with(STDERR_MARK))
+            .map(str::to_string)
+            .collect(),
         case,
         seed,
     };
@@ -456,7 +598,7 @@ fn run_check(check: &SimCheck, config: &SimCheckConfig) -> Result<String, Failed
         for i in 0..config.cases {
             let seed = case_seed(config.seed, i);
             let case = random_case(seed);
-            case.judge(&config.command, false)
+            case.judge(&config.command, false, reading)
                 .map_err(|why| fail(case.clone(), seed, why))?;
         }
         return Ok(format!(
@@ -466,14 +608,14 @@ fn run_check(check: &SimCheck, config: &SimCheckConfig) -> Result<String, Failed
     }
     let mut case = Case::named(check.name);
     let Some((_, adversity)) = case.adversity else {
-        case.judge(&config.command, false)
+        case.judge(&config.command, false, reading)
             .map_err(|why| fail(case.clone(), config.seed, why))?;
         return Ok(format!("{} steps, faithful", case.steps.len()));
     };
     for i in 0..RESETS_RUNS {
         let seed = case_seed(config.seed, i);
         case.adversity = Some((seed, adversity));
-        case.judge(&config.command, false)
+        case.judge(&config.command, false, reading)
             .map_err(|why| fail(case.clone(), seed, why))?;
     }
     Ok(format!(
@@ -494,22 +636,35 @@ fn replay_line(check: &SimCheck, config: &SimCheckConfig, case: &Case) -> String
     if check.name == "adversary" {
         line.push_str(" --cases 1");
     }
+    match &config.dialect {
+        DialectChoice::Auto => {}
+        DialectChoice::Tutorial => line.push_str(" --dialect tutorial"),
+        DialectChoice::Given(path, _) => line.push_str(&format!(" --dialect {}", quoted(path))),
+    }
     line.push_str(&format!(" --only {} --", check.name));
     for word in &config.command {
-        let word = word.to_string_lossy();
-        if word.is_empty() || word.contains(|c: char| c.is_whitespace() || "'\"\\$`".contains(c)) {
-            line.push_str(&format!(" '{}'", word.replace('\'', r"'\''")));
-        } else {
-            line.push_str(&format!(" {word}"));
-        }
+        line.push(' ');
+        line.push_str(&quoted(&word.to_string_lossy()));
     }
     line
 }
 
+/// A word as a POSIX shell reads it back whole.
+fn quoted(word: &str) -> String {
+    shlex::try_quote(word).map_or_else(|_| format!("'{word}'"), |q| q.into_owned())
+}
+
 /// The evidence of a failure: the symptom and the replay line; when `full`, the shrunk case's
 /// steps and its transcript too (the first and last lines of a long one).
-fn evidence(check: &SimCheck, config: &SimCheckConfig, failed: Failed, full: bool) -> Vec<String> {
+fn evidence(
+    check: &SimCheck,
+    config: &SimCheckConfig,
+    failed: Failed,
+    full: bool,
+    reading: &Reading,
+) -> Vec<String> {
     let mut out = vec![failed.symptom];
+    out.extend(failed.stderr.iter().cloned());
     let again = SimCheckConfig {
         seed: failed.seed,
         ..config.clone()
@@ -522,7 +677,7 @@ fn evidence(check: &SimCheck, config: &SimCheckConfig, failed: Failed, full: boo
         out.push("(not shrunk: its replay line shrinks it and shows the transcript)".into());
         return out;
     }
-    let shrunk = shrink(failed.case.clone(), &out[0], &config.command);
+    let shrunk = shrink(failed.case.clone(), &out[0], &config.command, reading);
     let steps: Vec<String> = shrunk.steps.iter().map(ToString::to_string).collect();
     out.push(format!(
         "shrunk to {} of {} steps: {}",
@@ -534,7 +689,7 @@ fn evidence(check: &SimCheck, config: &SimCheckConfig, failed: Failed, full: boo
         out.push(format!("adversary left on: {}", adversity_names(adversity)));
     }
     let why = shrunk
-        .judge(&config.command, true)
+        .judge(&config.command, true, reading)
         .err()
         .unwrap_or_else(|| {
             "the shrunk case passed when run again: the program is not deterministic".into()
@@ -581,8 +736,20 @@ fn adversity_names(a: Adversity) -> String {
     }
 }
 
-/// Runs the selected checks, calling `report` with each finding as it comes.
-pub fn run(config: &SimCheckConfig, report: impl FnMut(&Finding)) -> Result<Vec<Finding>, String> {
+/// How a run's report begins when nothing can be judged (exit status 2, no verdicts).
+pub const CANNOT_JUDGE: &str = "cannot judge";
+
+/// The name of the calibration's finding, reported before the checks.
+pub const DIALECT_FINDING: &str = "dialect";
+
+/// Runs the selected checks, calling `report` with each finding as it comes: first, unless a
+/// dialect was given, the calibration's (the dialect learned, or the server's fault in a calm
+/// run, after which every check is skipped). A program that cannot be judged (it cannot
+/// start, never listens, or the simulator refuses what it does) is an error: no verdicts.
+pub fn run(
+    config: &SimCheckConfig,
+    mut report: impl FnMut(&Finding),
+) -> Result<Vec<Finding>, String> {
     if config.cases > MAX_CASES {
         return Err(format!("--cases must be at most {MAX_CASES}"));
     }
@@ -590,16 +757,65 @@ pub fn run(config: &SimCheckConfig, report: impl FnMut(&Finding)) -> Result<Vec<
         return Err("a command to run is required after --".into());
     }
     let checks = selected(&config.only)?;
-    let judge = |check: &SimCheck, so_far: &[Finding]| match run_check(check, config) {
-        Ok(summary) => Ok((Verdict::Pass, vec![summary])),
-        Err(failed) if failed.symptom.starts_with(CANNOT_START) => Err(failed.symptom),
-        Err(failed) => {
-            // Shrinking re-runs the program many times: the first failure is worth it.
-            let first = config.shrink && so_far.iter().all(|f| f.verdict == Verdict::Pass);
-            Ok((Verdict::Fail, evidence(check, config, failed, first)))
+    let started = std::time::Instant::now();
+    let mut head = Vec::new();
+    let reading = match &config.dialect {
+        DialectChoice::Tutorial => Some(Reading::Tutorial),
+        DialectChoice::Given(_, d) => Some(Reading::Dialect(d.clone())),
+        DialectChoice::Auto => {
+            let (reading, verdict, evidence) = match calibrate::learn(&config.command) {
+                Ok(d) => {
+                    let lines = d.to_string().lines().map(str::to_string).collect();
+                    (Some(Reading::Dialect(d)), Verdict::Pass, lines)
+                }
+                Err(Unlearned::CannotJudge(why)) => return Err(format!("{CANNOT_JUDGE}: {why}")),
+                Err(Unlearned::Fault(evidence)) => (None, Verdict::Fail, evidence),
+            };
+            let finding = Finding {
+                name: DIALECT_FINDING,
+                verdict,
+                evidence,
+                elapsed: started.elapsed(),
+            };
+            report(&finding);
+            head.push(finding);
+            reading
         }
     };
-    crate::check::run_each(&checks, |c| c.name, judge, report)
+    let judge = |check: &SimCheck, so_far: &[Finding]| {
+        let Some(reading) = &reading else {
+            let why = "no dialect to judge by: the server failed the calm calibration run";
+            return Ok((Verdict::Skip, vec![why.to_string()]));
+        };
+        match run_check(check, config, reading) {
+            Ok(summary) => Ok((Verdict::Pass, vec![summary])),
+            Err(failed) if failed.symptom.starts_with(CANNOT_START) => {
+                Err(format!("{CANNOT_JUDGE}: {}", failed.symptom))
+            }
+            Err(failed) if refused(&failed.symptom).is_some() => Err(format!(
+                "{CANNOT_JUDGE}: the simulator cannot run it faithfully ({}): {}",
+                check.name,
+                refused(&failed.symptom).unwrap_or_default()
+            )),
+            Err(failed) => {
+                // Shrinking re-runs the program many times: the first failure is worth it.
+                let first = config.shrink && so_far.iter().all(|f| f.verdict == Verdict::Pass);
+                Ok((
+                    Verdict::Fail,
+                    evidence(check, config, failed, first, reading),
+                ))
+            }
+        }
+    };
+    let findings = crate::check::run_each(&checks, |c| c.name, judge, report)?;
+    head.extend(findings);
+    Ok(head)
+}
+
+/// What the simulator refused, if a symptom is a refusal.
+fn refused(symptom: &str) -> Option<&str> {
+    let at = symptom.find(super::served::REFUSED)?;
+    Some(&symptom[at + super::served::REFUSED.len()..])
 }
 
 #[cfg(test)]

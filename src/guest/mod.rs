@@ -21,6 +21,7 @@
 //! calls or options the simulator does not model (each named in the message).
 
 pub mod answer;
+pub mod calibrate;
 pub mod check;
 pub mod clients;
 pub mod peers;

@@ -36,7 +36,7 @@ pub const MAX_CALLS_PER_TURN: usize = 1 << 20;
 pub struct GuestServer {
     guest: Stepped,
     /// The shim's listening socket, kept while the program runs.
-    _listener: Listener,
+    listener: Listener,
     address: Option<SockAddr>,
     spin: SpinWatch,
     trouble: Option<String>,
@@ -59,7 +59,7 @@ impl GuestServer {
                 pending: Some((hello, sim.now())),
                 exit: None,
             },
-            _listener: listener,
+            listener,
             address: None,
             spin: SpinWatch::default(),
             trouble: None,
@@ -88,14 +88,47 @@ impl GuestServer {
                 }
             }
             Ok(None) => {}
-            Err(Halt::Refuse(why)) => self.trouble = Some(format!("refused: {why}")),
+            Err(Halt::Refuse(why)) => self.trouble = Some(format!("{REFUSED}{why}")),
             Err(Halt::Stop(why)) => self.trouble = Some(why),
         }
         if let Some(code) = self.guest.exit {
-            self.trouble
-                .get_or_insert_with(|| format!("it exited with code {code}"));
+            let words = self.listener.stderr_tail(STDERR_TAIL_LINES);
+            self.trouble.get_or_insert_with(|| ended(code, &words));
         }
     }
+}
+
+/// How the trouble of a program the simulator refused begins.
+pub const REFUSED: &str = "refused: ";
+
+/// How each line of the program's standard error begins in its trouble.
+pub const STDERR_LINE_MARK: &str = "  stderr| ";
+
+/// Lines of the program's standard error a report shows when it ends.
+pub const STDERR_TAIL_LINES: usize = 20;
+
+/// How the program ended, as a shell tells it (128 + a signal's number is that signal), and
+/// the last words it wrote on its standard error.
+fn ended(code: i32, stderr: &[String]) -> String {
+    let signal = (code > 128)
+        .then(|| nix::sys::signal::Signal::try_from(code - 128).ok())
+        .flatten();
+    let mut out = match signal {
+        Some(signal) => format!("it was killed by {signal}"),
+        None => format!("it exited with code {code}"),
+    };
+    if !stderr.is_empty() {
+        out.push_str(&format!(
+            "; the last {} lines of its standard error:",
+            stderr.len()
+        ));
+        for line in stderr {
+            out.push('\n');
+            out.push_str(STDERR_LINE_MARK);
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 /// Where clients reach a socket listening at `fd` (a wildcard address is reached on

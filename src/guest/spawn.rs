@@ -183,7 +183,8 @@ impl Listener {
     /// UTC, the C.UTF-8 locale, and PYTHONHASHSEED=0 (CPython's hashing would otherwise differ
     /// run to run, and with it the order of some of a program's calls).
     /// Standard input is `stdin` (a file), or nothing; with `quiet`, its output goes nowhere
-    /// (a program run again and again, as a check's shrinking does, would repeat itself).
+    /// (a program run again and again, as a check's shrinking does, would repeat itself) but
+    /// its standard error is kept for [`Listener::stderr_tail`].
     pub fn spawn(
         &self,
         command: &[OsString],
@@ -218,7 +219,9 @@ impl Listener {
             None => cmd.stdin(Stdio::null()),
         };
         if quiet {
-            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+            let stderr = std::fs::File::create(self.dir.join(STDERR_FILE))
+                .map_err(|e| SpawnError::Io("creating its standard error's file", e))?;
+            cmd.stdout(Stdio::null()).stderr(stderr);
         }
         let child = cmd
             .spawn()
@@ -258,6 +261,33 @@ fn readable(fd: &OwnedFd, limit: Duration) -> Result<bool, Errno> {
             Err(Errno::INTR) => {}
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// The file in the channel's directory that holds a quiet program's standard error.
+const STDERR_FILE: &str = "stderr";
+/// Most bytes of a quiet program's standard error read back: its end.
+const STDERR_TAIL_BYTES: u64 = 16 * 1024;
+
+impl Listener {
+    /// The last `lines` lines a quiet program wrote on its standard error (a traceback, say).
+    pub fn stderr_tail(&self, lines: usize) -> Vec<String> {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut file) = std::fs::File::open(self.dir.join(STDERR_FILE)) else {
+            return Vec::new();
+        };
+        let len = file.metadata().map_or(0, |m| m.len());
+        let mut tail = Vec::new();
+        let read = file
+            .seek(SeekFrom::Start(len.saturating_sub(STDERR_TAIL_BYTES)))
+            .and_then(|_| file.take(STDERR_TAIL_BYTES).read_to_end(&mut tail));
+        if read.is_err() {
+            return Vec::new();
+        }
+        let text = String::from_utf8_lossy(&tail);
+        let all: Vec<&str> = text.lines().collect();
+        let from = all.len().saturating_sub(lines);
+        all[from..].iter().map(|l| (*l).to_string()).collect()
     }
 }
 

@@ -1,0 +1,121 @@
+//! `check --sim`'s calibration: a calm run (faithful Linux, three clients, one unique line
+//! each, one departure, an empty line) from which the server's dialect is learned
+//! ([`dialect::learn`]) before any check judges it.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use crate::addr::SockAddr;
+use crate::chat::dialect::{self, Act, Calibration, Dialect};
+use crate::chat::schedules::say;
+use crate::chat::session::{SessionConfig, Step};
+use crate::sim::decide::Decider;
+
+/// Why no dialect was learned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unlearned {
+    /// The server did something wrong in a calm run (it exited, spun, blocked): a fault,
+    /// with its evidence.
+    Fault(Vec<String>),
+    /// Nothing can be judged: the program could not start, never listened, was refused, or
+    /// speaks in a way the calibration cannot tell apart; why.
+    CannotJudge(String),
+}
+
+/// Virtual time between the calibration's lines, so that a time stamp's fields differ
+/// between them and are learned as fields, not text.
+const CALIBRATION_PAUSE: Duration = Duration::from_millis(1500);
+
+/// The calibration's steps, each with what it means to the learner.
+fn script() -> Vec<(Step, Act)> {
+    let line = |n: usize, text: &str| (say(n, text), Act::Say(n, text.as_bytes().to_vec()));
+    let pause = || (Step::Sleep(CALIBRATION_PAUSE), Act::Wait);
+    vec![
+        (Step::Join(0), Act::Join(0)),
+        (Step::Join(1), Act::Join(1)),
+        (Step::Join(2), Act::Join(2)),
+        line(0, "selectlab calibrates alpha"),
+        pause(),
+        line(1, "selectlab calibrates bravo"),
+        pause(),
+        line(2, "selectlab calibrates charlie"),
+        (Step::Exit(2), Act::Leave(2)),
+        pause(),
+        line(0, "selectlab calibrates delta"),
+        (Step::Say(1, Vec::new()), Act::Say(1, Vec::new())),
+    ]
+}
+
+/// Runs the calibration with `command` as the server and learns its dialect.
+pub fn learn(command: &[OsString]) -> Result<Dialect, Unlearned> {
+    let config = SessionConfig {
+        decide: Decider::faithful(),
+        limits: super::check::limits(),
+        transcript: false,
+        fd_table_per_host: true,
+        ..SessionConfig::default()
+    };
+    let mut session =
+        super::check::start_session(config, command).map_err(Unlearned::CannotJudge)?;
+    let trouble = |session: &crate::chat::session::Session| session.server_trouble();
+    if !session.server_listens() {
+        let why = trouble(&session).unwrap_or_else(|| "it waits without listening".into());
+        return Err(Unlearned::CannotJudge(format!(
+            "the program never listened: {why}"
+        )));
+    }
+    let script = script();
+    let mut lines = Vec::with_capacity(script.len());
+    let mut seen = vec![0; 3];
+    for (step, _) in &script {
+        let settled = session.step(step);
+        if let Some(why) = trouble(&session) {
+            return Err(judged(&why));
+        }
+        settled.map_err(|e| {
+            Unlearned::Fault(vec![format!(
+                "the calm calibration run's step `{step}` did not settle ({e}): a busy loop or a hang"
+            )])
+        })?;
+        let now = session.lines_so_far();
+        let heard = (0..3)
+            .map(|n| {
+                let all = now.get(n).copied().unwrap_or_default();
+                let new = all.get(seen[n]..).unwrap_or_default().to_vec();
+                seen[n] = all.len();
+                new
+            })
+            .collect();
+        lines.push(heard);
+    }
+    let outcome = session.finish();
+    let ports: Vec<u16> = (outcome.clients.iter())
+        .map(|c| match &c.addr {
+            Some(SockAddr::Inet(a)) => a.port(),
+            _ => 0,
+        })
+        .collect();
+    let acts: Vec<Act> = script.into_iter().map(|(_, act)| act).collect();
+    dialect::learn(&Calibration {
+        acts: &acts,
+        lines: &lines,
+        ports: &ports,
+    })
+    .map_err(|why| Unlearned::CannotJudge(format!("the server's dialect cannot be learned: {why}")))
+}
+
+/// A server's trouble in the calibration run: a refusal means nothing can be judged; anything
+/// else is a fault.
+fn judged(trouble: &str) -> Unlearned {
+    if let Some(why) = trouble.strip_prefix(super::served::REFUSED) {
+        return Unlearned::CannotJudge(format!("the simulator cannot run it faithfully: {why}"));
+    }
+    Unlearned::Fault(
+        std::iter::once(format!(
+            "in a calm run, {}",
+            trouble.lines().next().unwrap_or_default()
+        ))
+        .chain(trouble.lines().skip(1).map(str::to_string))
+        .collect(),
+    )
+}
