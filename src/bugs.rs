@@ -11,7 +11,7 @@ use std::fmt;
 
 macro_rules! switches {
     ($( $variant:ident => $name:literal, )*) => {
-        /// A named bug from `../shared/BUG-CATALOGUE.md` (the zoo's catalogue holds its provenance).
+        /// A named bug from the zoo's catalogue (`zoo::CATALOGUE` holds its provenance).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[allow(missing_docs)]
         pub enum Bug { $($variant),* }

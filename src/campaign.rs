@@ -371,7 +371,8 @@ pub struct BenchPlan {
     pub seeded: bool,
 }
 
-/// One target's measurement, as `bench fuzz --json` prints it (the README lists the fields).
+/// One target's measurement, as `bench fuzz --json` prints it (`docs/src/commands.md` lists
+/// the fields).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BenchRecord {

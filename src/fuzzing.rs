@@ -153,7 +153,8 @@ enum SockOp {
     Poll(u8),
 }
 
-/// Errnos Linux allows for each call (../shared/ERRNO-TABLE.md, for connected streams and pipes).
+/// Errnos Linux allows for each call, for connected streams and pipes (the man pages of each
+/// call; `docs/src/simulator.md` has the exception table).
 fn allowed(call: &str, e: Errno) -> bool {
     use Errno::*;
     match call {

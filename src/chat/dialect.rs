@@ -347,6 +347,10 @@ pub struct Cast<'a> {
     pub ports: Vec<Option<u16>>,
     /// Each text said, and who said it (several: the text does not tell who).
     pub said_by: &'a BTreeMap<Vec<u8>, BTreeSet<usize>>,
+    /// Clients whose departure is not judged (the network reset them): a departure notice
+    /// about a name never bound may be about one of them, who may have gone before it was
+    /// ever named.
+    pub unjudged_departures: bool,
 }
 
 impl Dialect {
@@ -388,6 +392,9 @@ impl Dialect {
                     Item::Greeting(_) => continue,
                     // An empty line in a frame that names nobody cannot be told apart.
                     Item::Relay(who, text) if who.is_empty() && text.is_empty() => continue,
+                    Item::Left(who) if cast.unjudged_departures && names.get(who).is_none() => {
+                        continue;
+                    }
                     Item::Joined(who) => (names.get(who), Said::Entered),
                     Item::Left(who) => (names.get(who), Said::Left),
                     Item::Relay(who, text) => {
@@ -525,21 +532,27 @@ impl Names {
                 }
             }
         }
-        for (m, mine) in items.iter().enumerate() {
-            let unbound = mine.iter().filter_map(|item| match item {
-                Item::Joined(w) if !names.contains_key(w) => Some((w, Said::Entered)),
-                Item::Left(w) if !names.contains_key(w) => Some((w, Said::Left)),
-                _ => None,
-            });
-            let mut expected =
-                (want.get(m).into_iter().flatten()).filter(|(_, s)| !matches!(s, Said::Line(_)));
-            for (who, kind) in unbound.collect::<Vec<_>>() {
-                if names.contains_key(who) {
-                    continue;
-                }
-                let subject = expected.find(|(n, s)| *s == kind && !bound.contains(n));
-                if let Some((n, _)) = subject {
-                    bind(&mut names, &mut bound, who, *n);
+        // Arrivals first, for every hearer: a departure may be of someone the model does not
+        // foresee leaving (the network reset it), so it names someone only when nothing else
+        // did.
+        for kind in [Said::Entered, Said::Left] {
+            for (m, mine) in items.iter().enumerate() {
+                let unbound: Vec<&[u8]> = (mine.iter())
+                    .filter_map(|item| match (item, &kind) {
+                        (Item::Joined(w), Said::Entered) | (Item::Left(w), Said::Left) => {
+                            Some(w.as_slice())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let mut order = (want.get(m).into_iter().flatten()).filter(|(_, s)| *s == kind);
+                for who in unbound {
+                    if names.contains_key(who) {
+                        continue;
+                    }
+                    if let Some((n, _)) = order.find(|(n, _)| !bound.contains(n)) {
+                        bind(&mut names, &mut bound, who, *n);
+                    }
                 }
             }
         }

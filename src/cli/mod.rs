@@ -1,5 +1,5 @@
 //! The `selectlab` command line: one module per subcommand, each with its arguments (clap) and
-//! its run. `src/main.rs` only calls [`main`]. See the README for each command.
+//! its run. `src/main.rs` only calls [`main`]. `docs/src/commands.md` describes each command.
 //!
 //! Exit statuses, for every command: 0 when it did what was asked and found nothing wrong, 1
 //! when it ran and something failed (a check, a bug missed, a scenario, a lost line), 2 when it

@@ -106,7 +106,7 @@ pub fn sim_chat(
 }
 
 /// A simulated run as `selectlab bench chat --json` prints it (one object). The field names
-/// are an interface (the README lists them, a test parses them back).
+/// are an interface (`docs/src/commands.md` lists them, a test parses them back).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimChatRecord {

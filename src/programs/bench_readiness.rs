@@ -237,7 +237,7 @@ pub fn table(points: &[Point], idle: &[usize]) -> String {
 }
 
 /// One measured point as `selectlab bench readiness --json` prints it, one object per line.
-/// The field names are an interface (the README lists them, a test parses them back).
+/// The field names are an interface (`docs/src/commands.md` lists them, a test parses them back).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PointRecord {

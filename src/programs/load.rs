@@ -168,8 +168,8 @@ impl LoadReport {
 }
 
 /// A load report as `selectlab load --json` prints it (one object). The field names are an
-/// interface (the README lists them, a test parses them back); see [`LoadReport`] for each
-/// count's meaning.
+/// interface (`docs/src/commands.md` lists them, a test parses them back); see [`LoadReport`]
+/// for each count's meaning.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]

@@ -8,7 +8,7 @@
 //! - [`bench_guest`]: `selectlab bench guest`, a foreign program's speed inside the simulator.
 //! - [`bench_readiness`]: `selectlab bench readiness`, one wait's cost for select, poll and epoll.
 //! - [`chat_cli`]: the chat room's server and client on real sockets.
-//! - [`demo`]: the README's main command, a simulated session printed as a transcript.
+//! - [`demo`]: the README's first command, a simulated session printed as a transcript.
 //! - [`load`]: `selectlab load`, a real-socket load generator for any chat server.
 
 pub mod bench;

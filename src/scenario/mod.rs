@@ -1,4 +1,4 @@
-//! Scenario scripts, format v1 (see `../shared/SCENARIOS.md` and the README): plain-text socket
+//! Scenario scripts, format v1 (described in `docs/src/simulator.md`): plain-text socket
 //! and readiness operations that run unchanged on the kernel and in the simulator.
 //!
 //! - [`parse`]: text to [`Script`]; every error names its file and line, before anything runs.

@@ -40,7 +40,7 @@ use crate::readiness::{BACKEND_MODES, Backend};
 use crate::sim::Sim;
 use crate::sim::decide::{Adversity, Decider, SplitMix64};
 
-/// A class of detector (the columns of the README's table).
+/// A class of detector (the columns of the table in `docs/src/zoo.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Class {
     /// Faithful schedules written for no one bug.
@@ -635,8 +635,8 @@ mod tests {
     use super::*;
 
     /// Found by cargo-mutants (a cap drawn below its floor went unnoticed): the adversary's
-    /// limits keep the ranges the README gives, reach both ends of each, and leave about half
-    /// of the scripts in the default room.
+    /// limits keep the ranges `docs/src/zoo.md` gives, reach both ends of each, and leave about
+    /// half of the scripts in the default room.
     #[test]
     fn drawn_limits_keep_their_ranges_and_reach_both_ends() {
         let mut rng = SplitMix64(7);

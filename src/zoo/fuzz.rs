@@ -40,7 +40,7 @@ pub struct Options {
     pub progress: ProgressBar,
 }
 
-/// One bug's result, as `--json` prints it (the README lists the fields).
+/// One bug's result, as `--json` prints it (`docs/src/commands.md` lists the fields).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FuzzRecord {

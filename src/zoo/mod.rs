@@ -3,7 +3,7 @@
 //! every one of them.
 //!
 //! - [`CATALOGUE`] and [`info`]: each bug's category, provenance, trigger and symptom, as
-//!   `../shared/BUG-CATALOGUE.md` lists them. The switches themselves ([`Bug`], [`Bugs`]) live
+//!   `docs/src/zoo.md` describes them. The switches themselves ([`Bug`], [`Bugs`]) live
 //!   low in the crate, in [`crate::bugs`], beside the code that consults them.
 //! - [`detect`]: the suite's detectors (chat properties in the faithful simulator, under the
 //!   seeded adversary, under fuzzer-chosen decisions, the client's properties, and small
@@ -46,7 +46,7 @@ pub struct BugInfo {
     pub category: &'static str,
     /// The project it was found in.
     pub project: &'static str,
-    /// The public issue or pull request.
+    /// The public issue or pull request (for the seed's own bugs, the manual's page on them).
     pub url: &'static str,
     /// What makes it show.
     pub trigger: &'static str,
@@ -55,7 +55,9 @@ pub struct BugInfo {
 }
 
 const SEED: &str = "the seed (selectserver.py / selectclient.py)";
-const SEED_URL: &str = "../shared/seeds/";
+/// The tutorial has no public repository: its faults are described in the zoo's chapter of the
+/// manual, and `tests/seed/selectserver.py` ports the server to Python 3 with them kept.
+const SEED_URL: &str = "docs/src/zoo.md#the-seeds-own-bugs";
 const BT: &str = "binarytides chat server";
 const BT_URL: &str =
     "https://www.binarytides.com/code-chat-application-server-client-sockets-python/";
@@ -239,7 +241,7 @@ pub struct Absent {
     pub reason: &'static str,
 }
 
-/// The entries of `../shared/BUG-CATALOGUE.md` that are not switches (14 of its 58, none of
+/// The catalogue's entries that are not switches (14 of its 58, none of
 /// which can exist in this design), each with its reason: `cannot:` and the fact of the design
 /// or of Linux that rules it out.
 pub const ABSENT: &[Absent] = &[

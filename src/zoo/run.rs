@@ -20,7 +20,8 @@ pub struct Options {
     pub bugs: Vec<Bug>,
     /// What the random detectors may spend per bug.
     pub budget: Budget,
-    /// Run every class on every bug (for the README's table), not only until one catches it.
+    /// Run every class on every bug (for the table in `docs/src/zoo.md`), not only until one
+    /// catches it.
     pub matrix: bool,
     /// Whether the real-socket load may run (it needs loopback and a few seconds per bug).
     pub real: bool,
@@ -36,7 +37,7 @@ pub struct Options {
 }
 
 /// One bug's verdict as `selectlab zoo --json` prints it, one object per line. The field names
-/// are an interface (the README lists them, a test parses them back).
+/// are an interface (`docs/src/commands.md` lists them, a test parses them back).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BugRecord {
