@@ -1,6 +1,6 @@
 //! Builds the interposition shim (`shim/`, a cdylib) and leaves it in OUT_DIR, where
-//! `src/guest/shim_file.rs` embeds it: `cargo run -- sim` and `cargo test` find it on a fresh
-//! clone with no extra step.
+//! `src/guest/spawn.rs` embeds it (`include_bytes!`): `cargo run -- sim` and `cargo test` find
+//! it on a fresh clone with no extra step.
 //!
 //! The shim is built by a nested cargo with its own target directory (the outer build holds a
 //! lock on the main one), always in release mode, and without the outer build's flags: a

@@ -144,7 +144,7 @@ impl Frame {
         let mut literal = Vec::new();
         let mut rest = text;
         while let Some(open) = rest.find('{') {
-            literal.extend_from_slice(rest[..open].as_bytes());
+            literal.extend_from_slice(&rest.as_bytes()[..open]);
             let close =
                 (rest[open..].find('}')).ok_or_else(|| format!("an unclosed '{{' in {text:?}"))?;
             let part = match &rest[open + 1..open + close] {

@@ -12,9 +12,10 @@ use crate::guest::check::{self as sim_check, DialectChoice, SimCheckConfig};
 
 #[derive(clap::Args)]
 pub(super) struct CheckArgs {
-    /// The server, host:port (required unless --list or --sim).
+    /// The server, host:port (`localhost:9034`, `127.0.0.1:9034`, `[::1]:9034`; required
+    /// unless --list or --sim).
     #[arg(required_unless_present_any = ["list", "sim"], conflicts_with = "sim")]
-    addr: Option<SocketAddr>,
+    addr: Option<String>,
     /// Run the program after `--` inside the simulator and judge it with the suite's own
     /// detectors: schedules with clients between any two of its syscalls, the seeded lawful
     /// adversary, the chat properties, and the idle-server property.
@@ -72,8 +73,12 @@ impl CheckArgs {
         if self.sim {
             return self.run_sim(out);
         }
-        let Some(server) = self.addr else {
+        let Some(addr) = self.addr else {
             return super::cannot_run("check", "an address is required");
+        };
+        let server = match resolve(&addr) {
+            Ok(server) => server,
+            Err(why) => return super::cannot_run("check", why),
         };
         let config = check::Config {
             server,
@@ -116,6 +121,21 @@ impl CheckArgs {
         });
         finish(out, self.json, printed)
     }
+}
+
+/// The address `host:port` names: of several (`localhost` is often `::1` and `127.0.0.1`), the
+/// first that takes a connection, as a client tries them in turn; else the first.
+fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let found: Vec<SocketAddr> = (addr.to_socket_addrs())
+        .map_err(|e| format!("{addr}: not an address as host:port ({e})"))?
+        .collect();
+    if let [one] = found.as_slice() {
+        return Ok(*one);
+    }
+    let listening = (found.iter())
+        .find(|a| TcpStream::connect_timeout(a, crate::check::peer::CONNECT_TIMEOUT).is_ok());
+    (listening.or(found.first()).copied()).ok_or_else(|| format!("{addr}: the name has no address"))
 }
 
 /// `--dialect`'s word: `auto`, `tutorial` (`seed`), or a dialect file's path.

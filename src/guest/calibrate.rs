@@ -60,13 +60,17 @@ pub fn learn(command: &[OsString]) -> Result<Dialect, Unlearned> {
     let trouble = |session: &crate::chat::session::Session| session.server_trouble();
     if !session.server_listens() {
         let why = trouble(&session).unwrap_or_else(|| "it waits without listening".into());
+        if let Unlearned::CannotJudge(refused) = judged(&why) {
+            return Err(Unlearned::CannotJudge(refused));
+        }
+        let first = why.lines().next().unwrap_or_default();
         return Err(Unlearned::CannotJudge(format!(
-            "the program never listened: {why}"
+            "the program never listened: {first}"
         )));
     }
     let script = script();
     let mut lines = Vec::with_capacity(script.len());
-    let mut seen = vec![0; 3];
+    let mut seen = [0; 3];
     for (step, _) in &script {
         let settled = session.step(step);
         if let Some(why) = trouble(&session) {

@@ -28,9 +28,10 @@ use crate::sim::Sim;
 use crate::sim::interleave::{Interleaved, Peers};
 use crate::sim::transcript::Host;
 
-/// Most requests one turn answers without the program waiting (a program that never waits
-/// is stopped by [`SpinWatch`] well before).
-pub const MAX_CALLS_PER_TURN: usize = 1 << 20;
+/// Most requests one turn answers without the program waiting: a flood (a program that
+/// sends without end and never waits) is stopped here. A check's biggest step asks a few
+/// tens of thousands of calls of a server that sends each line alone (`burst`: 20 000 lines).
+pub const MAX_CALLS_PER_TURN: usize = 1 << 17;
 
 /// A guest program as a session's server.
 pub struct GuestServer {
@@ -75,7 +76,9 @@ impl GuestServer {
     /// Answers the pending request and notes what it tells: where the program listens, its
     /// exit, a spin, a refusal.
     fn proceed(&mut self, sim: &mut Sim, peers: &mut dyn Peers) {
-        let before = sim.now();
+        // A wait is timed from when the program made it: the session may have let virtual time
+        // run to its deadline before this turn answers it (a wait that timed out is no spin).
+        let before = self.guest.pending_since().unwrap_or(sim.now());
         let answered = self.guest.proceed(&mut Interleaved { sim, peers });
         self.calls += 1;
         match answered {

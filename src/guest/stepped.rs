@@ -83,6 +83,11 @@ impl Stepped {
         }
     }
 
+    /// The virtual time its pending request was made.
+    pub fn pending_since(&self) -> Option<Duration> {
+        self.pending.as_ref().map(|(_, since)| *since)
+    }
+
     /// Its pending request, if it has one.
     pub fn pending(&self) -> Option<&Request> {
         self.pending.as_ref().map(|(req, _)| req)

@@ -14,7 +14,7 @@ use selectlab::reactor::Reactor;
 use selectlab::readiness::Backend;
 use selectlab::sim::Sim;
 
-/// The client's line limit as the README documents it.
+/// The client's line limit as `docs/src/commands.md` documents it.
 const LINE_LIMIT_BYTES: usize = 65_536;
 
 /// Turns any one helper below may take: far more than any of them needs.
@@ -162,7 +162,8 @@ fn a_line_of_the_limit_is_sent_and_a_longer_one_is_dropped_whole() {
         &mut printed,
     )
     .unwrap();
-    // The documented limit (README: lines up to 64 KiB), not merely whatever the constant says.
+    // The documented limit (docs/src/commands.md: lines up to 64 KiB), not merely whatever the
+    // constant says.
     assert_eq!(MAX_INPUT_LINE_BYTES, LINE_LIMIT_BYTES);
     let longest = [vec![b'x'; LINE_LIMIT_BYTES], vec![b'\n']].concat();
     // Longer than the limit by more than one read, and followed in the same write by a line.

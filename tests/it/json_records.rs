@@ -1,6 +1,6 @@
 //! Every `--json` output parsed back into its record, from the real command line, and each
-//! record's field names held to the README's table ("JSON records"): the names are an
-//! interface, so a field that goes missing or is renamed fails here.
+//! record's field names held to the manual's table ("JSON records" in `docs/src/commands.md`):
+//! the names are an interface, so a field that goes missing or is renamed fails here.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -213,14 +213,15 @@ fn fields<T: serde::Serialize>(record: T) -> BTreeSet<String> {
 }
 
 #[test]
-fn the_readme_lists_every_record_field() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("the README");
+fn the_manual_lists_every_record_field() {
+    let manual =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/src/commands.md"))
+            .expect("the manual's page of commands");
     let documented = |command: &str| -> BTreeSet<String> {
-        let row = readme
+        let row = manual
             .lines()
             .find(|l| l.starts_with(&format!("| `{command} --json` |")))
-            .unwrap_or_else(|| panic!("the README's JSON table has no row for {command}"));
+            .unwrap_or_else(|| panic!("the manual's JSON table has no row for {command}"));
         let cells: Vec<&str> = row.split('|').collect();
         cells[3]
             .split(',')

@@ -35,6 +35,7 @@ mod programs;
 
 // The tools that judge other servers, and the detectors' own power.
 mod check;
+mod dialects;
 mod fuzz_corpus;
 mod guest;
 mod guest_check;
@@ -43,3 +44,6 @@ mod progress;
 mod proxy;
 mod zoo;
 mod zoo_triggers;
+
+// The README and the manual, held to the repository and the binary.
+mod docs;

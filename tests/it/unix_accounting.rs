@@ -4,7 +4,7 @@
 //!
 //! Where the kernel under the test is gVisor (CI machines may be), its numbers differ (its
 //! netstack accounts differently); the test then checks the simulator against Linux's numbers
-//! (`sim::skb`'s unit test pins them) and prints gVisor's, as the README's table says.
+//! (`sim::skb`'s unit test pins them) and prints gVisor's, as `docs/src/simulator.md` says.
 
 use std::time::Duration;
 

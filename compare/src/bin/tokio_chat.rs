@@ -1,7 +1,7 @@
 //! The comparison server for `selectlab load`: an idiomatic tokio chat room, the way tokio's
 //! own chat example is written (a task per connection, an unbounded channel per client, the
 //! room a mutex-guarded map of senders). Not part of selectlab; it exists to be measured
-//! beside `selectlab chat serve` and `ncat --chat` (see the README).
+//! beside `selectlab chat serve` and `ncat --chat` (`docs/src/measurements.md`).
 //!
 //!     cargo run --release -p selectlab-compare --bin tokio_chat -- 127.0.0.1:7000
 

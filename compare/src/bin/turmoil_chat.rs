@@ -1,7 +1,7 @@
 //! The simulator comparison for `selectlab bench chat --transport sim`: the same chat workload
 //! in turmoil (tokio's network simulator), the way a tokio user would write it — a task per
 //! connection, an unbounded channel per client, one write per line — with zero link latency.
-//! Not part of selectlab; it exists to be measured beside it (see the README's bench section).
+//! Not part of selectlab; it exists to be measured beside it (`docs/src/measurements.md`).
 //!
 //!     cargo run --release -p selectlab-compare --bin turmoil_chat -- 50 2000      # clients, lines each
 

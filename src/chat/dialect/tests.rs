@@ -188,6 +188,7 @@ fn lines_are_read_into_who_said_what_binding_names_in_order() {
     let cast = Cast {
         ports: vec![Some(40001), Some(40002), Some(40003)],
         said_by: &said_by,
+        unjudged_departures: false,
     };
     // c2 hears: bob joined (c3, never speaks), alice says hi (c1), bob left.
     let heard: Vec<Vec<u8>> = ["* bob joined", "<alice> hi", "* bob left"]

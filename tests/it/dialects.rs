@@ -1,0 +1,254 @@
+//! `check --sim` on servers in other dialects (`tests/fixtures/dialects/`): each correct one
+//! passes with no dialect flag (its dialect learned and printed), each fault fails with its
+//! own symptom and never with a complaint about wording, the tutorial's dialect is still
+//! enforced on request, and what cannot be judged says so with exit status 2.
+
+use std::process::Command;
+
+use selectlab::check::{Finding, Verdict};
+use selectlab::guest::check::{self, DialectChoice, SimCheckConfig};
+
+use super::guest::python;
+
+fn fixture(name: &str) -> String {
+    format!("tests/fixtures/dialects/{name}.py")
+}
+
+fn config(command: &[&str], only: &[&str], dialect: DialectChoice) -> SimCheckConfig {
+    SimCheckConfig {
+        command: command.iter().map(Into::into).collect(),
+        seed: 1,
+        cases: 8,
+        only: only.iter().map(|s| s.to_string()).collect(),
+        shrink: false,
+        dialect,
+    }
+}
+
+fn run(command: &[&str], only: &[&str]) -> Vec<Finding> {
+    check::run(&config(command, only, DialectChoice::Auto), |_| {}).expect("it runs")
+}
+
+/// The words a check says when it complains about wording rather than behaviour.
+const WORDING: [&str; 3] = ["not the protocol's", "nobody said", "cannot tell"];
+
+#[test]
+fn each_correct_server_passes_every_check_in_its_own_dialect() {
+    if !python() {
+        return;
+    }
+    let relays = [
+        ("addr", "<{n}.{n}.{n}.{n}:{who}> {text}"),
+        ("irc", "[{n}:{n}:{n}] <user{who}> {text}"),
+        ("bare", "{text}"),
+        ("named", "user{who}: {text}"),
+    ];
+    for (name, relay) in relays {
+        let findings = run(&["python3", &fixture(name)], &[]);
+        assert_eq!(findings.len(), check::SIM_CHECKS.len() + 1, "{name}");
+        let dialect = &findings[0];
+        assert_eq!(dialect.name, check::DIALECT_FINDING);
+        assert_eq!(dialect.evidence[0], format!("relay: {relay}"), "{name}");
+        for f in &findings {
+            assert_eq!(f.verdict, Verdict::Pass, "{name}: {f}");
+        }
+    }
+}
+
+#[test]
+fn the_learned_dialect_says_what_each_server_chose() {
+    if !python() {
+        return;
+    }
+    let learned = |name: &str| {
+        run(&["python3", &fixture(name)], &["idle"])[0]
+            .evidence
+            .join("\n")
+    };
+    let irc = learned("irc");
+    for line in [
+        "joined: *** user{who} has joined",
+        "left: *** user{who} has left",
+        "greeting: Welcome, user{who}!",
+        "echo: no",
+        "empty-lines: relayed",
+    ] {
+        assert!(irc.contains(line), "{line} in {irc}");
+    }
+    let bare = learned("bare");
+    assert!(
+        bare.contains("joined: -\nleft: -") && bare.contains("empty-lines: dropped"),
+        "{bare}"
+    );
+}
+
+#[test]
+fn each_fault_fails_with_its_own_symptom_and_never_on_wording() {
+    if !python() {
+        return;
+    }
+    // (fixture, fault, the check that reaches it, the symptom); "dialect" is the calm
+    // calibration run, which a server that cannot survive a departure already fails.
+    let cases = [
+        (
+            "addr",
+            "sigpipe",
+            "resets-during-broadcast",
+            "killed by SIGPIPE",
+        ),
+        (
+            "named",
+            "sigpipe",
+            "resets-during-broadcast",
+            "killed by SIGPIPE",
+        ),
+        ("irc", "freeze", "slow-reader", "blocks for ever in send"),
+        ("irc", "eof-spin", "dialect", "it spins"),
+        (
+            "bare",
+            "error-path",
+            "reset-after-lines",
+            "exited with code 1",
+        ),
+        ("addr", "eof-flood", "dialect", "calls without ever waiting"),
+        ("named", "half-close", "dialect", "it spins"),
+        (
+            "irc",
+            "quit-on-quick-close",
+            "quick-close",
+            "exited with code 0",
+        ),
+    ];
+    for (name, bug, only, symptom) in cases {
+        // The calibration runs before any check: ask for the quickest.
+        let asked = if only == check::DIALECT_FINDING {
+            "idle"
+        } else {
+            only
+        };
+        let findings = run(&["python3", &fixture(name), "--bug", bug], &[asked]);
+        let f = findings
+            .iter()
+            .find(|f| f.name == only)
+            .expect("the check ran");
+        assert_eq!(f.verdict, Verdict::Fail, "{name} --bug {bug}: {f}");
+        assert!(f.evidence[0].contains(symptom), "{name} --bug {bug}: {f}");
+        for word in WORDING {
+            assert!(!f.evidence[0].contains(word), "{name} --bug {bug}: {f}");
+        }
+    }
+}
+
+#[test]
+fn a_program_that_dies_shows_its_last_words() {
+    if !python() {
+        return;
+    }
+    let findings = run(
+        &["python3", &fixture("bare"), "--bug", "error-path"],
+        &["reset-after-lines"],
+    );
+    let f = &findings[1];
+    assert!(
+        f.evidence
+            .iter()
+            .any(|l| l.contains("stderr| NameError: name 'peer_fd' is not defined")),
+        "{f}"
+    );
+}
+
+#[test]
+fn the_tutorials_dialect_is_still_enforced_on_request() {
+    if !python() {
+        return;
+    }
+    let strict = config(
+        &["python3", &fixture("addr")],
+        &["conversation"],
+        DialectChoice::Tutorial,
+    );
+    let findings = check::run(&strict, |_| {}).expect("it runs");
+    assert_eq!(
+        findings.len(),
+        1,
+        "no calibration when the dialect is given"
+    );
+    assert_eq!(findings[0].verdict, Verdict::Fail);
+    assert!(
+        findings[0].evidence[0].contains("not the protocol's"),
+        "{}",
+        findings[0]
+    );
+}
+
+#[test]
+fn a_server_that_ticks_often_is_not_a_spin() {
+    if !python() {
+        return;
+    }
+    // select(2) with a 0.2 ms timeout: 25 000 waits in `idle`'s 5 s, each one timed out.
+    let findings = run(&["python3", &fixture("irc"), "--tick", "0.0002"], &["idle"]);
+    assert!(
+        findings.iter().all(|f| f.verdict == Verdict::Pass),
+        "{}",
+        findings[1]
+    );
+}
+
+/// `selectlab check --sim` with `args`: its exit status, standard output and error.
+fn cli(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_selectlab"))
+        .args(["check", "--sim"])
+        .args(args)
+        .output()
+        .expect("selectlab runs");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn what_cannot_be_judged_says_so_once_with_exit_status_2() {
+    if !python() {
+        return;
+    }
+    let threaded = "import socket, threading\n\
+        threading.Thread(target=lambda: None).start()\n\
+        s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); s.accept()\n";
+    for (program, why) in [
+        ("print('no server here')", "never listened"),
+        (threaded, "cannot run it faithfully"),
+    ] {
+        let (code, out, err) = cli(&["--", "python3", "-c", program]);
+        assert_eq!(code, Some(2), "{out}{err}");
+        assert!(err.contains("cannot judge") && err.contains(why), "{err}");
+        assert!(!out.contains("FAIL"), "no verdicts: {out}");
+    }
+}
+
+#[test]
+fn a_dialect_file_is_read_and_a_bad_one_refused() {
+    if !python() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("selectlab-dialect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch");
+    let good = dir.join("named.dialect");
+    std::fs::write(&good, "relay: user{who}: {text}\njoined: user{who} joined the chat\nleft: user{who} left the chat\n").expect("written");
+    let bad = dir.join("bad.dialect");
+    std::fs::write(&bad, "relay: no payload here\n").expect("written");
+    let named = fixture("named");
+    let (code, out, err) = cli(&[
+        "--dialect",
+        good.to_str().unwrap(),
+        "--only",
+        "conversation",
+        "--",
+        "python3",
+        &named,
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, _, err) = cli(&["--dialect", bad.to_str().unwrap(), "--", "python3", &named]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("exactly one {text}"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
