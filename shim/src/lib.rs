@@ -36,7 +36,9 @@ mod real;
 mod sockets;
 mod state;
 
-use selectlab_wire::{CHANNEL_FD_ENV, CHANNEL_FD_MIN, CHANNEL_PATH_ENV, Op, Request};
+use selectlab_wire::{
+    CHANNEL_FD_ENV, CHANNEL_FD_MIN, CHANNEL_PATH_ENV, HELLO_STDIN_SIMULATED, Op, Request,
+};
 
 /// The environment variable that names the process running in the simulator; a process with
 /// another pid is one of its children.
@@ -83,7 +85,14 @@ extern "C" fn init() {
         std::env::set_var(OWNER_ENV, pid.to_string());
     }
     state::set_owner(pid, tid, fd);
-    state::call(&Request::new(Op::Hello, &[pid.into(), tid.into()]));
+    let hello = state::call(&Request::new(Op::Hello, &[pid.into(), tid.into()]));
+    if hello.ret == HELLO_STDIN_SIMULATED {
+        // Standard input is a simulated pipe: a placeholder takes descriptor 0's number.
+        match state::reserve_at(0) {
+            Ok(()) => state::adopt(0),
+            Err(e) => state::die(&format!("cannot place standard input (errno {e})")),
+        }
+    }
 }
 
 /// Closes every descriptor above the standard streams that the program inherited. Whatever

@@ -199,6 +199,9 @@ pub struct Dialect {
     pub left: Option<Frame>,
     /// What a newcomer alone hears when it joins, line by line.
     pub greeting: Vec<Frame>,
+    /// Lines the server says beside its notices that no check judges (a list of who is
+    /// present, say), by how they begin: `<announce> already connected: {text}`.
+    pub asides: Vec<Frame>,
     /// The sender hears its own line too.
     pub echo: bool,
     /// An empty line is relayed like any other.
@@ -206,7 +209,15 @@ pub struct Dialect {
 }
 
 /// The keys of a dialect file, in the order [`Display`](fmt::Display) writes them.
-const KEYS: [&str; 6] = ["relay", "joined", "left", "greeting", "echo", "empty-lines"];
+const KEYS: [&str; 7] = [
+    "relay",
+    "joined",
+    "left",
+    "greeting",
+    "aside",
+    "echo",
+    "empty-lines",
+];
 
 impl fmt::Display for Dialect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -217,6 +228,9 @@ impl fmt::Display for Dialect {
         writeln!(f, "left: {}", or_nothing(&self.left))?;
         for line in &self.greeting {
             writeln!(f, "greeting: {line}")?;
+        }
+        for line in &self.asides {
+            writeln!(f, "aside: {line}")?;
         }
         writeln!(f, "echo: {}", if self.echo { "yes" } else { "no" })?;
         write!(
@@ -242,6 +256,8 @@ pub struct DialectRecord {
     pub left: Option<String>,
     /// The greeting's frames.
     pub greeting: Vec<String>,
+    /// The asides' frames.
+    pub asides: Vec<String>,
     /// Whether the sender hears its own lines.
     pub echo: bool,
     /// Whether empty lines are relayed.
@@ -258,6 +274,7 @@ impl Dialect {
             joined: Some(frame(&format!("{stamp} entered room"))),
             left: Some(frame(&format!("{stamp} left room"))),
             greeting: Vec::new(),
+            asides: Vec::new(),
             echo: false,
             empty_lines: false,
         }
@@ -270,6 +287,7 @@ impl Dialect {
             joined: self.joined.as_ref().map(ToString::to_string),
             left: self.left.as_ref().map(ToString::to_string),
             greeting: self.greeting.iter().map(ToString::to_string).collect(),
+            asides: self.asides.iter().map(ToString::to_string).collect(),
             echo: self.echo,
             empty_lines: self.empty_lines,
         }
@@ -284,6 +302,7 @@ impl Dialect {
             joined: None,
             left: None,
             greeting: Vec::new(),
+            asides: Vec::new(),
             echo: false,
             empty_lines: false,
         };
@@ -306,6 +325,7 @@ impl Dialect {
                 "joined" => dialect.joined = notice(value).map_err(at)?,
                 "left" => dialect.left = notice(value).map_err(at)?,
                 "greeting" => dialect.greeting.push(Frame::parse(value).map_err(at)?),
+                "aside" => dialect.asides.push(Frame::parse(value).map_err(at)?),
                 "echo" => dialect.echo = yes(value, "yes", "no").map_err(at)?,
                 "empty-lines" => {
                     dialect.empty_lines = yes(value, "relayed", "dropped").map_err(at)?
@@ -371,47 +391,55 @@ impl Dialect {
                 match self.read(line) {
                     Some(item) => mine.push(item),
                     None if tolerated(m) => {}
-                    None => {
-                        return Err(format!(
-                            "c{} heard a line nobody said: {:?}",
-                            m + 1,
-                            String::from_utf8_lossy(line)
-                        ));
-                    }
+                    None => return Err(unframed(m, line, cast.said_by)),
                 }
             }
             items.push(mine);
         }
         let names = Names::bind(&items, cast, want);
+        let reused = reused_names(&items);
         let mut all = Vec::with_capacity(items.len());
         for (m, mine) in items.iter().enumerate() {
-            let mut senders = Senders::new(want.get(m).map_or(&[][..], Vec::as_slice));
+            let want_m = want.get(m).map_or(&[][..], Vec::as_slice);
+            let mut senders = Senders::new(want_m);
+            let mut stream = Stream::new(m, want_m, &names, &reused);
             let mut out = Vec::new();
-            for item in mine {
+            for (at, item) in mine.iter().enumerate() {
                 let (who, said) = match item {
-                    Item::Greeting(_) => continue,
-                    // An empty line in a frame that names nobody cannot be told apart.
-                    Item::Relay(who, text) if who.is_empty() && text.is_empty() => continue,
-                    Item::Left(who) if cast.unjudged_departures && names.get(who).is_none() => {
+                    Item::Greeting(w) => {
+                        stream.holds(w, m);
                         continue;
                     }
-                    Item::Joined(who) => (names.get(who), Said::Entered),
-                    Item::Left(who) => (names.get(who), Said::Left),
+                    // The newcomer's own arrival, announced to it as to the others.
+                    Item::Joined(w) if at == 0 && self.hears_own_arrival() => {
+                        stream.holds(w, m);
+                        continue;
+                    }
+                    // An empty line in a frame that names nobody cannot be told apart.
+                    Item::Relay(who, text) if who.is_empty() && text.is_empty() => continue,
+                    Item::Left(who) if cast.unjudged_departures && stream.name(who).is_none() => {
+                        continue;
+                    }
+                    Item::Joined(who) => (stream.arrival(who), Said::Entered),
+                    Item::Left(who) => (stream.departure(who), Said::Left),
                     Item::Relay(who, text) => {
                         let said = Said::Line(Rc::from(text.as_slice()));
-                        let by = (names.get(who))
+                        let by = (stream.name(who))
                             .or_else(|| senders.pick(cast.said_by.get(text), &said));
+                        if let Some(by) = by {
+                            stream.holds(who, by);
+                        }
                         (by, said)
                     }
                 };
                 let Some(who) = who else {
                     return Err(format!(
-                        "c{} heard {} that nobody said",
+                        "c{} heard {} that nobody said: the server changed it or made it up",
                         m + 1,
                         describe(item)
                     ));
                 };
-                if self.echo && who == m && matches!(said, Said::Line(_)) {
+                if who == m && self.echo && matches!(said, Said::Line(_)) {
                     continue;
                 }
                 out.push((who, said));
@@ -424,20 +452,62 @@ impl Dialect {
     /// A line read in the dialect: notices and greetings first (they are the more
     /// particular), then a relay.
     fn read(&self, line: &[u8]) -> Option<Item> {
-        let who =
-            |frame: &Option<Frame>| frame.as_ref().and_then(|f| f.matches(line)).map(|m| m.who);
-        if let Some(m) = self.greeting.iter().find_map(|f| f.matches(line)) {
-            return Some(Item::Greeting(m.who));
-        }
+        let who = |frame: &Option<Frame>| {
+            (frame.as_ref())
+                .and_then(|f| f.matches(line))
+                .map(|m| m.who)
+        };
         if let Some(w) = who(&self.joined) {
             return Some(Item::Joined(w));
         }
         if let Some(w) = who(&self.left) {
             return Some(Item::Left(w));
         }
-        let m = self.relay.matches(line)?;
-        Some(Item::Relay(m.who, m.payload?.to_vec()))
+        if let Some(m) = self.greeting.iter().find_map(|f| f.matches(line)) {
+            return Some(Item::Greeting(m.who));
+        }
+        if let Some(m) = self.relay.matches(line) {
+            return Some(Item::Relay(m.who, m.payload?.to_vec()));
+        }
+        (self.asides.iter().any(|f| f.matches(line).is_some())).then(|| Item::Greeting(Vec::new()))
     }
+
+    /// Whether a newcomer hears its own arrival announced, as the others do (its greeting
+    /// holds the join notice's frame): that notice is its greeting, not news.
+    fn hears_own_arrival(&self) -> bool {
+        (self.joined.as_ref()).is_some_and(|j| self.greeting.contains(j))
+    }
+}
+
+/// What is wrong with a line client `m` heard that fits none of the dialect's frames: a line,
+/// or a piece of one, that a client said, relayed without the frame the server gives relayed
+/// lines (it framed what one read returned, not each line); or a line nobody said.
+fn unframed(m: usize, line: &[u8], said_by: &BTreeMap<Vec<u8>, BTreeSet<usize>>) -> String {
+    let shown = String::from_utf8_lossy(line);
+    let sender = |by: &BTreeSet<usize>| by.first().map_or(String::new(), |n| format!("c{}", n + 1));
+    if let Some(by) = said_by.get(line) {
+        return format!(
+            "c{} heard {shown:?} without the frame of a relayed line, though {} said it as a \
+             line of its own: the server frames what one read returns, not each line",
+            m + 1,
+            sender(by)
+        );
+    }
+    let piece = (!line.is_empty())
+        .then(|| said_by.iter().find(|(text, _)| find(text, line).is_some()))
+        .flatten();
+    if let Some((_, by)) = piece {
+        return format!(
+            "c{} heard a piece of {}'s line without the frame of a relayed line: {shown:?} \
+             (the server frames what one read returns, not each line)",
+            m + 1,
+            sender(by)
+        );
+    }
+    format!(
+        "c{} heard a line that is neither a relayed line nor a notice of the server's: {shown:?}",
+        m + 1
+    )
 }
 
 fn describe(item: &Item) -> String {
@@ -446,7 +516,98 @@ fn describe(item: &Item) -> String {
         Item::Greeting(w) => format!("a greeting for {:?}", s(w)),
         Item::Joined(w) => format!("a join notice about {:?}", s(w)),
         Item::Left(w) => format!("a departure notice about {:?}", s(w)),
-        Item::Relay(w, t) => format!("{:?} said by {:?}", s(t), s(w)),
+        Item::Relay(w, t) if w.is_empty() => format!("a relayed line {:?}", s(t)),
+        Item::Relay(w, t) => format!("a relayed line {:?} from {:?}", s(t), s(w)),
+    }
+}
+
+/// The names a server gave to more than one client in turn (one named after its descriptor,
+/// say): some hearer heard the name arrive twice, or arrive after it left.
+fn reused_names(items: &[Vec<Item>]) -> BTreeSet<Vec<u8>> {
+    let mut reused = BTreeSet::new();
+    for mine in items {
+        let mut seen = BTreeSet::new();
+        for item in mine {
+            match item {
+                Item::Joined(w) | Item::Left(w)
+                    if !seen.insert((w, matches!(item, Item::Joined(_)))) =>
+                {
+                    reused.insert(w.clone());
+                }
+                Item::Joined(w) if seen.contains(&(w, false)) => {
+                    reused.insert(w.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+    reused
+}
+
+/// One hearer's reading of names, in the order it heard them: a name the server gave to
+/// several clients in turn names, from each arrival it announces, the next client the hearer
+/// should hear arrive, until that client's departure; any other name is the session's.
+struct Stream<'a> {
+    names: &'a Names,
+    reused: &'a BTreeSet<Vec<u8>>,
+    /// Who each reused name stands for now, for this hearer.
+    now: BTreeMap<Vec<u8>, usize>,
+    /// The arrivals this hearer should hear, in order, less those it heard.
+    arrivals: Vec<usize>,
+}
+
+impl<'a> Stream<'a> {
+    fn new(
+        hearer: usize,
+        want: &[(usize, Said)],
+        names: &'a Names,
+        reused: &'a BTreeSet<Vec<u8>>,
+    ) -> Stream<'a> {
+        let arrivals = (want.iter())
+            .filter(|(n, s)| *s == Said::Entered && *n != hearer)
+            .map(|(n, _)| *n)
+            .collect();
+        Stream {
+            names,
+            reused,
+            now: BTreeMap::new(),
+            arrivals,
+        }
+    }
+
+    fn name(&self, who: &[u8]) -> Option<usize> {
+        if self.reused.contains(who) {
+            return self.now.get(who).copied().or_else(|| self.names.port(who));
+        }
+        self.names.get(who)
+    }
+
+    /// `who` stands for client `n` (a greeting, or a relayed line told who).
+    fn holds(&mut self, who: &[u8], n: usize) {
+        if self.reused.contains(who) && !who.is_empty() {
+            self.now.insert(who.to_vec(), n);
+        }
+    }
+
+    fn arrival(&mut self, who: &[u8]) -> Option<usize> {
+        let aligned = self.reused.contains(who) || self.names.get(who).is_none();
+        let n = if aligned && self.names.port(who).is_none() {
+            let n = (!self.arrivals.is_empty()).then(|| self.arrivals[0])?;
+            self.now.insert(who.to_vec(), n);
+            n
+        } else {
+            self.names.get(who)?
+        };
+        if let Some(i) = self.arrivals.iter().position(|&a| a == n) {
+            self.arrivals.remove(i);
+        }
+        Some(n)
+    }
+
+    fn departure(&mut self, who: &[u8]) -> Option<usize> {
+        let n = self.name(who);
+        self.now.remove(who);
+        n
     }
 }
 
@@ -496,7 +657,7 @@ fn only(set: Option<&BTreeSet<usize>>) -> Option<usize> {
 }
 
 /// Which client each `{who}` names.
-struct Names(BTreeMap<Vec<u8>, usize>);
+struct Names(BTreeMap<Vec<u8>, usize>, BTreeMap<Vec<u8>, usize>);
 
 impl Names {
     /// Binds names to clients: a client's port names it; a greeting names its hearer; a
@@ -556,11 +717,19 @@ impl Names {
                 }
             }
         }
-        Names(names)
+        let ports = (cast.ports.iter().enumerate())
+            .filter_map(|(n, p)| p.map(|p| (p.to_string().into_bytes(), n)))
+            .collect();
+        Names(names, ports)
     }
 
     fn get(&self, who: &[u8]) -> Option<usize> {
         self.0.get(who).copied()
+    }
+
+    /// The client whose port `who` is.
+    fn port(&self, who: &[u8]) -> Option<usize> {
+        self.1.get(who).copied()
     }
 }
 
@@ -694,24 +863,43 @@ pub fn learn(cal: &Calibration<'_>) -> Result<Dialect, String> {
         }
         out
     };
-    let joined = notice_frame(
+    let (joined, mut asides) = notice_frame(
         &notices(|a| matches!(a, Act::Join(_)).then(|| subject(a))),
         &known,
         "join",
         &relay_matches,
     )?;
-    let left = notice_frame(
+    let (left, more) = notice_frame(
         &notices(|a| matches!(a, Act::Leave(_)).then(|| subject(a))),
         &known,
         "departure",
         &relay_matches,
     )?;
+    asides.extend(more);
     let greeting = greeting_frames(cal, &known)?;
+    // What a greeting or a notice adds that names nobody (a list of who is present, which
+    // grows with the room) is an aside, known by its beginning.
+    let mut starts: Vec<Frame> = (asides.iter().chain(&greeting))
+        .filter(|f| !f.names_someone())
+        .filter_map(|f| aside(f, &relay))
+        .collect();
+    starts.sort_by_key(|f| f.to_string().len());
+    let mut asides: Vec<Frame> = Vec::new();
+    for frame in starts {
+        let covered = |kept: &Frame| match (&kept.0[0], &frame.0[0]) {
+            (Part::Text(a), Part::Text(b)) => b.starts_with(a),
+            _ => false,
+        };
+        if !asides.iter().any(covered) {
+            asides.push(frame);
+        }
+    }
     let empty_lines = empty_lines_relayed(cal, &relay);
     Ok(Dialect {
         relay,
         joined,
         left,
+        asides,
         greeting,
         echo: echo.unwrap_or(false),
         empty_lines,
@@ -725,57 +913,99 @@ fn subject(act: &Act) -> usize {
     }
 }
 
-/// The frame of a notice from its instances: none heard is no notice; one a client heard
-/// more or less than once is not learnable.
+/// The frame of a notice from its instances (none heard: no notice), and the frames of any
+/// other lines the server says at the same moment (asides: a list of who is present, say).
+/// The instances fall into groups of one shape each; the notice is the first group that names
+/// its subject, or the only group.
 fn notice_frame(
     instances: &[Instance<'_>],
     known: &[BTreeSet<Vec<u8>>],
     what: &str,
     is_relay: &dyn Fn(&[u8]) -> bool,
-) -> Result<Option<Frame>, String> {
-    if instances.is_empty() {
-        return Ok(None);
-    }
+) -> Result<(Option<Frame>, Vec<Frame>), String> {
     if let Some(i) = instances.iter().find(|i| is_relay(i.line)) {
         return Err(format!(
             "a {what} notice looks like a relayed line: {:?}",
             String::from_utf8_lossy(i.line)
         ));
     }
-    learn_frame(instances, known, false)
-        .map(Some)
-        .ok_or_else(|| format!("the {what} notices do not line up: {}", show(instances)))
+    if instances.is_empty() {
+        return Ok((None, Vec::new()));
+    }
+    let mut frames = shaped_frames(instances, known)
+        .ok_or_else(|| format!("the {what} notices do not line up: {}", show(instances)))?;
+    let Some(at) =
+        (frames.iter().position(Frame::names_someone)).or_else(|| (frames.len() == 1).then_some(0))
+    else {
+        return Err(format!(
+            "no {what} notice names who it is about: {}",
+            show(instances)
+        ));
+    };
+    let notice = frames.remove(at);
+    Ok((Some(notice), frames))
 }
 
-/// A newcomer's greeting: the lines each joiner alone heard as it joined, the same number
-/// for each.
+/// One frame per shape of line among `instances` (`None` when a shape's lines differ in a
+/// way no frame explains), in the order the shapes were first heard.
+fn shaped_frames(instances: &[Instance<'_>], known: &[BTreeSet<Vec<u8>>]) -> Option<Vec<Frame>> {
+    let mut groups: Vec<(Vec<(Class, &[u8])>, Vec<Instance<'_>>)> = Vec::new();
+    for i in instances {
+        let shape: Vec<(Class, &[u8])> = (tokens(i.line, false).into_iter())
+            .map(|(class, text)| {
+                (
+                    class,
+                    if class == Class::Other {
+                        text
+                    } else {
+                        &b""[..]
+                    },
+                )
+            })
+            .collect();
+        let copy = Instance {
+            line: i.line,
+            subject: i.subject,
+        };
+        match groups.iter_mut().find(|(s, _)| *s == shape) {
+            Some((_, group)) => group.push(copy),
+            None => groups.push((shape, vec![copy])),
+        }
+    }
+    (groups.iter())
+        .map(|(_, group)| learn_frame(group, known, false))
+        .collect()
+}
+
+/// A newcomer's greeting: the lines each joiner alone heard as it joined, one frame per shape
+/// (a list of who is present grows with the room).
 fn greeting_frames(
     cal: &Calibration<'_>,
     known: &[BTreeSet<Vec<u8>>],
 ) -> Result<Vec<Frame>, String> {
-    let mut by_line: Vec<Vec<Instance<'_>>> = Vec::new();
-    let mut count = None;
+    let mut instances = Vec::new();
     for (step, act) in cal.acts.iter().enumerate() {
         let Act::Join(n) = act else { continue };
-        let lines = cal
-            .lines
-            .get(step)
-            .and_then(|s| s.get(*n))
-            .map_or(&[][..], Vec::as_slice);
-        if *count.get_or_insert(lines.len()) != lines.len() {
-            return Err("newcomers were greeted with different numbers of lines".into());
-        }
-        by_line.resize_with(lines.len(), Vec::new);
-        for (i, line) in lines.iter().enumerate() {
-            by_line[i].push(Instance { line, subject: *n });
-        }
+        let lines = (cal.lines.get(step).and_then(|s| s.get(*n))).map_or(&[][..], Vec::as_slice);
+        instances.extend(lines.iter().map(|line| Instance { line, subject: *n }));
     }
-    (by_line.iter())
-        .map(|instances| {
-            learn_frame(instances, known, false)
-                .ok_or_else(|| format!("greetings do not line up: {}", show(instances)))
-        })
-        .collect()
+    shaped_frames(&instances, known)
+        .ok_or_else(|| format!("greetings do not line up: {}", show(&instances)))
+}
+
+/// An aside's frame: its literal beginning, then anything (a list grows with the room, so
+/// only its beginning is known). `None` when it begins with no literal text, or with text a
+/// relayed line may begin with: such a frame would hide faults.
+fn aside(frame: &Frame, relay: &Frame) -> Option<Frame> {
+    let Some(Part::Text(start)) = frame.0.first() else {
+        return None;
+    };
+    let relay_start: &[u8] = match relay.0.first() {
+        Some(Part::Text(t)) => t,
+        _ => b"",
+    };
+    let clash = relay_start.starts_with(start) || start.starts_with(relay_start);
+    (!clash).then(|| Frame(vec![Part::Text(start.clone()), Part::Payload]))
 }
 
 /// Whether the empty line of the calibration run reached the others, framed as a relay.

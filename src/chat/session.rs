@@ -201,6 +201,9 @@ pub struct ClientView {
     /// It left while the server held the room (lines typed before it left could not reach
     /// it: they were still waiting in the senders' sockets).
     pub left_while_held: bool,
+    /// Its connection was never established: the server's accept queue was full through
+    /// every SYN retransmission so far (it is still connecting when the session ends).
+    pub never_connected: bool,
 }
 
 /// A running session.
@@ -605,6 +608,11 @@ impl Session {
     /// What every client saw, and the transcript.
     pub fn finish(mut self) -> Outcome {
         self.crowd.notes.sync(&self.sim);
+        for (n, c) in self.crowd.clients.iter_mut().enumerate() {
+            self.sim.set_host(Host::peer(n));
+            c.view.never_connected = c.fd.is_some_and(|fd| self.sim.still_connecting(fd));
+        }
+        self.sim.set_host(Host::MAIN);
         Outcome {
             clients: self.crowd.clients.into_iter().map(|c| c.view).collect(),
             transcript: self.crowd.notes.text,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::libc;
-use selectlab_wire::{Op, Reply, Request, put_addr, take_addr};
+use selectlab_wire::{HELLO_STDIN_SIMULATED, Op, Reply, Request, put_addr, take_addr};
 
 use super::ready;
 use super::sockaddr;
@@ -51,6 +51,19 @@ struct GuestFd {
 #[derive(Debug, Default)]
 pub struct Answerer {
     fds: BTreeMap<i32, GuestFd>,
+    /// The guest's standard input is simulated ([`Sim::idle_input`]), so that a program that
+    /// watches its console beside its sockets runs inside.
+    simulated_stdin: bool,
+}
+
+impl Answerer {
+    /// An answerer that gives the guest a simulated standard input where nobody types.
+    pub fn with_simulated_stdin() -> Answerer {
+        Answerer {
+            simulated_stdin: true,
+            ..Answerer::default()
+        }
+    }
 }
 
 type Answered = Result<Reply, Halt>;
@@ -129,7 +142,23 @@ impl Answerer {
     /// closed here, as the kernel closes close-on-exec descriptors.
     fn hello(&mut self, k: &mut Interleaved<'_>) -> Reply {
         self.close_all(k);
-        Reply::ok(0)
+        if !self.simulated_stdin {
+            return Reply::ok(0);
+        }
+        k.sim.place_next_fds(&[Fd(0)]);
+        let stdin = k.sim.idle_input();
+        k.sim.clear_placed_fds();
+        match stdin {
+            Ok(fd) => {
+                let terminal = GuestFd {
+                    nonblocking: false,
+                    stream: false,
+                };
+                self.fds.insert(fd.0, terminal);
+                Reply::ok(HELLO_STDIN_SIMULATED)
+            }
+            Err(e) => Reply::err(e as i32),
+        }
     }
 
     /// Closes every simulated descriptor of the guest, as the kernel does when a process

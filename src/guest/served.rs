@@ -16,7 +16,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 use selectlab_wire::Op;
 
-use super::answer::Halt;
+use super::answer::{Answerer, Halt};
 use super::spawn::{self, Listener, SpawnError};
 use super::spin::SpinWatch;
 use super::stepped::{Stepped, is_wait};
@@ -56,7 +56,8 @@ impl GuestServer {
                 label: super::label(command),
                 process,
                 channel,
-                answerer: Default::default(),
+                // A server may watch its console beside its sockets (`ncat --chat` does).
+                answerer: Answerer::with_simulated_stdin(),
                 pending: Some((hello, sim.now())),
                 exit: None,
             },

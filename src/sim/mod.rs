@@ -260,6 +260,13 @@ impl Sim {
         self.sock(self.sock_id(fd).ok()?).local.clone()
     }
 
+    /// Whether socket `fd` is still trying to connect (its SYN dropped, it retries on a
+    /// timer): a harness's question, not a call of the program's, so not recorded.
+    pub fn still_connecting(&self, fd: Fd) -> bool {
+        self.sock_id(fd)
+            .is_ok_and(|id| matches!(self.sock(id).state, state::State::SynSent { .. }))
+    }
+
     /// Whether the adversary reset the connection of socket `fd` (a harness's way to tell a
     /// network fault from a program's doing; a real machine cannot tell them apart).
     pub fn reset_by_adversary(&self, fd: Fd) -> bool {

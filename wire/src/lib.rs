@@ -40,6 +40,11 @@ pub const MAX_DATA_BYTES: usize = 128 * 1024;
 /// again first, while the other side is answering, reached 235 000 a second there.
 pub const SPIN_RECV_TRIES: usize = 2_000;
 
+/// selectlab's answer to `Hello` when the program's standard input is simulated: descriptor
+/// 0 is then the read end of a simulated pipe nobody writes to (a terminal where nobody
+/// types), which the shim marks as simulated. Any other answer leaves descriptor 0 real.
+pub const HELLO_STDIN_SIMULATED: i64 = 1;
+
 /// How many integer arguments a request carries.
 pub const ARGS: usize = 6;
 

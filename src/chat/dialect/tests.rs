@@ -212,7 +212,15 @@ fn lines_are_read_into_who_said_what_binding_names_in_order() {
     let e = Dialect::tutorial()
         .heard(&lines, &cast, &want, |_| false)
         .unwrap_err();
-    assert!(e.contains("a line nobody said"), "{e}");
+    assert!(e.contains("neither a relayed line nor a notice"), "{e}");
+    // A line a client said, heard without the frame: the server framed a read, not a line.
+    let bare = vec![b"hi".to_vec()];
+    let lines: Vec<&[Vec<u8>]> = vec![&[], &bare, &[]];
+    let e = d.heard(&lines, &cast, &want, |_| false).unwrap_err();
+    assert!(
+        e.contains("without the frame") && e.contains("c1 said it"),
+        "{e}"
+    );
     assert!(
         Dialect::tutorial()
             .heard(&lines, &cast, &want, |m| m == 1)

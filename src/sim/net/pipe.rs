@@ -23,6 +23,19 @@ impl Sim {
         ))
     }
 
+    /// A descriptor for the read end of a pipe whose write end is held open outside the
+    /// simulation and never written: a terminal where nobody types. It is never readable, and
+    /// a read blocks (EAGAIN when non-blocking). Not a call of the program's: not recorded.
+    pub fn idle_input(&mut self) -> Result<Fd, Errno> {
+        self.check_fds_available(1)?;
+        let id = self.pipes.insert(Pipe {
+            readers: 1,
+            writers: 1,
+            ..Pipe::default()
+        });
+        self.open_fd(Object::PipeRead(id))
+    }
+
     pub(super) fn pipe_read(&mut self, p: Id, buf: &mut [u8]) -> Chosen<usize> {
         let pipe = self.pipes.get_mut(p).expect("live pipe");
         if buf.is_empty() {
