@@ -946,12 +946,16 @@ fn notice_frame(
     Ok((Some(notice), frames))
 }
 
+/// A line's runs, with the text of the literal ones (lines of one shape differ only in their
+/// numbers and words).
+type Shape<'a> = Vec<(Class, &'a [u8])>;
+
 /// One frame per shape of line among `instances` (`None` when a shape's lines differ in a
 /// way no frame explains), in the order the shapes were first heard.
 fn shaped_frames(instances: &[Instance<'_>], known: &[BTreeSet<Vec<u8>>]) -> Option<Vec<Frame>> {
-    let mut groups: Vec<(Vec<(Class, &[u8])>, Vec<Instance<'_>>)> = Vec::new();
+    let mut groups: Vec<(Shape<'_>, Vec<Instance<'_>>)> = Vec::new();
     for i in instances {
-        let shape: Vec<(Class, &[u8])> = (tokens(i.line, false).into_iter())
+        let shape: Shape<'_> = (tokens(i.line, false).into_iter())
             .map(|(class, text)| {
                 (
                     class,
