@@ -317,14 +317,15 @@ impl Case {
         }
     }
 
-    /// Runs the session with the program as its server; the symptom and transcript if a
+    /// Runs the session with the program as its server: how many clients never got in (a
+    /// full accept queue through every SYN retry), or the symptom and transcript if a
     /// property failed.
     fn judge(
         &self,
         command: &[OsString],
         transcript: bool,
         reading: &Reading,
-    ) -> Result<(), String> {
+    ) -> Result<usize, String> {
         let decide = match self.adversity {
             Some((seed, adversity)) => Decider::seeded(seed, adversity),
             None => Decider::faithful(),
@@ -354,18 +355,32 @@ impl Case {
         let clients = CHAT_FUZZ_CLIENTS.max(outcome.clients.len());
         let connected = connected_only(&self.steps, &outcome);
         let steps = connected.as_deref().unwrap_or(&self.steps);
+        let outside = outcome.clients.iter().filter(|c| c.never_connected).count();
+        self.verdict(steps, &outcome, clients, reading)
+            .map(|()| outside)
+    }
+
+    /// Judges a finished session of this case's `steps` (those of clients that got in), read
+    /// as `reading` says: the over-long line of `long-line` may be refused or delivered whole.
+    fn verdict(
+        &self,
+        steps: &[Step],
+        o: &Outcome,
+        clients: usize,
+        reading: &Reading,
+    ) -> Result<(), String> {
         let refusing = Limits {
             max_line_bytes: MAX_SENT_LINE_BYTES,
             ..limits()
         };
         match reading {
             Reading::Tutorial => {
-                let whole = check::check(steps, &outcome, clients, &limits());
+                let whole = check::check(steps, o, clients, &limits());
                 if !self.long_line {
                     return whole;
                 }
                 whole.or_else(|why| {
-                    check::check(steps, &outcome, clients, &refusing).map_err(|_| {
+                    check::check(steps, o, clients, &refusing).map_err(|_| {
                         format!("the long line was neither refused nor delivered whole: {why}")
                     })
                 })
@@ -378,8 +393,8 @@ impl Case {
                     long_line: LongLine::CutOff,
                 };
                 let judge = |limits: &Limits, policy: Policy| {
-                    check::check_heard(steps, &outcome, clients, limits, policy, |want| {
-                        read_in(d, steps, &outcome, clients, &want())
+                    check::check_heard(steps, o, clients, limits, policy, |want| {
+                        read_in(d, steps, o, clients, &want())
                     })
                 };
                 let whole = judge(&limits(), policy);
@@ -679,9 +694,17 @@ fn run_check(
     }
     let mut case = Case::named(check.name);
     let Some((_, adversity)) = case.adversity else {
-        case.judge(&config.command, false, reading)
+        let outside = case
+            .judge(&config.command, false, reading)
             .map_err(|why| fail(case.clone(), config.seed, why))?;
-        return Ok(format!("{} steps, faithful", case.steps.len()));
+        let mut summary = format!("{} steps, faithful", case.steps.len());
+        if outside > 0 {
+            summary.push_str(&format!(
+                "; {outside} clients never got in (the accept queue stayed full through Linux's \
+                 SYN retries) and are not judged"
+            ));
+        }
+        return Ok(summary);
     };
     for i in 0..RESETS_RUNS {
         let seed = case_seed(config.seed, i);
