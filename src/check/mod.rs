@@ -21,6 +21,7 @@ pub mod crowds;
 pub mod departures;
 pub mod lines;
 pub mod peer;
+pub mod sentinel;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -263,14 +264,19 @@ pub fn run(config: &Config, report: impl FnMut(&Finding)) -> Result<Vec<Finding>
     let checks = selected(config)?;
     // `many-joins` holds 200 connections; a failure here leaves that check to say so.
     let _ = crate::real::raise_fd_limit();
-    let probe = std::net::TcpStream::connect_timeout(&config.server, peer::CONNECT_TIMEOUT)
+    // A quiet member of the room, held from first to last: no quick close before the checks
+    // (`quick-close` is a check of its own, and brings some servers down), and a server that
+    // dies is named in the check during which it went away.
+    let mut sentinel = sentinel::Sentinel::join(config.server)
         .map_err(|e| CheckError::NothingListens(format!("{}: {e}", config.server)))?;
-    // Closed only once the server has surely accepted it: a connection closed at once is the
-    // `quick-close` check's business, at the end (it brings some servers down).
     std::thread::sleep(QUIET);
-    drop(probe);
     let tag = format!("sl{:08x}", run_id());
+    let mut gone_in: Option<&'static str> = None;
     let judge = |check: &Check, _: &[Finding]| {
+        if let Some(during) = gone_in {
+            let why = format!("the server went away during `{during}`");
+            return Ok((Verdict::Skip, vec![why]));
+        }
         let ctx = Ctx {
             server: config.server,
             clients: config.clients,
@@ -278,13 +284,26 @@ pub fn run(config: &Config, report: impl FnMut(&Finding)) -> Result<Vec<Finding>
             until: Instant::now() + CHECK_DEADLINE,
             via_proxy: config.via_proxy,
         };
-        Ok(match (check.run)(&ctx) {
+        let (verdict, mut evidence) = match (check.run)(&ctx) {
             Ok(summary) => (Verdict::Pass, vec![summary]),
             Err(Judgement::Fail(evidence)) => (Verdict::Fail, evidence),
             Err(Judgement::Skip(why)) => (Verdict::Skip, vec![why]),
-        })
+        };
+        if !sentinel.server_gone() {
+            return Ok((verdict, evidence));
+        }
+        gone_in = Some(check.name);
+        let went = format!("the server went away during `{}`", check.name);
+        if verdict == Verdict::Pass {
+            evidence.insert(0, went);
+        } else {
+            evidence.push(went);
+        }
+        Ok((Verdict::Fail, evidence))
     };
-    run_each(&checks, |c| c.name, judge, report)
+    let findings = run_each(&checks, |c| c.name, judge, report);
+    sentinel.leave();
+    findings
 }
 
 /// A number that differs between runs (the clock's nanoseconds and the process id).

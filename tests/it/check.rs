@@ -220,3 +220,29 @@ fn a_host_name_is_looked_up_and_a_bad_one_refused() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no-such-host.invalid:9"));
 }
+
+#[test]
+fn a_server_that_dies_is_named_in_the_check_it_died_in_and_the_rest_skip() {
+    // close-kills: a client that leaves having said nothing crashes it, as join-announced's
+    // clients do.
+    let Some((_fx, addr)) = fixture(Some("close-kills")) else {
+        return;
+    };
+    let findings = run(
+        addr,
+        &["prefix", "join-announced", "exit-announced", "quick-close"],
+    );
+    let verdicts: Vec<Verdict> = findings.iter().map(|f| f.verdict.clone()).collect();
+    assert_eq!(
+        verdicts,
+        [Verdict::Pass, Verdict::Fail, Verdict::Skip, Verdict::Skip],
+        "{findings:#?}"
+    );
+    assert_eq!(
+        findings[1].evidence[0],
+        "the server went away during `join-announced`"
+    );
+    for f in &findings[2..] {
+        assert_eq!(f.evidence, ["the server went away during `join-announced`"]);
+    }
+}
