@@ -26,8 +26,8 @@ pub(super) struct SimArgs {
     /// Write every simulated call to this file (the transcript format).
     #[arg(long)]
     transcript: Option<PathBuf>,
-    /// Another program to run beside it, as a peer (its words split at spaces; it starts once
-    /// the program listens). Repeat for more.
+    /// Another program to run beside it, as a peer (its words split as a shell splits them,
+    /// quotes kept whole; it starts once the program listens). Repeat for more.
     #[arg(long = "peer", value_name = "COMMAND")]
     peers: Vec<String>,
     /// A file for the standard input of the peer at the same position (else it has none).
@@ -43,6 +43,17 @@ pub(super) struct SimArgs {
 
 impl SimArgs {
     pub(super) fn run(self, out: &mut dyn Write) -> ExitCode {
+        let mut peers = Vec::with_capacity(self.peers.len());
+        for (i, line) in self.peers.iter().enumerate() {
+            // Split as a POSIX shell splits words: quotes keep a word with spaces whole.
+            let Some(words) = shlex::split(line) else {
+                return super::cannot_run("sim", format!("--peer {line:?}: unbalanced quotes"));
+            };
+            peers.push(PeerCommand {
+                command: words.into_iter().map(OsString::from).collect(),
+                stdin: self.peer_stdin.get(i).cloned(),
+            });
+        }
         let config = GuestConfig {
             command: self.command,
             seed: self.seed,
@@ -50,15 +61,7 @@ impl SimArgs {
             clients: self.clients,
             lines: self.lines,
             run_for: self.run_for,
-            peers: self
-                .peers
-                .iter()
-                .enumerate()
-                .map(|(i, line)| PeerCommand {
-                    command: line.split_whitespace().map(OsString::from).collect(),
-                    stdin: self.peer_stdin.get(i).cloned(),
-                })
-                .collect(),
+            peers,
         };
         if self.peer_stdin.len() > config.peers.len() {
             return super::cannot_run("sim", "more --peer-stdin files than --peer programs");

@@ -69,15 +69,12 @@ pub fn shim_path() -> Result<PathBuf, SpawnError> {
     Ok(path)
 }
 
-/// Finds `program` on PATH (a name with a slash is a path already).
+/// Finds `program` on PATH, as a shell does (a name with a slash is a path already).
 fn find(program: &Path) -> Option<PathBuf> {
     if program.components().count() > 1 {
         return Some(program.to_path_buf());
     }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
+    which::which(program).ok()
 }
 
 /// Refuses a program the shim cannot reach: a statically linked one (no program interpreter,
@@ -153,16 +150,17 @@ fn has_interpreter(head: &[u8]) -> bool {
 /// The listening end of the channel: a SOCK_SEQPACKET socket at a path the shim connects to.
 pub struct Listener {
     fd: OwnedFd,
-    dir: PathBuf,
+    /// The run's own directory (the channel's socket, a quiet program's standard error),
+    /// removed when the listener goes.
+    dir: tempfile::TempDir,
 }
 
 impl Listener {
     /// A new listening socket in a fresh temporary directory.
     pub fn new() -> Result<Listener, SpawnError> {
-        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("selectlab-sim-{}-{run}", std::process::id()));
-        std::fs::create_dir_all(&dir)
+        let dir = tempfile::Builder::new()
+            .prefix("selectlab-sim-")
+            .tempdir()
             .map_err(|e| SpawnError::Io("creating the channel's directory", e))?;
         let fd = rn::socket_with(
             AddressFamily::UNIX,
@@ -171,7 +169,7 @@ impl Listener {
             None,
         )
         .map_err(|e| SpawnError::Channel("socket", e))?;
-        let addr = SocketAddrUnix::new(dir.join("channel"))
+        let addr = SocketAddrUnix::new(dir.path().join("channel"))
             .map_err(|e| SpawnError::Channel("channel path", e))?;
         rn::bind(&fd, &addr).map_err(|e| SpawnError::Channel("bind", e))?;
         rn::listen(&fd, 1).map_err(|e| SpawnError::Channel("listen", e))?;
@@ -204,7 +202,7 @@ impl Listener {
             }
         }
         cmd.env("LD_PRELOAD", shim)
-            .env(CHANNEL_PATH_ENV, self.dir.join("channel"))
+            .env(CHANNEL_PATH_ENV, self.dir.path().join("channel"))
             .env("TZ", "UTC")
             .env("LC_ALL", "C.UTF-8")
             .env("PYTHONHASHSEED", "0")
@@ -219,7 +217,7 @@ impl Listener {
             None => cmd.stdin(Stdio::null()),
         };
         if quiet {
-            let stderr = std::fs::File::create(self.dir.join(STDERR_FILE))
+            let stderr = std::fs::File::create(self.dir.path().join(STDERR_FILE))
                 .map_err(|e| SpawnError::Io("creating its standard error's file", e))?;
             cmd.stdout(Stdio::null()).stderr(stderr);
         }
@@ -273,7 +271,7 @@ impl Listener {
     /// The last `lines` lines a quiet program wrote on its standard error (a traceback, say).
     pub fn stderr_tail(&self, lines: usize) -> Vec<String> {
         use std::io::{Read, Seek, SeekFrom};
-        let Ok(mut file) = std::fs::File::open(self.dir.join(STDERR_FILE)) else {
+        let Ok(mut file) = std::fs::File::open(self.dir.path().join(STDERR_FILE)) else {
             return Vec::new();
         };
         let len = file.metadata().map_or(0, |m| m.len());
@@ -288,12 +286,6 @@ impl Listener {
         let all: Vec<&str> = text.lines().collect();
         let from = all.len().saturating_sub(lines);
         all[from..].iter().map(|l| (*l).to_string()).collect()
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
