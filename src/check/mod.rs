@@ -45,15 +45,20 @@ pub enum Verdict {
     Fail,
     /// The check could not judge (it says why).
     Skip,
+    /// A portability hazard, not a fault on Linux: the program fails where only the man
+    /// pages allow (select(2) BUGS: readiness, then a read that blocks). Exit status 0 unless
+    /// `--strict`.
+    Warn,
 }
 
 impl Verdict {
-    /// `pass`, `fail` or `skip` (JSON's spelling; the text report uses capitals).
+    /// `pass`, `fail`, `skip` or `warn` (JSON's spelling; the text report uses capitals).
     pub fn name(&self) -> &'static str {
         match self {
             Verdict::Pass => "pass",
             Verdict::Fail => "fail",
             Verdict::Skip => "skip",
+            Verdict::Warn => "warn",
         }
     }
 }
@@ -315,10 +320,14 @@ fn run_id() -> u32 {
     nanos ^ std::process::id().rotate_left(16)
 }
 
-/// The exit status for a run's findings: 0 when every check passed, 1 otherwise (a skipped
-/// check is not a pass).
-pub fn exit_status(findings: &[Finding]) -> u8 {
-    u8::from(findings.iter().any(|f| f.verdict != Verdict::Pass))
+/// The exit status for a run's findings: 0 when every check passed (or only warned, unless
+/// `strict`), 1 otherwise (a skipped check is not a pass).
+pub fn exit_status(findings: &[Finding], strict: bool) -> u8 {
+    u8::from(findings.iter().any(|f| match f.verdict {
+        Verdict::Pass => false,
+        Verdict::Warn => strict,
+        Verdict::Fail | Verdict::Skip => true,
+    }))
 }
 
 impl fmt::Display for Finding {
@@ -342,7 +351,7 @@ impl fmt::Display for Finding {
 pub struct FindingRecord {
     /// The check's name.
     pub check: String,
-    /// `pass`, `fail` or `skip`.
+    /// `pass`, `fail`, `skip` or `warn`.
     pub verdict: String,
     /// Wall time the check took, in seconds (to the millisecond).
     pub seconds: f64,

@@ -44,6 +44,9 @@ pub(super) struct CheckArgs {
     /// One JSON object per check.
     #[arg(long)]
     json: bool,
+    /// A WARN (a portability hazard: what only the man pages allow) fails the run too.
+    #[arg(long)]
+    strict: bool,
     /// Print each check's name and what it does, and exit.
     #[arg(long)]
     list: bool,
@@ -93,7 +96,7 @@ impl CheckArgs {
         let printed = report(out, self.json, &names, |report| {
             check::run(&config, report).map_err(|e| e.to_string())
         });
-        finish(out, self.json, printed)
+        finish(out, self.json, self.strict, printed)
     }
 
     /// `check --sim`: the same reports and exit codes, from the simulator's checks.
@@ -119,7 +122,7 @@ impl CheckArgs {
         let printed = report(out, self.json, &names, |report| {
             sim_check::run(&config, report)
         });
-        finish(out, self.json, printed)
+        finish(out, self.json, self.strict, printed)
     }
 }
 
@@ -180,20 +183,29 @@ fn report(
 }
 
 /// The summary line (text only) and the exit status of a run's findings.
-fn finish(out: &mut dyn Write, json: bool, printed: Result<Vec<Finding>, String>) -> ExitCode {
+fn finish(
+    out: &mut dyn Write,
+    json: bool,
+    strict: bool,
+    printed: Result<Vec<Finding>, String>,
+) -> ExitCode {
     let findings = match printed {
         Ok(findings) => findings,
         Err(e) => return super::cannot_run("check", e),
     };
     if !json {
         let count = |v: Verdict| findings.iter().filter(|f| f.verdict == v).count();
+        let warned = match count(Verdict::Warn) {
+            0 => String::new(),
+            n => format!(", {n} warned"),
+        };
         let _ = writeln!(
             out,
-            "check: {} passed, {} failed, {} skipped",
+            "check: {} passed, {} failed, {} skipped{warned}",
             count(Verdict::Pass),
             count(Verdict::Fail),
             count(Verdict::Skip)
         );
     }
-    ExitCode::from(check::exit_status(&findings))
+    ExitCode::from(check::exit_status(&findings, strict))
 }

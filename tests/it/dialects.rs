@@ -270,3 +270,23 @@ fn a_dialect_file_is_read_and_a_bad_one_refused() {
     assert!(err.contains("exactly one {text}"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_blocking_read_after_a_spurious_wake_up_is_a_warning_not_a_fault() {
+    if !python() {
+        return;
+    }
+    // freeze keeps its sockets blocking: Linux never wakes a TCP reader for nothing, so only
+    // `portability` (select(2) BUGS) can make its read block.
+    let command = ["python3", &fixture("addr"), "--bug", "freeze"];
+    let findings = run(&command, &["adversary", "portability"]);
+    let verdicts: Vec<&str> = findings.iter().map(|f| f.verdict.name()).collect();
+    assert_eq!(verdicts, ["pass", "pass", "warn"], "{findings:#?}");
+    assert!(
+        findings[2].evidence[0].contains("blocked in a receive"),
+        "{}",
+        findings[2]
+    );
+    assert_eq!(selectlab::check::exit_status(&findings, false), 0);
+    assert_eq!(selectlab::check::exit_status(&findings, true), 1);
+}
