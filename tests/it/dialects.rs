@@ -290,3 +290,29 @@ fn a_blocking_read_after_a_spurious_wake_up_is_a_warning_not_a_fault() {
     assert_eq!(selectlab::check::exit_status(&findings, false), 0);
     assert_eq!(selectlab::check::exit_status(&findings, true), 1);
 }
+
+#[test]
+fn ncat_chat_runs_inside_and_its_four_faults_are_named() {
+    if !super::guest::have("ncat") {
+        eprintln!("skipped: ncat is not installed");
+        return;
+    }
+    let command = ["ncat", "--chat", "-l", "127.0.0.1", "0"];
+    let findings = run(
+        &command,
+        &["conversation", "slow-reader", "resets-during-broadcast", "adversary"],
+    );
+    let dialect = findings[0].evidence.join("\n");
+    assert!(dialect.starts_with("relay: <user{who}> {text}"), "{dialect}");
+    // Each symptom was confirmed by hand over real loopback sockets (docs: testing your server).
+    for (check, symptom) in [
+        ("conversation", "without the frame of a relayed line"),
+        ("slow-reader", "blocks for ever in send"),
+        ("resets-during-broadcast", "getpeername for sd"),
+        ("adversary", "the server changed it or made it up"),
+    ] {
+        let f = findings.iter().find(|f| f.name == check).expect("the check ran");
+        assert_eq!(f.verdict, Verdict::Fail, "{f}");
+        assert!(f.evidence.join("\n").contains(symptom), "{check}: {f}");
+    }
+}
