@@ -84,6 +84,9 @@ impl SimArgs {
             (End::Refused(why), _) => super::cannot_run("sim", format!("refused: {why}")),
             (End::Spinning(_), _) => ExitCode::from(1),
             _ if !peers_ok => ExitCode::from(1),
+            // Blocked for ever with nothing to show for it (a server whose peers all did their
+            // work and left may well wait for the next one: that is the peers' verdict).
+            (End::Blocked(_), None) if report.peers.is_empty() => ExitCode::from(1),
             // With clients, the verdict is theirs: did every one hear every line?
             (_, Some(delivery)) => super::status(Ok(delivery.complete())),
             (End::Exited(code), None) => super::status(Ok(*code == 0)),
@@ -99,7 +102,7 @@ fn summary(report: &GuestReport) -> String {
         End::Delivered => {
             "every client heard every line; selectlab stopped the program".to_string()
         }
-        End::Stopped(why) => format!("selectlab stopped the program: {why}"),
+        End::Stopped(why) | End::Blocked(why) => format!("selectlab stopped the program: {why}"),
         End::Refused(why) => format!("refused: {why}"),
         End::Spinning(symptom) => format!("selectlab stopped the program: {symptom}"),
     };

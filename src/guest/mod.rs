@@ -85,8 +85,10 @@ pub enum End {
     Exited(i32),
     /// The workload is done: every client heard every line.
     Delivered,
-    /// selectlab stopped it (the reason: the time limit, or a wait that can never end).
+    /// selectlab stopped it at a limit (`--run-for`, or the most calls a run may make).
     Stopped(String),
+    /// selectlab stopped it because it waits for what can never happen (the reason).
+    Blocked(String),
     /// Something it did cannot be simulated faithfully (the reason).
     Refused(String),
     /// It spins instead of blocking (the symptom; see [`spin`]).
@@ -168,7 +170,7 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
                 }
             }
             Err(Halt::Refuse(why)) => break End::Refused(why),
-            Err(Halt::Stop(why)) => break End::Stopped(why),
+            Err(Halt::Stop(why)) => break End::Blocked(why),
         }
         if let Some(end) = limits(config, &sim, &mut hosts, calls) {
             break end;
@@ -186,7 +188,7 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
         (_, Some(Halt::Refuse(why))) => End::Refused(why),
         // A program stopped because its wait could never end, once every client heard
         // everything, has done its work.
-        (End::Stopped(_), _) if hosts.clients.done() => End::Delivered,
+        (End::Blocked(_), _) if hosts.clients.done() => End::Delivered,
         (end, _) => end,
     };
     Ok(report(config, end, calls, &sim, &hosts))
@@ -232,7 +234,7 @@ fn limits(config: &GuestConfig, sim: &Sim, hosts: &mut Hosts, calls: u64) -> Opt
     }
     match hosts.trouble.take() {
         Some(Halt::Refuse(why)) => return Some(End::Refused(why)),
-        Some(Halt::Stop(why)) => return Some(End::Stopped(why)),
+        Some(Halt::Stop(why)) => return Some(End::Blocked(why)),
         None => {}
     }
     if sim.now() >= config.run_for {

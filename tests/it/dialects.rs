@@ -300,10 +300,18 @@ fn ncat_chat_runs_inside_and_its_four_faults_are_named() {
     let command = ["ncat", "--chat", "-l", "127.0.0.1", "0"];
     let findings = run(
         &command,
-        &["conversation", "slow-reader", "resets-during-broadcast", "adversary"],
+        &[
+            "conversation",
+            "slow-reader",
+            "resets-during-broadcast",
+            "adversary",
+        ],
     );
     let dialect = findings[0].evidence.join("\n");
-    assert!(dialect.starts_with("relay: <user{who}> {text}"), "{dialect}");
+    assert!(
+        dialect.starts_with("relay: <user{who}> {text}"),
+        "{dialect}"
+    );
     // Each symptom was confirmed by hand over real loopback sockets (docs: testing your server).
     for (check, symptom) in [
         ("conversation", "without the frame of a relayed line"),
@@ -311,7 +319,10 @@ fn ncat_chat_runs_inside_and_its_four_faults_are_named() {
         ("resets-during-broadcast", "getpeername for sd"),
         ("adversary", "the server changed it or made it up"),
     ] {
-        let f = findings.iter().find(|f| f.name == check).expect("the check ran");
+        let f = findings
+            .iter()
+            .find(|f| f.name == check)
+            .expect("the check ran");
         assert_eq!(f.verdict, Verdict::Fail, "{f}");
         assert!(f.evidence.join("\n").contains(symptom), "{check}: {f}");
     }

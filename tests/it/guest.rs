@@ -412,3 +412,16 @@ fn descriptors_left_open_by_whoever_started_selectlab_do_not_reach_the_program()
     assert_eq!(clean, leaky);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_program_stopped_because_it_blocks_for_ever_exits_1() {
+    if !python() {
+        return;
+    }
+    let waits = "import socket\n\
+        s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); s.accept()\n";
+    let out = sim(&["--", "python3", "-c", waits]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}{}", text(&out.stderr));
+    assert!(said.contains("blocks for ever in accept"), "{said}");
+}
