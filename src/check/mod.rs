@@ -21,8 +21,10 @@ pub mod crowds;
 pub mod departures;
 pub mod lines;
 pub mod peer;
+pub mod restart;
 pub mod sentinel;
 
+use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -184,6 +186,9 @@ pub struct Config {
     /// A proxy stands between (`selectlab proxy`): compare the addresses in notices with those
     /// the server gave each client's own lines, not with the client's own.
     pub via_proxy: bool,
+    /// The server's command line, to start it afresh for each check (`check ADDR -- CMD`);
+    /// empty: it is already running.
+    pub restart: Vec<OsString>,
 }
 
 /// Why nothing could run (exit status 2).
@@ -263,52 +268,102 @@ pub fn run_each<C, E>(
     Ok(findings)
 }
 
-/// Runs the selected checks one after another (they share the server's one room), calling
-/// `report` with each finding as it comes.
+/// Runs the selected checks one after another (they share the server's one room, or, with
+/// [`Config::restart`], each has a server of its own), calling `report` with each finding as
+/// it comes.
 pub fn run(config: &Config, report: impl FnMut(&Finding)) -> Result<Vec<Finding>, CheckError> {
     let checks = selected(config)?;
     // `many-joins` holds 200 connections; a failure here leaves that check to say so.
     let _ = crate::real::raise_fd_limit();
+    let tag = format!("sl{:08x}", run_id());
+    if !config.restart.is_empty() {
+        return run_restarting(config, &checks, &tag, report);
+    }
     // A quiet member of the room, held from first to last: no quick close before the checks
     // (`quick-close` is a check of its own, and brings some servers down), and a server that
     // dies is named in the check during which it went away.
     let mut sentinel = sentinel::Sentinel::join(config.server)
         .map_err(|e| CheckError::NothingListens(format!("{}: {e}", config.server)))?;
     std::thread::sleep(QUIET);
-    let tag = format!("sl{:08x}", run_id());
     let mut gone_in: Option<&'static str> = None;
     let judge = |check: &Check, _: &[Finding]| {
         if let Some(during) = gone_in {
             let why = format!("the server went away during `{during}`");
             return Ok((Verdict::Skip, vec![why]));
         }
-        let ctx = Ctx {
-            server: config.server,
-            clients: config.clients,
-            tag: tag.clone(),
-            until: Instant::now() + CHECK_DEADLINE,
-            via_proxy: config.via_proxy,
-        };
-        let (verdict, mut evidence) = match (check.run)(&ctx) {
-            Ok(summary) => (Verdict::Pass, vec![summary]),
-            Err(Judgement::Fail(evidence)) => (Verdict::Fail, evidence),
-            Err(Judgement::Skip(why)) => (Verdict::Skip, vec![why]),
-        };
+        let (verdict, evidence) = one_check(config, check, &tag);
         if !sentinel.server_gone() {
             return Ok((verdict, evidence));
         }
         gone_in = Some(check.name);
         let went = format!("the server went away during `{}`", check.name);
-        if verdict == Verdict::Pass {
-            evidence.insert(0, went);
-        } else {
-            evidence.push(went);
-        }
-        Ok((Verdict::Fail, evidence))
+        Ok(went_away(verdict, evidence, went))
     };
     let findings = run_each(&checks, |c| c.name, judge, report);
     sentinel.leave();
     findings
+}
+
+/// `check ADDR -- CMD`: each check with a server started afresh, stopped after it.
+fn run_restarting(
+    config: &Config,
+    checks: &[&Check],
+    tag: &str,
+    report: impl FnMut(&Finding),
+) -> Result<Vec<Finding>, CheckError> {
+    let judge = |check: &Check, so_far: &[Finding]| {
+        let (mut started, mut sentinel) =
+            match restart::Started::start(&config.restart, config.server) {
+                Ok(started) => started,
+                Err(why) if so_far.is_empty() => return Err(CheckError::NothingListens(why)),
+                Err(why) => {
+                    let why = format!("the server did not start again: {why}");
+                    return Ok((Verdict::Fail, vec![why]));
+                }
+            };
+        std::thread::sleep(QUIET);
+        let (verdict, evidence) = one_check(config, check, tag);
+        let finding = if sentinel.server_gone() {
+            let end = (started.ended_within(sentinel::AFTERMATH))
+                .unwrap_or_else(|| "it closed every connection".into());
+            let went = format!("the server went away during `{}`: {end}", check.name);
+            went_away(verdict, evidence, went)
+        } else {
+            (verdict, evidence)
+        };
+        sentinel.leave();
+        started.stop();
+        Ok(finding)
+    };
+    run_each(checks, |c| c.name, judge, report)
+}
+
+/// Runs one check against the server.
+fn one_check(config: &Config, check: &Check, tag: &str) -> (Verdict, Vec<String>) {
+    let ctx = Ctx {
+        server: config.server,
+        clients: config.clients,
+        tag: tag.to_string(),
+        until: Instant::now() + CHECK_DEADLINE,
+        via_proxy: config.via_proxy,
+    };
+    match (check.run)(&ctx) {
+        Ok(summary) => (Verdict::Pass, vec![summary]),
+        Err(Judgement::Fail(evidence)) => (Verdict::Fail, evidence),
+        Err(Judgement::Skip(why)) => (Verdict::Skip, vec![why]),
+    }
+}
+
+/// A check during which the server went away fails, saying so (`went`, one evidence line per
+/// line of it) first if the check itself had passed, else after what the check saw.
+fn went_away(verdict: Verdict, mut evidence: Vec<String>, went: String) -> (Verdict, Vec<String>) {
+    let lines = went.lines().map(str::to_string);
+    if verdict == Verdict::Pass {
+        evidence.splice(0..0, lines);
+    } else {
+        evidence.extend(lines);
+    }
+    (Verdict::Fail, evidence)
 }
 
 /// A number that differs between runs (the clock's nanoseconds and the process id).

@@ -32,7 +32,9 @@ pub(super) struct CheckArgs {
     /// tutorial's own protocol; anything else is a dialect file (`relay: <{who}> {text}`, …).
     #[arg(long, default_value = "auto", requires = "sim")]
     dialect: String,
-    /// With --sim: the server program and its arguments.
+    /// The server program and its arguments: with --sim, run inside the simulator; with ADDR,
+    /// started afresh for each check (it must listen at ADDR), so that a death is pinned to the
+    /// check that caused it.
     #[arg(last = true)]
     command: Vec<OsString>,
     /// Clients in the `delivery` check.
@@ -88,6 +90,7 @@ impl CheckArgs {
             clients: self.clients,
             only: self.only,
             via_proxy: self.via_proxy,
+            restart: self.command,
         };
         // The bar names the check under way: the one after the last reported.
         let names: Vec<&str> = check::selected(&config)

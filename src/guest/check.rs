@@ -631,7 +631,7 @@ fn adversity_without_each(a: Adversity) -> Vec<Adversity> {
 }
 
 /// How a line of the program's standard error is marked in a failure.
-const STDERR_MARK: &str = super::served::STDERR_LINE_MARK;
+const STDERR_MARK: &str = super::spawn::STDERR_LINE_MARK;
 
 /// The failure's first line: what failed, without the transcript.
 fn first_line(why: &str) -> String {

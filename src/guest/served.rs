@@ -97,7 +97,8 @@ impl GuestServer {
         }
         if let Some(code) = self.guest.exit {
             let words = self.listener.stderr_tail(STDERR_TAIL_LINES);
-            self.trouble.get_or_insert_with(|| ended(code, &words));
+            self.trouble
+                .get_or_insert_with(|| spawn::describe_end(code, &words));
         }
     }
 }
@@ -105,35 +106,8 @@ impl GuestServer {
 /// How the trouble of a program the simulator refused begins.
 pub const REFUSED: &str = "refused: ";
 
-/// How each line of the program's standard error begins in its trouble.
-pub const STDERR_LINE_MARK: &str = "  stderr| ";
-
 /// Lines of the program's standard error a report shows when it ends.
 pub const STDERR_TAIL_LINES: usize = 20;
-
-/// How the program ended, as a shell tells it (128 + a signal's number is that signal), and
-/// the last words it wrote on its standard error.
-fn ended(code: i32, stderr: &[String]) -> String {
-    let signal = (code > 128)
-        .then(|| nix::sys::signal::Signal::try_from(code - 128).ok())
-        .flatten();
-    let mut out = match signal {
-        Some(signal) => format!("it was killed by {signal}"),
-        None => format!("it exited with code {code}"),
-    };
-    if !stderr.is_empty() {
-        out.push_str(&format!(
-            "; the last {} lines of its standard error:",
-            stderr.len()
-        ));
-        for line in stderr {
-            out.push('\n');
-            out.push_str(STDERR_LINE_MARK);
-            out.push_str(line);
-        }
-    }
-    out
-}
 
 /// Where clients reach a socket listening at `fd` (a wildcard address is reached on
 /// loopback).

@@ -270,24 +270,57 @@ const STDERR_TAIL_BYTES: u64 = 16 * 1024;
 impl Listener {
     /// The last `lines` lines a quiet program wrote on its standard error (a traceback, say).
     pub fn stderr_tail(&self, lines: usize) -> Vec<String> {
-        use std::io::{Read, Seek, SeekFrom};
-        let Ok(mut file) = std::fs::File::open(self.dir.path().join(STDERR_FILE)) else {
-            return Vec::new();
-        };
-        let len = file.metadata().map_or(0, |m| m.len());
-        let mut tail = Vec::new();
-        let read = file
-            .seek(SeekFrom::Start(len.saturating_sub(STDERR_TAIL_BYTES)))
-            .and_then(|_| file.take(STDERR_TAIL_BYTES).read_to_end(&mut tail));
-        if read.is_err() {
-            return Vec::new();
-        }
-        let text = String::from_utf8_lossy(&tail);
-        let all: Vec<&str> = text.lines().collect();
-        let from = all.len().saturating_sub(lines);
-        all[from..].iter().map(|l| (*l).to_string()).collect()
+        tail_lines(&self.dir.path().join(STDERR_FILE), lines)
     }
 }
+
+/// The last `lines` lines of the file at `path` (its last [`STDERR_TAIL_BYTES`] read; none if
+/// it cannot be read).
+pub fn tail_lines(path: &Path, lines: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let mut tail = Vec::new();
+    let read = file
+        .seek(SeekFrom::Start(len.saturating_sub(STDERR_TAIL_BYTES)))
+        .and_then(|_| file.take(STDERR_TAIL_BYTES).read_to_end(&mut tail));
+    if read.is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&tail);
+    let all: Vec<&str> = text.lines().collect();
+    let from = all.len().saturating_sub(lines);
+    all[from..].iter().map(|l| (*l).to_string()).collect()
+}
+
+/// How a program ended, as a shell tells it (128 + a signal's number is that signal), and the
+/// last words it wrote on its standard error, each line marked [`STDERR_LINE_MARK`].
+pub fn describe_end(code: i32, stderr: &[String]) -> String {
+    let signal = (code > 128)
+        .then(|| nix::sys::signal::Signal::try_from(code - 128).ok())
+        .flatten();
+    let mut out = match signal {
+        Some(signal) => format!("it was killed by {signal}"),
+        None => format!("it exited with code {code}"),
+    };
+    if !stderr.is_empty() {
+        out.push_str(&format!(
+            "; the last {} lines of its standard error:",
+            stderr.len()
+        ));
+        for line in stderr {
+            out.push('\n');
+            out.push_str(STDERR_LINE_MARK);
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// How each line of a program's standard error begins in a report.
+pub const STDERR_LINE_MARK: &str = "  stderr| ";
 
 /// A program selectlab started: stopped with everything it started (its process group) when
 /// dropped.
@@ -326,7 +359,7 @@ impl Process {
 }
 
 /// An exit status as a shell reports it: the code, or 128 + the signal that ended it.
-fn code_of(status: std::process::ExitStatus) -> i32 {
+pub fn code_of(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     status
         .code()

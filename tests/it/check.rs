@@ -22,6 +22,7 @@ fn run(server: SocketAddr, only: &[&str]) -> Vec<Finding> {
         clients: 6,
         only: only.iter().map(|s| s.to_string()).collect(),
         via_proxy: false,
+        restart: Vec::new(),
     };
     check::run(&config, |_| {}).expect("the checks run")
 }
@@ -186,6 +187,7 @@ fn bad_arguments_and_an_empty_port_are_refused_before_any_check() {
         clients,
         only: only.iter().map(|s| s.to_string()).collect(),
         via_proxy: false,
+        restart: Vec::new(),
     };
     assert!(matches!(
         check::run(&config(1, &[]), |_| {}),
@@ -244,5 +246,49 @@ fn a_server_that_dies_is_named_in_the_check_it_died_in_and_the_rest_skip() {
     );
     for f in &findings[2..] {
         assert_eq!(f.evidence, ["the server went away during `join-announced`"]);
+    }
+}
+
+#[test]
+fn a_server_started_for_each_check_has_its_death_pinned_to_the_check_that_killed_it() {
+    let Some(port) = util::free_port() else {
+        return;
+    };
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/chat_server.py");
+    let port_arg = port.to_string();
+    let lifetime = SERVER_LIFETIME.as_secs().to_string();
+    let command = [
+        "python3",
+        path,
+        "--port",
+        &port_arg,
+        "--lifetime",
+        &lifetime,
+        "--bug",
+        "close-kills",
+    ];
+    let config = Config {
+        server: SocketAddr::from(([127, 0, 0, 1], port)),
+        clients: 6,
+        only: ["prefix", "join-announced", "exit-announced", "quick-close"]
+            .map(String::from)
+            .to_vec(),
+        via_proxy: false,
+        restart: command.map(Into::into).to_vec(),
+    };
+    let findings = check::run(&config, |_| {}).expect("the checks run");
+    let verdicts: Vec<&str> = findings.iter().map(|f| f.verdict.name()).collect();
+    // Each check meets a fresh server: only those whose clients leave having said nothing kill
+    // it, and each death names its exit status and the server's last words.
+    assert_eq!(verdicts, ["pass", "fail", "pass", "fail"], "{findings:#?}");
+    for f in [&findings[1], &findings[3]] {
+        let evidence = f.evidence.join("\n");
+        assert!(
+            evidence.contains(&format!(
+                "the server went away during `{}`: it exited with code 1",
+                f.name
+            )) && evidence.contains("stderr| "),
+            "{f}"
+        );
     }
 }

@@ -124,3 +124,10 @@ pub fn start_command(mut command: Command) -> Option<(Server, SocketAddr)> {
     let port: u16 = digits.parse().ok()?;
     Some((server, SocketAddr::from(([127, 0, 0, 1], port))))
 }
+
+/// A loopback port that was free a moment ago (bound on port 0, then let go), for a program
+/// that must be told its port; `None` if none could be had.
+pub fn free_port() -> Option<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
+    Some(listener.local_addr().ok()?.port())
+}
