@@ -525,7 +525,7 @@ fn compare_within(
 /// left, or stayed paused while the slow-consumer timeout passed, so that the server may have
 /// dropped them (from the pause), and those reset by the network or that left while the server
 /// held the room (from the start: when is the schedule's to say).
-fn loose_clients(steps: &[Step], o: &Outcome, timeout: Duration) -> BTreeMap<usize, usize> {
+pub fn loose_clients(steps: &[Step], o: &Outcome, timeout: Duration) -> BTreeMap<usize, usize> {
     let mut since = BTreeMap::new();
     let mut loose = |n: usize, at: usize| {
         let first = since.entry(n).or_insert(at);

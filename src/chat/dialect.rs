@@ -367,9 +367,9 @@ pub struct Cast<'a> {
     pub ports: Vec<Option<u16>>,
     /// Each text said, and who said it (several: the text does not tell who).
     pub said_by: &'a BTreeMap<Vec<u8>, BTreeSet<usize>>,
-    /// Clients whose departure is not judged (the network reset them): a departure notice
-    /// about a name never bound may be about one of them, who may have gone before it was
-    /// ever named.
+    /// Some client's departure is not judged (the network reset it, or it stopped reading and
+    /// the server may drop it): a departure notice about a name never bound may be about one
+    /// of them, who may have gone before it was ever named.
     pub unjudged_departures: bool,
 }
 
