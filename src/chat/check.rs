@@ -63,6 +63,10 @@ pub struct Policy {
     pub empty_lines: bool,
     /// What becomes of a line over the limit.
     pub long_line: LongLine,
+    /// A departure may be announced later than the model places it (when the server notices
+    /// it: a send to the client fails in the middle of one read's lines, say), as long as
+    /// nothing of the client's comes after it.
+    pub late_departures: bool,
 }
 
 /// What a server does with a line over its limit.
@@ -82,6 +86,7 @@ impl Policy {
         left: true,
         empty_lines: false,
         long_line: LongLine::CutOff,
+        late_departures: false,
     };
 }
 
@@ -298,6 +303,44 @@ impl Model {
                 self.tell_others(n, Said::Line(line));
             }
             rest = after;
+        }
+    }
+}
+
+/// Moves each departure a client heard later than the model places it back to the model's
+/// place, when nothing of the departed client's lies between: the server announced it when it
+/// noticed. (Heard earlier than the model says, or out of turn, it stays put, and is judged.)
+fn excuse_late_departures(got: &mut Heard, want: &Heard) {
+    for (mine, want) in got.iter_mut().zip(want) {
+        let mut used = 0;
+        for (at, item) in want.iter().enumerate() {
+            if item.1 != Said::Left {
+                continue;
+            }
+            // The model's place: after this many items that are not departures.
+            let before = want[..at].iter().filter(|i| i.1 != Said::Left).count();
+            let Some(q) = (mine.iter().enumerate().skip(used))
+                .position(|(_, i)| i == item)
+                .map(|p| p + used)
+            else {
+                continue;
+            };
+            let mut seen = 0;
+            let place = (mine.iter().enumerate())
+                .find(|(_, i)| {
+                    let reached = seen == before;
+                    if i.1 != Said::Left {
+                        seen += 1;
+                    }
+                    reached
+                })
+                .map_or(mine.len(), |(p, _)| p);
+            let theirs_between = mine[place.min(q)..q].iter().any(|i| i.0 == item.0);
+            if place < q && !theirs_between {
+                let moved = mine.remove(q);
+                mine.insert(place, moved);
+            }
+            used = place.min(q) + 1;
         }
     }
 }
@@ -625,7 +668,10 @@ pub fn check_heard(
         ));
     }
     let share = || expected_with(steps, clients, limits, policy);
-    let got = read(&share).map_err(|e| format!("{e}\n{}", o.transcript))?;
+    let mut got = read(&share).map_err(|e| format!("{e}\n{}", o.transcript))?;
+    if policy.late_departures {
+        excuse_late_departures(&mut got, &share());
+    }
     let loose_since = loose_clients(steps, o, limits.slow_consumer_timeout);
     let loose: BTreeSet<usize> = loose_since.keys().copied().collect();
     // The prefixes the checks below need: before the first hold, and before each loose

@@ -406,6 +406,7 @@ impl Case {
                     left: d.left.is_some(),
                     empty_lines: d.empty_lines && d.relay.names_someone(),
                     long_line: LongLine::CutOff,
+                    late_departures: true,
                 };
                 let judge = |limits: &Limits, policy: Policy| {
                     check::check_heard(steps, o, clients, limits, policy, |want| {

@@ -463,3 +463,23 @@ fn a_client_paused_past_the_timeout_may_have_been_dropped() {
         );
     }
 }
+
+#[test]
+fn a_departure_announced_when_the_server_noticed_it_is_excused_only_when_late() {
+    let left = |who: usize| (who, Said::Left);
+    let want: Heard = vec![vec![left(2), line(0, "a"), line(0, "b")]];
+    // Announced after two lines said after the departure: moved back to its place.
+    let mut late: Heard = vec![vec![line(0, "a"), line(0, "b"), left(2)]];
+    excuse_late_departures(&mut late, &want);
+    assert_eq!(late, want);
+    // Announced before the line that preceded the departure: left as heard.
+    let want: Heard = vec![vec![line(0, "a"), left(2)]];
+    let mut early: Heard = vec![vec![left(2), line(0, "a")]];
+    excuse_late_departures(&mut early, &want);
+    assert_eq!(early, vec![vec![left(2), line(0, "a")]]);
+    // Something of the departed client's between: left as heard.
+    let want: Heard = vec![vec![left(2), line(0, "a")]];
+    let mut theirs: Heard = vec![vec![line(2, "x"), line(0, "a"), left(2)]];
+    excuse_late_departures(&mut theirs, &want);
+    assert_eq!(theirs[0][2], left(2));
+}
