@@ -424,8 +424,10 @@ impl Dialect {
                     Item::Left(who) => (stream.departure(who), Said::Left),
                     Item::Relay(who, text) => {
                         let said = Said::Line(Rc::from(text.as_slice()));
-                        let by = (stream.name(who))
-                            .or_else(|| senders.pick(cast.said_by.get(text), &said));
+                        let by = match stream.name(who) {
+                            Some(by) => Some(senders.given(by, &said)),
+                            None => senders.pick(cast.said_by.get(text), &said),
+                        };
                         if let Some(by) = by {
                             stream.holds(who, by);
                         }
@@ -626,6 +628,14 @@ impl<'a> Senders<'a> {
             want,
             used: BTreeMap::new(),
         }
+    }
+
+    /// Notes that the frame named `by` as the sender of `said`: that line of theirs is taken.
+    fn given(&mut self, by: usize, said: &Said) -> usize {
+        if let Said::Line(text) = said {
+            *self.used.entry((by, text.clone())).or_default() += 1;
+        }
+        by
     }
 
     fn pick(&mut self, candidates: Option<&BTreeSet<usize>>, said: &Said) -> Option<usize> {

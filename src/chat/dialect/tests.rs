@@ -227,3 +227,34 @@ fn lines_are_read_into_who_said_what_binding_names_in_order() {
             .is_ok()
     );
 }
+
+/// Found by a sweep of the adversary over the fixtures: a name the frame gives counts as that
+/// sender's line taken, so an unnamed one that several said goes to the other sender.
+#[test]
+fn a_text_two_clients_said_goes_to_the_one_the_names_leave() {
+    let d = Dialect::parse("relay: user{who}: {text}\njoined: user{who} joined").unwrap();
+    let said_by = BTreeMap::from([(b"z".to_vec(), BTreeSet::from([0, 3]))]);
+    let cast = Cast {
+        ports: vec![Some(40001), Some(40002), Some(40003), Some(40004)],
+        said_by: &said_by,
+        unjudged_departures: false,
+    };
+    let bytes =
+        |lines: &[&str]| -> Vec<Vec<u8>> { lines.iter().map(|l| l.as_bytes().to_vec()).collect() };
+    let z = |n: usize| (n, Said::Line(Rc::from(&b"z"[..])));
+    let c1 = bytes(&["user2 joined", "user3 joined", "user4 joined", "user4: z"]);
+    let c2 = bytes(&["user3 joined", "user4 joined", "user4: z", "user1: z"]);
+    let want: Heard = vec![
+        vec![
+            (1, Said::Entered),
+            (2, Said::Entered),
+            (3, Said::Entered),
+            z(3),
+        ],
+        vec![(2, Said::Entered), (3, Said::Entered), z(3), z(0)],
+        vec![],
+        vec![],
+    ];
+    let lines: Vec<&[Vec<u8>]> = vec![&c1, &c2, &[], &[]];
+    assert_eq!(d.heard(&lines, &cast, &want, |_| false), Ok(want));
+}
