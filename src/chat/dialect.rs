@@ -384,18 +384,7 @@ impl Dialect {
         want: &Heard,
         tolerated: impl Fn(usize) -> bool,
     ) -> Result<Heard, String> {
-        let mut items = Vec::with_capacity(lines.len());
-        for (m, heard) in lines.iter().enumerate() {
-            let mut mine = Vec::new();
-            for line in heard.iter() {
-                match self.read(line) {
-                    Some(item) => mine.push(item),
-                    None if tolerated(m) => {}
-                    None => return Err(unframed(m, line, cast.said_by)),
-                }
-            }
-            items.push(mine);
-        }
+        let items = self.items(lines, cast, tolerated)?;
         let names = Names::bind(&items, cast, want);
         let reused = reused_names(&items);
         let mut all = Vec::with_capacity(items.len());
@@ -449,6 +438,29 @@ impl Dialect {
             all.push(out);
         }
         Ok(all)
+    }
+
+    /// Each client's lines read as items; a line that fits no frame is an error unless
+    /// `tolerated(m)`.
+    fn items(
+        &self,
+        lines: &[&[Vec<u8>]],
+        cast: &Cast<'_>,
+        tolerated: impl Fn(usize) -> bool,
+    ) -> Result<Vec<Vec<Item>>, String> {
+        let mut items = Vec::with_capacity(lines.len());
+        for (m, heard) in lines.iter().enumerate() {
+            let mut mine = Vec::with_capacity(heard.len());
+            for line in heard.iter() {
+                match self.read(line) {
+                    Some(item) => mine.push(item),
+                    None if tolerated(m) => {}
+                    None => return Err(unframed(m, line, cast.said_by)),
+                }
+            }
+            items.push(mine);
+        }
+        Ok(items)
     }
 
     /// A line read in the dialect: notices and greetings first (they are the more
@@ -774,97 +786,51 @@ struct Instance<'a> {
 
 /// Learns a dialect from a calm calibration run, or says why it cannot.
 pub fn learn(cal: &Calibration<'_>) -> Result<Dialect, String> {
-    let clients = cal.ports.len();
-    let heard = |step: usize, m: usize| -> &[Vec<u8>] {
-        cal.lines
-            .get(step)
-            .and_then(|s| s.get(m))
-            .map_or(&[], Vec::as_slice)
-    };
-    // Relays: every other client present must hear each non-empty line, exactly once.
-    let mut present = vec![false; clients];
-    let mut prefixes = Vec::new();
-    let mut suffixes = BTreeSet::new();
-    let mut echo = None;
-    for (step, act) in cal.acts.iter().enumerate() {
-        match act {
-            Act::Join(n) => present[*n] = true,
-            Act::Leave(n) => present[*n] = false,
-            Act::Say(n, text) if !text.is_empty() => {
-                for m in (0..clients).filter(|&m| present[m]) {
-                    let with: Vec<&Vec<u8>> = heard(step, m)
-                        .iter()
-                        .filter(|l| contains(l, text))
-                        .collect();
-                    if m == *n {
-                        let echoed = !with.is_empty();
-                        if *echo.get_or_insert(echoed) != echoed {
-                            return Err(
-                                "the server echoed some lines to their sender and not others"
-                                    .into(),
-                            );
-                        }
-                        continue;
-                    }
-                    let [line] = with.as_slice() else {
-                        return Err(format!(
-                            "in a calm run, c{} heard c{}'s line {:?} {} times, not once",
-                            m + 1,
-                            n + 1,
-                            String::from_utf8_lossy(text),
-                            with.len()
-                        ));
-                    };
-                    let at = find(line, text).expect("contains it");
-                    prefixes.push(Instance {
-                        line: &line[..at],
-                        subject: *n,
-                    });
-                    suffixes.insert(line[at + text.len()..].to_vec());
-                }
-            }
-            _ => {}
-        }
-    }
-    if prefixes.is_empty() {
-        return Err("the calibration run relayed nothing to learn from".into());
-    }
-    let [suffix] = suffixes
-        .into_iter()
-        .collect::<Vec<_>>()
-        .try_into()
-        .map_err(|_| "relayed lines end in different ways".to_string())?;
-    let known: Vec<BTreeSet<Vec<u8>>> = cal
-        .ports
-        .iter()
-        .map(|p| BTreeSet::from([p.to_string().into_bytes()]))
-        .collect();
-    let mut relay = learn_frame(&prefixes, &known, true)
-        .ok_or("relayed lines are framed in ways that do not line up")?;
-    // What names each client in its relays names it in notices too.
-    let mut known = known;
-    for i in &prefixes {
-        if let Some(m) = relay.matches(i.line) {
-            known[i.subject].extend(m.who.split(|&b| b == b' ').map(<[u8]>::to_vec));
-        }
-    }
-    relay.0.push(Part::Payload);
-    if !suffix.is_empty() {
-        relay.0.push(Part::Text(suffix));
-    }
+    let Relays {
+        frame: relay,
+        known,
+        echo,
+    } = learn_relay(cal)?;
     let relay_matches = |line: &[u8]| relay.matches(line).is_some();
-    let notices = |kind: fn(&Act) -> Option<usize>| -> Vec<Instance<'_>> {
-        let mut out = Vec::new();
-        let mut present = vec![false; clients];
-        for (step, act) in cal.acts.iter().enumerate() {
-            if let Some(n) = kind(act) {
-                for m in (0..clients).filter(|&m| present[m] && m != n) {
-                    out.extend(heard(step, m).iter().map(|l| Instance {
-                        line: l,
-                        subject: n,
-                    }));
-                }
-            }
+    let (joined, mut asides) = notice_frame(
+        &cal.notices(|a| matches!(a, Act::Join(_)).then(|| subject(a))),
+        &known,
+        "join",
+        &relay_matches,
+    )?;
+    let (left, more) = notice_frame(
+        &cal.notices(|a| matches!(a, Act::Leave(_)).then(|| subject(a))),
+        &known,
+        "departure",
+        &relay_matches,
+    )?;
+    asides.extend(more);
+    let greeting = greeting_frames(cal, &known)?;
+    let asides = asides_of(asides.iter().chain(&greeting), &relay);
+    let empty_lines = empty_lines_relayed(cal, &relay);
+    Ok(Dialect {
+        relay,
+        joined,
+        left,
+        asides,
+        greeting,
+        echo,
+        empty_lines,
+    })
+}
+
+impl Calibration<'_> {
+    /// The lines client `m` heard during `step`.
+    fn heard(&self, step: usize, m: usize) -> &[Vec<u8>] {
+        (self.lines.get(step).and_then(|s| s.get(m))).map_or(&[], Vec::as_slice)
+    }
+
+    /// Each step, and who was present as it began.
+    fn with_presence(&self) -> Vec<(usize, &Act, Vec<bool>)> {
+        let mut present = vec![false; self.ports.len()];
+        let mut out = Vec::with_capacity(self.acts.len());
+        for (step, act) in self.acts.iter().enumerate() {
+            out.push((step, act, present.clone()));
             match act {
                 Act::Join(n) => present[*n] = true,
                 Act::Leave(n) => present[*n] = false,
@@ -872,26 +838,108 @@ pub fn learn(cal: &Calibration<'_>) -> Result<Dialect, String> {
             }
         }
         out
+    }
+
+    /// The lines the others present heard at each step `kind` says is about a client.
+    fn notices(&self, kind: fn(&Act) -> Option<usize>) -> Vec<Instance<'_>> {
+        let mut out = Vec::new();
+        for (step, act, present) in self.with_presence() {
+            let Some(n) = kind(act) else { continue };
+            for m in (0..present.len()).filter(|&m| present[m] && m != n) {
+                let lines = self.heard(step, m).iter();
+                out.extend(lines.map(|line| Instance { line, subject: n }));
+            }
+        }
+        out
+    }
+}
+
+/// What the relayed lines of a calibration run teach.
+struct Relays {
+    /// The relay frame, `{text}` and the text after it included.
+    frame: Frame,
+    /// What names each client: its port, and the `{who}` runs of its relayed lines.
+    known: Vec<BTreeSet<Vec<u8>>>,
+    /// Whether the sender heard its own lines.
+    echo: bool,
+}
+
+/// Learns the relay frame: every other client present must have heard each non-empty line
+/// exactly once, and every relayed line must end alike.
+fn learn_relay(cal: &Calibration<'_>) -> Result<Relays, String> {
+    let mut prefixes = Vec::new();
+    let mut suffixes: BTreeSet<&[u8]> = BTreeSet::new();
+    let mut echo = None;
+    for (step, act, present) in cal.with_presence() {
+        let Act::Say(n, text) = act else { continue };
+        if text.is_empty() {
+            continue;
+        }
+        for m in (0..present.len()).filter(|&m| present[m]) {
+            let with: Vec<&Vec<u8>> = (cal.heard(step, m).iter())
+                .filter(|l| contains(l, text))
+                .collect();
+            if m == *n {
+                let echoed = !with.is_empty();
+                if *echo.get_or_insert(echoed) != echoed {
+                    return Err(
+                        "the server echoed some lines to their sender and not others".into(),
+                    );
+                }
+                continue;
+            }
+            let [line] = with.as_slice() else {
+                return Err(format!(
+                    "in a calm run, c{} heard c{}'s line {:?} {} times, not once",
+                    m + 1,
+                    n + 1,
+                    String::from_utf8_lossy(text),
+                    with.len()
+                ));
+            };
+            let at = find(line, text).expect("contains it");
+            prefixes.push(Instance {
+                line: &line[..at],
+                subject: *n,
+            });
+            suffixes.insert(&line[at + text.len()..]);
+        }
+    }
+    if prefixes.is_empty() {
+        return Err("the calibration run relayed nothing to learn from".into());
+    }
+    let [suffix] = suffixes.into_iter().collect::<Vec<_>>()[..] else {
+        return Err("relayed lines end in different ways".into());
     };
-    let (joined, mut asides) = notice_frame(
-        &notices(|a| matches!(a, Act::Join(_)).then(|| subject(a))),
-        &known,
-        "join",
-        &relay_matches,
-    )?;
-    let (left, more) = notice_frame(
-        &notices(|a| matches!(a, Act::Leave(_)).then(|| subject(a))),
-        &known,
-        "departure",
-        &relay_matches,
-    )?;
-    asides.extend(more);
-    let greeting = greeting_frames(cal, &known)?;
-    // What a greeting or a notice adds that names nobody (a list of who is present, which
-    // grows with the room) is an aside, known by its beginning.
-    let mut starts: Vec<Frame> = (asides.iter().chain(&greeting))
+    let mut known: Vec<BTreeSet<Vec<u8>>> = (cal.ports.iter())
+        .map(|p| BTreeSet::from([p.to_string().into_bytes()]))
+        .collect();
+    let mut frame = learn_frame(&prefixes, &known, true)
+        .ok_or("relayed lines are framed in ways that do not line up")?;
+    // What names each client in its relays names it in notices too.
+    for i in &prefixes {
+        if let Some(m) = frame.matches(i.line) {
+            known[i.subject].extend(m.who.split(|&b| b == b' ').map(<[u8]>::to_vec));
+        }
+    }
+    frame.0.push(Part::Payload);
+    if !suffix.is_empty() {
+        frame.0.push(Part::Text(suffix.to_vec()));
+    }
+    Ok(Relays {
+        frame,
+        known,
+        echo: echo.unwrap_or(false),
+    })
+}
+
+/// What a greeting or a notice adds that names nobody (a list of who is present, which grows
+/// with the room) is an aside, known by its beginning; one beginning that another begins with
+/// covers it.
+fn asides_of<'a>(frames: impl Iterator<Item = &'a Frame>, relay: &Frame) -> Vec<Frame> {
+    let mut starts: Vec<Frame> = frames
         .filter(|f| !f.names_someone())
-        .filter_map(|f| aside(f, &relay))
+        .filter_map(|f| aside(f, relay))
         .collect();
     starts.sort_by_key(|f| f.to_string().len());
     let mut asides: Vec<Frame> = Vec::new();
@@ -904,16 +952,7 @@ pub fn learn(cal: &Calibration<'_>) -> Result<Dialect, String> {
             asides.push(frame);
         }
     }
-    let empty_lines = empty_lines_relayed(cal, &relay);
-    Ok(Dialect {
-        relay,
-        joined,
-        left,
-        asides,
-        greeting,
-        echo: echo.unwrap_or(false),
-        empty_lines,
-    })
+    asides
 }
 
 fn subject(act: &Act) -> usize {
