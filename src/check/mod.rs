@@ -8,6 +8,8 @@
 //!   connections closed at once.
 //! - [`crowds`]: a reader that pauses while others talk (200 KB, and 8 MB), and 200 clients
 //!   joining at once.
+//! - [`sentinel`]: a quiet member of the room that tells when the server went away.
+//! - [`restart`]: `check ADDR -- CMD`, the server started afresh for each check.
 //!
 //! A line is judged by what the protocol fixes and nothing more: each line a client sends
 //! reaches every other client once, in order, whole, behind a prefix (the exact prefix,

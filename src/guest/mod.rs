@@ -15,6 +15,8 @@
 //! - [`clients`]: the `--clients N --lines K` workload and its delivery count.
 //! - [`spin`]: the idle-server property (a program that spins is stopped, with the symptom).
 //! - [`peers`]: the hosts beside the program: the clients, and other guest programs (`--peer`).
+//! - [`served`]: a guest as a session's server; [`calibrate`]: the calm run that learns its
+//!   dialect; [`check`]: `check --sim`, the checks, shrinking and replay.
 //!
 //! What cannot run faithfully is refused with the reason: a second thread or a forked child
 //! touching the simulator, a statically linked program, a socket made without the shim, and
