@@ -265,7 +265,7 @@ fn readable(fd: &OwnedFd, limit: Duration) -> Result<bool, Errno> {
 /// The file in the channel's directory that holds a quiet program's standard error.
 const STDERR_FILE: &str = "stderr";
 /// Most bytes of a quiet program's standard error read back: its end.
-const STDERR_TAIL_BYTES: u64 = 16 * 1024;
+pub const STDERR_TAIL_BYTES: u64 = 16 * 1024;
 
 impl Listener {
     /// The last `lines` lines a quiet program wrote on its standard error (a traceback, say).
