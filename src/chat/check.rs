@@ -325,10 +325,12 @@ fn excuse_late_departures(got: &mut Heard, want: &Heard) {
             else {
                 continue;
             };
+            // The model's place in what was heard: after as many other items, and after the
+            // departures already placed.
             let mut seen = 0;
             let place = (mine.iter().enumerate())
-                .find(|(_, i)| {
-                    let reached = seen == before;
+                .find(|(p, i)| {
+                    let reached = seen == before && *p >= used;
                     if i.1 != Said::Left {
                         seen += 1;
                     }

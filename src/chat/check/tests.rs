@@ -477,6 +477,11 @@ fn a_departure_announced_when_the_server_noticed_it_is_excused_only_when_late() 
     let mut early: Heard = vec![vec![left(2), line(0, "a")]];
     excuse_late_departures(&mut early, &want);
     assert_eq!(early, vec![vec![left(2), line(0, "a")]]);
+    // Two departures in a row, heard in the model's order: they stay in it.
+    let want: Heard = vec![vec![line(0, "a"), left(3), left(2)]];
+    let mut both = want.clone();
+    excuse_late_departures(&mut both, &want);
+    assert_eq!(both, want);
     // Something of the departed client's between: left as heard.
     let want: Heard = vec![vec![left(2), line(0, "a")]];
     let mut theirs: Heard = vec![vec![line(2, "x"), line(0, "a"), left(2)]];
