@@ -92,7 +92,7 @@ pub unsafe extern "C" fn time(out: *mut time_t) -> time_t {
 ///
 /// # Safety
 /// `req` must be valid; `rem` null or writable.
-unsafe fn sleep(
+unsafe fn virtual_sleep(
     clock: clockid_t,
     absolute: bool,
     req: *const timespec,
@@ -133,7 +133,7 @@ pub unsafe extern "C" fn nanosleep(req: *const timespec, rem: *mut timespec) -> 
         return unsafe { real!(nanosleep: fn(*const timespec, *mut timespec) -> c_int)(req, rem) };
     }
     // SAFETY: the caller's promises, passed on.
-    match unsafe { sleep(libc::CLOCK_MONOTONIC, false, req, rem) } {
+    match unsafe { virtual_sleep(libc::CLOCK_MONOTONIC, false, req, rem) } {
         0 => 0,
         e => {
             state::set_errno(e);
@@ -163,5 +163,71 @@ pub unsafe extern "C" fn clock_nanosleep(
         };
     }
     // SAFETY: the caller's promises, passed on.
-    unsafe { sleep(clock, flags & libc::TIMER_ABSTIME != 0, req, rem) }
+    unsafe { virtual_sleep(clock, flags & libc::TIMER_ABSTIME != 0, req, rem) }
+}
+
+/// A relative virtual sleep on the monotonic clock of `ns` nanoseconds (glibc's own `sleep`
+/// and `usleep` reach the kernel through its internal nanosleep, which no preload can see).
+fn sleep_ns(ns: u64) -> c_int {
+    let t = timespec {
+        tv_sec: (ns / 1_000_000_000) as time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: `t` is ours and valid; no remainder is asked for.
+    unsafe { virtual_sleep(libc::CLOCK_MONOTONIC, false, &t, std::ptr::null_mut()) }
+}
+
+/// sleep(3): a virtual sleep of whole seconds; never interrupted, so 0 seconds are left.
+///
+/// # Safety
+/// Any argument is valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sleep(seconds: libc::c_uint) -> libc::c_uint {
+    if !simulated(libc::CLOCK_MONOTONIC) {
+        // SAFETY: the argument is the caller's, passed on unchanged.
+        return unsafe { real!(sleep: fn(libc::c_uint) -> libc::c_uint)(seconds) };
+    }
+    match sleep_ns(u64::from(seconds) * 1_000_000_000) {
+        0 => 0,
+        _ => seconds,
+    }
+}
+
+/// usleep(3): a virtual sleep of microseconds.
+///
+/// # Safety
+/// Any argument is valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn usleep(usec: libc::useconds_t) -> c_int {
+    if !simulated(libc::CLOCK_MONOTONIC) {
+        // SAFETY: the argument is the caller's, passed on unchanged.
+        return unsafe { real!(usleep: fn(libc::useconds_t) -> c_int)(usec) };
+    }
+    match sleep_ns(u64::from(usec) * 1_000) {
+        0 => 0,
+        e => {
+            state::set_errno(e);
+            -1
+        }
+    }
+}
+
+/// `TIME_UTC`, C11's one time base (glibc's <time.h>; the libc crate does not name it).
+const TIME_UTC: c_int = 1;
+
+/// timespec_get(3): TIME_UTC is the virtual wall clock (glibc reads it without calling
+/// `clock_gettime` through its table). Any other base is unknown: 0, as glibc answers.
+///
+/// # Safety
+/// `ts` must be writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn timespec_get(ts: *mut timespec, base: c_int) -> c_int {
+    if base != TIME_UTC {
+        return 0;
+    }
+    // SAFETY: the caller's writable timespec, passed to our own clock_gettime.
+    match unsafe { clock_gettime(libc::CLOCK_REALTIME, ts) } {
+        0 => base,
+        _ => 0,
+    }
 }

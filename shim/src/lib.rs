@@ -19,7 +19,8 @@
 //!   __read_chk, __recv_chk, __recvfrom_chk.
 //! - [`ready`]: poll, ppoll, __poll_chk, select, pselect, epoll_create, epoll_create1,
 //!   epoll_ctl, epoll_wait, epoll_pwait, epoll_pwait2.
-//! - [`clock`]: clock_gettime, gettimeofday, time, nanosleep, clock_nanosleep.
+//! - [`clock`]: clock_gettime, gettimeofday, time, timespec_get, nanosleep, clock_nanosleep,
+//!   sleep, usleep.
 //! - [`names`]: getaddrinfo, getnameinfo.
 //!
 //! Written for 64-bit Linux with glibc (x86-64, AArch64): `time_t` and `long` are 64 bits, and

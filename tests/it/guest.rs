@@ -425,3 +425,29 @@ fn a_program_stopped_because_it_blocks_for_ever_exits_1() {
     assert_eq!(out.status.code(), Some(1), "{said}{}", text(&out.stderr));
     assert!(said.contains("blocks for ever in accept"), "{said}");
 }
+
+#[test]
+fn sleep_usleep_and_timespec_get_run_on_virtual_time() {
+    if !have("cc") {
+        eprintln!("skipped: no C compiler (cc) on this machine");
+        return;
+    }
+    let dir = scratch("virtual-sleep");
+    let program = dir.join("virtual_sleep");
+    let built = Command::new("cc")
+        .args(["-O1", "-o"])
+        .arg(&program)
+        .arg("tests/fixtures/virtual_sleep.c")
+        .output()
+        .expect("cc runs");
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let out = sim(&["--", program.to_str().expect("a UTF-8 path")]);
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{said}{}", text(&out.stderr));
+    // 2026-01-01 00:00:00 UTC, the simulator's epoch: a real clock would say otherwise.
+    assert!(
+        said.contains("monotonic 1.200 utc 1.200 epoch 1767225600"),
+        "{said}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
