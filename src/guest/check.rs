@@ -186,6 +186,18 @@ enum Reading {
     Dialect(Dialect),
 }
 
+impl Reading {
+    /// The case as this reading runs it: in a dialect, each line several clients say names
+    /// its sender ([`distinct_senders`](super::distinct::distinct_senders)), since the frame
+    /// may not.
+    fn prepare(&self, mut case: Case) -> Case {
+        if let Reading::Dialect(_) = self {
+            case.steps = super::distinct::distinct_senders(&case.steps);
+        }
+        case
+    }
+}
+
 /// A failure, before it is shown.
 struct Failed {
     symptom: String,
@@ -707,7 +719,7 @@ fn run_check(
     if let Some(adversity) = random {
         for i in 0..config.cases {
             let seed = case_seed(config.seed, i);
-            let case = random_case(seed, adversity);
+            let case = reading.prepare(random_case(seed, adversity));
             case.judge(&config.command, false, reading)
                 .map_err(|why| fail(case.clone(), seed, why))?;
         }
@@ -720,7 +732,7 @@ fn run_check(
             config.cases, config.seed
         ));
     }
-    let mut case = Case::named(check.name);
+    let mut case = reading.prepare(Case::named(check.name));
     let Some((_, adversity)) = case.adversity else {
         let outside = case
             .judge(&config.command, false, reading)

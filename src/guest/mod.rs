@@ -26,6 +26,7 @@ pub mod answer;
 pub mod calibrate;
 pub mod check;
 pub mod clients;
+pub mod distinct;
 pub mod peers;
 mod ready;
 pub mod served;
