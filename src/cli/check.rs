@@ -46,6 +46,10 @@ pub(super) struct CheckArgs {
     /// One JSON object per check.
     #[arg(long)]
     json: bool,
+    /// With --sim: start the program with PATH and HOME alone, not selectlab's own
+    /// environment.
+    #[arg(long, requires = "sim")]
+    clean_env: bool,
     /// A WARN (a portability hazard: what only the man pages allow) fails the run too.
     #[arg(long)]
     strict: bool,
@@ -121,6 +125,7 @@ impl CheckArgs {
             only: self.only,
             shrink: true,
             dialect,
+            env: super::environment(self.clean_env),
         };
         let printed = report(out, self.json, &names, |report| {
             sim_check::run(&config, report)

@@ -125,6 +125,15 @@ fn cannot_run(command: &str, why: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The environment a guest program starts with, from `--clean-env`.
+fn environment(clean: bool) -> crate::guest::spawn::Environment {
+    if clean {
+        crate::guest::spawn::Environment::Clean
+    } else {
+        crate::guest::spawn::Environment::Inherited
+    }
+}
+
 /// A duration in seconds (fractions allowed), as flags ending in `-s` take it.
 fn parse_secs(text: &str) -> Result<Duration, String> {
     text.parse::<f64>()

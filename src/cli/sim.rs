@@ -36,6 +36,9 @@ pub(super) struct SimArgs {
     /// Stop after this much virtual time.
     #[arg(long = "run-for-s", default_value = "60", value_parser = super::parse_secs)]
     run_for: Duration,
+    /// Start the programs with PATH and HOME alone, not selectlab's own environment.
+    #[arg(long)]
+    clean_env: bool,
     /// The program and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<OsString>,
@@ -62,6 +65,7 @@ impl SimArgs {
             lines: self.lines,
             run_for: self.run_for,
             peers,
+            env: super::environment(self.clean_env),
         };
         if self.peer_stdin.len() > config.peers.len() {
             return super::cannot_run("sim", "more --peer-stdin files than --peer programs");

@@ -27,6 +27,7 @@ use crate::sim::decide::{Adversity, Decider, SplitMix64};
 
 use super::calibrate::{self, Unlearned};
 use super::served::GuestServer;
+use super::spawn::Environment;
 
 /// The adversary `check --sim` applies: everything lawful the chat properties can account
 /// for (a reset client is owed only a prefix), EMFILE and ENFILE from accept included.
@@ -166,6 +167,8 @@ pub struct SimCheckConfig {
     pub shrink: bool,
     /// How to read what the clients heard.
     pub dialect: DialectChoice,
+    /// The environment the program starts with.
+    pub env: Environment,
 }
 
 /// How `check --sim` reads what the clients heard (`--dialect`).
@@ -350,6 +353,7 @@ impl Case {
     fn judge(
         &self,
         command: &[OsString],
+        env: Environment,
         transcript: bool,
         reading: &Reading,
     ) -> Result<usize, String> {
@@ -366,7 +370,7 @@ impl Case {
             fd_table_per_host: true,
             ..SessionConfig::default()
         };
-        let session = start_session(config, command)?;
+        let session = start_session(config, command, env)?;
         let (outcome, settled) = session.run_all(&self.steps);
         if let Err((step, e)) = settled {
             let at = self
@@ -508,9 +512,10 @@ fn connected_only(steps: &[Step], o: &Outcome) -> Option<Vec<Step>> {
 pub(super) fn start_session(
     config: SessionConfig,
     command: &[OsString],
+    env: Environment,
 ) -> Result<Session, String> {
     let mut started = None;
-    let session = Session::with_server(config, |sim| match GuestServer::start(sim, command) {
+    let session = Session::with_server(config, |sim| match GuestServer::start(sim, command, env) {
         Ok(server) => Ok(Box::new(server) as Box<dyn Server>),
         Err(e) => {
             started = Some(e.to_string());
@@ -667,7 +672,7 @@ fn kind(symptom: &str) -> String {
 /// Shrinks a failing case: takes the first smaller case that still fails the same way (a
 /// symptom of the same [`kind`]), again and again, within [`MAX_SHRINK_RUNS`] sessions.
 /// Deterministic: the same case shrinks the same way.
-fn shrink(mut case: Case, symptom: &str, command: &[OsString], reading: &Reading) -> Case {
+fn shrink(mut case: Case, symptom: &str, config: &SimCheckConfig, reading: &Reading) -> Case {
     let want = kind(symptom);
     let mut runs = 0;
     'smaller: while runs < MAX_SHRINK_RUNS {
@@ -677,7 +682,7 @@ fn shrink(mut case: Case, symptom: &str, command: &[OsString], reading: &Reading
                 break 'smaller;
             }
             if candidate
-                .judge(command, false, reading)
+                .judge(&config.command, config.env, false, reading)
                 .is_err_and(|why| kind(&first_line(&why)) == want)
             {
                 case = candidate;
@@ -720,7 +725,7 @@ fn run_check(
         for i in 0..config.cases {
             let seed = case_seed(config.seed, i);
             let case = reading.prepare(random_case(seed, adversity));
-            case.judge(&config.command, false, reading)
+            case.judge(&config.command, config.env, false, reading)
                 .map_err(|why| fail(case.clone(), seed, why))?;
         }
         let spurious = match adversity.spurious_per_mille {
@@ -735,7 +740,7 @@ fn run_check(
     let mut case = reading.prepare(Case::named(check.name));
     let Some((_, adversity)) = case.adversity else {
         let outside = case
-            .judge(&config.command, false, reading)
+            .judge(&config.command, config.env, false, reading)
             .map_err(|why| fail(case.clone(), config.seed, why))?;
         let mut summary = format!("{} steps, faithful", case.steps.len());
         if outside > 0 {
@@ -749,7 +754,7 @@ fn run_check(
     for i in 0..RESETS_RUNS {
         let seed = case_seed(config.seed, i);
         case.adversity = Some((seed, adversity));
-        case.judge(&config.command, false, reading)
+        case.judge(&config.command, config.env, false, reading)
             .map_err(|why| fail(case.clone(), seed, why))?;
     }
     Ok(format!(
@@ -769,6 +774,9 @@ fn replay_line(check: &SimCheck, config: &SimCheckConfig, case: &Case) -> String
     }
     if matches!(check.name, "adversary" | PORTABILITY_CHECK) {
         line.push_str(" --cases 1");
+    }
+    if config.env == Environment::Clean {
+        line.push_str(" --clean-env");
     }
     match &config.dialect {
         DialectChoice::Auto => {}
@@ -811,7 +819,7 @@ fn evidence(
         out.push("(not shrunk: its replay line shrinks it and shows the transcript)".into());
         return out;
     }
-    let shrunk = shrink(failed.case.clone(), &out[0], &config.command, reading);
+    let shrunk = shrink(failed.case.clone(), &out[0], config, reading);
     let steps: Vec<String> = shrunk.steps.iter().map(ToString::to_string).collect();
     out.push(format!(
         "shrunk to {} of {} steps: {}",
@@ -823,7 +831,7 @@ fn evidence(
         out.push(format!("adversary left on: {}", adversity_names(adversity)));
     }
     let why = shrunk
-        .judge(&config.command, true, reading)
+        .judge(&config.command, config.env, true, reading)
         .err()
         .unwrap_or_else(|| {
             "the shrunk case passed when run again: the program is not deterministic".into()
@@ -897,7 +905,7 @@ pub fn run(
         DialectChoice::Tutorial => Some(Reading::Tutorial),
         DialectChoice::Given(_, d) => Some(Reading::Dialect(d.clone())),
         DialectChoice::Auto => {
-            let (reading, verdict, evidence) = match calibrate::learn(&config.command) {
+            let (reading, verdict, evidence) = match calibrate::learn(&config.command, config.env) {
                 Ok(d) => {
                     let lines = d.to_string().lines().map(str::to_string).collect();
                     (Some(Reading::Dialect(d)), Verdict::Pass, lines)
@@ -1022,6 +1030,7 @@ mod tests {
             only: Vec::new(),
             shrink: true,
             dialect: DialectChoice::Tutorial,
+            env: Default::default(),
         };
         let case = Case::named("conversation");
         assert_eq!(

@@ -70,6 +70,8 @@ pub struct GuestConfig {
     pub run_for: Duration,
     /// Other programs run beside it as peers (a client for a server).
     pub peers: Vec<PeerCommand>,
+    /// The environment the programs start with.
+    pub env: spawn::Environment,
 }
 
 /// Another program to run beside the one under test.
@@ -131,10 +133,16 @@ pub const GUEST_ADVERSITY: Adversity = Adversity {
 pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
     let shim = spawn::shim_path()?;
     let listener = Listener::new()?;
-    let mut main = listener.spawn(&config.command, &shim, None, false)?;
+    let mut main = listener.spawn(&config.command, config.env, &shim, None, false)?;
     let mut peers = Vec::new();
     for peer in &config.peers {
-        let process = listener.spawn(&peer.command, &shim, peer.stdin.as_deref(), false)?;
+        let process = listener.spawn(
+            &peer.command,
+            config.env,
+            &shim,
+            peer.stdin.as_deref(),
+            false,
+        )?;
         peers.push((label(&peer.command), process));
     }
     let (mut channel, hello, guests) = connect_all(&listener, &main, peers)?;

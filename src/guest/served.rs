@@ -17,7 +17,7 @@ use nix::errno::Errno;
 use selectlab_wire::Op;
 
 use super::answer::{Answerer, Halt};
-use super::spawn::{self, Listener, SpawnError};
+use super::spawn::{self, Environment, Listener, SpawnError};
 use super::spin::SpinWatch;
 use super::stepped::{Stepped, is_wait};
 use crate::addr::SockAddr;
@@ -46,10 +46,14 @@ pub struct GuestServer {
 
 impl GuestServer {
     /// Starts `command` with the shim and answers its first request (its hello).
-    pub fn start(sim: &mut Sim, command: &[OsString]) -> Result<GuestServer, SpawnError> {
+    pub fn start(
+        sim: &mut Sim,
+        command: &[OsString],
+        env: Environment,
+    ) -> Result<GuestServer, SpawnError> {
         let shim = spawn::shim_path()?;
         let listener = Listener::new()?;
-        let process = listener.spawn(command, &shim, None, true)?;
+        let process = listener.spawn(command, env, &shim, None, true)?;
         let (channel, hello, _) = super::connect_all(&listener, &process, Vec::new())?;
         Ok(GuestServer {
             guest: Stepped {

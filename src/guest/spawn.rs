@@ -177,15 +177,14 @@ impl Listener {
     }
 
     /// Starts `command` with the shim preloaded, in a process group of its own (so that the
-    /// whole group can be stopped), with a fixed environment: PATH and HOME from selectlab's,
-    /// UTC, the C.UTF-8 locale, and PYTHONHASHSEED=0 (CPython's hashing would otherwise differ
-    /// run to run, and with it the order of some of a program's calls).
+    /// whole group can be stopped), in `env` (see [`Environment`]).
     /// Standard input is `stdin` (a file), or nothing; with `quiet`, its output goes nowhere
     /// (a program run again and again, as a check's shrinking does, would repeat itself) but
     /// its standard error is kept for [`Listener::stderr_tail`].
     pub fn spawn(
         &self,
         command: &[OsString],
+        env: Environment,
         shim: &Path,
         stdin: Option<&Path>,
         quiet: bool,
@@ -195,10 +194,19 @@ impl Listener {
             .ok_or_else(|| SpawnError::Unfit("no program to run".to_string()))?;
         check_dynamic(Path::new(program))?;
         let mut cmd = Command::new(program);
-        cmd.args(args).env_clear();
-        for keep in ["PATH", "HOME"] {
-            if let Some(v) = std::env::var_os(keep) {
-                cmd.env(keep, v);
+        cmd.args(args);
+        if env == Environment::Clean {
+            cmd.env_clear();
+            for keep in ["PATH", "HOME"] {
+                if let Some(v) = std::env::var_os(keep) {
+                    cmd.env(keep, v);
+                }
+            }
+        }
+        // Whatever preloads or channels the caller had are not the program's.
+        for (name, _) in std::env::vars_os() {
+            if name == "LD_PRELOAD" || name.to_string_lossy().starts_with("SELECTLAB_SHIM") {
+                cmd.env_remove(name);
             }
         }
         cmd.env("LD_PRELOAD", shim)
@@ -260,6 +268,20 @@ fn readable(fd: &OwnedFd, limit: Duration) -> Result<bool, Errno> {
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The environment a program starts with. Either way selectlab sets what would otherwise make
+/// two runs differ, or tie them to the machine's clock and locale: `TZ=UTC`,
+/// `LC_ALL=C.UTF-8`, `PYTHONHASHSEED=0` (CPython's hashing would otherwise differ run to run,
+/// and with it the order of some of a program's calls) and `PYTHONDONTWRITEBYTECODE=1`, and it
+/// drops any `LD_PRELOAD` and channel of its caller's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Environment {
+    /// selectlab's own (a pyenv shim, a virtualenv and their variables keep working).
+    #[default]
+    Inherited,
+    /// `PATH` and `HOME` alone (`--clean-env`).
+    Clean,
 }
 
 /// The file in the channel's directory that holds a quiet program's standard error.

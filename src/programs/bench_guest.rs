@@ -54,6 +54,7 @@ pub fn run(command: &[OsString], clients: usize, lines: usize) -> Result<GuestBe
         lines,
         run_for: Duration::from_secs(3600),
         peers: Vec::new(),
+        env: Default::default(),
     };
     let started = Instant::now();
     let report = guest::run(&config).map_err(|e| e.to_string())?;

@@ -22,6 +22,7 @@ fn config(command: &[&str], only: &[&str], dialect: DialectChoice) -> SimCheckCo
         only: only.iter().map(|s| s.to_string()).collect(),
         shrink: false,
         dialect,
+        env: Default::default(),
     }
 }
 

@@ -451,3 +451,40 @@ fn sleep_usleep_and_timespec_get_run_on_virtual_time() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn the_program_gets_selectlabs_environment_unless_asked_for_a_clean_one() {
+    if !python() {
+        return;
+    }
+    // A launcher in the style of pyenv's shims: it picks the interpreter from a variable.
+    let dir = scratch("launcher");
+    let launcher = dir.join("pick-python");
+    std::fs::write(
+        &launcher,
+        "#!/bin/sh\n[ -n \"$PICK_PYTHON\" ] || { echo 'no interpreter picked' >&2; exit 127; }\n\
+         exec \"$PICK_PYTHON\" \"$@\"\n",
+    )
+    .expect("written");
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(&launcher, mode).expect("made executable");
+    let launcher = launcher.to_str().expect("a UTF-8 path");
+    let run = |clean: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_selectlab"));
+        command.arg("sim").env("PICK_PYTHON", "python3");
+        if clean {
+            command.arg("--clean-env");
+        }
+        let out = (command.args(["--", launcher, "-c", "print('picked')"]))
+            .output()
+            .expect("selectlab runs");
+        (out.status.code(), text(&out.stdout))
+    };
+    let (code, said) = run(false);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("picked"), "{said}");
+    let (code, said) = run(true);
+    assert_eq!(code, Some(1), "the launcher found no interpreter: {said}");
+    assert!(said.contains("exited with status 127"), "{said}");
+    let _ = std::fs::remove_dir_all(dir);
+}
