@@ -141,7 +141,15 @@ impl Answerer {
     /// descriptors do not survive an exec (their placeholders are close-on-exec), so they are
     /// closed here, as the kernel closes close-on-exec descriptors.
     fn hello(&mut self, k: &mut Interleaved<'_>) -> Reply {
+        // Standard input outlives an exec (only the shim's placeholder for it is closed, and
+        // the new image's shim places it again): a launcher that execs its interpreter leaves
+        // no trace of it in the transcript.
+        let stdin = self.fds.remove(&0).filter(|_| self.simulated_stdin);
         self.close_all(k);
+        if let Some(stdin) = stdin {
+            self.fds.insert(0, stdin);
+            return Reply::ok(HELLO_STDIN_SIMULATED);
+        }
         if !self.simulated_stdin {
             return Reply::ok(0);
         }

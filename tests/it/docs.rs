@@ -156,7 +156,8 @@ fn flag_name(word: &str) -> &str {
 }
 
 /// The `selectlab` command lines in the fenced code blocks of `text`, as words, without a
-/// shell prompt, a trailing comment or `&`, and without what follows ` -- `. A line ending in
+/// shell prompt, a trailing comment or `&`, and without what follows ` -- ` (or a
+/// synopsis's ` [-- `). A line ending in
 /// `\` continues on the next.
 fn command_lines(text: &str) -> Vec<Vec<&str>> {
     let mut commands = Vec::new();
@@ -180,7 +181,8 @@ fn command_lines(text: &str) -> Vec<Vec<&str>> {
         }
         let end = words
             .iter()
-            .position(|w| *w == "--" || w.starts_with('#') || *w == "&")
+            // `--` ends selectlab's own words, and so does `[--` in a synopsis.
+            .position(|w| *w == "--" || *w == "[--" || w.starts_with('#') || *w == "&")
             .unwrap_or(words.len());
         words.truncate(end);
         commands.push(words[1..].to_vec());
