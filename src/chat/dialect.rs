@@ -15,6 +15,9 @@
 //! they differ, a run is `{who}` if it stays the same for one client and differs between
 //! clients (and, in a notice, is what names that client elsewhere), else `{n}` or `{w}`.
 //! Digits are never literal: a clock's fields all look alike in a short calibration run.
+//!
+//! In three parts: `frame` (templates, and the runs a line splits into), `learn` (the
+//! calibration), `read` (what clients heard, back into who said what).
 
 use std::fmt;
 
