@@ -11,59 +11,27 @@
 //! clients' interleaved, and the command line that replays it. Same seed, same transcript.
 
 use std::ffi::OsString;
-use std::time::Duration;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::addr::SockAddr;
 use crate::chat::check::{self, LongLine, Policy};
 use crate::chat::dialect::{Cast, Dialect};
-use crate::chat::schedules::{self, say};
 use crate::chat::server::Limits;
 use crate::chat::session::{Outcome, Server, Session, SessionConfig, Step};
 use crate::check::{Finding, Verdict};
-use crate::fuzzing::{CHAT_FUZZ_CLIENT_RCVBUF_BYTES, CHAT_FUZZ_CLIENTS, ChatScript};
-use crate::sim::decide::{Adversity, Decider, SplitMix64};
+use crate::fuzzing::CHAT_FUZZ_CLIENTS;
+use crate::sim::decide::{Adversity, Decider};
 
 use super::calibrate::{self, Unlearned};
+pub use schedules::{
+    CHECK_ADVERSITY, LONG_LINE_BYTES, MAX_SENT_LINE_BYTES, PORTABILITY_CHECK, SIM_CHECKS, SimCheck,
+};
+use schedules::{PORTABLE_ADVERSITY, RESETS_ONLY, RESETS_RUNS, case_seed, random_case, schedule};
+
+mod schedules;
 use super::served::GuestServer;
 use super::spawn::Environment;
-
-/// The adversary `check --sim` applies: everything lawful the chat properties can account
-/// for (a reset client is owed only a prefix), EMFILE and ENFILE from accept included.
-///
-/// No spurious wake-ups: for a TCP socket Linux computes readiness when the program waits
-/// (`tcp_poll` from `do_select` and `do_poll`; `ep_send_events` polls each ready item again
-/// with `ep_item_poll` before reporting it), so a single-threaded program that reads after a
-/// wait said readable finds data or the end of the stream, and a blocking read there is no
-/// fault. (select(2) BUGS allows more, for other kernels; the reference's own tests keep it.)
-pub const CHECK_ADVERSITY: Adversity = Adversity {
-    short_io_per_mille: 300,
-    eintr_per_mille: 100,
-    reset_per_mille: 5,
-    emfile_per_mille: 20,
-    enfile_per_mille: 10,
-    defer_per_mille: 100,
-    hold_back_per_mille: 300,
-    ..Adversity::NONE
-};
-
-/// The longest line a check sends: any server's limit is assumed to be at least this (an
-/// over-long line is `selectlab check ADDR`'s `long-line`).
-pub const MAX_SENT_LINE_BYTES: usize = 1000;
-/// The long line of `long-line`: over any limit a server is likely to have, far under what a
-/// server that delivers it whole must hold.
-pub const LONG_LINE_BYTES: usize = 10_000;
-/// The adversary of `resets-during-broadcast`: resets alone, often enough that some land on
-/// the server's sends in the middle of a broadcast.
-const RESETS_ONLY: Adversity = Adversity {
-    reset_per_mille: 20,
-    ..Adversity::NONE
-};
-/// Sessions `resets-during-broadcast` runs, from `--seed` on: in about half of them a reset
-/// lands on one of the server's sends in the middle of a broadcast (measured on the fixture
-/// with seeds 1 to 6).
-const RESETS_RUNS: u32 = 6;
 
 /// Most cases `--cases` may ask for.
 pub const MAX_CASES: u32 = 10_000;
@@ -71,85 +39,6 @@ pub const MAX_CASES: u32 = 10_000;
 pub const SHOWN_TRANSCRIPT_LINES: usize = 400;
 /// Most sessions one shrink runs.
 pub const MAX_SHRINK_RUNS: usize = 120;
-
-/// A named check.
-pub struct SimCheck {
-    /// Its name, for `--only`.
-    pub name: &'static str,
-    /// What it does, one line.
-    pub about: &'static str,
-}
-
-/// Every check, in the order they run.
-pub const SIM_CHECKS: &[SimCheck] = &[
-    SimCheck {
-        name: "conversation",
-        about: "four clients talk; a two-line write, an exit, a reset and a late joiner",
-    },
-    SimCheck {
-        name: "split-line",
-        about: "a line arrives in three writes, and two lines in one",
-    },
-    SimCheck {
-        name: "burst",
-        about: "20 000 short lines in one write (more than one read takes)",
-    },
-    SimCheck {
-        name: "crowd",
-        about: "six clients join at once, then two speak",
-    },
-    SimCheck {
-        name: "paused-reader",
-        about: "a reader pauses while 5 000 lines pile up for it, types, and carries on",
-    },
-    SimCheck {
-        name: "slow-reader",
-        about: "a reader stops reading for good while the others talk",
-    },
-    SimCheck {
-        name: "reset-after-lines",
-        about: "a client says two lines and its connection is reset; the other goes on",
-    },
-    SimCheck {
-        name: "quick-close",
-        about: "a client connects and closes at once, having said nothing; the room goes on, and takes a newcomer",
-    },
-    SimCheck {
-        name: "many-joins",
-        about: "200 clients join at once; the first and the last speak",
-    },
-    SimCheck {
-        name: "long-line",
-        about: "a 10 000-byte line: refused (its sender cut off) or delivered whole, the others go on",
-    },
-    SimCheck {
-        name: "resets-during-broadcast",
-        about: "five clients talk while the network resets connections, the server's sends included",
-    },
-    SimCheck {
-        name: "idle",
-        about: "the room is quiet for 5 s of virtual time: the server must block in its wait",
-    },
-    SimCheck {
-        name: "adversary",
-        about: "random schedules (--cases) under the seeded lawful adversary",
-    },
-    SimCheck {
-        name: "portability",
-        about: "the adversary's schedules with spurious wake-ups too, which Linux never gives \
-                a TCP socket and select(2) BUGS allows elsewhere: a failure is a WARN",
-    },
-];
-
-/// The adversary of `portability`: [`CHECK_ADVERSITY`] and spurious wake-ups, which only the
-/// man pages allow (select(2) BUGS: a descriptor reported ready, then a read that blocks).
-const PORTABLE_ADVERSITY: Adversity = Adversity {
-    spurious_per_mille: 100,
-    ..CHECK_ADVERSITY
-};
-
-/// The check whose failures are portability hazards (WARN), not faults on Linux.
-pub const PORTABILITY_CHECK: &str = "portability";
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -233,106 +122,6 @@ pub(super) fn limits() -> Limits {
         outbound_soft_bytes: usize::MAX / 2,
         outbound_cap_bytes: usize::MAX / 2,
         ..Limits::default()
-    }
-}
-
-/// Virtual time `many-joins` lets pass after the crowd connects: every SYN retransmission
-/// Linux makes (`tcp_syn_retries` = 6: at 1, 3, 7, 15, 31 and 63 s) for the clients a full
-/// accept queue turned away. Those still outside then are not judged (on Linux their
-/// connects time out at 127 s): the server chose its backlog.
-const MANY_JOINS_SYN_RETRIES: Duration = Duration::from_secs(64);
-
-/// Lines in `burst`: more than one read of most servers takes.
-const BURST_LINES: usize = 20_000;
-/// Lines sent while `paused-reader`'s reader is paused: more than its socket holds.
-const PAUSE_LINES: usize = 5_000;
-
-/// The steps of a named check (the zoo's generic schedules, and a few of its own).
-fn schedule(name: &str) -> Vec<Step> {
-    match name {
-        "conversation" => schedules::conversation(),
-        "split-line" => vec![
-            Step::Join(0),
-            Step::Join(1),
-            Step::Raw(0, b"a line in".to_vec()),
-            Step::Raw(0, b" three wr".to_vec()),
-            Step::Raw(0, b"ites\nand two\nin one\n".to_vec()),
-            say(1, "heard"),
-        ],
-        "burst" => schedules::burst(BURST_LINES),
-        "crowd" => schedules::crowd(),
-        "paused-reader" => schedules::paused(PAUSE_LINES),
-        "slow-reader" => schedules::slow_reader(),
-        "reset-after-lines" => vec![
-            Step::Join(0),
-            Step::Join(1),
-            say(0, "one line"),
-            say(0, "and another"),
-            Step::Reset(0),
-            say(1, "still here"),
-        ],
-        "quick-close" => vec![
-            Step::Join(0),
-            Step::Join(1),
-            Step::Join(2),
-            Step::Exit(2),
-            say(0, "did someone knock?"),
-            say(1, "no one"),
-            Step::Join(3),
-            say(3, "someone now"),
-        ],
-        // A server may listen with a backlog smaller than the crowd: Linux then drops the
-        // extra SYNs and the clients retry after 1 s and 3 s, which virtual time lets happen.
-        "many-joins" => vec![
-            Step::Crowd(200),
-            Step::Sleep(MANY_JOINS_SYN_RETRIES),
-            say(0, "hello, all"),
-            say(199, "hi"),
-        ],
-        "long-line" => schedules::long_line(LONG_LINE_BYTES),
-        "resets-during-broadcast" => {
-            let mut steps = vec![Step::Crowd(8)];
-            let lines: Vec<String> = (1..=8).map(|n| format!("c{n} to everyone")).collect();
-            steps.extend((0..400).map(|i| say(i % 8, &lines[i % 8])));
-            steps
-        }
-        "idle" => vec![
-            Step::Join(0),
-            Step::Join(1),
-            say(0, "anyone?"),
-            Step::Sleep(Duration::from_secs(5)),
-            say(1, "still here"),
-        ],
-        _ => Vec::new(),
-    }
-}
-
-/// The seed of the `adversary` check's case `i`: `--seed` plus `i`, so a case replays alone
-/// as `--seed <that> --cases 1`.
-fn case_seed(seed: u64, i: u32) -> u64 {
-    seed.wrapping_add(u64::from(i))
-}
-
-/// A random schedule under the adversary, as the zoo's adversary makes them, less what a
-/// foreign server cannot be judged on: stopping the server, and lines over
-/// [`MAX_SENT_LINE_BYTES`].
-fn random_case(seed: u64, adversity: Adversity) -> Case {
-    let mut rng = SplitMix64(seed);
-    let script = ChatScript::decode(&rng.bytes(crate::fuzzing::CHAT_FUZZ_SCRIPT_BYTES));
-    let steps = (script.steps.into_iter())
-        .filter(|s| match s {
-            Step::StopServer => false,
-            Step::Say(_, b) | Step::Raw(_, b) | Step::Drip(_, b) => b
-                .split(|&c| c == b'\n')
-                .all(|line| line.len() <= MAX_SENT_LINE_BYTES),
-            _ => true,
-        })
-        .collect();
-    Case {
-        steps,
-        adversity: Some((rng.next(), adversity)),
-        rcvbuf: Some(CHAT_FUZZ_CLIENT_RCVBUF_BYTES),
-        long_line: false,
     }
 }
 
@@ -965,6 +754,7 @@ fn refused(symptom: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chat::schedules::say;
 
     #[test]
     fn every_check_has_a_schedule_or_is_the_adversary() {
