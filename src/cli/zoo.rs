@@ -44,6 +44,11 @@ pub(super) struct ZooArgs {
     /// every bug was found in two thirds of its runs (rounded up).
     #[arg(long, conflicts_with_all = ["matrix", "no_real", "cases", "seed", "out"])]
     fuzz: bool,
+    /// The catalogue's entries that cannot be switches here, each where it lives in someone
+    /// else's program: a fault of a foreign fixture (run through `check --sim`, which must
+    /// catch it), ruled out by Linux, a design choice, or held by no fixture yet.
+    #[arg(long, conflicts_with_all = ["matrix", "fuzz", "list"])]
+    foreign: bool,
     /// With --fuzz: runs per bug.
     #[arg(long, default_value_t = 3, requires = "fuzz")]
     runs: u32,
@@ -54,6 +59,25 @@ pub(super) struct ZooArgs {
     /// With --fuzz: the selectlab checkout whose fuzz/ crate runs.
     #[arg(long, default_value = ".", requires = "fuzz")]
     repo: PathBuf,
+}
+
+/// `zoo --foreign`: a line per absent entry; exit 0 when every fixture's fault was caught.
+fn foreign(out: &mut dyn Write) -> ExitCode {
+    let rows = zoo::foreign::run(|row| {
+        let _ = writeln!(out, "{}", zoo::foreign::line(row));
+    });
+    let held: Vec<bool> = (rows.iter())
+        .filter_map(|r| r.caught.as_ref().map(|(caught, _)| *caught))
+        .collect();
+    let caught = held.iter().filter(|c| **c).count();
+    let _ = writeln!(
+        out,
+        "zoo --foreign: {caught} of {} foreign fixtures' faults caught; {} of {} absent entries held by none",
+        held.len(),
+        rows.len() - held.len(),
+        rows.len()
+    );
+    super::status(Ok(caught == held.len()))
 }
 
 impl ZooArgs {
@@ -69,6 +93,9 @@ impl ZooArgs {
         }
         if self.fuzz {
             return self.fuzz_campaign(out);
+        }
+        if self.foreign {
+            return foreign(out);
         }
         let options = Options {
             bugs: self.bugs,

@@ -11,6 +11,7 @@
 //! - [`run`]: `selectlab zoo`, which switches each bug on in turn and reports who caught it.
 
 pub mod detect;
+pub mod foreign;
 pub mod fuzz;
 pub mod run;
 

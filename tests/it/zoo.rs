@@ -117,3 +117,26 @@ fn a_counterexample_is_shrunk_and_carries_its_transcript() {
     assert!(evidence.contains(" steps: "), "{evidence}");
     assert!(evidence.contains("server listens on"), "{evidence}");
 }
+
+#[test]
+fn the_absent_entries_that_live_in_foreign_fixtures_are_caught_there() {
+    if !super::guest::python() {
+        return;
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_selectlab"))
+        .args(["zoo", "--foreign"])
+        .output()
+        .expect("selectlab runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for caught in [
+        "caught dup_keeps_epoll_interest",
+        "caught sigpipe_kills_server",
+    ] {
+        assert!(text.contains(caught), "{caught}: {text}");
+    }
+    assert!(
+        text.contains("2 of 2 foreign fixtures' faults caught"),
+        "{text}"
+    );
+}

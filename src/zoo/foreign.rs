@@ -1,0 +1,220 @@
+//! `selectlab zoo --foreign`: the catalogue's entries that cannot be switches of the reference
+//! ([`ABSENT`](super::ABSENT)), each placed where it can or cannot live in someone else's
+//! program. One held by a fault of a foreign fixture is run through `check --sim`, which must
+//! catch it; the others say why no fixture holds them: Linux rules them out for any
+//! single-threaded program, they are a design choice rather than a fault, or no fixture holds
+//! them yet.
+
+use std::time::{Duration, Instant};
+
+use crate::check::Verdict;
+use crate::guest::check::{self as sim_check, DialectChoice, SimCheckConfig};
+
+/// Where a catalogue entry lives outside the reference.
+#[derive(Debug, Clone, Copy)]
+pub enum Held {
+    /// A fault of a foreign fixture.
+    Fixture {
+        /// Its command line, from the checkout.
+        command: &'static [&'static str],
+        /// The tutorial's dialect judges it (else it is learned).
+        tutorial: bool,
+        /// The check that must catch it.
+        check: &'static str,
+        /// Words of the symptom.
+        symptom: &'static str,
+    },
+    /// Linux gives no single-threaded program the conditions for it (why).
+    Linux(&'static str),
+    /// A choice of design, not a fault (why).
+    Design(&'static str),
+    /// No fixture holds it yet (what it would take).
+    NotYet(&'static str),
+}
+
+/// Each absent entry of the catalogue, by name, and where it lives.
+pub const FOREIGN: &[(&str, Held)] = &[
+    (
+        "et_register_after_failed_send",
+        Held::Linux(
+            "epoll_ctl re-polls the file as it registers it; only a second thread can take the edge first, and check --sim refuses threads",
+        ),
+    ),
+    (
+        "et_pended_send_race",
+        Held::Linux("the same window as et_register_after_failed_send: it needs a second thread"),
+    ),
+    (
+        "hup_in_read_eagain_loop",
+        Held::Linux("a read with HUP set returns data, then 0 or the pending error, never EAGAIN"),
+    ),
+    (
+        "accept_emfile_spin_libuv",
+        Held::NotYet("a check that runs a foreign server out of descriptors"),
+    ),
+    (
+        "dup_keeps_epoll_interest",
+        Held::Fixture {
+            command: &[
+                "python3",
+                "tests/fixtures/chat_server.py",
+                "--bug",
+                "dup-kept",
+            ],
+            tutorial: true,
+            check: "quick-close",
+            symptom: "it spins",
+        },
+    ),
+    (
+        "stale_events_after_fd_reuse",
+        Held::NotYet(
+            "a fixture that dispatches by descriptor number and closes and accepts in one batch",
+        ),
+    ),
+    (
+        "failed_del_leaves_stale_entry",
+        Held::NotYet(
+            "a fixture that keeps registrations by descriptor number and ignores a failed EPOLL_CTL_DEL",
+        ),
+    ),
+    (
+        "fd_set_overflow",
+        Held::NotYet("a C select server past descriptor 1023, and a check that opens that many"),
+    ),
+    (
+        "select_replaced_by_poll",
+        Held::Design("moving off select for its 1024 limit is a design decision"),
+    ),
+    (
+        "sigpipe_kills_server",
+        Held::Fixture {
+            command: &[
+                "python3",
+                "tests/fixtures/dialects/addr.py",
+                "--bug",
+                "sigpipe",
+            ],
+            tutorial: false,
+            check: "resets-during-broadcast",
+            symptom: "killed by SIGPIPE",
+        },
+    ),
+    (
+        "epoll_wait_error_as_timeout",
+        Held::Linux(
+            "the only error Linux gives a correct program's epoll_wait is EINTR, which a timeout rightly stands for",
+        ),
+    ),
+    (
+        "eagain_added_to_byte_count",
+        Held::NotYet("a C fixture that adds a failed recv's -1 to its byte count"),
+    ),
+    (
+        "short_header_recv_fatal",
+        Held::Design(
+            "the chat protocol has no binary header; a line split over reads is the framing faults",
+        ),
+    ),
+    (
+        "unbounded_ws_queue",
+        Held::NotYet("the foreign program's memory measured while a reader stops"),
+    ),
+];
+
+/// One entry's outcome.
+#[derive(Debug, Clone)]
+pub struct ForeignRow {
+    /// The catalogue's name.
+    pub name: &'static str,
+    /// Where it lives.
+    pub held: Held,
+    /// For a fixture: whether the check caught it, and its first line of evidence.
+    pub caught: Option<(bool, String)>,
+    /// How long its check took.
+    pub elapsed: Duration,
+}
+
+/// Runs each fixture entry's check (faithful and seeded as `check --sim` is by default) and
+/// gives every entry's row, calling `report` with each as it comes.
+pub fn run(mut report: impl FnMut(&ForeignRow)) -> Vec<ForeignRow> {
+    let mut rows = Vec::with_capacity(FOREIGN.len());
+    for &(name, held) in FOREIGN {
+        let started = Instant::now();
+        let caught = match held {
+            Held::Fixture {
+                command,
+                tutorial,
+                check,
+                symptom,
+            } => Some(judge(command, tutorial, check, symptom)),
+            _ => None,
+        };
+        let row = ForeignRow {
+            name,
+            held,
+            caught,
+            elapsed: started.elapsed(),
+        };
+        report(&row);
+        rows.push(row);
+    }
+    rows
+}
+
+/// Runs `check` on the fixture: caught when it fails (or warns) with `symptom`.
+fn judge(command: &[&str], tutorial: bool, check: &str, symptom: &str) -> (bool, String) {
+    let config = SimCheckConfig {
+        command: command.iter().map(Into::into).collect(),
+        seed: 1,
+        cases: 8,
+        only: vec![check.to_string()],
+        shrink: false,
+        dialect: if tutorial {
+            DialectChoice::Tutorial
+        } else {
+            DialectChoice::Auto
+        },
+        env: Default::default(),
+    };
+    match sim_check::run(&config, |_| {}) {
+        Err(why) => (false, why),
+        Ok(findings) => {
+            let finding = findings.iter().find(|f| f.name == check);
+            let first = finding.and_then(|f| f.evidence.first()).cloned();
+            let failed =
+                finding.is_some_and(|f| matches!(f.verdict, Verdict::Fail | Verdict::Warn));
+            let first = first.unwrap_or_default();
+            (failed && first.contains(symptom), first)
+        }
+    }
+}
+
+/// A row as the text report prints it.
+pub fn line(row: &ForeignRow) -> String {
+    let secs = row.elapsed.as_secs_f64();
+    match (row.held, &row.caught) {
+        (Held::Fixture { command, check, .. }, Some((caught, evidence))) => format!(
+            "{} {:<31} by {check} in {} ({secs:.2} s)\n       {evidence}",
+            if *caught { "caught" } else { "MISSED" },
+            row.name,
+            command[1..].join(" "),
+        ),
+        (Held::Linux(why), _) => format!("linux  {:<31} {why}", row.name),
+        (Held::Design(why), _) => format!("design {:<31} {why}", row.name),
+        (Held::NotYet(what), _) => format!("open   {:<31} no fixture yet: {what}", row.name),
+        (Held::Fixture { .. }, None) => format!("MISSED {:<31} not run", row.name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_absent_entry_has_its_place_and_no_other_does() {
+        let absent: Vec<&str> = super::super::ABSENT.iter().map(|a| a.name).collect();
+        let placed: Vec<&str> = FOREIGN.iter().map(|(name, _)| *name).collect();
+        assert_eq!(placed, absent);
+    }
+}
