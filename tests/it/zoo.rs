@@ -136,7 +136,7 @@ fn the_absent_entries_that_live_in_foreign_fixtures_are_caught_there() {
         assert!(text.contains(caught), "{caught}: {text}");
     }
     assert!(
-        text.contains("2 of 2 foreign fixtures' faults caught"),
+        text.contains("3 of 3 foreign fixtures' faults caught"),
         "{text}"
     );
 }
