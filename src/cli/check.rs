@@ -19,7 +19,7 @@ pub(super) struct CheckArgs {
     /// Run the program after `--` inside the simulator and judge it with the suite's own
     /// detectors: schedules with clients between any two of its syscalls, the seeded lawful
     /// adversary, the chat properties, and the idle-server property.
-    #[arg(long, requires = "command")]
+    #[arg(long)]
     sim: bool,
     /// With --sim: the adversary's seed.
     #[arg(long, default_value_t = 1, requires = "sim")]
