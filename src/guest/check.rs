@@ -755,6 +755,44 @@ fn refused(symptom: &str) -> Option<&str> {
 mod tests {
     use super::*;
     use crate::chat::schedules::say;
+    use crate::chat::session::ClientView;
+    use std::time::Duration;
+
+    /// A session whose clients `outside` never got their connections established.
+    fn outcome_with_outside(clients: usize, outside: &[usize]) -> Outcome {
+        Outcome {
+            clients: (0..clients)
+                .map(|n| ClientView {
+                    never_connected: outside.contains(&n),
+                    ..ClientView::default()
+                })
+                .collect(),
+            transcript: String::new(),
+            stats: Default::default(),
+            peak_queue_bytes: 0,
+            stalled: Duration::ZERO,
+            syscalls: 0,
+            first_held_step: None,
+            server_trouble: None,
+        }
+    }
+
+    #[test]
+    fn clients_that_never_got_in_leave_the_crowd_and_their_steps_reach_nobody() {
+        let steps = vec![Step::Crowd(4), say(0, "hello, all"), say(3, "hi")];
+        let everyone = outcome_with_outside(4, &[]);
+        assert_eq!(connected_only(&steps, &everyone), None);
+        let two_outside = outcome_with_outside(4, &[1, 3]);
+        assert_eq!(
+            connected_only(&steps, &two_outside),
+            Some(vec![
+                Step::Join(0),
+                Step::Join(2),
+                say(0, "hello, all"),
+                say(3, "hi")
+            ])
+        );
+    }
 
     #[test]
     fn every_check_has_a_schedule_or_is_the_adversary() {
