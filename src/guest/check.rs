@@ -98,6 +98,8 @@ struct Failed {
     case: Case,
     /// The seed that replays it (`adversary`: the failing case's own).
     seed: u64,
+    /// It fails only with spurious wake-ups (`portability`): a hazard, not a fault on Linux.
+    hazard: bool,
 }
 
 /// How a symptom starts when the program never ran: nothing to judge (exit status 2).
@@ -237,6 +239,24 @@ impl Case {
                 })
             }
         }
+    }
+
+    /// Whether the case, with the same seed but no spurious wake-ups, passes (so that what
+    /// failed was only a wake-up Linux never gives).
+    fn without_spurious_passes(&self, config: &SimCheckConfig, reading: &Reading) -> bool {
+        let mut linux = self.clone();
+        if let Some((seed, adversity)) = linux.adversity {
+            linux.adversity = Some((
+                seed,
+                Adversity {
+                    spurious_per_mille: 0,
+                    ..adversity
+                },
+            ));
+        }
+        linux
+            .judge(&config.command, config.env, false, reading)
+            .is_ok()
     }
 
     /// Smaller cases that may still fail: runs of steps left out (halves first, then
@@ -503,6 +523,7 @@ fn run_check(
                 .collect(),
             case,
             seed,
+            hazard: false,
         })
     };
     let random = match check.name {
@@ -514,8 +535,12 @@ fn run_check(
         for i in 0..config.cases {
             let seed = case_seed(config.seed, i);
             let case = reading.prepare(random_case(seed, adversity));
-            case.judge(&config.command, config.env, false, reading)
-                .map_err(|why| fail(case.clone(), seed, why))?;
+            if let Err(why) = case.judge(&config.command, config.env, false, reading) {
+                let mut failed = fail(case.clone(), seed, why);
+                failed.hazard = adversity.spurious_per_mille > 0
+                    && case.without_spurious_passes(config, reading);
+                return Err(failed);
+            }
         }
         let spurious = match adversity.spurious_per_mille {
             0 => "",
@@ -731,7 +756,8 @@ pub fn run(
             Err(failed) => {
                 // Shrinking re-runs the program many times: the first failure is worth it.
                 let first = config.shrink && so_far.iter().all(|f| f.verdict == Verdict::Pass);
-                let verdict = if check.name == PORTABILITY_CHECK {
+                // A portability failure that Linux's own schedule shows too is a fault.
+                let verdict = if failed.hazard {
                     Verdict::Warn
                 } else {
                     Verdict::Fail
