@@ -125,21 +125,30 @@ fn ten_runs_of_a_python_guest_under_the_adversary_give_one_transcript() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
-fn a_c_epoll_server_compiled_here_delivers_every_line_faithfully_and_under_the_adversary() {
+/// `tests/fixtures/NAME.c` compiled into a scratch directory of its own: the directory and the
+/// program, or `None` (said) where there is no C compiler.
+fn compiled(name: &str) -> Option<(PathBuf, PathBuf)> {
     if !have("cc") {
         eprintln!("skipped: no C compiler (cc) on this machine");
-        return;
+        return None;
     }
-    let dir = scratch("c-server");
-    let program = dir.join("epoll_chat");
+    let dir = scratch(name);
+    let program = dir.join(name);
     let built = Command::new("cc")
         .args(["-O1", "-o"])
         .arg(&program)
-        .arg("tests/fixtures/epoll_chat.c")
+        .arg(format!("tests/fixtures/{name}.c"))
         .output()
         .expect("cc runs");
     assert!(built.status.success(), "{}", text(&built.stderr));
+    Some((dir, program))
+}
+
+#[test]
+fn a_c_epoll_server_compiled_here_delivers_every_line_faithfully_and_under_the_adversary() {
+    let Some((dir, program)) = compiled("epoll_chat") else {
+        return;
+    };
     let p = program.to_str().expect("a UTF-8 path");
     for extra in [&[][..], &["--adversary", "--seed", "5"][..]] {
         let mut args = extra.to_vec();
@@ -428,19 +437,9 @@ fn a_program_stopped_because_it_blocks_for_ever_exits_1() {
 
 #[test]
 fn sleep_usleep_and_timespec_get_run_on_virtual_time() {
-    if !have("cc") {
-        eprintln!("skipped: no C compiler (cc) on this machine");
+    let Some((dir, program)) = compiled("virtual_sleep") else {
         return;
-    }
-    let dir = scratch("virtual-sleep");
-    let program = dir.join("virtual_sleep");
-    let built = Command::new("cc")
-        .args(["-O1", "-o"])
-        .arg(&program)
-        .arg("tests/fixtures/virtual_sleep.c")
-        .output()
-        .expect("cc runs");
-    assert!(built.status.success(), "{}", text(&built.stderr));
+    };
     let out = sim(&["--", program.to_str().expect("a UTF-8 path")]);
     let said = text(&out.stdout);
     assert!(out.status.success(), "{said}{}", text(&out.stderr));
