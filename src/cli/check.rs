@@ -142,8 +142,12 @@ fn resolve(addr: &str) -> Result<SocketAddr, String> {
     let found: Vec<SocketAddr> = (addr.to_socket_addrs())
         .map_err(|e| format!("{addr}: not an address as host:port ({e})"))?
         .collect();
-    (found.iter().find(|a| a.is_ipv4()).or(found.first()).copied())
-        .ok_or_else(|| format!("{addr}: the name has no address"))
+    (found
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(found.first())
+        .copied())
+    .ok_or_else(|| format!("{addr}: the name has no address"))
 }
 
 /// `--dialect`'s word: `auto`, `tutorial` (`seed`), or a dialect file's path.
