@@ -343,7 +343,7 @@ fn lines_outside_the_protocol_fail_but_the_servers_answers_do_not() {
 }
 
 /// Once the server stops after holding the room, only what came after the hold may be cut
-/// short: a reader that misses a line from before the hold fails (issue 16's tightening), one
+/// short: a reader that misses a line from before the hold fails, one
 /// that misses only what came after passes.
 #[test]
 fn a_server_stopped_after_a_hold_still_owes_what_came_before_it() {
