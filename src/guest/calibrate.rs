@@ -112,7 +112,7 @@ pub fn learn(command: &[OsString], env: Environment) -> Result<Dialect, Unlearne
 /// A server's trouble in the calibration run: a refusal means nothing can be judged; anything
 /// else is a fault.
 fn judged(trouble: &str) -> Unlearned {
-    if let Some(why) = trouble.strip_prefix(super::served::REFUSED) {
+    if let Some(why) = super::served::refusal(trouble) {
         return Unlearned::CannotJudge(format!("the simulator cannot run it faithfully: {why}"));
     }
     Unlearned::Fault(

@@ -371,48 +371,12 @@ fn read_in(
     d.heard(&lines, &cast, want, |m| long_senders.contains(&m))
 }
 
-/// Each whole line the steps say while their client is in the room, and who said it (what a
-/// client sends before it joins or after it left reaches nobody).
+/// Each whole line the steps say while their client is in the room, and who said it.
 fn said_by(steps: &[Step]) -> BTreeMap<Vec<u8>, BTreeSet<usize>> {
     let mut out: BTreeMap<Vec<u8>, BTreeSet<usize>> = BTreeMap::new();
-    // The line each client present has begun.
-    let mut begun: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
-    let mut joined = BTreeSet::new();
-    for step in steps {
-        let (n, bytes): (usize, &[u8]) = match step {
-            Step::Join(n) if joined.insert(*n) => {
-                begun.insert(*n, Vec::new());
-                continue;
-            }
-            Step::Crowd(k) => {
-                for n in 0..*k {
-                    if joined.insert(n) {
-                        begun.insert(n, Vec::new());
-                    }
-                }
-                continue;
-            }
-            Step::Exit(n) | Step::Reset(n) => {
-                begun.remove(n);
-                continue;
-            }
-            Step::Raw(n, bytes) | Step::Drip(n, bytes) | Step::Say(n, bytes) => (*n, bytes),
-            _ => continue,
-        };
-        let Some(line) = begun.get_mut(&n) else {
-            continue;
-        };
-        let newline: &[u8] = if matches!(step, Step::Say(..)) {
-            b"\n"
-        } else {
-            b""
-        };
-        for &b in bytes.iter().chain(newline) {
-            if b == b'\n' {
-                out.entry(std::mem::take(line)).or_default().insert(n);
-            } else {
-                line.push(b);
-            }
+    for (n, lines) in super::distinct::lines_by_client(steps) {
+        for (_, text) in lines {
+            out.entry(text).or_default().insert(n);
         }
     }
     out
@@ -748,10 +712,10 @@ pub fn run(
             Err(failed) if failed.symptom.starts_with(CANNOT_START) => {
                 Err(format!("{CANNOT_JUDGE}: {}", failed.symptom))
             }
-            Err(failed) if refused(&failed.symptom).is_some() => Err(format!(
+            Err(failed) if super::served::refusal(&failed.symptom).is_some() => Err(format!(
                 "{CANNOT_JUDGE}: the simulator cannot run it faithfully ({}): {}",
                 check.name,
-                refused(&failed.symptom).unwrap_or_default()
+                super::served::refusal(&failed.symptom).unwrap_or_default()
             )),
             Err(failed) => {
                 // Shrinking re-runs the program many times: the first failure is worth it.
@@ -769,12 +733,6 @@ pub fn run(
     let findings = crate::check::run_each(&checks, |c| c.name, judge, report)?;
     head.extend(findings);
     Ok(head)
-}
-
-/// What the simulator refused, if a symptom is a refusal.
-fn refused(symptom: &str) -> Option<&str> {
-    let at = symptom.find(super::served::REFUSED)?;
-    Some(&symptom[at + super::served::REFUSED.len()..])
 }
 
 #[cfg(test)]

@@ -38,20 +38,37 @@ pub fn distinct_senders(steps: &[Step]) -> Vec<Step> {
         .collect()
 }
 
-/// Each client's whole lines, where each begins. A connection begins a new line.
-fn lines_by_client(steps: &[Step]) -> BTreeMap<usize, Vec<(Start, Vec<u8>)>> {
+/// Each client's whole lines while it is in the room, where each begins (what a client sends
+/// before it joins or after it left reaches nobody). Clients join once; a connection begins a
+/// new line.
+pub(super) fn lines_by_client(steps: &[Step]) -> BTreeMap<usize, Vec<(Start, Vec<u8>)>> {
     let mut lines: BTreeMap<usize, Vec<(Start, Vec<u8>)>> = BTreeMap::new();
     let mut open: BTreeMap<usize, (Start, Vec<u8>)> = BTreeMap::new();
+    let (mut joined, mut present) = (BTreeSet::new(), BTreeSet::new());
     for (i, step) in steps.iter().enumerate() {
         let (n, bytes, newline) = match step {
             Step::Say(n, text) => (*n, text.as_slice(), true),
             Step::Raw(n, bytes) | Step::Drip(n, bytes) => (*n, bytes.as_slice(), false),
-            Step::Join(n) | Step::Exit(n) | Step::Reset(n) => {
+            Step::Join(n) => {
+                if joined.insert(*n) {
+                    present.insert(*n);
+                }
+                continue;
+            }
+            Step::Crowd(k) => {
+                present.extend((0..*k).filter(|&n| joined.insert(n)));
+                continue;
+            }
+            Step::Exit(n) | Step::Reset(n) => {
+                present.remove(n);
                 open.remove(n);
                 continue;
             }
             _ => continue,
         };
+        if !present.contains(&n) {
+            continue;
+        }
         let ends = bytes.iter().copied().chain(newline.then_some(b'\n'));
         for (at, b) in ends.enumerate() {
             let line = open.entry(n).or_insert_with(|| ((i, at), Vec::new()));

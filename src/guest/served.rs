@@ -108,7 +108,15 @@ impl GuestServer {
 }
 
 /// How the trouble of a program the simulator refused begins.
-pub const REFUSED: &str = "refused: ";
+const REFUSED: &str = "refused: ";
+
+/// What the simulator refused, if the first line of a report of a program's trouble (or of a
+/// symptom quoting it) says so; the lines after it (the program's own stderr) are not read.
+pub fn refusal(trouble: &str) -> Option<&str> {
+    let first = trouble.lines().next()?;
+    let at = first.find(REFUSED)?;
+    Some(&first[at + REFUSED.len()..])
+}
 
 /// Lines of the program's standard error a report shows when it ends.
 pub const STDERR_TAIL_LINES: usize = 20;
