@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use crate::chat::dialect::Dialect;
 use crate::check::{self, Finding, Verdict};
 use crate::guest::check::{self as sim_check, DialectChoice, SimCheckConfig};
+use crate::guest::spawn::{Console, Launch};
 
 #[derive(clap::Args)]
 pub(super) struct CheckArgs {
@@ -50,6 +51,10 @@ pub(super) struct CheckArgs {
     /// environment.
     #[arg(long, requires = "sim")]
     clean_env: bool,
+    /// With --sim: the program reads this file on its standard input, then end of file (by
+    /// default, a pipe where nobody types).
+    #[arg(long, value_name = "FILE", requires = "sim")]
+    stdin: Option<String>,
     /// A WARN (a portability hazard: what only the man pages allow) fails the run too.
     #[arg(long)]
     strict: bool,
@@ -112,6 +117,10 @@ impl CheckArgs {
             Ok(dialect) => dialect,
             Err(why) => return super::cannot_run("check", why),
         };
+        let stdin = match self.stdin.as_deref().map(Console::file).transpose() {
+            Ok(stdin) => stdin.unwrap_or_default(),
+            Err(why) => return super::cannot_run("check", why),
+        };
         let mut names: Vec<&str> = sim_check::selected(&self.only)
             .map(|checks| checks.iter().map(|c| c.name).collect())
             .unwrap_or_default();
@@ -125,7 +134,10 @@ impl CheckArgs {
             only: self.only,
             shrink: true,
             dialect,
-            env: super::environment(self.clean_env),
+            launch: Launch {
+                env: super::environment(self.clean_env),
+                stdin,
+            },
         };
         let printed = report(out, self.json, &names, |report| {
             sim_check::run(&config, report)

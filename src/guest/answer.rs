@@ -17,6 +17,7 @@ use selectlab_wire::{HELLO_STDIN_SIMULATED, Op, Reply, Request, put_addr, take_a
 
 use super::ready;
 use super::sockaddr;
+use super::spawn::Console;
 use crate::addr::{Family, SockAddr, SockType};
 use crate::kernel::{Events, Fd, Kernel, PollFd, Shutdown, SockOpt};
 use crate::sim::Sim;
@@ -51,16 +52,19 @@ struct GuestFd {
 #[derive(Debug, Default)]
 pub struct Answerer {
     fds: BTreeMap<i32, GuestFd>,
-    /// The guest's standard input is simulated ([`Sim::idle_input`]), so that a program that
-    /// watches its console beside its sockets runs inside.
-    simulated_stdin: bool,
+    /// The guest's standard input, when simulated ([`Sim::console_input`]), so that a program
+    /// that watches its console beside its sockets runs inside.
+    console: Option<Console>,
+    /// Whether the console was placed at descriptor 0 (once: a program that closed it and then
+    /// execs has no standard input, as under Linux).
+    console_placed: bool,
 }
 
 impl Answerer {
-    /// An answerer that gives the guest a simulated standard input where nobody types.
-    pub fn with_simulated_stdin() -> Answerer {
+    /// An answerer that gives the guest a simulated standard input.
+    pub fn with_console(console: Console) -> Answerer {
         Answerer {
-            simulated_stdin: true,
+            console: Some(console),
             ..Answerer::default()
         }
     }
@@ -144,17 +148,18 @@ impl Answerer {
         // Standard input outlives an exec (only the shim's placeholder for it is closed, and
         // the new image's shim places it again): a launcher that execs its interpreter leaves
         // no trace of it in the transcript.
-        let stdin = self.fds.remove(&0).filter(|_| self.simulated_stdin);
+        let stdin = self.fds.remove(&0).filter(|_| self.console.is_some());
         self.close_all(k);
         if let Some(stdin) = stdin {
             self.fds.insert(0, stdin);
             return Reply::ok(HELLO_STDIN_SIMULATED);
         }
-        if !self.simulated_stdin {
+        let Some(console) = self.console.as_ref().filter(|_| !self.console_placed) else {
             return Reply::ok(0);
-        }
+        };
+        self.console_placed = true;
         k.sim.place_next_fds(&[Fd(0)]);
-        let stdin = k.sim.idle_input();
+        let stdin = k.sim.console_input(console.contents());
         k.sim.clear_placed_fds();
         match stdin {
             Ok(fd) => {

@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use super::spawn::Environment;
+use super::spawn::Launch;
 use crate::addr::SockAddr;
 use crate::chat::dialect::{self, Act, Calibration, Dialect};
 use crate::chat::schedules::say;
@@ -48,7 +48,7 @@ fn script() -> Vec<(Step, Act)> {
 }
 
 /// Runs the calibration with `command` as the server and learns its dialect.
-pub fn learn(command: &[OsString], env: Environment) -> Result<Dialect, Unlearned> {
+pub fn learn(command: &[OsString], launch: &Launch) -> Result<Dialect, Unlearned> {
     let config = SessionConfig {
         decide: Decider::faithful(),
         limits: super::check::limits(),
@@ -57,7 +57,7 @@ pub fn learn(command: &[OsString], env: Environment) -> Result<Dialect, Unlearne
         ..SessionConfig::default()
     };
     let mut session =
-        super::check::start_session(config, command, env).map_err(Unlearned::CannotJudge)?;
+        super::check::start_session(config, command, launch).map_err(Unlearned::CannotJudge)?;
     let trouble = |session: &crate::chat::session::Session| session.server_trouble();
     if !session.server_listens() {
         let why = trouble(&session).unwrap_or_else(|| "it waits without listening".into());

@@ -31,7 +31,7 @@ use schedules::{PORTABLE_ADVERSITY, RESETS_ONLY, RESETS_RUNS, case_seed, random_
 
 mod schedules;
 use super::served::GuestServer;
-use super::spawn::Environment;
+use super::spawn::{Console, Environment, Launch};
 
 /// Most cases `--cases` may ask for.
 pub const MAX_CASES: u32 = 10_000;
@@ -56,8 +56,8 @@ pub struct SimCheckConfig {
     pub shrink: bool,
     /// How to read what the clients heard.
     pub dialect: DialectChoice,
-    /// The environment the program starts with.
-    pub env: Environment,
+    /// The program's environment and standard input.
+    pub launch: Launch,
 }
 
 /// How `check --sim` reads what the clients heard (`--dialect`).
@@ -144,7 +144,7 @@ impl Case {
     fn judge(
         &self,
         command: &[OsString],
-        env: Environment,
+        launch: &Launch,
         transcript: bool,
         reading: &Reading,
     ) -> Result<usize, String> {
@@ -161,7 +161,7 @@ impl Case {
             fd_table_per_host: true,
             ..SessionConfig::default()
         };
-        let session = start_session(config, command, env)?;
+        let session = start_session(config, command, launch)?;
         let (outcome, settled) = session.run_all(&self.steps);
         if let Err((step, e)) = settled {
             let at = self
@@ -255,7 +255,7 @@ impl Case {
             ));
         }
         linux
-            .judge(&config.command, config.env, false, reading)
+            .judge(&config.command, &config.launch, false, reading)
             .is_ok()
     }
 
@@ -321,14 +321,16 @@ fn connected_only(steps: &[Step], o: &Outcome) -> Option<Vec<Step>> {
 pub(super) fn start_session(
     config: SessionConfig,
     command: &[OsString],
-    env: Environment,
+    launch: &Launch,
 ) -> Result<Session, String> {
     let mut started = None;
-    let session = Session::with_server(config, |sim| match GuestServer::start(sim, command, env) {
-        Ok(server) => Ok(Box::new(server) as Box<dyn Server>),
-        Err(e) => {
-            started = Some(e.to_string());
-            Err(nix::errno::Errno::ECHILD)
+    let session = Session::with_server(config, |sim| {
+        match GuestServer::start(sim, command, launch) {
+            Ok(server) => Ok(Box::new(server) as Box<dyn Server>),
+            Err(e) => {
+                started = Some(e.to_string());
+                Err(nix::errno::Errno::ECHILD)
+            }
         }
     });
     session.map_err(|e| match started.take() {
@@ -455,7 +457,7 @@ fn shrink(mut case: Case, symptom: &str, config: &SimCheckConfig, reading: &Read
                 break 'smaller;
             }
             if candidate
-                .judge(&config.command, config.env, false, reading)
+                .judge(&config.command, &config.launch, false, reading)
                 .is_err_and(|why| kind(&first_line(&why)) == want)
             {
                 case = candidate;
@@ -499,7 +501,7 @@ fn run_check(
         for i in 0..config.cases {
             let seed = case_seed(config.seed, i);
             let case = reading.prepare(random_case(seed, adversity));
-            if let Err(why) = case.judge(&config.command, config.env, false, reading) {
+            if let Err(why) = case.judge(&config.command, &config.launch, false, reading) {
                 let mut failed = fail(case.clone(), seed, why);
                 failed.hazard = adversity.spurious_per_mille > 0
                     && case.without_spurious_passes(config, reading);
@@ -518,7 +520,7 @@ fn run_check(
     let mut case = reading.prepare(Case::named(check.name));
     let Some((_, adversity)) = case.adversity else {
         let outside = case
-            .judge(&config.command, config.env, false, reading)
+            .judge(&config.command, &config.launch, false, reading)
             .map_err(|why| fail(case.clone(), config.seed, why))?;
         let mut summary = format!("{} steps, faithful", case.steps.len());
         if outside > 0 {
@@ -532,7 +534,7 @@ fn run_check(
     for i in 0..RESETS_RUNS {
         let seed = case_seed(config.seed, i);
         case.adversity = Some((seed, adversity));
-        case.judge(&config.command, config.env, false, reading)
+        case.judge(&config.command, &config.launch, false, reading)
             .map_err(|why| fail(case.clone(), seed, why))?;
     }
     Ok(format!(
@@ -553,8 +555,11 @@ fn replay_line(check: &SimCheck, config: &SimCheckConfig, case: &Case) -> String
     if matches!(check.name, "adversary" | PORTABILITY_CHECK) {
         line.push_str(" --cases 1");
     }
-    if config.env == Environment::Clean {
+    if config.launch.env == Environment::Clean {
         line.push_str(" --clean-env");
+    }
+    if let Console::File { path, .. } = &config.launch.stdin {
+        line.push_str(&format!(" --stdin {}", quoted(path)));
     }
     match &config.dialect {
         DialectChoice::Auto => {}
@@ -609,7 +614,7 @@ fn evidence(
         out.push(format!("adversary left on: {}", adversity_names(adversity)));
     }
     let why = shrunk
-        .judge(&config.command, config.env, true, reading)
+        .judge(&config.command, &config.launch, true, reading)
         .err()
         .unwrap_or_else(|| {
             "the shrunk case passed when run again: the program is not deterministic".into()
@@ -683,14 +688,17 @@ pub fn run(
         DialectChoice::Tutorial => Some(Reading::Tutorial),
         DialectChoice::Given(_, d) => Some(Reading::Dialect(d.clone())),
         DialectChoice::Auto => {
-            let (reading, verdict, evidence) = match calibrate::learn(&config.command, config.env) {
-                Ok(d) => {
-                    let lines = d.to_string().lines().map(str::to_string).collect();
-                    (Some(Reading::Dialect(d)), Verdict::Pass, lines)
-                }
-                Err(Unlearned::CannotJudge(why)) => return Err(format!("{CANNOT_JUDGE}: {why}")),
-                Err(Unlearned::Fault(evidence)) => (None, Verdict::Fail, evidence),
-            };
+            let (reading, verdict, evidence) =
+                match calibrate::learn(&config.command, &config.launch) {
+                    Ok(d) => {
+                        let lines = d.to_string().lines().map(str::to_string).collect();
+                        (Some(Reading::Dialect(d)), Verdict::Pass, lines)
+                    }
+                    Err(Unlearned::CannotJudge(why)) => {
+                        return Err(format!("{CANNOT_JUDGE}: {why}"));
+                    }
+                    Err(Unlearned::Fault(evidence)) => (None, Verdict::Fail, evidence),
+                };
             let finding = Finding {
                 name: DIALECT_FINDING,
                 verdict,
@@ -842,7 +850,7 @@ mod tests {
             only: Vec::new(),
             shrink: true,
             dialect: DialectChoice::Tutorial,
-            env: Default::default(),
+            launch: Default::default(),
         };
         let case = Case::named("conversation");
         assert_eq!(

@@ -17,7 +17,7 @@ use nix::errno::Errno;
 use selectlab_wire::Op;
 
 use super::answer::{Answerer, Halt};
-use super::spawn::{self, Environment, Listener, SpawnError};
+use super::spawn::{self, Launch, Listener, SpawnError};
 use super::spin::SpinWatch;
 use super::stepped::{Stepped, is_wait};
 use crate::addr::SockAddr;
@@ -49,11 +49,11 @@ impl GuestServer {
     pub fn start(
         sim: &mut Sim,
         command: &[OsString],
-        env: Environment,
+        launch: &Launch,
     ) -> Result<GuestServer, SpawnError> {
         let shim = spawn::shim_path()?;
         let listener = Listener::new()?;
-        let process = listener.spawn(command, env, &shim, None, true)?;
+        let process = listener.spawn(command, launch.env, &shim, None, true)?;
         let (channel, hello, _) = super::connect_all(&listener, &process, Vec::new())?;
         Ok(GuestServer {
             guest: Stepped {
@@ -61,7 +61,7 @@ impl GuestServer {
                 process,
                 channel,
                 // A server may watch its console beside its sockets (`ncat --chat` does).
-                answerer: Answerer::with_simulated_stdin(),
+                answerer: Answerer::with_console(launch.stdin.clone()),
                 pending: Some((hello, sim.now())),
                 exit: None,
             },

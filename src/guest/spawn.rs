@@ -284,6 +284,59 @@ pub enum Environment {
     Clean,
 }
 
+/// How a program under `check --sim` is started: its environment and its standard input.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Launch {
+    /// The environment (`--clean-env`).
+    pub env: Environment,
+    /// What it reads on its standard input (`--stdin`).
+    pub stdin: Console,
+}
+
+/// Most bytes `--stdin FILE` may hold: the simulated pipe holds them all at once.
+pub const MAX_STDIN_BYTES: usize = 1 << 20;
+
+/// What a program under `check --sim` reads on its standard input, a simulated pipe, so that a
+/// server that watches its console beside its sockets (`ncat --chat`) runs inside.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Console {
+    /// A pipe whose writer stays open and never writes: a terminal where nobody types.
+    #[default]
+    Idle,
+    /// A file's bytes, then end of file, as the shell's `< FILE` gives them.
+    File {
+        /// The file, as given (for the replay line).
+        path: String,
+        /// Its bytes, at most [`MAX_STDIN_BYTES`].
+        bytes: std::sync::Arc<[u8]>,
+    },
+}
+
+impl Console {
+    /// The file at `path` as a console, or why it cannot be one.
+    pub fn file(path: &str) -> Result<Console, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("--stdin {path}: {e}"))?;
+        if bytes.len() > MAX_STDIN_BYTES {
+            return Err(format!(
+                "--stdin {path}: {} bytes, more than the {MAX_STDIN_BYTES} a simulated pipe holds here",
+                bytes.len()
+            ));
+        }
+        Ok(Console::File {
+            path: path.to_string(),
+            bytes: bytes.into(),
+        })
+    }
+
+    /// The bytes to read before end of file, or `None` for a console that never ends.
+    pub fn contents(&self) -> Option<&[u8]> {
+        match self {
+            Console::Idle => None,
+            Console::File { bytes, .. } => Some(bytes),
+        }
+    }
+}
+
 /// The file in the channel's directory that holds a quiet program's standard error.
 const STDERR_FILE: &str = "stderr";
 /// Most bytes of a quiet program's standard error read back: its end.
@@ -468,5 +521,24 @@ impl Channel {
         let mut bytes = Vec::with_capacity(reply.data.len() + selectlab_wire::REPLY_HEADER_BYTES);
         reply.encode(&mut bytes);
         let _ = rn::send(&self.fd, &bytes, SendFlags::NOSIGNAL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_console_file_is_held_whole_up_to_its_limit_and_refused_beyond() {
+        let dir = tempfile::tempdir().expect("scratch");
+        let path = dir.path().join("input");
+        std::fs::write(&path, vec![b'x'; MAX_STDIN_BYTES]).expect("written");
+        let path = path.to_str().expect("utf-8");
+        let console = Console::file(path).expect("at the limit");
+        assert_eq!(console.contents().map(<[u8]>::len), Some(MAX_STDIN_BYTES));
+        std::fs::write(path, vec![b'x'; MAX_STDIN_BYTES + 1]).expect("written");
+        let why = Console::file(path).expect_err("beyond the limit");
+        assert!(why.contains("more than the 1048576"), "{why}");
+        assert_eq!(Console::Idle.contents(), None);
     }
 }

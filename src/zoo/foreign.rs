@@ -207,7 +207,7 @@ fn judge(command: &[&str], dialect: Reading, check: &str, symptom: &str) -> (boo
         only: vec![check.to_string()],
         shrink: false,
         dialect,
-        env: Default::default(),
+        launch: Default::default(),
     };
     match sim_check::run(&config, |_| {}) {
         Err(why) => (false, why),

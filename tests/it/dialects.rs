@@ -22,7 +22,7 @@ fn config(command: &[&str], only: &[&str], dialect: DialectChoice) -> SimCheckCo
         only: only.iter().map(|s| s.to_string()).collect(),
         shrink: false,
         dialect,
-        env: Default::default(),
+        launch: Default::default(),
     }
 }
 
@@ -242,6 +242,38 @@ fn what_cannot_be_judged_says_so_once_with_exit_status_2() {
         assert!(err.contains("cannot judge") && err.contains(why), "{err}");
         assert!(!out.contains("FAIL"), "no verdicts: {out}");
     }
+}
+
+#[test]
+fn a_program_reads_the_file_given_as_its_standard_input_then_end_of_file() {
+    if !python() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("scratch");
+    let motd = dir.path().join("motd.txt");
+    std::fs::write(&motd, "Ahoy\nthe rest of the file\n").expect("written");
+    let irc = fixture("irc");
+    let program = ["--", "python3", &irc, "--greeting-from-stdin"];
+    let only = ["--only", "conversation"];
+    let given = [
+        &["--stdin", motd.to_str().expect("utf-8")][..],
+        &only,
+        &program,
+    ]
+    .concat();
+    let (code, out, err) = cli(&given);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("greeting: Ahoy, user{who}!"), "{out}");
+    // Without it, the console is a pipe where nobody types: a read of it waits for ever.
+    let (code, out, err) = cli(&[&only[..], &program].concat());
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.contains("blocked in a receive on blocking descriptor 0"),
+        "{err}"
+    );
+    let (code, _, err) = cli(&[&["--stdin", "/nonexistent/motd"][..], &program].concat());
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--stdin /nonexistent/motd"), "{err}");
 }
 
 #[test]

@@ -25,7 +25,7 @@ fn config(command: &[&str], only: &[&str], shrink: bool) -> SimCheckConfig {
         // The fixture's faults include its wording (no time stamp, no join notice): the
         // tutorial's protocol, judged strictly.
         dialect: DialectChoice::Tutorial,
-        env: Default::default(),
+        launch: Default::default(),
     }
 }
 

@@ -23,15 +23,17 @@ impl Sim {
         ))
     }
 
-    /// A descriptor for the read end of a pipe whose write end is held open outside the
-    /// simulation and never written: a terminal where nobody types. It is never readable, and
-    /// a read blocks (EAGAIN when non-blocking). Not a call of the program's: not recorded.
-    pub fn idle_input(&mut self) -> Result<Fd, Errno> {
+    /// A descriptor for the read end of a console's pipe, written outside the simulation.
+    /// With `contents`, the pipe holds them and its write end is closed: they are read, then
+    /// end of file. Without, the write end is held open and never written: a terminal where
+    /// nobody types, never readable, where a read blocks (EAGAIN when non-blocking). Not a
+    /// call of the program's: not recorded.
+    pub fn console_input(&mut self, contents: Option<&[u8]>) -> Result<Fd, Errno> {
         self.check_fds_available(1)?;
         let id = self.pipes.insert(Pipe {
+            buf: contents.unwrap_or_default().iter().copied().collect(),
             readers: 1,
-            writers: 1,
-            ..Pipe::default()
+            writers: u32::from(contents.is_none()),
         });
         self.open_fd(Object::PipeRead(id))
     }
