@@ -204,6 +204,9 @@ pub struct ClientView {
     /// Its connection was never established: the server's accept queue was full through
     /// every SYN retransmission so far (it is still connecting when the session ends).
     pub never_connected: bool,
+    /// The server closed its connection before a byte went either way: a server at its
+    /// capacity turning a newcomer away.
+    pub turned_away: bool,
 }
 
 /// A running session.

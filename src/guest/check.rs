@@ -114,6 +114,54 @@ struct Case {
     /// A line over [`MAX_SENT_LINE_BYTES`] is sent: the server may refuse it (cutting its
     /// sender off) or deliver it whole.
     long_line: bool,
+    /// The crowd may be past the server's capacity (`many-joins`): clients it turns away at
+    /// once are not judged.
+    crowded: bool,
+}
+
+/// The clients a case does not judge, counted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Outside {
+    /// Never got in: a full accept queue dropped their SYNs through every retry (the
+    /// server's backlog is its own choice).
+    never_connected: usize,
+    /// Closed by the server before a byte went either way, every client after the first of
+    /// them too: a server at its capacity (select's 1024 descriptors, its own limit).
+    turned_away: usize,
+}
+
+impl Outside {
+    /// Who is outside in `o`, with those turned away when `crowded`.
+    fn of(o: &Outcome, crowded: bool) -> (Outside, BTreeSet<usize>) {
+        let mut out: BTreeSet<usize> = (o.clients.iter().enumerate())
+            .filter(|(_, c)| c.never_connected)
+            .map(|(n, _)| n)
+            .collect();
+        let never_connected = out.len();
+        let first_away = (o.clients.iter()).position(|c| c.turned_away && c.lines_heard == 0);
+        let at_capacity = first_away.filter(|&first| {
+            o.clients[first..]
+                .iter()
+                .all(|c| c.never_connected || (c.turned_away && c.lines_heard == 0))
+        });
+        let turned_away = match at_capacity.filter(|_| crowded) {
+            Some(first) => {
+                let away: Vec<usize> = (first..o.clients.len())
+                    .filter(|n| !out.contains(n))
+                    .collect();
+                out.extend(&away);
+                away.len()
+            }
+            None => 0,
+        };
+        (
+            Outside {
+                never_connected,
+                turned_away,
+            },
+            out,
+        )
+    }
 }
 
 /// The model's limits for a server whose own are unknown: no line sent is over-long, no queue
@@ -135,19 +183,19 @@ impl Case {
             adversity: (name == "resets-during-broadcast").then_some((0, RESETS_ONLY)),
             rcvbuf: None,
             long_line: name == "long-line",
+            crowded: name == "many-joins",
         }
     }
 
-    /// Runs the session with the program as its server: how many clients never got in (a
-    /// full accept queue through every SYN retry), or the symptom and transcript if a
-    /// property failed.
+    /// Runs the session with the program as its server: the clients not judged (see
+    /// [`Outside`]), or the symptom and transcript if a property failed.
     fn judge(
         &self,
         command: &[OsString],
         launch: &Launch,
         transcript: bool,
         reading: &Reading,
-    ) -> Result<usize, String> {
+    ) -> Result<Outside, String> {
         let decide = match self.adversity {
             Some((seed, adversity)) => Decider::seeded(seed, adversity),
             None => Decider::faithful(),
@@ -175,9 +223,9 @@ impl Case {
             ));
         }
         let clients = CHAT_FUZZ_CLIENTS.max(outcome.clients.len());
-        let connected = connected_only(&self.steps, &outcome);
+        let (outside, who) = Outside::of(&outcome, self.crowded);
+        let connected = connected_only(&self.steps, &who);
         let steps = connected.as_deref().unwrap_or(&self.steps);
-        let outside = outcome.clients.iter().filter(|c| c.never_connected).count();
         self.verdict(steps, &outcome, clients, reading)
             .map(|()| outside)
     }
@@ -292,11 +340,10 @@ impl Case {
     }
 }
 
-/// The steps, without the clients that never connected (a full accept queue dropped their
-/// SYNs through every retry: the server's backlog is its own choice), or `None` when every
-/// client that was to join did.
-fn connected_only(steps: &[Step], o: &Outcome) -> Option<Vec<Step>> {
-    let outside = |n: usize| o.clients.get(n).is_some_and(|c| c.never_connected);
+/// The steps, without the clients `outside` (see [`Outside`]), or `None` when every client
+/// that was to join is in.
+fn connected_only(steps: &[Step], outside: &BTreeSet<usize>) -> Option<Vec<Step>> {
+    let outside = |n: usize| outside.contains(&n);
     let crowds = steps
         .iter()
         .any(|s| matches!(s, Step::Crowd(k) if (0..*k).any(outside)));
@@ -523,10 +570,18 @@ fn run_check(
             .judge(&config.command, &config.launch, false, reading)
             .map_err(|why| fail(case.clone(), config.seed, why))?;
         let mut summary = format!("{} steps, faithful", case.steps.len());
-        if outside > 0 {
+        if outside.never_connected > 0 {
             summary.push_str(&format!(
-                "; {outside} clients never got in (the accept queue stayed full through Linux's \
-                 SYN retries) and are not judged"
+                "; {} clients never got in (the accept queue stayed full through Linux's \
+                 SYN retries) and are not judged",
+                outside.never_connected
+            ));
+        }
+        if outside.turned_away > 0 {
+            summary.push_str(&format!(
+                "; the last {} were turned away (closed at once, before a byte either way: \
+                 the server's capacity) and are not judged",
+                outside.turned_away
             ));
         }
         return Ok(summary);
@@ -772,9 +827,9 @@ mod tests {
     #[test]
     fn clients_that_never_got_in_leave_the_crowd_and_their_steps_reach_nobody() {
         let steps = vec![Step::Crowd(4), say(0, "hello, all"), say(3, "hi")];
-        let everyone = outcome_with_outside(4, &[]);
+        let everyone = Outside::of(&outcome_with_outside(4, &[]), true).1;
         assert_eq!(connected_only(&steps, &everyone), None);
-        let two_outside = outcome_with_outside(4, &[1, 3]);
+        let two_outside = Outside::of(&outcome_with_outside(4, &[1, 3]), true).1;
         assert_eq!(
             connected_only(&steps, &two_outside),
             Some(vec![
@@ -784,6 +839,27 @@ mod tests {
                 say(3, "hi")
             ])
         );
+    }
+
+    #[test]
+    fn only_a_crowd_turned_away_to_its_end_is_left_unjudged() {
+        let away = |turned: &[usize]| {
+            let mut o = outcome_with_outside(5, &[4]);
+            for &n in turned {
+                o.clients[n].turned_away = true;
+            }
+            o
+        };
+        // The last ones turned away, the very last never in: the server's capacity.
+        let (outside, who) = Outside::of(&away(&[2, 3]), true);
+        assert_eq!((outside.never_connected, outside.turned_away), (1, 2));
+        assert_eq!(who, BTreeSet::from([2, 3, 4]));
+        // One turned away with a later client kept: no capacity explains it, so it is judged.
+        let (outside, who) = Outside::of(&away(&[1]), true);
+        assert_eq!(outside.turned_away, 0);
+        assert_eq!(who, BTreeSet::from([4]));
+        // Outside a crowded check nobody turned away is excused.
+        assert_eq!(Outside::of(&away(&[2, 3]), false).0.turned_away, 0);
     }
 
     #[test]

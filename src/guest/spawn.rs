@@ -381,10 +381,10 @@ pub fn describe_end(code: i32, stderr: &[String]) -> String {
         None => format!("it exited with code {code}"),
     };
     if !stderr.is_empty() {
-        out.push_str(&format!(
-            "; the last {} lines of its standard error:",
-            stderr.len()
-        ));
+        out.push_str(&match stderr.len() {
+            1 => "; the last line of its standard error:".to_string(),
+            n => format!("; the last {n} lines of its standard error:"),
+        });
         for line in stderr {
             out.push('\n');
             out.push_str(STDERR_LINE_MARK);

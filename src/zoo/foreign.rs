@@ -16,7 +16,8 @@ use crate::guest::check::{self as sim_check, DialectChoice, SimCheckConfig};
 pub enum Held {
     /// A fault of a foreign fixture.
     Fixture {
-        /// Its command line, from the checkout.
+        /// Its command line, from the checkout; a first word that is a C source (`.c`) is
+        /// compiled first ([`C_FLAGS`]).
         command: &'static [&'static str],
         /// How its lines are read.
         dialect: Reading,
@@ -66,7 +67,18 @@ pub const FOREIGN: &[(&str, Held)] = &[
     ),
     (
         "accept_emfile_spin_libuv",
-        Held::NotYet("a check that runs a foreign server out of descriptors"),
+        Held::Fixture {
+            command: &[
+                "tests/fixtures/dialects/numbered.c",
+                "--bug",
+                "emfile-spin",
+                "--max-fds",
+                "64",
+            ],
+            dialect: Reading::Learned,
+            check: "many-joins",
+            symptom: "it spins",
+        },
     ),
     (
         "dup_keeps_epoll_interest",
@@ -90,13 +102,32 @@ pub const FOREIGN: &[(&str, Held)] = &[
     ),
     (
         "failed_del_leaves_stale_entry",
-        Held::NotYet(
-            "a fixture that keeps registrations by descriptor number and ignores a failed EPOLL_CTL_DEL",
-        ),
+        Held::Fixture {
+            command: &[
+                "python3",
+                "tests/fixtures/dialects/named.py",
+                "--bug",
+                "failed-del",
+            ],
+            dialect: Reading::Learned,
+            check: "quick-close",
+            symptom: "should be c4 says \"someone now\"",
+        },
     ),
     (
         "fd_set_overflow",
-        Held::NotYet("a C select server past descriptor 1023, and a check that opens that many"),
+        Held::Fixture {
+            command: &[
+                "tests/fixtures/dialects/numbered.c",
+                "--bug",
+                "fd-set-overflow",
+                "--reserve",
+                "900",
+            ],
+            dialect: Reading::Learned,
+            check: "many-joins",
+            symptom: "killed by SIGABRT",
+        },
     ),
     (
         "select_replaced_by_poll",
@@ -167,6 +198,7 @@ pub struct ForeignRow {
 /// gives every entry's row, calling `report` with each as it comes.
 pub fn run(mut report: impl FnMut(&ForeignRow)) -> Vec<ForeignRow> {
     let mut rows = Vec::with_capacity(FOREIGN.len());
+    let built = tempfile::tempdir();
     for &(name, held) in FOREIGN {
         let started = Instant::now();
         let caught = match held {
@@ -175,7 +207,22 @@ pub fn run(mut report: impl FnMut(&ForeignRow)) -> Vec<ForeignRow> {
                 dialect,
                 check,
                 symptom,
-            } => Some(judge(command, dialect, check, symptom)),
+            } => Some(match (&built, command.split_first()) {
+                (Ok(dir), Some((source, args))) if source.ends_with(".c") => {
+                    match compiled(source, dir.path()) {
+                        Ok(program) => {
+                            let program = program.to_string_lossy();
+                            let command: Vec<&str> = std::iter::once(&*program)
+                                .chain(args.iter().copied())
+                                .collect();
+                            judge(&command, dialect, check, symptom)
+                        }
+                        Err(why) => (false, why),
+                    }
+                }
+                (Err(e), _) => (false, format!("no directory to build in: {e}")),
+                _ => judge(command, dialect, check, symptom),
+            }),
             _ => None,
         };
         let row = ForeignRow {
@@ -188,6 +235,32 @@ pub fn run(mut report: impl FnMut(&ForeignRow)) -> Vec<ForeignRow> {
         rows.push(row);
     }
     rows
+}
+
+/// How a C fixture is built: optimised, and with `_FORTIFY_SOURCE` as distributions build
+/// their packages (glibc then stops a program that writes past an `fd_set`).
+pub const C_FLAGS: &[&str] = &["-O2", "-D_FORTIFY_SOURCE=2"];
+
+/// The C fixture `source` compiled into `dir`, or why it could not be.
+fn compiled(source: &str, dir: &std::path::Path) -> Result<std::path::PathBuf, String> {
+    let stem = std::path::Path::new(source)
+        .file_stem()
+        .map_or("fixture".into(), |s| s.to_string_lossy());
+    let program = dir.join(&*stem);
+    let built = std::process::Command::new("cc")
+        .args(C_FLAGS)
+        .arg("-o")
+        .arg(&program)
+        .arg(source)
+        .output()
+        .map_err(|e| format!("cannot run the C compiler (cc): {e}"))?;
+    if !built.status.success() {
+        return Err(format!(
+            "cc {source} failed: {}",
+            String::from_utf8_lossy(&built.stderr).trim()
+        ));
+    }
+    Ok(program)
 }
 
 /// Runs `check` on the fixture: caught when it fails (or warns) with `symptom`.
@@ -230,12 +303,21 @@ pub fn line(row: &ForeignRow) -> String {
             "{} {:<31} by {check} in {} ({secs:.2} s)\n       {evidence}",
             if *caught { "caught" } else { "MISSED" },
             row.name,
-            command[1..].join(" "),
+            shown(command),
         ),
         (Held::Linux(why), _) => format!("linux  {:<31} {why}", row.name),
         (Held::Design(why), _) => format!("design {:<31} {why}", row.name),
         (Held::NotYet(what), _) => format!("open   {:<31} no fixture yet: {what}", row.name),
         (Held::Fixture { .. }, None) => format!("MISSED {:<31} not run", row.name),
+    }
+}
+
+/// A fixture's command as the report names it: the fixture and its arguments, without an
+/// interpreter.
+fn shown(command: &[&str]) -> String {
+    match command.first() {
+        Some(first) if first.ends_with(".c") => command.join(" "),
+        _ => command.get(1..).unwrap_or_default().join(" "),
     }
 }
 

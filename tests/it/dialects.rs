@@ -75,6 +75,27 @@ fn a_server_that_names_its_users_passes() {
 }
 
 #[test]
+fn a_select_server_in_c_passes_and_may_turn_away_what_select_cannot_hold() {
+    let flags = selectlab::zoo::foreign::C_FLAGS;
+    let Some((dir, program)) = super::guest::compiled_with("dialects/numbered", flags) else {
+        return;
+    };
+    let program = program.to_str().expect("a UTF-8 path");
+    let findings = run(&[program], &[]);
+    assert_eq!(findings[0].evidence[0], "relay: [{who}] {text}");
+    for f in &findings {
+        assert_eq!(f.verdict, Verdict::Pass, "{f}");
+    }
+    // Past descriptor 1023 select cannot watch a connection: closing it at once is the
+    // server's capacity, not a fault, and the clients it turned away are not judged.
+    let crowded = run(&[program, "--reserve", "900"], &["many-joins"]);
+    let many = &crowded[1];
+    assert_eq!(many.verdict, Verdict::Pass, "{many}");
+    assert!(many.evidence[0].contains("were turned away"), "{many}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn the_learned_dialect_says_what_each_server_chose() {
     if !python() {
         return;

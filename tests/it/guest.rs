@@ -128,14 +128,21 @@ fn ten_runs_of_a_python_guest_under_the_adversary_give_one_transcript() {
 /// `tests/fixtures/NAME.c` compiled into a scratch directory of its own: the directory and the
 /// program, or `None` (said) where there is no C compiler.
 fn compiled(name: &str) -> Option<(PathBuf, PathBuf)> {
+    compiled_with(name, &["-O1"])
+}
+
+/// `tests/fixtures/NAME.c` compiled with `flags` (see [`compiled`]).
+pub(crate) fn compiled_with(name: &str, flags: &[&str]) -> Option<(PathBuf, PathBuf)> {
     if !have("cc") {
         eprintln!("skipped: no C compiler (cc) on this machine");
         return None;
     }
-    let dir = scratch(name);
-    let program = dir.join(name);
+    let stem = name.rsplit('/').next().unwrap_or(name);
+    let dir = scratch(stem);
+    let program = dir.join(stem);
     let built = Command::new("cc")
-        .args(["-O1", "-o"])
+        .args(flags)
+        .arg("-o")
         .arg(&program)
         .arg(format!("tests/fixtures/{name}.c"))
         .output()

@@ -132,11 +132,14 @@ fn the_absent_entries_that_live_in_foreign_fixtures_are_caught_there() {
     for caught in [
         "caught dup_keeps_epoll_interest",
         "caught sigpipe_kills_server",
+        "caught failed_del_leaves_stale_entry",
+        "caught fd_set_overflow",
+        "caught accept_emfile_spin_libuv",
     ] {
         assert!(text.contains(caught), "{caught}: {text}");
     }
     assert!(
-        text.contains("3 of 3 foreign fixtures' faults caught"),
+        text.contains("6 of 6 foreign fixtures' faults caught"),
         "{text}"
     );
 }

@@ -26,6 +26,8 @@ pub(super) struct SimClient {
     pub(super) drip: bool,
     pub(super) reading: bool,
     pub(super) paused: bool,
+    /// A byte went either way on its connection.
+    exchanged: bool,
     pub(super) view: ClientView,
 }
 
@@ -40,6 +42,7 @@ impl SimClient {
             drip: false,
             reading: true,
             paused: false,
+            exchanged: false,
             view: ClientView::default(),
         }
     }
@@ -181,6 +184,7 @@ impl Crowd {
         };
         match sim.send(fd, &c.outbox[..offer]) {
             Ok(k) => {
+                c.exchanged |= k > 0;
                 let waiting = offer;
                 c.drip &= c.outbox.len() > k;
                 c.outbox.drain(..k);
@@ -225,6 +229,7 @@ impl Crowd {
                     format_args!("c{} receives {} ({k} bytes)", n + 1, Shown(got)),
                 );
                 let c = &mut self.clients[n];
+                c.exchanged = true;
                 let (lines, heard) = (&mut c.view.lines, &mut c.view.lines_heard);
                 let keep = self.keep_lines;
                 c.reader
@@ -250,6 +255,7 @@ impl Crowd {
         let c = &mut self.clients[n];
         c.view.server_gone = true;
         c.view.reset_by_network = sim.reset_by_adversary(fd);
+        c.view.turned_away = !c.exchanged && !c.view.reset_by_network;
         c.fd = None;
         let _ = sim.close(fd);
     }

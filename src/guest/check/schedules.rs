@@ -220,5 +220,6 @@ pub(super) fn random_case(seed: u64, adversity: Adversity) -> Case {
         adversity: Some((rng.next(), adversity)),
         rcvbuf: Some(CHAT_FUZZ_CLIENT_RCVBUF_BYTES),
         long_line: false,
+        crowded: false,
     }
 }
