@@ -13,7 +13,7 @@
 //! - [`state`]: who may use the simulator, the simulated descriptors and their placeholders,
 //!   refusals, the channel.
 //! - [`sockets`]: socket, socketpair, bind, listen, accept, accept4, connect, shutdown, close,
-//!   getsockname, getpeername, getsockopt, setsockopt, fcntl (and fcntl64), ioctl, dup, dup2,
+//!   close_range, closefrom, getsockname, getpeername, getsockopt, setsockopt, fcntl (and fcntl64), ioctl, dup, dup2,
 //!   dup3.
 //! - [`data`]: read, write, readv, writev, recv, send, recvfrom, sendto, recvmsg, sendmsg,
 //!   __read_chk, __recv_chk, __recvfrom_chk.

@@ -3,7 +3,7 @@
 //! Each function here takes the simulator's path when its descriptor is simulated (or, for a
 //! creating call, when the process runs in the simulator), and libc's otherwise.
 
-use libc::{c_int, c_ulong, c_void, sockaddr, socklen_t};
+use libc::{c_int, c_uint, c_ulong, c_void, sockaddr, socklen_t};
 use selectlab_wire::{Op, Request};
 
 use crate::real::real;
@@ -317,6 +317,64 @@ pub extern "C" fn close(fd: c_int) -> c_int {
     release(fd);
     int(ret)
 }
+
+/// close_range(2): in the range, simulated descriptors are closed as [`close`] closes them
+/// (unless the flags ask only for close-on-exec, which the placeholders carry), and the rest
+/// by the kernel; the channel to selectlab is left open, as [`close`] leaves it.
+#[unsafe(no_mangle)]
+pub extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    let known = (libc::CLOSE_RANGE_CLOEXEC | libc::CLOSE_RANGE_UNSHARE) as c_int;
+    if first <= last && flags & !known == 0 && flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 {
+        for fd in state::sim_fds_in(first, last) {
+            close(fd);
+        }
+    }
+    let channel = state::channel_fd();
+    let spared = state::simulated_process()
+        && u32::try_from(channel).is_ok_and(|c| (first..=last).contains(&c));
+    if !spared {
+        return real_close_range(first, last, flags);
+    }
+    let channel = channel as c_uint;
+    let below = (channel > first).then(|| real_close_range(first, channel - 1, flags));
+    let above = (channel < last).then(|| real_close_range(channel + 1, last, flags));
+    below
+        .into_iter()
+        .chain(above)
+        .find(|&r| r != 0)
+        .unwrap_or(0)
+}
+
+/// The kernel's close_range, by system call (glibc before 2.34 has no wrapper).
+fn real_close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    // SAFETY: close_range takes three integers and touches no memory of ours.
+    unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) as c_int }
+}
+
+/// closefrom(3): [`close_range`] from `low` up. Where the kernel has no close_range (before
+/// Linux 5.9), each number up to the descriptor limit is closed in turn, as glibc falls back.
+#[unsafe(no_mangle)]
+pub extern "C" fn closefrom(low: c_int) {
+    let low = low.max(0) as c_uint;
+    if close_range(low, c_uint::MAX, 0) == 0 {
+        return;
+    }
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit for getrlimit to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return;
+    }
+    let top = limit.rlim_cur.min(MAX_CLOSEFROM_FALLBACK_FDS) as c_int;
+    for fd in low as c_int..top {
+        close(fd);
+    }
+}
+
+/// Most descriptor numbers closefrom's fallback walks when the limit is larger (or infinite).
+const MAX_CLOSEFROM_FALLBACK_FDS: u64 = 1 << 20;
 
 /// Forwards getsockname or getpeername.
 ///

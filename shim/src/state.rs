@@ -65,6 +65,15 @@ pub(crate) fn is_sim(fd: i32) -> bool {
         && SIM_FDS[fd as usize / 64].load(Relaxed) & (1 << (fd % 64)) != 0
 }
 
+/// The simulated descriptors from `first` to `last` (both included), lowest first.
+pub(crate) fn sim_fds_in(first: u32, last: u32) -> Vec<i32> {
+    let last = last.min(MAX_SIM_FD as u32);
+    (first..=last)
+        .map(|fd| fd as i32)
+        .filter(|&fd| is_sim(fd))
+        .collect()
+}
+
 fn mark(fd: i32, on: bool) {
     let bit = 1u64 << (fd % 64);
     if on {

@@ -114,54 +114,30 @@ struct Case {
     /// A line over [`MAX_SENT_LINE_BYTES`] is sent: the server may refuse it (cutting its
     /// sender off) or deliver it whole.
     long_line: bool,
-    /// The crowd may be past the server's capacity (`many-joins`): clients it turns away at
-    /// once are not judged.
+    /// The crowd may be past the server's capacity (`many-joins`): a server that turns its
+    /// end away is told so in those words.
     crowded: bool,
 }
 
-/// The clients a case does not judge, counted.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Outside {
-    /// Never got in: a full accept queue dropped their SYNs through every retry (the
-    /// server's backlog is its own choice).
-    never_connected: usize,
-    /// Closed by the server before a byte went either way, every client after the first of
-    /// them too: a server at its capacity (select's 1024 descriptors, its own limit).
-    turned_away: usize,
+/// The clients that never got in: a full accept queue dropped their SYNs through every
+/// retry (the server's backlog is its own choice), so they are not judged.
+fn never_connected(o: &Outcome) -> BTreeSet<usize> {
+    (o.clients.iter().enumerate())
+        .filter(|(_, c)| c.never_connected)
+        .map(|(n, _)| n)
+        .collect()
 }
 
-impl Outside {
-    /// Who is outside in `o`, with those turned away when `crowded`.
-    fn of(o: &Outcome, crowded: bool) -> (Outside, BTreeSet<usize>) {
-        let mut out: BTreeSet<usize> = (o.clients.iter().enumerate())
-            .filter(|(_, c)| c.never_connected)
-            .map(|(n, _)| n)
-            .collect();
-        let never_connected = out.len();
-        let first_away = (o.clients.iter()).position(|c| c.turned_away && c.lines_heard == 0);
-        let at_capacity = first_away.filter(|&first| {
-            o.clients[first..]
-                .iter()
-                .all(|c| c.never_connected || (c.turned_away && c.lines_heard == 0))
-        });
-        let turned_away = match at_capacity.filter(|_| crowded) {
-            Some(first) => {
-                let away: Vec<usize> = (first..o.clients.len())
-                    .filter(|n| !out.contains(n))
-                    .collect();
-                out.extend(&away);
-                away.len()
-            }
-            None => 0,
-        };
-        (
-            Outside {
-                never_connected,
-                turned_away,
-            },
-            out,
-        )
-    }
+/// The clients the server closed at once, before a byte went either way, when they are the
+/// crowd's end (every client after the first of them too, bar those never in): how many got
+/// in, and how many were turned away. A capacity, which `many-joins` names as such.
+fn turned_away_at_capacity(o: &Outcome) -> Option<(usize, usize)> {
+    let away = |c: &crate::chat::session::ClientView| c.turned_away && c.lines_heard == 0;
+    let first = o.clients.iter().position(away)?;
+    let rest = &o.clients[first..];
+    rest.iter()
+        .all(|c| c.never_connected || away(c))
+        .then(|| (first, rest.iter().filter(|c| away(c)).count()))
 }
 
 /// The model's limits for a server whose own are unknown: no line sent is over-long, no queue
@@ -187,15 +163,16 @@ impl Case {
         }
     }
 
-    /// Runs the session with the program as its server: the clients not judged (see
-    /// [`Outside`]), or the symptom and transcript if a property failed.
+    /// Runs the session with the program as its server: how many clients never got in (a
+    /// full accept queue through every SYN retry), or the symptom and transcript if a
+    /// property failed.
     fn judge(
         &self,
         command: &[OsString],
         launch: &Launch,
         transcript: bool,
         reading: &Reading,
-    ) -> Result<Outside, String> {
+    ) -> Result<usize, String> {
         let decide = match self.adversity {
             Some((seed, adversity)) => Decider::seeded(seed, adversity),
             None => Decider::faithful(),
@@ -223,11 +200,18 @@ impl Case {
             ));
         }
         let clients = CHAT_FUZZ_CLIENTS.max(outcome.clients.len());
-        let (outside, who) = Outside::of(&outcome, self.crowded);
-        let connected = connected_only(&self.steps, &who);
+        if let Some((kept, away)) = turned_away_at_capacity(&outcome).filter(|_| self.crowded) {
+            return Err(format!(
+                "the server turned away the last {away} clients of the crowd: it closed each \
+                 at once, before a byte either way, having let {kept} in\n{}",
+                outcome.transcript
+            ));
+        }
+        let outside = never_connected(&outcome);
+        let connected = connected_only(&self.steps, &outside);
         let steps = connected.as_deref().unwrap_or(&self.steps);
         self.verdict(steps, &outcome, clients, reading)
-            .map(|()| outside)
+            .map(|()| outside.len())
     }
 
     /// Judges a finished session of this case's `steps` (those of clients that got in), read
@@ -340,8 +324,8 @@ impl Case {
     }
 }
 
-/// The steps, without the clients `outside` (see [`Outside`]), or `None` when every client
-/// that was to join is in.
+/// The steps, without the clients `outside` (see [`never_connected`]), or `None` when every
+/// client that was to join did.
 fn connected_only(steps: &[Step], outside: &BTreeSet<usize>) -> Option<Vec<Step>> {
     let outside = |n: usize| outside.contains(&n);
     let crowds = steps
@@ -570,18 +554,10 @@ fn run_check(
             .judge(&config.command, &config.launch, false, reading)
             .map_err(|why| fail(case.clone(), config.seed, why))?;
         let mut summary = format!("{} steps, faithful", case.steps.len());
-        if outside.never_connected > 0 {
+        if outside > 0 {
             summary.push_str(&format!(
-                "; {} clients never got in (the accept queue stayed full through Linux's \
-                 SYN retries) and are not judged",
-                outside.never_connected
-            ));
-        }
-        if outside.turned_away > 0 {
-            summary.push_str(&format!(
-                "; the last {} were turned away (closed at once, before a byte either way: \
-                 the server's capacity) and are not judged",
-                outside.turned_away
+                "; {outside} clients never got in (the accept queue stayed full through Linux's \
+                 SYN retries) and are not judged"
             ));
         }
         return Ok(summary);
@@ -827,9 +803,9 @@ mod tests {
     #[test]
     fn clients_that_never_got_in_leave_the_crowd_and_their_steps_reach_nobody() {
         let steps = vec![Step::Crowd(4), say(0, "hello, all"), say(3, "hi")];
-        let everyone = Outside::of(&outcome_with_outside(4, &[]), true).1;
+        let everyone = never_connected(&outcome_with_outside(4, &[]));
         assert_eq!(connected_only(&steps, &everyone), None);
-        let two_outside = Outside::of(&outcome_with_outside(4, &[1, 3]), true).1;
+        let two_outside = never_connected(&outcome_with_outside(4, &[1, 3]));
         assert_eq!(
             connected_only(&steps, &two_outside),
             Some(vec![
@@ -842,7 +818,7 @@ mod tests {
     }
 
     #[test]
-    fn only_a_crowd_turned_away_to_its_end_is_left_unjudged() {
+    fn a_crowd_turned_away_to_its_end_is_named_as_a_capacity() {
         let away = |turned: &[usize]| {
             let mut o = outcome_with_outside(5, &[4]);
             for &n in turned {
@@ -850,16 +826,11 @@ mod tests {
             }
             o
         };
-        // The last ones turned away, the very last never in: the server's capacity.
-        let (outside, who) = Outside::of(&away(&[2, 3]), true);
-        assert_eq!((outside.never_connected, outside.turned_away), (1, 2));
-        assert_eq!(who, BTreeSet::from([2, 3, 4]));
-        // One turned away with a later client kept: no capacity explains it, so it is judged.
-        let (outside, who) = Outside::of(&away(&[1]), true);
-        assert_eq!(outside.turned_away, 0);
-        assert_eq!(who, BTreeSet::from([4]));
-        // Outside a crowded check nobody turned away is excused.
-        assert_eq!(Outside::of(&away(&[2, 3]), false).0.turned_away, 0);
+        // The last ones turned away, the very last never in: two let in, two turned away.
+        assert_eq!(turned_away_at_capacity(&away(&[2, 3])), Some((2, 2)));
+        // One turned away with a later client kept: no capacity explains it.
+        assert_eq!(turned_away_at_capacity(&away(&[1])), None);
+        assert_eq!(turned_away_at_capacity(&away(&[])), None);
     }
 
     #[test]

@@ -459,6 +459,34 @@ fn sleep_usleep_and_timespec_get_run_on_virtual_time() {
 }
 
 #[test]
+fn close_range_and_closefrom_close_simulated_sockets_as_the_kernel_closes_real_ones() {
+    let Some((dir, program)) = compiled("close_range") else {
+        return;
+    };
+    let file = dir.join("contents");
+    std::fs::write(&file, "what the file holds\n").expect("written");
+    let args = [
+        program.to_str().expect("UTF-8"),
+        file.to_str().expect("UTF-8"),
+    ];
+    let outside = Command::new(args[0])
+        .arg(args[1])
+        .output()
+        .expect("it runs");
+    assert!(outside.status.success(), "{}", text(&outside.stdout));
+    let inside = sim(&["--", args[0], args[1]]);
+    assert!(inside.status.success(), "{}", text(&inside.stdout));
+    let expected = "what the file holds\n".repeat(2);
+    assert_eq!(text(&outside.stdout), expected);
+    assert!(
+        text(&inside.stdout).starts_with(&expected),
+        "{}",
+        text(&inside.stdout)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn the_program_gets_selectlabs_environment_unless_asked_for_a_clean_one() {
     if !python() {
         return;

@@ -91,7 +91,7 @@ fn each_fault_of_the_fixture_fails_the_check_that_reaches_it_with_its_own_sympto
         (
             &["--bug", "crowd-cap"],
             "many-joins",
-            "should be c151 entered",
+            "the server turned away the last 50 clients of the crowd",
         ),
         (
             &["--bug", "blocking-slow"],
