@@ -130,8 +130,12 @@ fn never_connected(o: &Outcome) -> BTreeSet<usize> {
 
 /// The clients the server closed at once, before a byte went either way, when they are the
 /// crowd's end (every client after the first of them too, bar those never in): how many got
-/// in, and how many were turned away. A capacity, which `many-joins` names as such.
+/// in, and how many were turned away. A capacity, which `many-joins` names as such; a server
+/// that went away closed them all, and that is its symptom instead.
 fn turned_away_at_capacity(o: &Outcome) -> Option<(usize, usize)> {
+    if o.server_trouble.is_some() {
+        return None;
+    }
     let away = |c: &crate::chat::session::ClientView| c.turned_away && c.lines_heard == 0;
     let first = o.clients.iter().position(away)?;
     let rest = &o.clients[first..];
@@ -831,6 +835,10 @@ mod tests {
         // One turned away with a later client kept: no capacity explains it.
         assert_eq!(turned_away_at_capacity(&away(&[1])), None);
         assert_eq!(turned_away_at_capacity(&away(&[])), None);
+        // A server that died closed every connection: that is what is said.
+        let mut died = away(&[2, 3]);
+        died.server_trouble = Some("it was killed by SIGABRT".into());
+        assert_eq!(turned_away_at_capacity(&died), None);
     }
 
     #[test]
