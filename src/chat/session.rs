@@ -224,6 +224,9 @@ pub struct Session {
     client_rcvbuf_bytes: Option<i32>,
     /// Why the server could not go on, the first time it could not.
     trouble: Option<String>,
+    /// The server is descheduled: it makes no call while steps run, and sees them all at
+    /// once when it runs again (see [`Session::run_descheduled`]).
+    descheduled: bool,
 }
 
 /// Longest payload a transcript line shows in full; longer ones show their start and length.
@@ -316,6 +319,7 @@ impl Session {
             first_held_step: None,
             client_rcvbuf_bytes: config.client_rcvbuf_bytes,
             trouble: None,
+            descheduled: false,
         };
         // Another program starts listening only once it runs.
         let listening = s.server.address();
@@ -517,7 +521,7 @@ impl Session {
             // The server waits in its wait call: every client that would wake makes a call.
             self.crowd.act_once(&mut self.sim);
             let before = self.sim.now();
-            let busy = self.turn(Duration::ZERO)?;
+            let busy = !self.descheduled && self.turn(Duration::ZERO)?;
             self.stalled += self.sim.now().saturating_sub(before);
             self.crowd.notes.sync(&self.sim);
             if self.crowd.keep_lines && self.crowd.received_bytes > MAX_SESSION_RECEIVED_BYTES {
@@ -547,11 +551,42 @@ impl Session {
 
     /// Runs the steps until one fails to settle; what happened either way (the transcript of
     /// a busy loop is evidence too), and which step failed, with the error.
-    pub fn run_all(mut self, steps: &[Step]) -> (Outcome, Result<(), (usize, Errno)>) {
+    pub fn run_all(self, steps: &[Step]) -> (Outcome, Result<(), (usize, Errno)>) {
+        self.run_descheduled(steps, 0..0)
+    }
+
+    /// As [`Session::run_all`], with the server descheduled through the steps `off`: the
+    /// clients act, and the server makes no call until the step after them, so that its next
+    /// wait sees everything they did at once. A step that lets time pass cannot run then
+    /// (EBUSY): time passes in the server's waits.
+    pub fn run_descheduled(
+        mut self,
+        steps: &[Step],
+        off: std::ops::Range<usize>,
+    ) -> (Outcome, Result<(), (usize, Errno)>) {
         let result = (steps.iter().enumerate())
-            .try_for_each(|(i, s)| self.step(s).map_err(|e| (i, e)))
+            .try_for_each(|(i, s)| {
+                self.deschedule(off.contains(&i)).map_err(|e| (i, e))?;
+                self.step(s).map_err(|e| (i, e))
+            })
+            .and_then(|()| self.deschedule(false).map_err(|e| (steps.len(), e)))
             .and_then(|()| self.let_held_room_go().map_err(|e| (steps.len(), e)));
         (self.finish(), result)
+    }
+
+    /// Deschedules the server, or lets it run again (and the room settle, now that it looks).
+    fn deschedule(&mut self, off: bool) -> Result<(), Errno> {
+        if off == self.descheduled {
+            return Ok(());
+        }
+        self.descheduled = off;
+        if off {
+            self.note(format_args!("the server is descheduled: it makes no call"));
+            Ok(())
+        } else {
+            self.note(format_args!("the server runs again"));
+            self.settle()
+        }
     }
 
     /// The session's steps are over but the server holds the room for a slow reader
@@ -579,6 +614,10 @@ impl Session {
     /// spurious wakeup): it turns and the room settles, and the rest of the time passes all
     /// the same (bounded in turns).
     fn pass(&mut self, d: Duration) -> Result<(), Errno> {
+        if self.descheduled {
+            // Time passes in the server's waits, and a descheduled server makes none.
+            return Err(Errno::EBUSY);
+        }
         let until = self.sim.now().saturating_add(d);
         for _ in 0..MAX_TURNS_PER_SLEEP {
             let left = until.saturating_sub(self.sim.now());

@@ -29,6 +29,7 @@ pub use schedules::{
 };
 use schedules::{PORTABLE_ADVERSITY, RESETS_ONLY, RESETS_RUNS, case_seed, random_case, schedule};
 
+mod descheduled;
 mod schedules;
 use super::served::GuestServer;
 use super::spawn::{Console, Environment, Launch};
@@ -117,6 +118,9 @@ struct Case {
     /// The crowd may be past the server's capacity (`many-joins`): a server that turns its
     /// end away is told so in those words.
     crowded: bool,
+    /// The server is descheduled through some steps, and the case judged by what must be
+    /// heard (`fd-reuse`).
+    descheduled: Option<descheduled::Descheduled>,
 }
 
 /// The clients that never got in: a full accept queue dropped their SYNs through every
@@ -164,6 +168,7 @@ impl Case {
             rcvbuf: None,
             long_line: name == "long-line",
             crowded: name == "many-joins",
+            descheduled: schedules::descheduled(name),
         }
     }
 
@@ -191,7 +196,8 @@ impl Case {
             ..SessionConfig::default()
         };
         let session = start_session(config, command, launch)?;
-        let (outcome, settled) = session.run_all(&self.steps);
+        let off = self.descheduled.as_ref().map_or(0..0, |d| d.steps.clone());
+        let (outcome, settled) = session.run_descheduled(&self.steps, off);
         if let Err((step, e)) = settled {
             let at = self
                 .steps
@@ -202,6 +208,9 @@ impl Case {
                 step + 1,
                 outcome.transcript
             ));
+        }
+        if let Some(d) = &self.descheduled {
+            return d.judge(self.steps.len(), &outcome).map(|()| 0);
         }
         let clients = CHAT_FUZZ_CLIENTS.max(outcome.clients.len());
         if let Some((kept, away)) = turned_away_at_capacity(&outcome).filter(|_| self.crowded) {
@@ -300,6 +309,10 @@ impl Case {
     /// adversary choice turned off.
     fn smaller(&self) -> Vec<Case> {
         let mut out = Vec::new();
+        if self.descheduled.is_some() {
+            // Its steps are numbered by the stretch the server is descheduled for.
+            return out;
+        }
         let n = self.steps.len();
         let mut run = n / 2;
         while run >= 1 {

@@ -201,6 +201,7 @@ pub fn epoll_wait(k: &mut Interleaved<'_>, a: &[i64; 6]) -> Answered {
     let max = usize::try_from(a[1]).unwrap_or(0).min(MAX_DATA_BYTES / 12);
     let mut out = Vec::new();
     let epfd = Fd(a[0] as i32);
+    k.sim.epoll_wait_begins(epfd);
     settle(k, |sim| sim.ready_now(epfd).contains(Events::IN));
     let r = waited(
         k.sim.epoll_wait(epfd, &mut out, max, timeout_of_ns(a[2])),

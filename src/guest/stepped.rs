@@ -120,7 +120,13 @@ impl Stepped {
         };
         self.channel.reply(&reply);
         match self.channel.next_request(Some(&mut self.process)) {
-            Ok(Some(next)) => self.pending = Some((next, k.sim.now())),
+            Ok(Some(next)) => {
+                // Its wait begins now, though it is answered only once something wakes it.
+                if next.op == Op::EpollWait {
+                    k.sim.epoll_wait_begins(Fd(next.args[0] as i32));
+                }
+                self.pending = Some((next, k.sim.now()));
+            }
             Ok(None) => {
                 self.exit = Some(self.process.exit_code());
                 self.answerer.close_all(k);

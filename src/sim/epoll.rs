@@ -333,6 +333,24 @@ impl Sim {
         true
     }
 
+    /// A program's epoll_wait on `epfd` begins, to be answered once something wakes it (a
+    /// program run inside the simulator waits so). If nothing queued is ready, ep_poll's first
+    /// pass (ep_send_events, reporting nothing) takes every queued item off the ready list,
+    /// level-triggered ones left there by the last report included, so the events that wake
+    /// the sleeper are reported in the order they came. Not a call: not recorded.
+    pub fn epoll_wait_begins(&mut self, epfd: Fd) {
+        let Ok(Object::Epoll(ep)) = self.file(epfd) else {
+            return;
+        };
+        if self.epoll_has_ready(ep) {
+            return;
+        }
+        if let Some(inst) = self.epolls.get_mut(ep) {
+            inst.ready.clear();
+            inst.queued.clear();
+        }
+    }
+
     pub(super) fn sim_epoll_wait(
         &mut self,
         epfd: Fd,

@@ -96,11 +96,17 @@ pub const FOREIGN: &[(&str, Held)] = &[
     ),
     (
         "stale_events_after_fd_reuse",
-        Held::NotYet(
-            "not caught yet: named.py --bug stale-events holds it; a check must put a line, a join and a reset \
-             before one wait, so that one batch of events closes a descriptor and reuses it \
-             (each step now settles alone, and 200 random schedules miss it)",
-        ),
+        Held::Fixture {
+            command: &[
+                "python3",
+                "tests/fixtures/dialects/named.py",
+                "--bug",
+                "stale-events",
+            ],
+            dialect: Reading::Learned,
+            check: "fd-reuse",
+            symptom: "never heard \"made it\"",
+        },
     ),
     (
         "failed_del_leaves_stale_entry",

@@ -135,11 +135,12 @@ fn the_absent_entries_that_live_in_foreign_fixtures_are_caught_there() {
         "caught failed_del_leaves_stale_entry",
         "caught fd_set_overflow",
         "caught accept_emfile_spin_libuv",
+        "caught stale_events_after_fd_reuse",
     ] {
         assert!(text.contains(caught), "{caught}: {text}");
     }
     assert!(
-        text.contains("6 of 6 foreign fixtures' faults caught"),
+        text.contains("7 of 7 foreign fixtures' faults caught"),
         "{text}"
     );
 }

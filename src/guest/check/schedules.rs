@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::Case;
+use super::descheduled::Descheduled;
 use crate::chat::schedules::{self, say};
 use crate::chat::session::Step;
 use crate::fuzzing::{CHAT_FUZZ_CLIENT_RCVBUF_BYTES, ChatScript};
@@ -89,6 +90,11 @@ pub const SIM_CHECKS: &[SimCheck] = &[
     SimCheck {
         name: "many-joins",
         about: "200 clients join at once; the first and the last speak",
+    },
+    SimCheck {
+        name: "fd-reuse",
+        about: "one wait sees a line, a newcomer and a reset at once: the newcomer, perhaps at \
+                the reset client's descriptor number, must keep its place in the room",
     },
     SimCheck {
         name: "long-line",
@@ -183,6 +189,19 @@ pub(super) fn schedule(name: &str) -> Vec<Step> {
             steps.extend((0..400).map(|i| say(i % 8, &lines[i % 8])));
             steps
         }
+        "fd-reuse" => vec![
+            Step::Join(0),
+            Step::Join(1),
+            // The server is descheduled for these three (FD_REUSE_OFF): the line comes first
+            // in its next batch of events, the newcomer next, the reset last, so a server that
+            // closes c2 on a failed send and then accepts may hand c3 the number whose
+            // hang-up is still to come in the same batch.
+            say(0, "first in the batch"),
+            Step::Join(2),
+            Step::Reset(1),
+            say(2, "made it"),
+            say(0, "welcome, c3"),
+        ],
         "idle" => vec![
             Step::Join(0),
             Step::Join(1),
@@ -192,6 +211,17 @@ pub(super) fn schedule(name: &str) -> Vec<Step> {
         ],
         _ => Vec::new(),
     }
+}
+
+/// The steps of `fd-reuse` during which the server is descheduled.
+const FD_REUSE_OFF: std::ops::Range<usize> = 2..5;
+
+/// The descheduled stretch of a named check, and what its clients must hear.
+pub(super) fn descheduled(name: &str) -> Option<Descheduled> {
+    (name == "fd-reuse").then_some(Descheduled {
+        steps: FD_REUSE_OFF,
+        must_hear: &[(0, "made it"), (2, "welcome, c3")],
+    })
 }
 
 /// The seed of the `adversary` check's case `i`: `--seed` plus `i`, so a case replays alone
@@ -221,5 +251,6 @@ pub(super) fn random_case(seed: u64, adversity: Adversity) -> Case {
         rcvbuf: Some(CHAT_FUZZ_CLIENT_RCVBUF_BYTES),
         long_line: false,
         crowded: false,
+        descheduled: None,
     }
 }
