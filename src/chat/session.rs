@@ -161,6 +161,8 @@ pub struct SessionConfig {
     /// program needs it; selectlab's own server and its clients share one, which is what
     /// every existing transcript shows).
     pub fd_table_per_host: bool,
+    /// Read the server's peak memory after every step ([`Outcome::server_peak_resident`]).
+    pub watch_server_memory: bool,
 }
 
 impl Default for SessionConfig {
@@ -177,6 +179,7 @@ impl Default for SessionConfig {
             keep_lines: true,
             client_rcvbuf_bytes: None,
             fd_table_per_host: false,
+            watch_server_memory: false,
         }
     }
 }
@@ -227,6 +230,8 @@ pub struct Session {
     /// The server is descheduled: it makes no call while steps run, and sees them all at
     /// once when it runs again (see [`Session::run_descheduled`]).
     descheduled: bool,
+    /// The server's peak memory after each step so far, when watched.
+    peak_resident: Option<Vec<Option<u64>>>,
 }
 
 /// Longest payload a transcript line shows in full; longer ones show their start and length.
@@ -320,6 +325,7 @@ impl Session {
             client_rcvbuf_bytes: config.client_rcvbuf_bytes,
             trouble: None,
             descheduled: false,
+            peak_resident: config.watch_server_memory.then(Vec::new),
         };
         // Another program starts listening only once it runs.
         let listening = s.server.address();
@@ -414,6 +420,9 @@ impl Session {
             }
         }
         let settled = self.settle();
+        if let Some(peaks) = &mut self.peak_resident {
+            peaks.push(self.server.peak_resident_bytes());
+        }
         if self.first_held_step.is_none() && self.server.stats().read_pauses > 0 {
             self.first_held_step = Some(self.steps_run);
         }
@@ -664,6 +673,7 @@ impl Session {
             syscalls: self.sim.syscalls(),
             first_held_step: self.first_held_step,
             server_trouble: self.trouble.or_else(|| self.server.trouble(&self.sim)),
+            server_peak_resident: self.peak_resident.unwrap_or_default(),
         }
     }
 }
@@ -690,6 +700,9 @@ pub struct Outcome {
     /// Why the server could not go on, if it could not (another program: it exited, spun,
     /// blocked, or was refused).
     pub server_trouble: Option<String>,
+    /// The server's peak memory (bytes) after each step, when watched
+    /// ([`SessionConfig::watch_server_memory`]) and where it can be seen.
+    pub server_peak_resident: Vec<Option<u64>>,
 }
 
 #[cfg(test)]

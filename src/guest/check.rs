@@ -118,6 +118,9 @@ struct Case {
     /// The crowd may be past the server's capacity (`many-joins`): a server that turns its
     /// end away is told so in those words.
     crowded: bool,
+    /// The server's memory is watched while a stopped reader is sent far more than any bound
+    /// (`memory`).
+    memory: bool,
     /// The server is descheduled through some steps, and the case judged by what must be
     /// heard (`fd-reuse`).
     descheduled: Option<descheduled::Descheduled>,
@@ -169,6 +172,7 @@ impl Case {
             long_line: name == "long-line",
             crowded: name == "many-joins",
             descheduled: schedules::descheduled(name),
+            memory: name == "memory",
         }
     }
 
@@ -193,6 +197,7 @@ impl Case {
             kernel_calls: transcript,
             client_rcvbuf_bytes: self.rcvbuf,
             fd_table_per_host: true,
+            watch_server_memory: self.memory,
             ..SessionConfig::default()
         };
         let session = start_session(config, command, launch)?;
@@ -223,8 +228,11 @@ impl Case {
         let outside = never_connected(&outcome);
         let connected = connected_only(&self.steps, &outside);
         let steps = connected.as_deref().unwrap_or(&self.steps);
-        self.verdict(steps, &outcome, clients, reading)
-            .map(|()| outside.len())
+        self.verdict(steps, &outcome, clients, reading)?;
+        if self.memory {
+            schedules::memory_held(&outcome)?;
+        }
+        Ok(outside.len())
     }
 
     /// Judges a finished session of this case's `steps` (those of clients that got in), read
@@ -309,8 +317,9 @@ impl Case {
     /// adversary choice turned off.
     fn smaller(&self) -> Vec<Case> {
         let mut out = Vec::new();
-        if self.descheduled.is_some() {
-            // Its steps are numbered by the stretch the server is descheduled for.
+        if self.descheduled.is_some() || self.memory {
+            // Its steps are numbered by the stretch the server is descheduled for, or the
+            // memory it watches; a smaller case would prove nothing smaller.
             return out;
         }
         let n = self.steps.len();
@@ -814,6 +823,7 @@ mod tests {
             syscalls: 0,
             first_held_step: None,
             server_trouble: None,
+            server_peak_resident: Vec::new(),
         }
     }
 
@@ -852,6 +862,22 @@ mod tests {
         let mut died = away(&[2, 3]);
         died.server_trouble = Some("it was killed by SIGABRT".into());
         assert_eq!(turned_away_at_capacity(&died), None);
+    }
+
+    #[test]
+    fn memory_fails_a_server_that_holds_half_of_what_a_stopped_reader_was_sent() {
+        let peaks = |before: u64, after: u64| {
+            let mut o = outcome_with_outside(2, &[]);
+            o.server_peak_resident =
+                vec![Some(10 << 20), Some(10 << 20), Some(before), Some(after)];
+            o
+        };
+        assert!(schedules::memory_held(&peaks(20 << 20, 27 << 20)).is_ok());
+        let held = schedules::memory_held(&peaks(20 << 20, 29 << 20)).expect_err("9 MiB more");
+        assert!(held.starts_with("its memory grew by 9 MiB"), "{held}");
+        let mut unread = peaks(20 << 20, 21 << 20);
+        unread.server_peak_resident[3] = None;
+        assert!(schedules::memory_held(&unread).is_err());
     }
 
     #[test]

@@ -200,6 +200,10 @@ impl Server for GuestServer {
         0
     }
 
+    fn peak_resident_bytes(&self) -> Option<u64> {
+        spawn::peak_resident_bytes(self.guest.process.pid())
+    }
+
     fn log(&self) -> ServerLog {
         ServerLog::default()
     }

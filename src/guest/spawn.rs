@@ -397,6 +397,14 @@ pub fn describe_end(code: i32, stderr: &[String]) -> String {
 /// How each line of a program's standard error begins in a report.
 pub const STDERR_LINE_MARK: &str = "  stderr| ";
 
+/// The peak resident set of process `pid` (`VmHWM` in `/proc/PID/status`), if it can be read.
+pub fn peak_resident_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// A program selectlab started: stopped with everything it started (its process group) when
 /// dropped.
 pub struct Process {

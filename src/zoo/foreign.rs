@@ -2,8 +2,7 @@
 //! ([`ABSENT`](super::ABSENT)), each placed where it can or cannot live in someone else's
 //! program. One held by a fault of a foreign fixture is run through `check --sim`, which must
 //! catch it; the others say why no fixture holds them: Linux rules them out for any
-//! single-threaded program, they are a design choice rather than a fault, or no fixture holds
-//! them yet.
+//! single-threaded program, or they are a design choice rather than a fault.
 
 use std::time::{Duration, Instant};
 
@@ -30,8 +29,6 @@ pub enum Held {
     Linux(&'static str),
     /// A choice of design, not a fault (why).
     Design(&'static str),
-    /// Nothing catches it yet (where it stands, and what it would take).
-    NotYet(&'static str),
 }
 
 /// How a fixture's lines are read.
@@ -185,10 +182,17 @@ pub const FOREIGN: &[(&str, Held)] = &[
     ),
     (
         "unbounded_ws_queue",
-        Held::NotYet(
-            "no check yet: holding a stopped reader's queue is a server's policy, so only its size can \
-             tell: the program's memory measured while far more than any sane bound is sent",
-        ),
+        Held::Fixture {
+            command: &[
+                "python3",
+                "tests/fixtures/dialects/bare.py",
+                "--bug",
+                "unbounded-queue",
+            ],
+            dialect: Reading::Learned,
+            check: "memory",
+            symptom: "a queue with no bound",
+        },
     ),
 ];
 
@@ -318,7 +322,6 @@ pub fn line(row: &ForeignRow) -> String {
         ),
         (Held::Linux(why), _) => format!("linux  {:<31} {why}", row.name),
         (Held::Design(why), _) => format!("design {:<31} {why}", row.name),
-        (Held::NotYet(what), _) => format!("open   {:<31} {what}", row.name),
         (Held::Fixture { .. }, None) => format!("MISSED {:<31} not run", row.name),
     }
 }

@@ -136,11 +136,12 @@ fn the_absent_entries_that_live_in_foreign_fixtures_are_caught_there() {
         "caught fd_set_overflow",
         "caught accept_emfile_spin_libuv",
         "caught stale_events_after_fd_reuse",
+        "caught unbounded_ws_queue",
     ] {
         assert!(text.contains(caught), "{caught}: {text}");
     }
     assert!(
-        text.contains("7 of 7 foreign fixtures' faults caught"),
+        text.contains("8 of 8 foreign fixtures' faults caught"),
         "{text}"
     );
 }

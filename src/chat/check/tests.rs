@@ -185,6 +185,7 @@ fn outcome(heard: &[&[String]]) -> Outcome {
         syscalls: 0,
         first_held_step: None,
         server_trouble: None,
+        server_peak_resident: Vec::new(),
     }
 }
 

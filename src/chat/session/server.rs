@@ -40,6 +40,11 @@ pub trait Server {
     fn peak_queue_bytes(&self) -> usize;
     /// Its log lines, for the transcript.
     fn log(&self) -> ServerLog;
+    /// The most memory its process has held so far (its peak resident set), where that can
+    /// be seen: another program's, not selectlab's own server, which shares selectlab's.
+    fn peak_resident_bytes(&self) -> Option<u64> {
+        None
+    }
     /// Why it cannot go on, asked once the room has settled: it exited, spins, is blocked in
     /// a call, or did something the simulator refuses. (selectlab's own server reports its
     /// trouble as errors instead.)

@@ -80,6 +80,11 @@ pub const SIM_CHECKS: &[SimCheck] = &[
         about: "a reader stops reading for good while the others talk",
     },
     SimCheck {
+        name: "memory",
+        about: "a reader stops for good and 16 MiB are sent to it: the server may queue some of \
+                it or drop the reader, but its memory must not grow by half of it",
+    },
+    SimCheck {
         name: "reset-after-lines",
         about: "a client says two lines and its connection is reset; the other goes on",
     },
@@ -202,6 +207,15 @@ pub(super) fn schedule(name: &str) -> Vec<Step> {
             say(2, "made it"),
             say(0, "welcome, c3"),
         ],
+        "memory" => {
+            let line = [vec![b'm'; MEMORY_LINE_BYTES - 1], vec![b'\n']].concat();
+            vec![
+                Step::Join(0),
+                Step::Join(1),
+                Step::StopReading(1),
+                Step::Raw(0, line.repeat(MEMORY_SENT_BYTES / MEMORY_LINE_BYTES)),
+            ]
+        }
         "idle" => vec![
             Step::Join(0),
             Step::Join(1),
@@ -211,6 +225,42 @@ pub(super) fn schedule(name: &str) -> Vec<Step> {
         ],
         _ => Vec::new(),
     }
+}
+
+/// What `memory` sends a reader that stopped: far more than a server is likely to keep for
+/// one client, so that all of it held is no bound.
+const MEMORY_SENT_BYTES: usize = 16 << 20;
+/// The lines `memory` sends, newline included: under [`MAX_SENT_LINE_BYTES`].
+const MEMORY_LINE_BYTES: usize = 1000;
+/// How much `memory` lets the server's peak memory grow once the reader stopped: half of what
+/// is sent (a bounded queue of up to 8 MiB per client passes).
+const MEMORY_HELD_LIMIT_BYTES: u64 = MEMORY_SENT_BYTES as u64 / 2;
+/// The step of `memory` after which the reader has stopped: where its growth is counted from.
+const MEMORY_BASELINE_STEP: usize = 2;
+
+/// Judges `memory`: the server's peak memory grew by less than [`MEMORY_HELD_LIMIT_BYTES`]
+/// after its reader stopped.
+pub(super) fn memory_held(o: &super::Outcome) -> Result<(), String> {
+    let peak = |step: Option<&Option<u64>>| step.copied().flatten();
+    let before = peak(o.server_peak_resident.get(MEMORY_BASELINE_STEP));
+    let after = peak(o.server_peak_resident.last());
+    let (Some(before), Some(after)) = (before, after) else {
+        return Err(format!(
+            "its memory could not be read (/proc/PID/status, VmHWM)\n{}",
+            o.transcript
+        ));
+    };
+    let grew = after.saturating_sub(before);
+    if grew > MEMORY_HELD_LIMIT_BYTES {
+        return Err(format!(
+            "its memory grew by {} MiB while a reader that stopped was sent {} MiB: a queue \
+             with no bound\n{}",
+            grew >> 20,
+            MEMORY_SENT_BYTES >> 20,
+            o.transcript
+        ));
+    }
+    Ok(())
 }
 
 /// The steps of `fd-reuse` during which the server is descheduled.
@@ -252,5 +302,6 @@ pub(super) fn random_case(seed: u64, adversity: Adversity) -> Case {
         long_line: false,
         crowded: false,
         descheduled: None,
+        memory: false,
     }
 }
