@@ -22,6 +22,7 @@
 //! - [`clock`]: clock_gettime, gettimeofday, time, timespec_get, nanosleep, clock_nanosleep,
 //!   sleep, usleep.
 //! - [`names`]: getaddrinfo, getnameinfo.
+//! - [`entropy`]: getrandom, getentropy.
 //!
 //! Written for 64-bit Linux with glibc (x86-64, AArch64): `time_t` and `long` are 64 bits, and
 //! variadic integer arguments travel as registers do (see `fcntl`).
@@ -31,6 +32,7 @@
 
 mod clock;
 mod data;
+mod entropy;
 mod names;
 mod ready;
 mod real;

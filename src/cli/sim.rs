@@ -10,7 +10,8 @@ use crate::guest::{self, End, GuestConfig, GuestReport, PeerCommand};
 
 #[derive(clap::Args)]
 pub(super) struct SimArgs {
-    /// The lawful adversary's seed (with --adversary).
+    /// The run's seed: the program's random bytes (getrandom, getentropy), and the lawful
+    /// adversary's choices with --adversary.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Let the seeded lawful adversary act on the program's calls: short reads and writes,

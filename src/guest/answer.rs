@@ -99,6 +99,17 @@ fn new_fd(n: i64) -> Result<Fd, Halt> {
     }
 }
 
+/// Random bytes for getrandom or getentropy: at most a reply's worth (a getrandom of more than
+/// 256 bytes may return fewer, as Linux's may).
+fn random(k: &mut Interleaved<'_>, len: i64) -> Reply {
+    let len = usize::try_from(len)
+        .unwrap_or(0)
+        .min(selectlab_wire::MAX_DATA_BYTES);
+    let mut bytes = vec![0; len];
+    k.sim.entropy(&mut bytes);
+    Reply::ok(len as i64).with_data(bytes)
+}
+
 fn refuse<T>(why: String) -> Result<T, Halt> {
     Err(Halt::Refuse(why))
 }
@@ -138,6 +149,7 @@ impl Answerer {
             Op::Sleep => ready::sleep(k, a),
             Op::Resolve => Ok(resolve(k, a[0], &req.data)),
             Op::HostName => Ok(host_name(k, &req.data)),
+            Op::Random => Ok(random(k, a[0])),
         }
     }
 

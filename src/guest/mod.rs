@@ -212,6 +212,8 @@ fn machine(config: &GuestConfig) -> Sim {
     } else {
         Decider::faithful()
     };
+    // The program's random bytes come from the seed, adversary or not.
+    let decider = decider.with_entropy_seed(config.seed);
     let sim_config = SimConfig {
         // The program and each peer are processes: each has its own descriptor numbers.
         fd_table_per_host: true,

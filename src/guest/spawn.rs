@@ -193,6 +193,7 @@ impl Listener {
             .split_first()
             .ok_or_else(|| SpawnError::Unfit("no program to run".to_string()))?;
         check_dynamic(Path::new(program))?;
+        fixed_addresses_for_children();
         let mut cmd = Command::new(program);
         cmd.args(args);
         if env == Environment::Clean {
@@ -396,6 +397,15 @@ pub fn describe_end(code: i32, stderr: &[String]) -> String {
 
 /// How each line of a program's standard error begins in a report.
 pub const STDERR_LINE_MARK: &str = "  stderr| ";
+
+/// Turns address-space randomisation off for the processes selectlab starts from now on
+/// (personality(2) is inherited across fork and exec): a program whose calls depend on its
+/// own addresses (a Python `set` of sockets, iterated) makes them in the same order every run.
+/// Where the kernel refuses (a sandbox may), randomisation stays on.
+fn fixed_addresses_for_children() {
+    use nix::sys::personality::{self, Persona};
+    let _ = personality::get().and_then(|p| personality::set(p | Persona::ADDR_NO_RANDOMIZE));
+}
 
 /// The peak resident set of process `pid` (`VmHWM` in `/proc/PID/status`), if it can be read.
 pub fn peak_resident_bytes(pid: u32) -> Option<u64> {

@@ -167,13 +167,24 @@ enum Source {
 #[derive(Debug, Clone)]
 pub struct Decider {
     source: Source,
+    /// The random bytes a program inside asks for (getrandom): a stream of their own, so that
+    /// asking for them changes none of the adversary's choices, from the same seed.
+    entropy: SplitMix64,
 }
+
+/// The entropy stream of a run with no seed of its own (faithful, or a fuzzer's bytes): the
+/// same every time.
+const UNSEEDED_ENTROPY: u64 = 0x5e1e_c71a_b5ee_d000;
+
+/// Mixed into a seed for its entropy stream, so that it differs from the adversary's.
+const ENTROPY_STREAM: u64 = 0x9e37_79b9_7f4a_7c15;
 
 impl Decider {
     /// Exactly what Linux loopback does; the mode the differential tests compare against.
     pub fn faithful() -> Decider {
         Decider {
             source: Source::Faithful,
+            entropy: SplitMix64(UNSEEDED_ENTROPY),
         }
     }
 
@@ -181,6 +192,7 @@ impl Decider {
     pub fn seeded(seed: u64, adversity: Adversity) -> Decider {
         Decider {
             source: Source::Seeded(SplitMix64(seed), adversity),
+            entropy: SplitMix64(seed ^ ENTROPY_STREAM),
         }
     }
 
@@ -194,6 +206,24 @@ impl Decider {
     pub fn bytes_with(data: &[u8], enabled: Adversity) -> Decider {
         Decider {
             source: Source::Bytes(data.to_vec(), 0, enabled),
+            entropy: SplitMix64(UNSEEDED_ENTROPY),
+        }
+    }
+
+    /// The same decider, with the program's random bytes drawn from `seed` (a faithful run
+    /// has no seed of its own, and a program's randomness is no adversary's choice).
+    pub fn with_entropy_seed(self, seed: u64) -> Decider {
+        Decider {
+            entropy: SplitMix64(seed ^ ENTROPY_STREAM),
+            ..self
+        }
+    }
+
+    /// Fills `buf` with the next random bytes a program asked for (getrandom, getentropy).
+    pub fn entropy(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let word = self.entropy.next().to_le_bytes();
+            chunk.copy_from_slice(&word[..chunk.len()]);
         }
     }
 

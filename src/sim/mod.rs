@@ -389,6 +389,12 @@ impl Sim {
         self.placed_fds = fds.iter().rev().map(|fd| fd.0).collect();
     }
 
+    /// Random bytes for a program that asks for them (getrandom): from the run's decision
+    /// source, so the same seed gives the same bytes. Not a socket call: not recorded.
+    pub fn entropy(&mut self, buf: &mut [u8]) {
+        self.decide.entropy(buf);
+    }
+
     /// Forgets placed numbers the last call did not use (it failed, or made fewer).
     pub fn clear_placed_fds(&mut self) {
         self.placed_fds.clear();

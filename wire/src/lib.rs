@@ -147,6 +147,9 @@ ops! {
     Resolve = 28,
     /// getnameinfo's reverse lookup: data: the address. Reply data: the host name.
     HostName = 29,
+    /// getrandom, getentropy: `[len]`. Reply: how many bytes; data: the bytes (from the run's
+    /// seed, so that the same seed gives the same run).
+    Random = 30,
 }
 
 /// Bytes of one `fd_set` (Linux's FD_SETSIZE bits).
