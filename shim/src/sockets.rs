@@ -312,6 +312,15 @@ pub extern "C" fn close(fd: c_int) -> c_int {
         // SAFETY: the argument is the caller's, passed on unchanged.
         return unsafe { real!(close: fn(c_int) -> c_int)(fd) };
     }
+    if state::forked_child() {
+        // A forked child's simulated descriptors are copies of its parent's: closing one drops
+        // the copy alone, as Linux's close drops one reference to the open file (Python's
+        // subprocess closes every inherited descriptor before it execs). Only the real
+        // placeholder goes: after a vfork the child shares its parent's memory, and with it
+        // the record of simulated numbers, which must stay the parent's.
+        state::close_real(fd);
+        return 0;
+    }
     let ret = forward("close", Request::new(Op::Close, &[fd.into()]), |_| {});
     // Linux frees the number even when close reports an error.
     release(fd);
@@ -632,7 +641,6 @@ pub extern "C" fn dup3(fd: c_int, new: c_int, flags: c_int) -> c_int {
         // SAFETY: the arguments are the caller's, passed on unchanged.
         return unsafe { real!(dup3: fn(c_int, c_int, c_int) -> c_int)(fd, new, flags) };
     }
-    state::owner_or_refuse("dup2");
     if fd == new {
         set_errno(libc::EINVAL);
         return -1;
@@ -644,11 +652,18 @@ pub extern "C" fn dup3(fd: c_int, new: c_int, flags: c_int) -> c_int {
             set_errno(libc::EBADF);
             return -1;
         }
-        forward("close", Request::new(Op::Close, &[new.into()]), |_| {});
-        state::forget(new);
+        // In a forked child the real dup3 replaces the child's copy alone (a child setting up
+        // its standard input before exec does this); the record of simulated numbers is left
+        // as it is, as the parent's own after a vfork, whose memory the child shares.
+        if !state::forked_child() {
+            state::owner_or_refuse("dup2");
+            forward("close", Request::new(Op::Close, &[new.into()]), |_| {});
+            state::forget(new);
+        }
         // SAFETY: the arguments are the caller's, passed on unchanged.
         return unsafe { real!(dup3: fn(c_int, c_int, c_int) -> c_int)(fd, new, flags) };
     }
+    state::owner_or_refuse("dup2");
     if !is_sim(new)
         && let Err(e) = reserve_at(new)
     {

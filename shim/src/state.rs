@@ -154,6 +154,12 @@ pub(crate) fn owner_or_refuse(what: &str) {
     }
 }
 
+/// Whether the caller is a forked child of the program (sharing its simulated descriptors'
+/// numbers, copies of its parent's, until it execs).
+pub(crate) fn forked_child() -> bool {
+    mode() == Mode::Owner && pid_tid().0 != OWNER_PID.load(Relaxed)
+}
+
 /// Whether calls of the caller go to the simulator: the owner's do (after the checks of
 /// [`owner_or_refuse`]); a descendant's socket calls are refused there too.
 pub(crate) fn simulated_process() -> bool {

@@ -216,6 +216,71 @@ fn a_socket_family_the_simulator_lacks_is_refused() {
     );
 }
 
+/// A Python prologue for the probes below: a listener, a client, and the accepted socket.
+const CONNECTED: &str = "import array, os, select, socket, subprocess\n\
+    l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen()\n\
+    c = socket.create_connection(l.getsockname()); s, _ = l.accept()\n";
+
+#[test]
+fn every_other_row_of_the_refusal_table_is_refused_by_name() {
+    // (the call, words of its refusal): the rows of docs/src/running-programs.md's table that
+    // the tests above do not reach.
+    let rows = [
+        (
+            "r, w = os.pipe(); select.select([s, r], [], [], 0)",
+            "and real descriptor",
+        ),
+        (
+            "u = socket.socket(socket.AF_UNIX); u.bind('\\0abstract')",
+            "abstract AF_UNIX names",
+        ),
+        (
+            "s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, bytes(16))",
+            "socket option level 1 name 20",
+        ),
+        ("c.send(b'x'); s.recv(1, socket.MSG_PEEK)", "recv flags 0x2"),
+        (
+            "c.send(b'x'); s.recv(1, socket.MSG_WAITALL)",
+            "recv flags 0x100",
+        ),
+        ("s.recv(1, socket.MSG_OOB)", "recv flags 0x1"),
+        ("s.send(b'x', socket.MSG_MORE)", "send flags 0x8000"),
+        (
+            "s.sendmsg([b'x'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', [0]))])",
+            "sendmsg with ancillary data",
+        ),
+        (
+            "e = select.epoll(); e.register(s.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)",
+            "EPOLLEXCLUSIVE",
+        ),
+        (
+            "subprocess.run(['python3', '-c', 'import socket; socket.socket()'])",
+            "a child process",
+        ),
+    ];
+    for (call, why) in rows {
+        refused(&format!("{CONNECTED}{call}"), why);
+    }
+}
+
+#[test]
+fn a_child_that_closes_what_it_inherited_before_exec_leaves_the_parents_sockets_alone() {
+    if !python() {
+        return;
+    }
+    // subprocess closes every inherited descriptor in the child (after a vfork, in the
+    // parent's memory) and points its standard streams at pipes before it execs.
+    let code = format!(
+        "{CONNECTED}print(subprocess.run(['echo', 'the child ran'], capture_output=True, \
+         stdin=subprocess.PIPE).stdout.decode().strip())\nc.send(b'still here')\n\
+         print(s.recv(64).decode())"
+    );
+    let out = sim(&["--", "python3", "-c", &code]);
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{said}{}", text(&out.stderr));
+    assert!(said.contains("the child ran\nstill here"), "{said}");
+}
+
 /// The smallest statically linked ELF image selectlab must refuse: a header and one PT_LOAD
 /// program header, no PT_INTERP. It is never executed (the refusal comes first).
 fn write_static_elf(path: &Path) {
@@ -253,10 +318,17 @@ fn a_statically_linked_program_is_refused_before_it_runs() {
     let dir = scratch("static");
     let program = dir.join("static-program");
     write_static_elf(&program);
-    let out = sim(&["--", program.to_str().expect("a UTF-8 path")]);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("is statically linked"), "{stderr}");
+    // Itself, and as the interpreter of a `#!` script.
+    let script = dir.join("script");
+    std::fs::write(&script, format!("#!{}\n", program.display())).expect("write the script");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    for run in [&program, &script] {
+        let out = sim(&["--", run.to_str().expect("a UTF-8 path")]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("is statically linked"), "{stderr}");
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
 
