@@ -23,6 +23,8 @@
 //!   sleep, usleep.
 //! - [`names`]: getaddrinfo, getnameinfo.
 //! - [`entropy`]: getrandom, getentropy.
+//! - [`stat`]: fstat, fstat64, __fxstat, __fxstat64, fstatat, fstatat64 (a simulated socket is
+//!   S_IFSOCK).
 //!
 //! Written for 64-bit Linux with glibc (x86-64, AArch64): `time_t` and `long` are 64 bits, and
 //! variadic integer arguments travel as registers do (see `fcntl`).
@@ -37,6 +39,7 @@ mod names;
 mod ready;
 mod real;
 mod sockets;
+mod stat;
 mod state;
 
 use selectlab_wire::{

@@ -1,0 +1,122 @@
+//! fstat on a simulated socket: what Linux says of a socket, not of its placeholder (an
+//! `O_PATH` open of `/dev/null`, a character device). Python's `socket.socket(fileno=…)` and
+//! many C programs ask it whether a descriptor is a socket.
+
+use libc::{c_char, c_int, stat, stat64};
+
+use crate::real::real;
+use crate::state::is_sim;
+
+/// Where simulated sockets' inode numbers start: Linux numbers each socket's inode in
+/// sockfs; selectlab numbers them by descriptor, out of the way of small numbers.
+const SIM_INODE_BASE: u64 = 1 << 40;
+
+/// Fills `st` as Linux's fstat of a socket does: S_IFSOCK with every permission bit, one
+/// link, the caller's effective ids, no size, 4096-byte blocks, and times of zero (sockfs
+/// inodes carry none). The device is sockfs's, whose number differs by machine: 0 here.
+///
+/// # Safety
+/// `st` must be writable (as `struct stat`, which `struct stat64` is on 64-bit Linux).
+unsafe fn socket_stat(fd: c_int, st: *mut stat) {
+    // SAFETY: stat is plain data; all zeroes is a valid value.
+    let mut s: stat = unsafe { std::mem::zeroed() };
+    s.st_mode = libc::S_IFSOCK | 0o777;
+    s.st_nlink = 1;
+    // SAFETY: geteuid and getegid cannot fail and touch no memory of ours.
+    (s.st_uid, s.st_gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    s.st_blksize = 4096;
+    s.st_ino = SIM_INODE_BASE + fd as u64;
+    // SAFETY: the caller's promise about `st`.
+    unsafe { st.write(s) };
+}
+
+/// fstat(2).
+///
+/// # Safety
+/// `st` must be writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fstat(fd: c_int, st: *mut stat) -> c_int {
+    if !is_sim(fd) {
+        // SAFETY: the arguments are the caller's, passed on unchanged.
+        return unsafe { real!(fstat: fn(c_int, *mut stat) -> c_int)(fd, st) };
+    }
+    // SAFETY: the caller's promise about `st`.
+    unsafe { socket_stat(fd, st) };
+    0
+}
+
+/// fstat64: fstat's other name (the same structure on 64-bit Linux).
+///
+/// # Safety
+/// `st` must be writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fstat64(fd: c_int, st: *mut stat64) -> c_int {
+    // SAFETY: struct stat64 is struct stat on 64-bit Linux; the caller's promise.
+    unsafe { fstat(fd, st.cast()) }
+}
+
+/// __fxstat64, how programs built against glibc before 2.33 call fstat.
+///
+/// # Safety
+/// `st` must be writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __fxstat64(version: c_int, fd: c_int, st: *mut stat64) -> c_int {
+    if !is_sim(fd) {
+        // SAFETY: the arguments are the caller's, passed on unchanged.
+        return unsafe {
+            real!(__fxstat64: fn(c_int, c_int, *mut stat64) -> c_int)(version, fd, st)
+        };
+    }
+    // SAFETY: as above.
+    unsafe { socket_stat(fd, st.cast()) };
+    0
+}
+
+/// __fxstat: __fxstat64's other name.
+///
+/// # Safety
+/// `st` must be writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __fxstat(version: c_int, fd: c_int, st: *mut stat) -> c_int {
+    // SAFETY: the same structure; the caller's promise.
+    unsafe { __fxstat64(version, fd, st.cast()) }
+}
+
+/// fstatat(2): with AT_EMPTY_PATH and an empty path it is fstat of `dirfd`.
+///
+/// # Safety
+/// `path` must be a C string and `st` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fstatat(
+    dirfd: c_int,
+    path: *const c_char,
+    st: *mut stat,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: the caller's promise: `path` is a C string (checked for null first).
+    let empty = !path.is_null() && unsafe { *path } == 0;
+    if is_sim(dirfd) && empty && flags & libc::AT_EMPTY_PATH != 0 {
+        // SAFETY: the caller's promise about `st`.
+        unsafe { socket_stat(dirfd, st) };
+        return 0;
+    }
+    // SAFETY: the arguments are the caller's, passed on unchanged.
+    unsafe {
+        real!(fstatat: fn(c_int, *const c_char, *mut stat, c_int) -> c_int)(dirfd, path, st, flags)
+    }
+}
+
+/// fstatat64: fstatat's other name.
+///
+/// # Safety
+/// As for [`fstatat`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fstatat64(
+    dirfd: c_int,
+    path: *const c_char,
+    st: *mut stat64,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: the same structure; the caller's promise.
+    unsafe { fstatat(dirfd, path, st.cast(), flags) }
+}
