@@ -59,6 +59,9 @@ pub enum SockOpt {
     Type,
     /// IPPROTO_TCP/TCP_NODELAY (0 or 1); ENOPROTOOPT on non-TCP sockets.
     TcpNoDelay,
+    /// SOL_SOCKET/SO_REUSEPORT (0 or 1); EOPNOTSUPP to set on an AF_UNIX socket (Linux 6.x).
+    /// In the simulator a port may not be shared by it: see [`crate::sim::Sim::shares_port`].
+    ReusePort,
 }
 
 bitflags::bitflags! {

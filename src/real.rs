@@ -376,6 +376,7 @@ impl Kernel for RealKernel {
             SockOpt::KeepAlive => ns::setsockopt(f, sockopt::KeepAlive, &on),
             SockOpt::Broadcast => ns::setsockopt(f, sockopt::Broadcast, &on),
             SockOpt::TcpNoDelay => ns::setsockopt(f, sockopt::TcpNoDelay, &on),
+            SockOpt::ReusePort => ns::setsockopt(f, sockopt::ReusePort, &on),
             SockOpt::RcvBuf => ns::setsockopt(f, sockopt::RcvBuf, &bytes),
             SockOpt::SndBuf => ns::setsockopt(f, sockopt::SndBuf, &bytes),
             SockOpt::Linger => {
@@ -397,6 +398,7 @@ impl Kernel for RealKernel {
             SockOpt::KeepAlive => ns::getsockopt(f, sockopt::KeepAlive).map(i32::from),
             SockOpt::Broadcast => ns::getsockopt(f, sockopt::Broadcast).map(i32::from),
             SockOpt::TcpNoDelay => ns::getsockopt(f, sockopt::TcpNoDelay).map(i32::from),
+            SockOpt::ReusePort => ns::getsockopt(f, sockopt::ReusePort).map(i32::from),
             SockOpt::RcvBuf => ns::getsockopt(f, sockopt::RcvBuf).map(size),
             SockOpt::SndBuf => ns::getsockopt(f, sockopt::SndBuf).map(size),
             SockOpt::Error => ns::getsockopt(f, sockopt::SocketError),

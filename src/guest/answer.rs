@@ -269,7 +269,15 @@ impl Answerer {
             Err(e) => return Ok(Reply::err(e as i32)),
         };
         if req.op == Op::Bind {
-            return Ok(reply(k.bind(fd, &addr).map(|()| 0)));
+            let bound = k.bind(fd, &addr);
+            if bound == Err(Errno::EADDRINUSE) && k.sim.shares_port(fd, &addr) {
+                return refuse(
+                    "a port shared by SO_REUSEPORT sockets is not simulated (Linux spreads \
+                     connections across the group)"
+                        .to_string(),
+                );
+            }
+            return Ok(reply(bound.map(|()| 0)));
         }
         match k.connect(fd, &addr) {
             Err(Errno::EINPROGRESS) if self.blocking(fd) => {
@@ -567,6 +575,7 @@ fn name(k: &mut Interleaved<'_>, op: Op, fd: Fd) -> Reply {
 fn option(level: i64, name: i64) -> Result<SockOpt, Halt> {
     Ok(match (level as i32, name as i32) {
         (libc::SOL_SOCKET, libc::SO_REUSEADDR) => SockOpt::ReuseAddr,
+        (libc::SOL_SOCKET, libc::SO_REUSEPORT) => SockOpt::ReusePort,
         (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => SockOpt::KeepAlive,
         (libc::SOL_SOCKET, libc::SO_RCVBUF) => SockOpt::RcvBuf,
         (libc::SOL_SOCKET, libc::SO_SNDBUF) => SockOpt::SndBuf,

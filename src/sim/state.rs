@@ -116,6 +116,7 @@ pub const UNIX_MAX_DGRAM_QLEN: usize = 10;
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
     pub reuse_addr: bool,
+    pub reuse_port: bool,
     pub keep_alive: bool,
     pub broadcast: bool,
     pub no_delay: bool,
@@ -198,6 +199,7 @@ impl Sock {
             so_state: SoState::Unconnected,
             opts: Options {
                 reuse_addr: false,
+                reuse_port: false,
                 keep_alive: false,
                 broadcast: false,
                 no_delay: false,

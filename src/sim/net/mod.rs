@@ -225,6 +225,9 @@ impl Sim {
         };
         match opt {
             SockOpt::ReuseAddr => s.opts.reuse_addr = on,
+            // sk_setsockopt refuses it for sockets that are not inet ones (Linux 6.5 on).
+            SockOpt::ReusePort if s.family == Family::Unix => return Err(Errno::EOPNOTSUPP),
+            SockOpt::ReusePort => s.opts.reuse_port = on,
             SockOpt::KeepAlive => s.opts.keep_alive = on,
             SockOpt::Broadcast => s.opts.broadcast = on,
             SockOpt::RcvBuf => s.opts.rcvbuf_bytes = doubled(RCVBUF_MIN_BYTES),
@@ -242,6 +245,7 @@ impl Sim {
         let s = self.sock_mut(id);
         Ok(match opt {
             SockOpt::ReuseAddr => i32::from(s.opts.reuse_addr),
+            SockOpt::ReusePort => i32::from(s.opts.reuse_port),
             SockOpt::KeepAlive => i32::from(s.opts.keep_alive),
             SockOpt::Broadcast => i32::from(s.opts.broadcast),
             SockOpt::RcvBuf => s.opts.rcvbuf_bytes,

@@ -35,6 +35,22 @@ impl Sim {
             .flat_map(|(_, ids)| ids.iter().copied())
     }
 
+    /// Whether binding `fd` to `addr` meets only sockets that set SO_REUSEPORT as `fd` did:
+    /// Linux would let them share the port and spread connections across the group, which the
+    /// simulator does not (its bind says EADDRINUSE). A harness's question, not a call.
+    pub fn shares_port(&self, fd: Fd, addr: &SockAddr) -> bool {
+        let (Ok(id), Some(sa)) = (self.sock_id(fd), addr.inet()) else {
+            return false;
+        };
+        let me = self.sock(id);
+        let mut holders = self
+            .bound_overlapping(proto_of(me), sa.ip(), sa.port())
+            .peekable();
+        me.opts.reuse_port
+            && holders.peek().is_some()
+            && holders.all(|other| self.sock(other).opts.reuse_port)
+    }
+
     fn port_conflicts(&self, me: &Sock, ip: IpAddr, port: u16) -> bool {
         let proto = proto_of(me);
         self.bound_overlapping(proto, ip, port).any(|other| {
