@@ -46,6 +46,30 @@ struct GuestFd {
     nonblocking: bool,
     /// A stream socket: a blocking send goes on until everything is sent.
     stream: bool,
+    /// SO_RCVTIMEO: how long a blocking receive or accept waits (`None`: for ever).
+    rcv_timeout: Option<Duration>,
+    /// SO_SNDTIMEO: how long a blocking send or connect waits (`None`: for ever).
+    snd_timeout: Option<Duration>,
+}
+
+impl GuestFd {
+    fn new(nonblocking: bool, stream: bool) -> GuestFd {
+        GuestFd {
+            nonblocking,
+            stream,
+            rcv_timeout: None,
+            snd_timeout: None,
+        }
+    }
+}
+
+/// How long a call may wait for its descriptor: not at all, for ever, or until a virtual time
+/// (SO_RCVTIMEO, SO_SNDTIMEO), after which it fails with EAGAIN as Linux's does.
+#[derive(Debug, Clone, Copy)]
+enum Patience {
+    None,
+    Forever,
+    Until(Duration),
 }
 
 /// The guest's descriptor flags, and the answers to its requests.
@@ -132,8 +156,14 @@ impl Answerer {
                 Ok(reply(k.close(fd_arg(a[0])).map(|()| 0)))
             }
             Op::SockName | Op::PeerName => Ok(name(k, req.op, fd_arg(a[0]))),
-            Op::GetSockOpt => get_option(k, a),
-            Op::SetSockOpt => set_option(k, a, &req.data),
+            Op::GetSockOpt => match self.timeout_option(a) {
+                Some(slot) => Ok(self.get_timeout(slot, fd_arg(a[0]))),
+                None => get_option(k, a),
+            },
+            Op::SetSockOpt => match self.timeout_option(a) {
+                Some(slot) => Ok(self.set_timeout(slot, fd_arg(a[0]), &req.data)),
+                None => set_option(k, a, &req.data),
+            },
             Op::GetFlags => Ok(self.get_flags(a)),
             Op::SetFlags => Ok(self.set_flags(a)),
             Op::BytesWaiting => Ok(reply(k.bytes_waiting(fd_arg(a[0])).map(|n| n as i64))),
@@ -175,10 +205,7 @@ impl Answerer {
         k.sim.clear_placed_fds();
         match stdin {
             Ok(fd) => {
-                let terminal = GuestFd {
-                    nonblocking: false,
-                    stream: false,
-                };
+                let terminal = GuestFd::new(false, false);
                 self.fds.insert(fd.0, terminal);
                 Reply::ok(HELLO_STDIN_SIMULATED)
             }
@@ -197,6 +224,83 @@ impl Answerer {
     /// Whether `fd` is a blocking descriptor of this guest.
     pub fn blocking(&self, fd: Fd) -> bool {
         self.fds.get(&fd.0).is_some_and(|f| !f.nonblocking)
+    }
+
+    /// How long a blocking call on `fd` waiting for `events` may wait (SO_RCVTIMEO for input,
+    /// SO_SNDTIMEO for output), if it is bounded.
+    pub fn timeout(&self, fd: Fd, events: Events) -> Option<Duration> {
+        let f = self.fds.get(&fd.0)?;
+        if events.contains(Events::IN) {
+            f.rcv_timeout
+        } else {
+            f.snd_timeout
+        }
+    }
+
+    /// Which timeout a getsockopt or setsockopt names (SO_RCVTIMEO: input, SO_SNDTIMEO:
+    /// output), if one: selectlab keeps them, as the simulator has no blocking calls.
+    fn timeout_option(&self, a: &[i64; 6]) -> Option<Events> {
+        match (a[1] as i32, a[2] as i32) {
+            (libc::SOL_SOCKET, libc::SO_RCVTIMEO) => Some(Events::IN),
+            (libc::SOL_SOCKET, libc::SO_SNDTIMEO) => Some(Events::OUT),
+            _ => None,
+        }
+    }
+
+    /// getsockopt of SO_RCVTIMEO or SO_SNDTIMEO: a struct timeval, zero for "for ever".
+    fn get_timeout(&self, slot: Events, fd: Fd) -> Reply {
+        if !self.fds.contains_key(&fd.0) {
+            return Reply::err(Errno::EBADF as i32);
+        }
+        let t = self.timeout(fd, slot).unwrap_or_default();
+        let timeval = [
+            (t.as_secs() as i64).to_le_bytes(),
+            i64::from(t.subsec_micros()).to_le_bytes(),
+        ];
+        Reply::ok(0).with_data(timeval.concat())
+    }
+
+    /// setsockopt of SO_RCVTIMEO or SO_SNDTIMEO, as sock_set_timeout reads its struct timeval:
+    /// too short is EINVAL, microseconds outside a second EDOM, zero "for ever", a negative
+    /// time "no wait at all". Linux keeps it in ticks (1/HZ s) and rounds up to one; this
+    /// keeps it to the microsecond.
+    fn set_timeout(&mut self, slot: Events, fd: Fd, value: &[u8]) -> Reply {
+        let word = |i: usize| {
+            value
+                .get(i..i + 8)
+                .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+        };
+        let (Some(secs), Some(micros)) = (word(0), word(8)) else {
+            return Reply::err(Errno::EINVAL as i32);
+        };
+        if !(0..1_000_000).contains(&micros) {
+            return Reply::err(Errno::EDOM as i32);
+        }
+        let timeout = match (secs, micros) {
+            (0, 0) => None,
+            (s, _) if s < 0 => Some(Duration::ZERO),
+            (s, m) => Some(Duration::from_secs(s as u64) + Duration::from_micros(m as u64)),
+        };
+        let Some(f) = self.fds.get_mut(&fd.0) else {
+            return Reply::err(Errno::EBADF as i32);
+        };
+        if slot == Events::IN {
+            f.rcv_timeout = timeout;
+        } else {
+            f.snd_timeout = timeout;
+        }
+        Reply::ok(0)
+    }
+
+    /// How long a call on `fd` waiting for `events` may wait, from now.
+    fn patience(&self, k: &Interleaved<'_>, fd: Fd, events: Events, dontwait: bool) -> Patience {
+        if !self.blocking(fd) || dontwait {
+            return Patience::None;
+        }
+        match self.timeout(fd, events) {
+            Some(t) => Patience::Until(k.sim.now().saturating_add(t)),
+            None => Patience::Forever,
+        }
     }
 
     fn socket(&mut self, k: &mut Interleaved<'_>, a: &[i64; 6]) -> Answered {
@@ -248,13 +352,7 @@ impl Answerer {
 
     fn note_new(&mut self, fd: Option<Fd>, nonblocking: bool, stream: bool) {
         if let Some(fd) = fd {
-            self.fds.insert(
-                fd.0,
-                GuestFd {
-                    nonblocking,
-                    stream,
-                },
-            );
+            self.fds.insert(fd.0, GuestFd::new(nonblocking, stream));
         }
     }
 
@@ -281,7 +379,11 @@ impl Answerer {
         }
         match k.connect(fd, &addr) {
             Err(Errno::EINPROGRESS) if self.blocking(fd) => {
-                block(k, fd, Events::OUT, "connect")?;
+                let patience = self.patience(k, fd, Events::OUT, false);
+                if !block(k, fd, Events::OUT, "connect", patience)? {
+                    // SO_SNDTIMEO ran out with the handshake under way.
+                    return Ok(Reply::err(Errno::EINPROGRESS as i32));
+                }
                 Ok(match k.getsockopt(fd, SockOpt::Error) {
                     Ok(0) => Reply::ok(0),
                     Ok(e) => Reply::err(e),
@@ -297,7 +399,8 @@ impl Answerer {
         if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
             return Ok(Reply::err(Errno::EINVAL as i32));
         }
-        let got = retry_while_blocked(k, self.blocking(fd), fd, Events::IN, "accept", |k| {
+        let patience = self.patience(k, fd, Events::IN, false);
+        let got = retry_while_blocked(k, patience, fd, Events::IN, "accept", |k| {
             k.sim.place_next_fds(&[new]);
             let got = k.accept(fd);
             k.sim.clear_placed_fds();
@@ -365,9 +468,9 @@ impl Answerer {
                 flags & !known
             ));
         }
-        let blocking = self.blocking(fd) && flags & libc::MSG_DONTWAIT == 0;
+        let patience = self.patience(k, fd, Events::IN, flags & libc::MSG_DONTWAIT != 0);
         let mut buf = vec![0; len];
-        let got = retry_while_blocked(k, blocking, fd, Events::IN, "recv", |k| {
+        let got = retry_while_blocked(k, patience, fd, Events::IN, "recv", |k| {
             if want_addr {
                 k.recvfrom(fd, &mut buf)
             } else {
@@ -408,12 +511,13 @@ impl Answerer {
                 Err(e) => return Ok(Reply::err(e as i32)),
             },
         };
-        let blocking = self.blocking(fd) && flags & libc::MSG_DONTWAIT == 0;
+        let patience = self.patience(k, fd, Events::OUT, flags & libc::MSG_DONTWAIT != 0);
+        let blocking = !matches!(patience, Patience::None);
         let stream = self.fds.get(&fd.0).is_some_and(|f| f.stream);
         let mut sent = 0;
         for _ in 0..MAX_BLOCKING_RETRIES {
             let rest = &bytes[sent..];
-            let r = retry_while_blocked(k, blocking, fd, Events::OUT, "send", |k| match &to {
+            let r = retry_while_blocked(k, patience, fd, Events::OUT, "send", |k| match &to {
                 Some(addr) => k.sendto(fd, rest, addr),
                 None => k.send(fd, rest),
             })?;
@@ -445,7 +549,7 @@ impl Answerer {
 /// again. Returns the call's last result.
 fn retry_while_blocked<T>(
     k: &mut Interleaved<'_>,
-    blocking: bool,
+    patience: Patience,
     fd: Fd,
     events: Events,
     what: &str,
@@ -453,7 +557,11 @@ fn retry_while_blocked<T>(
 ) -> Result<Result<T, Errno>, Halt> {
     for _ in 0..MAX_BLOCKING_RETRIES {
         match call(k) {
-            Err(Errno::EAGAIN) if blocking => block(k, fd, events, what)?,
+            Err(Errno::EAGAIN) if !matches!(patience, Patience::None) => {
+                if !block(k, fd, events, what, patience)? {
+                    return Ok(Err(Errno::EAGAIN));
+                }
+            }
             r => return Ok(r),
         }
     }
@@ -482,13 +590,26 @@ pub fn settle(k: &mut Interleaved<'_>, ready: impl Fn(&Sim) -> bool) {
     }
 }
 
-/// Waits, in virtual time with the peers running, until `fd` reports `events` (or an error).
-fn block(k: &mut Interleaved<'_>, fd: Fd, events: Events, what: &str) -> Result<(), Halt> {
+/// Waits, in virtual time with the peers running, until `fd` reports `events` (or an error):
+/// whether it does before `patience` runs out.
+fn block(
+    k: &mut Interleaved<'_>,
+    fd: Fd,
+    events: Events,
+    what: &str,
+    patience: Patience,
+) -> Result<bool, Halt> {
     let wanted = events | Events::ERR | Events::HUP;
     for _ in 0..MAX_BLOCKING_RETRIES {
         settle(k, |sim| sim.ready_now(fd).intersects(wanted));
-        match k.sim.poll(&mut [PollFd::new(fd, events)], None) {
-            Ok(_) => return Ok(()),
+        let timeout = match patience {
+            Patience::None => Some(Duration::ZERO),
+            Patience::Forever => None,
+            Patience::Until(t) => Some(t.saturating_sub(k.sim.now())),
+        };
+        match k.sim.poll(&mut [PollFd::new(fd, events)], timeout) {
+            Ok(0) if timeout.is_some() => return Ok(false),
+            Ok(_) => return Ok(true),
             // A blocking socket call is restarted after a signal handler ran (SA_RESTART, and
             // CPython retries by itself): the program never sees this EINTR.
             Err(Errno::EINTR) => {}

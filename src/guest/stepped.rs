@@ -31,6 +31,18 @@ pub struct Stepped {
     pub exit: Option<i32>,
 }
 
+/// What a call on one descriptor waits for when its descriptor blocks: input for a receive or
+/// an accept, room for a send (`None`: it does not wait, or is no such call).
+fn waits_on(req: &Request) -> Option<Events> {
+    let dontwait = |flags: i64| flags as i32 & libc::MSG_DONTWAIT != 0;
+    match req.op {
+        Op::Recv if !dontwait(req.args[2]) => Some(Events::IN),
+        Op::Accept => Some(Events::IN),
+        Op::Send if !dontwait(req.args[1]) => Some(Events::OUT),
+        _ => None,
+    }
+}
+
 /// Whether a request waits for readiness or time (a wait or a sleep), rather than being a
 /// call on one descriptor.
 pub fn is_wait(op: Op) -> bool {
@@ -52,9 +64,10 @@ impl Stepped {
         let timed_out = self.deadline(sim).is_some_and(|d| sim.now() >= d);
         let blocking = self.answerer.blocking(fd);
         match req.op {
-            Op::Recv => !blocking || a[2] as i32 & libc::MSG_DONTWAIT != 0 || ready(Events::IN),
-            Op::Accept => !blocking || ready(Events::IN),
-            Op::Send => !blocking || a[1] as i32 & libc::MSG_DONTWAIT != 0 || ready(Events::OUT),
+            Op::Recv | Op::Accept | Op::Send => match waits_on(req) {
+                Some(events) => !blocking || timed_out || ready(events),
+                None => true,
+            },
             Op::Poll => timed_out || poll_ready(sim, host, &poll_entries(a, &req.data)),
             Op::Select => timed_out || select_ready(sim, host, &select_sets(a, &req.data)),
             Op::EpollWait => timed_out || sim.ready_now_as(host, fd).contains(Events::IN),
@@ -79,8 +92,28 @@ impl Stepped {
                 Some(sim.now().saturating_add(timeout_of_ns(left.max(0))?))
             }
             Op::Sleep => after(a[2]),
+            // SO_RCVTIMEO or SO_SNDTIMEO bounds a blocking call.
+            Op::Recv | Op::Accept | Op::Send if self.answerer.blocking(Fd(a[0] as i32)) => {
+                let t = self.answerer.timeout(Fd(a[0] as i32), waits_on(req)?)?;
+                Some(since.saturating_add(t))
+            }
             _ => None,
         }
+    }
+
+    /// Whether its pending call on one descriptor ran out of the time SO_RCVTIMEO or
+    /// SO_SNDTIMEO gave it, with its descriptor still not ready.
+    fn timed_out_blocked(&self, sim: &Sim) -> bool {
+        let Some((req, _)) = &self.pending else {
+            return false;
+        };
+        let Some(events) = waits_on(req).filter(|_| self.answerer.blocking(Fd(req.args[0] as i32)))
+        else {
+            return false;
+        };
+        let ready = sim.ready_now(Fd(req.args[0] as i32));
+        self.deadline(sim).is_some_and(|d| sim.now() >= d)
+            && !ready.intersects(events | Events::ERR | Events::HUP)
     }
 
     /// The virtual time its pending request was made.
@@ -101,6 +134,7 @@ impl Stepped {
         // What is left of its wait's time (nothing, if it proceeds because its time is up).
         let left_ns = (self.deadline(k.sim))
             .map(|d| i64::try_from(d.saturating_sub(k.sim.now()).as_nanos()).unwrap_or(i64::MAX));
+        let timed_out = self.timed_out_blocked(k.sim);
         let Some((mut req, _)) = self.pending.take() else {
             return Ok(None);
         };
@@ -115,6 +149,8 @@ impl Stepped {
         }
         let reply = if req.op == Op::Sleep {
             Reply::ok(0)
+        } else if timed_out {
+            Reply::err(libc::EAGAIN)
         } else {
             self.answerer.answer(k, &req)?
         };

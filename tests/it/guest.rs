@@ -235,8 +235,8 @@ fn every_other_row_of_the_refusal_table_is_refused_by_name() {
             "abstract AF_UNIX names",
         ),
         (
-            "s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, bytes(16))",
-            "socket option level 1 name 20",
+            "s.setsockopt(socket.SOL_SOCKET, socket.SO_PRIORITY, 1)",
+            "socket option level 1 name 12",
         ),
         ("c.send(b'x'); s.recv(1, socket.MSG_PEEK)", "recv flags 0x2"),
         (
