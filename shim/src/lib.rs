@@ -23,6 +23,8 @@
 //!   sleep, usleep.
 //! - [`names`]: getaddrinfo, getnameinfo.
 //! - [`entropy`]: getrandom, getentropy.
+//! - [`timers`]: alarm, setitimer, timer_create, timerfd_create, signalfd (refused for the
+//!   program: they run on the real clock).
 //! - [`stat`]: fstat, fstat64, __fxstat, __fxstat64, fstatat, fstatat64 (a simulated socket is
 //!   S_IFSOCK).
 //!
@@ -41,6 +43,7 @@ mod real;
 mod sockets;
 mod stat;
 mod state;
+mod timers;
 
 use selectlab_wire::{
     CHANNEL_FD_ENV, CHANNEL_FD_MIN, CHANNEL_PATH_ENV, HELLO_STDIN_SIMULATED, Op, Request,

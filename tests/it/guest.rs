@@ -262,6 +262,22 @@ fn every_other_row_of_the_refusal_table_is_refused_by_name() {
              t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)\n    t.bind(('127.0.0.1', 40000))",
             "shared by SO_REUSEPORT sockets",
         ),
+        (
+            "import signal; signal.alarm(1)",
+            "alarm arms a timer on the real clock",
+        ),
+        (
+            "import signal; signal.setitimer(signal.ITIMER_REAL, 0.5)",
+            "setitimer arms a timer on the real clock",
+        ),
+        (
+            "import ctypes; ctypes.CDLL(None).timerfd_create(1, 0)",
+            "timerfd_create arms a timer on the real clock",
+        ),
+        (
+            "import ctypes; ctypes.CDLL(None).signalfd(-1, ctypes.create_string_buffer(128), 0)",
+            "signals are not simulated",
+        ),
     ];
     for (call, why) in rows {
         refused(&format!("{CONNECTED}{call}"), why);
