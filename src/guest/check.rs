@@ -881,6 +881,24 @@ mod tests {
     }
 
     #[test]
+    fn the_stretches_named_by_index_hold_the_steps_they_mean() {
+        let steps = schedule("fd-reuse");
+        let off = schedules::descheduled("fd-reuse")
+            .expect("fd-reuse deschedules")
+            .steps;
+        assert!(matches!(
+            &steps[off],
+            [Step::Say(0, _), Step::Join(2), Step::Reset(1)]
+        ));
+        let memory = schedule("memory");
+        assert!(matches!(
+            memory[schedules::MEMORY_BASELINE_STEP],
+            Step::StopReading(1)
+        ));
+        assert_eq!(memory.len(), schedules::MEMORY_BASELINE_STEP + 2);
+    }
+
+    #[test]
     fn every_check_has_a_schedule_or_is_the_adversary() {
         for c in SIM_CHECKS {
             assert!(

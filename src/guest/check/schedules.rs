@@ -236,7 +236,7 @@ const MEMORY_LINE_BYTES: usize = 1000;
 /// is sent (a bounded queue of up to 8 MiB per client passes).
 const MEMORY_HELD_LIMIT_BYTES: u64 = MEMORY_SENT_BYTES as u64 / 2;
 /// The step of `memory` after which the reader has stopped: where its growth is counted from.
-const MEMORY_BASELINE_STEP: usize = 2;
+pub(super) const MEMORY_BASELINE_STEP: usize = 2;
 
 /// Judges `memory`: the server's peak memory grew by less than [`MEMORY_HELD_LIMIT_BYTES`]
 /// after its reader stopped.
