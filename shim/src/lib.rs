@@ -23,6 +23,8 @@
 //!   sleep, usleep.
 //! - [`names`]: getaddrinfo, getnameinfo.
 //! - [`entropy`]: getrandom, getentropy.
+//! - [`exec`]: execve, execv, execvp, execvpe, posix_spawn, posix_spawnp (the shim's variables
+//!   kept in the new program's environment).
 //! - [`timers`]: alarm, setitimer, timer_create, timerfd_create, signalfd (refused for the
 //!   program: they run on the real clock).
 //! - [`stat`]: fstat, fstat64, __fxstat, __fxstat64, fstatat, fstatat64 (a simulated socket is
@@ -37,6 +39,7 @@
 mod clock;
 mod data;
 mod entropy;
+mod exec;
 mod names;
 mod ready;
 mod real;
@@ -51,7 +54,7 @@ use selectlab_wire::{
 
 /// The environment variable that names the process running in the simulator; a process with
 /// another pid is one of its children.
-const OWNER_ENV: &str = "SELECTLAB_SHIM_OWNER";
+pub(crate) const OWNER_ENV: &str = "SELECTLAB_SHIM_OWNER";
 
 /// Runs when the library is loaded, before the program's `main`: finds or opens the channel,
 /// puts it out of the program's way, and says hello. Loaded by a child of the program, it
@@ -74,6 +77,7 @@ extern "C" fn init() {
     match std::env::var(OWNER_ENV) {
         Ok(owner) if owner != pid.to_string() => {
             state::set_descendant(fd.unwrap_or(-1));
+            exec::capture(&[]);
             return;
         }
         _ => {}
@@ -94,6 +98,10 @@ extern "C" fn init() {
         std::env::set_var(OWNER_ENV, pid.to_string());
     }
     state::set_owner(pid, tid, fd);
+    exec::capture(&[
+        (CHANNEL_FD_ENV, fd.to_string()),
+        (OWNER_ENV, pid.to_string()),
+    ]);
     let hello = state::call(&Request::new(Op::Hello, &[pid.into(), tid.into()]));
     if hello.ret == HELLO_STDIN_SIMULATED {
         // Standard input is a simulated pipe: a placeholder takes descriptor 0's number.

@@ -257,6 +257,12 @@ fn every_other_row_of_the_refusal_table_is_refused_by_name() {
             "subprocess.run(['python3', '-c', 'import socket; socket.socket()'])",
             "a child process",
         ),
+        // A cleared environment does not take the child out: the exec puts the shim back.
+        (
+            "subprocess.run(['python3', '-c', 'import socket; socket.socket()'], \
+             env={'PATH': os.environ['PATH']})",
+            "a child process",
+        ),
         (
             "ts = [socket.socket(), socket.socket()]\nfor t in ts:\n    \
              t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)\n    t.bind(('127.0.0.1', 40000))",

@@ -1,0 +1,232 @@
+//! The exec family keeps the shim: a program (or its child) that starts another with a cleared
+//! or rewritten environment still starts it with `LD_PRELOAD` and the channel's variables, so
+//! its socket calls are refused rather than made on the real network. The caller's other
+//! variables pass unchanged; its own `LD_PRELOAD` gives way to the shim's.
+//!
+//! No allocation happens here: Python's `subprocess` execs from a vfork child, which shares
+//! its parent's memory. The new environment is built on the stack, from entries captured when
+//! the library was loaded.
+
+use std::ffi::CString;
+use std::sync::OnceLock;
+
+use libc::{c_char, c_int, pid_t, posix_spawn_file_actions_t, posix_spawnattr_t};
+
+use crate::real::real;
+use crate::state::refuse;
+
+/// The variables the shim needs in every process it reaches.
+const KEPT: [&str; 4] = [
+    "LD_PRELOAD",
+    selectlab_wire::CHANNEL_PATH_ENV,
+    selectlab_wire::CHANNEL_FD_ENV,
+    crate::OWNER_ENV,
+];
+
+/// Most environment entries an exec may pass (the new environment lives on the stack).
+const MAX_ENV_ENTRIES: usize = 4096;
+
+/// `NAME=value` for each of [`KEPT`] that this process was given, captured at load.
+static ENTRIES: OnceLock<Vec<CString>> = OnceLock::new();
+
+/// Notes the shim's variables for the execs to come: those this process was given, read from
+/// its environment block itself (a program may define its own getenv and setenv, as bash
+/// does, and answer from its own tables), with `set` taking the place of any given.
+pub(crate) fn capture(set: &[(&str, String)]) {
+    let mut entries: Vec<CString> = set
+        .iter()
+        .filter_map(|(name, value)| CString::new(format!("{name}={value}")).ok())
+        .collect();
+    let mut at = current_env();
+    // SAFETY: `environ` is a null-terminated array of C strings (or null), read before the
+    // program's `main` runs, on its only thread.
+    while !at.is_null() && unsafe { !(*at).is_null() } {
+        // SAFETY: as above.
+        let entry = unsafe { std::ffi::CStr::from_ptr(*at) };
+        let bytes = entry.to_bytes();
+        let named =
+            |name: &str| bytes.starts_with(name.as_bytes()) && bytes.get(name.len()) == Some(&b'=');
+        if KEPT.iter().any(|k| named(k)) && !set.iter().any(|(name, _)| named(name)) {
+            entries.push(entry.to_owned());
+        }
+        // SAFETY: the array goes on until its null.
+        at = unsafe { at.add(1) };
+    }
+    let _ = ENTRIES.set(entries);
+}
+
+/// Whether `entry` (a C string) sets one of [`KEPT`].
+///
+/// # Safety
+/// `entry` must be a C string.
+unsafe fn sets_kept(entry: *const c_char) -> bool {
+    // SAFETY: the caller's promise.
+    let bytes = unsafe { std::ffi::CStr::from_ptr(entry) }.to_bytes();
+    KEPT.iter().any(|name| {
+        bytes.len() > name.len() && bytes.starts_with(name.as_bytes()) && bytes[name.len()] == b'='
+    })
+}
+
+/// Calls `exec` with `envp` rewritten to hold the shim's variables, on the stack.
+///
+/// # Safety
+/// `envp` must be null or a null-terminated array of C strings.
+unsafe fn with_shim_env(
+    envp: *const *const c_char,
+    exec: impl FnOnce(*const *const c_char) -> c_int,
+) -> c_int {
+    let Some(entries) = ENTRIES.get().filter(|e| !e.is_empty()) else {
+        return exec(envp);
+    };
+    let mut env: [*const c_char; MAX_ENV_ENTRIES + 1] = [std::ptr::null(); MAX_ENV_ENTRIES + 1];
+    let mut n = 0;
+    for entry in entries {
+        env[n] = entry.as_ptr();
+        n += 1;
+    }
+    let mut at = envp;
+    // SAFETY: the caller's promise: a null-terminated array of C strings (or null).
+    while !at.is_null() && unsafe { !(*at).is_null() } {
+        // SAFETY: as above.
+        let entry = unsafe { *at };
+        // SAFETY: an entry of the caller's array is a C string.
+        if unsafe { !sets_kept(entry) } {
+            if n == MAX_ENV_ENTRIES {
+                refuse(&format!(
+                    "an exec with more than {MAX_ENV_ENTRIES} environment variables"
+                ));
+            }
+            env[n] = entry;
+            n += 1;
+        }
+        // SAFETY: the array goes on until its null.
+        at = unsafe { at.add(1) };
+    }
+    exec(env.as_ptr())
+}
+
+unsafe extern "C" {
+    static environ: *const *const c_char;
+}
+
+/// The calling process's environment.
+fn current_env() -> *const *const c_char {
+    // SAFETY: glibc's `environ` is a valid null-terminated array (or null); read, not kept.
+    unsafe { environ }
+}
+
+/// execve(2).
+///
+/// # Safety
+/// As for libc's execve.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn execve(
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    // SAFETY: the caller's arguments, with the environment rewritten.
+    unsafe {
+        with_shim_env(envp, |env| {
+            real!(execve: fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int)(
+                path, argv, env,
+            )
+        })
+    }
+}
+
+/// execv(3): execve with the current environment (glibc's own calls the kernel past the PLT).
+///
+/// # Safety
+/// As for libc's execv.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
+    // SAFETY: as for execve.
+    unsafe { execve(path, argv, current_env()) }
+}
+
+/// execvpe(3): the PATH search is glibc's; the environment is rewritten.
+///
+/// # Safety
+/// As for libc's execvpe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn execvpe(
+    file: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    // SAFETY: the caller's arguments, with the environment rewritten.
+    unsafe {
+        with_shim_env(envp, |env| {
+            real!(execvpe: fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int)(
+                file, argv, env,
+            )
+        })
+    }
+}
+
+/// execvp(3): execvpe with the current environment.
+///
+/// # Safety
+/// As for libc's execvp.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
+    // SAFETY: as for execvpe.
+    unsafe { execvpe(file, argv, current_env()) }
+}
+
+/// posix_spawn(3).
+///
+/// # Safety
+/// As for libc's posix_spawn.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn posix_spawn(
+    pid: *mut pid_t,
+    path: *const c_char,
+    actions: *const posix_spawn_file_actions_t,
+    attr: *const posix_spawnattr_t,
+    argv: *const *mut c_char,
+    envp: *const *mut c_char,
+) -> c_int {
+    // SAFETY: the caller's arguments, with the environment rewritten.
+    unsafe {
+        with_shim_env(envp.cast(), |env| {
+            real!(posix_spawn: fn(*mut pid_t, *const c_char, *const posix_spawn_file_actions_t, *const posix_spawnattr_t, *const *mut c_char, *const *mut c_char) -> c_int)(
+                pid,
+                path,
+                actions,
+                attr,
+                argv,
+                env.cast(),
+            )
+        })
+    }
+}
+
+/// posix_spawnp(3).
+///
+/// # Safety
+/// As for libc's posix_spawnp.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn posix_spawnp(
+    pid: *mut pid_t,
+    file: *const c_char,
+    actions: *const posix_spawn_file_actions_t,
+    attr: *const posix_spawnattr_t,
+    argv: *const *mut c_char,
+    envp: *const *mut c_char,
+) -> c_int {
+    // SAFETY: the caller's arguments, with the environment rewritten.
+    unsafe {
+        with_shim_env(envp.cast(), |env| {
+            real!(posix_spawnp: fn(*mut pid_t, *const c_char, *const posix_spawn_file_actions_t, *const posix_spawnattr_t, *const *mut c_char, *const *mut c_char) -> c_int)(
+                pid,
+                file,
+                actions,
+                attr,
+                argv,
+                env.cast(),
+            )
+        })
+    }
+}
