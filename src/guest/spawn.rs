@@ -498,11 +498,10 @@ impl Channel {
     /// of at most [`SILENCE_LIMIT`].
     fn receive(&mut self, mut process: Option<&mut Process>) -> Result<usize, SpawnError> {
         for _ in 0..SPIN_RECV_TRIES {
-            match rn::recv(&self.fd, &mut self.buf[..], RecvFlags::DONTWAIT) {
-                Ok((n, _)) => return Ok(n),
+            match self.recv_now() {
+                Ok(n) => return Ok(n),
                 // Give the core to the program if it is waiting for one (a busy machine).
                 Err(Errno::AGAIN | Errno::INTR) => std::thread::yield_now(),
-                Err(Errno::CONNRESET) => return Ok(0),
                 Err(e) => return Err(SpawnError::Channel("reading the program's call", e)),
             }
         }
@@ -526,10 +525,27 @@ impl Channel {
                 )));
             }
         }
+        match self.recv_now() {
+            Ok(n) => Ok(n),
+            Err(e) => Err(SpawnError::Channel("reading the program's call", e)),
+        }
+    }
+
+    /// One message without waiting (0: the other side is gone). A program that exits with a
+    /// reply unread leaves ECONNRESET pending on this end (unix_release_sock), and Linux
+    /// reports it before any message still queued: the refusal a second thread sent just
+    /// before the exit, say. The error is reported once, so the queue is read again after it.
+    fn recv_now(&mut self) -> Result<usize, Errno> {
         match rn::recv(&self.fd, &mut self.buf[..], RecvFlags::DONTWAIT) {
             Ok((n, _)) => Ok(n),
-            Err(Errno::CONNRESET) => Ok(0),
-            Err(e) => Err(SpawnError::Channel("reading the program's call", e)),
+            Err(Errno::CONNRESET) => {
+                match rn::recv(&self.fd, &mut self.buf[..], RecvFlags::DONTWAIT) {
+                    Ok((n, _)) => Ok(n),
+                    Err(Errno::AGAIN | Errno::CONNRESET) => Ok(0),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
         }
     }
 
