@@ -805,26 +805,17 @@ mod tests {
     use super::*;
     use crate::chat::schedules::say;
     use crate::chat::session::ClientView;
-    use std::time::Duration;
 
     /// A session whose clients `outside` never got their connections established.
     fn outcome_with_outside(clients: usize, outside: &[usize]) -> Outcome {
-        Outcome {
-            clients: (0..clients)
+        Outcome::of_clients(
+            (0..clients)
                 .map(|n| ClientView {
                     never_connected: outside.contains(&n),
                     ..ClientView::default()
                 })
                 .collect(),
-            transcript: String::new(),
-            stats: Default::default(),
-            peak_queue_bytes: 0,
-            stalled: Duration::ZERO,
-            syscalls: 0,
-            first_held_step: None,
-            server_trouble: None,
-            server_peak_resident: Vec::new(),
-        }
+        )
     }
 
     #[test]

@@ -176,17 +176,7 @@ fn outcome(heard: &[&[String]]) -> Outcome {
             ..ClientView::default()
         })
         .collect();
-    Outcome {
-        clients,
-        transcript: String::new(),
-        stats: Default::default(),
-        peak_queue_bytes: 0,
-        stalled: Duration::ZERO,
-        syscalls: 0,
-        first_held_step: None,
-        server_trouble: None,
-        server_peak_resident: Vec::new(),
-    }
+    Outcome::of_clients(clients)
 }
 
 fn addr(n: usize) -> SockAddr {
