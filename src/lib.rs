@@ -28,6 +28,7 @@
 //!    - [`scenario`]: scenario scripts (format v1) on either transport.
 //!    - [`diff`]: the readiness differential runner.
 //!    - [`proxy`]: `selectlab proxy`, the lawful adversary on real TCP traffic.
+//!    - [`pcap`]: the simulator's capture written as a pcap file.
 //!    - [`guest`]: other people's unmodified programs on the simulator, through the preloaded
 //!      shim (`shim/`, the project's only `unsafe` code; its messages in `wire/`).
 //! 6. The reference programs: [`chat`] — the seed's chat room (sans-IO server, its I/O on the
@@ -37,7 +38,8 @@
 //! 8. The tools that judge programs: [`check`] (`selectlab check`, conformance checks against
 //!    any chat server on real sockets), [`zoo`] (the catalogue's provenance and the
 //!    detectors that must catch every switched-on bug) and [`campaign`] (cargo-fuzz runs,
-//!    timed and read, for `bench fuzz` and `zoo --fuzz`).
+//!    timed and read, for `bench fuzz` and `zoo --fuzz`); [`view`] (`selectlab view`, a
+//!    transcript drawn as lanes and arrows, as HTML or SVG).
 //!
 //! 9. The command line: [`cli`], one module per subcommand (its arguments and its run), on
 //!    top of them all; `src/main.rs` only calls [`cli::main`].
@@ -58,6 +60,7 @@ pub mod guest;
 pub mod json;
 pub mod kernel;
 pub mod pairs;
+pub mod pcap;
 pub mod programs;
 pub mod proxy;
 pub mod reactor;
@@ -66,4 +69,5 @@ pub mod real;
 pub mod scenario;
 pub mod sim;
 pub mod socket;
+pub mod view;
 pub mod zoo;

@@ -14,9 +14,11 @@ mod proxy;
 mod roles;
 mod scenario;
 mod sim;
+mod view;
 mod zoo;
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -24,6 +26,7 @@ use clap::{Parser, Subcommand};
 
 use crate::bugs::Bug;
 use crate::error::SockError;
+use crate::sim::capture::Capture;
 
 /// The seed's default port, on loopback (never the wildcard address unless asked).
 const DEFAULT_ADDR: &str = "127.0.0.1:33333";
@@ -83,6 +86,10 @@ enum Command {
     /// the simulator: its socket, readiness and clock calls go to the simulator through a
     /// preloaded shim; exit 0 when it exited with 0 or its clients heard everything.
     Sim(sim::SimArgs),
+    /// Draw a transcript (a `--transcript` file, an insta snapshot, a saved report) as a
+    /// self-contained HTML page: one lane per host, an arrow per delivery, the adversary's
+    /// choices flagged, filters and search.
+    View(view::ViewArgs),
 }
 
 /// Parses the command line and runs the subcommand; its exit status.
@@ -101,6 +108,7 @@ pub fn main() -> ExitCode {
         Command::Proxy(args) => args.run(&mut out),
         Command::Scenario(args) => args.run(&mut out),
         Command::Sim(args) => args.run(&mut out),
+        Command::View(args) => args.run(&mut out),
     };
     let _ = out.flush();
     status
@@ -123,6 +131,36 @@ fn status(result: Result<bool, SockError>) -> ExitCode {
 fn cannot_run(command: &str, why: impl std::fmt::Display) -> ExitCode {
     eprintln!("selectlab: {command}: {why}");
     ExitCode::from(2)
+}
+
+/// Writes what a run showed as pictures: its transcript as an HTML page (`--html`) and what
+/// its calls put on the wire as a pcap file (`--pcap`). An error names the file.
+fn write_pictures(
+    html: Option<&Path>,
+    pcap: Option<&Path>,
+    title: &str,
+    transcript: &str,
+    capture: &Capture,
+) -> Result<(), String> {
+    if let Some(path) = html {
+        let page = crate::view::page(&crate::view::parse::parse(transcript), title);
+        std::fs::write(path, page).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    if let Some(path) = pcap {
+        let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        crate::pcap::write(capture, std::io::BufWriter::new(file))
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        if capture.dropped() > 0 {
+            eprintln!(
+                "selectlab: {}: the last {} segments are missing (a capture keeps at most {} segments and {} MiB)",
+                path.display(),
+                capture.dropped(),
+                crate::sim::capture::CAPTURE_MAX_SEGMENTS,
+                crate::sim::capture::CAPTURE_MAX_PAYLOAD_BYTES >> 20
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The environment a guest program starts with, from `--clean-env`.

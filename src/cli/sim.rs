@@ -27,6 +27,13 @@ pub(super) struct SimArgs {
     /// Write every simulated call to this file (the transcript format).
     #[arg(long)]
     transcript: Option<PathBuf>,
+    /// Draw the transcript as an HTML page (as `selectlab view` does) in this file.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Write what the calls put on the simulated wire (TCP and UDP over IP) to this pcap
+    /// file, for Wireshark or tshark; timestamps are virtual time.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
     /// Another program to run beside it, as a peer (its words split as a shell splits them,
     /// quotes kept whole; it starts once the program listens). Repeat for more.
     #[arg(long = "peer", value_name = "COMMAND")]
@@ -67,6 +74,7 @@ impl SimArgs {
             run_for: self.run_for,
             peers,
             env: super::environment(self.clean_env),
+            capture: self.pcap.is_some(),
         };
         if self.peer_stdin.len() > config.peers.len() {
             return super::cannot_run("sim", "more --peer-stdin files than --peer programs");
@@ -83,6 +91,16 @@ impl SimArgs {
         {
             return super::cannot_run("sim", format!("writing {}: {e}", path.display()));
         }
+        let title = format!("selectlab sim: {}", label(&config.command));
+        if let Err(why) = super::write_pictures(
+            self.html.as_deref(),
+            self.pcap.as_deref(),
+            &title,
+            &report.transcript,
+            &report.capture,
+        ) {
+            return super::cannot_run("sim", why);
+        }
         let _ = writeln!(out, "{}", summary(&report));
         let peers_ok = report.peers.iter().all(|(_, exit)| *exit == Some(0));
         match (&report.end, &report.delivery) {
@@ -98,6 +116,14 @@ impl SimArgs {
             (_, None) => ExitCode::SUCCESS,
         }
     }
+}
+
+/// The command line, for a page's title.
+fn label(command: &[OsString]) -> String {
+    let words: Vec<String> = (command.iter())
+        .map(|w| w.to_string_lossy().into_owned())
+        .collect();
+    shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
 }
 
 /// The report's lines: how the run ended, its size, and the delivery.

@@ -41,6 +41,7 @@ use std::time::Duration;
 use selectlab_wire::{Op, Request};
 
 use crate::kernel::Kernel;
+use crate::sim::capture::Capture;
 use crate::sim::decide::{Adversity, Decider};
 use crate::sim::interleave::Interleaved;
 use crate::sim::{Sim, SimConfig};
@@ -72,6 +73,8 @@ pub struct GuestConfig {
     pub peers: Vec<PeerCommand>,
     /// The environment the programs start with.
     pub env: spawn::Environment,
+    /// Whether to keep the segments the run puts on the wire ([`GuestReport::capture`]).
+    pub capture: bool,
 }
 
 /// Another program to run beside the one under test.
@@ -115,6 +118,8 @@ pub struct GuestReport {
     pub peers: Vec<(String, Option<i32>)>,
     /// Every simulated call, one per line, in the transcript format.
     pub transcript: String,
+    /// The segments on the simulated wire (empty unless [`GuestConfig::capture`]).
+    pub capture: Capture,
 }
 
 /// The adversity `--adversary` applies to a guest: everything Linux may do that keeps every
@@ -217,6 +222,7 @@ fn machine(config: &GuestConfig) -> Sim {
     let sim_config = SimConfig {
         // The program and each peer are processes: each has its own descriptor numbers.
         fd_table_per_host: true,
+        capture: config.capture,
         ..SimConfig::default()
     };
     Sim::new(sim_config, decider)
@@ -236,6 +242,7 @@ fn report(config: &GuestConfig, end: End, calls: u64, sim: &Sim, hosts: &Hosts) 
             .map(|g| (g.label.clone(), g.exit))
             .collect(),
         transcript: records.iter().map(|r| format!("{r}\n")).collect(),
+        capture: sim.capture().clone(),
     }
 }
 

@@ -47,6 +47,7 @@ pub struct GuestBench {
 /// Measures `command` both ways.
 pub fn run(command: &[OsString], clients: usize, lines: usize) -> Result<GuestBench, String> {
     let config = GuestConfig {
+        capture: false,
         command: command.to_vec(),
         seed: 0,
         adversary: false,

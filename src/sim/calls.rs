@@ -98,10 +98,15 @@ impl Kernel for Sim {
 
     fn accept(&mut self, fd: Fd) -> Result<(Fd, SockAddr), Errno> {
         let (r, choice) = self.sim_accept(fd);
+        // The peer's address, as strace shows it: what ties this end to its connect.
+        let peer = match &r {
+            Ok((_, SockAddr::Inet(a))) => Arg::Inet(*a),
+            _ => Arg::None,
+        };
         self.record(
             Call::Accept,
             fd.0,
-            Arg::None,
+            peer,
             count(&r, |(n, _)| i64::from(n.0)),
             choice,
         );
@@ -110,13 +115,12 @@ impl Kernel for Sim {
 
     fn connect(&mut self, fd: Fd, addr: &SockAddr) -> Result<(), Errno> {
         let (r, choice) = self.sim_connect(fd, addr);
-        self.record(
-            Call::Connect,
-            fd.0,
-            Arg::addr(addr),
-            count(&r, |_| 0),
-            choice,
-        );
+        // The address it connects from, once bound: what ties this end to the accept.
+        let arg = match (addr, self.local_addr(fd)) {
+            (SockAddr::Inet(to), Some(SockAddr::Inet(from))) => Arg::Connect(*to, from),
+            _ => Arg::addr(addr),
+        };
+        self.record(Call::Connect, fd.0, arg, count(&r, |_| 0), choice);
         r
     }
 

@@ -8,12 +8,14 @@
 //! - [`decide`]: the one decision source (faithful, seeded adversary, fuzzer bytes).
 //! - [`interleave`]: peers (chat clients) making syscalls between any two of the program's.
 //! - [`transcript`]: the structured record of every call.
+//! - [`capture`]: the segments the calls put on the wire (for `--pcap`).
 //!
 //! Time is virtual: it only moves when a wait would block, and then it jumps straight to the next
 //! timer or the wait's deadline. No call scans all sockets; each costs the same with ten sockets
 //! or ten thousand.
 
 mod calls;
+pub mod capture;
 pub mod decide;
 mod epoll;
 pub mod interleave;
@@ -70,6 +72,8 @@ pub struct SimConfig {
     pub fd_limit: usize,
     /// Whether calls are recorded in the transcript.
     pub transcript: bool,
+    /// Whether the segments the calls put on the wire are kept ([`Sim::capture`]).
+    pub capture: bool,
     /// Whether each host has a descriptor table of its own, as separate processes do (a guest
     /// program and its peers, see `src/guest`). Off, every host shares the program's table,
     /// as threads of one process do (the reference sessions, whose transcripts say so).
@@ -91,6 +95,7 @@ impl Default for SimConfig {
             privileged: false,
             fd_limit: 65_536,
             transcript: true,
+            capture: false,
             fd_table_per_host: false,
         }
     }
@@ -160,6 +165,7 @@ pub struct Sim {
     /// Numbers the next new descriptors must take ([`Sim::place_next_fds`]).
     placed_fds: Vec<i32>,
     transcript: Transcript,
+    capture: capture::Capture,
 }
 
 impl Sim {
@@ -169,6 +175,7 @@ impl Sim {
         local_ips.insert(IpAddr::V4(Ipv4Addr::LOCALHOST));
         local_ips.insert(IpAddr::V6(Ipv6Addr::LOCALHOST));
         let transcript = Transcript::new(config.transcript);
+        let capture = capture::Capture::new(config.capture);
         let first_port = *config.ephemeral_ports.start();
         Sim {
             config,
@@ -194,6 +201,7 @@ impl Sim {
             host: Host::MAIN,
             placed_fds: Vec::new(),
             transcript,
+            capture,
         }
     }
 
@@ -205,6 +213,11 @@ impl Sim {
     /// The transcript so far.
     pub fn transcript(&self) -> &Transcript {
         &self.transcript
+    }
+
+    /// The segments on the wire so far (empty unless [`SimConfig::capture`] is on).
+    pub fn capture(&self) -> &capture::Capture {
+        &self.capture
     }
 
     /// Tags `fd`'s socket as peer `n`'s: from now on a wake-up of it (data, an end, an error,

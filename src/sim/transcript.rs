@@ -90,6 +90,8 @@ pub enum Arg {
     Num(i64),
     /// An IP endpoint.
     Inet(SocketAddr),
+    /// connect's destination and the address it connects from.
+    Connect(SocketAddr, SocketAddr),
     /// An AF_UNIX path (shared, so a record does not copy it).
     Path(Rc<Path>),
     /// An unnamed AF_UNIX address.
@@ -125,6 +127,7 @@ impl fmt::Display for Arg {
             Arg::None => Ok(()),
             Arg::Num(n) => write!(f, "{n}"),
             Arg::Inet(a) => write!(f, "{a}"),
+            Arg::Connect(to, from) => write!(f, "{to} from {from}"),
             Arg::Path(p) => write!(f, "{}", p.display()),
             Arg::Unnamed => f.write_str("unnamed"),
             Arg::Kind(fam, ty) => write!(f, "{fam:?}, {ty:?}"),

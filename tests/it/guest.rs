@@ -396,7 +396,8 @@ fn the_seeds_good_bye_server_and_client_both_run_as_guests() {
     // Both programs' calls, in one simulation: the server's unlabelled, the client's as c1.
     let t = std::fs::read_to_string(&transcript).expect("the transcript");
     assert!(
-        t.contains("] fd3 listen(5) = 0") && t.contains("] c1 fd3 connect(127.0.0.1:33333)"),
+        t.contains("] fd3 listen(5) = 0")
+            && t.contains("] c1 fd3 connect(127.0.0.1:33333 from 127.0.0.1:"),
         "{t}"
     );
     assert!(

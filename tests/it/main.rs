@@ -40,8 +40,10 @@ mod fuzz_corpus;
 mod guest;
 mod guest_check;
 mod json_records;
+mod pcap;
 mod progress;
 mod proxy;
+mod view;
 mod zoo;
 mod zoo_triggers;
 

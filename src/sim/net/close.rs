@@ -6,6 +6,7 @@ use nix::errno::Errno;
 use crate::addr::{Family, SockAddr, SockType};
 use crate::kernel::{Events, Fd, Shutdown};
 use crate::sim::Id;
+use crate::sim::capture::TcpFlags;
 use crate::sim::state::*;
 use crate::sim::{Sim, Timer};
 
@@ -81,6 +82,9 @@ impl Sim {
         self.send_owed_ack(id);
         let peer = self.sock(id).peer;
         let tcp = self.sock(id).is_tcp();
+        if tcp {
+            self.wire_from(id, TcpFlags::FIN, &[]);
+        }
         self.sock_mut(id).fin_sent = true;
         if let Some(p) = peer.and_then(|p| self.socks.get_mut(p)) {
             p.fin_received = true;
@@ -111,7 +115,9 @@ impl Sim {
         if !std::mem::take(&mut s.ack_owed) {
             return;
         }
-        if let Some(p) = s.peer.filter(|p| self.socks.get(*p).is_some()) {
+        let peer = s.peer;
+        self.wire_from(id, TcpFlags::empty(), &[]);
+        if let Some(p) = peer.filter(|p| self.socks.get(*p).is_some()) {
             self.wake_sock(p, Events::NONE);
         }
     }
@@ -190,6 +196,7 @@ impl Sim {
         if tcp_established {
             if let Some(p) = peer {
                 if unread {
+                    self.wire_reset_to(p);
                     self.tcp_reset(p);
                 } else {
                     // The peer's next segment to us will be answered by an RST.

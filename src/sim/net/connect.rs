@@ -132,9 +132,11 @@ impl Sim {
             .into_iter()
             .find(|l| matches!(self.sock(*l).state, State::Listen { .. }));
         let lost = blackhole || self.decide.syn_drop();
+        self.wire_syn(id);
         match listener {
             _ if lost => {}
             None => {
+                self.wire_refused(id);
                 self.connect_failed(id, Errno::ECONNREFUSED);
                 return None;
             }
@@ -216,6 +218,7 @@ impl Sim {
         let c = self.sock_mut(client);
         c.state = State::Established;
         c.peer = Some(server_id);
+        self.wire_handshake(client, server_id);
         if let State::Listen { queue, .. } = &mut self.sock_mut(listener).state {
             queue.push_back(server_id);
         }

@@ -275,6 +275,7 @@ impl Sim {
             self.pending_choice = Some(crate::sim::decide::Choice::SendBufferFull);
             return Err(Errno::EAGAIN);
         }
+        self.wire_datagram(src, dst, buf);
         let target = self
             .bound_overlapping(Proto::Udp, dst.ip(), dst.port())
             .into_iter()

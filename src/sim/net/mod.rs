@@ -11,6 +11,7 @@ mod datagram;
 mod pipe;
 mod ports;
 mod stream;
+mod wire;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -6,6 +6,7 @@ use nix::errno::Errno;
 use crate::kernel::Events;
 use crate::sim::Id;
 use crate::sim::Sim;
+use crate::sim::capture::TcpFlags;
 use crate::sim::decide::Choice;
 use crate::sim::skb;
 use crate::sim::state::*;
@@ -81,6 +82,7 @@ impl Sim {
             return false;
         }
         for end in std::iter::once(id).chain(peer) {
+            self.wire_reset_to(end);
             self.tcp_reset(end);
             self.sock_mut(end).reset_by_adversary = true;
         }
@@ -139,6 +141,8 @@ impl Sim {
             }
             // The peer is gone: its kernel answers our data with an RST.
             let n = total.min(self.sock(id).opts.sndbuf_bytes.max(1) as usize);
+            self.wire_data(id, bufs, n);
+            self.wire_reset_to(id);
             self.tcp_reset(id);
             return (Ok(n), choice);
         };
@@ -158,6 +162,8 @@ impl Sim {
         if tcp && p.shut_rd && p.fin_sent {
             // tcp_rcv_state_process: data for a socket shut in both directions (FIN_WAIT with
             // RCV_SHUTDOWN) is answered by an RST, as RFC 1122 requires.
+            self.wire_data(id, bufs, n);
+            self.wire_reset_to(id);
             self.tcp_reset(peer);
             self.tcp_reset(id);
             return (Ok(n), c.or(choice));
@@ -167,8 +173,26 @@ impl Sim {
             self.send_owed_ack(id);
         }
         self.enqueue_stream(id, peer, bufs, n, tcp);
+        if tcp {
+            // On loopback the receiver acknowledges at once, advertising the room left.
+            self.wire_data(id, bufs, n);
+            self.wire_from(peer, TcpFlags::empty(), &[]);
+        }
         self.wake_sock(peer, Events::IN);
         (Ok(n), c.or(choice))
+    }
+
+    /// The first `n` bytes of `bufs` leave `id` as data segments (when capturing).
+    fn wire_data(&mut self, id: Id, bufs: &[&[u8]], n: usize) {
+        if self.capture.enabled() {
+            let bytes: Vec<u8> = bufs
+                .iter()
+                .flat_map(|b| b.iter())
+                .copied()
+                .take(n)
+                .collect();
+            self.wire_from(id, TcpFlags::empty(), &bytes);
+        }
     }
 
     /// Why a stream socket may not send now, if it may not: not connected, a pending error,
