@@ -17,6 +17,7 @@ use crate::addr::{Family, SockAddr, SockType};
 use crate::bugs::Bugs;
 use crate::kernel::{Kernel, Mode, Shutdown, SockOpt};
 use crate::readiness::Backend;
+use crate::sim::capture::Capture;
 use crate::sim::decide::Decider;
 use crate::sim::transcript::Host;
 use crate::sim::{Sim, SimConfig};
@@ -163,6 +164,8 @@ pub struct SessionConfig {
     pub fd_table_per_host: bool,
     /// Read the server's peak memory after every step ([`Outcome::server_peak_resident`]).
     pub watch_server_memory: bool,
+    /// Keep the segments the session puts on the simulated wire ([`Outcome::capture`]).
+    pub capture: bool,
 }
 
 impl Default for SessionConfig {
@@ -180,6 +183,7 @@ impl Default for SessionConfig {
             client_rcvbuf_bytes: None,
             fd_table_per_host: false,
             watch_server_memory: false,
+            capture: false,
         }
     }
 }
@@ -296,6 +300,7 @@ impl Session {
             transcript: config.transcript,
             fd_limit: config.fd_limit,
             fd_table_per_host: config.fd_table_per_host,
+            capture: config.capture,
             ..SimConfig::default()
         };
         let mut sim = Sim::new(sim_config, config.decide);
@@ -674,6 +679,7 @@ impl Session {
             first_held_step: self.first_held_step,
             server_trouble: self.trouble.or_else(|| self.server.trouble(&self.sim)),
             server_peak_resident: self.peak_resident.unwrap_or_default(),
+            capture: self.sim.capture().clone(),
         }
     }
 }
@@ -703,6 +709,8 @@ pub struct Outcome {
     /// The server's peak memory (bytes) after each step, when watched
     /// ([`SessionConfig::watch_server_memory`]) and where it can be seen.
     pub server_peak_resident: Vec<Option<u64>>,
+    /// The segments on the simulated wire (empty unless [`SessionConfig::capture`]).
+    pub capture: Capture,
 }
 
 #[cfg(test)]
@@ -718,6 +726,7 @@ impl Outcome {
             syscalls: 0,
             first_held_step: None,
             server_trouble: None,
+            capture: Capture::default(),
             server_peak_resident: Vec::new(),
         }
     }

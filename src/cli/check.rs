@@ -4,6 +4,7 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::chat::dialect::Dialect;
@@ -61,6 +62,14 @@ pub(super) struct CheckArgs {
     /// Print each check's name and what it does, and exit.
     #[arg(long)]
     list: bool,
+    /// With --sim: draw the report and its shrunk counterexample's transcript as an HTML page
+    /// (as `selectlab view` does) in this file.
+    #[arg(long, value_name = "FILE", requires = "sim")]
+    html: Option<PathBuf>,
+    /// With --sim: write the shrunk counterexample's traffic (TCP over IP, virtual time) to
+    /// this pcap file; with `--only` and a failure's replay line, that failure's.
+    #[arg(long, value_name = "FILE", requires = "sim")]
+    pcap: Option<PathBuf>,
     /// A proxy (`selectlab proxy`) stands between: judge the addresses in notices by
     /// those the server gives each client's lines.
     #[arg(long)]
@@ -138,10 +147,19 @@ impl CheckArgs {
                 env: super::environment(self.clean_env),
                 stdin,
             },
+            pcap: self.pcap,
         };
         let printed = report(out, self.json, &names, |report| {
             sim_check::run(&config, report)
         });
+        if let (Some(path), Ok(findings)) = (&self.html, &printed) {
+            let text: String = findings.iter().map(|f| format!("{f}\n")).collect();
+            let title = "selectlab check --sim";
+            let empty = crate::sim::capture::Capture::default();
+            if let Err(why) = super::write_pictures(Some(path), None, title, &text, &empty) {
+                return super::cannot_run("check", why);
+            }
+        }
         finish(out, self.json, self.strict, printed)
     }
 }

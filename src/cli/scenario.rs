@@ -18,6 +18,13 @@ pub(super) struct ScenarioArgs {
     /// Backend for scripts without a `backend` header.
     #[arg(long, default_value = "epoll", value_parser = ["select", "poll", "epoll"])]
     backend: String,
+    /// Draw the simulator's transcript of the script as an HTML page in this file (one
+    /// script, on sim or both).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Write the script's simulated traffic to this pcap file (one script, on sim or both).
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
 }
 
 impl ScenarioArgs {
@@ -44,10 +51,27 @@ impl ScenarioArgs {
         }
         let transport = check::Transport::parse(&self.transport).expect("clap checked the value");
         let backend = Backend::parse(&self.backend).expect("clap checked the value");
-        let failed = scripts
-            .iter()
-            .filter(|s| !check::check(s, transport, backend, out))
-            .count();
+        let pictures = self.html.is_some() || self.pcap.is_some();
+        if pictures && (scripts.len() != 1 || transport == check::Transport::Real) {
+            eprintln!(
+                "selectlab: scenario: --html and --pcap draw one script's simulated run: give one file, on --transport sim or both"
+            );
+            return ExitCode::from(2);
+        }
+        let mut failed = 0;
+        for script in &scripts {
+            let (passed, sim) = check::check(script, transport, backend, self.pcap.is_some(), out);
+            failed += usize::from(!passed);
+            if let Some(sim) = sim.filter(|_| pictures) {
+                let title = format!("selectlab scenario {}", script.file);
+                let text = sim.transcript().to_string();
+                let (html, pcap) = (self.html.as_deref(), self.pcap.as_deref());
+                if let Err(why) = super::write_pictures(html, pcap, &title, &text, sim.capture()) {
+                    eprintln!("selectlab: scenario: {why}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
         let _ = writeln!(out, "{} scenario(s), {failed} failed", scripts.len());
         ExitCode::from(u8::from(failed > 0))
     }

@@ -32,6 +32,9 @@ pub(super) struct ZooArgs {
     /// Where to write each counterexample's transcript.
     #[arg(long, default_value = "target/zoo")]
     out: PathBuf,
+    /// Draw each counterexample too, as an HTML page beside its transcript (OUT/<bug>.html).
+    #[arg(long, conflicts_with_all = ["fuzz", "foreign", "list"])]
+    html: bool,
     /// Seed of the random detectors' inputs.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -107,6 +110,7 @@ impl ZooArgs {
             matrix: self.matrix,
             real: !self.no_real,
             out_dir: Some(self.out),
+            html: self.html,
             seed: self.seed,
             json: self.json,
             progress: super::progress_bar(0, "zoo"),

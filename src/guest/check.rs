@@ -11,6 +11,7 @@
 //! clients' interleaved, and the command line that replays it. Same seed, same transcript.
 
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,6 +22,7 @@ use crate::chat::server::Limits;
 use crate::chat::session::{Outcome, Server, Session, SessionConfig, Step};
 use crate::check::{Finding, Verdict};
 use crate::fuzzing::CHAT_FUZZ_CLIENTS;
+use crate::sim::capture::Capture;
 use crate::sim::decide::{Adversity, Decider};
 
 use super::calibrate::{self, Unlearned};
@@ -59,6 +61,8 @@ pub struct SimCheckConfig {
     pub dialect: DialectChoice,
     /// The program's environment and standard input.
     pub launch: Launch,
+    /// Where to write the shown (shrunk) failure's traffic as a pcap file, if anywhere.
+    pub pcap: Option<PathBuf>,
 }
 
 /// How `check --sim` reads what the clients heard (`--dialect`).
@@ -185,6 +189,7 @@ impl Case {
         launch: &Launch,
         transcript: bool,
         reading: &Reading,
+        keep: Option<&mut Capture>,
     ) -> Result<usize, String> {
         let decide = match self.adversity {
             Some((seed, adversity)) => Decider::seeded(seed, adversity),
@@ -198,11 +203,15 @@ impl Case {
             client_rcvbuf_bytes: self.rcvbuf,
             fd_table_per_host: true,
             watch_server_memory: self.memory,
+            capture: keep.is_some(),
             ..SessionConfig::default()
         };
         let session = start_session(config, command, launch)?;
         let off = self.descheduled.as_ref().map_or(0..0, |d| d.steps.clone());
-        let (outcome, settled) = session.run_descheduled(&self.steps, off);
+        let (mut outcome, settled) = session.run_descheduled(&self.steps, off);
+        if let Some(keep) = keep {
+            *keep = std::mem::take(&mut outcome.capture);
+        }
         if let Err((step, e)) = settled {
             let at = self
                 .steps
@@ -308,7 +317,7 @@ impl Case {
             ));
         }
         linux
-            .judge(&config.command, &config.launch, false, reading)
+            .judge(&config.command, &config.launch, false, reading, None)
             .is_ok()
     }
 
@@ -514,7 +523,7 @@ fn shrink(mut case: Case, symptom: &str, config: &SimCheckConfig, reading: &Read
                 break 'smaller;
             }
             if candidate
-                .judge(&config.command, &config.launch, false, reading)
+                .judge(&config.command, &config.launch, false, reading, None)
                 .is_err_and(|why| kind(&first_line(&why)) == want)
             {
                 case = candidate;
@@ -558,7 +567,7 @@ fn run_check(
         for i in 0..config.cases {
             let seed = case_seed(config.seed, i);
             let case = reading.prepare(random_case(seed, adversity));
-            if let Err(why) = case.judge(&config.command, &config.launch, false, reading) {
+            if let Err(why) = case.judge(&config.command, &config.launch, false, reading, None) {
                 let mut failed = fail(case.clone(), seed, why);
                 failed.hazard = adversity.spurious_per_mille > 0
                     && case.without_spurious_passes(config, reading);
@@ -577,7 +586,7 @@ fn run_check(
     let mut case = reading.prepare(Case::named(check.name));
     let Some((_, adversity)) = case.adversity else {
         let outside = case
-            .judge(&config.command, &config.launch, false, reading)
+            .judge(&config.command, &config.launch, false, reading, None)
             .map_err(|why| fail(case.clone(), config.seed, why))?;
         let mut summary = format!("{} steps, faithful", case.steps.len());
         if outside > 0 {
@@ -591,7 +600,7 @@ fn run_check(
     for i in 0..RESETS_RUNS {
         let seed = case_seed(config.seed, i);
         case.adversity = Some((seed, adversity));
-        case.judge(&config.command, &config.launch, false, reading)
+        case.judge(&config.command, &config.launch, false, reading, None)
             .map_err(|why| fail(case.clone(), seed, why))?;
     }
     Ok(format!(
@@ -670,8 +679,10 @@ fn evidence(
     if let Some((_, adversity)) = shrunk.adversity {
         out.push(format!("adversary left on: {}", adversity_names(adversity)));
     }
+    let mut capture = Capture::default();
+    let keep = config.pcap.as_ref().map(|_| &mut capture);
     let why = shrunk
-        .judge(&config.command, &config.launch, true, reading)
+        .judge(&config.command, &config.launch, true, reading, keep)
         .err()
         .unwrap_or_else(|| {
             "the shrunk case passed when run again: the program is not deterministic".into()
@@ -681,6 +692,16 @@ fn evidence(
         "symptom (shrunk): {}",
         lines.first().unwrap_or(&"")
     ));
+    if let Some(path) = &config.pcap {
+        out.push(match write_pcap(path, &capture) {
+            Ok(()) => format!(
+                "pcap: the shrunk case's traffic ({} segments) is in {}",
+                capture.segments().len(),
+                path.display()
+            ),
+            Err(why) => format!("pcap: not written: {why}"),
+        });
+    }
     out.push("transcript:".into());
     let body = &lines[1.min(lines.len())..];
     if body.len() <= SHOWN_TRANSCRIPT_LINES {
@@ -693,6 +714,12 @@ fn evidence(
         out.extend(body[body.len() - tail..].iter().map(|l| (*l).to_string()));
     }
     out
+}
+
+/// Writes a shrunk case's traffic where `--pcap` asked.
+fn write_pcap(path: &Path, capture: &Capture) -> Result<(), String> {
+    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::pcap::write(capture, std::io::BufWriter::new(file))
 }
 
 /// The kinds of choice an adversity makes, by name.
@@ -954,6 +981,7 @@ mod tests {
             shrink: true,
             dialect: DialectChoice::Tutorial,
             launch: Default::default(),
+            pcap: None,
         };
         let case = Case::named("conversation");
         assert_eq!(

@@ -5,9 +5,10 @@
 use std::io::Write;
 
 use crate::addr::Target;
-use crate::chat::session::{Session, SessionConfig, Step};
+use crate::chat::session::{Outcome, Session, SessionConfig, Step};
 use crate::error::SockError;
 use crate::programs::goodbye::{self, Reply};
+use crate::sim::capture::Capture;
 use crate::sim::decide::{Adversity, Decider};
 use crate::sim::{Sim, SimConfig};
 use crate::socket::{Net, Socket, share};
@@ -40,6 +41,23 @@ pub fn chat_script() -> Vec<Step> {
 /// The chat demo: three clients in the simulated room (seed 0 is faithful Linux; any other seed
 /// adds the lawful adversary's short reads and writes, EINTR and spurious wakeups).
 pub fn chat(seed: u64, out: &mut dyn Write) -> Result<(), SockError> {
+    let outcome = chat_session(seed, false)?;
+    let _ = writeln!(
+        out,
+        "# selectlab demo: the seed's select chat room, three clients, simulated"
+    );
+    let _ = writeln!(
+        out,
+        "# seed {seed}; virtual time from 2026-01-01 00:00:00 UTC; same seed, same bytes
+"
+    );
+    let _ = write!(out, "{}", outcome.transcript);
+    Ok(())
+}
+
+/// The chat demo's session; with `detail`, its transcript lists every kernel call and its
+/// traffic is captured (the same run as without: same seed, same calls).
+pub fn chat_session(seed: u64, detail: bool) -> Result<Outcome, SockError> {
     let decide = if seed == 0 {
         Decider::faithful()
     } else {
@@ -54,31 +72,26 @@ pub fn chat(seed: u64, out: &mut dyn Write) -> Result<(), SockError> {
     };
     let session = Session::new(SessionConfig {
         decide,
+        kernel_calls: detail,
+        capture: detail,
         ..SessionConfig::default()
     })?;
-    let outcome = session.run(&chat_script())?;
-    let _ = writeln!(
-        out,
-        "# selectlab demo: the seed's select chat room, three clients, simulated"
-    );
-    let _ = writeln!(
-        out,
-        "# seed {seed}; virtual time from 2026-01-01 00:00:00 UTC; same seed, same bytes
-"
-    );
-    let _ = write!(out, "{}", outcome.transcript);
-    Ok(())
+    Ok(session.run(&chat_script())?)
 }
 
 /// Runs the good-bye demo with a seed (0 is faithful Linux; any other seed adds the lawful adversary's
-/// short reads and writes) and writes the transcript.
-pub fn run(seed: u64, out: &mut dyn Write) -> Result<(), SockError> {
+/// short reads and writes) and writes the transcript; its traffic, when `capture`.
+pub fn run(seed: u64, out: &mut dyn Write, capture: bool) -> Result<Capture, SockError> {
     let decide = if seed == 0 {
         Decider::faithful()
     } else {
         Decider::seeded(seed, Adversity::PARTIAL_IO)
     };
-    let sim = share(Sim::new(SimConfig::default(), decide));
+    let config = SimConfig {
+        capture,
+        ..SimConfig::default()
+    };
+    let sim = share(Sim::new(config, decide));
     let net: Net = sim.clone();
     let target = Target::parse(DEMO_ADDR)?;
     let mut log = Vec::new();
@@ -107,5 +120,5 @@ pub fn run(seed: u64, out: &mut dyn Write) -> Result<(), SockError> {
     let _ = out.write_all(&log);
     let _ = writeln!(out, "\n# kernel transcript");
     let _ = write!(out, "{}", sim.borrow().transcript());
-    Ok(())
+    Ok(sim.borrow().capture().clone())
 }

@@ -7,7 +7,8 @@ use super::Script;
 use super::run::{Step, run};
 use crate::readiness::Backend;
 use crate::real::RealKernel;
-use crate::sim::Sim;
+use crate::sim::decide::Decider;
+use crate::sim::{Sim, SimConfig};
 
 /// Which transport(s) a run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,11 +33,25 @@ impl Transport {
     }
 }
 
-/// Runs one script and writes its report; returns whether it passed.
-pub fn check(script: &Script, transport: Transport, backend: Backend, out: &mut dyn Write) -> bool {
+/// Runs one script and writes its report; returns whether it passed, and the simulator it ran
+/// on (if it did), whose traffic is captured when `capture` is on.
+pub fn check(
+    script: &Script,
+    transport: Transport,
+    backend: Backend,
+    capture: bool,
+    out: &mut dyn Write,
+) -> (bool, Option<Sim>) {
     let backend = script.backend.unwrap_or(backend);
     let real = (transport != Transport::Sim).then(|| run(script, &mut RealKernel::new(), backend));
-    let sim = (transport != Transport::Real).then(|| run(script, &mut Sim::faithful(), backend));
+    let mut machine = (transport != Transport::Real).then(|| {
+        let config = SimConfig {
+            capture,
+            ..SimConfig::default()
+        };
+        Sim::new(config, Decider::faithful())
+    });
+    let sim = machine.as_mut().map(|m| run(script, m, backend));
     let label = match transport {
         Transport::Real => "real",
         Transport::Sim => "sim",
@@ -56,7 +71,7 @@ pub fn check(script: &Script, transport: Transport, backend: Backend, out: &mut 
         passed &= report(step, other, out);
     }
     let _ = writeln!(out, "{}", if passed { "PASS" } else { "FAIL" });
-    passed
+    (passed, machine)
 }
 
 /// Prints one step; returns whether it held (and agreed with the other transport).

@@ -26,6 +26,7 @@ pub fn svg(t: &Timeline) -> String {
         w = width(t)
     );
     out.push_str(STYLE_SVG);
+    out.push_str(r#"<rect width="100%" height="100%" fill="white"/>"#);
     lane_names(t, &mut out);
     let _ = write!(out, r#"<g transform="translate(0,{HEAD_PX})">"#);
     rows(t, &mut out);

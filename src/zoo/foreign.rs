@@ -296,6 +296,7 @@ fn judge(command: &[&str], dialect: Reading, check: &str, symptom: &str) -> (boo
         shrink: false,
         dialect,
         launch: Default::default(),
+        pcap: None,
     };
     match sim_check::run(&config, |_| {}) {
         Err(why) => (false, why),

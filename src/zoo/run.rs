@@ -27,6 +27,8 @@ pub struct Options {
     pub real: bool,
     /// Where counterexample transcripts go (`None`: nowhere).
     pub out_dir: Option<PathBuf>,
+    /// Whether each counterexample is drawn too, as `<out_dir>/<name>.html`.
+    pub html: bool,
     /// Seed of the random detectors' inputs.
     pub seed: u64,
     /// Print one JSON object per bug ([`BugRecord`]) instead of the text report.
@@ -235,6 +237,15 @@ fn write_evidence(options: &Options, name: &str, evidence: &str) -> Option<Strin
     let path = dir.join(format!("{name}.txt"));
     std::fs::create_dir_all(dir).ok()?;
     std::fs::write(&path, evidence).ok()?;
+    if options.html {
+        let page = crate::view::page(
+            &crate::view::parse::parse(evidence),
+            &format!("selectlab zoo: {name}"),
+        );
+        let drawn = path.with_extension("html");
+        std::fs::write(&drawn, page).ok()?;
+        return Some(format!("{} (drawn: {})", path.display(), drawn.display()));
+    }
     Some(path.display().to_string())
 }
 

@@ -23,6 +23,7 @@ fn config(command: &[&str], only: &[&str], dialect: DialectChoice) -> SimCheckCo
         shrink: false,
         dialect,
         launch: Default::default(),
+        pcap: None,
     }
 }
 

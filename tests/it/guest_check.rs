@@ -26,6 +26,7 @@ fn config(command: &[&str], only: &[&str], shrink: bool) -> SimCheckConfig {
         // tutorial's protocol, judged strictly.
         dialect: DialectChoice::Tutorial,
         launch: Default::default(),
+        pcap: None,
     }
 }
 

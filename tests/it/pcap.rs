@@ -145,7 +145,12 @@ fn every_frame_parses_and_each_stream_carries_what_the_sends_accepted() {
         selectlab::pcap::write(sim.capture(), file).expect("written");
 
         let broken = frames(&path, BROKEN, &["frame.number", "_ws.expert.message"]);
-        assert!(broken.is_empty(), "seed {seed}: frames flagged: {broken:?}");
+        assert!(
+            broken.is_empty(),
+            "seed {seed}: {} frames flagged, first: {:?}",
+            broken.len(),
+            broken.first()
+        );
         let wire: BTreeMap<u16, Vec<u8>> = (streams(&path).into_iter())
             .map(|((_, port), bytes)| (port, bytes))
             .collect();
@@ -234,5 +239,126 @@ fn sim_pcap_writes_the_programs_traffic() {
     assert!(
         page.contains(r#"data-lanes="4""#),
         "the program and three clients"
+    );
+}
+
+/// Runs selectlab with `args`; its output.
+fn selectlab(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_selectlab"))
+        .args(args)
+        .output()
+        .expect("selectlab runs")
+}
+
+#[test]
+fn demo_and_scenario_write_their_traffic_and_their_page() {
+    if !tshark() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let run = selectlab(&[
+        "demo",
+        "--seed",
+        "3",
+        "--pcap",
+        &path("demo.pcap"),
+        "--html",
+        &path("demo.html"),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let demo = Path::new(&path("demo.pcap")).to_path_buf();
+    assert!(frames(&demo, BROKEN, &["frame.number"]).is_empty());
+    let fins = frames(&demo, "tcp.flags.fin == 1", &["tcp.srcport"]);
+    assert_eq!(
+        fins.len(),
+        3,
+        "each of the three clients exits: one FIN each"
+    );
+    let page = std::fs::read_to_string(path("demo.html")).unwrap();
+    assert!(page.contains(r#"data-lanes="4""#) && !page.contains(r#"data-arrows="0""#));
+
+    let script = "tests/scenarios/09-rdhup-on-close.scn";
+    let run = selectlab(&[
+        "scenario",
+        "--transport",
+        "sim",
+        "--pcap",
+        &path("s.pcap"),
+        script,
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let flags = frames(Path::new(&path("s.pcap")), "tcp", &["tcp.flags.str"]);
+    assert!(
+        flags.iter().any(|f| f.contains('F')),
+        "the close sends a FIN: {flags:?}"
+    );
+    assert!(
+        flags.iter().any(|f| f.contains('R')),
+        "data to a closed peer is reset: {flags:?}"
+    );
+    let two = selectlab(&["scenario", "--pcap", &path("x.pcap"), script, script]);
+    assert_eq!(two.status.code(), Some(2), "one script per capture");
+    let lt = selectlab(&["demo", "lt-vs-et", "--html", &path("lt.html")]);
+    assert_eq!(
+        lt.status.code(),
+        Some(2),
+        "the real-kernel demo has nothing simulated to draw"
+    );
+}
+
+#[test]
+fn check_sim_draws_and_captures_its_shrunk_counterexample() {
+    if !tshark() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let pcap = dir.path().join("cx.pcap");
+    let html = dir.path().join("cx.html");
+    let run = selectlab(&[
+        "check",
+        "--sim",
+        "--only",
+        "slow-reader",
+        "--pcap",
+        pcap.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+        "--",
+        "python3",
+        "tests/seed/selectserver.py",
+        "127.0.0.1",
+        "0",
+    ]);
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        report.contains("pcap: the shrunk case's traffic"),
+        "{report}"
+    );
+    assert!(frames(&pcap, BROKEN, &["frame.number"]).is_empty());
+    let syns = frames(
+        &pcap,
+        "tcp.flags.syn == 1 && tcp.flags.ack == 0",
+        &["tcp.srcport"],
+    );
+    assert_eq!(syns.len(), 3, "the shrunk case's three clients");
+    let page = std::fs::read_to_string(&html).expect("the page");
+    assert!(
+        page.contains("class=\"ev k-") && page.contains(" failure\""),
+        "the failure is marked"
     );
 }

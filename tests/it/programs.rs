@@ -226,7 +226,7 @@ fn silent_client_gets_no_reply_in_the_simulator() {
 
 fn demo_output(seed: u64) -> String {
     let mut out = Vec::new();
-    demo::run(seed, &mut out).expect("demo");
+    demo::run(seed, &mut out, false).expect("demo");
     String::from_utf8(out).expect("the demo prints UTF-8")
 }
 

@@ -41,7 +41,7 @@ fn every_scenario_holds_on_both_transports() {
             path.display()
         );
         let mut report = Vec::new();
-        if !check(&script, Transport::Both, Backend::Epoll, &mut report) {
+        if !check(&script, Transport::Both, Backend::Epoll, false, &mut report).0 {
             failures.push(String::from_utf8_lossy(&report).into_owned());
         }
     }

@@ -25,6 +25,7 @@ fn options() -> Options {
         matrix: false,
         real: false,
         out_dir: None,
+        html: false,
         seed: 0,
         json: false,
         progress: indicatif::ProgressBar::hidden(),
