@@ -108,6 +108,7 @@ impl Log {
             fd,
             arg,
             result,
+            ready: Default::default(),
             choice,
         };
         if let Ok(mut out) = self.out.lock() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 
 use super::decide::Choice;
-use super::transcript::{Arg, Call};
+use super::transcript::{Arg, Call, Ready};
 use super::{SIM_EPOCH_UNIX_SECS, Sim};
 use crate::addr::{Family, SockAddr, SockType};
 use crate::error::{Gai, HERROR_HOST_NOT_FOUND, SockError};
@@ -250,12 +250,17 @@ impl Kernel for Sim {
         let r = self.poll_inner(fds, timeout);
         let choice = (r == Err(Errno::EINTR)).then_some(Choice::Eintr);
         let ms = timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
-        self.record(
+        let ready = self.transcript_on().then(|| {
+            let fds = fds.iter().filter(|p| !p.revents.is_empty());
+            Ready::Fds(fds.map(|p| (p.fd.0, p.revents)).collect())
+        });
+        self.record_wait(
             Call::Poll,
             -1,
             Arg::Wait(ms, fds.len()),
             count(&r, |n| len_arg(*n)),
             choice,
+            ready.unwrap_or_default(),
         );
         r
     }
@@ -314,12 +319,14 @@ impl Kernel for Sim {
         let r = self.sim_epoll_wait(epfd, out, max, timeout);
         let choice = (r == Err(Errno::EINTR)).then_some(Choice::Eintr);
         let ms = timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
-        self.record(
+        let ready = (self.transcript_on() && r.is_ok()).then(|| self.epoll_report(epfd, out));
+        self.record_wait(
             Call::EpollWait,
             epfd.0,
             Arg::EpollWait(ms, max),
             count(&r, |n| len_arg(*n)),
             choice,
+            ready.unwrap_or_default(),
         );
         r
     }
@@ -329,12 +336,14 @@ impl Kernel for Sim {
         let r = self.sim_select(sets, timeout);
         let choice = (r == Err(Errno::EINTR)).then_some(Choice::Eintr);
         let ms = timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
-        self.record(
+        let ready = (self.transcript_on() && r.is_ok()).then(|| Ready::Fds(selected(sets)));
+        self.record_wait(
             Call::Select,
             -1,
             Arg::Wait(ms, n),
             count(&r, |n| len_arg(*n)),
             choice,
+            ready.unwrap_or_default(),
         );
         r
     }
@@ -387,4 +396,20 @@ impl Kernel for Sim {
     fn time_zone(&self) -> jiff::tz::TimeZone {
         jiff::tz::TimeZone::UTC
     }
+}
+
+/// select's ready sets as one list: each descriptor with `in` (readable), `out` (writable) and
+/// `pri` (an exceptional condition), in descriptor order.
+fn selected(sets: &FdSets) -> Box<[(i32, Events)]> {
+    let mut ready: std::collections::BTreeMap<i32, Events> = std::collections::BTreeMap::new();
+    for (set, ev) in [
+        (&sets.read, Events::IN),
+        (&sets.write, Events::OUT),
+        (&sets.except, Events::PRI),
+    ] {
+        for fd in set {
+            *ready.entry(fd.0).or_default() |= ev;
+        }
+    }
+    ready.into_iter().collect()
 }

@@ -17,6 +17,7 @@ use super::Id;
 use super::Sim;
 use super::decide::Choice;
 use super::state::Object;
+use super::transcript::Ready;
 use crate::kernel::{CtlOp, EP_MAX_EVENTS, Events, FD_SETSIZE, Fd, FdSets, Mode};
 
 /// Most items one epoll instance may watch (a bound on the interest list; Linux's limit is
@@ -365,6 +366,29 @@ impl Sim {
             return Err(Errno::EINVAL);
         }
         self.block_until(timeout, |sim| Ok(sim.epoll_collect(ep, out, max)))
+    }
+
+    /// What an epoll_wait on `epfd` reported, for the transcript: each item by the descriptor
+    /// it was added with, when its data names exactly one (the data is the program's own
+    /// word, often uninitialised in its upper half); else the data as reported.
+    pub(super) fn epoll_report(&self, epfd: Fd, out: &[(u64, Events)]) -> Ready {
+        let inst = match self.file(epfd) {
+            Ok(Object::Epoll(ep)) => self.epolls.get(ep),
+            _ => None,
+        };
+        let fd_of = |data: u64| {
+            let mut keys = inst?.items.iter().filter(|(_, i)| i.data == data);
+            match (keys.next(), keys.next()) {
+                (Some(((_, fd), _)), None) => Some(*fd),
+                _ => None,
+            }
+        };
+        let fds: Option<Box<[(i32, Events)]>> =
+            out.iter().map(|(d, ev)| Some((fd_of(*d)?, *ev))).collect();
+        match fds {
+            Some(fds) => Ready::Fds(fds),
+            None => Ready::Data(out.into()),
+        }
     }
 
     pub(super) fn sim_select(

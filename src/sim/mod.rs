@@ -37,7 +37,7 @@ use crate::kernel::{Events, Fd, PollFd};
 use decide::{Choice, Decider};
 use slotmap::SlotMap;
 use state::{FdTable, File, Object, Pipe, Sock};
-use transcript::{Arg, Call, Host, Record, Transcript};
+use transcript::{Arg, Call, Host, Ready, Record, Transcript};
 
 slotmap::new_key_type! {
     /// A simulated object's id (an open file, socket, pipe or epoll instance): generation
@@ -320,6 +320,24 @@ impl Sim {
         result: Result<i64, Errno>,
         choice: Option<Choice>,
     ) {
+        self.record_wait(call, fd, arg, result, choice, Ready::Nothing);
+    }
+
+    /// Whether calls are recorded (what only the transcript needs is not worked out otherwise).
+    fn transcript_on(&self) -> bool {
+        self.transcript.enabled()
+    }
+
+    /// [`Sim::record`] for a readiness wait, with what it reported.
+    fn record_wait(
+        &mut self,
+        call: Call,
+        fd: i32,
+        arg: Arg,
+        result: Result<i64, Errno>,
+        choice: Option<Choice>,
+        ready: Ready,
+    ) {
         let choice = choice.or(self.pending_choice.take());
         self.syscalls += u64::from(call != Call::Timer);
         self.transcript.push(Record {
@@ -329,6 +347,7 @@ impl Sim {
             fd,
             arg,
             result,
+            ready,
             choice,
         });
     }

@@ -166,8 +166,47 @@ pub struct Record {
     pub arg: Arg,
     /// The result: a count or new descriptor, or the errno.
     pub result: Result<i64, Errno>,
+    /// What a readiness wait reported (nothing for other calls).
+    pub ready: Ready,
     /// What the decision source chose differently from faithful Linux, if anything.
     pub choice: Option<Choice>,
+}
+
+/// What a readiness wait returned, printed after its count: each descriptor (poll, select)
+/// or each epoll item's data, with its events.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Ready {
+    /// Not a wait, or nothing ready.
+    #[default]
+    Nothing,
+    /// poll's and select's ready descriptors.
+    Fds(Box<[(i32, Events)]>),
+    /// epoll_wait's items by their data, when the data does not name one registered
+    /// descriptor (else they are [`Ready::Fds`]).
+    Data(Box<[(u64, Events)]>),
+}
+
+impl fmt::Display for Ready {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut item = |i: usize, prefix: &str, id: &dyn fmt::Display, ev: Events| {
+            let sep = if i == 0 { " (" } else { ", " };
+            write!(f, "{sep}{prefix}{id} {ev}")
+        };
+        match self {
+            Ready::Nothing => return Ok(()),
+            Ready::Fds(fds) => {
+                for (i, (fd, ev)) in fds.iter().enumerate() {
+                    item(i, "fd", fd, *ev)?;
+                }
+            }
+            Ready::Data(items) => {
+                for (i, (data, ev)) in items.iter().enumerate() {
+                    item(i, "data ", data, *ev)?;
+                }
+            }
+        }
+        f.write_str(")")
+    }
 }
 
 /// A host making calls on the simulated machine: the program under test, or one of the peers
@@ -208,7 +247,7 @@ impl fmt::Display for Record {
         }
         write!(f, "{}({})", self.call.name(), self.arg)?;
         match self.result {
-            Ok(v) => write!(f, " = {v}")?,
+            Ok(v) => write!(f, " = {v}{}", self.ready)?,
             Err(e) => write!(f, " = {}", errno_name(e))?,
         }
         if let Some(c) = self.choice {
@@ -282,6 +321,11 @@ impl Transcript {
         }
     }
 
+    /// Whether calls are recorded.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// The records so far.
     pub fn records(&self) -> &[Record] {
         &self.records
@@ -302,5 +346,36 @@ impl fmt::Display for Transcript {
             writeln!(f, "... {} more records not kept", self.dropped)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wait(call: Call, ready: Ready) -> String {
+        let record = Record {
+            at: Duration::from_millis(1500),
+            host: Host::peer(1),
+            call,
+            fd: 4,
+            arg: Arg::EpollWait(None, 8),
+            result: Ok(2),
+            ready,
+            choice: None,
+        };
+        record.to_string()
+    }
+
+    #[test]
+    fn a_wait_shows_what_it_reported_after_its_count() {
+        let items = Ready::Data(Box::new([(5, Events::IN), (9, Events::IN | Events::OUT)]));
+        assert_eq!(
+            wait(Call::EpollWait, items),
+            "[   1.500000] c2 fd4 epoll_wait(max 8, for ever) = 2 (data 5 in, data 9 in,out)"
+        );
+        let fds = Ready::Fds(Box::new([(3, Events::HUP)]));
+        assert!(wait(Call::Poll, fds).ends_with("= 2 (fd3 hup)"));
+        assert!(wait(Call::Select, Ready::Nothing).ends_with("= 2"));
     }
 }

@@ -141,6 +141,8 @@ impl Parser {
             .and_then(|(_, a)| a.strip_suffix(')'))
             .unwrap_or("");
         let lane = self.lane(host.unwrap_or(MAIN_LANE));
+        // A wait's count is followed by what it reported: `= 2 (fd5 in, fd6 out)`.
+        let result = result.split(' ').next().unwrap_or(result);
         let number = result.parse::<i64>().ok();
         // A non-blocking socket's "not yet" is the normal answer, not a failure.
         let not_yet = matches!(result, "EAGAIN" | "EWOULDBLOCK" | "EINPROGRESS");
@@ -340,6 +342,7 @@ mod tests {
 [   0.000000] fd4 accept(127.0.0.1:32769) = 5
 [   0.000000] c1 fd3 send(10) = 10
 [   0.000000] c1 fd3 send(6) = 6
+[   0.000000] fd6 epoll_wait(max 8, for ever) = 1 (data 5 in)
 [   0.000000] fd5 recv(4096) = 12  ~ adversary: short read 12 of 16
 [   0.000000] fd5 recv(4096) = 4
 [   0.250000] fd5 send(3) = 3
@@ -354,12 +357,14 @@ mod tests {
             t.arrows.iter().map(|a| (a.from, a.to, a.bytes)).collect();
         // 10 bytes of the first send and 2 of the second in the short read, the second's
         // last 4 next, then the reply the other way.
-        assert_eq!(pairs, [(3, 5, 10), (4, 5, 2), (4, 6, 4), (7, 8, 3)]);
+        assert_eq!(pairs, [(3, 6, 10), (4, 6, 2), (4, 7, 4), (8, 9, 3)]);
         assert_eq!(
-            t.events[5].choice.as_deref(),
+            t.events[6].choice.as_deref(),
             Some("adversary: short read 12 of 16")
         );
-        assert_eq!(t.events[8].at_us, 250_000);
+        assert_eq!(t.events[9].at_us, 250_000);
+        assert_eq!(t.events[5].kind, Kind::Wait);
+        assert!(!t.events[5].error, "a wait's report follows its count");
         assert!(
             !t.events[1].error,
             "EINPROGRESS is a non-blocking connect's normal answer"
@@ -376,7 +381,7 @@ mod tests {
         );
         let t = parse(&again);
         let last = t.arrows.last().expect("an arrow");
-        assert_eq!((last.from, last.to, last.bytes), (13, 14, 2));
+        assert_eq!((last.from, last.to, last.bytes), (14, 15, 2));
     }
 
     #[test]
