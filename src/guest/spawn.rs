@@ -59,13 +59,16 @@ pub fn shim_path() -> Result<PathBuf, SpawnError> {
         return Ok(path);
     }
     // Written under a name of its own, then renamed: concurrent runs never load half a file.
-    let partial = dir.join(format!(
-        "shim-{}-{}.partial",
-        std::process::id(),
-        hasher.finish()
-    ));
-    std::fs::write(&partial, SHIM).map_err(|e| SpawnError::Io("writing the shim", e))?;
-    std::fs::rename(&partial, &path).map_err(|e| SpawnError::Io("writing the shim", e))?;
+    // Readable by all, as a library in a shared folder must be.
+    let readable = std::os::unix::fs::PermissionsExt::from_mode(0o644);
+    let mut partial = (tempfile::Builder::new().permissions(readable))
+        .tempfile_in(&dir)
+        .map_err(|e| SpawnError::Io("writing the shim", e))?;
+    std::io::Write::write_all(&mut partial, SHIM)
+        .map_err(|e| SpawnError::Io("writing the shim", e))?;
+    partial
+        .persist(&path)
+        .map_err(|e| SpawnError::Io("writing the shim", e.error))?;
     Ok(path)
 }
 
