@@ -29,6 +29,9 @@
 //!   program: they run on the real clock).
 //! - [`stat`]: fstat, fstat64, __fxstat, __fxstat64, fstatat, fstatat64 (a simulated socket is
 //!   S_IFSOCK).
+//! - [`beyond`]: pread, pwrite, preadv, pwritev (ESPIPE), preadv2, pwritev2 (and 64v2), sendfile,
+//!   sendfile64, sendmmsg, recvmmsg, copy_file_range, __ppoll_chk, and the refused splice, tee,
+//!   vmsplice and fdopen.
 //!
 //! Written for 64-bit Linux with glibc (x86-64, AArch64): `time_t` and `long` are 64 bits, and
 //! variadic integer arguments travel as registers do (see `fcntl`).
@@ -36,6 +39,7 @@
 //! Loaded in a process that selectlab did not start (no channel in the environment) it stays
 //! out of the way: every call goes to libc.
 
+mod beyond;
 mod clock;
 mod data;
 mod entropy;

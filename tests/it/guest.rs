@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 const FIXTURE: &str = "tests/fixtures/chat_server.py";
 
-fn sim(args: &[&str]) -> Output {
+pub(crate) fn sim(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_selectlab"))
         .arg("sim")
         .args(args)
@@ -15,7 +15,7 @@ fn sim(args: &[&str]) -> Output {
         .expect("selectlab runs")
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
@@ -173,7 +173,7 @@ fn a_c_epoll_server_compiled_here_delivers_every_line_faithfully_and_under_the_a
 }
 
 /// Runs a Python one-liner in the simulator; it must be refused with a message naming `why`.
-fn refused(code: &str, why: &str) {
+pub(crate) fn refused(code: &str, why: &str) {
     if !python() {
         return;
     }
@@ -217,7 +217,7 @@ fn a_socket_family_the_simulator_lacks_is_refused() {
 }
 
 /// A Python prologue for the probes below: a listener, a client, and the accepted socket.
-const CONNECTED: &str = "import array, os, select, socket, subprocess\n\
+pub(crate) const CONNECTED: &str = "import array, os, select, socket, subprocess\n\
     l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen()\n\
     c = socket.create_connection(l.getsockname()); s, _ = l.accept()\n";
 

@@ -38,6 +38,7 @@ mod check;
 mod dialects;
 mod fuzz_corpus;
 mod guest;
+mod guest_beyond;
 mod guest_check;
 mod json_records;
 mod pcap;

@@ -1,0 +1,68 @@
+//! Calls beyond the socket API on simulated sockets: each answers as the kernel answers (the
+//! same program's output inside the simulator and on real sockets), or is refused by name.
+
+use std::process::Command;
+
+use crate::guest::{CONNECTED, compiled_with, python, refused, sim, text};
+
+#[test]
+fn batched_zero_copy_and_positioned_calls_answer_as_the_kernel_does() {
+    // Fortified, so that ppoll goes through __ppoll_chk.
+    let Some((dir, program)) = compiled_with("beyond", &["-O2", "-D_FORTIFY_SOURCE=2"]) else {
+        return;
+    };
+    let real = Command::new(&program).output().expect("the fixture runs");
+    assert!(real.status.success(), "{}", text(&real.stderr));
+    let p = program.to_str().expect("a UTF-8 path");
+    let inside = sim(&["--", p]);
+    assert!(inside.status.success(), "{}", text(&inside.stderr));
+    let expected = text(&real.stdout);
+    assert!(expected.contains("recvmmsg = 3") && expected.contains("received filehello"));
+    assert!(
+        expected.contains("pread = -1 ESPIPE") && expected.contains("copy_file_range = -1 EINVAL")
+    );
+    // The program's own lines, without selectlab's summary.
+    let said: String = (text(&inside.stdout).lines())
+        .filter(|l| !l.starts_with("sim: "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(said, expected);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn calls_that_would_bypass_the_simulator_are_refused_by_name() {
+    if !python() {
+        return;
+    }
+    let rows = [
+        (
+            "r, w = os.pipe(); os.splice(s.fileno(), w, 1)",
+            "splice on a simulated socket",
+        ),
+        (
+            "import ctypes; r, w = os.pipe(); ctypes.CDLL(None).tee(s.fileno(), w, 1, 0)",
+            "tee on a simulated socket",
+        ),
+        (
+            "import ctypes; ctypes.CDLL(None).vmsplice(s.fileno(), None, 0, 0)",
+            "vmsplice on a simulated socket",
+        ),
+        (
+            "import ctypes; ctypes.CDLL(None).fdopen(s.fileno(), b'r')",
+            "fdopen on a simulated socket",
+        ),
+        (
+            "import ctypes; ts = (ctypes.c_long * 2)(1, 0)\n\
+             ctypes.CDLL(None).recvmmsg(s.fileno(), None, 1, 0, ts)",
+            "recvmmsg with a timeout",
+        ),
+        (
+            "os.preadv(s.fileno(), [bytearray(1)], -1, os.RWF_NOWAIT)",
+            "preadv64v2 with flags 0x8",
+        ),
+    ];
+    for (call, why) in rows {
+        refused(&format!("{CONNECTED}{call}"), why);
+    }
+}
