@@ -7,7 +7,10 @@ use selectlab_wire::{FD_SET_BYTES, MAX_DATA_BYTES, Op, Request};
 
 use crate::real::real;
 use crate::sockets::int;
-use crate::state::{self, forward, is_sim, refuse, set_errno};
+use crate::state::{self, MAX_SIM_FD, forward, is_sim, refuse, set_errno};
+
+/// glibc's fd_set size in descriptors.
+const FD_SETSIZE: c_int = libc::FD_SETSIZE as c_int;
 
 /// Most descriptors one forwarded poll carries (6 bytes each).
 const MAX_POLL_FDS: usize = MAX_DATA_BYTES / 6;
@@ -161,7 +164,7 @@ pub unsafe extern "C" fn __poll_chk(
 unsafe fn set_members(nfds: c_int, sets: [*mut fd_set; 3]) -> Vec<c_int> {
     let mut fds = Vec::new();
     for set in sets.into_iter().filter(|s| !s.is_null()) {
-        for fd in 0..nfds.clamp(0, 1024) {
+        for fd in 0..nfds.clamp(0, FD_SETSIZE) {
             // SAFETY: `set` is a valid fd_set and `fd` is below FD_SETSIZE.
             if unsafe { libc::FD_ISSET(fd, set) } {
                 fds.push(fd);
@@ -182,10 +185,17 @@ unsafe fn sim_select(
     timeout_ns: i64,
     left: Option<*mut timeval>,
 ) -> c_int {
-    if !(0..=1024).contains(&nfds) || timeout_ns < -1 {
+    if nfds < 0 || timeout_ns < -1 {
         set_errno(libc::EINVAL);
         return -1;
     }
+    // core_sys_select clamps nfds to the descriptor table's size. While every descriptor is
+    // below FD_SETSIZE the bits past it name nothing open, so they are not read (as Linux reads
+    // none past its table); a simulated descriptor past it is refused.
+    if nfds > FD_SETSIZE && !state::sim_fds_in(FD_SETSIZE as u32, MAX_SIM_FD as u32).is_empty() {
+        refuse("select with a simulated descriptor at or above FD_SETSIZE (1024) is not simulated");
+    }
+    let nfds = nfds.min(FD_SETSIZE);
     let mut data = Vec::with_capacity(3 * FD_SET_BYTES);
     let mut present = 0;
     for (i, set) in sets.iter().enumerate() {
