@@ -359,12 +359,9 @@ impl Answerer {
     /// bind and connect; a blocking connect waits for the handshake and reports its outcome.
     fn addressed(&mut self, k: &mut Interleaved<'_>, req: &Request) -> Answered {
         let fd = fd_arg(req.args[0]);
-        let addr = match sockaddr::parse(&req.data) {
+        let addr = match guest_addr(&req.data) {
             Ok(addr) => addr,
-            Err(Errno::EOPNOTSUPP) => {
-                return refuse("abstract AF_UNIX names are not simulated".to_string());
-            }
-            Err(e) => return Ok(Reply::err(e as i32)),
+            Err(answered) => return answered,
         };
         if req.op == Op::Bind {
             let bound = k.bind(fd, &addr);
@@ -506,9 +503,9 @@ impl Answerer {
         };
         let to = match to {
             [] => None,
-            to => match sockaddr::parse(to) {
+            to => match guest_addr(to) {
                 Ok(addr) => Some(addr),
-                Err(e) => return Ok(Reply::err(e as i32)),
+                Err(answered) => return answered,
             },
         };
         let patience = self.patience(k, fd, Events::OUT, flags & libc::MSG_DONTWAIT != 0);
@@ -789,6 +786,18 @@ fn resolve(k: &mut Interleaved<'_>, family: i64, name: &[u8]) -> Reply {
         data.extend_from_slice(&octets);
     }
     Reply::ok(0).with_data(data)
+}
+
+/// An address the program passed (bind, connect, sendto): an abstract AF_UNIX name is refused,
+/// a malformed one answered with Linux's errno.
+fn guest_addr(data: &[u8]) -> Result<SockAddr, Answered> {
+    match sockaddr::parse(data) {
+        Ok(addr) => Ok(addr),
+        Err(Errno::EOPNOTSUPP) => Err(refuse(
+            "abstract AF_UNIX names are not simulated".to_string(),
+        )),
+        Err(e) => Err(Ok(Reply::err(e as i32))),
+    }
 }
 
 /// getnameinfo's reverse lookup: the name, or -1.

@@ -235,6 +235,10 @@ fn every_other_row_of_the_refusal_table_is_refused_by_name() {
             "abstract AF_UNIX names",
         ),
         (
+            "u = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); u.sendto(b'x', '\\0abstract')",
+            "abstract AF_UNIX names",
+        ),
+        (
             "s.setsockopt(socket.SOL_SOCKET, socket.SO_PRIORITY, 1)",
             "socket option level 1 name 12",
         ),
