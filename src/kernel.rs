@@ -200,6 +200,9 @@ pub trait Kernel {
     fn socketpair(&mut self, ty: SockType) -> Result<(Fd, Fd), Errno>;
     /// pipe2(2): (read end, write end).
     fn pipe(&mut self) -> Result<(Fd, Fd), Errno>;
+    /// eventfd(2), non-blocking and close-on-exec: a counter that starts at `initval`;
+    /// `semaphore` is EFD_SEMAPHORE (a read takes 1). Read and written with recv and send.
+    fn eventfd(&mut self, initval: u32, semaphore: bool) -> Result<Fd, Errno>;
     /// dup(2): a new descriptor for the same open file.
     fn dup(&mut self, fd: Fd) -> Result<Fd, Errno>;
     /// bind(2).

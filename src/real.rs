@@ -249,6 +249,16 @@ impl Kernel for RealKernel {
         Ok((self.adopt(r), self.adopt(w)))
     }
 
+    fn eventfd(&mut self, initval: u32, semaphore: bool) -> Result<Fd, Errno> {
+        use nix::sys::eventfd::{EfdFlags, EventFd};
+        let mut flags = EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC;
+        if semaphore {
+            flags |= EfdFlags::EFD_SEMAPHORE;
+        }
+        let counter = EventFd::from_value_and_flags(initval, flags)?;
+        Ok(self.adopt(counter.into()))
+    }
+
     fn dup(&mut self, fd: Fd) -> Result<Fd, Errno> {
         let owned = nix::unistd::dup(self.owned(fd)?)?;
         // dup(2) clears FD_CLOEXEC; keep every descriptor close-on-exec.

@@ -23,6 +23,7 @@
 //!   sleep, usleep.
 //! - [`names`]: getaddrinfo, getnameinfo.
 //! - [`entropy`]: getrandom, getentropy.
+//! - [`eventfd`]: eventfd (a simulated counter), eventfd_read, eventfd_write.
 //! - [`exec`]: execve, execv, execvp, execvpe, posix_spawn, posix_spawnp (the shim's variables
 //!   kept in the new program's environment).
 //! - [`timers`]: alarm, setitimer, timer_create, timerfd_create, signalfd (refused for the
@@ -43,6 +44,7 @@ mod beyond;
 mod clock;
 mod data;
 mod entropy;
+mod eventfd;
 mod exec;
 mod names;
 mod ready;

@@ -97,12 +97,71 @@ unsafe fn sim_poll(fds: *mut pollfd, n: nfds_t, timeout_ns: i64) -> c_int {
     }))
 }
 
+/// A poll that does not wait (timeout 0) over simulated and real descriptors together: each
+/// half is asked now, the real one by the kernel and the simulated one by selectlab, and the
+/// answers merged. Nothing waits, so no clock has to answer for both (Rust's runtime asks this
+/// of descriptors 0, 1 and 2 at start). `None` when the entries are not mixed.
+///
+/// # Safety
+/// `fds` must point to `n` valid entries.
+unsafe fn poll_mixed_now(fds: *mut pollfd, n: nfds_t) -> Option<c_int> {
+    if n == 0 || n as usize > MAX_POLL_FDS {
+        return None;
+    }
+    // SAFETY: the caller promises `n` entries.
+    let entries = unsafe { std::slice::from_raw_parts_mut(fds, n as usize) };
+    let sim = |p: &pollfd| p.fd >= 0 && is_sim(p.fd);
+    let real = |p: &pollfd| p.fd >= 0 && !is_sim(p.fd);
+    if !entries.iter().any(sim) || !entries.iter().any(real) {
+        return None;
+    }
+    // Each half as its own array, every entry of the other half ignored (fd -1), as poll
+    // ignores negative descriptors.
+    let half = |keep: &dyn Fn(&pollfd) -> bool| -> Vec<pollfd> {
+        (entries.iter())
+            .map(|p| pollfd {
+                fd: if keep(p) { p.fd } else { -1 },
+                events: p.events,
+                revents: 0,
+            })
+            .collect()
+    };
+    let mut real_half = half(&real);
+    // SAFETY: `real_half` holds `n` entries; timeout 0.
+    let r = unsafe {
+        real!(poll: fn(*mut pollfd, nfds_t, c_int) -> c_int)(real_half.as_mut_ptr(), n, 0)
+    };
+    if r < 0 {
+        return Some(r);
+    }
+    let mut sim_half: Vec<pollfd> = entries.iter().filter(|p| sim(p)).copied().collect();
+    // SAFETY: `sim_half` holds its own entries; timeout 0.
+    if unsafe { sim_poll(sim_half.as_mut_ptr(), sim_half.len() as nfds_t, 0) } < 0 {
+        return Some(-1);
+    }
+    let mut from_sim = sim_half.into_iter();
+    for (p, r) in entries.iter_mut().zip(&real_half) {
+        p.revents = if sim(p) {
+            from_sim.next().map_or(0, |s| s.revents)
+        } else {
+            r.revents
+        };
+    }
+    Some(entries.iter().filter(|p| p.revents != 0).count() as c_int)
+}
+
 /// poll(2).
 ///
 /// # Safety
 /// `fds` must point to `n` valid entries.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn poll(fds: *mut pollfd, n: nfds_t, timeout_ms: c_int) -> c_int {
+    if timeout_ms == 0
+        // SAFETY: the caller's promise, passed on.
+        && let Some(r) = unsafe { poll_mixed_now(fds, n) }
+    {
+        return r;
+    }
     // SAFETY: the caller promises `n` entries.
     let watched = (0..n as usize).map(|i| unsafe { (*fds.add(i)).fd });
     if !simulated_wait("poll", watched) {
@@ -124,6 +183,12 @@ pub unsafe extern "C" fn ppoll(
     timeout: *const timespec,
     mask: *const sigset_t,
 ) -> c_int {
+    // SAFETY: the caller's promises, passed on.
+    if unsafe { ns_of_timespec(timeout) } == 0
+        && let Some(r) = unsafe { poll_mixed_now(fds, n) }
+    {
+        return r;
+    }
     // SAFETY: the caller promises `n` entries.
     let watched = (0..n as usize).map(|i| unsafe { (*fds.add(i)).fd });
     if !simulated_wait("ppoll", watched) {

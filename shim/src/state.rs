@@ -144,7 +144,8 @@ pub(crate) fn owner_or_refuse(what: &str) {
         )),
         Mode::Owner if tid != OWNER_TID.load(Relaxed) => refuse(&format!(
             "a second thread (tid {tid}) called {what}; a simulated program must be \
-             single-threaded, or its run would depend on the real scheduler"
+             single-threaded, or its run would depend on the real scheduler (an async \
+             runtime on one thread runs: tokio's current_thread runtime, for one)"
         )),
         Mode::Descendant => refuse(&format!(
             "a child process (pid {pid}) called {what}; only the program selectlab started \

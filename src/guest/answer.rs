@@ -173,6 +173,7 @@ impl Answerer {
             Op::Poll => ready::poll(k, a, &req.data),
             Op::Select => ready::select(k, a, &req.data),
             Op::EpollCreate => self.epoll_create(k, a),
+            Op::EventFd => self.eventfd(k, a),
             Op::EpollCtl => ready::epoll_ctl(k, a),
             Op::EpollWait => ready::epoll_wait(k, a),
             Op::Clock => Ok(Reply::ok(ready::clock_ns(k, a[0]))),
@@ -528,6 +529,21 @@ impl Answerer {
             }
         }
         Ok(Reply::ok(sent as i64))
+    }
+
+    /// eventfd: EFD_SEMAPHORE, EFD_NONBLOCK and EFD_CLOEXEC; any other flag is EINVAL.
+    fn eventfd(&mut self, k: &mut Interleaved<'_>, a: &[i64; 6]) -> Answered {
+        let flags = a[1] as i32;
+        let known = libc::EFD_SEMAPHORE | libc::EFD_NONBLOCK | libc::EFD_CLOEXEC;
+        if flags & !known != 0 {
+            return Ok(Reply::err(Errno::EINVAL as i32));
+        }
+        k.sim.place_next_fds(&[new_fd(a[2])?]);
+        let made = k.eventfd(a[0] as u32, flags & libc::EFD_SEMAPHORE != 0);
+        k.sim.clear_placed_fds();
+        let nonblocking = flags & libc::EFD_NONBLOCK != 0;
+        self.note_new(made.as_ref().ok().copied(), nonblocking, false);
+        Ok(reply(made.map(|fd| fd.0.into())))
     }
 
     fn epoll_create(&mut self, k: &mut Interleaved<'_>, a: &[i64; 6]) -> Answered {

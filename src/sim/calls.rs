@@ -54,6 +54,13 @@ impl Kernel for Sim {
         r
     }
 
+    fn eventfd(&mut self, initval: u32, semaphore: bool) -> Result<Fd, Errno> {
+        let r = self.sim_eventfd(initval, semaphore);
+        let arg = Arg::EventFd(initval, semaphore);
+        self.record(Call::EventFd, -1, arg, count(&r, |fd| fd.0.into()), None);
+        r
+    }
+
     fn pipe(&mut self) -> Result<(Fd, Fd), Errno> {
         let r = self.sim_pipe();
         self.record(

@@ -110,6 +110,7 @@ impl Kernel for Interleaved<'_> {
         fn socket(&mut self, family: Family, ty: SockType) -> Result<Fd, Errno>;
         fn socketpair(&mut self, ty: SockType) -> Result<(Fd, Fd), Errno>;
         fn pipe(&mut self) -> Result<(Fd, Fd), Errno>;
+        fn eventfd(&mut self, initval: u32, semaphore: bool) -> Result<Fd, Errno>;
         fn dup(&mut self, fd: Fd) -> Result<Fd, Errno>;
         fn bind(&mut self, fd: Fd, addr: &SockAddr) -> Result<(), Errno>;
         fn listen(&mut self, fd: Fd, backlog: u32) -> Result<(), Errno>;

@@ -145,6 +145,7 @@ pub struct Sim {
     files: SlotMap<Id, File>,
     socks: SlotMap<Id, Sock>,
     pipes: SlotMap<Id, Pipe>,
+    counters: SlotMap<Id, state::Counter>,
     epolls: SlotMap<Id, epoll::EpollInstance>,
     /// Which epoll items watch each object (so a wake costs the watchers, not the world).
     watchers: BTreeMap<Object, Vec<epoll::Watch>>,
@@ -184,6 +185,7 @@ impl Sim {
             files: SlotMap::with_key(),
             socks: SlotMap::with_key(),
             pipes: SlotMap::with_key(),
+            counters: SlotMap::with_key(),
             epolls: SlotMap::with_key(),
             watchers: BTreeMap::new(),
             ports: BTreeMap::new(),

@@ -26,6 +26,7 @@ impl Sim {
                     Events::NONE
                 }
             }
+            Object::EventFd(c) => self.eventfd_readiness(c),
             Object::PipeRead(p) => {
                 let pipe = self.pipes.get(p).expect("live pipe");
                 let mut e = Events::NONE;

@@ -239,6 +239,14 @@ pub struct Pipe {
     pub writers: u32,
 }
 
+/// An eventfd's counter.
+#[derive(Debug, Clone, Default)]
+pub struct Counter {
+    pub count: u64,
+    /// EFD_SEMAPHORE: a read takes 1, not the whole count.
+    pub semaphore: bool,
+}
+
 /// What an open file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Object {
@@ -246,6 +254,7 @@ pub enum Object {
     PipeRead(Id),
     PipeWrite(Id),
     Epoll(Id),
+    EventFd(Id),
 }
 
 /// An open file description: what it is and how many descriptors refer to it.

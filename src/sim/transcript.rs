@@ -23,6 +23,7 @@ pub enum Call {
     Socket,
     Socketpair,
     Pipe,
+    EventFd,
     Dup,
     Bind,
     Listen,
@@ -55,6 +56,7 @@ impl Call {
             Call::Socket => "socket",
             Call::Socketpair => "socketpair",
             Call::Pipe => "pipe",
+            Call::EventFd => "eventfd",
             Call::Dup => "dup",
             Call::Bind => "bind",
             Call::Listen => "listen",
@@ -90,6 +92,8 @@ pub enum Arg {
     Num(i64),
     /// An IP endpoint.
     Inet(SocketAddr),
+    /// eventfd's initial value, and whether it counts as a semaphore.
+    EventFd(u32, bool),
     /// connect's destination and the address it connects from.
     Connect(SocketAddr, SocketAddr),
     /// An AF_UNIX path (shared, so a record does not copy it).
@@ -128,6 +132,8 @@ impl fmt::Display for Arg {
             Arg::Num(n) => write!(f, "{n}"),
             Arg::Inet(a) => write!(f, "{a}"),
             Arg::Connect(to, from) => write!(f, "{to} from {from}"),
+            Arg::EventFd(initval, false) => write!(f, "{initval}"),
+            Arg::EventFd(initval, true) => write!(f, "{initval}, semaphore"),
             Arg::Path(p) => write!(f, "{}", p.display()),
             Arg::Unnamed => f.write_str("unnamed"),
             Arg::Kind(fam, ty) => write!(f, "{fam:?}, {ty:?}"),
@@ -194,6 +200,8 @@ impl fmt::Display for Ready {
         };
         match self {
             Ready::Nothing => return Ok(()),
+            Ready::Fds(fds) if fds.is_empty() => return Ok(()),
+            Ready::Data(items) if items.is_empty() => return Ok(()),
             Ready::Fds(fds) => {
                 for (i, (fd, ev)) in fds.iter().enumerate() {
                     item(i, "fd", fd, *ev)?;
@@ -377,5 +385,6 @@ mod tests {
         let fds = Ready::Fds(Box::new([(3, Events::HUP)]));
         assert!(wait(Call::Poll, fds).ends_with("= 2 (fd3 hup)"));
         assert!(wait(Call::Select, Ready::Nothing).ends_with("= 2"));
+        assert!(wait(Call::Poll, Ready::Fds(Box::new([]))).ends_with("= 2"));
     }
 }

@@ -78,7 +78,7 @@ impl Kind {
             "send" | "recv" | "sendto" | "recvfrom" | "ioctl_fionread" => Kind::Data,
             "poll" | "select" | "epoll_wait" => Kind::Wait,
             "socket" | "socketpair" | "bind" | "listen" | "connect" | "accept" | "shutdown"
-            | "close" | "dup" | "pipe" => Kind::Connection,
+            | "close" | "dup" | "pipe" | "eventfd" => Kind::Connection,
             _ => Kind::Other,
         }
     }

@@ -66,3 +66,29 @@ fn calls_that_would_bypass_the_simulator_are_refused_by_name() {
         refused(&format!("{CONNECTED}{call}"), why);
     }
 }
+
+#[test]
+fn a_poll_that_does_not_wait_may_mix_simulated_and_real_descriptors() {
+    if !python() {
+        return;
+    }
+    let code = format!(
+        "{CONNECTED}p = select.poll()\np.register(c, select.POLLOUT)\np.register(1, select.POLLOUT)\n\
+         r, w = os.pipe()\np.register(r, select.POLLIN)\nprint(sorted(p.poll(0)))\n\
+         os.write(w, b'x')\nc.send(b'y')\np.register(s, select.POLLIN)\nprint(sorted(p.poll(0)))"
+    );
+    let real = Command::new("python3")
+        .args(["-c", &code])
+        .output()
+        .expect("python3 runs");
+    assert!(real.status.success(), "{}", text(&real.stderr));
+    let inside = sim(&["--", "python3", "-c", &code]);
+    assert!(inside.status.success(), "{}", text(&inside.stderr));
+    let expected = text(&real.stdout);
+    assert_eq!(expected.lines().count(), 2, "{expected}");
+    assert!(
+        text(&inside.stdout).starts_with(&expected),
+        "{}",
+        text(&inside.stdout)
+    );
+}

@@ -6,6 +6,7 @@ mod util;
 
 // The kernel is the oracle: socket calls, readiness and scripts on both transports.
 mod differential;
+mod eventfd;
 mod exceptions;
 mod readiness_diff;
 mod review_regressions;
@@ -40,6 +41,7 @@ mod fuzz_corpus;
 mod guest;
 mod guest_beyond;
 mod guest_check;
+mod guest_tokio;
 mod json_records;
 mod pcap;
 mod progress;

@@ -150,6 +150,8 @@ ops! {
     /// getrandom, getentropy: `[len]`. Reply: how many bytes; data: the bytes (from the run's
     /// seed, so that the same seed gives the same run).
     Random = 30,
+    /// eventfd: `[initval, flags, new_fd]`. Reply: the descriptor.
+    EventFd = 31,
 }
 
 /// Bytes of one `fd_set` (Linux's FD_SETSIZE bits).

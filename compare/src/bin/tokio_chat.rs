@@ -4,6 +4,9 @@
 //! beside `selectlab chat serve` and `ncat --chat` (`docs/src/measurements.md`).
 //!
 //!     cargo run --release -p selectlab-compare --bin tokio_chat -- 127.0.0.1:7000
+//!
+//! With `--current-thread` it runs on tokio's single-threaded runtime, which `selectlab sim`
+//! can run inside the simulator (the multi-threaded one is refused there).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,11 +18,19 @@ use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 type Room = Arc<Mutex<HashMap<SocketAddr, UnboundedSender<String>>>>;
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
+fn main() -> std::io::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut runtime = if args.iter().any(|a| a == "--current-thread") {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let addr = (args.iter().find(|a| !a.starts_with("--")).cloned())
         .unwrap_or_else(|| "127.0.0.1:7000".to_string());
+    runtime.enable_all().build()?.block_on(room(addr))
+}
+
+async fn room(addr: String) -> std::io::Result<()> {
     let listener = TcpListener::bind(&addr).await?;
     println!("tokio chat on {}", listener.local_addr()?);
     let room: Room = Arc::default();

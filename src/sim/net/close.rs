@@ -146,6 +146,9 @@ impl Sim {
         self.files.remove(file_id);
         match object {
             Object::Epoll(_) => {}
+            Object::EventFd(c) => {
+                self.counters.remove(c);
+            }
             Object::Sock(id) => self.release_sock(id, false),
             Object::PipeRead(p) | Object::PipeWrite(p) => {
                 let pipe = self.pipes.get_mut(p).expect("live pipe");

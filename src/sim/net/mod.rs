@@ -8,6 +8,7 @@
 mod close;
 mod connect;
 mod datagram;
+mod eventfd;
 mod pipe;
 mod ports;
 mod stream;
@@ -103,10 +104,13 @@ impl Sim {
         };
         match obj {
             // recvfrom is a socket call: on anything else, ENOTSOCK (read(2) differs).
-            Object::PipeRead(_) | Object::PipeWrite(_) | Object::Epoll(_) if from.is_some() => {
+            Object::PipeRead(_) | Object::PipeWrite(_) | Object::Epoll(_) | Object::EventFd(_)
+                if from.is_some() =>
+            {
                 (Err(Errno::ENOTSOCK), None)
             }
             Object::PipeRead(p) => self.pipe_read(p, buf),
+            Object::EventFd(c) => self.eventfd_read(c, buf),
             Object::PipeWrite(_) => (Err(Errno::EBADF), None),
             Object::Epoll(_) => (Err(Errno::EINVAL), None),
             Object::Sock(id) => {
@@ -127,10 +131,13 @@ impl Sim {
         };
         match obj {
             // sendto is a socket call: on anything else, ENOTSOCK (write(2) differs).
-            Object::PipeRead(_) | Object::PipeWrite(_) | Object::Epoll(_) if to.is_some() => {
+            Object::PipeRead(_) | Object::PipeWrite(_) | Object::Epoll(_) | Object::EventFd(_)
+                if to.is_some() =>
+            {
                 (Err(Errno::ENOTSOCK), None)
             }
             Object::PipeWrite(p) => self.pipe_write(p, buf),
+            Object::EventFd(c) => self.eventfd_write(c, buf),
             Object::PipeRead(_) => (Err(Errno::EBADF), None),
             Object::Epoll(_) => (Err(Errno::EINVAL), None),
             Object::Sock(id) => {
@@ -185,7 +192,8 @@ impl Sim {
             Object::Sock(id) => id,
             Object::PipeRead(p) => return Ok(self.pipes.get(p).expect("live pipe").buf.len()),
             Object::PipeWrite(_) => return Ok(0),
-            Object::Epoll(_) => return Err(Errno::ENOTTY),
+            // FIONREAD is for sockets, pipes and regular files.
+            Object::Epoll(_) | Object::EventFd(_) => return Err(Errno::ENOTTY),
         };
         let s = self.sock(id);
         if matches!(s.state, State::Listen { .. }) {
