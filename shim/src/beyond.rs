@@ -186,51 +186,36 @@ unsafe fn sendfile_to_sim(
     sent
 }
 
-/// sendfile(2): from a file to a simulated socket, through the simulator.
-///
-/// # Safety
-/// `offset` must be null or point to a valid offset.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn sendfile(
-    out_fd: c_int,
-    in_fd: c_int,
-    offset: *mut off_t,
-    count: size_t,
-) -> ssize_t {
-    if is_sim(out_fd) || is_sim(in_fd) {
-        // SAFETY: the caller's promise, passed on.
-        return unsafe { sendfile_to_sim(out_fd, in_fd, offset, count) };
-    }
-    // SAFETY: the arguments are the caller's, passed on unchanged.
-    unsafe {
-        real!(sendfile: fn(c_int, c_int, *mut off_t, size_t) -> ssize_t)(
-            out_fd, in_fd, offset, count,
-        )
-    }
+/// Defines sendfile and its large-file name: through the simulator when either end is
+/// simulated ([`sendfile_to_sim`]), libc's own otherwise.
+macro_rules! sendfile {
+    ($($name:ident),*) => {$(
+        #[doc = concat!(stringify!($name), "(2): from a file to a simulated socket, through the simulator.")]
+        ///
+        /// # Safety
+        /// `offset` must be null or point to a valid offset.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(
+            out_fd: c_int,
+            in_fd: c_int,
+            offset: *mut off_t,
+            count: size_t,
+        ) -> ssize_t {
+            if is_sim(out_fd) || is_sim(in_fd) {
+                // SAFETY: the caller's promise, passed on.
+                return unsafe { sendfile_to_sim(out_fd, in_fd, offset, count) };
+            }
+            // SAFETY: the arguments are the caller's, passed on unchanged.
+            unsafe {
+                real!($name: fn(c_int, c_int, *mut off_t, size_t) -> ssize_t)(
+                    out_fd, in_fd, offset, count,
+                )
+            }
+        }
+    )*};
 }
 
-/// sendfile64: [`sendfile`] under its large-file name.
-///
-/// # Safety
-/// As for [`sendfile`].
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn sendfile64(
-    out_fd: c_int,
-    in_fd: c_int,
-    offset: *mut off_t,
-    count: size_t,
-) -> ssize_t {
-    if is_sim(out_fd) || is_sim(in_fd) {
-        // SAFETY: the caller's promise, passed on.
-        return unsafe { sendfile_to_sim(out_fd, in_fd, offset, count) };
-    }
-    // SAFETY: the arguments are the caller's, passed on unchanged.
-    unsafe {
-        real!(sendfile64: fn(c_int, c_int, *mut off_t, size_t) -> ssize_t)(
-            out_fd, in_fd, offset, count,
-        )
-    }
-}
+sendfile!(sendfile, sendfile64);
 
 /// sendmmsg(2): sendmsg for each message until one fails; the count sent, or the first
 /// message's error.

@@ -13,6 +13,8 @@ use selectlab::kernel::{Fd, Kernel};
 use selectlab::sim::decide::{Adversity, Decider};
 use selectlab::sim::{Sim, SimConfig};
 
+use crate::util::selectlab;
+
 fn tshark() -> bool {
     let found = Command::new("tshark").arg("--version").output().is_ok();
     if !found {
@@ -240,14 +242,6 @@ fn sim_pcap_writes_the_programs_traffic() {
         page.contains(r#"data-lanes="4""#),
         "the program and three clients"
     );
-}
-
-/// Runs selectlab with `args`; its output.
-fn selectlab(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_selectlab"))
-        .args(args)
-        .output()
-        .expect("selectlab runs")
 }
 
 #[test]

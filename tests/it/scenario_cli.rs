@@ -1,14 +1,7 @@
 //! `selectlab scenario` on the command line: a malformed script is refused with its file and
 //! line and exit status 2 before anything runs; a failed expectation is exit status 1.
 
-use std::process::Command;
-
-fn selectlab(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_selectlab"))
-        .args(args)
-        .output()
-        .expect("selectlab runs")
-}
+use crate::util::selectlab;
 
 #[test]
 fn a_malformed_script_is_refused_with_file_and_line_before_anything_runs() {

@@ -131,3 +131,11 @@ pub fn free_port() -> Option<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
     Some(listener.local_addr().ok()?.port())
 }
+
+/// Runs the selectlab binary with `args`; its output.
+pub fn selectlab(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_selectlab"))
+        .args(args)
+        .output()
+        .expect("selectlab runs")
+}

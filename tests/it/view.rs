@@ -16,11 +16,7 @@ fn out_dir() -> PathBuf {
 }
 
 fn view(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_selectlab"))
-        .arg("view")
-        .args(args)
-        .output()
-        .expect("selectlab runs")
+    crate::util::selectlab(&[&["view"], args].concat())
 }
 
 fn count(text: &str, needle: &str) -> usize {
