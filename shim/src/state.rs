@@ -7,7 +7,7 @@
 //! (EBADF, ENOTSOCK) instead of touching the network.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI32, AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
 
 use selectlab_wire::{MAX_MESSAGE_BYTES, Op, Reply, Request, SPIN_RECV_TRIES};
 
@@ -169,6 +169,15 @@ pub(crate) fn simulated_process() -> bool {
 
 /// The channel's buffers, reused by every call (calls come from one thread): what is sent, and
 /// what comes back (kept at its full size, so it is not cleared on every call).
+/// The virtual time of selectlab's last reply (ns on the monotonic clock; -1 before the
+/// first): what every simulated clock reads, plus its offset, until the program's next call.
+static VIRTUAL_NOW_NS: AtomicI64 = AtomicI64::new(-1);
+
+/// The virtual time of selectlab's last reply, if there was one (see [`Reply::now_ns`]).
+pub(crate) fn virtual_now_ns() -> Option<i64> {
+    Some(VIRTUAL_NOW_NS.load(Relaxed)).filter(|ns| *ns >= 0)
+}
+
 static BUFFERS: Mutex<(Vec<u8>, Vec<u8>)> = Mutex::new((Vec::new(), Vec::new()));
 
 /// Sends `req` to selectlab and waits for its reply. The caller's errno is left as it was (a
@@ -207,6 +216,7 @@ pub(crate) fn call(req: &Request) -> Reply {
         Ok(reply) => reply,
         Err(e) => die(&format!("selectlab's reply did not decode: {e}")),
     };
+    VIRTUAL_NOW_NS.store(reply.now_ns, Relaxed);
     set_errno(saved_errno);
     reply
 }

@@ -170,7 +170,7 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
                 None => break End::Exited(main.exit_code()),
             },
         };
-        calls += 1;
+        calls += 1 + spawn::clock_reads_in(&req);
         let before = sim.now();
         let mut kernel = Interleaved {
             sim: &mut sim,
@@ -178,6 +178,7 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
         };
         match answerer.answer(&mut kernel, &req) {
             Ok(reply) => {
+                let reply = reply.at(spawn::nanos(sim.now()));
                 channel.reply(&reply);
                 hosts.started |= req.op == Op::Listen && reply.ret == 0;
                 hosts.clients.after_call(&mut sim, &req, &reply);

@@ -88,6 +88,7 @@ impl GuestServer {
         self.calls += 1;
         match answered {
             Ok(Some((req, reply))) => {
+                self.calls += super::spawn::clock_reads_in(&req);
                 if self.address.is_none() && req.op == Op::Listen && reply.ret == 0 {
                     self.address = listening_address(sim, Fd(req.args[0] as i32));
                 }

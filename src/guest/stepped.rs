@@ -154,6 +154,7 @@ impl Stepped {
         } else {
             self.answerer.answer(k, &req)?
         };
+        let reply = reply.at(super::spawn::nanos(k.sim.now()));
         self.channel.reply(&reply);
         match self.channel.next_request(Some(&mut self.process)) {
             Ok(Some(next)) => {

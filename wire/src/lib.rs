@@ -52,7 +52,7 @@ pub const ARGS: usize = 6;
 pub const REQUEST_HEADER_BYTES: usize = 4 + ARGS * 8 + 4;
 
 /// A reply's fixed part: the result, the errno, the payload's length.
-pub const REPLY_HEADER_BYTES: usize = 8 + 4 + 4;
+pub const REPLY_HEADER_BYTES: usize = 8 + 4 + 8 + 4;
 
 /// Largest message either side sends or accepts.
 pub const MAX_MESSAGE_BYTES: usize = REQUEST_HEADER_BYTES + MAX_DATA_BYTES;
@@ -138,7 +138,8 @@ ops! {
     /// epoll_wait, epoll_pwait: `[epfd, max_events, timeout_ns (negative: none)]`. Reply: the count; data:
     /// count × (events u32, data u64).
     EpollWait = 25,
-    /// clock_gettime: `[clock_id]`. Reply: nanoseconds on that clock.
+    /// clock_gettime: `[clock_id, reads]`, `reads` the clock reads the shim answered itself
+    /// since its last request (counted as calls). Reply: nanoseconds on that clock.
     Clock = 26,
     /// nanosleep, clock_nanosleep: `[clock_id, absolute (0 or 1), ns]`. Reply: 0.
     Sleep = 27,
@@ -175,6 +176,10 @@ pub struct Reply {
     pub ret: i64,
     /// The errno when `ret` is -1, else 0.
     pub errno: i32,
+    /// Virtual time (the monotonic clock, in ns) when it was answered. Time moves only while
+    /// the program waits, so until its next call every simulated clock reads this plus the
+    /// clock's own offset, and the shim answers clock reads itself.
+    pub now_ns: i64,
     /// Bytes that go with it.
     pub data: Vec<u8>,
 }
@@ -295,6 +300,7 @@ impl Reply {
         Reply {
             ret,
             errno: 0,
+            now_ns: 0,
             data: Vec::new(),
         }
     }
@@ -304,8 +310,15 @@ impl Reply {
         Reply {
             ret: -1,
             errno,
+            now_ns: 0,
             data: Vec::new(),
         }
+    }
+
+    /// The same reply, stamped with the virtual time it is answered at.
+    pub fn at(mut self, now_ns: i64) -> Reply {
+        self.now_ns = now_ns;
+        self
     }
 
     /// The same reply with a payload.
@@ -318,6 +331,7 @@ impl Reply {
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.ret.to_le_bytes());
         out.extend_from_slice(&self.errno.to_le_bytes());
+        out.extend_from_slice(&self.now_ns.to_le_bytes());
         out.extend_from_slice(&data_len(&self.data).to_le_bytes());
         out.extend_from_slice(&self.data);
     }
@@ -330,10 +344,12 @@ impl Reply {
         let mut c = Cursor(bytes);
         let ret = c.i64()?;
         let errno = c.i32()?;
+        let now_ns = c.i64()?;
         let len = c.u32()?;
         Ok(Reply {
             ret,
             errno,
+            now_ns,
             data: c.rest(len)?,
         })
     }
@@ -365,7 +381,7 @@ mod tests {
         let mut bytes = Vec::new();
         req.encode(&mut bytes);
         assert_eq!(Request::decode(&bytes), Ok(req));
-        let reply = Reply::err(11).with_data(vec![1, 2, 3]);
+        let reply = Reply::err(11).with_data(vec![1, 2, 3]).at(1_500_000_000);
         bytes.clear();
         reply.encode(&mut bytes);
         assert_eq!(Reply::decode(&bytes), Ok(reply));
