@@ -562,6 +562,21 @@ impl Channel {
     }
 }
 
+/// Virtual time as a reply's stamp: nanoseconds, saturating.
+pub fn nanos(t: std::time::Duration) -> i64 {
+    i64::try_from(t.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// The clock reads the shim answered itself that a forwarded clock read reports (they count
+/// as the program's calls).
+pub fn clock_reads_in(req: &selectlab_wire::Request) -> u64 {
+    if req.op == selectlab_wire::Op::Clock {
+        u64::try_from(req.args[1]).unwrap_or(0)
+    } else {
+        0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -578,20 +593,5 @@ mod tests {
         let why = Console::file(path).expect_err("beyond the limit");
         assert!(why.contains("more than the 1048576"), "{why}");
         assert_eq!(Console::Idle.contents(), None);
-    }
-}
-
-/// Virtual time as a reply's stamp: nanoseconds, saturating.
-pub fn nanos(t: std::time::Duration) -> i64 {
-    i64::try_from(t.as_nanos()).unwrap_or(i64::MAX)
-}
-
-/// The clock reads the shim answered itself that a forwarded clock read reports (they count
-/// as the program's calls).
-pub fn clock_reads_in(req: &selectlab_wire::Request) -> u64 {
-    if req.op == selectlab_wire::Op::Clock {
-        u64::try_from(req.args[1]).unwrap_or(0)
-    } else {
-        0
     }
 }
