@@ -437,6 +437,27 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Whatever the file holds, reading it and drawing it do not panic, and every arrow
+        /// joins two drawn events, a send to a later recv.
+        #[test]
+        fn any_text_is_read_and_drawn_without_panicking(lines in proptest::collection::vec(
+            proptest::prop_oneof![
+                "\\[ {0,4}[0-9]{1,3}\\.[0-9]{6}\\] (c[0-9] )?(fd[0-9] )?(send|recv|accept|connect|close|dup)\\([0-9a-z.: ]{0,30}\\) = -?[0-9]{1,3}( \\(fd[0-9] in\\))?",
+                "\\[ {0,3}[0-9]\\.[0-9]{3}\\] (c[0-9]|server)[ :'a-z]{0,20}",
+                "(FAIL|PASS|transcript:|---|kernel: )?.{0,40}",
+            ],
+            0..60,
+        )) {
+            let t = parse(&lines.join("\n"));
+            for a in &t.arrows {
+                proptest::prop_assert!(a.from < a.to && a.to < t.events.len());
+            }
+            let _ = crate::view::svg(&t);
+            let _ = crate::view::page(&t, "any");
+        }
+    }
+
     #[test]
     fn lines_that_only_look_like_records_are_kept_as_header_text() {
         let t = parse("[x.000000] nope\n[   1.00] short\nplain words\n[   0.000000] garbled\n");
