@@ -48,6 +48,9 @@ fn virtual_ns(clock: clockid_t) -> i64 {
     if let (Some(now), Some(offset)) = (state::virtual_now_ns(), offset)
         && LOCAL_READS.fetch_add(1, Relaxed) < LOCAL_CLOCK_READS_MAX
     {
+        // Only the program's own thread reads the simulator's time, as when each read went
+        // to selectlab: a second thread or a forked child is refused here too.
+        state::owner_or_refuse("clock_gettime");
         return now.saturating_add(offset);
     }
     let reads = LOCAL_READS.swap(0, Relaxed).min(LOCAL_CLOCK_READS_MAX);
