@@ -38,6 +38,13 @@ pub fn write(capture: &Capture, out: impl Write) -> Result<(), String> {
     Ok(())
 }
 
+/// Writes `capture` to a new pcap file at `path` ([`write()`]); an error names the file.
+pub fn write_file(capture: &Capture, path: &std::path::Path) -> Result<(), String> {
+    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    write(capture, std::io::BufWriter::new(file))
+        .map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
 /// One segment as an Ethernet frame.
 fn encode(s: &Segment, frame: &mut Vec<u8>) -> Result<(), String> {
     let link = PacketBuilder::ethernet2([0; 6], [0; 6]);

@@ -147,9 +147,7 @@ fn write_pictures(
         std::fs::write(path, page).map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
     if let Some(path) = pcap {
-        let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        crate::pcap::write(capture, std::io::BufWriter::new(file))
-            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        crate::pcap::write_file(capture, path)?;
         if capture.dropped() > 0 {
             eprintln!(
                 "selectlab: {}: the last {} segments are missing (a capture keeps at most {} segments and {} MiB)",

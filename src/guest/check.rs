@@ -11,7 +11,7 @@
 //! clients' interleaved, and the command line that replays it. Same seed, same transcript.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -693,7 +693,7 @@ fn evidence(
         lines.first().unwrap_or(&"")
     ));
     if let Some(path) = &config.pcap {
-        out.push(match write_pcap(path, &capture) {
+        out.push(match crate::pcap::write_file(&capture, path) {
             Ok(()) => format!(
                 "pcap: the shrunk case's traffic ({} segments) is in {}",
                 capture.segments().len(),
@@ -714,12 +714,6 @@ fn evidence(
         out.extend(body[body.len() - tail..].iter().map(|l| (*l).to_string()));
     }
     out
-}
-
-/// Writes a shrunk case's traffic where `--pcap` asked.
-fn write_pcap(path: &Path, capture: &Capture) -> Result<(), String> {
-    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    crate::pcap::write(capture, std::io::BufWriter::new(file))
 }
 
 /// The kinds of choice an adversity makes, by name.

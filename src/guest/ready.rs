@@ -236,7 +236,7 @@ pub fn clock_ns(k: &dyn Kernel, clock: i64) -> i64 {
     } else {
         k.now()
     };
-    i64::try_from(t.as_nanos()).unwrap_or(i64::MAX)
+    super::spawn::nanos(t)
 }
 
 /// nanosleep and clock_nanosleep: `[clock, absolute, ns]`. Virtual time passes and the peers

@@ -132,8 +132,8 @@ impl Stepped {
     /// the program exits, the kernel closes its descriptors.
     pub fn proceed(&mut self, k: &mut Interleaved<'_>) -> Result<Option<(Request, Reply)>, Halt> {
         // What is left of its wait's time (nothing, if it proceeds because its time is up).
-        let left_ns = (self.deadline(k.sim))
-            .map(|d| i64::try_from(d.saturating_sub(k.sim.now()).as_nanos()).unwrap_or(i64::MAX));
+        let left_ns =
+            (self.deadline(k.sim)).map(|d| super::spawn::nanos(d.saturating_sub(k.sim.now())));
         let timed_out = self.timed_out_blocked(k.sim);
         let Some((mut req, _)) = self.pending.take() else {
             return Ok(None);
