@@ -187,6 +187,68 @@ pub struct FdSets {
     pub except: Vec<Fd>,
 }
 
+/// The clocks a timerfd counts on. The alarm clocks, which need CAP_WAKE_ALARM and wake a
+/// suspended machine, are left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TimerClock {
+    /// CLOCK_REALTIME: the wall clock.
+    Realtime,
+    /// CLOCK_MONOTONIC.
+    Monotonic,
+    /// CLOCK_BOOTTIME: monotonic, counting suspend (none in the simulator).
+    Boottime,
+}
+
+/// A timespec as a caller passes it, unchecked: a bad one (a negative second, or nanoseconds of
+/// a whole second or more) reaches the kernel, which answers EINVAL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Timespec {
+    /// tv_sec.
+    pub secs: i64,
+    /// tv_nsec.
+    pub nanos: i64,
+}
+
+/// Seconds with nine decimals (`1.500000000 s`); an invalid one as its two fields.
+impl fmt::Display for Timespec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.duration() {
+            Some(d) => write!(f, "{}.{:09} s", d.as_secs(), d.subsec_nanos()),
+            None => write!(f, "{{{} s, {} ns}}", self.secs, self.nanos),
+        }
+    }
+}
+
+impl Timespec {
+    /// Nanoseconds in a second.
+    pub const NANOS_PER_SEC: i64 = 1_000_000_000;
+
+    /// The timespec of a duration (seconds past i64::MAX saturate).
+    pub fn of(d: Duration) -> Timespec {
+        Timespec {
+            secs: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            nanos: i64::from(d.subsec_nanos()),
+        }
+    }
+
+    /// The duration, or None for a timespec the kernel calls invalid (timespec64_valid).
+    pub fn duration(self) -> Option<Duration> {
+        let secs = u64::try_from(self.secs).ok()?;
+        let nanos = u32::try_from(self.nanos).ok()?;
+        (i64::from(nanos) < Self::NANOS_PER_SEC).then(|| Duration::new(secs, nanos))
+    }
+}
+
+/// An itimerspec: when the timer next fires (zero: disarmed) and then how often (zero: once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TimerSetting {
+    /// it_value: the first expiration (time left, or with TFD_TIMER_ABSTIME a time on the
+    /// timer's clock).
+    pub value: Timespec,
+    /// it_interval: the period after it.
+    pub interval: Timespec,
+}
+
 /// The socket calls of the seed's table, at the descriptor level, on one transport.
 ///
 /// Every method returns Linux's errno on failure; the same call sequence gives the same results
@@ -203,6 +265,22 @@ pub trait Kernel {
     /// eventfd(2), non-blocking and close-on-exec: a counter that starts at `initval`;
     /// `semaphore` is EFD_SEMAPHORE (a read takes 1). Read and written with recv and send.
     fn eventfd(&mut self, initval: u32, semaphore: bool) -> Result<Fd, Errno>;
+    /// timerfd_create(2), non-blocking and close-on-exec, disarmed. A read (recv, 8 bytes or
+    /// more) takes the count of expirations since the last read; it is readable while there
+    /// are some.
+    fn timerfd(&mut self, clock: TimerClock) -> Result<Fd, Errno>;
+    /// timerfd_settime(2): arms the timer, or disarms it with a zero value, and forgets the
+    /// expirations not read yet. `absolute` is TFD_TIMER_ABSTIME: the value is a time on the
+    /// timer's clock ([`Kernel::clock`]). Returns the setting it replaced, as
+    /// [`Kernel::timerfd_gettime`] would have.
+    fn timerfd_settime(
+        &mut self,
+        fd: Fd,
+        absolute: bool,
+        new: TimerSetting,
+    ) -> Result<TimerSetting, Errno>;
+    /// timerfd_gettime(2): the time left to the next expiration (zero: none) and the period.
+    fn timerfd_gettime(&mut self, fd: Fd) -> Result<TimerSetting, Errno>;
     /// dup(2): a new descriptor for the same open file.
     fn dup(&mut self, fd: Fd) -> Result<Fd, Errno>;
     /// bind(2).
@@ -276,6 +354,9 @@ pub trait Kernel {
     fn host_by_addr(&mut self, ip: IpAddr) -> Result<String, SockError>;
     /// Monotonic time since this kernel was created (virtual in the simulator).
     fn now(&self) -> Duration;
+    /// clock_gettime(2) on a timer's clock, what an absolute timer is set against (in the
+    /// simulator: virtual time, with the wall clock at [`Kernel::unix_time`]).
+    fn clock(&self, clock: TimerClock) -> Duration;
     /// Wall-clock time since the Unix epoch (in the simulator: a fixed epoch plus virtual time,
     /// so that timestamps in transcripts are deterministic).
     fn unix_time(&self) -> Duration;

@@ -17,13 +17,13 @@ use nix::sys::socket::{
     SockaddrLike, SockaddrStorage, UnixAddr, sockopt,
 };
 use nix::sys::time::{TimeVal, TimeValLike};
-use rustix::event::{PollFlags, Timespec};
+use rustix::event::PollFlags;
 
 use crate::addr::{Family, SockAddr, SockType};
 use crate::error::{Gai, HERROR_HOST_NOT_FOUND, SockError};
 use crate::kernel::{
     CtlOp, EP_MAX_EVENTS, Events, FD_SETSIZE, Fd, FdSets, IOV_MAX, Kernel, Mode, PollFd, Shutdown,
-    SockOpt,
+    SockOpt, TimerClock, TimerSetting, Timespec,
 };
 
 /// The Linux kernel, reached through `nix`.
@@ -216,13 +216,6 @@ fn from_epoll_flags(f: EpollFlags) -> Events {
     e
 }
 
-fn timespec(d: Duration) -> Timespec {
-    Timespec {
-        tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        tv_nsec: i64::from(d.subsec_nanos()),
-    }
-}
-
 impl Kernel for RealKernel {
     fn transport(&self) -> &'static str {
         "real"
@@ -257,6 +250,43 @@ impl Kernel for RealKernel {
         }
         let counter = EventFd::from_value_and_flags(initval, flags)?;
         Ok(self.adopt(counter.into()))
+    }
+
+    fn timerfd(&mut self, clock: TimerClock) -> Result<Fd, Errno> {
+        use rustix::time::{TimerfdClockId, TimerfdFlags, timerfd_create};
+        let id = match clock {
+            TimerClock::Realtime => TimerfdClockId::Realtime,
+            TimerClock::Monotonic => TimerfdClockId::Monotonic,
+            TimerClock::Boottime => TimerfdClockId::Boottime,
+        };
+        let owned = timerfd_create(id, TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC)
+            .map_err(nix_errno)?;
+        Ok(self.adopt(owned))
+    }
+
+    fn timerfd_settime(
+        &mut self,
+        fd: Fd,
+        absolute: bool,
+        new: TimerSetting,
+    ) -> Result<TimerSetting, Errno> {
+        use rustix::time::{Itimerspec, TimerfdTimerFlags, timerfd_settime};
+        let flags = if absolute {
+            TimerfdTimerFlags::ABSTIME
+        } else {
+            TimerfdTimerFlags::empty()
+        };
+        let spec = Itimerspec {
+            it_value: to_rustix_timespec(new.value),
+            it_interval: to_rustix_timespec(new.interval),
+        };
+        let old = timerfd_settime(self.owned(fd)?, flags, &spec).map_err(nix_errno)?;
+        Ok(from_itimerspec(&old))
+    }
+
+    fn timerfd_gettime(&mut self, fd: Fd) -> Result<TimerSetting, Errno> {
+        let now = rustix::time::timerfd_gettime(self.owned(fd)?).map_err(nix_errno)?;
+        Ok(from_itimerspec(&now))
     }
 
     fn dup(&mut self, fd: Fd) -> Result<Fd, Errno> {
@@ -366,8 +396,7 @@ impl Kernel for RealKernel {
     }
 
     fn bytes_waiting(&mut self, fd: Fd) -> Result<usize, Errno> {
-        let n = rustix::io::ioctl_fionread(self.owned(fd)?)
-            .map_err(|e| Errno::from_raw(e.raw_os_error()))?;
+        let n = rustix::io::ioctl_fionread(self.owned(fd)?).map_err(nix_errno)?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
@@ -444,9 +473,8 @@ impl Kernel for RealKernel {
         } else {
             timeout
         };
-        let ts = wait.map(timespec);
-        let n = rustix::event::poll(&mut entries, ts.as_ref())
-            .map_err(|e| Errno::from_raw(e.raw_os_error()))?;
+        let ts = wait.map(|d| to_rustix_timespec(Timespec::of(d)));
+        let n = rustix::event::poll(&mut entries, ts.as_ref()).map_err(nix_errno)?;
         for (entry, &i) in entries.iter().zip(&index) {
             fds[i].revents = from_poll_flags(entry.revents());
         }
@@ -454,8 +482,7 @@ impl Kernel for RealKernel {
     }
 
     fn dup_min(&mut self, fd: Fd, min: i32) -> Result<Fd, Errno> {
-        let owned = rustix::io::fcntl_dupfd_cloexec(self.owned(fd)?, min)
-            .map_err(|e| Errno::from_raw(e.raw_os_error()))?;
+        let owned = rustix::io::fcntl_dupfd_cloexec(self.owned(fd)?, min).map_err(nix_errno)?;
         Ok(self.adopt(owned))
     }
 
@@ -587,6 +614,22 @@ impl Kernel for RealKernel {
         self.started.elapsed()
     }
 
+    fn clock(&self, clock: TimerClock) -> Duration {
+        use rustix::time::{ClockId, clock_gettime};
+        let id = match clock {
+            TimerClock::Realtime => ClockId::Realtime,
+            TimerClock::Monotonic => ClockId::Monotonic,
+            TimerClock::Boottime => ClockId::Boottime,
+        };
+        let t = clock_gettime(id);
+        Timespec {
+            secs: t.tv_sec,
+            nanos: t.tv_nsec,
+        }
+        .duration()
+        .unwrap_or_default()
+    }
+
     fn unix_time(&self) -> Duration {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -627,4 +670,26 @@ pub fn raise_fd_limit() -> Result<u64, Errno> {
         setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
     }
     Ok(hard)
+}
+
+fn nix_errno(e: rustix::io::Errno) -> Errno {
+    Errno::from_raw(e.raw_os_error())
+}
+
+fn to_rustix_timespec(t: Timespec) -> rustix::time::Timespec {
+    rustix::time::Timespec {
+        tv_sec: t.secs,
+        tv_nsec: t.nanos,
+    }
+}
+
+fn from_itimerspec(spec: &rustix::time::Itimerspec) -> TimerSetting {
+    let of = |t: &rustix::time::Timespec| Timespec {
+        secs: t.tv_sec,
+        nanos: t.tv_nsec,
+    };
+    TimerSetting {
+        value: of(&spec.it_value),
+        interval: of(&spec.it_interval),
+    }
 }

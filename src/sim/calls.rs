@@ -11,7 +11,9 @@ use super::transcript::{Arg, Call, Ready};
 use super::{SIM_EPOCH_UNIX_SECS, Sim};
 use crate::addr::{Family, SockAddr, SockType};
 use crate::error::{Gai, HERROR_HOST_NOT_FOUND, SockError};
-use crate::kernel::{CtlOp, Events, Fd, FdSets, Kernel, Mode, PollFd, Shutdown, SockOpt};
+use crate::kernel::{
+    CtlOp, Events, Fd, FdSets, Kernel, Mode, PollFd, Shutdown, SockOpt, TimerClock, TimerSetting,
+};
 
 fn len_arg(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -58,6 +60,34 @@ impl Kernel for Sim {
         let r = self.sim_eventfd(initval, semaphore);
         let arg = Arg::EventFd(initval, semaphore);
         self.record(Call::EventFd, -1, arg, count(&r, |fd| fd.0.into()), None);
+        r
+    }
+
+    fn timerfd(&mut self, clock: TimerClock) -> Result<Fd, Errno> {
+        let r = self.sim_timerfd(clock);
+        let made = count(&r, |fd| fd.0.into());
+        self.record(Call::TimerFdCreate, -1, Arg::Clock(clock), made, None);
+        r
+    }
+
+    fn timerfd_settime(
+        &mut self,
+        fd: Fd,
+        absolute: bool,
+        new: TimerSetting,
+    ) -> Result<TimerSetting, Errno> {
+        let r = self.sim_timerfd_settime(fd, absolute, new);
+        let arg = Arg::TimerSet(new, absolute);
+        self.record(Call::TimerFdSettime, fd.0, arg, count(&r, |_| 0), None);
+        r
+    }
+
+    fn timerfd_gettime(&mut self, fd: Fd) -> Result<TimerSetting, Errno> {
+        let r = self.sim_timerfd_gettime(fd);
+        let arg = r
+            .as_ref()
+            .map_or(Arg::None, |set| Arg::TimerSet(*set, false));
+        self.record(Call::TimerFdGettime, fd.0, arg, count(&r, |_| 0), None);
         r
     }
 
@@ -394,6 +424,13 @@ impl Kernel for Sim {
 
     fn now(&self) -> Duration {
         self.now
+    }
+
+    fn clock(&self, clock: TimerClock) -> Duration {
+        match clock {
+            TimerClock::Realtime => self.unix_time(),
+            TimerClock::Monotonic | TimerClock::Boottime => self.now,
+        }
     }
 
     fn unix_time(&self) -> Duration {

@@ -19,7 +19,9 @@ use super::Sim;
 use super::transcript::Host;
 use crate::addr::{Family, SockAddr, SockType};
 use crate::error::{Gai, SockError};
-use crate::kernel::{CtlOp, Events, Fd, FdSets, Kernel, Mode, PollFd, Shutdown, SockOpt};
+use crate::kernel::{
+    CtlOp, Events, Fd, FdSets, Kernel, Mode, PollFd, Shutdown, SockOpt, TimerClock, TimerSetting,
+};
 
 /// The hosts that run beside the program under test.
 pub trait Peers {
@@ -106,11 +108,18 @@ impl Kernel for Interleaved<'_> {
         self.sim.time_zone()
     }
 
+    fn clock(&self, clock: TimerClock) -> Duration {
+        self.sim.clock(clock)
+    }
+
     interleaved! {
         fn socket(&mut self, family: Family, ty: SockType) -> Result<Fd, Errno>;
         fn socketpair(&mut self, ty: SockType) -> Result<(Fd, Fd), Errno>;
         fn pipe(&mut self) -> Result<(Fd, Fd), Errno>;
         fn eventfd(&mut self, initval: u32, semaphore: bool) -> Result<Fd, Errno>;
+        fn timerfd(&mut self, clock: TimerClock) -> Result<Fd, Errno>;
+        fn timerfd_settime(&mut self, fd: Fd, absolute: bool, new: TimerSetting) -> Result<TimerSetting, Errno>;
+        fn timerfd_gettime(&mut self, fd: Fd) -> Result<TimerSetting, Errno>;
         fn dup(&mut self, fd: Fd) -> Result<Fd, Errno>;
         fn bind(&mut self, fd: Fd, addr: &SockAddr) -> Result<(), Errno>;
         fn listen(&mut self, fd: Fd, backlog: u32) -> Result<(), Errno>;

@@ -120,6 +120,8 @@ enum Timer {
     TimeWaitEnd(IpAddr, u16),
     /// The delayed ACK of a received FIN goes out on its own.
     DelayedAck(Id),
+    /// A timerfd expires (for the arming it was queued by).
+    FdTimerExpiry(Id, u64),
 }
 
 /// The binding namespace a port belongs to.
@@ -146,6 +148,7 @@ pub struct Sim {
     socks: SlotMap<Id, Sock>,
     pipes: SlotMap<Id, Pipe>,
     counters: SlotMap<Id, state::Counter>,
+    timerfds: SlotMap<Id, state::TimerFd>,
     epolls: SlotMap<Id, epoll::EpollInstance>,
     /// Which epoll items watch each object (so a wake costs the watchers, not the world).
     watchers: BTreeMap<Object, Vec<epoll::Watch>>,
@@ -186,6 +189,7 @@ impl Sim {
             socks: SlotMap::with_key(),
             pipes: SlotMap::with_key(),
             counters: SlotMap::with_key(),
+            timerfds: SlotMap::with_key(),
             epolls: SlotMap::with_key(),
             watchers: BTreeMap::new(),
             ports: BTreeMap::new(),
@@ -503,6 +507,7 @@ impl Sim {
             Timer::SynRetry(id, attempt) => self.syn_retry(id, attempt),
             Timer::SynTimeout(id, attempt) => self.syn_timeout(id, attempt),
             Timer::DelayedAck(id) => self.send_owed_ack(id),
+            Timer::FdTimerExpiry(id, arming) => self.fire_timerfd(id, arming),
             Timer::TimeWaitEnd(ip, port) => {
                 if self
                     .time_wait

@@ -27,6 +27,7 @@ impl Sim {
                 }
             }
             Object::EventFd(c) => self.eventfd_readiness(c),
+            Object::TimerFd(t) => self.timerfd_readiness(t),
             Object::PipeRead(p) => {
                 let pipe = self.pipes.get(p).expect("live pipe");
                 let mut e = Events::NONE;

@@ -7,6 +7,7 @@ use nix::errno::Errno;
 
 use super::Id;
 use crate::addr::{Family, SockAddr, SockType};
+use crate::kernel::TimerClock;
 
 /// Linux's default SO_RCVBUF for TCP (net.ipv4.tcp_rmem\[1\]).
 pub const TCP_RCVBUF_DEFAULT_BYTES: i32 = 131_072;
@@ -247,6 +248,25 @@ pub struct Counter {
     pub semaphore: bool,
 }
 
+/// A timerfd, as fs/timerfd.c keeps it: an hrtimer that counts its expirations.
+#[derive(Debug, Clone)]
+pub struct TimerFd {
+    pub clock: TimerClock,
+    /// The hrtimer's expiry in virtual time: None when disarmed. A fired one-shot keeps its
+    /// past expiry (time left: zero), as the hrtimer does.
+    pub expires: Option<Duration>,
+    /// The period (zero: one-shot).
+    pub interval: Duration,
+    /// Expirations not read yet.
+    pub ticks: u64,
+    /// Fired and not forwarded since (Linux's `expired`): a periodic timer does not run again
+    /// until a read, gettime or settime counts the periods it missed and restarts it.
+    pub expired: bool,
+    /// Which arming the queued firing belongs to: a settime or a restart takes a new number, so
+    /// an older firing still in the queue does nothing.
+    pub arming: u64,
+}
+
 /// What an open file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Object {
@@ -255,6 +275,7 @@ pub enum Object {
     PipeWrite(Id),
     Epoll(Id),
     EventFd(Id),
+    TimerFd(Id),
 }
 
 /// An open file description: what it is and how many descriptors refer to it.

@@ -11,7 +11,7 @@ use nix::errno::Errno;
 use super::decide::Choice;
 use crate::addr::{Family, SockAddr, SockType};
 use crate::error::errno_name;
-use crate::kernel::{CtlOp, Events, Mode, Shutdown, SockOpt};
+use crate::kernel::{CtlOp, Events, Mode, Shutdown, SockOpt, TimerClock, TimerSetting};
 
 /// Most records a transcript keeps; later calls are counted in [`Transcript::dropped`] instead.
 pub const TRANSCRIPT_MAX_RECORDS: usize = 1 << 20;
@@ -24,6 +24,9 @@ pub enum Call {
     Socketpair,
     Pipe,
     EventFd,
+    TimerFdCreate,
+    TimerFdSettime,
+    TimerFdGettime,
     Dup,
     Bind,
     Listen,
@@ -57,6 +60,9 @@ impl Call {
             Call::Socketpair => "socketpair",
             Call::Pipe => "pipe",
             Call::EventFd => "eventfd",
+            Call::TimerFdCreate => "timerfd_create",
+            Call::TimerFdSettime => "timerfd_settime",
+            Call::TimerFdGettime => "timerfd_gettime",
             Call::Dup => "dup",
             Call::Bind => "bind",
             Call::Listen => "listen",
@@ -94,6 +100,10 @@ pub enum Arg {
     Inet(SocketAddr),
     /// eventfd's initial value, and whether it counts as a semaphore.
     EventFd(u32, bool),
+    /// timerfd_create's clock.
+    Clock(TimerClock),
+    /// timerfd_settime's setting, and whether it is absolute (TFD_TIMER_ABSTIME).
+    TimerSet(TimerSetting, bool),
     /// connect's destination and the address it connects from.
     Connect(SocketAddr, SocketAddr),
     /// An AF_UNIX path (shared, so a record does not copy it).
@@ -134,6 +144,14 @@ impl fmt::Display for Arg {
             Arg::Connect(to, from) => write!(f, "{to} from {from}"),
             Arg::EventFd(initval, false) => write!(f, "{initval}"),
             Arg::EventFd(initval, true) => write!(f, "{initval}, semaphore"),
+            Arg::Clock(c) => write!(f, "{c:?}"),
+            Arg::TimerSet(set, absolute) => {
+                write!(f, "{} every {}", set.value, set.interval)?;
+                if *absolute {
+                    f.write_str(", absolute")?;
+                }
+                Ok(())
+            }
             Arg::Path(p) => write!(f, "{}", p.display()),
             Arg::Unnamed => f.write_str("unnamed"),
             Arg::Kind(fam, ty) => write!(f, "{fam:?}, {ty:?}"),

@@ -12,6 +12,7 @@ mod readiness_diff;
 mod review_regressions;
 mod scenario_cli;
 mod scenarios;
+mod timerfd;
 mod unix_accounting;
 
 // The readiness layer and the reactor.

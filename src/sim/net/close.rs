@@ -149,6 +149,9 @@ impl Sim {
             Object::EventFd(c) => {
                 self.counters.remove(c);
             }
+            Object::TimerFd(t) => {
+                self.timerfds.remove(t);
+            }
             Object::Sock(id) => self.release_sock(id, false),
             Object::PipeRead(p) | Object::PipeWrite(p) => {
                 let pipe = self.pipes.get_mut(p).expect("live pipe");

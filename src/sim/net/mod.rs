@@ -12,6 +12,7 @@ mod eventfd;
 mod pipe;
 mod ports;
 mod stream;
+mod timerfd;
 mod wire;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -104,13 +105,18 @@ impl Sim {
         };
         match obj {
             // recvfrom is a socket call: on anything else, ENOTSOCK (read(2) differs).
-            Object::PipeRead(_) | Object::PipeWrite(_) | Object::Epoll(_) | Object::EventFd(_)
+            Object::PipeRead(_)
+            | Object::PipeWrite(_)
+            | Object::Epoll(_)
+            | Object::EventFd(_)
+            | Object::TimerFd(_)
                 if from.is_some() =>
             {
                 (Err(Errno::ENOTSOCK), None)
             }
             Object::PipeRead(p) => self.pipe_read(p, buf),
             Object::EventFd(c) => self.eventfd_read(c, buf),
+            Object::TimerFd(t) => self.timerfd_read(t, buf),
             Object::PipeWrite(_) => (Err(Errno::EBADF), None),
             Object::Epoll(_) => (Err(Errno::EINVAL), None),
             Object::Sock(id) => {
@@ -131,7 +137,11 @@ impl Sim {
         };
         match obj {
             // sendto is a socket call: on anything else, ENOTSOCK (write(2) differs).
-            Object::PipeRead(_) | Object::PipeWrite(_) | Object::Epoll(_) | Object::EventFd(_)
+            Object::PipeRead(_)
+            | Object::PipeWrite(_)
+            | Object::Epoll(_)
+            | Object::EventFd(_)
+            | Object::TimerFd(_)
                 if to.is_some() =>
             {
                 (Err(Errno::ENOTSOCK), None)
@@ -139,7 +149,8 @@ impl Sim {
             Object::PipeWrite(p) => self.pipe_write(p, buf),
             Object::EventFd(c) => self.eventfd_write(c, buf),
             Object::PipeRead(_) => (Err(Errno::EBADF), None),
-            Object::Epoll(_) => (Err(Errno::EINVAL), None),
+            // Neither has a write operation.
+            Object::Epoll(_) | Object::TimerFd(_) => (Err(Errno::EINVAL), None),
             Object::Sock(id) => {
                 let s = self.sock(id);
                 match (s.ty, s.family) {
@@ -193,7 +204,9 @@ impl Sim {
             Object::PipeRead(p) => return Ok(self.pipes.get(p).expect("live pipe").buf.len()),
             Object::PipeWrite(_) => return Ok(0),
             // FIONREAD is for sockets, pipes and regular files.
-            Object::Epoll(_) | Object::EventFd(_) => return Err(Errno::ENOTTY),
+            Object::Epoll(_) | Object::EventFd(_) | Object::TimerFd(_) => {
+                return Err(Errno::ENOTTY);
+            }
         };
         let s = self.sock(id);
         if matches!(s.state, State::Listen { .. }) {
