@@ -18,8 +18,9 @@ use selectlab_wire::{HELLO_STDIN_SIMULATED, Op, Reply, Request, put_addr, take_a
 use super::ready;
 use super::sockaddr;
 use super::spawn::Console;
+use super::timerfd;
 use crate::addr::{Family, SockAddr, SockType};
-use crate::kernel::{Events, Fd, Kernel, PollFd, Shutdown, SockOpt};
+use crate::kernel::{Events, Fd, Kernel, PollFd, Shutdown, SockOpt, TimerSetting};
 use crate::sim::Sim;
 use crate::sim::interleave::{Interleaved, run_peers};
 
@@ -134,6 +135,14 @@ fn random(k: &mut Interleaved<'_>, len: i64) -> Reply {
     Reply::ok(len as i64).with_data(bytes)
 }
 
+/// A timer setting, or the errno.
+fn timer_reply(r: Result<TimerSetting, Errno>) -> Reply {
+    match r {
+        Ok(set) => Reply::ok(0).with_data(timerfd::encode(set)),
+        Err(e) => Reply::err(e as i32),
+    }
+}
+
 fn refuse<T>(why: String) -> Result<T, Halt> {
     Err(Halt::Refuse(why))
 }
@@ -174,6 +183,12 @@ impl Answerer {
             Op::Select => ready::select(k, a, &req.data),
             Op::EpollCreate => self.epoll_create(k, a),
             Op::EventFd => self.eventfd(k, a),
+            Op::TimerFdCreate => self.timerfd(k, a),
+            Op::TimerFdSettime => Ok(match timerfd::settime(a) {
+                Ok((absolute, new)) => timer_reply(k.timerfd_settime(fd_arg(a[0]), absolute, new)),
+                Err(e) => Reply::err(e as i32),
+            }),
+            Op::TimerFdGettime => Ok(timer_reply(k.timerfd_gettime(fd_arg(a[0])))),
             Op::EpollCtl => ready::epoll_ctl(k, a),
             Op::EpollWait => ready::epoll_wait(k, a),
             Op::Clock => Ok(Reply::ok(ready::clock_ns(k, a[0]))),
@@ -542,6 +557,26 @@ impl Answerer {
         let made = k.eventfd(a[0] as u32, flags & libc::EFD_SEMAPHORE != 0);
         k.sim.clear_placed_fds();
         let nonblocking = flags & libc::EFD_NONBLOCK != 0;
+        self.note_new(made.as_ref().ok().copied(), nonblocking, false);
+        Ok(reply(made.map(|fd| fd.0.into())))
+    }
+
+    /// timerfd_create: the three clocks Linux lets anyone use; an alarm clock is refused.
+    fn timerfd(&mut self, k: &mut Interleaved<'_>, a: &[i64; 6]) -> Answered {
+        let (clock, nonblocking) = match timerfd::create(a[0], a[1]) {
+            timerfd::Create::Timer { clock, nonblocking } => (clock, nonblocking),
+            timerfd::Create::Alarm => {
+                return refuse(
+                    "timerfd_create on an alarm clock (CLOCK_REALTIME_ALARM, \
+                     CLOCK_BOOTTIME_ALARM): the simulated machine never suspends"
+                        .to_string(),
+                );
+            }
+            timerfd::Create::Error(e) => return Ok(Reply::err(e as i32)),
+        };
+        k.sim.place_next_fds(&[new_fd(a[2])?]);
+        let made = k.timerfd(clock);
+        k.sim.clear_placed_fds();
         self.note_new(made.as_ref().ok().copied(), nonblocking, false);
         Ok(reply(made.map(|fd| fd.0.into())))
     }

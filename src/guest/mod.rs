@@ -10,7 +10,8 @@
 //!
 //! - [`spawn`]: the embedded shim, the refusal of static programs, the channel, the process.
 //! - [`answer`]: each request answered with the calls Linux would make, blocking sockets
-//!   included; `ready`: poll, select, epoll, clocks and sleeps.
+//!   included; `ready`: poll, select, epoll, clocks and sleeps; `timerfd`: timerfd's
+//!   arguments and replies.
 //! - [`sockaddr`]: Linux's `struct sockaddr_*` bytes.
 //! - [`clients`]: the `--clients N --lines K` workload and its delivery count.
 //! - [`spin`]: the idle-server property (a program that spins is stopped, with the symptom).
@@ -34,6 +35,7 @@ pub mod sockaddr;
 pub mod spawn;
 pub mod spin;
 pub mod stepped;
+mod timerfd;
 
 use std::ffi::OsString;
 use std::time::Duration;

@@ -4,8 +4,8 @@
 //! - [`parse`]: text to [`Script`]; every error names its file and line, before anything runs.
 //! - [`run`]: a script on one kernel and backend, giving one result per command.
 //!
-//! Extensions to v1 (compatible: a v1 script keeps its meaning): none in the syntax. Two
-//! behaviours are fixed where v1 is silent: an operation on a name that was closed is `EBADF`
+//! Extensions to v1 (compatible: a v1 script keeps its meaning): timers (`timer`, `arm`,
+//! `ticks`, `armed`: a timerfd, see `docs/src/simulator.md`). Two behaviours are fixed where v1 is silent: an operation on a name that was closed is `EBADF`
 //! without reaching the kernel (so a recycled descriptor number is never touched), and `tcp`
 //! pairs have TCP_NODELAY (so small writes are not held back by Nagle's algorithm).
 
@@ -14,7 +14,7 @@ pub mod parse;
 pub mod run;
 
 use crate::addr::SockType;
-use crate::kernel::{Events, Mode, Shutdown};
+use crate::kernel::{Events, Mode, Shutdown, TimerClock};
 use crate::readiness::Backend;
 
 /// Largest byte count one `send`, `recv`, `sendto` or `recvfrom` may name.
@@ -23,6 +23,8 @@ pub const MAX_IO_BYTES: usize = 16 << 20;
 pub const MAX_FILL_BYTES: usize = 256 << 20;
 /// Longest `wait` timeout, in milliseconds.
 pub const MAX_WAIT_MS: u64 = 60_000;
+/// Longest time `arm` may name, in milliseconds (a day).
+pub const MAX_ARM_MS: u64 = 86_400_000;
 /// Largest `max K` of a wait.
 pub const MAX_WAIT_EVENTS: usize = 1024;
 /// Highest descriptor `dup ... at N` may ask for.
@@ -95,26 +97,109 @@ pub enum Payload {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)]
 pub enum Op {
-    Pair { a: Name, b: Name, ty: SockType },
-    Tcp { a: Name, b: Name, ip: Ip },
-    Listen { l: Name, ip: Ip },
-    Connect { a: Name, l: Name },
-    Accept { b: Name, l: Name },
-    Refused { a: Name, ip: Ip },
-    Udp { a: Name, ip: Ip },
-    Pipe { r: Name, w: Name },
-    Dup { d: Name, a: Name, at: Option<i32> },
-    Send { a: Name, payload: Payload },
-    Fill { a: Name },
-    Recv { a: Name, n: usize },
-    Drain { a: Name },
-    Sendto { a: Name, b: Name, n: usize },
-    Recvfrom { a: Name, n: usize },
-    Shutdown { a: Name, how: Shutdown },
-    Close { a: Name },
-    SoError { a: Name },
-    Register { a: Name, flags: Events, mode: Mode },
-    Modify { a: Name, flags: Events, mode: Mode },
-    Deregister { a: Name },
-    Wait { ms: u64, max: Option<usize> },
+    Pair {
+        a: Name,
+        b: Name,
+        ty: SockType,
+    },
+    Tcp {
+        a: Name,
+        b: Name,
+        ip: Ip,
+    },
+    Listen {
+        l: Name,
+        ip: Ip,
+    },
+    Connect {
+        a: Name,
+        l: Name,
+    },
+    Accept {
+        b: Name,
+        l: Name,
+    },
+    Refused {
+        a: Name,
+        ip: Ip,
+    },
+    Udp {
+        a: Name,
+        ip: Ip,
+    },
+    Pipe {
+        r: Name,
+        w: Name,
+    },
+    Dup {
+        d: Name,
+        a: Name,
+        at: Option<i32>,
+    },
+    Send {
+        a: Name,
+        payload: Payload,
+    },
+    Fill {
+        a: Name,
+    },
+    Recv {
+        a: Name,
+        n: usize,
+    },
+    Drain {
+        a: Name,
+    },
+    Sendto {
+        a: Name,
+        b: Name,
+        n: usize,
+    },
+    Recvfrom {
+        a: Name,
+        n: usize,
+    },
+    Shutdown {
+        a: Name,
+        how: Shutdown,
+    },
+    Close {
+        a: Name,
+    },
+    SoError {
+        a: Name,
+    },
+    Register {
+        a: Name,
+        flags: Events,
+        mode: Mode,
+    },
+    Modify {
+        a: Name,
+        flags: Events,
+        mode: Mode,
+    },
+    Deregister {
+        a: Name,
+    },
+    Wait {
+        ms: u64,
+        max: Option<usize>,
+    },
+    Timer {
+        t: Name,
+        clock: TimerClock,
+    },
+    Arm {
+        t: Name,
+        ms: u64,
+        every: u64,
+        absolute: bool,
+    },
+    Ticks {
+        t: Name,
+    },
+    Armed {
+        t: Name,
+    },
 }

@@ -322,6 +322,7 @@ impl Parser {
             "pair" | "tcp" | "udp" | "pipe" | "dup" => self.creation_op(cmd, args, usage),
             "listen" | "connect" | "accept" | "refused" => self.connection_op(cmd, args),
             "register" | "modify" | "deregister" | "wait" => self.readiness_op(cmd, args, usage),
+            "timer" | "arm" | "ticks" | "armed" => self.timer_op(cmd, args, usage),
             _ => self.io_op(cmd, args),
         }
     }
@@ -513,8 +514,61 @@ impl Parser {
     }
 }
 
+impl Parser {
+    /// Timer commands: a timerfd, armed or disarmed, its count read, its time left asked.
+    fn timer_op(&mut self, cmd: &str, args: &[Token], usage: &str) -> Result<Op, ParseError> {
+        Ok(match cmd {
+            "timer" => {
+                let clock = match args.get(1).map(|t| self.word(t)).transpose()? {
+                    None | Some("monotonic") => TimerClock::Monotonic,
+                    Some("realtime") => TimerClock::Realtime,
+                    Some("boottime") => TimerClock::Boottime,
+                    Some(other) => {
+                        return self.error(format!(
+                            "unknown clock `{other}` (monotonic, realtime, boottime)"
+                        ));
+                    }
+                };
+                Op::Timer {
+                    t: self.fresh(&args[0])?,
+                    clock,
+                }
+            }
+            "arm" => {
+                let t = self.known(&args[0])?;
+                let ms = self.number(&args[1], MAX_ARM_MS)?;
+                let (mut every, mut absolute) = (0, false);
+                let mut rest = args[2..].iter();
+                while let Some(word) = rest.next() {
+                    match self.word(word)? {
+                        "every" if every == 0 => match rest.next() {
+                            Some(n) => every = self.number(n, MAX_ARM_MS)?,
+                            None => return self.error(format!("usage: {usage}")),
+                        },
+                        "abs" if !absolute => absolute = true,
+                        _ => return self.error(format!("usage: {usage}")),
+                    }
+                }
+                Op::Arm {
+                    t,
+                    ms,
+                    every,
+                    absolute,
+                }
+            }
+            "ticks" => Op::Ticks {
+                t: self.known(&args[0])?,
+            },
+            "armed" => Op::Armed {
+                t: self.known(&args[0])?,
+            },
+            _ => unreachable!("parse_op sends only timer commands here"),
+        })
+    }
+}
+
 /// Each command and its usage line (what a wrong-arity error prints).
-const USAGE: [(&str, &str); 22] = [
+const USAGE: [(&str, &str); 26] = [
     ("pair", "pair A B [stream|seqpacket|dgram]"),
     ("tcp", "tcp A B [v4|v6]"),
     ("listen", "listen L [v4|v6]"),
@@ -537,6 +591,10 @@ const USAGE: [(&str, &str); 22] = [
     ("modify", "modify A FLAGS [MODE]"),
     ("deregister", "deregister A"),
     ("wait", "wait MS [max K]"),
+    ("timer", "timer T [monotonic|realtime|boottime]"),
+    ("arm", "arm T MS [every MS] [abs]"),
+    ("ticks", "ticks T"),
+    ("armed", "armed T"),
 ];
 
 /// (fewest, most) arguments of each command.
@@ -549,6 +607,8 @@ fn arity_of(cmd: &str) -> (usize, usize) {
         "sendto" => (3, 3),
         "register" | "modify" => (2, 3),
         "wait" => (1, 3),
+        "timer" => (1, 2),
+        "arm" => (2, 5),
         _ => (1, 1),
     }
 }

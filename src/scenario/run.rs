@@ -11,7 +11,7 @@ use nix::errno::Errno;
 use super::*;
 use crate::addr::{Family, SockAddr};
 use crate::error::errno_name;
-use crate::kernel::{Fd, Kernel, SockOpt};
+use crate::kernel::{Fd, Kernel, SockOpt, TimerClock, TimerSetting, Timespec};
 use crate::pairs;
 use crate::readiness::{Event, Selector, Token};
 
@@ -43,6 +43,7 @@ pub fn run(script: &Script, kernel: &mut dyn Kernel, default_backend: Backend) -
         sel: None,
         backend,
         names: &script.names,
+        clocks: vec![None; script.names.len()],
     };
     let steps = script
         .commands
@@ -77,6 +78,8 @@ struct Runner<'a> {
     sel: Option<Selector>,
     backend: Backend,
     names: &'a [String],
+    /// Each timer's clock (what `arm ... abs` counts from).
+    clocks: Vec<Option<TimerClock>>,
 }
 
 fn errno(e: Errno) -> String {
@@ -178,6 +181,27 @@ impl Runner<'_> {
                     .and_then(|_| self.on_selector(|sel, k| sel.deregister(k, Token(a.0)))),
             ),
             Op::Wait { ms, max } => self.wait(ms, max),
+            Op::Timer { t, clock } => {
+                self.clocks[t.0] = Some(clock);
+                self.create(t, |k| k.timerfd(clock))
+            }
+            Op::Arm {
+                t,
+                ms,
+                every,
+                absolute,
+            } => self.arm(t, ms, every, absolute),
+            Op::Ticks { t } => {
+                let mut count = [0u8; 8];
+                match self.fd(t).and_then(|fd| self.k.recv(fd, &mut count)) {
+                    Ok(_) => u64::from_ne_bytes(count).to_string(),
+                    Err(e) => errno(e),
+                }
+            }
+            Op::Armed { t } => match self.fd(t).and_then(|fd| self.k.timerfd_gettime(fd)) {
+                Ok(now) => u8::from(now.value != Timespec::default()).to_string(),
+                Err(e) => errno(e),
+            },
         }
     }
 
@@ -303,6 +327,24 @@ impl Runner<'_> {
             }
             Err(e) => errno(e),
         }
+    }
+
+    /// `arm`: `ms` from now (on the timer's clock with `abs`), repeating every `every` ms; 0
+    /// disarms. EINVAL on anything but a timer, as timerfd_settime answers.
+    fn arm(&mut self, t: Name, ms: u64, every: u64, absolute: bool) -> String {
+        let value = Duration::from_millis(ms);
+        let value = match self.clocks[t.0] {
+            Some(clock) if absolute && ms > 0 => self.k.clock(clock) + value,
+            _ => value,
+        };
+        let new = TimerSetting {
+            value: Timespec::of(value),
+            interval: Timespec::of(Duration::from_millis(every)),
+        };
+        let r = self
+            .fd(t)
+            .and_then(|fd| self.k.timerfd_settime(fd, absolute, new));
+        ok_or_errno(r.map(drop))
     }
 
     fn wait(&mut self, ms: u64, max: Option<usize>) -> String {

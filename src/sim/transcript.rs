@@ -11,7 +11,7 @@ use nix::errno::Errno;
 use super::decide::Choice;
 use crate::addr::{Family, SockAddr, SockType};
 use crate::error::errno_name;
-use crate::kernel::{CtlOp, Events, Mode, Shutdown, SockOpt, TimerClock, TimerSetting};
+use crate::kernel::{CtlOp, Events, Mode, Shutdown, SockOpt, TimerClock, TimerSetting, Timespec};
 
 /// Most records a transcript keeps; later calls are counted in [`Transcript::dropped`] instead.
 pub const TRANSCRIPT_MAX_RECORDS: usize = 1 << 20;
@@ -146,7 +146,10 @@ impl fmt::Display for Arg {
             Arg::EventFd(initval, true) => write!(f, "{initval}, semaphore"),
             Arg::Clock(c) => write!(f, "{c:?}"),
             Arg::TimerSet(set, absolute) => {
-                write!(f, "{} every {}", set.value, set.interval)?;
+                write!(f, "{}", set.value)?;
+                if set.interval != Timespec::default() {
+                    write!(f, " every {}", set.interval)?;
+                }
                 if *absolute {
                     f.write_str(", absolute")?;
                 }

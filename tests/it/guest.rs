@@ -281,8 +281,12 @@ fn every_other_row_of_the_refusal_table_is_refused_by_name() {
             "setitimer arms a timer on the real clock",
         ),
         (
-            "import ctypes; ctypes.CDLL(None).timerfd_create(1, 0)",
-            "timerfd_create arms a timer on the real clock",
+            "import ctypes; ctypes.CDLL(None).timer_create(1, None, ctypes.byref(ctypes.c_void_p()))",
+            "timer_create arms a timer on the real clock",
+        ),
+        (
+            "import ctypes; ctypes.CDLL(None).timerfd_create(8, 0)",
+            "timerfd_create on an alarm clock",
         ),
         (
             "import ctypes; ctypes.CDLL(None).signalfd(-1, ctypes.create_string_buffer(128), 0)",

@@ -31,6 +31,33 @@ fn batched_zero_copy_and_positioned_calls_answer_as_the_kernel_does() {
 }
 
 #[test]
+fn a_timerfd_answers_as_the_kernels_does() {
+    let Some((dir, program)) = compiled_with("timerfd", &["-O2"]) else {
+        return;
+    };
+    let real = Command::new(&program).output().expect("the fixture runs");
+    assert!(real.status.success(), "{}", text(&real.stderr));
+    let p = program.to_str().expect("a UTF-8 path");
+    let inside = sim(&["--", p]);
+    assert!(inside.status.success(), "{}", text(&inside.stderr));
+    let expected = text(&real.stdout);
+    for line in [
+        "settime on a socket = -1 EINVAL",
+        "epoll_wait after the read = 1",
+        "  old: left some, every 0.030000000",
+        "blocking read = 8, ticks 1",
+    ] {
+        assert!(expected.contains(line), "{line} in\n{expected}");
+    }
+    let said: String = (text(&inside.stdout).lines())
+        .filter(|l| !l.starts_with("sim: "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(said, expected);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn calls_that_would_bypass_the_simulator_are_refused_by_name() {
     if !python() {
         return;

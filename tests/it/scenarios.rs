@@ -71,6 +71,12 @@ fn parse_errors_name_their_line() {
         ("pair 1a b", "is not a name"),
         ("tcp a b v5", "expected v4 or v6"),
         ("pair a b\ndup d a at", "usage: dup D A [at N]"),
+        ("timer t sundial", "unknown clock `sundial`"),
+        ("timer t\narm t 5 every", "usage: arm T MS [every MS] [abs]"),
+        (
+            "timer t\narm t 5 abs abs",
+            "usage: arm T MS [every MS] [abs]",
+        ),
     ];
     for (text, message) in cases {
         let err = parse("t.scn", text).expect_err(text);

@@ -153,7 +153,18 @@ ops! {
     Random = 30,
     /// eventfd: `[initval, flags, new_fd]`. Reply: the descriptor.
     EventFd = 31,
+    /// timerfd_create: `[clock_id, flags, new_fd]`. Reply: the descriptor.
+    TimerFdCreate = 32,
+    /// timerfd_settime: `[fd, flags, value s, value ns, interval s, interval ns]`. Reply: 0;
+    /// data: the old setting as [`ITIMERSPEC_BYTES`].
+    TimerFdSettime = 33,
+    /// timerfd_gettime: `[fd]`. Reply: 0; data: the setting as [`ITIMERSPEC_BYTES`].
+    TimerFdGettime = 34,
 }
+
+/// Bytes of a timer setting in a reply: value seconds, value nanoseconds, interval seconds,
+/// interval nanoseconds, each an i64, little-endian.
+pub const ITIMERSPEC_BYTES: usize = 4 * 8;
 
 /// Bytes of one `fd_set` (Linux's FD_SETSIZE bits).
 pub const FD_SET_BYTES: usize = 1024 / 8;
