@@ -10,7 +10,7 @@ use selectlab_wire::Op;
 use crate::data::{read, write};
 use crate::real::real;
 use crate::sockets::create_simulated;
-use crate::state::{self, is_sim};
+use crate::state::{self, Kind, is_sim};
 
 /// glibc's `eventfd_t`.
 type EventfdT = u64;
@@ -22,7 +22,8 @@ pub extern "C" fn eventfd(initval: c_uint, flags: c_int) -> c_int {
         // SAFETY: the arguments are the caller's, passed on unchanged.
         return unsafe { real!(eventfd: fn(c_uint, c_int) -> c_int)(initval, flags) };
     }
-    create_simulated("eventfd", Op::EventFd, &[initval.into(), flags.into()])
+    let args = [initval.into(), flags.into()];
+    create_simulated("eventfd", Op::EventFd, &args, Kind::AnonInode)
 }
 
 /// eventfd_read(3): an 8-byte read; 0, or -1 with errno.

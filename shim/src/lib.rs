@@ -112,7 +112,7 @@ extern "C" fn init() {
     if hello.ret == HELLO_STDIN_SIMULATED {
         // Standard input is a simulated pipe: a placeholder takes descriptor 0's number.
         match state::reserve_at(0) {
-            Ok(()) => state::adopt(0),
+            Ok(()) => state::adopt(0, state::Kind::Fifo),
             Err(e) => state::die(&format!("cannot place standard input (errno {e})")),
         }
     }

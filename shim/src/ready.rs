@@ -7,7 +7,7 @@ use selectlab_wire::{FD_SET_BYTES, MAX_DATA_BYTES, Op, Request};
 
 use crate::real::real;
 use crate::sockets::int;
-use crate::state::{self, MAX_SIM_FD, forward, is_sim, refuse, set_errno};
+use crate::state::{self, Kind, MAX_SIM_FD, forward, is_sim, refuse, set_errno};
 
 /// glibc's fd_set size in descriptors.
 const FD_SETSIZE: c_int = libc::FD_SETSIZE as c_int;
@@ -385,7 +385,8 @@ pub extern "C" fn epoll_create1(flags: c_int) -> c_int {
         // SAFETY: the argument is the caller's, passed on unchanged.
         return unsafe { real!(epoll_create1: fn(c_int) -> c_int)(flags) };
     }
-    crate::sockets::create_simulated("epoll_create", Op::EpollCreate, &[flags.into()])
+    let args = [flags.into()];
+    crate::sockets::create_simulated("epoll_create", Op::EpollCreate, &args, Kind::AnonInode)
 }
 
 /// epoll_create(2): a size ≤ 0 is EINVAL; otherwise epoll_create1(0).

@@ -8,7 +8,7 @@ use selectlab_wire::{Op, Request};
 
 use crate::real::real;
 use crate::state::{
-    self, Mode, adopt, forward, is_sim, mode, refuse, release, reserve, reserve_at, set_errno,
+    self, Kind, Mode, adopt, forward, is_sim, mode, refuse, release, reserve, reserve_at, set_errno,
 };
 
 /// Largest address the shim passes on (`sizeof(struct sockaddr_storage)`).
@@ -98,13 +98,20 @@ pub(crate) fn is_open_real(fd: c_int) -> bool {
     unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETFD) >= 0 }
 }
 
-/// A new simulated descriptor from an operation with no payload (socket, epoll_create1).
-pub(crate) fn create_simulated(what: &str, op: Op, args: &[i64]) -> c_int {
-    create(what, op, args, Vec::new(), |_| {})
+/// A new simulated descriptor of `kind` from an operation with no payload (socket,
+/// epoll_create1).
+pub(crate) fn create_simulated(what: &str, op: Op, args: &[i64], kind: Kind) -> c_int {
+    create(what, (op, kind), args, Vec::new(), |_| {})
 }
 
 /// Reserves one placeholder, asks for a descriptor there, and adopts or frees it.
-fn create(what: &str, op: Op, args: &[i64], data: Vec<u8>, out: impl FnOnce(&[u8])) -> c_int {
+fn create(
+    what: &str,
+    (op, kind): (Op, Kind),
+    args: &[i64],
+    data: Vec<u8>,
+    out: impl FnOnce(&[u8]),
+) -> c_int {
     state::owner_or_refuse(what);
     let fd = match reserve(None) {
         Ok(fd) => fd,
@@ -120,7 +127,7 @@ fn create(what: &str, op: Op, args: &[i64], data: Vec<u8>, out: impl FnOnce(&[u8
         state::close_real(fd);
         return -1;
     }
-    adopt(fd);
+    adopt(fd, kind);
     fd
 }
 
@@ -131,7 +138,8 @@ pub extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
         // SAFETY: the arguments are the caller's, passed on unchanged.
         return unsafe { real!(socket: fn(c_int, c_int, c_int) -> c_int)(domain, ty, protocol) };
     }
-    create_simulated("socket", Op::Socket, &[domain, ty, protocol].map(i64::from))
+    let args = [domain, ty, protocol].map(i64::from);
+    create_simulated("socket", Op::Socket, &args, Kind::Socket)
 }
 
 /// socketpair(2): both ends simulated.
@@ -170,8 +178,8 @@ pub unsafe extern "C" fn socketpair(
         state::close_real(b);
         return -1;
     }
-    adopt(a);
-    adopt(b);
+    adopt(a, Kind::Socket);
+    adopt(b, Kind::Socket);
     // SAFETY: the caller promises two writable ints at `sv`.
     unsafe {
         *sv = a;
@@ -270,9 +278,13 @@ pub unsafe extern "C" fn accept4(
     }
     let args = [fd, flags].map(i64::from);
     // SAFETY: the caller's promise about `addr` and `len`.
-    create("accept", Op::Accept, &args, Vec::new(), |peer| unsafe {
-        addr_out(peer, addr, len)
-    })
+    create(
+        "accept",
+        (Op::Accept, Kind::Socket),
+        &args,
+        Vec::new(),
+        |peer| unsafe { addr_out(peer, addr, len) },
+    )
 }
 
 /// accept(2): accept4 with no flags.
@@ -512,7 +524,7 @@ fn dup_onto(fd: c_int, new: c_int) -> c_int {
         state::close_real(new);
         return -1;
     }
-    adopt(new);
+    adopt(new, state::kind_of(fd).unwrap_or(Kind::Socket));
     new
 }
 

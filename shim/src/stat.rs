@@ -1,31 +1,42 @@
-//! fstat on a simulated socket: what Linux says of a socket, not of its placeholder (an
-//! `O_PATH` open of `/dev/null`, a character device). Python's `socket.socket(fileno=…)` and
-//! many C programs ask it whether a descriptor is a socket.
+//! fstat on a simulated descriptor: what Linux says of a socket, a pipe or an anonymous inode
+//! (epoll, eventfd, timerfd), not of its placeholder (an `O_PATH` open of `/dev/null`, a
+//! character device). Python's `socket.socket(fileno=…)` and many C programs ask it whether a
+//! descriptor is a socket.
 
 use libc::{c_char, c_int, stat, stat64};
 
 use crate::real::real;
-use crate::state::is_sim;
+use crate::state::{Kind, is_sim, kind_of};
 
-/// Where simulated sockets' inode numbers start: Linux numbers each socket's inode in
-/// sockfs; selectlab numbers them by descriptor, out of the way of small numbers.
+/// Where simulated inode numbers start: Linux numbers each socket's and pipe's inode in its
+/// pseudo file system; selectlab numbers them by descriptor, out of the way of small numbers.
+/// Every anonymous-inode file shares one inode, as on Linux: this number.
 const SIM_INODE_BASE: u64 = 1 << 40;
 
-/// Fills `st` as Linux's fstat of a socket does: S_IFSOCK with every permission bit, one
-/// link, the caller's effective ids, no size, 4096-byte blocks, and times of zero (sockfs
-/// inodes carry none). The device is sockfs's, whose number differs by machine: 0 here.
+/// Fills `st` as Linux's fstat does: a socket is S_IFSOCK with every permission bit, a pipe
+/// S_IFIFO and an anonymous inode no type at all, both mode 0600 (the anonymous inode was made
+/// by root at boot); one link, no size, 4096-byte blocks, and times of zero. The devices are
+/// pseudo file systems' whose numbers differ by machine: 0 here.
 ///
 /// # Safety
 /// `st` must be writable (as `struct stat`, which `struct stat64` is on 64-bit Linux).
-unsafe fn socket_stat(fd: c_int, st: *mut stat) {
+unsafe fn simulated_stat(fd: c_int, st: *mut stat) {
     // SAFETY: stat is plain data; all zeroes is a valid value.
     let mut s: stat = unsafe { std::mem::zeroed() };
-    s.st_mode = libc::S_IFSOCK | 0o777;
     s.st_nlink = 1;
-    // SAFETY: geteuid and getegid cannot fail and touch no memory of ours.
-    (s.st_uid, s.st_gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     s.st_blksize = 4096;
     s.st_ino = SIM_INODE_BASE + fd as u64;
+    // SAFETY: geteuid and getegid cannot fail and touch no memory of ours.
+    (s.st_uid, s.st_gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    match kind_of(fd) {
+        Some(Kind::Socket) | None => s.st_mode = libc::S_IFSOCK | 0o777,
+        Some(Kind::Fifo) => s.st_mode = libc::S_IFIFO | 0o600,
+        Some(Kind::AnonInode) => {
+            s.st_mode = 0o600;
+            s.st_ino = SIM_INODE_BASE;
+            (s.st_uid, s.st_gid) = (0, 0);
+        }
+    }
     // SAFETY: the caller's promise about `st`.
     unsafe { st.write(s) };
 }
@@ -41,7 +52,7 @@ pub unsafe extern "C" fn fstat(fd: c_int, st: *mut stat) -> c_int {
         return unsafe { real!(fstat: fn(c_int, *mut stat) -> c_int)(fd, st) };
     }
     // SAFETY: the caller's promise about `st`.
-    unsafe { socket_stat(fd, st) };
+    unsafe { simulated_stat(fd, st) };
     0
 }
 
@@ -68,7 +79,7 @@ pub unsafe extern "C" fn __fxstat64(version: c_int, fd: c_int, st: *mut stat64) 
         };
     }
     // SAFETY: as above.
-    unsafe { socket_stat(fd, st.cast()) };
+    unsafe { simulated_stat(fd, st.cast()) };
     0
 }
 
@@ -97,7 +108,7 @@ pub unsafe extern "C" fn fstatat(
     let empty = !path.is_null() && unsafe { *path } == 0;
     if is_sim(dirfd) && empty && flags & libc::AT_EMPTY_PATH != 0 {
         // SAFETY: the caller's promise about `st`.
-        unsafe { socket_stat(dirfd, st) };
+        unsafe { simulated_stat(dirfd, st) };
         return 0;
     }
     // SAFETY: the arguments are the caller's, passed on unchanged.

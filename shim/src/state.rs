@@ -7,7 +7,7 @@
 //! (EBADF, ENOTSOCK) instead of touching the network.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU8, Ordering::Relaxed};
 
 use selectlab_wire::{MAX_MESSAGE_BYTES, Op, Reply, Request, SPIN_RECV_TRIES};
 
@@ -31,9 +31,20 @@ static CHANNEL_FD: AtomicI32 = AtomicI32::new(-1);
 /// Descriptors above this are never simulated (a placeholder there is refused).
 pub(crate) const MAX_SIM_FD: i32 = 65_535;
 
-/// One bit per descriptor number: set while the number is a simulated descriptor.
-static SIM_FDS: [AtomicU64; (MAX_SIM_FD as usize + 1) / 64] =
-    [const { AtomicU64::new(0) }; (MAX_SIM_FD as usize + 1) / 64];
+/// What a simulated descriptor is, as fstat tells it (0 in [`KINDS`]: not simulated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Kind {
+    Socket = 1,
+    /// A pipe (the simulated standard input).
+    Fifo = 2,
+    /// An epoll instance, an eventfd or a timerfd: Linux's one anonymous inode.
+    AnonInode = 3,
+}
+
+/// Per descriptor number: the [`Kind`] of the simulated descriptor there, or 0.
+static KINDS: [AtomicU8; MAX_SIM_FD as usize + 1] =
+    [const { AtomicU8::new(0) }; MAX_SIM_FD as usize + 1];
 
 pub(crate) fn mode() -> Mode {
     match MODE.load(Relaxed) {
@@ -61,8 +72,18 @@ pub(crate) fn channel_fd() -> i32 {
 
 /// Whether `fd` is a simulated descriptor.
 pub(crate) fn is_sim(fd: i32) -> bool {
-    (0..=MAX_SIM_FD).contains(&fd)
-        && SIM_FDS[fd as usize / 64].load(Relaxed) & (1 << (fd % 64)) != 0
+    kind_of(fd).is_some()
+}
+
+/// What simulated descriptor `fd` is; None when it is not one.
+pub(crate) fn kind_of(fd: i32) -> Option<Kind> {
+    let slot = KINDS.get(usize::try_from(fd).ok()?)?;
+    match slot.load(Relaxed) {
+        1 => Some(Kind::Socket),
+        2 => Some(Kind::Fifo),
+        3 => Some(Kind::AnonInode),
+        _ => None,
+    }
 }
 
 /// The simulated descriptors from `first` to `last` (both included), lowest first.
@@ -74,12 +95,9 @@ pub(crate) fn sim_fds_in(first: u32, last: u32) -> Vec<i32> {
         .collect()
 }
 
-fn mark(fd: i32, on: bool) {
-    let bit = 1u64 << (fd % 64);
-    if on {
-        SIM_FDS[fd as usize / 64].fetch_or(bit, Relaxed);
-    } else {
-        SIM_FDS[fd as usize / 64].fetch_and(!bit, Relaxed);
+fn mark(fd: i32, kind: Option<Kind>) {
+    if let Some(slot) = usize::try_from(fd).ok().and_then(|i| KINDS.get(i)) {
+        slot.store(kind.map_or(0, |k| k as u8), Relaxed);
     }
 }
 
@@ -332,18 +350,18 @@ pub(crate) fn close_real(fd: i32) {
     unsafe { libc::syscall(libc::SYS_close, fd) };
 }
 
-/// A placeholder became a simulated descriptor.
-pub(crate) fn adopt(fd: i32) {
-    mark(fd, true);
+/// A placeholder became a simulated descriptor of this kind.
+pub(crate) fn adopt(fd: i32, kind: Kind) {
+    mark(fd, Some(kind));
 }
 
 /// A simulated descriptor is gone: free its number.
 pub(crate) fn release(fd: i32) {
-    mark(fd, false);
+    mark(fd, None);
     close_real(fd);
 }
 
 /// Forgets that `fd` is simulated without closing it (dup2 replaced it).
 pub(crate) fn forget(fd: i32) {
-    mark(fd, false);
+    mark(fd, None);
 }

@@ -9,7 +9,7 @@ use selectlab_wire::{Op, Request};
 
 use crate::real::real;
 use crate::sockets::create_simulated;
-use crate::state::{self, Mode, forward, is_sim, mode, refuse, set_errno};
+use crate::state::{self, Kind, Mode, forward, is_sim, mode, refuse, set_errno};
 
 /// Whether the caller is the program itself (not a forked child or a descendant).
 fn the_program() -> bool {
@@ -86,6 +86,7 @@ pub extern "C" fn timerfd_create(clock: clockid_t, flags: c_int) -> c_int {
         "timerfd_create",
         Op::TimerFdCreate,
         &[clock.into(), flags.into()],
+        Kind::AnonInode,
     )
 }
 

@@ -46,6 +46,8 @@ fn a_timerfd_answers_as_the_kernels_does() {
         "epoll_wait after the read = 1",
         "  old: left some, every 0.030000000",
         "blocking read = 8, ticks 1",
+        "fstat mode 600 size 0",
+        "one inode 1",
     ] {
         assert!(expected.contains(line), "{line} in\n{expected}");
     }
