@@ -11,13 +11,12 @@
 //! - sendmmsg and recvmmsg: loops of sendmsg and recvmsg, as Linux runs them; a recvmmsg
 //!   timeout is refused (it runs on the real clock).
 //! - copy_file_range: EINVAL, as Linux answers for anything but regular files.
-//! - splice, tee, vmsplice (the pipe buffer is the kernel's) and fdopen (stdio's reads and
-//!   writes bypass the shim): refused by name.
+//! - splice, tee, vmsplice (the pipe buffer is the kernel's): refused by name.
 //! - __ppoll_chk: ppoll from a fortified build.
 
 use libc::{
-    FILE, c_char, c_int, c_uint, c_void, iovec, loff_t, mmsghdr, nfds_t, off_t, pollfd, sigset_t,
-    size_t, ssize_t, timespec,
+    c_int, c_uint, c_void, iovec, loff_t, mmsghdr, nfds_t, off_t, pollfd, sigset_t, size_t,
+    ssize_t, timespec,
 };
 
 use crate::data::{readv, recvmsg, sendmsg, writev};
@@ -381,22 +380,6 @@ pub unsafe extern "C" fn vmsplice(
     unsafe {
         real!(vmsplice: fn(c_int, *const iovec, size_t, c_uint) -> ssize_t)(fd, iov, count, flags)
     }
-}
-
-/// fdopen(3): refused on a simulated socket (stdio reads and writes through libc's own
-/// internal calls, which the shim cannot see).
-///
-/// # Safety
-/// `mode` must be a NUL-terminated string.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fdopen(fd: c_int, mode: *const c_char) -> *mut FILE {
-    if is_sim(fd) {
-        refuse(
-            "fdopen on a simulated socket is not simulated (stdio's reads and writes would bypass the simulator)",
-        );
-    }
-    // SAFETY: the arguments are the caller's, passed on unchanged.
-    unsafe { real!(fdopen: fn(c_int, *const c_char) -> *mut FILE)(fd, mode) }
 }
 
 /// __ppoll_chk: ppoll(2) from a fortified build.

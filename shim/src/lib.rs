@@ -26,13 +26,14 @@
 //! - [`eventfd`]: eventfd (a simulated counter), eventfd_read, eventfd_write.
 //! - [`exec`]: execve, execv, execvp, execvpe, posix_spawn, posix_spawnp (the shim's variables
 //!   kept in the new program's environment).
-//! - [`timers`]: alarm, setitimer, timer_create, timerfd_create, signalfd (refused for the
-//!   program: they run on the real clock).
+//! - [`timers`]: timerfd_create, timerfd_settime, timerfd_gettime (a simulated timer); alarm,
+//!   setitimer, timer_create, signalfd (refused for the program: they run on the real clock).
 //! - [`stat`]: fstat, fstat64, __fxstat, __fxstat64, fstatat, fstatat64 (a simulated socket is
-//!   S_IFSOCK).
+//!   S_IFSOCK, an epoll, eventfd or timerfd Linux's anonymous inode).
 //! - [`beyond`]: pread, pwrite, preadv, pwritev (ESPIPE), preadv2, pwritev2 (and 64v2), sendfile,
-//!   sendfile64, sendmmsg, recvmmsg, copy_file_range, __ppoll_chk, and the refused splice, tee,
-//!   vmsplice and fdopen.
+//!   sendfile64, sendmmsg, recvmmsg, copy_file_range, __ppoll_chk, and the refused splice, tee
+//!   and vmsplice.
+//! - [`stdio`]: fdopen (a stream whose I/O is the shim's).
 //!
 //! Written for 64-bit Linux with glibc (x86-64, AArch64): `time_t` and `long` are 64 bits, and
 //! variadic integer arguments travel as registers do (see `fcntl`).
@@ -52,6 +53,7 @@ mod real;
 mod sockets;
 mod stat;
 mod state;
+mod stdio;
 mod timers;
 
 use selectlab_wire::{
