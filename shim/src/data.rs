@@ -4,6 +4,7 @@
 use libc::{c_int, c_void, iovec, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 use selectlab_wire::{MAX_DATA_BYTES, Op, Request, put_addr, take_addr};
 
+use crate::entropy;
 use crate::real::real;
 use crate::sockets::{addr_in, addr_out, check_real};
 use crate::state::{self, forward, is_sim, refuse, set_errno};
@@ -162,6 +163,10 @@ unsafe fn scatter_recv(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t {
     if !is_sim(fd) {
+        if entropy::reads_seeded(fd) {
+            // SAFETY: the caller's promise about `buf`.
+            return unsafe { entropy::seeded("read", buf, len) };
+        }
         // SAFETY: the arguments are the caller's, passed on unchanged.
         return unsafe { real!(read: fn(c_int, *mut c_void, size_t) -> ssize_t)(fd, buf, len) };
     }

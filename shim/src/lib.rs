@@ -22,7 +22,10 @@
 //! - [`clock`]: clock_gettime, gettimeofday, time, timespec_get, nanosleep, clock_nanosleep,
 //!   sleep, usleep.
 //! - [`names`]: getaddrinfo, getnameinfo.
-//! - [`entropy`]: getrandom, getentropy.
+//! - [`pid`]: getpid, getppid (fixed for the program), kill, sigqueue, tgkill, pidfd_open (a
+//!   virtual pid reaches the real process).
+//! - [`entropy`]: getrandom, getentropy, arc4random, arc4random_buf, arc4random_uniform; open, open64, openat, openat64, __open_2,
+//!   __open64_2, __openat_2, __openat64_2 (a random device's reads are seeded).
 //! - [`eventfd`]: eventfd (a simulated counter), eventfd_read, eventfd_write.
 //! - [`exec`]: execve, execv, execvp, execvpe, posix_spawn, posix_spawnp (the shim's variables
 //!   kept in the new program's environment).
@@ -33,7 +36,8 @@
 //! - [`beyond`]: pread, pwrite, preadv, pwritev (ESPIPE), preadv2, pwritev2 (and 64v2), sendfile,
 //!   sendfile64, sendmmsg, recvmmsg, copy_file_range, __ppoll_chk, and the refused splice, tee
 //!   and vmsplice.
-//! - [`stdio`]: fdopen (a stream whose I/O is the shim's).
+//! - [`stdio`]: fdopen of a simulated descriptor, fopen and fopen64 of a random device (streams
+//!   whose I/O is the shim's).
 //!
 //! Written for 64-bit Linux with glibc (x86-64, AArch64): `time_t` and `long` are 64 bits, and
 //! variadic integer arguments travel as registers do (see `fcntl`).
@@ -48,6 +52,7 @@ mod entropy;
 mod eventfd;
 mod exec;
 mod names;
+mod pid;
 mod ready;
 mod real;
 mod sockets;

@@ -179,6 +179,11 @@ pub(crate) fn forked_child() -> bool {
     mode() == Mode::Owner && pid_tid().0 != OWNER_PID.load(Relaxed)
 }
 
+/// Whether the caller is the program itself (not a forked child or a descendant).
+pub(crate) fn the_program() -> bool {
+    mode() == Mode::Owner && !forked_child()
+}
+
 /// Whether calls of the caller go to the simulator: the owner's do (after the checks of
 /// [`owner_or_refuse`]); a descendant's socket calls are refused there too.
 pub(crate) fn simulated_process() -> bool {

@@ -9,12 +9,7 @@ use selectlab_wire::{Op, Request};
 
 use crate::real::real;
 use crate::sockets::create_simulated;
-use crate::state::{self, Kind, Mode, forward, is_sim, mode, refuse, set_errno};
-
-/// Whether the caller is the program itself (not a forked child or a descendant).
-fn the_program() -> bool {
-    mode() == Mode::Owner && !state::forked_child()
-}
+use crate::state::{self, Kind, forward, is_sim, refuse, set_errno, the_program};
 
 fn refuse_timer(what: &str) -> ! {
     refuse(&format!(

@@ -633,19 +633,33 @@ fn a_programs_randomness_and_addresses_come_from_the_seed() {
                 .unwrap_or_else(|| panic!("no {what} line: {said}"))
                 .to_string()
         };
-        ["random", "urandom", "address", "set order"].map(line)
+        [
+            "random",
+            "urandom",
+            "dev urandom",
+            "stdio urandom",
+            "arc4random",
+            "pids",
+            "signalled itself True",
+            "address",
+            "set order",
+        ]
+        .map(line)
     };
-    // Outside, each of these differs from run to run (ASLR, the kernel's entropy). A kernel
-    // that ignores ADDR_NO_RANDOMIZE (gVisor may) leaves addresses, and a set's order, to
-    // chance: only the seeded bytes are compared there.
-    let compared = if kernel_fixes_addresses() { 4 } else { 2 };
+    // Outside, each of these differs from run to run (ASLR, the kernel's entropy, pids). A
+    // kernel that ignores ADDR_NO_RANDOMIZE (gVisor may) leaves addresses, and a set's order,
+    // to chance: only the seeded bytes and the pids are compared there.
+    let compared = if kernel_fixes_addresses() { 9 } else { 7 };
     let first = run("7");
     for _ in 0..4 {
         assert_eq!(run("7")[..compared], first[..compared]);
     }
+    assert!(first[3].ends_with("fileno True"), "{}", first[3]);
+    assert!(first[5].starts_with("pids 4194306 4194305"), "{}", first[5]);
     let other = run("8");
-    assert_ne!(other[0], first[0], "another seed, other random numbers");
-    assert_ne!(other[1], first[1]);
+    for i in 0..4 {
+        assert_ne!(other[i], first[i], "another seed, other random numbers");
+    }
 }
 
 #[test]
