@@ -123,7 +123,8 @@ pub(crate) fn die(msg: &str) -> ! {
 }
 
 /// Refuses to run the program further, because what it did cannot be simulated faithfully:
-/// tells selectlab why (which reports it), or standard error if it cannot, and exits.
+/// tells selectlab why (which reports it), over the channel, or through the refusal file beside
+/// the channel's socket when the channel is gone; says it on standard error too then, and exits.
 pub(crate) fn refuse(why: &str) -> ! {
     let mut msg = Vec::new();
     Request::new(Op::Refuse, &[])
@@ -134,10 +135,40 @@ pub(crate) fn refuse(why: &str) -> ! {
     let told = fd >= 0
         && unsafe { libc::syscall(libc::SYS_sendto, fd, msg.as_ptr(), msg.len(), 0, 0, 0) } >= 0;
     if !told {
+        leave_refusal(why);
         say(&format!("refused: {why}"));
     }
     // SAFETY: as in `die`.
     unsafe { libc::_exit(125) }
+}
+
+/// Writes `why` to the refusal file, unless another process wrote it first.
+fn leave_refusal(why: &str) {
+    let Some(socket) = std::env::var_os(selectlab_wire::CHANNEL_PATH_ENV) else {
+        return;
+    };
+    let path = std::path::Path::new(&socket).with_file_name(selectlab_wire::REFUSAL_FILE);
+    let Ok(path) = std::ffi::CString::new(path.into_os_string().into_encoded_bytes()) else {
+        return;
+    };
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC;
+    // SAFETY: `path` is a C string; the call makes a new file or fails.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags,
+            0o600,
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: the pointer and length describe `why`; the descriptor is ours to close.
+        unsafe {
+            libc::syscall(libc::SYS_write, fd, why.as_ptr(), why.len());
+            libc::syscall(libc::SYS_close, fd);
+        }
+    }
 }
 
 fn pid_tid() -> (i32, i32) {

@@ -187,6 +187,13 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
                 if let Some(symptom) = spin.note(&req, &reply, before, sim.now()) {
                     break End::Spinning(symptom);
                 }
+                // A descendant refused without its channel has left word by now, or will
+                // while the program waits (or when it ends, below).
+                if stepped::is_wait(req.op)
+                    && let Some(why) = listener.descendant_refusal()
+                {
+                    break End::Refused(why);
+                }
             }
             Err(Halt::Refuse(why)) => break End::Refused(why),
             Err(Halt::Stop(why)) => break End::Blocked(why),
@@ -209,6 +216,10 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
         // everything, has done its work.
         (End::Blocked(_), _) if hosts.clients.done() => End::Delivered,
         (end, _) => end,
+    };
+    let end = match (end, listener.descendant_refusal()) {
+        (End::Refused(why), _) | (_, Some(why)) => End::Refused(why),
+        (end, None) => end,
     };
     Ok(report(config, end, calls, &sim, &hosts))
 }

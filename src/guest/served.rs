@@ -95,15 +95,31 @@ impl GuestServer {
                 if let Some(symptom) = self.spin.note(&req, &reply, before, sim.now()) {
                     self.trouble = Some(symptom);
                 }
+                if super::stepped::is_wait(req.op) {
+                    self.note_descendant_refusal();
+                }
             }
             Ok(None) => {}
             Err(Halt::Refuse(why)) => self.trouble = Some(format!("{REFUSED}{why}")),
             Err(Halt::Stop(why)) => self.trouble = Some(why),
         }
         if let Some(code) = self.guest.exit {
+            self.note_descendant_refusal();
             let words = self.listener.stderr_tail(STDERR_TAIL_LINES);
             self.trouble
                 .get_or_insert_with(|| spawn::describe_end(code, &words));
+        }
+    }
+}
+
+impl GuestServer {
+    /// A refusal a descendant that had lost its channel left (see `Listener`) is the
+    /// program's trouble, unless it already has one.
+    fn note_descendant_refusal(&mut self) {
+        if self.trouble.is_none()
+            && let Some(why) = self.listener.descendant_refusal()
+        {
+            self.trouble = Some(format!("{REFUSED}{why}"));
         }
     }
 }

@@ -347,6 +347,16 @@ const STDERR_FILE: &str = "stderr";
 pub const STDERR_TAIL_BYTES: u64 = 16 * 1024;
 
 impl Listener {
+    /// Why a descendant of the program that had lost its channel was refused, if one was
+    /// (see [`selectlab_wire::REFUSAL_FILE`]; its first [`STDERR_TAIL_BYTES`] read).
+    pub fn descendant_refusal(&self) -> Option<String> {
+        use std::io::Read;
+        let file = std::fs::File::open(self.dir.path().join(selectlab_wire::REFUSAL_FILE)).ok()?;
+        let mut why = Vec::new();
+        file.take(STDERR_TAIL_BYTES).read_to_end(&mut why).ok()?;
+        Some(String::from_utf8_lossy(&why).into_owned())
+    }
+
     /// The last `lines` lines a quiet program wrote on its standard error (a traceback, say).
     pub fn stderr_tail(&self, lines: usize) -> Vec<String> {
         tail_lines(&self.dir.path().join(STDERR_FILE), lines)

@@ -268,6 +268,16 @@ fn every_other_row_of_the_refusal_table_is_refused_by_name() {
             "a child process",
         ),
         (
+            // A child that closes the channel behind the shim's back (a raw close) still
+            // reaches selectlab: through the refusal file beside the channel's socket.
+            "child = 'import ctypes, os, platform, socket\\n\
+             nr = 3 if platform.machine() == \"x86_64\" else 57\\n\
+             ctypes.CDLL(None).syscall(nr, int(os.environ[\"SELECTLAB_SHIM_FD\"]))\\n\
+             socket.socket()'\n\
+             subprocess.run(['python3', '-c', child])",
+            "a child process",
+        ),
+        (
             "ts = [socket.socket(), socket.socket()]\nfor t in ts:\n    \
              t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)\n    t.bind(('127.0.0.1', 40000))",
             "shared by SO_REUSEPORT sockets",

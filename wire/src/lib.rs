@@ -20,6 +20,11 @@ use std::fmt;
 /// to when the program starts.
 pub const CHANNEL_PATH_ENV: &str = "SELECTLAB_SHIM_SOCKET";
 
+/// The file, beside the channel's socket, in which a process that lost its channel (a
+/// descendant whose parent closed every descriptor) writes why it was refused, once: selectlab
+/// reads it, so the refusal ends the run as any other does.
+pub const REFUSAL_FILE: &str = "refused";
+
 /// The environment variable in which the shim notes its channel's descriptor, so that a
 /// program that execs another (a shell script starting Python) keeps its channel.
 pub const CHANNEL_FD_ENV: &str = "SELECTLAB_SHIM_FD";
