@@ -1,4 +1,5 @@
-//! The exec family keeps the shim: a program (or its child) that starts another with a cleared
+//! The exec family keeps the shim, and refuses to start what cannot load it (a static image,
+//! see `image`): a program (or its child) that starts another with a cleared
 //! or rewritten environment still starts it with `LD_PRELOAD` and the channel's variables, so
 //! its socket calls are refused rather than made on the real network. The caller's other
 //! variables pass unchanged; its own `LD_PRELOAD` gives way to the shim's.
@@ -12,8 +13,9 @@ use std::sync::OnceLock;
 
 use libc::{c_char, c_int, pid_t, posix_spawn_file_actions_t, posix_spawnattr_t};
 
+use crate::image::{path_escapes, search_escapes};
 use crate::real::real;
-use crate::state::refuse;
+use crate::state::{refuse, simulated_process};
 
 /// The variables the shim needs in every process it reaches.
 const KEPT: [&str; 4] = [
@@ -65,6 +67,22 @@ unsafe fn sets_kept(entry: *const c_char) -> bool {
     KEPT.iter().any(|name| {
         bytes.len() > name.len() && bytes.starts_with(name.as_bytes()) && bytes[name.len()] == b'='
     })
+}
+
+/// Refuses an exec, by the program or a descendant, of what the shim cannot enter (see
+/// `image`).
+///
+/// # Safety
+/// `what` must be null or a C string.
+unsafe fn refuse_escape(what: *const c_char, why: Option<&str>) {
+    let Some(why) = why.filter(|_| simulated_process()) else {
+        return;
+    };
+    // SAFETY: `what` is non-null here (a null path escapes nothing) and a C string.
+    let name = unsafe { std::ffi::CStr::from_ptr(what) }.to_string_lossy();
+    refuse(&format!(
+        "exec of {name}: {why}; nothing can be preloaded into it, so its sockets would be real"
+    ));
 }
 
 /// Calls `exec` with `envp` rewritten to hold the shim's variables, on the stack.
@@ -125,6 +143,8 @@ pub unsafe extern "C" fn execve(
     argv: *const *const c_char,
     envp: *const *const c_char,
 ) -> c_int {
+    // SAFETY: the caller's promise: `path` is a C string.
+    unsafe { refuse_escape(path, path_escapes(path)) };
     // SAFETY: the caller's arguments, with the environment rewritten.
     unsafe {
         with_shim_env(envp, |env| {
@@ -155,6 +175,8 @@ pub unsafe extern "C" fn execvpe(
     argv: *const *const c_char,
     envp: *const *const c_char,
 ) -> c_int {
+    // SAFETY: the caller's promise: `file` is a C string.
+    unsafe { refuse_escape(file, search_escapes(file)) };
     // SAFETY: the caller's arguments, with the environment rewritten.
     unsafe {
         with_shim_env(envp, |env| {
@@ -188,6 +210,8 @@ pub unsafe extern "C" fn posix_spawn(
     argv: *const *mut c_char,
     envp: *const *mut c_char,
 ) -> c_int {
+    // SAFETY: the caller's promise: `path` is a C string.
+    unsafe { refuse_escape(path, path_escapes(path)) };
     // SAFETY: the caller's arguments, with the environment rewritten.
     unsafe {
         with_shim_env(envp.cast(), |env| {
@@ -216,6 +240,8 @@ pub unsafe extern "C" fn posix_spawnp(
     argv: *const *mut c_char,
     envp: *const *mut c_char,
 ) -> c_int {
+    // SAFETY: the caller's promise: `file` is a C string.
+    unsafe { refuse_escape(file, search_escapes(file)) };
     // SAFETY: the caller's arguments, with the environment rewritten.
     unsafe {
         with_shim_env(envp.cast(), |env| {

@@ -28,7 +28,8 @@
 //!   __open64_2, __openat_2, __openat64_2 (a random device's reads are seeded).
 //! - [`eventfd`]: eventfd (a simulated counter), eventfd_read, eventfd_write.
 //! - [`exec`]: execve, execv, execvp, execvpe, posix_spawn, posix_spawnp (the shim's variables
-//!   kept in the new program's environment).
+//!   kept in the new program's environment; a static or 32-bit image, or a script run by one,
+//!   refused: [`image`]).
 //! - [`timers`]: timerfd_create, timerfd_settime, timerfd_gettime (a simulated timer); alarm,
 //!   setitimer, timer_create, signalfd (refused for the program: they run on the real clock).
 //! - [`stat`]: fstat, fstat64, __fxstat, __fxstat64, fstatat, fstatat64 (a simulated socket is
@@ -51,6 +52,7 @@ mod data;
 mod entropy;
 mod eventfd;
 mod exec;
+mod image;
 mod names;
 mod pid;
 mod ready;

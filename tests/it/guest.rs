@@ -359,6 +359,52 @@ fn write_static_elf(path: &Path) {
 }
 
 #[test]
+fn a_static_program_the_program_starts_later_is_refused_before_it_runs() {
+    if !python() {
+        return;
+    }
+    let dir = scratch("static-later");
+    let program = dir.join("static-program");
+    write_static_elf(&program);
+    let script = dir.join("script");
+    std::fs::write(&script, format!("#!{}\n", program.display())).expect("write the script");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (p, sc, d) = (program.display(), script.display(), dir.display());
+    let starts = [
+        (
+            format!("subprocess.run(['{p}'])"),
+            "a statically linked program",
+        ),
+        (
+            format!("os.execv('{sc}', ['{sc}'])"),
+            "interpreter is statically linked",
+        ),
+        (
+            format!(
+                "os.environ['PATH'] = '{d}'\nos.posix_spawnp('static-program', ['x'], os.environ)"
+            ),
+            "a statically linked program",
+        ),
+    ];
+    for (code, why) in starts {
+        let out = sim(&[
+            "--",
+            "python3",
+            "-c",
+            &format!("import os, subprocess\n{code}"),
+        ]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{code}: {stderr}");
+        assert!(
+            stderr.contains(why) && stderr.contains("exec of"),
+            "{code}: {stderr}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn a_statically_linked_program_is_refused_before_it_runs() {
     let dir = scratch("static");
     let program = dir.join("static-program");
