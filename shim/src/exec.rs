@@ -2,7 +2,9 @@
 //! see `image`): a program (or its child) that starts another with a cleared
 //! or rewritten environment still starts it with `LD_PRELOAD` and the channel's variables, so
 //! its socket calls are refused rather than made on the real network. The caller's other
-//! variables pass unchanged; its own `LD_PRELOAD` gives way to the shim's.
+//! variables pass unchanged; its own `LD_PRELOAD` gives way to the shim's. The shim's variables
+//! also stay in the program's own environment (unsetenv, setenv, putenv and clearenv leave
+//! them), for what starts a program past these calls: system, and execl and its kin.
 //!
 //! No allocation happens here: Python's `subprocess` execs from a vfork child, which shares
 //! its parent's memory. The new environment is built on the stack, from entries captured when
@@ -121,6 +123,80 @@ unsafe fn with_shim_env(
         at = unsafe { at.add(1) };
     }
     exec(env.as_ptr())
+}
+
+/// Whether `name` (a C string) is one of [`KEPT`], in a process the shim serves.
+///
+/// # Safety
+/// `name` must be null or a C string.
+unsafe fn guarded(name: *const c_char) -> bool {
+    if !simulated_process() || name.is_null() {
+        return false;
+    }
+    // SAFETY: the caller's promise.
+    let name = unsafe { std::ffi::CStr::from_ptr(name) }.to_bytes();
+    KEPT.iter().any(|k| k.as_bytes() == name)
+}
+
+/// unsetenv(3): the shim's variables stay in the program's environment, so that what glibc
+/// starts from it past the exec calls above (system, execl and its variadic kin) still loads
+/// the shim. Python's `os.environ.clear()` unsets each variable this way.
+///
+/// # Safety
+/// As for libc's unsetenv.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn unsetenv(name: *const c_char) -> c_int {
+    // SAFETY: the caller's promise.
+    if unsafe { guarded(name) } {
+        return 0;
+    }
+    // SAFETY: the argument is the caller's, passed on unchanged.
+    unsafe { real!(unsetenv: fn(*const c_char) -> c_int)(name) }
+}
+
+/// setenv(3): the shim's variables keep their values.
+///
+/// # Safety
+/// As for libc's setenv.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn setenv(name: *const c_char, value: *const c_char, replace: c_int) -> c_int {
+    // SAFETY: the caller's promise.
+    if unsafe { guarded(name) } {
+        return 0;
+    }
+    // SAFETY: the arguments are the caller's, passed on unchanged.
+    unsafe {
+        real!(setenv: fn(*const c_char, *const c_char, c_int) -> c_int)(name, value, replace)
+    }
+}
+
+/// putenv(3): an entry that would set one of the shim's variables is left out.
+///
+/// # Safety
+/// As for libc's putenv.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn putenv(entry: *mut c_char) -> c_int {
+    // SAFETY: the caller's promise: a C string.
+    if simulated_process() && !entry.is_null() && unsafe { sets_kept(entry) } {
+        return 0;
+    }
+    // SAFETY: the argument is the caller's, passed on unchanged.
+    unsafe { real!(putenv: fn(*mut c_char) -> c_int)(entry) }
+}
+
+/// clearenv(3): clears the environment, then puts the shim's variables back.
+#[unsafe(no_mangle)]
+pub extern "C" fn clearenv() -> c_int {
+    // SAFETY: clearenv takes nothing.
+    let cleared = unsafe { real!(clearenv: fn() -> c_int)() };
+    if simulated_process() {
+        for entry in ENTRIES.get().into_iter().flatten() {
+            // SAFETY: the entries live as long as the process (a static never dropped), as
+            // putenv requires; glibc never writes through the pointer.
+            unsafe { real!(putenv: fn(*mut c_char) -> c_int)(entry.as_ptr().cast_mut()) };
+        }
+    }
+    cleared
 }
 
 unsafe extern "C" {
