@@ -39,6 +39,7 @@ mod programs;
 mod check;
 mod dialects;
 mod fuzz_corpus;
+mod escape;
 mod guest;
 mod guest_beyond;
 mod guest_check;
