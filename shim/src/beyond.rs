@@ -63,6 +63,8 @@ positioned!(
     pread64(*mut c_void, size_t, off_t),
     pwrite(*const c_void, size_t, off_t),
     pwrite64(*const c_void, size_t, off_t),
+    __pread64(*mut c_void, size_t, off_t),
+    __pwrite64(*const c_void, size_t, off_t),
     preadv(*const iovec, c_int, off_t),
     preadv64(*const iovec, c_int, off_t),
     pwritev(*const iovec, c_int, off_t),
@@ -380,6 +382,41 @@ pub unsafe extern "C" fn vmsplice(
     unsafe {
         real!(vmsplice: fn(c_int, *const iovec, size_t, c_uint) -> ssize_t)(fd, iov, count, flags)
     }
+}
+
+/// __pread_chk: pread(2) from a fortified build (`buf_len` is the buffer's known size).
+///
+/// # Safety
+/// As for pread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __pread_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    offset: off_t,
+    buf_len: size_t,
+) -> ssize_t {
+    if len > buf_len {
+        crate::data::chk_fail();
+    }
+    // SAFETY: the caller's promise, passed on.
+    unsafe { pread(fd, buf, len, offset) }
+}
+
+/// __pread64_chk: __pread_chk's 64-bit name.
+///
+/// # Safety
+/// As for pread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __pread64_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    offset: off_t,
+    buf_len: size_t,
+) -> ssize_t {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { __pread_chk(fd, buf, len, offset, buf_len) }
 }
 
 /// __ppoll_chk: ppoll(2) from a fortified build.

@@ -177,6 +177,48 @@ pub unsafe extern "C" fn nanosleep(req: *const timespec, rem: *mut timespec) -> 
     }
 }
 
+/// thrd_sleep(3), C11's sleep: [`nanosleep`] (glibc's calls the kernel past it), with C11's
+/// results: 0, -1 when interrupted, another negative number on error.
+///
+/// # Safety
+/// As for [`nanosleep`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn thrd_sleep(req: *const timespec, rem: *mut timespec) -> c_int {
+    // SAFETY: the caller's promises, passed on.
+    match unsafe { nanosleep(req, rem) } {
+        0 => 0,
+        _ if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => -1,
+        _ => -2,
+    }
+}
+
+/// clock_settime(2): refused for the program when it sets a clock the simulator keeps (the
+/// simulated clocks cannot be set; Linux's would change).
+///
+/// # Safety
+/// As for libc's clock_settime.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn clock_settime(clock: clockid_t, t: *const timespec) -> c_int {
+    if simulated(clock) {
+        state::refuse("clock_settime: setting a clock is not simulated");
+    }
+    // SAFETY: the arguments are the caller's, passed on unchanged.
+    unsafe { real!(clock_settime: fn(clockid_t, *const timespec) -> c_int)(clock, t) }
+}
+
+/// settimeofday(2): refused for the program when it sets the time (a time zone alone passes).
+///
+/// # Safety
+/// As for libc's settimeofday.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn settimeofday(tv: *const timeval, tz: *const libc::c_void) -> c_int {
+    if !tv.is_null() && simulated(libc::CLOCK_REALTIME) {
+        state::refuse("settimeofday: setting the clock is not simulated");
+    }
+    // SAFETY: the arguments are the caller's, passed on unchanged.
+    unsafe { real!(settimeofday: fn(*const timeval, *const libc::c_void) -> c_int)(tv, tz) }
+}
+
 /// clock_nanosleep(2): a virtual sleep, relative or until an absolute time (TIMER_ABSTIME).
 /// Returns the error number, as clock_nanosleep does.
 ///

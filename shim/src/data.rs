@@ -403,7 +403,7 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
 }
 
 /// glibc's overflow report for the fortified entry points.
-fn chk_fail() -> ! {
+pub(crate) fn chk_fail() -> ! {
     // SAFETY: __chk_fail takes nothing and does not return.
     unsafe { real!(__chk_fail: fn() -> ())() };
     std::process::abort()

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use libc::{c_char, c_int, pid_t, posix_spawn_file_actions_t, posix_spawnattr_t};
 
-use crate::image::{path_escapes, search_escapes};
+use crate::image::{at_escapes, path_escapes, search_escapes};
 use crate::real::real;
 use crate::state::{refuse, simulated_process};
 
@@ -159,15 +159,17 @@ pub unsafe extern "C" fn unsetenv(name: *const c_char) -> c_int {
 /// # Safety
 /// As for libc's setenv.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn setenv(name: *const c_char, value: *const c_char, replace: c_int) -> c_int {
+pub unsafe extern "C" fn setenv(
+    name: *const c_char,
+    value: *const c_char,
+    replace: c_int,
+) -> c_int {
     // SAFETY: the caller's promise.
     if unsafe { guarded(name) } {
         return 0;
     }
     // SAFETY: the arguments are the caller's, passed on unchanged.
-    unsafe {
-        real!(setenv: fn(*const c_char, *const c_char, c_int) -> c_int)(name, value, replace)
-    }
+    unsafe { real!(setenv: fn(*const c_char, *const c_char, c_int) -> c_int)(name, value, replace) }
 }
 
 /// putenv(3): an entry that would set one of the shim's variables is left out.
@@ -226,6 +228,30 @@ pub unsafe extern "C" fn execve(
         with_shim_env(envp, |env| {
             real!(execve: fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int)(
                 path, argv, env,
+            )
+        })
+    }
+}
+
+/// execveat(2): as execve, for a path from a directory descriptor, or the descriptor itself.
+///
+/// # Safety
+/// As for libc's execveat.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn execveat(
+    dirfd: c_int,
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: the caller's promise: `path` is a C string.
+    unsafe { refuse_escape(path, at_escapes(dirfd, path, flags)) };
+    // SAFETY: the caller's arguments, with the environment rewritten.
+    unsafe {
+        with_shim_env(envp, |env| {
+            real!(execveat: fn(c_int, *const c_char, *const *const c_char, *const *const c_char, c_int) -> c_int)(
+                dirfd, path, argv, env, flags,
             )
         })
     }

@@ -140,6 +140,49 @@ pub(crate) unsafe fn path_escapes(path: *const c_char) -> Option<&'static str> {
     escapes(PathBuf::of(&[unsafe { bytes(path) }])?, 0)
 }
 
+/// [`path_escapes`] for execveat's `path` from `dirfd`: the descriptor itself with
+/// AT_EMPTY_PATH and an empty path, else the path (an absolute one, or one relative to the
+/// directory), through `/proc/self/fd`.
+///
+/// # Safety
+/// `path` must be null or a C string.
+pub(crate) unsafe fn at_escapes(
+    dirfd: i32,
+    path: *const c_char,
+    flags: i32,
+) -> Option<&'static str> {
+    if path.is_null() {
+        return None;
+    }
+    // SAFETY: the caller's promise.
+    let path = unsafe { bytes(path) };
+    if path.starts_with(b"/") || dirfd == libc::AT_FDCWD {
+        return escapes(PathBuf::of(&[path])?, 0);
+    }
+    let mut digits = [0u8; 12];
+    let dirfd = decimal(dirfd, &mut digits)?;
+    let whole = if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 {
+        PathBuf::of(&[b"/proc/self/fd/", dirfd])?
+    } else {
+        PathBuf::of(&[b"/proc/self/fd/", dirfd, b"/", path])?
+    };
+    escapes(whole, 0)
+}
+
+/// `n` in decimal, in `out` (None for a negative number).
+fn decimal(n: i32, out: &mut [u8; 12]) -> Option<&[u8]> {
+    let mut n = u32::try_from(n).ok()?;
+    let mut at = out.len();
+    loop {
+        at -= 1;
+        out[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return Some(&out[at..]);
+        }
+    }
+}
+
 /// [`path_escapes`] for `file` found as execvp finds it: itself when it holds a `/`, else the
 /// first executable of that name in PATH (glibc's default when unset).
 ///

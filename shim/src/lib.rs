@@ -27,16 +27,19 @@
 //! - [`entropy`]: getrandom, getentropy, arc4random, arc4random_buf, arc4random_uniform; open, open64, openat, openat64, __open_2,
 //!   __open64_2, __openat_2, __openat64_2 (a random device's reads are seeded).
 //! - [`eventfd`]: eventfd (a simulated counter), eventfd_read, eventfd_write.
-//! - [`exec`]: execve, execv, execvp, execvpe, posix_spawn, posix_spawnp (the shim's variables
-//!   kept in the new program's environment; a static or 32-bit image, or a script run by one,
+//! - [`exec`]: execve, execveat, execv, execvp, execvpe, posix_spawn, posix_spawnp (the shim's
+//!   variables kept in the new program's environment, and by unsetenv, setenv, putenv and
+//!   clearenv in the program's own; a static or 32-bit image, or a script run by one,
 //!   refused: [`image`]).
 //! - [`timers`]: timerfd_create, timerfd_settime, timerfd_gettime (a simulated timer); alarm,
 //!   setitimer, timer_create, signalfd (refused for the program: they run on the real clock).
-//! - [`stat`]: fstat, fstat64, __fxstat, __fxstat64, fstatat, fstatat64 (a simulated socket is
+//! - [`stat`]: fstat, fstat64, __fxstat, __fxstat64, fstatat, fstatat64, __fxstatat,
+//!   __fxstatat64, statx (a simulated socket is
 //!   S_IFSOCK, an epoll, eventfd or timerfd Linux's anonymous inode).
-//! - [`beyond`]: pread, pwrite, preadv, pwritev (ESPIPE), preadv2, pwritev2 (and 64v2), sendfile,
-//!   sendfile64, sendmmsg, recvmmsg, copy_file_range, __ppoll_chk, and the refused splice, tee
-//!   and vmsplice.
+//! - [`beyond`]: pread, pwrite, preadv, pwritev, __pread_chk, __pread64_chk (ESPIPE),
+//!   preadv2, pwritev2 (and 64v2), sendfile, sendfile64, sendmmsg, recvmmsg, copy_file_range,
+//!   __ppoll_chk, and the refused splice, tee and vmsplice.
+//! - [`aliases`]: glibc's double-underscore names of the calls above (`__read`, `__connect`, …).
 //! - [`stdio`]: fdopen of a simulated descriptor, fopen and fopen64 of a random device (streams
 //!   whose I/O is the shim's).
 //!
@@ -46,6 +49,7 @@
 //! Loaded in a process that selectlab did not start (no channel in the environment) it stays
 //! out of the way: every call goes to libc.
 
+mod aliases;
 mod beyond;
 mod clock;
 mod data;

@@ -131,3 +131,86 @@ pub unsafe extern "C" fn fstatat64(
     // SAFETY: the same structure; the caller's promise.
     unsafe { fstatat(dirfd, path, st.cast(), flags) }
 }
+
+/// statx(2): with AT_EMPTY_PATH and an empty path on a simulated descriptor, what fstat says,
+/// in statx's form (the basic fields; no birth time, as sockfs and pipefs keep none).
+///
+/// # Safety
+/// `path` must be a C string and `out` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn statx(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mask: libc::c_uint,
+    out: *mut libc::statx,
+) -> c_int {
+    // SAFETY: the caller's promise: `path` is a C string (checked for null first).
+    let empty = !path.is_null() && unsafe { *path } == 0;
+    if !(is_sim(dirfd) && empty && flags & libc::AT_EMPTY_PATH != 0) {
+        // SAFETY: the arguments are the caller's, passed on unchanged.
+        return unsafe {
+            real!(statx: fn(c_int, *const c_char, c_int, libc::c_uint, *mut libc::statx) -> c_int)(
+                dirfd, path, flags, mask, out,
+            )
+        };
+    }
+    // SAFETY: stat is plain data; all zeroes is a valid value, filled next.
+    let mut st: stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is writable.
+    unsafe { simulated_stat(dirfd, &mut st) };
+    // SAFETY: statx is plain data; all zeroes is a valid value.
+    let mut x: libc::statx = unsafe { std::mem::zeroed() };
+    x.stx_mask = libc::STATX_BASIC_STATS;
+    x.stx_blksize = st.st_blksize as u32;
+    x.stx_nlink = st.st_nlink as u32;
+    (x.stx_uid, x.stx_gid) = (st.st_uid, st.st_gid);
+    x.stx_mode = st.st_mode as u16;
+    x.stx_ino = st.st_ino;
+    // SAFETY: the caller's promise about `out`.
+    unsafe { out.write(x) };
+    0
+}
+
+/// __fxstatat64: fstatat from programs built against glibc before 2.33.
+///
+/// # Safety
+/// As for [`fstatat`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __fxstatat64(
+    version: c_int,
+    dirfd: c_int,
+    path: *const c_char,
+    st: *mut stat64,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: the caller's promise: `path` is a C string (checked for null first).
+    let empty = !path.is_null() && unsafe { *path } == 0;
+    if is_sim(dirfd) && empty && flags & libc::AT_EMPTY_PATH != 0 {
+        // SAFETY: the same structure; the caller's promise about `st`.
+        unsafe { simulated_stat(dirfd, st.cast()) };
+        return 0;
+    }
+    // SAFETY: the arguments are the caller's, passed on unchanged.
+    unsafe {
+        real!(__fxstatat64: fn(c_int, c_int, *const c_char, *mut stat64, c_int) -> c_int)(
+            version, dirfd, path, st, flags,
+        )
+    }
+}
+
+/// __fxstatat: __fxstatat64's other name.
+///
+/// # Safety
+/// As for [`fstatat`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __fxstatat(
+    version: c_int,
+    dirfd: c_int,
+    path: *const c_char,
+    st: *mut stat,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: the same structure; the caller's promise.
+    unsafe { __fxstatat64(version, dirfd, path, st.cast(), flags) }
+}

@@ -38,8 +38,8 @@ mod programs;
 // The tools that judge other servers, and the detectors' own power.
 mod check;
 mod dialects;
-mod fuzz_corpus;
 mod escape;
+mod fuzz_corpus;
 mod guest;
 mod guest_beyond;
 mod guest_check;
