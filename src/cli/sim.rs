@@ -87,7 +87,7 @@ impl SimArgs {
             Err(e) => return super::cannot_run("sim", e),
         };
         if let Some(path) = &self.transcript
-            && let Err(e) = std::fs::write(path, &report.transcript)
+            && let Err(e) = std::fs::write(path, transcript_file(&config, &report.transcript))
         {
             return super::cannot_run("sim", format!("writing {}: {e}", path.display()));
         }
@@ -156,4 +156,15 @@ fn summary(report: &GuestReport) -> String {
         text.push_str(&format!("\nsim: delivered {heard} of {owed} lines"));
     }
     text
+}
+
+/// A transcript file: a header (the command, the seed, the environment), then the records.
+fn transcript_file(config: &guest::GuestConfig, records: &str) -> String {
+    let adversary = if config.adversary { "on" } else { "off" };
+    format!(
+        "# selectlab sim: {}\n# seed {}, adversary {adversary}\n# environment: {}\n{records}",
+        label(&config.command),
+        config.seed,
+        config.env.describe()
+    )
 }

@@ -199,26 +199,11 @@ impl Listener {
         fixed_addresses_for_children();
         let mut cmd = Command::new(program);
         cmd.args(args);
-        if env == Environment::Clean {
-            cmd.env_clear();
-            for keep in ["PATH", "HOME"] {
-                if let Some(v) = std::env::var_os(keep) {
-                    cmd.env(keep, v);
-                }
-            }
-        }
-        // Whatever preloads or channels the caller had are not the program's.
-        for (name, _) in std::env::vars_os() {
-            if name == "LD_PRELOAD" || name.to_string_lossy().starts_with("SELECTLAB_SHIM") {
-                cmd.env_remove(name);
-            }
-        }
-        cmd.env("LD_PRELOAD", shim)
+        cmd.env_clear()
+            .envs(env.inherited())
+            .envs(FIXED_ENV)
+            .env("LD_PRELOAD", shim)
             .env(CHANNEL_PATH_ENV, self.dir.path().join("channel"))
-            .env("TZ", "UTC")
-            .env("LC_ALL", "C.UTF-8")
-            .env("PYTHONHASHSEED", "0")
-            .env("PYTHONDONTWRITEBYTECODE", "1")
             .process_group(0);
         match stdin {
             Some(path) => {
@@ -286,6 +271,50 @@ pub enum Environment {
     Inherited,
     /// `PATH` and `HOME` alone (`--clean-env`).
     Clean,
+}
+
+/// What every program starts with, whatever else it inherits (see [`Environment`]).
+pub const FIXED_ENV: [(&str, &str); 4] = [
+    ("TZ", "UTC"),
+    ("LC_ALL", "C.UTF-8"),
+    ("PYTHONHASHSEED", "0"),
+    ("PYTHONDONTWRITEBYTECODE", "1"),
+];
+
+impl Environment {
+    /// The variables the program takes from selectlab's own environment: all, or PATH and
+    /// HOME; never a preload or a channel of selectlab's caller, nor what [`FIXED_ENV`] sets.
+    pub fn inherited(self) -> Vec<(OsString, OsString)> {
+        let mut vars: Vec<(OsString, OsString)> = std::env::vars_os()
+            .filter(|(name, _)| self == Environment::Inherited || name == "PATH" || name == "HOME")
+            .filter(|(name, _)| {
+                let name = name.to_string_lossy();
+                name != "LD_PRELOAD"
+                    && !name.starts_with("SELECTLAB_SHIM")
+                    && !FIXED_ENV.iter().any(|(fixed, _)| name == *fixed)
+            })
+            .collect();
+        vars.sort();
+        vars
+    }
+
+    /// The environment in words for a transcript's header: the names it inherits (their values
+    /// stay out: they may be secrets), and what selectlab sets.
+    pub fn describe(self) -> String {
+        let names: Vec<String> = (self.inherited().iter())
+            .map(|(name, _)| name.to_string_lossy().into_owned())
+            .collect();
+        let fixed: Vec<String> = FIXED_ENV.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        let whose = match self {
+            Environment::Inherited => "selectlab's own",
+            Environment::Clean => "clean (--clean-env)",
+        };
+        format!(
+            "{whose}: {} inherited, values not recorded; set: {} and the shim's LD_PRELOAD",
+            names.join(" "),
+            fixed.join(" ")
+        )
+    }
 }
 
 /// How a program under `check --sim` is started: its environment and its standard input.

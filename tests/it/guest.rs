@@ -735,22 +735,40 @@ fn the_program_gets_selectlabs_environment_unless_asked_for_a_clean_one() {
     let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
     std::fs::set_permissions(&launcher, mode).expect("made executable");
     let launcher = launcher.to_str().expect("a UTF-8 path");
+    let transcript = dir.join("transcript");
     let run = |clean: bool| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_selectlab"));
         command.arg("sim").env("PICK_PYTHON", "python3");
         if clean {
             command.arg("--clean-env");
         }
+        command.arg("--transcript").arg(&transcript);
         let out = (command.args(["--", launcher, "-c", "print('picked')"]))
             .output()
             .expect("selectlab runs");
-        (out.status.code(), text(&out.stdout))
+        let header: String = (std::fs::read_to_string(&transcript).unwrap_or_default())
+            .lines()
+            .filter(|l| l.starts_with("# environment: "))
+            .collect();
+        (out.status.code(), text(&out.stdout), header)
     };
-    let (code, said) = run(false);
+    let (code, said, header) = run(false);
     assert_eq!(code, Some(0), "{said}");
     assert!(said.contains("picked"), "{said}");
-    let (code, said) = run(true);
+    // The transcript's header names what the program inherited (not the values).
+    assert!(
+        header.starts_with("# environment: selectlab's own: ")
+            && header.contains(" PICK_PYTHON ")
+            && !header.contains("python3")
+            && header.contains("set: TZ=UTC LC_ALL=C.UTF-8"),
+        "{header}"
+    );
+    let (code, said, header) = run(true);
     assert_eq!(code, Some(1), "the launcher found no interpreter: {said}");
     assert!(said.contains("exited with status 127"), "{said}");
+    assert!(
+        header.starts_with("# environment: clean (--clean-env): ") && !header.contains("PICK"),
+        "{header}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
