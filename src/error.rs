@@ -1,4 +1,4 @@
-//! The seed's exception table: `error`, `herror`, `gaierror`, `timeout`.
+//! The tutorial's exception table: `error`, `herror`, `gaierror`, `timeout`.
 //!
 //! One error type, [`SockError`], whose `Display` matches the text Python prints for the same
 //! condition, so that a transcript reads like the tutorial's output.
@@ -73,7 +73,7 @@ impl Gai {
 /// `h_errno` HOST_NOT_FOUND, the code Python's `herror` carries for an unknown address.
 pub const HERROR_HOST_NOT_FOUND: i32 = 1;
 
-/// Every failure of the socket API, in the seed's four classes plus Python's `ValueError`.
+/// Every failure of the socket API, in the tutorial's four classes plus Python's `ValueError`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SockError {
     /// `socket.error` (OSError): a failing call and its errno.

@@ -249,7 +249,7 @@ pub struct TimerSetting {
     pub interval: Timespec,
 }
 
-/// The socket calls of the seed's table, at the descriptor level, on one transport.
+/// The socket calls of the tutorial's table, at the descriptor level, on one transport.
 ///
 /// Every method returns Linux's errno on failure; the same call sequence gives the same results
 /// on both implementations (that is what the differential tests check).
@@ -360,7 +360,7 @@ pub trait Kernel {
     /// Wall-clock time since the Unix epoch (in the simulator: a fixed epoch plus virtual time,
     /// so that timestamps in transcripts are deterministic).
     fn unix_time(&self) -> Duration;
-    /// The local time zone, for timestamps people read (the seed's `time.strftime`): the
+    /// The local time zone, for timestamps people read (the tutorial's `time.strftime`): the
     /// system's on the real kernel (`TZ` respected), UTC in the simulator (deterministic).
     fn time_zone(&self) -> jiff::tz::TimeZone;
 }

@@ -1,4 +1,4 @@
-//! selectlab: the seed's socket and `select` lesson as a protocol-testing suite with a reference
+//! selectlab: the tutorial's socket and `select` lesson as a protocol-testing suite with a reference
 //! implementation. One boundary trait stands for "the kernel"; the real Linux kernel and a
 //! deterministic simulator implement it; everything else is written once above it.
 //!
@@ -7,7 +7,7 @@
 //! zoo, and the simulator never knows which program runs on it.
 //!
 //! 1. Values and switches:
-//!    - [`error`], [`addr`]: the seed's exception table (`error`, `herror`, `gaierror`,
+//!    - [`error`], [`addr`]: the tutorial's exception table (`error`, `herror`, `gaierror`,
 //!      `timeout`) and addresses, printed as Python prints them.
 //!    - [`bugs`]: the zoo's switches ([`bugs::Bug`], [`bugs::Bugs`]), which the reference
 //!      programs consult at the line where each original went wrong; off unless a harness turns
@@ -20,7 +20,7 @@
 //!      one decision source (faithful, seeded adversary, fuzzer bytes), a transcript of every
 //!      call.
 //! 4. Above any kernel:
-//!    - [`socket`]: the seed's Python-style socket API.
+//!    - [`socket`]: the tutorial's Python-style socket API.
 //!    - [`pairs`]: building connected endpoints.
 //!    - [`readiness`]: one selector over select, poll and epoll (level, edge, one-shot).
 //! 5. Drivers and runners:
@@ -31,9 +31,9 @@
 //!    - [`pcap`]: the simulator's capture written as a pcap file.
 //!    - [`guest`]: other people's unmodified programs on the simulator, through the preloaded
 //!      shim (`shim/`, the project's only `unsafe` code; its messages in `wire/`).
-//! 6. The reference programs: [`chat`] — the seed's chat room (sans-IO server, its I/O on the
+//! 6. The reference programs: [`chat`] — the tutorial's chat room (sans-IO server, its I/O on the
 //!    reactor, the client, scripted sessions and their properties).
-//! 7. The seed's other programs and the fuzz targets' logic: [`programs`] (good-bye TCP, UDP
+//! 7. The tutorial's other programs and the fuzz targets' logic: [`programs`] (good-bye TCP, UDP
 //!    echo, level vs edge, the chat command lines, load, benchmarks, demos), [`fuzzing`].
 //! 8. The tools that judge programs: [`check`] (`selectlab check`, conformance checks against
 //!    any chat server on real sockets), [`zoo`] (the catalogue's provenance and the

@@ -1,4 +1,4 @@
-//! The seed's socket API, with Python's names and meaning, on any [`Kernel`].
+//! The tutorial's socket API, with Python's names and meaning, on any [`Kernel`].
 //!
 //! Descriptors are always non-blocking underneath; blocking calls and `settimeout` are built the
 //! way CPython builds them: try the call, and on EAGAIN wait with poll for the remaining time,
@@ -57,7 +57,7 @@ pub fn gethostbyaddr(net: &Net, ip: IpAddr) -> Result<String, SockError> {
     net.borrow_mut().host_by_addr(ip)
 }
 
-/// A socket object, as the seed's table describes it.
+/// A socket object, as the tutorial's table describes it.
 pub struct Socket {
     net: Net,
     fd: Option<Fd>,

@@ -2,7 +2,7 @@
 //! `exit` (trimmed, any case) closes the connection and prints `ByeBye~~`; if the server goes
 //! away the client says so and ends with a failure status.
 //!
-//! Fixed against the seed's `selectclient.py`: it notices the server's end of stream (the seed
+//! Fixed against the tutorial's `selectclient.py`: it notices the server's end of stream (the tutorial
 //! looped printing nothing), and it keeps the unsent tail of a short write.
 
 use std::io::Write;
@@ -170,7 +170,7 @@ impl<'o> ChatClientApp<'o> {
     fn heard(&mut self, io: &mut Io<'_>) {
         let mut buf = [0u8; READ_BYTES];
         match io.kernel.recv(self.sock, &mut buf) {
-            // The seed: `if data:` ... and b'' is just "nothing this time".
+            // The tutorial: `if data:` ... and b'' is just "nothing this time".
             Ok(0) if self.bugs.has(Bug::SeedClientMissesServerExit) => {}
             Ok(0) => self.finish(io, Ending::ServerGone, "the server went away"),
             Ok(n) => {

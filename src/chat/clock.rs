@@ -1,4 +1,4 @@
-//! Wall-clock text for chat lines, `YYYY-mm-dd HH:MM:SS`, as the seed's `time.strftime` prints
+//! Wall-clock text for chat lines, `YYYY-mm-dd HH:MM:SS`, as the tutorial's `time.strftime` prints
 //! it: in the kernel's local time zone ([`Kernel::time_zone`](crate::kernel::Kernel::time_zone)).
 //! On the real kernel that is the system's (`TZ` respected); in the simulator it is UTC, and
 //! the clock is virtual time from [`SIM_EPOCH_UNIX_SECS`](crate::sim::SIM_EPOCH_UNIX_SECS), so

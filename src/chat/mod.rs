@@ -1,4 +1,4 @@
-//! The seed's select chat room, done right.
+//! The tutorial's select chat room, done right.
 //!
 //! - [`framing`]: bytes to lines, whatever the split; over-long lines refused whole.
 //! - [`outbound`]: a client's queue of shared, formatted lines, sent with vectored writes.

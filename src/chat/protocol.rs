@@ -56,7 +56,7 @@ fn is_stamp(s: &[u8]) -> bool {
         })
 }
 
-/// The `('<ip>', <port>)` form of an address, as the seed's Python prints a peer.
+/// The `('<ip>', <port>)` form of an address, as the tutorial's Python prints a peer.
 pub fn who(addr: SocketAddr) -> String {
     format!("('{}', {})", addr.ip(), addr.port())
 }

@@ -111,7 +111,7 @@ pub struct ChatApp {
     /// Log lines not yet taken, with the kernel time they were written.
     log: ServerLog,
     stats: Stats,
-    /// What the seed's buggy loop remembers between iterations: the last client read from and
+    /// What the tutorial's buggy loop remembers between iterations: the last client read from and
     /// the last chunk it sent (used only when a zoo bug is switched on).
     last_reader: Option<ClientId>,
     last_chunk: Vec<u8>,
@@ -366,7 +366,7 @@ impl ChatApp {
         read
     }
 
-    /// The seed's loop variables, kept only for the bugs that misuse them.
+    /// The tutorial's loop variables, kept only for the bugs that misuse them.
     fn remember_chunk(&mut self, id: ClientId, n: usize) {
         if self.bug(Bug::SeedWrongSocketRemoved) {
             self.last_reader = Some(id);

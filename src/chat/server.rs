@@ -1,12 +1,12 @@
 //! The chat room's server, sans-IO: connections, bytes and time in; lines to send, logs and
 //! disconnections out. No syscalls; [`super::serve`] does the I/O.
 //!
-//! Fixed against the seed's `selectserver.py`: a failed read closes that client (the seed logged
+//! Fixed against the tutorial's `selectserver.py`: a failed read closes that client (the tutorial logged
 //! it and replayed the previous message to everyone); a failed or slow recipient is removed
-//! after the broadcast, not during it (the seed removed the wrong socket and changed the table
+//! after the broadcast, not during it (the tutorial removed the wrong socket and changed the table
 //! while iterating it); output is queued per client and sent as the kernel accepts it (the
-//! seed's `sendall` on a non-blocking socket dropped slow clients mid-message); and lines are
-//! framed (the seed broadcast raw 1024-byte chunks, splitting and merging lines).
+//! tutorial's `sendall` on a non-blocking socket dropped slow clients mid-message); and lines are
+//! framed (the tutorial broadcast raw 1024-byte chunks, splitting and merging lines).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
@@ -224,7 +224,7 @@ impl ChatServer {
         let peer = client.peer.clone();
         self.last_sender = Some(id);
         if self.bugs.has(Bug::SeedNoFraming) {
-            // The seed: each chunk as it came, under its own header.
+            // The tutorial: each chunk as it came, under its own header.
             let mut text = prefix.into_bytes();
             text.extend_from_slice(data);
             return self.broadcast(id, text, now_unix_secs);

@@ -1,5 +1,5 @@
 //! `selectlab check ADDR`: named conformance and adversarial checks against any running chat
-//! server that speaks the seed's protocol, over real sockets.
+//! server that speaks the tutorial's protocol, over real sockets.
 //!
 //! - [`peer`]: the checker's clients and rooms of them (a reader and a writer thread each).
 //! - [`lines`]: what happens to one line: delivery, echo, prefix, split and merged writes,

@@ -23,8 +23,9 @@ pub(super) struct CheckArgs {
     /// adversary, the chat properties, and the idle-server property.
     #[arg(long)]
     sim: bool,
-    /// With --sim: the adversary's seed.
-    #[arg(long, default_value_t = 1, requires = "sim")]
+    /// With --sim: the run's seed, of every random choice it makes (the adversary's schedules,
+    /// the program's random bytes).
+    #[arg(long, default_value_t = super::DEFAULT_SEED, requires = "sim")]
     seed: u64,
     /// With --sim: random schedules in the `adversary` check.
     #[arg(long, default_value_t = 8, requires = "sim")]

@@ -13,9 +13,13 @@ pub(super) struct DemoArgs {
     /// Which demo: `chat` (the default), `goodbye` or `lt-vs-et`.
     #[arg(default_value = "chat", value_parser = ["chat", "goodbye", "lt-vs-et"])]
     which: String,
-    /// 0 is faithful Linux; other seeds add the lawful adversary's short reads and writes.
-    #[arg(long, default_value_t = 0)]
+    /// The run's seed: every random choice it makes (here, the adversary's).
+    #[arg(long, default_value_t = super::DEFAULT_SEED)]
     seed: u64,
+    /// Let the seeded lawful adversary act: short reads and writes, EINTR, spurious wakeups
+    /// (chat and goodbye).
+    #[arg(long)]
+    adversary: bool,
     /// Draw the session as an HTML page (every kernel call, as `selectlab view` does) in this
     /// file (chat and goodbye).
     #[arg(long, value_name = "FILE")]
@@ -37,7 +41,7 @@ impl DemoArgs {
         let drawn = match self.which.as_str() {
             "lt-vs-et" => lt_vs_et::demo(out).map(|()| None).map_err(Into::into),
             "goodbye" => self.goodbye(out),
-            _ => demo::chat(self.seed, out).and_then(|()| self.chat_detail()),
+            _ => demo::chat(self.kernel(), out).and_then(|()| self.chat_detail()),
         };
         match drawn {
             Ok(Some((title, text, capture))) => {
@@ -51,12 +55,25 @@ impl DemoArgs {
         }
     }
 
+    /// Who runs the demo's kernel.
+    fn kernel(&self) -> demo::Adversary {
+        self.adversary.then_some(self.seed)
+    }
+
+    /// The flags that chose the kernel, for a page's title.
+    fn flags(&self) -> String {
+        match self.kernel() {
+            None => String::new(),
+            Some(seed) => format!(" --adversary --seed {seed}"),
+        }
+    }
+
     /// The good-bye demo; its text and traffic, for the pictures asked for.
     fn goodbye(&self, out: &mut dyn Write) -> Result<Option<Drawn>, SockError> {
         let mut text = Vec::new();
-        let capture = demo::run(self.seed, &mut text, self.pcap.is_some())?;
+        let capture = demo::run(self.kernel(), &mut text, self.pcap.is_some())?;
         let _ = out.write_all(&text);
-        let title = format!("selectlab demo goodbye --seed {}", self.seed);
+        let title = format!("selectlab demo goodbye{}", self.flags());
         let wanted = self.html.is_some() || self.pcap.is_some();
         Ok(wanted.then(|| (title, String::from_utf8_lossy(&text).into_owned(), capture)))
     }
@@ -67,8 +84,8 @@ impl DemoArgs {
         if self.html.is_none() && self.pcap.is_none() {
             return Ok(None);
         }
-        let outcome = demo::chat_session(self.seed, true)?;
-        let title = format!("selectlab demo chat --seed {}", self.seed);
+        let outcome = demo::chat_session(self.kernel(), true)?;
+        let title = format!("selectlab demo chat{}", self.flags());
         Ok(Some((title, outcome.transcript, outcome.capture)))
     }
 }

@@ -1,4 +1,4 @@
-//! `selectlab load`: real clients against any chat server that speaks the seed's protocol.
+//! `selectlab load`: real clients against any chat server that speaks the tutorial's protocol.
 
 use std::io::Write;
 use std::net::SocketAddr;

@@ -28,7 +28,7 @@ use crate::bugs::Bug;
 use crate::error::SockError;
 use crate::sim::capture::Capture;
 
-/// The seed's default port, on loopback (never the wildcard address unless asked).
+/// The tutorial's default port, on loopback (never the wildcard address unless asked).
 const DEFAULT_ADDR: &str = "127.0.0.1:33333";
 
 #[derive(Parser)]
@@ -46,17 +46,17 @@ struct Cli {
 enum Command {
     /// Print a simulated session as a transcript (deterministic for a given seed).
     Demo(demo::DemoArgs),
-    /// The seed's TCP "good bye" server and client (real sockets).
+    /// The tutorial's TCP "good bye" server and client (real sockets).
     Goodbye {
         #[command(subcommand)]
         role: roles::Role,
     },
-    /// The seed's UDP echo server and client (real sockets).
+    /// The tutorial's UDP echo server and client (real sockets).
     Udp {
         #[command(subcommand)]
         role: roles::Role,
     },
-    /// The seed's select chat room: server and client (real sockets).
+    /// The tutorial's select chat room: server and client (real sockets).
     Chat {
         #[command(subcommand)]
         role: chat::ChatRole,
@@ -69,10 +69,10 @@ enum Command {
     /// Switch each bug of the zoo on in turn and run the suite's detectors on it; exit 0
     /// only when every bug was caught (and the detectors pass the bug-free programs).
     Zoo(zoo::ZooArgs),
-    /// Load any chat server that speaks the seed's protocol (selectlab's, `ncat --chat`, yours)
+    /// Load any chat server that speaks the tutorial's protocol (selectlab's, `ncat --chat`, yours)
     /// with real clients; count deliveries, losses, duplicates, reordering and latency.
     Load(load::LoadArgs),
-    /// Run named conformance checks against any running chat server that speaks the seed's
+    /// Run named conformance checks against any running chat server that speaks the tutorial's
     /// protocol; exit 0 when every check passed, 1 when any failed or skipped, 2 when nothing
     /// could run.
     Check(check::CheckArgs),
@@ -115,7 +115,7 @@ pub fn main() -> ExitCode {
 }
 
 /// The exit status of a program that ran (`Ok(true)`: all well; `Ok(false)`: it ran and found
-/// something wrong) or failed with a socket error, which is printed as the seed's exception.
+/// something wrong) or failed with a socket error, which is printed as the tutorial's exception.
 fn status(result: Result<bool, SockError>) -> ExitCode {
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -162,6 +162,9 @@ fn write_pictures(
 }
 
 /// The environment a guest program starts with, from `--clean-env`.
+/// Every command's `--seed` default: the seed of every random choice a run makes.
+const DEFAULT_SEED: u64 = 1;
+
 fn environment(clean: bool) -> crate::guest::spawn::Environment {
     if clean {
         crate::guest::spawn::Environment::Clean

@@ -16,8 +16,8 @@ pub(super) struct ProxyArgs {
     /// The server to forward to.
     #[arg(long)]
     to: SocketAddr,
-    /// The decision source's seed: the same seed plans the same cuts.
-    #[arg(long, default_value_t = 1)]
+    /// The run's seed, of every random choice it makes: the same seed plans the same cuts.
+    #[arg(long, default_value_t = super::DEFAULT_SEED)]
     seed: u64,
     /// faithful (a plain relay) or adversary.
     #[arg(long, default_value = "adversary", value_parser = ["faithful", "adversary"])]

@@ -1,4 +1,4 @@
-//! `selectlab goodbye` and `selectlab udp`: the seed's TCP and UDP servers and clients on real
+//! `selectlab goodbye` and `selectlab udp`: the tutorial's TCP and UDP servers and clients on real
 //! sockets.
 
 use std::io::{BufRead, Write};
@@ -27,7 +27,7 @@ pub(super) enum Role {
     },
 }
 
-/// Which of the seed's two pairs.
+/// Which of the tutorial's two pairs.
 pub(super) enum Proto {
     Tcp,
     Udp,
@@ -49,7 +49,7 @@ pub(super) fn run(role: Role, proto: Proto, out: &mut dyn Write) -> ExitCode {
     })
 }
 
-/// Serves `limit` connections (TCP) or datagrams (UDP), as the seed's servers do.
+/// Serves `limit` connections (TCP) or datagrams (UDP), as the tutorial's servers do.
 fn serve(
     net: &Net,
     target: &Target,

@@ -10,9 +10,9 @@ use crate::guest::{self, End, GuestConfig, GuestReport, PeerCommand};
 
 #[derive(clap::Args)]
 pub(super) struct SimArgs {
-    /// The run's seed: the program's random bytes (getrandom, getentropy), and the lawful
-    /// adversary's choices with --adversary.
-    #[arg(long, default_value_t = 1)]
+    /// The run's seed, of every random choice it makes: the program's random bytes
+    /// (getrandom, /dev/urandom, …), and the lawful adversary's choices with --adversary.
+    #[arg(long, default_value_t = super::DEFAULT_SEED)]
     seed: u64,
     /// Let the seeded lawful adversary act on the program's calls: short reads and writes,
     /// EINTR, spurious and partial wake-ups, resets, EMFILE.

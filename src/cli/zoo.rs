@@ -35,8 +35,8 @@ pub(super) struct ZooArgs {
     /// Draw each counterexample too, as an HTML page beside its transcript (OUT/<bug>.html).
     #[arg(long, conflicts_with_all = ["fuzz", "foreign", "list"])]
     html: bool,
-    /// Seed of the random detectors' inputs.
-    #[arg(long, default_value_t = 0)]
+    /// The run's seed, of every random choice it makes (the random detectors' inputs).
+    #[arg(long, default_value_t = super::DEFAULT_SEED)]
     seed: u64,
     /// One JSON object per bug (name, verdict, detector, cases, seconds, symptom, ...)
     /// instead of the text report.

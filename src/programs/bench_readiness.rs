@@ -1,5 +1,5 @@
 //! `selectlab bench readiness`: what one wait costs when it reports one ready descriptor among
-//! K idle ones, for select, poll and epoll, on the kernel and in the simulator. The seed's
+//! K idle ones, for select, poll and epoll, on the kernel and in the simulator. The tutorial's
 //! claim, measured: select and poll scan every watched descriptor on every call (their cost
 //! grows with K); epoll keeps a ready list (its cost does not). A measurement, not a test.
 //!

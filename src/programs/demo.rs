@@ -1,4 +1,4 @@
-//! `selectlab demo`: the seed's chat room with three clients, simulated and printed as a
+//! `selectlab demo`: the tutorial's chat room with three clients, simulated and printed as a
 //! transcript; `selectlab demo goodbye`: the good-bye exchange, three clients in turn, with the
 //! program's log and then every kernel call.
 
@@ -13,7 +13,7 @@ use crate::sim::decide::{Adversity, Decider};
 use crate::sim::{Sim, SimConfig};
 use crate::socket::{Net, Socket, share};
 
-/// The demo's server address inside the simulator (the seed's port, on loopback).
+/// The demo's server address inside the simulator (the tutorial's port, on loopback).
 pub const DEMO_ADDR: &str = "127.0.0.1:33333";
 
 /// What each demo client says.
@@ -38,18 +38,29 @@ pub fn chat_script() -> Vec<Step> {
     ]
 }
 
-/// The chat demo: three clients in the simulated room (seed 0 is faithful Linux; any other seed
-/// adds the lawful adversary's short reads and writes, EINTR and spurious wakeups).
-pub fn chat(seed: u64, out: &mut dyn Write) -> Result<(), SockError> {
-    let outcome = chat_session(seed, false)?;
+/// Who runs the demo's kernel: faithful Linux (None), or the lawful adversary with this seed.
+pub type Adversary = Option<u64>;
+
+/// How a demo's header names its kernel.
+fn kernel_words(adversary: Adversary) -> String {
+    match adversary {
+        None => "faithful Linux".to_string(),
+        Some(seed) => format!("the lawful adversary, seed {seed}"),
+    }
+}
+
+/// The chat demo: three clients in the simulated room, on faithful Linux or under the lawful
+/// adversary (short reads and writes, EINTR and spurious wakeups).
+pub fn chat(adversary: Adversary, out: &mut dyn Write) -> Result<(), SockError> {
+    let outcome = chat_session(adversary, false)?;
     let _ = writeln!(
         out,
-        "# selectlab demo: the seed's select chat room, three clients, simulated"
+        "# selectlab demo: the tutorial's select chat room, three clients, simulated"
     );
     let _ = writeln!(
         out,
-        "# seed {seed}; virtual time from 2026-01-01 00:00:00 UTC; same seed, same bytes
-"
+        "# {}; virtual time from 2026-01-01 00:00:00 UTC; same seed, same bytes\n",
+        kernel_words(adversary)
     );
     let _ = write!(out, "{}", outcome.transcript);
     Ok(())
@@ -57,18 +68,17 @@ pub fn chat(seed: u64, out: &mut dyn Write) -> Result<(), SockError> {
 
 /// The chat demo's session; with `detail`, its transcript lists every kernel call and its
 /// traffic is captured (the same run as without: same seed, same calls).
-pub fn chat_session(seed: u64, detail: bool) -> Result<Outcome, SockError> {
-    let decide = if seed == 0 {
-        Decider::faithful()
-    } else {
-        Decider::seeded(
+pub fn chat_session(adversary: Adversary, detail: bool) -> Result<Outcome, SockError> {
+    let decide = match adversary {
+        None => Decider::faithful(),
+        Some(seed) => Decider::seeded(
             seed,
             Adversity {
                 spurious_per_mille: 100,
                 defer_per_mille: 300,
                 ..Adversity::PARTIAL_IO
             },
-        )
+        ),
     };
     let session = Session::new(SessionConfig {
         decide,
@@ -79,13 +89,12 @@ pub fn chat_session(seed: u64, detail: bool) -> Result<Outcome, SockError> {
     Ok(session.run(&chat_script())?)
 }
 
-/// Runs the good-bye demo with a seed (0 is faithful Linux; any other seed adds the lawful adversary's
-/// short reads and writes) and writes the transcript; its traffic, when `capture`.
-pub fn run(seed: u64, out: &mut dyn Write, capture: bool) -> Result<Capture, SockError> {
-    let decide = if seed == 0 {
-        Decider::faithful()
-    } else {
-        Decider::seeded(seed, Adversity::PARTIAL_IO)
+/// Runs the good-bye demo, on faithful Linux or under the lawful adversary (short reads and
+/// writes), and writes the transcript; its traffic, when `capture`.
+pub fn run(adversary: Adversary, out: &mut dyn Write, capture: bool) -> Result<Capture, SockError> {
+    let decide = match adversary {
+        None => Decider::faithful(),
+        Some(seed) => Decider::seeded(seed, Adversity::PARTIAL_IO),
     };
     let config = SimConfig {
         capture,
@@ -111,11 +120,12 @@ pub fn run(seed: u64, out: &mut dyn Write, capture: bool) -> Result<Capture, Soc
     }
     let _ = writeln!(
         out,
-        "# selectlab demo: the seed's good-bye server and three clients, simulated"
+        "# selectlab demo: the tutorial's good-bye server and three clients, simulated"
     );
     let _ = writeln!(
         out,
-        "# seed {seed}; virtual time; every kernel call below is replayable\n"
+        "# {}; virtual time; every kernel call below is replayable\n",
+        kernel_words(adversary)
     );
     let _ = out.write_all(&log);
     let _ = writeln!(out, "\n# kernel transcript");

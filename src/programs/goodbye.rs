@@ -1,4 +1,4 @@
-//! The seed's TCP client/server (§二.3): the server answers a connection's first message with
+//! The tutorial's TCP client/server (§二.3): the server answers a connection's first message with
 //! [`GOODBYE_REPLY`] and closes it.
 //!
 //! Fixed against the original: a connection that closes before saying anything gets no reply
@@ -15,16 +15,16 @@ use crate::addr::{Family, SockAddr, SockType, Target};
 use crate::error::SockError;
 use crate::socket::{Net, Socket};
 
-/// What the server answers (the seed's text, byte for byte).
+/// What the server answers (the tutorial's text, byte for byte).
 pub const GOODBYE_REPLY: &[u8] = b"server receive your messages, good bye.";
-/// How much the server reads as "the first message" (the seed's `recv(1024)`).
+/// How much the server reads as "the first message" (the tutorial's `recv(1024)`).
 pub const GOODBYE_RECV_BYTES: usize = 1024;
 /// The words the client watches for.
 pub const GOODBYE_MARKER: &[u8] = b"good bye";
 /// Most bytes the client gathers while waiting for the marker; a larger reply is an error, not
 /// an unbounded buffer.
 pub const GOODBYE_REPLY_MAX_BYTES: usize = 64 * 1024;
-/// The server's listen backlog (the seed's `listen(5)`).
+/// The server's listen backlog (the tutorial's `listen(5)`).
 pub const GOODBYE_BACKLOG: u32 = 5;
 /// Most bytes the server reads and discards after its reply while waiting for the client to
 /// close; past it the server closes anyway.
@@ -72,7 +72,7 @@ pub enum Served {
     },
 }
 
-/// Accepts one connection and serves it; the log gets the seed's lines.
+/// Accepts one connection and serves it; the log gets the tutorial's lines.
 pub fn serve_one(listener: &Socket, log: &mut dyn Write) -> Result<Served, SockError> {
     let (mut conn, peer) = listener.accept()?;
     let _ = writeln!(log, "connected by {peer}");
@@ -102,7 +102,7 @@ pub fn serve_one(listener: &Socket, log: &mut dyn Write) -> Result<Served, SockE
 /// After the reply: shut our side and read what the client still sends until it closes (within
 /// the connection's timeout and [`GOODBYE_DRAIN_MAX_BYTES`]). Closing with unread input makes
 /// the kernel send an RST instead of a FIN, and an RST can reach the client before it has read
-/// the reply: the seed's server (one `recv`, then `close`) loses replies that way whenever the
+/// the reply: the tutorial's server (one `recv`, then `close`) loses replies that way whenever the
 /// first message arrives in more than one piece.
 fn drain(conn: &Socket) {
     if conn.shutdown(crate::kernel::Shutdown::Write).is_err() {
@@ -159,8 +159,8 @@ pub fn read_reply(sock: &Socket) -> Result<Reply, SockError> {
 }
 
 /// The client: connects, sends the first non-empty line (an empty one would send nothing and
-/// leave both sides waiting for ever, as the seed's client does), and prints the whole reply.
-/// Returns whether the server said good bye. The seed's loop over further lines never runs
+/// leave both sides waiting for ever, as the tutorial's client does), and prints the whole reply.
+/// Returns whether the server said good bye. The tutorial's loop over further lines never runs
 /// against its own server, which answers once and closes; so this client sends one message.
 pub fn client(
     net: &Net,

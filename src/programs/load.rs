@@ -1,4 +1,4 @@
-//! `selectlab load`: a load generator for any server that speaks the seed's chat protocol
+//! `selectlab load`: a load generator for any server that speaks the tutorial's chat protocol
 //! (each line a client sends reaches every other client, with some prefix), selectlab's own
 //! and `ncat --chat` alike.
 //!

@@ -1,4 +1,4 @@
-//! The seed's closing lesson, level- vs edge-triggered notification, as a program: one writer
+//! The tutorial's closing lesson, level- vs edge-triggered notification, as a program: one writer
 //! and one reader over an AF_UNIX stream pair, driven by the [`Reactor`] on any backend.
 //!
 //! The reader either takes one chunk per event or drains to EAGAIN; the writer either keeps

@@ -1,4 +1,4 @@
-//! The seed's programs, written once over [`crate::socket::Socket`], so each runs on the real
+//! The tutorial's programs, written once over [`crate::socket::Socket`], so each runs on the real
 //! kernel and in the simulator alike.
 //!
 //! - [`goodbye`]: the TCP server that answers the first message and hangs up, and its client.

@@ -1,4 +1,4 @@
-//! The seed's UDP programs (§二.2): a server that receives datagrams and echoes each back to
+//! The tutorial's UDP programs (§二.2): a server that receives datagrams and echoes each back to
 //! its sender, and a client that sends lines and prints the echoes.
 
 use std::io::Write;

@@ -1,4 +1,4 @@
-//! The bug zoo: real reactor and chat-server bugs from public projects (and the seed's own),
+//! The bug zoo: real reactor and chat-server bugs from public projects (and the tutorial's own),
 //! each a runtime switch in selectlab's reference programs, and the detectors that must catch
 //! every one of them.
 //!
@@ -47,7 +47,7 @@ pub struct BugInfo {
     pub category: &'static str,
     /// The project it was found in.
     pub project: &'static str,
-    /// The public issue or pull request (for the seed's own bugs, the manual's page on them).
+    /// The public issue or pull request (for the tutorial's own bugs, the manual's page on them).
     pub url: &'static str,
     /// What makes it show.
     pub trigger: &'static str,
@@ -55,7 +55,7 @@ pub struct BugInfo {
     pub symptom: &'static str,
 }
 
-const SEED: &str = "the seed (selectserver.py / selectclient.py)";
+const SEED: &str = "the tutorial (selectserver.py / selectclient.py)";
 /// The tutorial has no public repository: its faults are described in the zoo's chapter of the
 /// manual, and `tests/seed/selectserver.py` ports the server to Python 3 with them kept.
 const SEED_URL: &str = "docs/src/zoo.md#the-seeds-own-bugs";

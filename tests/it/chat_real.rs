@@ -313,7 +313,7 @@ fn our_client_talks_through_ncat_chat() {
     ours.wait_output(READ_TIMEOUT);
 }
 
-/// The seed stamps lines with `time.strftime`, local time: so does the real server, in the
+/// The tutorial stamps lines with `time.strftime`, local time: so does the real server, in the
 /// zone `TZ` names. `XST-8` is a POSIX rule (eight hours east of UTC) that needs no tz database.
 #[test]
 fn the_real_server_stamps_local_time() {

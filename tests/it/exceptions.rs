@@ -1,4 +1,4 @@
-//! The seed's exception table, row by row (`docs/src/simulator.md`): each test reproduces the
+//! The tutorial's exception table, row by row (`docs/src/simulator.md`): each test reproduces the
 //! trigger on both transports and checks the same error class, errno and text. Rows this machine
 //! cannot produce on loopback are simulator-only, and the test says why.
 

@@ -674,10 +674,14 @@ fn a_programs_randomness_and_addresses_come_from_the_seed() {
     if !python() {
         return;
     }
+    let dir = scratch("random-order");
+    let transcript = dir.join("transcript");
     let run = |seed: &str| {
         let out = sim(&[
             "--seed",
             seed,
+            "--transcript",
+            transcript.to_str().expect("a UTF-8 path"),
             "--",
             "python3",
             "tests/fixtures/random_order.py",
@@ -689,7 +693,7 @@ fn a_programs_randomness_and_addresses_come_from_the_seed() {
                 .unwrap_or_else(|| panic!("no {what} line: {said}"))
                 .to_string()
         };
-        [
+        let lines = [
             "random",
             "urandom",
             "dev urandom",
@@ -700,22 +704,37 @@ fn a_programs_randomness_and_addresses_come_from_the_seed() {
             "address",
             "set order",
         ]
-        .map(line)
+        .map(line);
+        // The records, without the header (which names the seed).
+        let calls: String = (std::fs::read_to_string(&transcript).expect("the transcript"))
+            .lines()
+            .filter(|l| !l.starts_with("# "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        (lines, calls)
     };
     // Outside, each of these differs from run to run (ASLR, the kernel's entropy, pids). A
-    // kernel that ignores ADDR_NO_RANDOMIZE (gVisor may) leaves addresses, and a set's order,
-    // to chance: only the seeded bytes and the pids are compared there.
-    let compared = if kernel_fixes_addresses() { 9 } else { 7 };
-    let first = run("7");
-    for _ in 0..4 {
-        assert_eq!(run("7")[..compared], first[..compared]);
+    // kernel that ignores ADDR_NO_RANDOMIZE (gVisor may) leaves addresses, and a set's order
+    // (so the order of the program's binds), to chance: only the seeded bytes and the pids
+    // are compared there, not the transcript.
+    let fixed = kernel_fixes_addresses();
+    let compared = if fixed { 9 } else { 7 };
+    let (first, calls) = run("7");
+    for _ in 0..9 {
+        let (again, again_calls) = run("7");
+        assert_eq!(again[..compared], first[..compared]);
+        if fixed {
+            assert_eq!(again_calls, calls, "ten runs, one transcript");
+        }
     }
     assert!(first[3].ends_with("fileno True"), "{}", first[3]);
     assert!(first[5].starts_with("pids 4194306 4194305"), "{}", first[5]);
-    let other = run("8");
+    let (other, other_calls) = run("8");
     for i in 0..4 {
         assert_ne!(other[i], first[i], "another seed, other random numbers");
     }
+    assert_ne!(other_calls, calls, "another seed, another transcript");
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

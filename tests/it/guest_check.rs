@@ -2,7 +2,7 @@
 //! The Python fixture passes on both its loops; each of its faults fails on its own symptom,
 //! the three real sockets cannot see among them (a busy loop, a registration a dup keeps
 //! alive, a lost edge-triggered wake-up);
-//! the seed's own server is caught with reviewed transcripts; a failure's replay line gives
+//! the tutorial's own server is caught with reviewed transcripts; a failure's replay line gives
 //! the same report, byte for byte, and its case is shrunk.
 
 use std::process::Command;
@@ -169,7 +169,7 @@ fn the_seeds_own_server_is_caught_and_its_shrunk_counterexamples_are_reviewed() 
     if !python() {
         return;
     }
-    // The seed's faults as the checks meet them: each recv chunk is one "say:" (any two-line
+    // The tutorial's faults as the checks meet them: each recv chunk is one "say:" (any two-line
     // write shows it first: split-line, conversation, paused-reader); a failed recv replays
     // the previous data (reset-after-lines); a recipient that fails
     // (sendall on a non-blocking socket) is removed from the dict being iterated, and the

@@ -1,4 +1,4 @@
-//! Level vs edge triggering, shown as properties (the seed's closing lesson), over the program
+//! Level vs edge triggering, shown as properties (the tutorial's closing lesson), over the program
 //! in `selectlab::programs::lt_vs_et`:
 //! - a reader that takes one chunk per event and does not drain to EAGAIN gets every byte under
 //!   level triggering and stalls under edge triggering — on the kernel and in the simulator;

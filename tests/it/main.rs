@@ -32,7 +32,7 @@ mod chat_stats;
 mod interleaving;
 mod sim_scale;
 
-// The seed's other programs.
+// The tutorial's other programs.
 mod programs;
 
 // The tools that judge other servers, and the detectors' own power.

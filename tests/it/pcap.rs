@@ -253,6 +253,7 @@ fn demo_and_scenario_write_their_traffic_and_their_page() {
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
     let run = selectlab(&[
         "demo",
+        "--adversary",
         "--seed",
         "3",
         "--pcap",

@@ -1,5 +1,5 @@
-//! The seed's programs (the TCP "good bye" pair and the UDP echo pair) on both transports, and
-//! against foreign peers on real loopback sockets: the seed's own Python programs (ported to
+//! The tutorial's programs (the TCP "good bye" pair and the UDP echo pair) on both transports, and
+//! against foreign peers on real loopback sockets: the tutorial's own Python programs (ported to
 //! Python 3 in `tests/seed/`) and OpenBSD netcat.
 //!
 //! Real sockets only ever bind 127.0.0.1, on port 0 or on a port just obtained that way. Every
@@ -131,7 +131,7 @@ fn goodbye_exchange_in_the_simulator() {
     let served = goodbye::serve_one(&listener, &mut log).expect("serve_one");
     let reply = goodbye::read_reply(&client).expect("read_reply");
 
-    // Against the seed's text, not the library's constant, so a changed reply is caught.
+    // Against the tutorial's text, not the library's constant, so a changed reply is caught.
     assert_eq!(reply, Reply::GoodBye(REPLY.as_bytes().to_vec()));
     let peer = client.getsockname().expect("getsockname");
     assert_eq!(
@@ -154,7 +154,7 @@ fn goodbye_exchange_in_the_simulator() {
 // ---------------------------------------------------------------------------------------------
 
 /// Serves two silent clients on `net`, one that half-closes (so it can still read, and can
-/// check that nothing arrives) and one that closes outright (the seed's case).
+/// check that nothing arrives) and one that closes outright (the tutorial's case).
 fn serve_silent_clients(net: &Net) {
     let listener = goodbye::listen(net, &loopback(0)).expect("listen");
     let target = loopback(port_of(&listener));
@@ -224,19 +224,20 @@ fn silent_client_gets_no_reply_in_the_simulator() {
 // 3. The demo is deterministic, and the adversary shows.
 // ---------------------------------------------------------------------------------------------
 
-fn demo_output(seed: u64) -> String {
+/// The good-bye demo's text: faithful (None), or under the adversary with this seed.
+fn demo_output(adversary: Option<u64>) -> String {
     let mut out = Vec::new();
-    demo::run(seed, &mut out, false).expect("demo");
+    demo::run(adversary, &mut out, false).expect("demo");
     String::from_utf8(out).expect("the demo prints UTF-8")
 }
 
 #[test]
 fn demo_is_deterministic_per_seed() {
-    for seed in [0, 7] {
+    for adversary in [None, Some(7)] {
         assert_eq!(
-            demo_output(seed),
-            demo_output(seed),
-            "seed {seed} must give the same bytes twice"
+            demo_output(adversary),
+            demo_output(adversary),
+            "{adversary:?} must give the same bytes twice"
         );
     }
 }
@@ -244,11 +245,11 @@ fn demo_is_deterministic_per_seed() {
 #[test]
 fn demo_shows_the_adversary_and_still_says_good_bye() {
     let goodbye_line = format!("client got: {REPLY}\n");
-    let faithful = demo_output(0);
+    let faithful = demo_output(None);
     assert!(!faithful.contains("adversary:"), "{faithful}");
     assert_eq!(faithful.matches(&goodbye_line).count(), 3, "{faithful}");
 
-    let adversarial = demo_output(7);
+    let adversarial = demo_output(Some(7));
     assert!(adversarial.contains("adversary: short"), "{adversarial}");
     assert_eq!(
         adversarial.matches(&goodbye_line).count(),
@@ -263,7 +264,7 @@ fn demo_shows_the_adversary_and_still_says_good_bye() {
 fn demo_prints_whole_replies_under_short_reads() {
     let goodbye_line = format!("client got: {REPLY}\n");
     for seed in 1..=20 {
-        let out = demo_output(seed);
+        let out = demo_output(Some(seed));
         assert_eq!(out.matches(&goodbye_line).count(), 3, "seed {seed}:\n{out}");
     }
 }
@@ -513,7 +514,7 @@ fn assert_served(mut server: Proc, message: &str) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 4. Interoperability with the seed's own programs (Python 3 ports).
+// 4. Interoperability with the tutorial's own programs (Python 3 ports).
 // ---------------------------------------------------------------------------------------------
 
 #[test]
@@ -534,7 +535,7 @@ fn our_server_answers_the_seed_python_client() {
     );
     let c = client.finish(FINISH_WITHIN);
     assert!(c.status.success(), "client: {}\n{}", c.status, c.stderr);
-    // The seed's client prompts without a newline, then prints the reply on its own line.
+    // The tutorial's client prompts without a newline, then prints the reply on its own line.
     assert_eq!(c.stdout, format!("Please input message: {REPLY}\n"));
     assert_served(server, "hello from python");
 }

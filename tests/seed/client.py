@@ -3,12 +3,12 @@
 """
 client.py
 
-A port to Python 3 of the seed tutorial's TCP client (section 二.3), kept as close to the
-original as Python 3 allows, so that selectlab can be tested against the seed's own program.
-Changes from the seed, and only these:
-  - host and port come from argv (the seed hard-codes ('10.1.32.80', 33333));
+A port to Python 3 of the tutorial's TCP client (section 二.3), kept as close to the
+original as Python 3 allows, so that selectlab can be tested against the tutorial's own program.
+Changes from the tutorial, and only these:
+  - host and port come from argv (the tutorial hard-codes ('10.1.32.80', 33333));
   - Python 3 spellings: input() for raw_input(), print(), and bytes on the wire (UTF-8).
-The seed's bugs are kept on purpose: it looks for "good bye" in a single recv(1024), and
+The tutorial's bugs are kept on purpose: it looks for "good bye" in a single recv(1024), and
 prints an empty line for ever once the server has hung up (until sendall fails).
 
 usage: python3 client.py HOST PORT   (messages on standard input, one per line)

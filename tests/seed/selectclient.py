@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-# A select-based chat client in the style of the seed's selectclient.py, for Python 3.
-# The seed names selectclient.py but does not print its code; this follows the tutorial's
+# A select-based chat client in the style of the tutorial's selectclient.py, for Python 3.
+# The tutorial names selectclient.py but does not print its code; this follows the tutorial's
 # pattern (select over standard input and the socket, "exit" quits) and nothing more.
 # Usage: python3 selectclient.py HOST PORT
 import select

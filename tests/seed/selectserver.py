@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-# A select chat room server in the style of the seed's selectserver.py, for Python 3.
-# The seed names selectserver.py but does not print its code; this follows the tutorial's
+# A select chat room server in the style of the tutorial's selectserver.py, for Python 3.
+# The tutorial names selectserver.py but does not print its code; this follows the tutorial's
 # pattern (one select over the listener and every client, each recv broadcast to the others,
-# "exit" on the client side quits) with the seed's faults kept on purpose, as the bug zoo's
+# "exit" on the client side quits) with the tutorial's faults kept on purpose, as the bug zoo's
 # `seed` entries describe them (src/zoo/mod.rs):
 #   - no framing: each recv(1024) chunk is broadcast behind its own "say:" header;
 #   - sendall() on a non-blocking socket: a full recipient raises, mid-message;

@@ -3,15 +3,15 @@
 """
 server.py
 
-A port to Python 3 of the seed tutorial's TCP server (section 二.3), kept as close to the
-original as Python 3 allows, so that selectlab can be tested against the seed's own program.
-Changes from the seed, and only these:
-  - host and port come from argv (the seed hard-codes ('10.1.32.80', 33333));
-  - it serves the number of connections given as argv[3] and then exits (the seed loops for
+A port to Python 3 of the tutorial's TCP server (section 二.3), kept as close to the
+original as Python 3 allows, so that selectlab can be tested against the tutorial's own program.
+Changes from the tutorial, and only these:
+  - host and port come from argv (the tutorial hard-codes ('10.1.32.80', 33333));
+  - it serves the number of connections given as argv[3] and then exits (the tutorial loops for
     ever), so a test can wait for it;
   - Python 3 spellings: print() and bytes for sendall (the received bytes are decoded for the
-    log line, as the seed's Python 2 str would have printed them).
-The seed's bugs are kept on purpose: a peer that says nothing still gets the reply.
+    log line, as the tutorial's Python 2 str would have printed them).
+The tutorial's bugs are kept on purpose: a peer that says nothing still gets the reply.
 
 usage: python3 server.py HOST PORT COUNT
 """
