@@ -8,13 +8,13 @@ use nix::errno::Errno;
 
 use crate::addr::{Family, SockType};
 use crate::bugs::Bugs;
-use crate::chat::check;
 use crate::chat::framing::{LineReader, LineTooLong};
 use crate::chat::server::Limits;
-use crate::chat::session::{Session, SessionConfig, Step};
 use crate::diff;
 use crate::kernel::{Events, Fd, Kernel, Mode, PollFd, Shutdown};
 use crate::readiness::{BACKEND_MODES, Backend};
+use crate::session::properties;
+use crate::session::{Session, SessionConfig, Step};
 use crate::sim::decide::{Adversity, Decider};
 use crate::sim::{Sim, SimConfig};
 
@@ -442,7 +442,7 @@ impl ChatScript {
             let outcome = session
                 .run(&self.steps)
                 .map_err(|e| format!("a step did not settle ({e}): a busy loop or a hang"))?;
-            check::check(&self.steps, &outcome, CHAT_FUZZ_CLIENTS, &self.limits)
+            properties::check(&self.steps, &outcome, CHAT_FUZZ_CLIENTS, &self.limits)
         };
         run(false).or_else(|_| run(true))
     }

@@ -31,8 +31,10 @@
 //!    - [`pcap`]: the simulator's capture written as a pcap file.
 //!    - [`guest`]: other people's unmodified programs on the simulator, through the preloaded
 //!      shim (`shim/`, the project's only `unsafe` code; its messages in `wire/`).
-//! 6. The reference programs: [`chat`] — the tutorial's chat room (sans-IO server, its I/O on the
-//!    reactor, the client, scripted sessions and their properties).
+//! 6. The reference program: [`chat`] — the tutorial's chat room (sans-IO server, its I/O on
+//!    the reactor, the client). Above it, the harness: [`session`] — scripted sessions of any
+//!    chat server in the simulator, the schedules, the properties that judge them, and the
+//!    dialects of other servers.
 //! 7. The tutorial's other programs and the fuzz targets' logic: [`programs`] (good-bye TCP, UDP
 //!    echo, level vs edge, the chat command lines, load, benchmarks, demos), [`fuzzing`].
 //! 8. The tools that judge programs: [`check`] (`selectlab check`, conformance checks against
@@ -67,6 +69,7 @@ pub mod reactor;
 pub mod readiness;
 pub mod real;
 pub mod scenario;
+pub mod session;
 pub mod sim;
 pub mod socket;
 pub mod view;

@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::chat::dialect::Dialect;
 use crate::check::{self, Finding, Verdict};
 use crate::guest::check::{self as sim_check, DialectChoice, SimCheckConfig};
 use crate::guest::spawn::{Console, Launch};
+use crate::session::dialect::Dialect;
 
 #[derive(clap::Args)]
 pub(super) struct CheckArgs {

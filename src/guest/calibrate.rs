@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use super::spawn::Launch;
 use crate::addr::SockAddr;
-use crate::chat::dialect::{self, Act, Calibration, Dialect};
-use crate::chat::schedules::say;
-use crate::chat::session::{SessionConfig, Step};
+use crate::session::dialect::{self, Act, Calibration, Dialect};
+use crate::session::schedules::say;
+use crate::session::{SessionConfig, Step};
 use crate::sim::decide::Decider;
 
 /// Why no dialect was learned.
@@ -58,7 +58,7 @@ pub fn learn(command: &[OsString], launch: &Launch) -> Result<Dialect, Unlearned
     };
     let mut session =
         super::check::start_session(config, command, launch).map_err(Unlearned::CannotJudge)?;
-    let trouble = |session: &crate::chat::session::Session| session.server_trouble();
+    let trouble = |session: &crate::session::Session| session.server_trouble();
     if !session.server_listens() {
         let why = trouble(&session).unwrap_or_else(|| "it waits without listening".into());
         if let Unlearned::CannotJudge(refused) = judged(&why) {

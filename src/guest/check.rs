@@ -1,7 +1,7 @@
 //! `selectlab check --sim -- CMD`: the suite's own detectors on someone else's unmodified chat
 //! server. The program serves a session's room inside the simulator ([`GuestServer`]); the
 //! session's clients run between any two of its syscalls; the chat properties
-//! ([`chat::check`](crate::chat::check)) judge what every client heard, and the server's own
+//! ([`session::properties`](crate::session::properties)) judge what every client heard, and the server's own
 //! trouble (an exit, a spin, a blocking call, a refusal) fails the check that met it.
 //!
 //! Each named check is one schedule, run faithfully (what Linux loopback does), except
@@ -16,12 +16,12 @@ use std::path::PathBuf;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::addr::SockAddr;
-use crate::chat::check::{self, LongLine, Policy};
-use crate::chat::dialect::{Cast, Dialect};
 use crate::chat::server::Limits;
-use crate::chat::session::{Outcome, Server, Session, SessionConfig, Step};
 use crate::check::{Finding, Verdict};
 use crate::fuzzing::CHAT_FUZZ_CLIENTS;
+use crate::session::dialect::{Cast, Dialect};
+use crate::session::properties::{self, LongLine, Policy};
+use crate::session::{Outcome, Server, Session, SessionConfig, Step};
 use crate::sim::capture::Capture;
 use crate::sim::decide::{Adversity, Decider};
 
@@ -147,7 +147,7 @@ fn turned_away_at_capacity(o: &Outcome) -> Option<(usize, usize)> {
     if o.server_trouble.is_some() {
         return None;
     }
-    let away = |c: &crate::chat::session::ClientView| c.turned_away && c.lines_heard == 0;
+    let away = |c: &crate::session::ClientView| c.turned_away && c.lines_heard == 0;
     let first = o.clients.iter().position(away)?;
     let rest = &o.clients[first..];
     rest.iter()
@@ -259,12 +259,12 @@ impl Case {
         };
         match reading {
             Reading::Tutorial => {
-                let whole = check::check(steps, o, clients, &limits());
+                let whole = properties::check(steps, o, clients, &limits());
                 if !self.long_line {
                     return whole;
                 }
                 whole.or_else(|why| {
-                    check::check(steps, o, clients, &refusing).map_err(|_| {
+                    properties::check(steps, o, clients, &refusing).map_err(|_| {
                         format!("the long line was neither refused nor delivered whole: {why}")
                     })
                 })
@@ -278,7 +278,7 @@ impl Case {
                     late_departures: true,
                 };
                 let judge = |limits: &Limits, policy: Policy| {
-                    check::check_heard(steps, o, clients, limits, policy, |want| {
+                    properties::check_heard(steps, o, clients, limits, policy, |want| {
                         read_in(d, steps, o, clients, &want())
                     })
                 };
@@ -411,8 +411,8 @@ fn read_in(
     steps: &[Step],
     o: &Outcome,
     clients: usize,
-    want: &check::Heard,
-) -> Result<check::Heard, String> {
+    want: &properties::Heard,
+) -> Result<properties::Heard, String> {
     let said_by = said_by(steps);
     let ports = (0..clients)
         .map(|n| match o.clients.get(n).and_then(|c| c.addr.as_ref()) {
@@ -433,7 +433,7 @@ fn read_in(
         said_by: &said_by,
         // Whose departure the model does not foresee (reset by the network, or one the server
         // may drop as a slow reader).
-        unjudged_departures: !check::loose_clients(steps, o, limits().slow_consumer_timeout)
+        unjudged_departures: !properties::loose_clients(steps, o, limits().slow_consumer_timeout)
             .is_empty(),
     };
     d.heard(&lines, &cast, want, |m| long_senders.contains(&m))
@@ -824,8 +824,8 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat::schedules::say;
-    use crate::chat::session::ClientView;
+    use crate::session::ClientView;
+    use crate::session::schedules::say;
 
     /// A session whose clients `outside` never got their connections established.
     fn outcome_with_outside(clients: usize, outside: &[usize]) -> Outcome {

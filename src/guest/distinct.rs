@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::chat::session::Step;
+use crate::session::Step;
 
 /// Where a line begins: the step, and the offset in its bytes (a `Say`'s text).
 type Start = (usize, usize);
@@ -107,7 +107,7 @@ fn tagged(step: &Step, inserts: &[(usize, Vec<u8>)]) -> Step {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat::schedules::say;
+    use crate::session::schedules::say;
 
     #[test]
     fn only_a_text_two_clients_say_is_tagged_even_across_writes() {

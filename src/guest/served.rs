@@ -1,5 +1,5 @@
 //! A guest program serving a session's room: another person's chat server, unmodified, as
-//! the [`Server`] of a [`Session`](crate::chat::session::Session), so the session's steps, the
+//! the [`Server`] of a [`Session`](crate::session::Session), so the session's steps, the
 //! lawful adversary and the chat properties reach it as they reach selectlab's own.
 //!
 //! The program runs one request at a time ([`Stepped`]); its turn answers requests, the
@@ -22,8 +22,8 @@ use super::spin::SpinWatch;
 use super::stepped::{Stepped, is_wait};
 use crate::addr::SockAddr;
 use crate::chat::serve::{ServerLog, Stats};
-use crate::chat::session::Server;
 use crate::kernel::{Fd, Kernel};
+use crate::session::Server;
 use crate::sim::Sim;
 use crate::sim::interleave::{Interleaved, Peers};
 use crate::sim::transcript::Host;

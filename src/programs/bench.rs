@@ -8,10 +8,10 @@ use std::time::Instant;
 
 use indicatif::ProgressBar;
 
-use crate::chat::session::{Session, SessionConfig, Step};
 use crate::error::SockError;
 use crate::kernel::Mode;
 use crate::readiness::Backend;
+use crate::session::{Session, SessionConfig, Step};
 
 /// Bytes in each benchmark line (the comparison workload's 64).
 pub const BENCH_LINE_BYTES: usize = 64;
@@ -22,7 +22,7 @@ const BENCH_JOIN_BATCH: usize = 100;
 /// Whether the simulator can run `clients` clients; never clamps silently: the error names the
 /// limit.
 pub fn check_sim_clients(clients: usize) -> Result<(), String> {
-    let max = crate::chat::session::MAX_SESSION_CLIENTS;
+    let max = crate::session::MAX_SESSION_CLIENTS;
     if (2..=max).contains(&clients) {
         Ok(())
     } else {

@@ -5,9 +5,9 @@
 use std::io::Write;
 
 use crate::addr::Target;
-use crate::chat::session::{Outcome, Session, SessionConfig, Step};
 use crate::error::SockError;
 use crate::programs::goodbye::{self, Reply};
+use crate::session::{Outcome, Session, SessionConfig, Step};
 use crate::sim::capture::Capture;
 use crate::sim::decide::{Adversity, Decider};
 use crate::sim::{Sim, SimConfig};

@@ -25,18 +25,18 @@ use nix::errno::Errno;
 
 use super::{Bug, Bugs};
 use crate::addr::{Family, SockAddr, SockType};
-use crate::chat::check;
 use crate::chat::client::{ChatClientApp, Ending};
-use crate::chat::schedules::{self, say};
 use crate::chat::serve::listen;
 use crate::chat::server::Limits;
-use crate::chat::session::{Session, SessionConfig, Step};
 use crate::fuzzing::{CHAT_FUZZ_CLIENTS, ChatScript, chat_session};
 use crate::kernel::{Kernel, Mode};
 use crate::programs::chat_cli::{ServeOptions, serve_in_thread};
 use crate::programs::load::{self, LoadConfig};
 use crate::reactor::Reactor;
 use crate::readiness::{BACKEND_MODES, Backend};
+use crate::session::properties;
+use crate::session::schedules::{self, say};
+use crate::session::{Session, SessionConfig, Step};
 use crate::sim::Sim;
 use crate::sim::decide::{Adversity, Decider, SplitMix64};
 
@@ -175,9 +175,9 @@ impl Case {
         }
         if self.full {
             let clients = CHAT_FUZZ_CLIENTS.max(o.clients.len());
-            check::check(&self.steps, &o, clients, &limits)
+            properties::check(&self.steps, &o, clients, &limits)
         } else {
-            check::check_liveness(self.steps.len(), &o)
+            properties::check_liveness(self.steps.len(), &o)
         }
     }
 

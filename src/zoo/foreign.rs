@@ -6,9 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::chat::dialect::Dialect;
 use crate::check::Verdict;
 use crate::guest::check::{self as sim_check, DialectChoice, SimCheckConfig};
+use crate::session::dialect::Dialect;
 
 /// Where a catalogue entry lives outside the reference.
 #[derive(Debug, Clone, Copy)]

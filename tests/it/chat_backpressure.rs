@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use selectlab::chat::server::Limits;
-use selectlab::chat::session::{Outcome, Session, SessionConfig, Step};
 use selectlab::readiness::Backend;
+use selectlab::session::{Outcome, Session, SessionConfig, Step};
 
 /// The soft limit of these rooms.
 const SOFT_BYTES: usize = 40_000;

@@ -5,7 +5,7 @@
 //! connected reaches each of them exactly once, whole, in the sender's order; never the sender;
 //! never a client that has left; nothing of a line cut short by its sender's reset or exit; the
 //! server never busy-loops (each step settles within a bound, and wakeups stay proportional to
-//! the work) and never queues past its cap. The checker is `selectlab::chat::check`, shared with
+//! the work) and never queues past its cap. The checker is `selectlab::session::properties`, shared with
 //! the `chat_adversary` fuzz target. On failure, proptest shrinks the schedule and the message
 //! carries its transcript.
 
@@ -14,11 +14,11 @@ use crate::util;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use selectlab::chat::check::check;
 use selectlab::chat::server::Limits;
-use selectlab::chat::session::{Session, SessionConfig, Step};
 use selectlab::kernel::Mode;
 use selectlab::readiness::Backend;
+use selectlab::session::properties::check;
+use selectlab::session::{Session, SessionConfig, Step};
 use selectlab::sim::decide::{Adversity, Decider};
 
 const CLIENTS: usize = 4;

@@ -1,7 +1,7 @@
 //! Bad input to the chat room, each case pinned to its rule.
 
 use selectlab::chat::server::Limits;
-use selectlab::chat::session::{Outcome, Session, SessionConfig, Step};
+use selectlab::session::{Outcome, Session, SessionConfig, Step};
 use std::time::Duration;
 
 fn run(limits: Limits, steps: &[Step]) -> Outcome {

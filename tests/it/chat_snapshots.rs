@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use selectlab::chat::server::Limits;
-use selectlab::chat::session::{Outcome, Session, SessionConfig, Step};
 use selectlab::kernel::Mode;
 use selectlab::readiness::Backend;
+use selectlab::session::{Outcome, Session, SessionConfig, Step};
 use selectlab::sim::decide::{Adversity, Decider};
 
 fn say(n: usize, text: &str) -> Step {

@@ -1,9 +1,9 @@
 //! The server's counters count what happened (found by cargo-mutants: `+=` to `*=` survived in
 //! every counter).
 
-use selectlab::chat::session::{Outcome, Session, SessionConfig, Step};
 use selectlab::kernel::Mode;
 use selectlab::readiness::{BACKEND_MODES, Backend};
+use selectlab::session::{Outcome, Session, SessionConfig, Step};
 use selectlab::sim::decide::{Adversity, Decider};
 
 fn run(backend: Backend, mode: Mode, decide: Decider, steps: &[Step]) -> Outcome {

@@ -3,11 +3,11 @@
 //! that it stays deterministic.
 
 use selectlab::bugs::{Bug, Bugs};
-use selectlab::chat::check::check;
 use selectlab::chat::server::Limits;
-use selectlab::chat::session::{Outcome, Session, SessionConfig, Step};
 use selectlab::kernel::Mode;
 use selectlab::readiness::Backend;
+use selectlab::session::properties::check;
+use selectlab::session::{Outcome, Session, SessionConfig, Step};
 use selectlab::sim::decide::{Adversity, Decider};
 
 /// One client sends this many one-byte lines in one go; the other must hear them all.
@@ -133,7 +133,7 @@ fn interleaved_sessions_are_deterministic_and_name_their_hosts() {
 /// in the transcript; steps print as people read them.
 #[test]
 fn a_drip_is_one_line_per_send() {
-    use selectlab::chat::session::{Session, SessionConfig, Step};
+    use selectlab::session::{Session, SessionConfig, Step};
     let config = SessionConfig {
         kernel_calls: true,
         ..SessionConfig::default()
@@ -167,7 +167,7 @@ fn a_drip_is_one_line_per_send() {
         Step::Say(0, b"q\"b\\".to_vec()).to_string(),
         r#"c1 says "q\"b\\""#
     );
-    let longest = vec![b'x'; selectlab::chat::session::SHOW_MAX_BYTES];
+    let longest = vec![b'x'; selectlab::session::SHOW_MAX_BYTES];
     assert!(!Step::Say(0, longest.clone()).to_string().ends_with("..."));
     let longer = [longest, vec![b'x']].concat();
     assert!(Step::Say(0, longer).to_string().ends_with("..."));

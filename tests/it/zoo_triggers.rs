@@ -3,9 +3,9 @@
 //! zoo still caught such a bug, with the same symptom, after its trigger had changed).
 
 use selectlab::bugs::{Bug, Bugs};
-use selectlab::chat::session::{Outcome, Session, SessionConfig, Step};
 use selectlab::kernel::Mode;
 use selectlab::readiness::Backend;
+use selectlab::session::{Outcome, Session, SessionConfig, Step};
 
 fn run(bug: Bug, backend: Backend, mode: Mode, steps: &[Step]) -> Outcome {
     let config = SessionConfig {
@@ -203,7 +203,7 @@ fn missing_sendq_lets_a_queue_pass_the_cap() {
             bugs,
             ..SessionConfig::default()
         };
-        let steps = selectlab::chat::schedules::slow_reader();
+        let steps = selectlab::session::schedules::slow_reader();
         let o = Session::new(config).expect("server starts").run(&steps);
         o.expect("session settles").peak_queue_bytes
     };

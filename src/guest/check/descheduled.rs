@@ -5,8 +5,8 @@
 
 use std::ops::Range;
 
-use crate::chat::check;
-use crate::chat::session::Outcome;
+use crate::session::Outcome;
+use crate::session::properties;
 
 /// The steps during which the server is descheduled, and what must be heard by the end.
 #[derive(Debug, Clone)]
@@ -28,7 +28,7 @@ impl Descheduled {
                 o.transcript
             ));
         }
-        check::check_liveness(step_count, o)?;
+        properties::check_liveness(step_count, o)?;
         for &(n, text) in self.must_hear {
             let heard = o.clients.get(n).is_some_and(|c| {
                 (c.lines.iter()).any(|l| l.windows(text.len()).any(|w| w == text.as_bytes()))

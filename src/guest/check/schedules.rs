@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use super::Case;
 use super::descheduled::Descheduled;
-use crate::chat::schedules::{self, say};
-use crate::chat::session::Step;
 use crate::fuzzing::{CHAT_FUZZ_CLIENT_RCVBUF_BYTES, ChatScript};
+use crate::session::Step;
+use crate::session::schedules::{self, say};
 use crate::sim::decide::{Adversity, SplitMix64};
 
 /// The adversary `check --sim` applies: everything lawful the chat properties can account

@@ -30,9 +30,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::protocol::{self, What};
-use super::server::{LINE_TOO_LONG_PREFIX, Limits, SERVER_FULL_LINE};
-use super::session::{Outcome, Step};
+use super::{Outcome, Step};
+use crate::chat::protocol::{self, What};
+use crate::chat::server::{LINE_TOO_LONG_PREFIX, Limits, SERVER_FULL_LINE};
 
 /// What a client can hear about another.
 #[derive(Debug, Clone, PartialEq, Eq)]

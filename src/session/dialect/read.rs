@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use super::Dialect;
 use super::frame::{Frame, find};
-use crate::chat::check::{Heard, Said};
+use crate::session::properties::{Heard, Said};
 
 /// One line a client heard, read in the dialect.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use super::*;
-use crate::chat::check::{Heard, Said};
+use crate::session::properties::{Heard, Said};
 
 /// A calm calibration run as `check --sim` makes it: three join, each says a line, the first
 /// says another after the third left, then the second says an empty line.

@@ -1,7 +1,7 @@
 //! Session schedules written for no one server and no one bug: the zoo's generic faithful
 //! detectors run them on selectlab's own server, `check --sim` on someone else's.
 
-use super::session::Step;
+use super::Step;
 
 /// Client `n` says `text`.
 pub fn say(n: usize, text: &str) -> Step {

@@ -1,9 +1,17 @@
-//! A scripted chat session in the simulator: the server in a reactor, clients driven step by
-//! step and running between any two of the server's syscalls (see
-//! [`interleave`](crate::sim::interleave)), and a transcript written for people (one event per line, virtual time, who did what,
-//! the bytes, and every choice of the lawful adversary).
+//! The harness: a chat server (the reference room, or any program behind the [`Server`]
+//! boundary) in scripted sessions in the simulator, and the properties that judge them.
 //!
-//! The snapshot tests, the chat properties, the fuzz target and `selectlab demo` all run
+//! - This file: a session. The server runs in a reactor; clients are driven step by step and
+//!   run between any two of the server's syscalls (see [`interleave`](crate::sim::interleave));
+//!   the transcript is written for people (one event per line, virtual time, who did what, the
+//!   bytes, and every choice of the lawful adversary).
+//! - `server`: the [`Server`] boundary and the reference room behind it; `crowd`: the clients.
+//! - [`schedules`]: the sessions the checks and the zoo's detectors run.
+//! - [`properties`]: the chat properties, as a checker over a finished session.
+//! - [`dialect`]: another server's wording, learned from a calm run or read from a file, and
+//!   the lines its clients heard read back into who said what.
+//!
+//! The snapshot tests, the fuzz target, `selectlab demo`, `check --sim` and the zoo all run
 //! sessions through here.
 
 use std::collections::BTreeSet;
@@ -11,10 +19,10 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
-use super::serve::ServeConfig;
-use super::server::Limits;
 use crate::addr::{Family, SockAddr, SockType};
 use crate::bugs::Bugs;
+use crate::chat::serve::ServeConfig;
+use crate::chat::server::Limits;
 use crate::kernel::{Kernel, Mode, Shutdown, SockOpt};
 use crate::readiness::Backend;
 use crate::sim::capture::Capture;
@@ -25,6 +33,9 @@ use crowd::{Crowd, Notes};
 pub use server::{Reference, Server};
 
 mod crowd;
+pub mod dialect;
+pub mod properties;
+pub mod schedules;
 mod server;
 
 /// The server's address inside the simulator.
@@ -351,7 +362,7 @@ impl Session {
     }
 
     /// The server's counters so far.
-    pub fn stats(&self) -> super::serve::Stats {
+    pub fn stats(&self) -> crate::chat::serve::Stats {
         self.server.stats()
     }
 
@@ -692,7 +703,7 @@ pub struct Outcome {
     /// The transcript.
     pub transcript: String,
     /// The server's counters.
-    pub stats: super::serve::Stats,
+    pub stats: crate::chat::serve::Stats,
     /// The largest queue the server held for one client.
     pub peak_queue_bytes: usize,
     /// Virtual time that passed while steps settled, which only a server that blocks causes.

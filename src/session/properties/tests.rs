@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::addr::SockAddr;
-use crate::chat::session::ClientView;
+use crate::session::ClientView;
 
 /// Found by cargo-mutants: steps naming a client beyond the model's count are ignored,
 /// whatever they are (the fuzzer's scripts name any client).
