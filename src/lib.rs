@@ -29,22 +29,25 @@
 //!    - [`diff`]: the readiness differential runner.
 //!    - [`proxy`]: `selectlab proxy`, the lawful adversary on real TCP traffic.
 //!    - [`pcap`]: the simulator's capture written as a pcap file.
+//! 6. The reference program: [`chat`] — the tutorial's chat room (sans-IO server, its I/O on
+//!    the reactor, the client).
+//! 7. Above the room, side by side:
+//!    - [`session`]: the harness — scripted sessions of any chat server in the simulator
+//!      behind one `Server` boundary, the schedules, the properties that judge them, and the
+//!      dialects of other servers.
 //!    - [`guest`]: other people's unmodified programs on the simulator, through the preloaded
 //!      shim (`shim/`, the project's only `unsafe` code; its messages in `wire/`).
-//! 6. The reference program: [`chat`] — the tutorial's chat room (sans-IO server, its I/O on
-//!    the reactor, the client). Above it, the harness: [`session`] — scripted sessions of any
-//!    chat server in the simulator, the schedules, the properties that judge them, and the
-//!    dialects of other servers.
-//! 7. The tutorial's other programs and the fuzz targets' logic: [`programs`] (good-bye TCP, UDP
+//! 8. The tutorial's other programs and the fuzz targets' logic: [`programs`] (good-bye TCP, UDP
 //!    echo, level vs edge, the chat command lines, load, benchmarks, demos), [`fuzzing`].
-//! 8. The tools that judge programs: [`check`] (`selectlab check`, conformance checks against
-//!    any chat server on real sockets), [`zoo`] (the catalogue's provenance and the
-//!    detectors that must catch every switched-on bug) and [`campaign`] (cargo-fuzz runs,
-//!    timed and read, for `bench fuzz` and `zoo --fuzz`); [`view`] (`selectlab view`, a
-//!    transcript drawn as lanes and arrows, as HTML or SVG).
+//! 9. The tools that judge programs: [`check`] (`selectlab check`: conformance checks against
+//!    any chat server on real sockets, and `check --sim`, a guest judged by the harness),
+//!    [`zoo`] (the catalogue's provenance and the detectors that must catch every switched-on
+//!    bug) and [`campaign`] (cargo-fuzz runs, timed and read, for `bench fuzz` and
+//!    `zoo --fuzz`); [`view`] (`selectlab view`, a transcript drawn as lanes and arrows, as
+//!    HTML or SVG).
 //!
-//! 9. The command line: [`cli`], one module per subcommand (its arguments and its run), on
-//!    top of them all; `src/main.rs` only calls [`cli::main`].
+//! 10. The command line: [`cli`], one module per subcommand (its arguments and its run), on
+//!     top of them all; `src/main.rs` only calls [`cli::main`].
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

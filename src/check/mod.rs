@@ -1,5 +1,6 @@
 //! `selectlab check ADDR`: named conformance and adversarial checks against any running chat
-//! server that speaks the tutorial's protocol, over real sockets.
+//! server that speaks the tutorial's protocol, over real sockets; and [`sim`], `check --sim`,
+//! the same server judged inside the simulator.
 //!
 //! - [`peer`]: the checker's clients and rooms of them (a reader and a writer thread each).
 //! - [`lines`]: what happens to one line: delivery, echo, prefix, split and merged writes,
@@ -25,6 +26,7 @@ pub mod lines;
 pub mod peer;
 pub mod restart;
 pub mod sentinel;
+pub mod sim;
 
 use std::ffi::OsString;
 use std::fmt;

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::check::sim::{self as sim_check, DialectChoice, SimCheckConfig};
 use crate::check::{self, Finding, Verdict};
-use crate::guest::check::{self as sim_check, DialectChoice, SimCheckConfig};
 use crate::guest::spawn::{Console, Launch};
 use crate::session::dialect::Dialect;
 

@@ -19,26 +19,13 @@ use super::ready;
 use super::sockaddr;
 use super::spawn::Console;
 use super::timerfd;
+use super::wait::{Answered, Halt, MAX_BLOCKING_RETRIES, settle};
 use crate::addr::{Family, SockAddr, SockType};
 use crate::kernel::{Events, Fd, Kernel, PollFd, Shutdown, SockOpt, TimerSetting};
-use crate::sim::Sim;
-use crate::sim::interleave::{Interleaved, run_peers};
+use crate::sim::interleave::Interleaved;
 
 /// Most bytes one receive returns: the reply's payload less room for the address block.
 const MAX_RECV_BYTES: i64 = (selectlab_wire::MAX_DATA_BYTES - 256) as i64;
-
-/// Most times one blocking call waits and retries (each wait lets virtual time pass) before
-/// the run is stopped.
-pub const MAX_BLOCKING_RETRIES: usize = 1 << 16;
-
-/// Why a run cannot go on with the program's call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Halt {
-    /// The call cannot be simulated faithfully (the message says which and why).
-    Refuse(String),
-    /// The run is over: the program waits for something that can never happen.
-    Stop(String),
-}
 
 /// What selectlab knows of a guest descriptor besides what the simulator keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,8 +81,6 @@ impl Answerer {
         }
     }
 }
-
-type Answered = Result<Reply, Halt>;
 
 /// The C convention for a result: the value, or -1 with errno.
 fn reply(r: Result<i64, Errno>) -> Reply {
@@ -619,25 +604,6 @@ fn retry_while_blocked<T>(
     )))
 }
 
-/// Most rounds of the peers one wait lets run before it waits in the simulator.
-pub const MAX_SETTLE_ROUNDS: usize = 1 << 16;
-
-/// What a waiting program experiences: it sleeps while its peers act. The peers run (at least
-/// once, as between any two calls) until `ready` holds or none of them can run; only then
-/// does the program's wait go to the simulator, which moves virtual time if nothing is ready.
-pub fn settle(k: &mut Interleaved<'_>, ready: impl Fn(&Sim) -> bool) {
-    for _ in 0..MAX_SETTLE_ROUNDS {
-        run_peers(k.sim, k.peers);
-        if ready(k.sim) {
-            return;
-        }
-        let candidates = k.peers.candidates(k.sim);
-        if !candidates.into_iter().any(|n| k.peers.runnable(k.sim, n)) {
-            return;
-        }
-    }
-}
-
 /// Waits, in virtual time with the peers running, until `fd` reports `events` (or an error):
 /// whether it does before `patience` runs out.
 fn block(
@@ -860,9 +826,4 @@ fn host_name(k: &mut Interleaved<'_>, addr: &[u8]) -> Reply {
         },
         _ => Reply::err(Errno::EAFNOSUPPORT as i32),
     }
-}
-
-/// A duration of `ns` nanoseconds; negative is none (wait for ever).
-pub fn timeout_of_ns(ns: i64) -> Option<Duration> {
-    u64::try_from(ns).ok().map(Duration::from_nanos)
 }

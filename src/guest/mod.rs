@@ -11,31 +11,29 @@
 //! - [`spawn`]: the embedded shim, the refusal of static programs, the channel, the process.
 //! - [`answer`]: each request answered with the calls Linux would make, blocking sockets
 //!   included; `ready`: poll, select, epoll, clocks and sleeps; `timerfd`: timerfd's
-//!   arguments and replies.
+//!   arguments and replies; [`wait`]: what they share (why a run halts, letting the peers act
+//!   while the program waits).
 //! - [`sockaddr`]: Linux's `struct sockaddr_*` bytes.
 //! - [`clients`]: the `--clients N --lines K` workload and its delivery count.
 //! - [`spin`]: the idle-server property (a program that spins is stopped, with the symptom).
 //! - [`peers`]: the hosts beside the program: the clients, and other guest programs (`--peer`).
-//! - [`served`]: a guest as a session's server; [`calibrate`]: the calm run that learns its
-//!   dialect; [`check`]: `check --sim`, the checks, shrinking and replay.
+//!
+//! `check --sim`, which judges a guest as a chat server, is [`crate::check::sim`].
 //!
 //! What cannot run faithfully is refused with the reason: a second thread or a forked child
 //! touching the simulator, a statically linked program, a socket made without the shim, and
 //! calls or options the simulator does not model (each named in the message).
 
 pub mod answer;
-pub mod calibrate;
-pub mod check;
 pub mod clients;
-pub mod distinct;
 pub mod peers;
 mod ready;
-pub mod served;
 pub mod sockaddr;
 pub mod spawn;
 pub mod spin;
 pub mod stepped;
 mod timerfd;
+pub mod wait;
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -47,11 +45,12 @@ use crate::sim::capture::Capture;
 use crate::sim::decide::{Adversity, Decider};
 use crate::sim::interleave::Interleaved;
 use crate::sim::{Sim, SimConfig};
-use answer::{Answerer, Halt, settle};
+use answer::Answerer;
 use clients::{Clients, Delivery};
 use peers::Hosts;
 use spawn::{Channel, Listener, Process, SpawnError};
 use stepped::Stepped;
+use wait::{Halt, settle};
 
 /// Most calls one run answers before it is stopped.
 pub const MAX_GUEST_CALLS: u64 = 50_000_000;
@@ -279,14 +278,14 @@ fn limits(config: &GuestConfig, sim: &Sim, hosts: &mut Hosts, calls: u64) -> Opt
 }
 
 /// A command line as one string, for reports.
-fn label(command: &[OsString]) -> String {
+pub(crate) fn label(command: &[OsString]) -> String {
     let words: Vec<_> = command.iter().map(|w| w.to_string_lossy()).collect();
     words.join(" ")
 }
 
 /// Accepts every guest's channel and tells them apart by the pid in their hello: the
 /// program's channel and hello, and the peer guests (their hello pending).
-fn connect_all(
+pub(crate) fn connect_all(
     listener: &Listener,
     main: &Process,
     peers: Vec<(String, Process)>,

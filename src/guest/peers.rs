@@ -7,9 +7,9 @@
 //! and the peers' interleave one call at a time, deterministically. Peer guests start once
 //! the program listens (a client needs its server).
 
-use super::answer::Halt;
 use super::clients::Clients;
 use super::stepped::Stepped;
+use super::wait::Halt;
 use crate::sim::Sim;
 use crate::sim::interleave::{Interleaved, NoPeers, Peers};
 use crate::sim::transcript::Host;

@@ -5,7 +5,7 @@ use nix::errno::Errno;
 use nix::libc;
 use selectlab_wire::{FD_SET_BYTES, MAX_DATA_BYTES, Reply};
 
-use super::answer::{Halt, MAX_BLOCKING_RETRIES, settle, timeout_of_ns};
+use super::wait::{Answered, Halt, MAX_BLOCKING_RETRIES, settle, timeout_of_ns};
 use rustix::event::PollFlags;
 
 use crate::kernel::{CtlOp, Events, Fd, FdSets, Kernel, Mode, PollFd};
@@ -13,8 +13,6 @@ use crate::real::{from_poll_flags, to_poll_flags};
 use crate::sim::Sim;
 use crate::sim::interleave::Interleaved;
 use crate::sim::transcript::Host;
-
-type Answered = Result<Reply, Halt>;
 
 /// The events a program asked for, from Linux's poll or epoll bits (the two share their
 /// values; POLLRDNORM counts as POLLIN, POLLWRNORM as POLLOUT, higher epoll bits are modes).

@@ -3,16 +3,17 @@
 //! for data (or an end), a wait for something it watches or for its timeout in virtual time,
 //! a sleep for its time. So the program never blocks the machine, and its calls interleave
 //! with everyone else's deterministically. A peer guest ([`peers`](super::peers)) and a
-//! guest serving a session's room ([`served`](super::served)) both run this way.
+//! guest serving a session's room (`check::sim::served`) both run this way.
 
 use std::time::Duration;
 
 use nix::libc;
 use selectlab_wire::{Op, Reply, Request};
 
-use super::answer::{Answerer, Halt, timeout_of_ns};
+use super::answer::Answerer;
 use super::ready::{self, poll_entries, poll_ready, select_ready, select_sets};
 use super::spawn::{Channel, Process};
+use super::wait::{Halt, timeout_of_ns};
 use crate::kernel::{Events, Fd, Kernel};
 use crate::sim::Sim;
 use crate::sim::interleave::Interleaved;
@@ -22,11 +23,11 @@ use crate::sim::transcript::Host;
 pub struct Stepped {
     /// The command line, for reports.
     pub label: String,
-    pub(super) process: Process,
-    pub(super) channel: Channel,
-    pub(super) answerer: Answerer,
+    pub(crate) process: Process,
+    pub(crate) channel: Channel,
+    pub(crate) answerer: Answerer,
     /// Its next request, and the virtual time it was made.
-    pub(super) pending: Option<(Request, Duration)>,
+    pub(crate) pending: Option<(Request, Duration)>,
     /// Its exit code, once it has exited.
     pub exit: Option<i32>,
 }

@@ -1,4 +1,4 @@
-//! The chat properties as a checker over a finished [`Session`](super::session::Session):
+//! The chat properties as a checker over a finished [`Session`](super::Session):
 //! shared by the proptest, the `chat_adversary` fuzz target and the bug zoo.
 //!
 //! A model replays the steps: who is present when each line completes, who joins and leaves,

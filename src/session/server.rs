@@ -1,5 +1,5 @@
 //! Who serves a session's room: selectlab's own chat server in its reactor ([`Reference`]), or
-//! any other program that speaks the protocol (a guest, see `crate::guest::served`). The
+//! any other program that speaks the protocol (a guest, see `crate::check::sim::served`). The
 //! session drives both the same way: it lets the server run until it waits with nothing to
 //! do, runs the next step, and lets time pass when a step says so.
 

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::check::Verdict;
-use crate::guest::check::{self as sim_check, DialectChoice, SimCheckConfig};
+use crate::check::sim::{self as sim_check, DialectChoice, SimCheckConfig};
 use crate::session::dialect::Dialect;
 
 /// Where a catalogue entry lives outside the reference.

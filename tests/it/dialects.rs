@@ -5,8 +5,8 @@
 
 use std::process::Command;
 
+use selectlab::check::sim::{self as sim_check, DialectChoice, SimCheckConfig};
 use selectlab::check::{Finding, Verdict};
-use selectlab::guest::check::{self, DialectChoice, SimCheckConfig};
 
 use super::guest::python;
 
@@ -28,7 +28,7 @@ fn config(command: &[&str], only: &[&str], dialect: DialectChoice) -> SimCheckCo
 }
 
 fn run(command: &[&str], only: &[&str]) -> Vec<Finding> {
-    check::run(&config(command, only, DialectChoice::Auto), |_| {}).expect("it runs")
+    sim_check::run(&config(command, only, DialectChoice::Auto), |_| {}).expect("it runs")
 }
 
 /// The words a check says when it complains about wording rather than behaviour.
@@ -46,9 +46,9 @@ fn passes_in_its_own_dialect(name: &str, relay: &str) {
         return;
     }
     let findings = run(&["python3", &fixture(name)], &[]);
-    assert_eq!(findings.len(), check::SIM_CHECKS.len() + 1, "{name}");
+    assert_eq!(findings.len(), sim_check::SIM_CHECKS.len() + 1, "{name}");
     let dialect = &findings[0];
-    assert_eq!(dialect.name, check::DIALECT_FINDING);
+    assert_eq!(dialect.name, sim_check::DIALECT_FINDING);
     assert_eq!(dialect.evidence[0], format!("relay: {relay}"), "{name}");
     for f in &findings {
         assert_eq!(f.verdict, Verdict::Pass, "{name}: {f}");
@@ -164,7 +164,7 @@ fn each_fault_fails_with_its_own_symptom_and_never_on_wording() {
     ];
     for (name, bug, only, symptom) in cases {
         // The calibration runs before any check: ask for the quickest.
-        let asked = if only == check::DIALECT_FINDING {
+        let asked = if only == sim_check::DIALECT_FINDING {
             "idle"
         } else {
             only
@@ -210,7 +210,7 @@ fn the_tutorials_dialect_is_still_enforced_on_request() {
         &["conversation"],
         DialectChoice::Tutorial,
     );
-    let findings = check::run(&strict, |_| {}).expect("it runs");
+    let findings = sim_check::run(&strict, |_| {}).expect("it runs");
     assert_eq!(
         findings.len(),
         1,

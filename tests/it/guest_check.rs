@@ -8,7 +8,7 @@
 use std::process::Command;
 
 use selectlab::check::Verdict;
-use selectlab::guest::check::{self, DialectChoice, SimCheckConfig};
+use selectlab::check::sim::{self as sim_check, DialectChoice, SimCheckConfig};
 
 use super::guest::python;
 
@@ -37,8 +37,8 @@ fn the_fixture_passes_every_check_on_both_its_loops() {
     }
     for lp in ["selectors", "epoll-et"] {
         let c = config(&["python3", FIXTURE, "--loop", lp], &[], false);
-        let findings = check::run(&c, |_| {}).expect("it runs");
-        assert_eq!(findings.len(), check::SIM_CHECKS.len());
+        let findings = sim_check::run(&c, |_| {}).expect("it runs");
+        assert_eq!(findings.len(), sim_check::SIM_CHECKS.len());
         for f in &findings {
             assert_eq!(f.verdict, Verdict::Pass, "{lp}: {f}");
         }
@@ -130,7 +130,7 @@ fn each_fault_of_the_fixture_fails_the_check_that_reaches_it_with_its_own_sympto
             .chain(args.iter())
             .copied()
             .collect();
-        let findings = check::run(&config(&command, &[only], false), |_| {}).expect("it runs");
+        let findings = sim_check::run(&config(&command, &[only], false), |_| {}).expect("it runs");
         let f = &findings[0];
         assert_eq!(f.verdict, Verdict::Fail, "{args:?} passed {only}: {f}");
         assert!(f.evidence[0].contains(symptom), "{args:?}: {f}");

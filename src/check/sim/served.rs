@@ -1,5 +1,5 @@
 //! A guest program serving a session's room: another person's chat server, unmodified, as
-//! the [`Server`] of a [`Session`](crate::session::Session), so the session's steps, the
+//! the [`Server`] of a [`Session`], so the session's steps, the
 //! lawful adversary and the chat properties reach it as they reach selectlab's own.
 //!
 //! The program runs one request at a time ([`Stepped`]); its turn answers requests, the
@@ -16,14 +16,16 @@ use std::time::Duration;
 use nix::errno::Errno;
 use selectlab_wire::Op;
 
-use super::answer::{Answerer, Halt};
-use super::spawn::{self, Launch, Listener, SpawnError};
-use super::spin::SpinWatch;
-use super::stepped::{Stepped, is_wait};
 use crate::addr::SockAddr;
 use crate::chat::serve::{ServerLog, Stats};
+use crate::chat::server::Limits;
+use crate::guest::answer::Answerer;
+use crate::guest::spawn::{self, Launch, Listener, SpawnError};
+use crate::guest::spin::SpinWatch;
+use crate::guest::stepped::{Stepped, is_wait};
+use crate::guest::wait::Halt;
 use crate::kernel::{Fd, Kernel};
-use crate::session::Server;
+use crate::session::{Server, Session, SessionConfig};
 use crate::sim::Sim;
 use crate::sim::interleave::{Interleaved, Peers};
 use crate::sim::transcript::Host;
@@ -54,10 +56,10 @@ impl GuestServer {
         let shim = spawn::shim_path()?;
         let listener = Listener::new()?;
         let process = listener.spawn(command, launch.env, &shim, None, true)?;
-        let (channel, hello, _) = super::connect_all(&listener, &process, Vec::new())?;
+        let (channel, hello, _) = crate::guest::connect_all(&listener, &process, Vec::new())?;
         Ok(GuestServer {
             guest: Stepped {
-                label: super::label(command),
+                label: crate::guest::label(command),
                 process,
                 channel,
                 // A server may watch its console beside its sockets (`ncat --chat` does).
@@ -88,14 +90,14 @@ impl GuestServer {
         self.calls += 1;
         match answered {
             Ok(Some((req, reply))) => {
-                self.calls += super::spawn::clock_reads_in(&req);
+                self.calls += spawn::clock_reads_in(&req);
                 if self.address.is_none() && req.op == Op::Listen && reply.ret == 0 {
                     self.address = listening_address(sim, Fd(req.args[0] as i32));
                 }
                 if let Some(symptom) = self.spin.note(&req, &reply, before, sim.now()) {
                     self.trouble = Some(symptom);
                 }
-                if super::stepped::is_wait(req.op) {
+                if is_wait(req.op) {
                     self.note_descendant_refusal();
                 }
             }
@@ -249,4 +251,40 @@ fn blocked_call(op: Op, fd: i64) -> String {
         Op::Accept => format!("accept on blocking descriptor {fd}"),
         other => format!("{other:?} on descriptor {fd}"),
     }
+}
+
+/// How a symptom starts when the program never ran: nothing to judge (exit status 2).
+pub(super) const CANNOT_START: &str = "the program could not start";
+
+/// The model's limits for a server whose own are unknown: no line sent is over-long, no queue
+/// is judged.
+pub(super) fn limits() -> Limits {
+    Limits {
+        max_line_bytes: usize::MAX / 2,
+        outbound_soft_bytes: usize::MAX / 2,
+        outbound_cap_bytes: usize::MAX / 2,
+        ..Limits::default()
+    }
+}
+
+/// Starts a session with the program as its server.
+pub(super) fn start_session(
+    config: SessionConfig,
+    command: &[OsString],
+    launch: &Launch,
+) -> Result<Session, String> {
+    let mut started = None;
+    let session = Session::with_server(config, |sim| {
+        match GuestServer::start(sim, command, launch) {
+            Ok(server) => Ok(Box::new(server) as Box<dyn Server>),
+            Err(e) => {
+                started = Some(e.to_string());
+                Err(nix::errno::Errno::ECHILD)
+            }
+        }
+    });
+    session.map_err(|e| match started.take() {
+        Some(why) => format!("{CANNOT_START}: {why}"),
+        None => format!("the program's start did not settle ({e}): a busy loop or a hang"),
+    })
 }

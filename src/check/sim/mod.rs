@@ -1,5 +1,5 @@
 //! `selectlab check --sim -- CMD`: the suite's own detectors on someone else's unmodified chat
-//! server. The program serves a session's room inside the simulator ([`GuestServer`]); the
+//! server. The program serves a session's room inside the simulator ([`served::GuestServer`]); the
 //! session's clients run between any two of its syscalls; the chat properties
 //! ([`session::properties`](crate::session::properties)) judge what every client heard, and the server's own
 //! trouble (an exit, a spin, a blocking call, a refusal) fails the check that met it.
@@ -9,6 +9,10 @@
 //! shrunk (steps removed, payloads halved, whole kinds of adversary choice turned off, while
 //! the same check still fails) and shown with its transcript, the program's calls and the
 //! clients' interleaved, and the command line that replays it. Same seed, same transcript.
+//!
+//! - [`served`]: a guest program as a session's server; `calibrate`: the calm run that learns
+//!   its dialect; [`distinct`]: each client's lines made to name their sender; `schedules`:
+//!   the checks' sessions; `descheduled`: the `fd-reuse` check's run.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -21,20 +25,23 @@ use crate::check::{Finding, Verdict};
 use crate::fuzzing::CHAT_FUZZ_CLIENTS;
 use crate::session::dialect::{Cast, Dialect};
 use crate::session::properties::{self, LongLine, Policy};
-use crate::session::{Outcome, Server, Session, SessionConfig, Step};
+use crate::session::{Outcome, SessionConfig, Step};
 use crate::sim::capture::Capture;
 use crate::sim::decide::{Adversity, Decider};
 
-use super::calibrate::{self, Unlearned};
+use calibrate::Unlearned;
 pub use schedules::{
     CHECK_ADVERSITY, LONG_LINE_BYTES, MAX_SENT_LINE_BYTES, PORTABILITY_CHECK, SIM_CHECKS, SimCheck,
 };
 use schedules::{PORTABLE_ADVERSITY, RESETS_ONLY, RESETS_RUNS, case_seed, random_case, schedule};
 
+mod calibrate;
 mod descheduled;
+pub mod distinct;
 mod schedules;
-use super::served::GuestServer;
-use super::spawn::{Console, Environment, Launch};
+pub mod served;
+use crate::guest::spawn::{Console, Environment, Launch};
+use served::{CANNOT_START, limits, start_session};
 
 /// Most cases `--cases` may ask for.
 pub const MAX_CASES: u32 = 10_000;
@@ -85,11 +92,11 @@ enum Reading {
 
 impl Reading {
     /// The case as this reading runs it: in a dialect, each line several clients say names
-    /// its sender ([`distinct_senders`](super::distinct::distinct_senders)), since the frame
+    /// its sender ([`distinct_senders`](distinct::distinct_senders)), since the frame
     /// may not.
     fn prepare(&self, mut case: Case) -> Case {
         if let Reading::Dialect(_) = self {
-            case.steps = super::distinct::distinct_senders(&case.steps);
+            case.steps = distinct::distinct_senders(&case.steps);
         }
         case
     }
@@ -106,9 +113,6 @@ struct Failed {
     /// It fails only with spurious wake-ups (`portability`): a hazard, not a fault on Linux.
     hazard: bool,
 }
-
-/// How a symptom starts when the program never ran: nothing to judge (exit status 2).
-const CANNOT_START: &str = "the program could not start";
 
 /// One session to run: the steps and how the machine decides.
 #[derive(Debug, Clone)]
@@ -153,17 +157,6 @@ fn turned_away_at_capacity(o: &Outcome) -> Option<(usize, usize)> {
     rest.iter()
         .all(|c| c.never_connected || away(c))
         .then(|| (first, rest.iter().filter(|c| away(c)).count()))
-}
-
-/// The model's limits for a server whose own are unknown: no line sent is over-long, no queue
-/// is judged.
-pub(super) fn limits() -> Limits {
-    Limits {
-        max_line_bytes: usize::MAX / 2,
-        outbound_soft_bytes: usize::MAX / 2,
-        outbound_cap_bytes: usize::MAX / 2,
-        ..Limits::default()
-    }
 }
 
 impl Case {
@@ -383,28 +376,6 @@ fn connected_only(steps: &[Step], outside: &BTreeSet<usize>) -> Option<Vec<Step>
     Some(out)
 }
 
-/// Starts a session with the program as its server.
-pub(super) fn start_session(
-    config: SessionConfig,
-    command: &[OsString],
-    launch: &Launch,
-) -> Result<Session, String> {
-    let mut started = None;
-    let session = Session::with_server(config, |sim| {
-        match GuestServer::start(sim, command, launch) {
-            Ok(server) => Ok(Box::new(server) as Box<dyn Server>),
-            Err(e) => {
-                started = Some(e.to_string());
-                Err(nix::errno::Errno::ECHILD)
-            }
-        }
-    });
-    session.map_err(|e| match started.take() {
-        Some(why) => format!("{CANNOT_START}: {why}"),
-        None => format!("the program's start did not settle ({e}): a busy loop or a hang"),
-    })
-}
-
 /// What each client heard, read in dialect `d` (`want`: what each should have heard).
 fn read_in(
     d: &Dialect,
@@ -442,7 +413,7 @@ fn read_in(
 /// Each whole line the steps say while their client is in the room, and who said it.
 fn said_by(steps: &[Step]) -> BTreeMap<Vec<u8>, BTreeSet<usize>> {
     let mut out: BTreeMap<Vec<u8>, BTreeSet<usize>> = BTreeMap::new();
-    for (n, lines) in super::distinct::lines_by_client(steps) {
+    for (n, lines) in distinct::lines_by_client(steps) {
         for (_, text) in lines {
             out.entry(text).or_default().insert(n);
         }
@@ -493,7 +464,7 @@ fn adversity_without_each(a: Adversity) -> Vec<Adversity> {
 }
 
 /// How a line of the program's standard error is marked in a failure.
-const STDERR_MARK: &str = super::spawn::STDERR_LINE_MARK;
+const STDERR_MARK: &str = crate::guest::spawn::STDERR_LINE_MARK;
 
 /// The failure's first line: what failed, without the transcript.
 fn first_line(why: &str) -> String {
@@ -798,10 +769,10 @@ pub fn run(
             Err(failed) if failed.symptom.starts_with(CANNOT_START) => {
                 Err(format!("{CANNOT_JUDGE}: {}", failed.symptom))
             }
-            Err(failed) if super::served::refusal(&failed.symptom).is_some() => Err(format!(
+            Err(failed) if served::refusal(&failed.symptom).is_some() => Err(format!(
                 "{CANNOT_JUDGE}: the simulator cannot run it faithfully ({}): {}",
                 check.name,
-                super::served::refusal(&failed.symptom).unwrap_or_default()
+                served::refusal(&failed.symptom).unwrap_or_default()
             )),
             Err(failed) => {
                 // Shrinking re-runs the program many times: the first failure is worth it.

@@ -5,8 +5,8 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use super::spawn::Launch;
 use crate::addr::SockAddr;
+use crate::guest::spawn::Launch;
 use crate::session::dialect::{self, Act, Calibration, Dialect};
 use crate::session::schedules::say;
 use crate::session::{SessionConfig, Step};
@@ -51,13 +51,13 @@ fn script() -> Vec<(Step, Act)> {
 pub fn learn(command: &[OsString], launch: &Launch) -> Result<Dialect, Unlearned> {
     let config = SessionConfig {
         decide: Decider::faithful(),
-        limits: super::check::limits(),
+        limits: super::served::limits(),
         transcript: false,
         fd_table_per_host: true,
         ..SessionConfig::default()
     };
     let mut session =
-        super::check::start_session(config, command, launch).map_err(Unlearned::CannotJudge)?;
+        super::served::start_session(config, command, launch).map_err(Unlearned::CannotJudge)?;
     let trouble = |session: &crate::session::Session| session.server_trouble();
     if !session.server_listens() {
         let why = trouble(&session).unwrap_or_else(|| "it waits without listening".into());
