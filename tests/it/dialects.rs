@@ -153,7 +153,12 @@ fn each_fault_fails_with_its_own_symptom_and_never_on_wording() {
             "reset-after-lines",
             "exited with code 1",
         ),
-        ("addr", "eof-flood", "dialect", "calls without ever waiting"),
+        (
+            "addr",
+            "eof-flood",
+            "dialect",
+            "calls in a row without blocking once",
+        ),
         ("named", "half-close", "dialect", "it spins"),
         (
             "irc",

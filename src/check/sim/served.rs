@@ -187,7 +187,8 @@ impl Server for GuestServer {
             return Ok(moved);
         }
         self.trouble = Some(format!(
-            "it made {MAX_CALLS_PER_TURN} calls without ever waiting"
+            "it made {MAX_CALLS_PER_TURN} calls in a row without blocking once \
+             (MAX_CALLS_PER_TURN): it floods or spins while time stands still"
         ));
         Ok(moved)
     }
