@@ -2,11 +2,9 @@
 //! u64::MAX), reads (whole, short buffers) and waits (poll, and epoll in level and edge mode)
 //! on a counter and a semaphore give the same results on both transports.
 
-use std::time::Duration;
-
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use selectlab::kernel::{CtlOp, Events, Kernel, Mode, PollFd};
+use selectlab::kernel::{Events, Kernel};
 use selectlab::real::RealKernel;
 use selectlab::sim::Sim;
 
@@ -42,20 +40,7 @@ fn op() -> impl Strategy<Value = Op> {
 /// Runs `ops` on a fresh eventfd; one line per result.
 fn run(k: &mut dyn Kernel, initval: u32, semaphore: bool, ops: &[Op]) -> Vec<String> {
     let fd = k.eventfd(initval, semaphore).expect("an eventfd");
-    let both = Events::IN | Events::OUT;
-    let instances = [
-        Mode::LEVEL,
-        Mode {
-            edge: true,
-            oneshot: false,
-        },
-    ]
-    .map(|mode| {
-        let ep = k.epoll_create().expect("an epoll instance");
-        k.epoll_ctl(ep, CtlOp::Add, fd, both, mode, 7)
-            .expect("registered");
-        ep
-    });
+    let watched = util::Watched::new(k, fd, Events::IN | Events::OUT);
     let mut out = Vec::with_capacity(ops.len());
     for op in ops {
         let line = match op {
@@ -66,28 +51,12 @@ fn run(k: &mut dyn Kernel, initval: u32, semaphore: bool, ops: &[Op]) -> Vec<Str
                 let value = (buf.get(..8)).map(|b| u64::from_ne_bytes(b.try_into().unwrap()));
                 format!("read {len}: {r:?} {value:?}")
             }
-            Op::Poll => {
-                let mut p = [PollFd::new(fd, both)];
-                let r = k.poll(&mut p, Some(Duration::ZERO));
-                format!("poll: {r:?} {}", p[0].revents)
-            }
-            Op::Wait(edge) => {
-                let mut got = Vec::new();
-                let r = k.epoll_wait(
-                    instances[usize::from(*edge)],
-                    &mut got,
-                    4,
-                    Some(Duration::ZERO),
-                );
-                format!("wait edge={edge}: {r:?} {got:?}")
-            }
+            Op::Poll => watched.poll(k),
+            Op::Wait(edge) => watched.wait(k, *edge),
         };
         out.push(line);
     }
-    for ep in instances {
-        k.close(ep).expect("closed");
-    }
-    k.close(fd).expect("closed");
+    watched.close(k);
     out
 }
 

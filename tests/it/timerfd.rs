@@ -146,12 +146,7 @@ fn run(k: &mut dyn Kernel, clock: TimerClock, ops: &[Op]) -> Vec<String> {
     k.poll(&mut [], Some(Duration::from_millis(5)))
         .expect("a pause");
     let fd = k.timerfd(clock).expect("a timerfd");
-    let instances = [Mode::LEVEL, Mode::EDGE].map(|mode| {
-        let ep = k.epoll_create().expect("an epoll instance");
-        k.epoll_ctl(ep, CtlOp::Add, fd, Events::IN, mode, 7)
-            .expect("registered");
-        ep
-    });
+    let watched = util::Watched::new(k, fd, Events::IN);
     let disarm = TimerSetting::default();
     let mut out = Vec::with_capacity(ops.len());
     for op in ops {
@@ -198,28 +193,16 @@ fn run(k: &mut dyn Kernel, clock: TimerClock, ops: &[Op]) -> Vec<String> {
                     value: timespec(k, clock, false, value),
                     interval: Timespec::default(),
                 };
-                let set = shown(k.timerfd_settime(instances[0], false, new));
-                let get = shown(k.timerfd_gettime(instances[0]));
+                let set = shown(k.timerfd_settime(watched.instances[0], false, new));
+                let get = shown(k.timerfd_gettime(watched.instances[0]));
                 format!("not a timer: {set}; {get}")
             }
-            Op::Poll => {
-                let mut p = [PollFd::new(fd, Events::IN | Events::OUT)];
-                let r = k.poll(&mut p, Some(Duration::ZERO));
-                format!("poll: {r:?} {}", p[0].revents)
-            }
-            Op::Wait(edge) => {
-                let mut got = Vec::new();
-                let ep = instances[usize::from(edge)];
-                let r = k.epoll_wait(ep, &mut got, 4, Some(Duration::ZERO));
-                format!("wait edge={edge}: {r:?} {got:?}")
-            }
+            Op::Poll => watched.poll(k),
+            Op::Wait(edge) => watched.wait(k, edge),
         };
         out.push(line);
     }
-    for ep in instances {
-        k.close(ep).expect("closed");
-    }
-    k.close(fd).expect("closed");
+    watched.close(k);
     out
 }
 

@@ -139,3 +139,52 @@ pub fn selectlab(args: &[&str]) -> std::process::Output {
         .output()
         .expect("selectlab runs")
 }
+
+/// A descriptor watched by a level-triggered and an edge-triggered epoll instance, for the
+/// differential sequences that compare what poll and each instance report.
+pub struct Watched {
+    pub fd: Fd,
+    /// The level-triggered instance, then the edge-triggered one.
+    pub instances: [Fd; 2],
+    events: selectlab::kernel::Events,
+}
+
+impl Watched {
+    /// `fd`, registered for `events` in a new instance of each mode.
+    pub fn new(k: &mut dyn Kernel, fd: Fd, events: selectlab::kernel::Events) -> Watched {
+        use selectlab::kernel::{CtlOp, Mode};
+        let instances = [Mode::LEVEL, Mode::EDGE].map(|mode| {
+            let ep = k.epoll_create().expect("an epoll instance");
+            k.epoll_ctl(ep, CtlOp::Add, fd, events, mode, 7)
+                .expect("registered");
+            ep
+        });
+        Watched {
+            fd,
+            instances,
+            events,
+        }
+    }
+
+    /// A poll that does not wait, in words.
+    pub fn poll(&self, k: &mut dyn Kernel) -> String {
+        let mut p = [selectlab::kernel::PollFd::new(self.fd, self.events)];
+        let r = k.poll(&mut p, Some(std::time::Duration::ZERO));
+        format!("poll: {r:?} {}", p[0].revents)
+    }
+
+    /// An epoll_wait that does not wait, on the edge-triggered instance or the other, in words.
+    pub fn wait(&self, k: &mut dyn Kernel, edge: bool) -> String {
+        let mut got = Vec::new();
+        let ep = self.instances[usize::from(edge)];
+        let r = k.epoll_wait(ep, &mut got, 4, Some(std::time::Duration::ZERO));
+        format!("wait edge={edge}: {r:?} {got:?}")
+    }
+
+    /// Closes the instances and the descriptor.
+    pub fn close(self, k: &mut dyn Kernel) {
+        for fd in self.instances.into_iter().chain([self.fd]) {
+            k.close(fd).expect("closed");
+        }
+    }
+}
