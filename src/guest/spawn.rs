@@ -557,7 +557,12 @@ impl Channel {
                 break;
             }
             if process.as_deref_mut().is_some_and(Process::has_exited) {
-                return Ok(0);
+                // Its last message (a refusal sent just before it exited) may have come after
+                // the wait above gave up: it is read, not lost.
+                return match self.recv_now() {
+                    Ok(n) => Ok(n),
+                    Err(_) => Ok(0),
+                };
             }
             if started.elapsed() >= SILENCE_LIMIT {
                 return Err(SpawnError::Unfit(format!(
