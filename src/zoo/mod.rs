@@ -57,7 +57,7 @@ pub struct BugInfo {
 
 const SEED: &str = "the tutorial (selectserver.py / selectclient.py)";
 /// The tutorial has no public repository: its faults are described in the zoo's chapter of the
-/// manual, and `tests/seed/selectserver.py` ports the server to Python 3 with them kept.
+/// manual, and `tests/tutorial/selectserver.py` ports the server to Python 3 with them kept.
 const SEED_URL: &str = "docs/src/zoo.md#the-seeds-own-bugs";
 const BT: &str = "binarytides chat server";
 const BT_URL: &str =

@@ -13,7 +13,7 @@ use selectlab::check::sim::{self as sim_check, DialectChoice, SimCheckConfig};
 use super::guest::python;
 
 const FIXTURE: &str = "tests/fixtures/chat_server.py";
-const SEED_SERVER: &str = "tests/seed/selectserver.py";
+const TUTORIAL_SERVER: &str = "tests/tutorial/selectserver.py";
 
 fn config(command: &[&str], only: &[&str], shrink: bool) -> SimCheckConfig {
     SimCheckConfig {
@@ -165,7 +165,7 @@ fn report(args: &[&str]) -> (String, Option<i32>) {
 }
 
 #[test]
-fn the_seeds_own_server_is_caught_and_its_shrunk_counterexamples_are_reviewed() {
+fn the_tutorials_own_server_is_caught_and_its_shrunk_counterexamples_are_reviewed() {
     if !python() {
         return;
     }
@@ -184,7 +184,7 @@ fn the_seeds_own_server_is_caught_and_its_shrunk_counterexamples_are_reviewed() 
             only,
             "--",
             "python3",
-            SEED_SERVER,
+            TUTORIAL_SERVER,
             "127.0.0.1",
             "0",
         ]);
@@ -200,7 +200,7 @@ fn a_failures_replay_line_gives_the_same_report_and_its_case_is_shrunk() {
     if !python() {
         return;
     }
-    let (first, code) = report(&["--", "python3", SEED_SERVER, "127.0.0.1", "0"]);
+    let (first, code) = report(&["--", "python3", TUTORIAL_SERVER, "127.0.0.1", "0"]);
     assert_eq!(code, Some(1));
     let replay = first
         .lines()

@@ -329,7 +329,7 @@ fn check_sim_draws_and_captures_its_shrunk_counterexample() {
         html.to_str().unwrap(),
         "--",
         "python3",
-        "tests/seed/selectserver.py",
+        "tests/tutorial/selectserver.py",
         "127.0.0.1",
         "0",
     ]);

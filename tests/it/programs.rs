@@ -1,6 +1,6 @@
 //! The tutorial's programs (the TCP "good bye" pair and the UDP echo pair) on both transports, and
 //! against foreign peers on real loopback sockets: the tutorial's own Python programs (ported to
-//! Python 3 in `tests/seed/`) and OpenBSD netcat.
+//! Python 3 in `tests/tutorial/`) and OpenBSD netcat.
 //!
 //! Real sockets only ever bind 127.0.0.1, on port 0 or on a port just obtained that way. Every
 //! child process is reaped within a bounded time (and killed if the test fails first), and every
@@ -38,8 +38,8 @@ const SOCKET_TIMEOUT_SECS: f64 = 5.0;
 
 const BIN: &str = env!("CARGO_BIN_EXE_selectlab");
 
-fn seed_script(name: &str) -> String {
-    format!("{}/tests/seed/{name}", env!("CARGO_MANIFEST_DIR"))
+fn tutorial_script(name: &str) -> String {
+    format!("{}/tests/tutorial/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 fn loopback(port: u16) -> Target {
@@ -518,7 +518,7 @@ fn assert_served(mut server: Proc, message: &str) {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn our_server_answers_the_seed_python_client() {
+fn our_server_answers_the_tutorials_python_client() {
     if !available("python3", "--version") {
         return;
     }
@@ -526,7 +526,7 @@ fn our_server_answers_the_seed_python_client() {
     let mut client = Proc::spawn(
         {
             let mut c = Command::new("python3");
-            c.arg(seed_script("client.py"))
+            c.arg(tutorial_script("client.py"))
                 .arg("127.0.0.1")
                 .arg(port.to_string());
             c
@@ -541,7 +541,7 @@ fn our_server_answers_the_seed_python_client() {
 }
 
 #[test]
-fn our_client_talks_to_the_seed_python_server() {
+fn our_client_talks_to_the_tutorials_python_server() {
     if !available("python3", "--version") {
         return;
     }
@@ -549,7 +549,7 @@ fn our_client_talks_to_the_seed_python_server() {
         let mut c = Command::new("python3");
         // -u: unbuffered, so the "waiting" line reaches the pipe as soon as it is printed.
         c.arg("-u")
-            .arg(seed_script("server.py"))
+            .arg(tutorial_script("server.py"))
             .args(["127.0.0.1", &port.to_string(), "1"]);
         c
     });
