@@ -41,6 +41,17 @@ unsafe fn simulated_stat(fd: c_int, st: *mut stat) {
     unsafe { st.write(s) };
 }
 
+/// Whether an `*at` call's `dirfd`, `path` and `flags` name simulated descriptor `dirfd` itself
+/// (AT_EMPTY_PATH with an empty path), as fstat would.
+///
+/// # Safety
+/// `path` must be null or a C string.
+unsafe fn names_simulated(dirfd: c_int, path: *const c_char, flags: c_int) -> bool {
+    // SAFETY: the caller's promise; null is checked first.
+    let empty = !path.is_null() && unsafe { *path } == 0;
+    is_sim(dirfd) && empty && flags & libc::AT_EMPTY_PATH != 0
+}
+
 /// fstat(2).
 ///
 /// # Safety
@@ -104,9 +115,8 @@ pub unsafe extern "C" fn fstatat(
     st: *mut stat,
     flags: c_int,
 ) -> c_int {
-    // SAFETY: the caller's promise: `path` is a C string (checked for null first).
-    let empty = !path.is_null() && unsafe { *path } == 0;
-    if is_sim(dirfd) && empty && flags & libc::AT_EMPTY_PATH != 0 {
+    // SAFETY: the caller's promise: `path` is a C string.
+    if unsafe { names_simulated(dirfd, path, flags) } {
         // SAFETY: the caller's promise about `st`.
         unsafe { simulated_stat(dirfd, st) };
         return 0;
@@ -145,9 +155,8 @@ pub unsafe extern "C" fn statx(
     mask: libc::c_uint,
     out: *mut libc::statx,
 ) -> c_int {
-    // SAFETY: the caller's promise: `path` is a C string (checked for null first).
-    let empty = !path.is_null() && unsafe { *path } == 0;
-    if !(is_sim(dirfd) && empty && flags & libc::AT_EMPTY_PATH != 0) {
+    // SAFETY: the caller's promise: `path` is a C string.
+    if unsafe { !names_simulated(dirfd, path, flags) } {
         // SAFETY: the arguments are the caller's, passed on unchanged.
         return unsafe {
             real!(statx: fn(c_int, *const c_char, c_int, libc::c_uint, *mut libc::statx) -> c_int)(
@@ -184,9 +193,8 @@ pub unsafe extern "C" fn __fxstatat64(
     st: *mut stat64,
     flags: c_int,
 ) -> c_int {
-    // SAFETY: the caller's promise: `path` is a C string (checked for null first).
-    let empty = !path.is_null() && unsafe { *path } == 0;
-    if is_sim(dirfd) && empty && flags & libc::AT_EMPTY_PATH != 0 {
+    // SAFETY: the caller's promise: `path` is a C string.
+    if unsafe { names_simulated(dirfd, path, flags) } {
         // SAFETY: the same structure; the caller's promise about `st`.
         unsafe { simulated_stat(dirfd, st.cast()) };
         return 0;
