@@ -13,8 +13,7 @@ use crate::chat::server::Limits;
 use crate::diff;
 use crate::kernel::{Events, Fd, Kernel, Mode, PollFd, Shutdown};
 use crate::readiness::{BACKEND_MODES, Backend};
-use crate::session::properties;
-use crate::session::{Session, SessionConfig, Step};
+use crate::session::{Failure, Session, SessionConfig, Step, Symptom, case, properties};
 use crate::sim::decide::{Adversity, Decider};
 use crate::sim::{Sim, SimConfig};
 
@@ -425,8 +424,8 @@ impl ChatScript {
     /// Runs it with `decide` and the zoo's `bugs`, and checks the chat properties. Quietly
     /// first; the session is deterministic, so a failure re-runs with its transcript, which the
     /// error carries.
-    pub fn check(&self, decide: &Decider, bugs: Bugs) -> Result<(), String> {
-        let run = |transcript: bool| -> Result<(), String> {
+    pub fn check(&self, decide: &Decider, bugs: Bugs) -> Result<(), Failure> {
+        let run = |transcript: bool| -> Result<(), Failure> {
             let config = SessionConfig {
                 backend: self.backend,
                 mode: self.mode,
@@ -437,11 +436,14 @@ impl ChatScript {
                 client_rcvbuf_bytes: Some(CHAT_FUZZ_CLIENT_RCVBUF_BYTES),
                 ..SessionConfig::default()
             };
-            let session =
-                Session::new(config).map_err(|e| format!("the server failed to start: {e}"))?;
-            let outcome = session
-                .run(&self.steps)
-                .map_err(|e| format!("a step did not settle ({e}): a busy loop or a hang"))?;
+            let session = Session::new(config).map_err(|e| {
+                Failure::new(
+                    Symptom::CannotStart,
+                    format!("the server failed to start: {e}"),
+                )
+            })?;
+            let (outcome, settled) = session.run_all(&self.steps);
+            case::settled(&self.steps, settled, &outcome.transcript)?;
             properties::check(&self.steps, &outcome, CHAT_FUZZ_CLIENTS, &self.limits)
         };
         run(false).or_else(|_| run(true))
@@ -480,7 +482,7 @@ fn zoo_bugs_from_env() -> Bugs {
 
 /// `chat_adversary`'s check as a result, with zoo bugs switched on (the zoo's fuzzer
 /// detector runs it).
-pub fn chat_session(data: &[u8], bugs: Bugs) -> Result<(), String> {
+pub fn chat_session(data: &[u8], bugs: Bugs) -> Result<(), Failure> {
     let (script, decisions) = data.split_at(data.len().min(CHAT_FUZZ_SCRIPT_BYTES));
     let decide = Decider::bytes_with(decisions, CHAT_FUZZ_SCHEDULE);
     ChatScript::decode(script).check(&decide, bugs)

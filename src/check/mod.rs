@@ -33,6 +33,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::session::Symptom;
+
 /// Longest any one check may run.
 pub const CHECK_DEADLINE: Duration = Duration::from_secs(15);
 /// Most clients `--clients` may ask for.
@@ -78,8 +80,31 @@ pub struct Finding {
     pub verdict: Verdict,
     /// What was seen: the expected line and what arrived, or why it skipped.
     pub evidence: Vec<String>,
+    /// The kind of fault it showed, where the check knows one (`check --sim`'s do).
+    pub kind: Option<Symptom>,
     /// How long the check took.
     pub elapsed: Duration,
+}
+
+/// A check's verdict and evidence, and the kind of fault it showed if it knows one.
+#[derive(Debug, Clone)]
+pub struct Judged {
+    /// PASS, FAIL, SKIP or WARN.
+    pub verdict: Verdict,
+    /// What was seen.
+    pub evidence: Vec<String>,
+    /// The kind of fault, if known.
+    pub kind: Option<Symptom>,
+}
+
+impl From<(Verdict, Vec<String>)> for Judged {
+    fn from((verdict, evidence): (Verdict, Vec<String>)) -> Judged {
+        Judged {
+            verdict,
+            evidence,
+            kind: None,
+        }
+    }
 }
 
 /// A check's outcome before it is timed and named.
@@ -250,20 +275,25 @@ pub fn pick<'a, C>(
 /// Runs `checks` one after another, timing each: `judge` gives its verdict and evidence
 /// (it sees the findings so far), `report` gets each finding as it comes. An error from
 /// `judge` ends the run.
-pub fn run_each<C, E>(
+pub fn run_each<C, E, J: Into<Judged>>(
     checks: &[&C],
     name: impl Fn(&C) -> &'static str,
-    mut judge: impl FnMut(&C, &[Finding]) -> Result<(Verdict, Vec<String>), E>,
+    mut judge: impl FnMut(&C, &[Finding]) -> Result<J, E>,
     mut report: impl FnMut(&Finding),
 ) -> Result<Vec<Finding>, E> {
     let mut findings: Vec<Finding> = Vec::with_capacity(checks.len());
     for check in checks {
         let started = Instant::now();
-        let (verdict, evidence) = judge(check, &findings)?;
+        let Judged {
+            verdict,
+            evidence,
+            kind,
+        } = judge(check, &findings)?.into();
         let finding = Finding {
             name: name(check),
             verdict,
             evidence,
+            kind,
             elapsed: started.elapsed(),
         };
         report(&finding);
@@ -414,6 +444,8 @@ pub struct FindingRecord {
     pub verdict: String,
     /// Wall time the check took, in seconds (to the millisecond).
     pub seconds: f64,
+    /// The kind of fault it showed, where the check knows one (`check --sim`; else null).
+    pub kind: Option<String>,
     /// What the check saw, one line each.
     pub evidence: Vec<String>,
 }
@@ -425,6 +457,7 @@ impl Finding {
             check: self.name.to_string(),
             verdict: self.verdict.name().to_string(),
             seconds: crate::json::round(self.elapsed.as_secs_f64(), 3),
+            kind: self.kind.map(|k| k.name().to_string()),
             evidence: self.evidence.clone(),
         }
     }

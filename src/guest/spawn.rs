@@ -416,10 +416,7 @@ pub fn tail_lines(path: &Path, lines: usize) -> Vec<String> {
 /// How a program ended, as a shell tells it (128 + a signal's number is that signal), and the
 /// last words it wrote on its standard error, each line marked [`STDERR_LINE_MARK`].
 pub fn describe_end(code: i32, stderr: &[String]) -> String {
-    let signal = (code > 128)
-        .then(|| nix::sys::signal::Signal::try_from(code - 128).ok())
-        .flatten();
-    let mut out = match signal {
+    let mut out = match end_signal(code) {
         Some(signal) => format!("it was killed by {signal}"),
         None => format!("it exited with code {code}"),
     };
@@ -435,6 +432,14 @@ pub fn describe_end(code: i32, stderr: &[String]) -> String {
         }
     }
     out
+}
+
+/// The signal that killed a program, if its exit code (128 + the signal's number, as a shell
+/// gives it) says one did.
+pub fn end_signal(code: i32) -> Option<nix::sys::signal::Signal> {
+    (code > 128)
+        .then(|| nix::sys::signal::Signal::try_from(code - 128).ok())
+        .flatten()
 }
 
 /// How each line of a program's standard error begins in a report.

@@ -8,6 +8,9 @@
 //! - `server`: the [`Server`] boundary and the reference room behind it; `crowd`: the clients.
 //! - [`schedules`]: the sessions the checks and the zoo's detectors run.
 //! - [`properties`]: the chat properties, as a checker over a finished session.
+//! - [`case`]: what every detector that runs sessions shares: the settle check, smaller
+//!   cases, and the shrink that keeps a failure's symptom.
+//! - [`symptom`]: the kinds of fault a failed session shows, and the failure that carries one.
 //! - [`dialect`]: another server's wording, learned from a calm run or read from a file, and
 //!   the lines its clients heard read back into who said what.
 //!
@@ -31,12 +34,15 @@ use crate::sim::transcript::Host;
 use crate::sim::{Sim, SimConfig};
 use crowd::{Crowd, Notes};
 pub use server::{Reference, Server};
+pub use symptom::{Failure, Symptom};
 
+pub mod case;
 mod crowd;
 pub mod dialect;
 pub mod properties;
 pub mod schedules;
 mod server;
+pub mod symptom;
 
 /// The server's address inside the simulator.
 pub const SESSION_SERVER_ADDR: &str = "127.0.0.1:33333";
@@ -241,7 +247,7 @@ pub struct Session {
     /// SO_RCVBUF for each new client ([`SessionConfig::client_rcvbuf_bytes`]).
     client_rcvbuf_bytes: Option<i32>,
     /// Why the server could not go on, the first time it could not.
-    trouble: Option<String>,
+    trouble: Option<Failure>,
     /// The server is descheduled: it makes no call while steps run, and sees them all at
     /// once when it runs again (see [`Session::run_descheduled`]).
     descheduled: bool,
@@ -661,7 +667,7 @@ impl Session {
     }
 
     /// Why the server cannot go on, if it cannot (asked once the room has settled).
-    pub fn server_trouble(&self) -> Option<String> {
+    pub fn server_trouble(&self) -> Option<Failure> {
         (self.trouble.clone()).or_else(|| self.server.trouble(&self.sim))
     }
 
@@ -716,7 +722,7 @@ pub struct Outcome {
     pub first_held_step: Option<usize>,
     /// Why the server could not go on, if it could not (another program: it exited, spun,
     /// blocked, or was refused).
-    pub server_trouble: Option<String>,
+    pub server_trouble: Option<Failure>,
     /// The server's peak memory (bytes) after each step, when watched
     /// ([`SessionConfig::watch_server_memory`]) and where it can be seen.
     pub server_peak_resident: Vec<Option<u64>>,

@@ -30,6 +30,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::symptom::{Failure, Symptom};
 use super::{Outcome, Step};
 use crate::chat::protocol::{self, What};
 use crate::chat::server::{LINE_TOO_LONG_PREFIX, Limits, SERVER_FULL_LINE};
@@ -348,7 +349,7 @@ fn excuse_late_departures(got: &mut Heard, want: &Heard) {
 }
 
 /// What each client did hear: its "say" lines and notices parsed back to (client, what).
-pub fn heard(o: &Outcome, clients: usize) -> Result<Heard, String> {
+pub fn heard(o: &Outcome, clients: usize) -> Result<Heard, Failure> {
     // Each client's address as the server writes it, formatted once (not once per line heard):
     // the first client with an address owns it. Hashed, not ordered: an ordered search
     // compares the address with its unequal neighbours on every line, and under the fuzzer
@@ -360,10 +361,10 @@ pub fn heard(o: &Outcome, clients: usize) -> Result<Heard, String> {
         }
     }
     let who = |m: usize, addr: &[u8], line: &[u8]| {
-        by_name
-            .get(addr)
-            .copied()
-            .ok_or_else(|| format!("c{} heard an unknown client: {line:?}", m + 1))
+        by_name.get(addr).copied().ok_or_else(|| {
+            let what = format!("c{} heard an unknown client: {line:?}", m + 1);
+            Failure::new(Symptom::Unreadable, what)
+        })
     };
     let mut shared = LastLine::default();
     let mut all = Vec::with_capacity(clients);
@@ -375,11 +376,12 @@ pub fn heard(o: &Outcome, clients: usize) -> Result<Heard, String> {
                 if is_server_notice(l) {
                     continue;
                 }
-                return Err(format!(
+                let what = format!(
                     "c{} heard a line that is not the protocol's: {:?}",
                     m + 1,
                     String::from_utf8_lossy(l)
-                ));
+                );
+                return Err(Failure::new(Symptom::Unreadable, what));
             };
             let said_what = match notice.what {
                 What::Say(text) => Said::Line(shared.get(text)),
@@ -400,25 +402,51 @@ fn is_server_notice(line: &[u8]) -> bool {
         || Some(line) == SERVER_FULL_LINE.strip_suffix(b"\n")
 }
 
-/// Where what a client heard first departs from what it should have heard, in a few lines.
-fn first_difference(got: &[(usize, Said)], want: &[(usize, Said)]) -> String {
+/// Where what a client heard first departs from what it should have heard, in a few lines,
+/// and the kind of that departure.
+fn first_difference(got: &[(usize, Said)], want: &[(usize, Said)]) -> Failure {
     let at = got.iter().zip(want).take_while(|(g, w)| g == w).count();
-    let show = |item: Option<&(usize, Said)>| match item {
-        Some((who, Said::Line(text))) => {
-            format!("c{} says {:?}", who + 1, String::from_utf8_lossy(text))
-        }
-        Some((who, Said::Entered)) => format!("c{} entered", who + 1),
-        Some((who, Said::Left)) => format!("c{} left", who + 1),
-        None => "nothing".to_string(),
-    };
-    format!(
+    let show = |item: Option<&(usize, Said)>| item.map_or("nothing".to_string(), shown);
+    let what = format!(
         "heard {} items but should have heard {}; item {} was {}, should be {}",
         got.len(),
         want.len(),
         at + 1,
         show(got.get(at)),
         show(want.get(at))
+    );
+    Failure::new(
+        departure(&got[at.min(got.len())..], &want[at.min(want.len())..]),
+        what,
     )
+}
+
+/// An item as a report shows it: `c1 says "hi"`, `c2 entered`, `c3 left`.
+fn shown((who, said): &(usize, Said)) -> String {
+    match said {
+        Said::Line(text) => format!("c{} says {:?}", who + 1, String::from_utf8_lossy(text)),
+        Said::Entered => format!("c{} entered", who + 1),
+        Said::Left => format!("c{} left", who + 1),
+    }
+}
+
+/// The kind of a departure, from the first items that differ on: nothing more heard, or an
+/// item owed that never came, is a loss (before anything heard in its place); a line of the
+/// right sender with other text is torn; an item never said is extra; both said, elsewhere, is
+/// a reordering.
+fn departure(got: &[(usize, Said)], want: &[(usize, Said)]) -> Symptom {
+    match (got.first(), want.first()) {
+        (None, _) => Symptom::Lost,
+        (Some(_), None) => Symptom::Extra,
+        (Some(g @ (gw, Said::Line(_))), Some((ww, Said::Line(_))))
+            if gw == ww && !want.contains(g) =>
+        {
+            Symptom::Torn
+        }
+        (Some(_), Some(w)) if !got.contains(w) => Symptom::Lost,
+        (Some(g), Some(_)) if !want.contains(g) => Symptom::Extra,
+        _ => Symptom::Reordered,
+    }
 }
 
 /// The items of `v` that client `who` said, in order.
@@ -448,7 +476,7 @@ fn compare(
     owed: Owed,
     ordered: usize,
     floor: impl Fn(usize) -> usize,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let Owed {
         head_prefix,
         tail_prefix,
@@ -479,7 +507,7 @@ fn compare(
             } else {
                 ""
             };
-            return Err(format!("{held}{}", first_difference(&g, &w)));
+            return Err(first_difference(&g, &w).after(held));
         }
     }
     for &l in loose {
@@ -496,12 +524,12 @@ fn compare(
         // What it said before it went loose is owed in full to a client still reading.
         let owed_items = floor(l);
         if !head_prefix && !tail_prefix && g.len() < owed_items {
-            return Err(format!(
-                "heard {} items about c{} but is owed the {owed_items} it said before it went loose; {}",
+            let owed = format!(
+                "heard {} items about c{} but is owed the {owed_items} it said before it went loose; ",
                 g.len(),
                 l + 1,
-                first_difference(&g, &w[..owed_items.min(w.len())])
-            ));
+            );
+            return Err(first_difference(&g, &w[..owed_items.min(w.len())]).after(&owed));
         }
     }
     Ok(())
@@ -511,24 +539,18 @@ fn compare(
 /// before it joined (they waited in their senders' sockets): from each client, what it should
 /// hear ends what it heard, in order, exactly once. About a `loose` client it may hear
 /// anything of that kind: lines from before it joined, then a prefix of its share (the rest
-/// may never have left the loose client's socket), so nothing is judged there but echoes.
+/// may never have left the loose client's socket), so nothing is judged there. (Echoes are
+/// judged before any comparison, in [`check_heard`].)
 fn compare_late(
-    me: usize,
     got: &[(usize, Said)],
     want: &[(usize, Said)],
     clients: usize,
     loose: &BTreeSet<usize>,
-) -> Result<(), String> {
-    if let Some(echo) = got.iter().find(|(w, _)| *w == me) {
-        return Err(format!("heard itself: {:?}", echo.1));
-    }
+) -> Result<(), Failure> {
     for who in (0..clients).filter(|w| !loose.contains(w)) {
         let (g, w) = (from(who, got), from(who, want));
         if !g.ends_with(&w) {
-            return Err(format!(
-                "(joined while the room was held) {}",
-                first_difference(&g, &w)
-            ));
+            return Err(first_difference(&g, &w).after("(joined while the room was held) "));
         }
     }
     Ok(())
@@ -537,28 +559,32 @@ fn compare_late(
 /// Where the schedule decided whom a client heard (the server cut it off for an over-long
 /// line once the room had been held, so others' lines waiting in their sockets may have
 /// reached it first; or it joined and left while the room was held), what it heard from each
-/// client must still be part of what that client said: in order, each item at most once,
-/// never its own. (The departure of a `loose` client is not judged: the server may drop a
+/// client must still be part of what that client said: in order, each item at most once.
+/// (The departure of a `loose` client is not judged: the server may drop a
 /// slow reader, which the model does not foresee.)
 fn compare_within(
-    me: usize,
     got: &[(usize, Said)],
     said: &[Vec<Said>],
     loose: &BTreeSet<usize>,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let mut rest: Vec<std::slice::Iter<'_, Said>> = said.iter().map(|s| s.iter()).collect();
     for (who, item) in got {
-        if *who == me {
-            return Err(format!("heard itself: {item:?}"));
-        }
         if *item == Said::Left && loose.contains(who) {
             continue;
         }
         if !rest.get_mut(*who).is_some_and(|r| r.any(|s| s == item)) {
-            return Err(format!(
+            // Said, but not after what was heard before it from that client: out of order,
+            // or heard twice.
+            let said_at_all = said.get(*who).is_some_and(|s| s.contains(item));
+            let symptom = match said_at_all {
+                true => Symptom::Reordered,
+                false => Symptom::Extra,
+            };
+            let what = format!(
                 "heard c{} {item:?}, which is not, in order and once, among what it said",
                 who + 1
-            ));
+            );
+            return Err(Failure::new(symptom, what));
         }
     }
     Ok(())
@@ -646,7 +672,7 @@ fn owed_cut(at: usize, first_held_step: Option<usize>) -> usize {
 
 /// Checks every property of a finished session of the tutorial's room; the error says which
 /// and carries the transcript.
-pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Result<(), String> {
+pub fn check(steps: &[Step], o: &Outcome, clients: usize, limits: &Limits) -> Result<(), Failure> {
     check_heard(steps, o, clients, limits, Policy::TUTORIAL, |_| {
         heard(o, clients)
     })
@@ -661,16 +687,11 @@ pub fn check_heard(
     clients: usize,
     limits: &Limits,
     policy: Policy,
-    read: impl FnOnce(&dyn Fn() -> Heard) -> Result<Heard, String>,
-) -> Result<(), String> {
-    if let Some(trouble) = &o.server_trouble {
-        return Err(format!(
-            "the server could not go on: {trouble}\n{}",
-            o.transcript
-        ));
-    }
+    read: impl FnOnce(&dyn Fn() -> Heard) -> Result<Heard, Failure>,
+) -> Result<(), Failure> {
+    could_go_on(o)?;
     let share = || expected_with(steps, clients, limits, policy);
-    let mut got = read(&share).map_err(|e| format!("{e}\n{}", o.transcript))?;
+    let mut got = read(&share).map_err(|e| e.with_transcript(&o.transcript))?;
     if policy.late_departures {
         excuse_late_departures(&mut got, &share());
     }
@@ -702,21 +723,33 @@ pub fn check_heard(
             head_prefix: loose.contains(&n),
             tail_prefix: loose.contains(&n) || stopped_after_hold,
         };
-        let verdict = if after_hold(model.cut_off_at[n]) || (late && owed.tail_prefix) {
-            compare_within(n, got, &model.said, &loose)
+        let verdict = if let Some(mine) = got.iter().find(|(w, _)| *w == n) {
+            // Its own line back is an echo; its own arrival or departure told to it, news
+            // that is no news to anyone.
+            let symptom = match mine.1 {
+                Said::Line(_) => Symptom::Echoed,
+                _ => Symptom::Extra,
+            };
+            Err(Failure::new(
+                symptom,
+                format!("heard itself: {}", shown(mine)),
+            ))
+        } else if after_hold(model.cut_off_at[n]) || (late && owed.tail_prefix) {
+            compare_within(got, &model.said, &loose)
         } else if late {
-            compare_late(n, got, want, clients, &loose)
+            compare_late(got, want, clients, &loose)
         } else {
             let floor = |l: usize| floors.get(&l).and_then(|v| v.get(n)).copied().unwrap_or(0);
             compare(got, want, &loose, owed, ordered[n], floor)
         };
-        verdict.map_err(|e| format!("c{} {e}\n{}", n + 1, o.transcript))?;
+        verdict.map_err(|e| {
+            e.after(&format!("c{} ", n + 1))
+                .with_transcript(&o.transcript)
+        })?;
     }
     if o.peak_queue_bytes > limits.outbound_cap_bytes {
-        return Err(format!(
-            "a queue reached {} bytes, over the cap\n{}",
-            o.peak_queue_bytes, o.transcript
-        ));
+        let what = format!("a queue reached {} bytes, over the cap", o.peak_queue_bytes);
+        return Err(Failure::new(Symptom::OverCap, what).with_transcript(&o.transcript));
     }
     check_liveness(steps.len(), o)
 }
@@ -725,22 +758,37 @@ pub fn check_heard(
 /// schedule, not the model, decides who gets in, as when descriptors run out): no more server
 /// events than the work bound (a busy loop), and no virtual time passing while a step settles
 /// (a server that blocks).
-pub fn check_liveness(step_count: usize, o: &Outcome) -> Result<(), String> {
+pub fn check_liveness(step_count: usize, o: &Outcome) -> Result<(), Failure> {
     let work =
         (step_count as u64 + 1) * EVENTS_PER_STEP_BOUND + o.stats.bytes_in + o.stats.bytes_out;
-    if o.stats.events > work {
-        return Err(format!(
-            "{} events for {work} units of work: a busy loop?\n{}",
-            o.stats.events, o.transcript
-        ));
+    let failure = if o.stats.events > work {
+        let what = format!(
+            "{} events for {work} units of work: a busy loop?",
+            o.stats.events
+        );
+        Failure::new(Symptom::Spin, what)
+    } else if !o.stalled.is_zero() {
+        let what = format!(
+            "the server blocked for {:?} while a step settled: the room stalled",
+            o.stalled
+        );
+        Failure::new(Symptom::Blocked, what)
+    } else {
+        return Ok(());
+    };
+    Err(failure.with_transcript(&o.transcript))
+}
+
+/// The server went on to the end: it did not exit, spin, block in a call, or do what the
+/// simulator refuses (another program's trouble, as [`Server::trouble`](super::Server::trouble)
+/// names it).
+pub fn could_go_on(o: &Outcome) -> Result<(), Failure> {
+    match &o.server_trouble {
+        Some(trouble) => Err((trouble.clone())
+            .after("the server could not go on: ")
+            .with_transcript(&o.transcript)),
+        None => Ok(()),
     }
-    if !o.stalled.is_zero() {
-        return Err(format!(
-            "the server blocked for {:?} while a step settled: the room stalled\n{}",
-            o.stalled, o.transcript
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 
 use super::SESSION_SERVER_ADDR;
+use super::symptom::Failure;
 use crate::addr::SockAddr;
 use crate::chat::serve::{self, ChatApp, ServeConfig, ServerLog, Stats};
 use crate::reactor::Reactor;
@@ -48,7 +49,7 @@ pub trait Server {
     /// Why it cannot go on, asked once the room has settled: it exited, spins, is blocked in
     /// a call, or did something the simulator refuses. (selectlab's own server reports its
     /// trouble as errors instead.)
-    fn trouble(&self, sim: &Sim) -> Option<String> {
+    fn trouble(&self, sim: &Sim) -> Option<Failure> {
         let _ = sim;
         None
     }

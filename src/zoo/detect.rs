@@ -31,12 +31,13 @@ use crate::chat::server::Limits;
 use crate::fuzzing::{CHAT_FUZZ_CLIENTS, ChatScript, chat_session};
 use crate::kernel::{Kernel, Mode};
 use crate::programs::chat_cli::{ServeOptions, serve_in_thread};
-use crate::programs::load::{self, LoadConfig};
+use crate::programs::load::{self, LoadConfig, LoadReport};
 use crate::reactor::Reactor;
 use crate::readiness::{BACKEND_MODES, Backend};
+use crate::session::case::{self, Shrink};
 use crate::session::properties;
 use crate::session::schedules::{self, say};
-use crate::session::{Session, SessionConfig, Step};
+use crate::session::{Failure, Session, SessionConfig, Step, Symptom};
 use crate::sim::Sim;
 use crate::sim::decide::{Adversity, Decider, SplitMix64};
 
@@ -90,7 +91,8 @@ pub struct Budget {
     pub cases: u32,
     /// Wall time for one detector, whatever the cases.
     pub time: Duration,
-    /// Whether to shrink a counterexample (re-running it up to [`MAX_SHRINK_TRIES`] times)
+    /// Whether to shrink a counterexample (re-running it up to
+    /// [`MAX_SHRINK_RUNS`](crate::session::case::MAX_SHRINK_RUNS) times)
     /// before writing its transcript; without, the evidence is the failure message alone.
     pub shrink: bool,
 }
@@ -102,23 +104,37 @@ pub struct Caught {
     pub class: Class,
     /// Cases run, this one included.
     pub cases: u32,
-    /// What failed, in one line (the first of the failure's message).
-    pub symptom: String,
+    /// The kind of fault it showed.
+    pub symptom: Symptom,
+    /// What failed, in one line (the failure's headline).
+    pub headline: String,
     /// What failed, and the (shrunk, for simulated sessions) transcript.
     pub evidence: String,
 }
 
-/// Most characters of a symptom a report shows (the counterexample file has it all).
-pub const SYMPTOM_SHOWN_CHARS: usize = 110;
+/// Most characters of a headline a report shows (the counterexample file has it all).
+pub const HEADLINE_SHOWN_CHARS: usize = 110;
 
 impl Caught {
-    /// The symptom, cut to [`SYMPTOM_SHOWN_CHARS`] characters.
+    /// A counterexample `class` found after `cases` cases, failing as `failure`, with
+    /// `evidence`.
+    fn new(class: Class, cases: u32, failure: &Failure, evidence: String) -> Caught {
+        Caught {
+            class,
+            cases,
+            symptom: failure.symptom,
+            headline: failure.headline().to_string(),
+            evidence,
+        }
+    }
+
+    /// The kind and the headline, cut to [`HEADLINE_SHOWN_CHARS`] characters.
     pub fn shown_symptom(&self) -> String {
-        let mut shown: String = self.symptom.chars().take(SYMPTOM_SHOWN_CHARS).collect();
-        if shown.len() < self.symptom.len() {
+        let mut shown: String = self.headline.chars().take(HEADLINE_SHOWN_CHARS).collect();
+        if shown.len() < self.headline.len() {
             shown.push_str("...");
         }
-        shown
+        format!("{}: {shown}", self.symptom)
     }
 }
 
@@ -155,24 +171,21 @@ impl Case {
     }
 
     /// Runs the case with `bugs`; the error says what failed.
-    fn judge(&self, bugs: Bugs, transcript: bool) -> Result<(), String> {
+    fn judge(&self, bugs: Bugs, transcript: bool) -> Result<(), Failure> {
         let config = SessionConfig {
             bugs,
             transcript,
             ..self.config.clone()
         };
         let limits = config.limits;
-        let session =
-            Session::new(config).map_err(|e| format!("the server failed to start: {e}"))?;
+        let session = Session::new(config).map_err(|e| {
+            Failure::new(
+                Symptom::CannotStart,
+                format!("the server failed to start: {e}"),
+            )
+        })?;
         let (o, settled) = session.run_all(&self.steps);
-        if let Err((step, e)) = settled {
-            return Err(format!(
-                "step {} ({}) did not settle ({e}): a busy loop or a hang\n{}",
-                step + 1,
-                self.steps[step],
-                tail(&o.transcript)
-            ));
-        }
+        case::settled(&self.steps, settled, &tail(&o.transcript))?;
         if self.full {
             let clients = CHAT_FUZZ_CLIENTS.max(o.clients.len());
             properties::check(&self.steps, &o, clients, &limits)
@@ -183,46 +196,41 @@ impl Case {
 
     /// The evidence of a failing case: shrunk and with its transcript if the budget allows,
     /// else the failure alone.
-    fn evidence(self, bugs: Bugs, budget: Budget, why: String) -> String {
+    fn evidence(self, bugs: Bugs, budget: Budget, why: &Failure) -> String {
         if budget.shrink {
-            self.shrink(bugs)
+            self.shrunk(bugs, why.symptom)
         } else {
-            why
+            why.to_string()
         }
     }
 
-    /// Removes steps one at a time while the failure stays (bounded), then writes the
+    /// Shrinks the case while it fails as `symptom` ([`case::shrink`]), then writes the
     /// transcript of what is left.
-    fn shrink(mut self, bugs: Bugs) -> String {
-        let mut i = 0;
-        let mut tries = 0;
-        while i < self.steps.len() && tries < MAX_SHRINK_TRIES {
-            tries += 1;
-            let mut smaller = self.clone();
-            smaller.steps.remove(i);
-            if smaller.judge(bugs, false).is_err() {
-                self = smaller;
-            } else {
-                i += 1;
-            }
-        }
-        let why = self
+    fn shrunk(self, bugs: Bugs, symptom: Symptom) -> String {
+        let small = case::shrink(self, symptom, |c: &Case| c.judge(bugs, false));
+        let why = small
             .judge(bugs, true)
             .expect_err("sessions are deterministic: the shrunk case still fails");
-        let steps: Vec<String> = self.steps.iter().map(ToString::to_string).collect();
+        let steps: Vec<String> = small.steps.iter().map(ToString::to_string).collect();
         format!(
             "{} {:?}, {} steps: {}\n{why}",
-            self.config.backend,
-            self.config.mode,
-            self.steps.len(),
+            small.config.backend,
+            small.config.mode,
+            small.steps.len(),
             steps.join("; ")
         )
     }
 }
 
-/// The first line of a failure's message: what failed, without the transcript.
-fn first_line(why: &str) -> String {
-    why.lines().next().unwrap_or_default().to_string()
+impl Shrink for Case {
+    fn smaller(&self) -> Vec<Case> {
+        (case::smaller_steps(&self.steps).into_iter())
+            .map(|steps| Case {
+                steps,
+                ..self.clone()
+            })
+            .collect()
+    }
 }
 
 /// Lines of a busy loop's transcript worth showing (the loop repeats itself).
@@ -234,8 +242,6 @@ fn tail(transcript: &str) -> String {
     lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
 }
 
-/// Most sessions one shrink runs.
-pub const MAX_SHRINK_TRIES: usize = 200;
 /// A targeted schedule that matters on every backend and mode.
 const ANY_MODE: bool = false;
 /// A targeted schedule that only edge triggering can get wrong.
@@ -411,12 +417,12 @@ pub fn faithful(bugs: Bugs, budget: Budget, class: Class) -> Option<Caught> {
         for case in all {
             cases += 1;
             if let Err(why) = case.judge(bugs, false) {
-                return Some(Caught {
+                return Some(Caught::new(
                     class,
                     cases,
-                    symptom: first_line(&why),
-                    evidence: case.evidence(bugs, budget, why),
-                });
+                    &why,
+                    case.evidence(bugs, budget, &why),
+                ));
             }
         }
     }
@@ -427,17 +433,15 @@ pub fn faithful(bugs: Bugs, budget: Budget, class: Class) -> Option<Caught> {
     cases += 1;
     client_notices_server_exit(bugs)
         .err()
-        .map(|evidence| Caught {
-            class,
-            cases,
-            symptom: first_line(&evidence),
-            evidence,
-        })
+        .map(|why| Caught::new(class, cases, &why, why.to_string()))
 }
 
 /// The chat client, in the simulator: when its server goes away it must say so and end.
-fn client_notices_server_exit(bugs: Bugs) -> Result<(), String> {
-    let fail = |e: Errno| format!("the client's set-up failed: {e}");
+fn client_notices_server_exit(bugs: Bugs) -> Result<(), Failure> {
+    let fail = |e: Errno| {
+        let what = format!("the client's set-up failed: {e}");
+        Failure::new(Symptom::CannotStart, what)
+    };
     let mut sim = Sim::faithful();
     let addr = SockAddr::Inet("127.0.0.1:33333".parse().expect("an address"));
     let listener = listen(&mut sim, &addr, 8).map_err(fail)?;
@@ -460,12 +464,15 @@ fn client_notices_server_exit(bugs: Bugs) -> Result<(), String> {
         }
         reactor
             .turn(&mut sim, &mut app, Some(Duration::ZERO))
-            .map_err(|e| format!("the client's loop failed: {e}"))?;
+            .map_err(|e| Failure::new(Symptom::Exited, format!("the client's loop failed: {e}")))?;
     }
     match app.ending() {
         Some(Ending::ServerGone) => Ok(()),
-        other => Err(format!(
-            "the server closed the connection; after {CLIENT_TURNS} turns the client's ending is {other:?}"
+        other => Err(Failure::new(
+            Symptom::Hang,
+            format!(
+                "the server closed the connection; after {CLIENT_TURNS} turns the client's ending is {other:?}"
+            ),
         )),
     }
 }
@@ -495,12 +502,8 @@ pub fn adversary(bugs: Bugs, budget: Budget, seed: u64) -> Option<Caught> {
             case.full = false;
         }
         if let Err(why) = case.judge(bugs, false) {
-            return Some(Caught {
-                class: Class::Adversary,
-                cases: case_no,
-                symptom: first_line(&why),
-                evidence: case.shrink(bugs),
-            });
+            let evidence = case.shrunk(bugs, why.symptom);
+            return Some(Caught::new(Class::Adversary, case_no, &why, evidence));
         }
     }
     None
@@ -546,13 +549,9 @@ pub fn fuzzer(bugs: Bugs, budget: Budget, seed: u64) -> Option<Caught> {
         }
         let len = crate::fuzzing::CHAT_FUZZ_SCRIPT_BYTES + (rng.next() % 2048) as usize;
         let data = rng.bytes(len);
-        if let Err(evidence) = chat_session(&data, bugs) {
-            return Some(Caught {
-                class: Class::Fuzzer,
-                cases: case_no,
-                symptom: first_line(&evidence),
-                evidence: format!("input ({} bytes): {data:02x?}\n{evidence}", data.len()),
-            });
+        if let Err(why) = chat_session(&data, bugs) {
+            let evidence = format!("input ({} bytes): {data:02x?}\n{why}", data.len());
+            return Some(Caught::new(Class::Fuzzer, case_no, &why, evidence));
         }
     }
     None
@@ -570,12 +569,8 @@ pub const REAL_DEADLINE: Duration = Duration::from_secs(10);
 pub fn real_load(bugs: Bugs) -> Option<Caught> {
     for (i, (backend, mode)) in BACKEND_MODES.into_iter().enumerate() {
         if let Err(why) = real_run(bugs, backend, mode, REAL_CLIENTS, REAL_LINES) {
-            return Some(Caught {
-                class: Class::RealLoad,
-                cases: i as u32 + 1,
-                symptom: first_line(&why),
-                evidence: format!("{backend} {mode:?}: {why}"),
-            });
+            let evidence = format!("{backend} {mode:?}: {why}");
+            return Some(Caught::new(Class::RealLoad, i as u32 + 1, &why, evidence));
         }
     }
     None
@@ -590,7 +585,7 @@ pub fn real_run(
     mode: Mode,
     clients: usize,
     lines: usize,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let options = ServeOptions {
         backend,
         mode,
@@ -599,7 +594,8 @@ pub fn real_run(
         run_for: Some(REAL_DEADLINE + Duration::from_secs(1)),
         bugs,
     };
-    let (addr, server) = serve_in_thread(options).map_err(|e| e.to_string())?;
+    let cannot_start = |what: String| Failure::new(Symptom::CannotStart, what);
+    let (addr, server) = serve_in_thread(options).map_err(|e| cannot_start(e.to_string()))?;
     let load = LoadConfig {
         addr,
         clients,
@@ -609,25 +605,46 @@ pub fn real_run(
         progress: indicatif::ProgressBar::hidden(),
     };
     let report = load::run(&load);
-    let (stats, log) = server
-        .join()
-        .map_err(|_| "the server thread panicked".to_string())??;
+    let (stats, log) = (server.join())
+        .map_err(|_| Failure::new(Symptom::Exited, "the server thread panicked"))?
+        .map_err(|e| Failure::new(Symptom::Exited, e))?;
     let log_tail: Vec<&str> = log.lines().rev().take(3).collect();
-    let report = report.map_err(|e| format!("{e} (server log: {})", log_tail.join(" | ")))?;
+    let report = report.map_err(|e| {
+        let what = format!("{e} (server log: {})", log_tail.join(" | "));
+        Failure::new(Symptom::Lost, what)
+    })?;
     if !report.perfect() {
-        return Err(format!(
+        let what = format!(
             "{report}\n(server log, last lines: {})",
             log_tail.join(" | ")
-        ));
+        );
+        return Err(Failure::new(load_symptom(&report), what));
     }
     let bound = report.expected + stats.bytes_in + stats.bytes_out;
     if stats.events > bound {
-        return Err(format!(
+        let what = format!(
             "{} server events for {bound} units of work: a busy loop",
             stats.events
-        ));
+        );
+        return Err(Failure::new(Symptom::Spin, what));
     }
     Ok(())
+}
+
+/// The kind of a real load's imperfection, the most particular first: an echo, a torn
+/// line, a reordering, a duplicate, else lines or clients lost.
+fn load_symptom(r: &LoadReport) -> Symptom {
+    if r.echoes > 0 {
+        Symptom::Echoed
+    } else if r.garbled > 0 {
+        Symptom::Torn
+    } else if r.reordered > 0 {
+        Symptom::Reordered
+    } else if r.duplicates > 0 {
+        Symptom::Extra
+    } else {
+        Symptom::Lost
+    }
 }
 
 #[cfg(test)]

@@ -54,6 +54,8 @@ pub struct BugRecord {
     pub cases: Option<u32>,
     /// Wall time spent on the bug, in seconds (to the millisecond).
     pub seconds: f64,
+    /// The kind of fault it showed ([`Symptom::name`](crate::session::Symptom::name)).
+    pub kind: Option<String>,
     /// What failed, in one line.
     pub symptom: Option<String>,
     /// Every class that caught it (with `--matrix`, every class ran).
@@ -70,7 +72,8 @@ impl BugRecord {
             detector: v.caught.as_ref().map(|c| c.class.name().to_string()),
             cases: v.caught.as_ref().map(|c| c.cases),
             seconds: crate::json::round(v.elapsed.as_secs_f64(), 3),
-            symptom: v.caught.as_ref().map(|c| c.symptom.clone()),
+            kind: v.caught.as_ref().map(|c| c.symptom.name().to_string()),
+            symptom: v.caught.as_ref().map(|c| c.headline.clone()),
             caught_by: v
                 .by_class
                 .iter()

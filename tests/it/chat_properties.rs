@@ -106,6 +106,6 @@ proptest! {
         let limits = config.limits;
         let outcome = Session::new(config).expect("server starts").run(&steps);
         let o = outcome.map_err(|e| TestCaseError::fail(format!("the session did not settle ({e}): a busy loop?")))?;
-        check(&steps, &o, CLIENTS, &limits).map_err(TestCaseError::fail)?;
+        check(&steps, &o, CLIENTS, &limits).map_err(|e| TestCaseError::fail(e.to_string()))?;
     }
 }

@@ -7,6 +7,7 @@ use std::process::Command;
 
 use selectlab::check::sim::{self as sim_check, DialectChoice, SimCheckConfig};
 use selectlab::check::{Finding, Verdict};
+use selectlab::session::Symptom;
 
 use super::guest::python;
 
@@ -92,7 +93,7 @@ fn a_select_server_in_c_passes_and_its_capacity_is_named_when_a_crowd_passes_it(
     let crowded = run(&[program, "--reserve", "900"], &["many-joins"]);
     let many = &crowded[1];
     assert_eq!(many.verdict, Verdict::Fail, "{many}");
-    let named = "the server turned away the last 82 clients of the crowd: it closed each at \
+    let named = "turned-away: the server turned away the last 82 clients of the crowd: it closed each at \
                  once, before a byte either way, having let 118 in";
     assert_eq!(many.evidence[0], named, "{many}");
     let _ = std::fs::remove_dir_all(dir);
@@ -130,44 +131,55 @@ fn each_fault_fails_with_its_own_symptom_and_never_on_wording() {
     if !python() {
         return;
     }
-    // (fixture, fault, the check that reaches it, the symptom); "dialect" is the calm
+    // (fixture, fault, the check that reaches it, its kind and words); "dialect" is the calm
     // calibration run, which a server that cannot survive a departure already fails.
     let cases = [
         (
             "addr",
             "sigpipe",
             "resets-during-broadcast",
+            Symptom::Signalled,
             "killed by SIGPIPE",
         ),
         (
             "named",
             "sigpipe",
             "resets-during-broadcast",
+            Symptom::Signalled,
             "killed by SIGPIPE",
         ),
-        ("irc", "freeze", "slow-reader", "blocks for ever in send"),
-        ("irc", "eof-spin", "dialect", "it spins"),
+        (
+            "irc",
+            "freeze",
+            "slow-reader",
+            Symptom::Blocked,
+            "blocks for ever in send",
+        ),
+        ("irc", "eof-spin", "dialect", Symptom::Spin, "it spins"),
         (
             "bare",
             "error-path",
             "reset-after-lines",
+            Symptom::Exited,
             "exited with code 1",
         ),
         (
             "addr",
             "eof-flood",
             "dialect",
+            Symptom::Spin,
             "calls in a row without blocking once",
         ),
-        ("named", "half-close", "dialect", "it spins"),
+        ("named", "half-close", "dialect", Symptom::Spin, "it spins"),
         (
             "irc",
             "quit-on-quick-close",
             "quick-close",
+            Symptom::Exited,
             "exited with code 0",
         ),
     ];
-    for (name, bug, only, symptom) in cases {
+    for (name, bug, only, kind, symptom) in cases {
         // The calibration runs before any check: ask for the quickest.
         let asked = if only == sim_check::DIALECT_FINDING {
             "idle"
@@ -181,6 +193,7 @@ fn each_fault_fails_with_its_own_symptom_and_never_on_wording() {
             .expect("the check ran");
         assert_eq!(f.verdict, Verdict::Fail, "{name} --bug {bug}: {f}");
         assert!(f.evidence[0].contains(symptom), "{name} --bug {bug}: {f}");
+        assert_eq!(f.kind, Some(kind), "{name} --bug {bug}: {f}");
         for word in WORDING {
             assert!(!f.evidence[0].contains(word), "{name} --bug {bug}: {f}");
         }

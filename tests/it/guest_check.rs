@@ -9,6 +9,7 @@ use std::process::Command;
 
 use selectlab::check::Verdict;
 use selectlab::check::sim::{self as sim_check, DialectChoice, SimCheckConfig};
+use selectlab::session::Symptom;
 
 use super::guest::python;
 
@@ -50,70 +51,116 @@ fn each_fault_of_the_fixture_fails_the_check_that_reaches_it_with_its_own_sympto
     if !python() {
         return;
     }
-    let cases: &[(&[&str], &str, &str)] = &[
-        (&["--bug", "no-framing"], "split-line", "not the protocol's"),
+    let cases: &[(&[&str], &str, Symptom, &str)] = &[
+        (
+            &["--bug", "no-framing"],
+            "split-line",
+            Symptom::Unreadable,
+            "not the protocol's",
+        ),
         (
             &["--bug", "echo"],
             "conversation",
+            Symptom::Echoed,
             "c1 says \"hello, everyone\"",
         ),
         (
             &["--bug", "sendall"],
             "paused-reader",
+            Symptom::Lost,
             "c2 left, should be c2 says \"back\"",
         ),
-        (&["--bug", "eof-ignored"], "quick-close", "it spins"),
+        (
+            &["--bug", "eof-ignored"],
+            "quick-close",
+            Symptom::Spin,
+            "it spins",
+        ),
         (
             &["--bug", "silent-reset"],
             "conversation",
+            Symptom::Lost,
             "should be c3 left",
         ),
-        (&["--bug", "crawl"], "conversation", "blocked in a sleep"),
-        (&["--bug", "busy-loop"], "idle", "it spins"),
+        (
+            &["--bug", "crawl"],
+            "conversation",
+            Symptom::Blocked,
+            "blocked in a sleep",
+        ),
+        (&["--bug", "busy-loop"], "idle", Symptom::Spin, "it spins"),
         // libuv#1099: a dup keeps a closed socket's registration, and its end of stream spins.
-        (&["--bug", "dup-kept"], "quick-close", "it spins"),
+        (
+            &["--bug", "dup-kept"],
+            "quick-close",
+            Symptom::Spin,
+            "it spins",
+        ),
         (
             &["--bug", "bare-prefix"],
             "conversation",
+            Symptom::Unreadable,
             "not the protocol's",
         ),
-        (&["--bug", "lose-lines"], "burst", "should be c1 says \"a\""),
+        (
+            &["--bug", "lose-lines"],
+            "burst",
+            Symptom::Lost,
+            "should be c1 says \"a\"",
+        ),
         (
             &["--bug", "merge-lines"],
             "split-line",
+            Symptom::Torn,
             "three writes and t",
         ),
-        (&["--bug", "no-join"], "crowd", "should be c2 entered"),
+        (
+            &["--bug", "no-join"],
+            "crowd",
+            Symptom::Lost,
+            "should be c2 entered",
+        ),
         (
             &["--bug", "replay-reset"],
             "conversation",
+            Symptom::Extra,
             "c3 says \"so it seems\", should be c3 left",
         ),
         (
             &["--bug", "crowd-cap"],
             "many-joins",
+            Symptom::TurnedAway,
             "the server turned away the last 50 clients of the crowd",
         ),
         (
             &["--bug", "blocking-slow"],
             "paused-reader",
+            Symptom::Blocked,
             "blocked in a send on blocking",
         ),
         (
             &["--bug", "close-kills"],
             "quick-close",
+            Symptom::Exited,
             "exited with code 1",
         ),
-        (&["--bug", "escape-binary"], "adversary", "c3 says"),
+        (
+            &["--bug", "escape-binary"],
+            "adversary",
+            Symptom::Torn,
+            "c3 says",
+        ),
         // A recipient's send fails mid-broadcast (a reset): the next in the table is skipped.
         (
             &["--bug", "table-mutated"],
             "resets-during-broadcast",
+            Symptom::Lost,
             "should be c7 entered",
         ),
         (
             &["--bug", "fragment-long"],
             "long-line",
+            Symptom::Torn,
             "neither refused nor delivered whole",
         ),
         // Edge-triggered, one read per edge: what a read leaves waits for an edge that never
@@ -121,10 +168,11 @@ fn each_fault_of_the_fixture_fails_the_check_that_reaches_it_with_its_own_sympto
         (
             &["--loop", "epoll-et", "--bug", "et-read-once"],
             "burst",
+            Symptom::Lost,
             "should be c1 says \"a\"",
         ),
     ];
-    for (args, only, symptom) in cases {
+    for (args, only, kind, symptom) in cases {
         let command: Vec<&str> = ["python3", FIXTURE]
             .iter()
             .chain(args.iter())
@@ -134,6 +182,7 @@ fn each_fault_of_the_fixture_fails_the_check_that_reaches_it_with_its_own_sympto
         let f = &findings[0];
         assert_eq!(f.verdict, Verdict::Fail, "{args:?} passed {only}: {f}");
         assert!(f.evidence[0].contains(symptom), "{args:?}: {f}");
+        assert_eq!(f.kind, Some(*kind), "{args:?}: {f}");
         let replay = f.evidence.iter().find(|l| l.starts_with("replay: "));
         assert!(
             replay

@@ -90,6 +90,7 @@ fn bursts_arrive_whole_under_adversarial_schedules() {
             };
             let o = run(config, &steps);
             check(&steps, &o, 2, &Limits::default()).unwrap_or_else(|e| {
+                let e = e.to_string();
                 panic!(
                     "{backend:?} {mode:?} seed {seed}: {}",
                     &e[..e.len().min(2000)]

@@ -198,7 +198,7 @@ fn zoo_prints_one_bug_record_per_bug() {
         ("et_single_accept", "caught")
     );
     assert!(
-        b.detector.is_some() && b.cases.is_some() && b.symptom.is_some(),
+        b.detector.is_some() && b.cases.is_some() && b.symptom.is_some() && b.kind.is_some(),
         "{b:?}"
     );
     assert!(b.caught_by.contains(b.detector.as_ref().unwrap()), "{b:?}");

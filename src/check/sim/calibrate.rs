@@ -9,15 +9,15 @@ use crate::addr::SockAddr;
 use crate::guest::spawn::Launch;
 use crate::session::dialect::{self, Act, Calibration, Dialect};
 use crate::session::schedules::say;
-use crate::session::{SessionConfig, Step};
+use crate::session::{Failure, SessionConfig, Step, Symptom};
 use crate::sim::decide::Decider;
 
 /// Why no dialect was learned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unlearned {
-    /// The server did something wrong in a calm run (it exited, spun, blocked): a fault,
-    /// with its evidence.
-    Fault(Vec<String>),
+    /// The server did something wrong in a calm run (it exited, spun, blocked): a fault of
+    /// that kind, with its evidence.
+    Fault(Symptom, Vec<String>),
     /// Nothing can be judged: the program could not start, never listened, was refused, or
     /// speaks in a way the calibration cannot tell apart; why.
     CannotJudge(String),
@@ -56,17 +56,20 @@ pub fn learn(command: &[OsString], launch: &Launch) -> Result<Dialect, Unlearned
         fd_table_per_host: true,
         ..SessionConfig::default()
     };
-    let mut session =
-        super::served::start_session(config, command, launch).map_err(Unlearned::CannotJudge)?;
+    let mut session = super::served::start_session(config, command, launch)
+        .map_err(|f| Unlearned::CannotJudge(f.what))?;
     let trouble = |session: &crate::session::Session| session.server_trouble();
     if !session.server_listens() {
-        let why = trouble(&session).unwrap_or_else(|| "it waits without listening".into());
+        let Some(why) = trouble(&session) else {
+            let never = "the program never listened: it waits without listening";
+            return Err(Unlearned::CannotJudge(never.into()));
+        };
         if let Unlearned::CannotJudge(refused) = judged(&why) {
             return Err(Unlearned::CannotJudge(refused));
         }
-        let first = why.lines().next().unwrap_or_default();
         return Err(Unlearned::CannotJudge(format!(
-            "the program never listened: {first}"
+            "the program never listened: {}",
+            why.headline()
         )));
     }
     let script = script();
@@ -78,9 +81,10 @@ pub fn learn(command: &[OsString], launch: &Launch) -> Result<Dialect, Unlearned
             return Err(judged(&why));
         }
         settled.map_err(|e| {
-            Unlearned::Fault(vec![format!(
+            let what = format!(
                 "the calm calibration run's step `{step}` did not settle ({e}): a busy loop or a hang"
-            )])
+            );
+            Unlearned::Fault(Symptom::Hang, vec![what])
         })?;
         let now = session.lines_so_far();
         let heard = (0..3)
@@ -111,16 +115,15 @@ pub fn learn(command: &[OsString], launch: &Launch) -> Result<Dialect, Unlearned
 
 /// A server's trouble in the calibration run: a refusal means nothing can be judged; anything
 /// else is a fault.
-fn judged(trouble: &str) -> Unlearned {
+fn judged(trouble: &Failure) -> Unlearned {
     if let Some(why) = super::served::refusal(trouble) {
         return Unlearned::CannotJudge(format!("the simulator cannot run it faithfully: {why}"));
     }
+    let what = &trouble.what;
     Unlearned::Fault(
-        std::iter::once(format!(
-            "in a calm run, {}",
-            trouble.lines().next().unwrap_or_default()
-        ))
-        .chain(trouble.lines().skip(1).map(str::to_string))
-        .collect(),
+        trouble.symptom,
+        std::iter::once(format!("in a calm run, {}", trouble.headline()))
+            .chain(what.lines().skip(1).map(str::to_string))
+            .collect(),
     )
 }

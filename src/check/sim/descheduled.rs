@@ -5,8 +5,8 @@
 
 use std::ops::Range;
 
-use crate::session::Outcome;
 use crate::session::properties;
+use crate::session::{Failure, Outcome, Symptom};
 
 /// The steps during which the server is descheduled, and what must be heard by the end.
 #[derive(Debug, Clone)]
@@ -21,25 +21,20 @@ pub(super) struct Descheduled {
 impl Descheduled {
     /// Judges a finished session of `step_count` steps: no death, no busy loop or blocking
     /// call, and every line it must have heard heard.
-    pub fn judge(&self, step_count: usize, o: &Outcome) -> Result<(), String> {
-        if let Some(trouble) = &o.server_trouble {
-            return Err(format!(
-                "the server could not go on: {trouble}\n{}",
-                o.transcript
-            ));
-        }
+    pub fn judge(&self, step_count: usize, o: &Outcome) -> Result<(), Failure> {
+        properties::could_go_on(o)?;
         properties::check_liveness(step_count, o)?;
         for &(n, text) in self.must_hear {
             let heard = o.clients.get(n).is_some_and(|c| {
                 (c.lines.iter()).any(|l| l.windows(text.len()).any(|w| w == text.as_bytes()))
             });
             if !heard {
-                return Err(format!(
+                let what = format!(
                     "c{} never heard {text:?}: one of the server's waits saw a line, a newcomer \
-                     and a reset at once, and the newcomer lost its place in the room\n{}",
+                     and a reset at once, and the newcomer lost its place in the room",
                     n + 1,
-                    o.transcript
-                ));
+                );
+                return Err(Failure::new(Symptom::Lost, what).with_transcript(&o.transcript));
             }
         }
         Ok(())

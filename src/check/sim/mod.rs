@@ -21,11 +21,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::addr::SockAddr;
 use crate::chat::server::Limits;
-use crate::check::{Finding, Verdict};
+use crate::check::{Finding, Judged, Verdict};
 use crate::fuzzing::CHAT_FUZZ_CLIENTS;
+use crate::session::case::{self, Shrink};
 use crate::session::dialect::{Cast, Dialect};
 use crate::session::properties::{self, LongLine, Policy};
-use crate::session::{Outcome, SessionConfig, Step};
+use crate::session::{Failure, Outcome, SessionConfig, Step, Symptom};
 use crate::sim::capture::Capture;
 use crate::sim::decide::{Adversity, Decider};
 
@@ -41,14 +42,12 @@ pub mod distinct;
 mod schedules;
 pub mod served;
 use crate::guest::spawn::{Console, Environment, Launch};
-use served::{CANNOT_START, limits, start_session};
+use served::{limits, start_session};
 
 /// Most cases `--cases` may ask for.
 pub const MAX_CASES: u32 = 10_000;
 /// Most transcript lines a failure shows: the first and the last (the replay shows all).
 pub const SHOWN_TRANSCRIPT_LINES: usize = 400;
-/// Most sessions one shrink runs.
-pub const MAX_SHRINK_RUNS: usize = 120;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -104,9 +103,7 @@ impl Reading {
 
 /// A failure, before it is shown.
 struct Failed {
-    symptom: String,
-    /// The last lines the program wrote on its standard error, if it ended.
-    stderr: Vec<String>,
+    failure: Failure,
     case: Case,
     /// The seed that replays it (`adversary`: the failing case's own).
     seed: u64,
@@ -183,7 +180,7 @@ impl Case {
         transcript: bool,
         reading: &Reading,
         keep: Option<&mut Capture>,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, Failure> {
         let decide = match self.adversity {
             Some((seed, adversity)) => Decider::seeded(seed, adversity),
             None => Decider::faithful(),
@@ -205,27 +202,19 @@ impl Case {
         if let Some(keep) = keep {
             *keep = std::mem::take(&mut outcome.capture);
         }
-        if let Err((step, e)) = settled {
-            let at = self
-                .steps
-                .get(step)
-                .map_or("the end".into(), ToString::to_string);
-            return Err(format!(
-                "step {} ({at}) did not settle ({e}): a busy loop or a hang\n{}",
-                step + 1,
-                outcome.transcript
-            ));
-        }
+        case::settled(&self.steps, settled, &outcome.transcript)?;
         if let Some(d) = &self.descheduled {
             return d.judge(self.steps.len(), &outcome).map(|()| 0);
         }
         let clients = CHAT_FUZZ_CLIENTS.max(outcome.clients.len());
         if let Some((kept, away)) = turned_away_at_capacity(&outcome).filter(|_| self.crowded) {
-            return Err(format!(
+            let what = format!(
                 "the server turned away the last {away} clients of the crowd: it closed each \
-                 at once, before a byte either way, having let {kept} in\n{}",
-                outcome.transcript
-            ));
+                 at once, before a byte either way, having let {kept} in"
+            );
+            return Err(
+                Failure::new(Symptom::TurnedAway, what).with_transcript(&outcome.transcript)
+            );
         }
         let outside = never_connected(&outcome);
         let connected = connected_only(&self.steps, &outside);
@@ -245,7 +234,7 @@ impl Case {
         o: &Outcome,
         clients: usize,
         reading: &Reading,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         let refusing = Limits {
             max_line_bytes: MAX_SENT_LINE_BYTES,
             ..limits()
@@ -258,7 +247,7 @@ impl Case {
                 }
                 whole.or_else(|why| {
                     properties::check(steps, o, clients, &refusing).map_err(|_| {
-                        format!("the long line was neither refused nor delivered whole: {why}")
+                        why.after("the long line was neither refused nor delivered whole: ")
                     })
                 })
             }
@@ -287,8 +276,8 @@ impl Case {
                     judge(&refusing, policy)
                         .or_else(|_| judge(&refusing, dropped))
                         .map_err(|_| {
-                            format!(
-                                "the long line was neither refused (its sender cut off, or the line dropped) nor delivered whole: {why}"
+                            why.after(
+                                "the long line was neither refused (its sender cut off, or the line dropped) nor delivered whole: ",
                             )
                         })
                 })
@@ -313,42 +302,34 @@ impl Case {
             .judge(&config.command, &config.launch, false, reading, None)
             .is_ok()
     }
+}
 
-    /// Smaller cases that may still fail: runs of steps left out (halves first, then
-    /// quarters, down to single steps), each payload halved (at a line's end), each kind of
-    /// adversary choice turned off.
+impl Shrink for Case {
+    /// The smaller cases of [`case::smaller_steps`], then each kind of adversary choice
+    /// turned off.
     fn smaller(&self) -> Vec<Case> {
-        let mut out = Vec::new();
         if self.descheduled.is_some() || self.memory {
             // Its steps are numbered by the stretch the server is descheduled for, or the
             // memory it watches; a smaller case would prove nothing smaller.
-            return out;
+            return Vec::new();
         }
-        let n = self.steps.len();
-        let mut run = n / 2;
-        while run >= 1 {
-            for start in (0..n).step_by(run) {
-                let mut c = self.clone();
-                c.steps.drain(start..(start + run).min(n));
-                out.push(c);
-            }
-            run /= 2;
-        }
-        for i in 0..n {
-            if let Some(half) = halved(&self.steps[i]) {
-                let mut c = self.clone();
-                c.steps[i] = half;
-                out.push(c);
-            }
-        }
-        if let Some((seed, adversity)) = self.adversity {
-            for off in adversity_without_each(adversity) {
-                let mut c = self.clone();
-                c.adversity = Some((seed, off));
-                out.push(c);
-            }
-        }
-        out
+        let fewer = case::smaller_steps(&self.steps)
+            .into_iter()
+            .map(|steps| Case {
+                steps,
+                ..self.clone()
+            });
+        let calmer = self.adversity.into_iter().flat_map(|(seed, adversity)| {
+            adversity_without_each(adversity)
+                .into_iter()
+                .map(move |off| (seed, off))
+        });
+        fewer
+            .chain(calmer.map(|adversity| Case {
+                adversity: Some(adversity),
+                ..self.clone()
+            }))
+            .collect()
     }
 }
 
@@ -383,7 +364,7 @@ fn read_in(
     o: &Outcome,
     clients: usize,
     want: &properties::Heard,
-) -> Result<properties::Heard, String> {
+) -> Result<properties::Heard, Failure> {
     let said_by = said_by(steps);
     let ports = (0..clients)
         .map(|n| match o.clients.get(n).and_then(|c| c.addr.as_ref()) {
@@ -421,25 +402,6 @@ fn said_by(steps: &[Step]) -> BTreeMap<Vec<u8>, BTreeSet<usize>> {
     out
 }
 
-/// A step with its payload cut to its first half of lines (`None`: nothing to halve).
-fn halved(step: &Step) -> Option<Step> {
-    let cut = |b: &Vec<u8>| {
-        let lines = b.iter().filter(|&&c| c == b'\n').count();
-        (lines >= 2).then(|| {
-            let end = (b.iter().enumerate())
-                .filter(|(_, c)| **c == b'\n')
-                .nth(lines / 2 - 1)
-                .map_or(b.len(), |(i, _)| i + 1);
-            b[..end].to_vec()
-        })
-    };
-    match step {
-        Step::Raw(n, b) => cut(b).map(|b| Step::Raw(*n, b)),
-        Step::Drip(n, b) => cut(b).map(|b| Step::Drip(*n, b)),
-        _ => None,
-    }
-}
-
 /// `a` with each of its non-zero rates turned off in turn.
 fn adversity_without_each(a: Adversity) -> Vec<Adversity> {
     let fields: [fn(&mut Adversity) -> &mut u16; 8] = [
@@ -463,47 +425,12 @@ fn adversity_without_each(a: Adversity) -> Vec<Adversity> {
     out
 }
 
-/// How a line of the program's standard error is marked in a failure.
-const STDERR_MARK: &str = crate::guest::spawn::STDERR_LINE_MARK;
-
-/// The failure's first line: what failed, without the transcript.
-fn first_line(why: &str) -> String {
-    why.lines().next().unwrap_or_default().to_string()
-}
-
-/// A symptom's kind: its words without the numbers, names and quoted text that differ
-/// between a case and a smaller one showing the same failure.
-fn kind(symptom: &str) -> String {
-    let before_quote = symptom.split('"').next().unwrap_or_default();
-    before_quote
-        .chars()
-        .filter(|c| !c.is_ascii_digit())
-        .collect()
-}
-
-/// Shrinks a failing case: takes the first smaller case that still fails the same way (a
-/// symptom of the same [`kind`]), again and again, within [`MAX_SHRINK_RUNS`] sessions.
-/// Deterministic: the same case shrinks the same way.
-fn shrink(mut case: Case, symptom: &str, config: &SimCheckConfig, reading: &Reading) -> Case {
-    let want = kind(symptom);
-    let mut runs = 0;
-    'smaller: while runs < MAX_SHRINK_RUNS {
-        for candidate in case.smaller() {
-            runs += 1;
-            if runs > MAX_SHRINK_RUNS {
-                break 'smaller;
-            }
-            if candidate
-                .judge(&config.command, &config.launch, false, reading, None)
-                .is_err_and(|why| kind(&first_line(&why)) == want)
-            {
-                case = candidate;
-                continue 'smaller;
-            }
-        }
-        break;
-    }
-    case
+/// Shrinks a failing case (see [`case::shrink`]).
+fn shrink(case: Case, symptom: Symptom, config: &SimCheckConfig, reading: &Reading) -> Case {
+    case::shrink(case, symptom, |c: &Case| {
+        c.judge(&config.command, &config.launch, false, reading, None)
+            .map(|_| ())
+    })
 }
 
 /// The checks `only` selects, or why not.
@@ -517,13 +444,9 @@ fn run_check(
     config: &SimCheckConfig,
     reading: &Reading,
 ) -> Result<String, Box<Failed>> {
-    let fail = |case: Case, seed: u64, why: String| {
+    let fail = |case: Case, seed: u64, failure: Failure| {
         Box::new(Failed {
-            symptom: first_line(&why),
-            stderr: (why.lines())
-                .filter(|l| l.starts_with(STDERR_MARK))
-                .map(str::to_string)
-                .collect(),
+            failure,
             case,
             seed,
             hazard: false,
@@ -625,8 +548,10 @@ fn evidence(
     full: bool,
     reading: &Reading,
 ) -> Vec<String> {
-    let mut out = vec![failed.symptom];
-    out.extend(failed.stderr.iter().cloned());
+    let symptom = failed.failure.symptom;
+    // The headline, then the program's last standard-error lines, if it ended.
+    let mut out = vec![format!("{symptom}: {}", failed.failure.headline())];
+    out.extend(failed.failure.what.lines().skip(1).map(str::to_string));
     let again = SimCheckConfig {
         seed: failed.seed,
         ..config.clone()
@@ -639,7 +564,7 @@ fn evidence(
         out.push("(not shrunk: its replay line shrinks it and shows the transcript)".into());
         return out;
     }
-    let shrunk = shrink(failed.case.clone(), &out[0], config, reading);
+    let shrunk = shrink(failed.case.clone(), symptom, config, reading);
     let steps: Vec<String> = shrunk.steps.iter().map(ToString::to_string).collect();
     out.push(format!(
         "shrunk to {} of {} steps: {}",
@@ -655,9 +580,10 @@ fn evidence(
     let why = shrunk
         .judge(&config.command, &config.launch, true, reading, keep)
         .err()
-        .unwrap_or_else(|| {
-            "the shrunk case passed when run again: the program is not deterministic".into()
-        });
+        .map_or_else(
+            || "the shrunk case passed when run again: the program is not deterministic".into(),
+            |f| format!("{}: {f}", f.symptom),
+        );
     let lines: Vec<&str> = why.lines().collect();
     out.push(format!(
         "symptom (shrunk): {}",
@@ -737,21 +663,24 @@ pub fn run(
         DialectChoice::Tutorial => Some(Reading::Tutorial),
         DialectChoice::Given(_, d) => Some(Reading::Dialect(d.clone())),
         DialectChoice::Auto => {
-            let (reading, verdict, evidence) =
+            let (reading, verdict, evidence, kind) =
                 match calibrate::learn(&config.command, &config.launch) {
                     Ok(d) => {
                         let lines = d.to_string().lines().map(str::to_string).collect();
-                        (Some(Reading::Dialect(d)), Verdict::Pass, lines)
+                        (Some(Reading::Dialect(d)), Verdict::Pass, lines, None)
                     }
                     Err(Unlearned::CannotJudge(why)) => {
                         return Err(format!("{CANNOT_JUDGE}: {why}"));
                     }
-                    Err(Unlearned::Fault(evidence)) => (None, Verdict::Fail, evidence),
+                    Err(Unlearned::Fault(kind, evidence)) => {
+                        (None, Verdict::Fail, evidence, Some(kind))
+                    }
                 };
             let finding = Finding {
                 name: DIALECT_FINDING,
                 verdict,
                 evidence,
+                kind,
                 elapsed: started.elapsed(),
             };
             report(&finding);
@@ -762,17 +691,17 @@ pub fn run(
     let judge = |check: &SimCheck, so_far: &[Finding]| {
         let Some(reading) = &reading else {
             let why = "no dialect to judge by: the server failed the calm calibration run";
-            return Ok((Verdict::Skip, vec![why.to_string()]));
+            return Ok((Verdict::Skip, vec![why.to_string()]).into());
         };
         match run_check(check, config, reading) {
-            Ok(summary) => Ok((Verdict::Pass, vec![summary])),
-            Err(failed) if failed.symptom.starts_with(CANNOT_START) => {
-                Err(format!("{CANNOT_JUDGE}: {}", failed.symptom))
+            Ok(summary) => Ok((Verdict::Pass, vec![summary]).into()),
+            Err(failed) if failed.failure.symptom == Symptom::CannotStart => {
+                Err(format!("{CANNOT_JUDGE}: {}", failed.failure.headline()))
             }
-            Err(failed) if served::refusal(&failed.symptom).is_some() => Err(format!(
+            Err(failed) if failed.failure.symptom == Symptom::Refused => Err(format!(
                 "{CANNOT_JUDGE}: the simulator cannot run it faithfully ({}): {}",
                 check.name,
-                served::refusal(&failed.symptom).unwrap_or_default()
+                served::refusal(&failed.failure).unwrap_or_default()
             )),
             Err(failed) => {
                 // Shrinking re-runs the program many times: the first failure is worth it.
@@ -783,7 +712,13 @@ pub fn run(
                 } else {
                     Verdict::Fail
                 };
-                Ok((verdict, evidence(check, config, *failed, first, reading)))
+                let kind = Some(failed.failure.symptom);
+                let evidence = evidence(check, config, *failed, first, reading);
+                Ok(Judged {
+                    verdict,
+                    evidence,
+                    kind,
+                })
             }
         }
     };
@@ -843,7 +778,7 @@ mod tests {
         assert_eq!(turned_away_at_capacity(&away(&[])), None);
         // A server that died closed every connection: that is what is said.
         let mut died = away(&[2, 3]);
-        died.server_trouble = Some("it was killed by SIGABRT".into());
+        died.server_trouble = Some(Failure::new(Symptom::Signalled, "it was killed by SIGABRT"));
         assert_eq!(turned_away_at_capacity(&died), None);
     }
 
@@ -857,7 +792,8 @@ mod tests {
         };
         assert!(schedules::memory_held(&peaks(20 << 20, 27 << 20)).is_ok());
         let held = schedules::memory_held(&peaks(20 << 20, 29 << 20)).expect_err("9 MiB more");
-        assert!(held.starts_with("its memory grew by 9 MiB"), "{held}");
+        assert!(held.what.starts_with("its memory grew by 9 MiB"), "{held}");
+        assert_eq!(held.symptom, Symptom::Memory);
         let mut unread = peaks(20 << 20, 21 << 20);
         unread.server_peak_resident[3] = None;
         assert!(schedules::memory_held(&unread).is_err());
@@ -890,30 +826,6 @@ mod tests {
                 c.name
             );
         }
-    }
-
-    #[test]
-    fn a_symptoms_kind_leaves_out_numbers_and_quoted_text() {
-        assert_eq!(
-            kind(
-                "c2 heard 17 items but should have heard 20; item 18 was nothing, should be c1 says \"a\""
-            ),
-            kind(
-                "c3 heard 1 items but should have heard 2; item 2 was nothing, should be c2 says \"b\""
-            )
-        );
-        assert_ne!(
-            kind("c2 heard a line that is not the protocol's: \"bb\""),
-            kind("c2 heard 3 items but should have heard 3; item 3 was c2 left")
-        );
-    }
-
-    #[test]
-    fn a_payload_halves_at_a_line_end_and_a_single_line_does_not() {
-        let half = halved(&Step::Raw(0, b"a\nb\nc\nd\n".to_vec()));
-        assert_eq!(half, Some(Step::Raw(0, b"a\nb\n".to_vec())));
-        assert_eq!(halved(&Step::Raw(0, b"one line\n".to_vec())), None);
-        assert_eq!(halved(&say(0, "hi")), None);
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::time::Duration;
 use super::Case;
 use super::descheduled::Descheduled;
 use crate::fuzzing::{CHAT_FUZZ_CLIENT_RCVBUF_BYTES, ChatScript};
-use crate::session::Step;
 use crate::session::schedules::{self, say};
+use crate::session::{Failure, Step, Symptom};
 use crate::sim::decide::{Adversity, SplitMix64};
 
 /// The adversary `check --sim` applies: everything lawful the chat properties can account
@@ -240,25 +240,23 @@ pub(super) const MEMORY_BASELINE_STEP: usize = 2;
 
 /// Judges `memory`: the server's peak memory grew by less than [`MEMORY_HELD_LIMIT_BYTES`]
 /// after its reader stopped.
-pub(super) fn memory_held(o: &super::Outcome) -> Result<(), String> {
+pub(super) fn memory_held(o: &super::Outcome) -> Result<(), Failure> {
     let peak = |step: Option<&Option<u64>>| step.copied().flatten();
     let before = peak(o.server_peak_resident.get(MEMORY_BASELINE_STEP));
     let after = peak(o.server_peak_resident.last());
     let (Some(before), Some(after)) = (before, after) else {
-        return Err(format!(
-            "its memory could not be read (/proc/PID/status, VmHWM)\n{}",
-            o.transcript
-        ));
+        let what = "its memory could not be read (/proc/PID/status, VmHWM)";
+        return Err(Failure::new(Symptom::Memory, what).with_transcript(&o.transcript));
     };
     let grew = after.saturating_sub(before);
     if grew > MEMORY_HELD_LIMIT_BYTES {
-        return Err(format!(
+        let what = format!(
             "its memory grew by {} MiB while a reader that stopped was sent {} MiB: a queue \
-             with no bound\n{}",
+             with no bound",
             grew >> 20,
             MEMORY_SENT_BYTES >> 20,
-            o.transcript
-        ));
+        );
+        return Err(Failure::new(Symptom::Memory, what).with_transcript(&o.transcript));
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ use crate::guest::spin::SpinWatch;
 use crate::guest::stepped::{Stepped, is_wait};
 use crate::guest::wait::Halt;
 use crate::kernel::{Fd, Kernel};
-use crate::session::{Server, Session, SessionConfig};
+use crate::session::{Failure, Server, Session, SessionConfig, Symptom};
 use crate::sim::Sim;
 use crate::sim::interleave::{Interleaved, Peers};
 use crate::sim::transcript::Host;
@@ -42,7 +42,7 @@ pub struct GuestServer {
     listener: Listener,
     address: Option<SockAddr>,
     spin: SpinWatch,
-    trouble: Option<String>,
+    trouble: Option<Failure>,
     calls: u64,
 }
 
@@ -94,22 +94,27 @@ impl GuestServer {
                 if self.address.is_none() && req.op == Op::Listen && reply.ret == 0 {
                     self.address = listening_address(sim, Fd(req.args[0] as i32));
                 }
-                if let Some(symptom) = self.spin.note(&req, &reply, before, sim.now()) {
-                    self.trouble = Some(symptom);
+                if let Some(spin) = self.spin.note(&req, &reply, before, sim.now()) {
+                    self.trouble = Some(Failure::new(Symptom::Spin, spin));
                 }
                 if is_wait(req.op) {
                     self.note_descendant_refusal();
                 }
             }
             Ok(None) => {}
-            Err(Halt::Refuse(why)) => self.trouble = Some(format!("{REFUSED}{why}")),
-            Err(Halt::Stop(why)) => self.trouble = Some(why),
+            Err(Halt::Refuse(why)) => self.trouble = Some(refused(&why)),
+            Err(Halt::Stop(why)) => self.trouble = Some(Failure::new(Symptom::Blocked, why)),
         }
         if let Some(code) = self.guest.exit {
             self.note_descendant_refusal();
             let words = self.listener.stderr_tail(STDERR_TAIL_LINES);
-            self.trouble
-                .get_or_insert_with(|| spawn::describe_end(code, &words));
+            self.trouble.get_or_insert_with(|| {
+                let symptom = match spawn::end_signal(code) {
+                    Some(_) => Symptom::Signalled,
+                    None => Symptom::Exited,
+                };
+                Failure::new(symptom, spawn::describe_end(code, &words))
+            });
         }
     }
 }
@@ -121,7 +126,7 @@ impl GuestServer {
         if self.trouble.is_none()
             && let Some(why) = self.listener.descendant_refusal()
         {
-            self.trouble = Some(format!("{REFUSED}{why}"));
+            self.trouble = Some(refused(&why));
         }
     }
 }
@@ -129,11 +134,18 @@ impl GuestServer {
 /// How the trouble of a program the simulator refused begins.
 const REFUSED: &str = "refused: ";
 
-/// What the simulator refused, if the first line of a report of a program's trouble (or of a
-/// symptom quoting it) says so; the lines after it (the program's own stderr) are not read.
-pub fn refusal(trouble: &str) -> Option<&str> {
-    let first = trouble.lines().next()?;
-    let at = first.find(REFUSED)?;
+/// The trouble of a program the simulator refused, and why.
+fn refused(why: &str) -> Failure {
+    Failure::new(Symptom::Refused, format!("{REFUSED}{why}"))
+}
+
+/// What the simulator refused, if `failure` is a refusal: its headline's words after
+/// `refused: `.
+pub fn refusal(failure: &Failure) -> Option<&str> {
+    let first = failure.headline();
+    let at = first
+        .find(REFUSED)
+        .filter(|_| failure.symptom == Symptom::Refused)?;
     Some(&first[at + REFUSED.len()..])
 }
 
@@ -186,9 +198,12 @@ impl Server for GuestServer {
             }
             return Ok(moved);
         }
-        self.trouble = Some(format!(
-            "it made {MAX_CALLS_PER_TURN} calls in a row without blocking once \
-             (MAX_CALLS_PER_TURN): it floods or spins while time stands still"
+        self.trouble = Some(Failure::new(
+            Symptom::Spin,
+            format!(
+                "it made {MAX_CALLS_PER_TURN} calls in a row without blocking once \
+                 (MAX_CALLS_PER_TURN): it floods or spins while time stands still"
+            ),
         ));
         Ok(moved)
     }
@@ -228,7 +243,7 @@ impl Server for GuestServer {
         ServerLog::default()
     }
 
-    fn trouble(&self, sim: &Sim) -> Option<String> {
+    fn trouble(&self, sim: &Sim) -> Option<Failure> {
         if let Some(trouble) = &self.trouble {
             return Some(trouble.clone());
         }
@@ -236,10 +251,11 @@ impl Server for GuestServer {
         if self.guest.can_proceed(sim, Host::MAIN) || (is_wait(req.op) && req.op != Op::Sleep) {
             return None;
         }
-        Some(format!(
+        let what = format!(
             "it is blocked in {} while the room waits for it",
             blocked_call(req.op, req.args[0])
-        ))
+        );
+        Some(Failure::new(Symptom::Blocked, what))
     }
 }
 
@@ -254,8 +270,8 @@ fn blocked_call(op: Op, fd: i64) -> String {
     }
 }
 
-/// How a symptom starts when the program never ran: nothing to judge (exit status 2).
-pub(super) const CANNOT_START: &str = "the program could not start";
+/// How a failure starts when the program never ran: nothing to judge (exit status 2).
+const CANNOT_START: &str = "the program could not start";
 
 /// The model's limits for a server whose own are unknown: no line sent is over-long, no queue
 /// is judged.
@@ -273,7 +289,7 @@ pub(super) fn start_session(
     config: SessionConfig,
     command: &[OsString],
     launch: &Launch,
-) -> Result<Session, String> {
+) -> Result<Session, Failure> {
     let mut started = None;
     let session = Session::with_server(config, |sim| {
         match GuestServer::start(sim, command, launch) {
@@ -285,7 +301,10 @@ pub(super) fn start_session(
         }
     });
     session.map_err(|e| match started.take() {
-        Some(why) => format!("{CANNOT_START}: {why}"),
-        None => format!("the program's start did not settle ({e}): a busy loop or a hang"),
+        Some(why) => Failure::new(Symptom::CannotStart, format!("{CANNOT_START}: {why}")),
+        None => Failure::new(
+            Symptom::Hang,
+            format!("the program's start did not settle ({e}): a busy loop or a hang"),
+        ),
     })
 }

@@ -6,6 +6,7 @@ use std::rc::Rc;
 use super::Dialect;
 use super::frame::{Frame, find};
 use crate::session::properties::{Heard, Said};
+use crate::session::symptom::{Failure, Symptom};
 
 /// One line a client heard, read in the dialect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +39,7 @@ impl Dialect {
         cast: &Cast<'_>,
         want: &Heard,
         tolerated: impl Fn(usize) -> bool,
-    ) -> Result<Heard, String> {
+    ) -> Result<Heard, Failure> {
         let items = self.items(lines, cast, tolerated)?;
         let names = Names::bind(&items, cast, want);
         let reused = reused_names(&items);
@@ -79,11 +80,12 @@ impl Dialect {
                     }
                 };
                 let Some(who) = who else {
-                    return Err(format!(
+                    let what = format!(
                         "c{} heard {} that nobody said: the server changed it or made it up",
                         m + 1,
                         describe(item)
-                    ));
+                    );
+                    return Err(Failure::new(Symptom::Extra, what));
                 };
                 if who == m && self.echo && matches!(said, Said::Line(_)) {
                     continue;
@@ -102,7 +104,7 @@ impl Dialect {
         lines: &[&[Vec<u8>]],
         cast: &Cast<'_>,
         tolerated: impl Fn(usize) -> bool,
-    ) -> Result<Vec<Vec<Item>>, String> {
+    ) -> Result<Vec<Vec<Item>>, Failure> {
         let mut items = Vec::with_capacity(lines.len());
         for (m, heard) in lines.iter().enumerate() {
             let mut mine = Vec::with_capacity(heard.len());
@@ -150,33 +152,37 @@ impl Dialect {
 
 /// What is wrong with a line client `m` heard that fits none of the dialect's frames: a line,
 /// or a piece of one, that a client said, relayed without the frame the server gives relayed
-/// lines (it framed what one read returned, not each line); or a line nobody said.
-fn unframed(m: usize, line: &[u8], said_by: &BTreeMap<Vec<u8>, BTreeSet<usize>>) -> String {
+/// lines (it framed what one read returned, not each line): torn; or a line nobody said:
+/// unreadable.
+fn unframed(m: usize, line: &[u8], said_by: &BTreeMap<Vec<u8>, BTreeSet<usize>>) -> Failure {
     let shown = String::from_utf8_lossy(line);
     let sender = |by: &BTreeSet<usize>| by.first().map_or(String::new(), |n| format!("c{}", n + 1));
     if let Some(by) = said_by.get(line) {
-        return format!(
+        let what = format!(
             "c{} heard {shown:?} without the frame of a relayed line, though {} said it as a \
              line of its own: the server frames what one read returns, not each line",
             m + 1,
             sender(by)
         );
+        return Failure::new(Symptom::Torn, what);
     }
     let piece = (!line.is_empty())
         .then(|| said_by.iter().find(|(text, _)| find(text, line).is_some()))
         .flatten();
     if let Some((_, by)) = piece {
-        return format!(
+        let what = format!(
             "c{} heard a piece of {}'s line without the frame of a relayed line: {shown:?} \
              (the server frames what one read returns, not each line)",
             m + 1,
             sender(by)
         );
+        return Failure::new(Symptom::Torn, what);
     }
-    format!(
+    let what = format!(
         "c{} heard a line that is neither a relayed line nor a notice of the server's: {shown:?}",
         m + 1
-    )
+    );
+    Failure::new(Symptom::Unreadable, what)
 }
 
 fn describe(item: &Item) -> String {

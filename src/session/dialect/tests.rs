@@ -2,6 +2,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use super::*;
+use crate::session::Symptom;
 use crate::session::properties::{Heard, Said};
 
 /// A calm calibration run as `check --sim` makes it: three join, each says a line, the first
@@ -216,15 +217,20 @@ fn lines_are_read_into_who_said_what_binding_names_in_order() {
     let e = Dialect::tutorial()
         .heard(&lines, &cast, &want, |_| false)
         .unwrap_err();
-    assert!(e.contains("neither a relayed line nor a notice"), "{e}");
+    assert!(
+        e.what.contains("neither a relayed line nor a notice"),
+        "{e}"
+    );
+    assert_eq!(e.symptom, Symptom::Unreadable);
     // A line a client said, heard without the frame: the server framed a read, not a line.
     let bare = vec![b"hi".to_vec()];
     let lines: Vec<&[Vec<u8>]> = vec![&[], &bare, &[]];
     let e = d.heard(&lines, &cast, &want, |_| false).unwrap_err();
     assert!(
-        e.contains("without the frame") && e.contains("c1 said it"),
+        e.what.contains("without the frame") && e.what.contains("c1 said it"),
         "{e}"
     );
+    assert_eq!(e.symptom, Symptom::Torn);
     assert!(
         Dialect::tutorial()
             .heard(&lines, &cast, &want, |m| m == 1)
