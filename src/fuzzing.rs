@@ -10,7 +10,7 @@ use crate::addr::{Family, SockType};
 use crate::bugs::Bugs;
 use crate::chat::framing::{LineReader, LineTooLong};
 use crate::chat::server::Limits;
-use crate::diff;
+use crate::differential;
 use crate::kernel::{Events, Fd, Kernel, Mode, PollFd, Shutdown};
 use crate::readiness::{BACKEND_MODES, Backend};
 use crate::session::{Failure, Session, SessionConfig, Step, Symptom, case, properties};
@@ -147,7 +147,7 @@ enum SockOp {
     Send(u8, u16),
     SendV(u8, u16, u16),
     Recv(u8, u16),
-    Shut(u8, diff::How),
+    Shut(u8, differential::How),
     Close(u8),
     Poll(u8),
 }
@@ -210,7 +210,7 @@ impl Streams {
         };
         let mut k = Sim::new(config, Decider::bytes_with(decisions, choices));
         let (a, b) = k.socketpair(SockType::Stream).expect("socketpair");
-        let (c, s) = crate::pairs::tcp_pair(&mut k, Family::Inet).expect("tcp pair");
+        let (c, s) = crate::endpoints::tcp_pair(&mut k, Family::Inet).expect("tcp pair");
         let (r, w) = k.pipe().expect("pipe");
         Streams {
             k,
@@ -299,19 +299,19 @@ impl Streams {
 
 /// Arbitrary readiness sequences on the kernel and in the faithful simulator: wait results (and
 /// every other result) must be identical. Uses real descriptors; each input is bounded by
-/// [`diff::READINESS_MAX_OPS`].
+/// [`differential::READINESS_MAX_OPS`].
 pub fn readiness_diff(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let pick = usize::from(u.arbitrary::<u8>().unwrap_or(0)) % BACKEND_MODES.len();
     let (backend, mode) = BACKEND_MODES[pick];
     let mut ops = Vec::new();
-    while ops.len() < diff::READINESS_MAX_OPS {
-        let Ok(op) = u.arbitrary::<diff::Op>() else {
+    while ops.len() < differential::READINESS_MAX_OPS {
+        let Ok(op) = u.arbitrary::<differential::Op>() else {
             break;
         };
         ops.push(op);
     }
-    if let Err((real, sim)) = diff::compare_readiness(backend, mode, &ops) {
+    if let Err((real, sim)) = differential::compare_readiness(backend, mode, &ops) {
         assert_eq!(real, sim, "{backend} {mode:?}");
     }
 }

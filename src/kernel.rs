@@ -1,5 +1,5 @@
 //! The boundary: one trait for "the kernel", implemented by the real Linux kernel
-//! ([`crate::real::RealKernel`]) and by the simulator ([`crate::sim::Sim`]).
+//! ([`crate::real_kernel::RealKernel`]) and by the simulator ([`crate::sim::Sim`]).
 //!
 //! Everything above this trait (the Python-style [`crate::socket::Socket`], the programs, the
 //! scenario runner, the tests) is written once and runs unchanged on either transport.

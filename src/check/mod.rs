@@ -308,7 +308,7 @@ pub fn run_each<C, E, J: Into<Judged>>(
 pub fn run(config: &Config, report: impl FnMut(&Finding)) -> Result<Vec<Finding>, CheckError> {
     let checks = selected(config)?;
     // `many-joins` holds 200 connections; a failure here leaves that check to say so.
-    let _ = crate::real::raise_fd_limit();
+    let _ = crate::real_kernel::raise_fd_limit();
     let tag = format!("sl{:08x}", run_id());
     if !config.restart.is_empty() {
         return run_restarting(config, &checks, &tag, report);

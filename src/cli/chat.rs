@@ -9,8 +9,8 @@ use crate::bugs::{Bug, Bugs};
 use crate::chat::client::Ending;
 use crate::chat::server::{self, Limits};
 use crate::error::SockError;
-use crate::programs::chat_cli;
-use crate::real::RealKernel;
+use crate::programs::chat_room;
+use crate::real_kernel::RealKernel;
 use crate::socket::{Net, share};
 
 #[derive(clap::Subcommand)]
@@ -65,7 +65,7 @@ impl ChatRole {
         super::status(match self {
             ChatRole::Serve(args) => args.serve(out).map(|()| true),
             ChatRole::Client { addr } => resolve(&addr)
-                .and_then(|addr| chat_cli::client(&addr, out))
+                .and_then(|addr| chat_room::client(&addr, out))
                 .map(|ending| ending == Ending::ByeBye),
         })
     }
@@ -75,8 +75,8 @@ impl ServeArgs {
     fn serve(self, out: &mut dyn Write) -> Result<(), SockError> {
         let addr = resolve(&self.addr)?;
         let (backend, mode) =
-            chat_cli::parse_backend(&self.backend).expect("clap checked the value");
-        let options = chat_cli::ServeOptions {
+            chat_room::parse_backend(&self.backend).expect("clap checked the value");
+        let options = chat_room::ServeOptions {
             backend,
             mode,
             limits: Limits {
@@ -90,7 +90,7 @@ impl ServeArgs {
             run_for: self.run_for,
             bugs: self.bugs.into_iter().fold(Bugs::NONE, Bugs::with),
         };
-        chat_cli::serve(&mut RealKernel::new(), &addr, options, out)
+        chat_room::serve(&mut RealKernel::new(), &addr, options, out)
     }
 }
 

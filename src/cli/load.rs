@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::programs::load::{self, LoadConfig};
+use crate::load::{self, LoadConfig};
 
 #[derive(clap::Args)]
 pub(super) struct LoadArgs {

@@ -5,7 +5,7 @@
 //! when it ran and something failed (a check, a bug missed, a scenario, a lost line), 2 when it
 //! could not run (bad arguments, nothing listening, an unreadable file).
 
-mod bench;
+pub mod bench;
 mod chat;
 mod check;
 mod demo;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use crate::addr::{Family, Target};
 use crate::error::SockError;
 use crate::programs::{goodbye, udp};
-use crate::real::RealKernel;
+use crate::real_kernel::RealKernel;
 use crate::socket::{Net, share};
 
 #[derive(clap::Subcommand)]

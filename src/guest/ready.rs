@@ -9,7 +9,7 @@ use super::wait::{Answered, Halt, MAX_BLOCKING_RETRIES, settle, timeout_of_ns};
 use rustix::event::PollFlags;
 
 use crate::kernel::{CtlOp, Events, Fd, FdSets, Kernel, Mode, PollFd};
-use crate::real::{from_poll_flags, to_poll_flags};
+use crate::real_kernel::{from_poll_flags, to_poll_flags};
 use crate::sim::Sim;
 use crate::sim::interleave::Interleaved;
 use crate::sim::transcript::Host;

@@ -139,7 +139,7 @@ pub fn run(
 ) -> io::Result<ProxyStats> {
     check_limits(config)?;
     // Two descriptors per connection: ask for what the hard limit allows.
-    let _ = crate::real::raise_fd_limit();
+    let _ = crate::real_kernel::raise_fd_limit();
     let listener = TcpListener::bind(config.listen)?;
     listener.set_nonblocking(true)?;
     ready(listener.local_addr()?);

@@ -6,7 +6,7 @@ use std::io::Write;
 use super::Script;
 use super::run::{Step, run};
 use crate::readiness::Backend;
-use crate::real::RealKernel;
+use crate::real_kernel::RealKernel;
 use crate::sim::decide::Decider;
 use crate::sim::{Sim, SimConfig};
 

@@ -10,9 +10,9 @@ use nix::errno::Errno;
 
 use super::*;
 use crate::addr::{Family, SockAddr};
+use crate::endpoints;
 use crate::error::errno_name;
 use crate::kernel::{Fd, Kernel, SockOpt, TimerClock, TimerSetting, Timespec};
-use crate::pairs;
 use crate::readiness::{Event, Selector, Token};
 
 /// Size of one `fill` write and one `drain` read.
@@ -113,10 +113,10 @@ impl Runner<'_> {
     fn step(&mut self, op: &Op) -> String {
         match *op {
             Op::Pair { a, b, ty } => self.create2(a, b, |k| k.socketpair(ty)),
-            Op::Tcp { a, b, ip } => self.create2(a, b, |k| pairs::tcp_pair(k, family(ip))),
+            Op::Tcp { a, b, ip } => self.create2(a, b, |k| endpoints::tcp_pair(k, family(ip))),
             Op::Pipe { r, w } => self.create2(r, w, |k| k.pipe()),
-            Op::Listen { l, ip } => self.create(l, |k| pairs::tcp_listener(k, family(ip), 16)),
-            Op::Udp { a, ip } => self.create(a, |k| pairs::udp_socket(k, family(ip))),
+            Op::Listen { l, ip } => self.create(l, |k| endpoints::tcp_listener(k, family(ip), 16)),
+            Op::Udp { a, ip } => self.create(a, |k| endpoints::udp_socket(k, family(ip))),
             Op::Connect { a, l } => self.connect(a, l),
             Op::Accept { b, l } => {
                 let listener = self.fd(l);
@@ -257,7 +257,7 @@ impl Runner<'_> {
     }
 
     fn refused(&mut self, a: Name, family: Family) -> String {
-        match pairs::closed_port(self.k, family) {
+        match endpoints::closed_port(self.k, family) {
             Ok(addr) => self.connect_to(a, family, &addr),
             Err(e) => errno(e),
         }

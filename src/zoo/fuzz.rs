@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use indicatif::ProgressBar;
 
 use super::{Bug, CATALOGUE};
-use crate::campaign::{self, RunSpec, Workspace};
+use crate::fuzz_campaign::{self, RunSpec, Workspace};
 use crate::fuzzing::ZOO_BUG_ENV;
 
 /// The target every chat-server bug of the zoo lives in.
@@ -66,10 +66,10 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<bool, String> {
     if options.runs == 0 || options.runs > MAX_RUNS {
         return Err(format!("--runs must be 1 to {MAX_RUNS}"));
     }
-    if options.budget_s == 0 || options.budget_s > campaign::MAX_RUN_S {
+    if options.budget_s == 0 || options.budget_s > fuzz_campaign::MAX_RUN_S {
         return Err(format!(
             "--budget-s must be 1 to {} with --fuzz",
-            campaign::MAX_RUN_S
+            fuzz_campaign::MAX_RUN_S
         ));
     }
     let workspace = Workspace::find(&options.repo)?;
@@ -116,7 +116,7 @@ fn campaign_for(
         let run_dir = workspace.scratch(&["zoo", bug.name(), &format!("run-{seed}")])?;
         let corpus = run_dir.join("corpus");
         std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
-        let report = campaign::run(&RunSpec {
+        let report = fuzz_campaign::run(&RunSpec {
             binary: binary.to_path_buf(),
             corpora: vec![corpus],
             seconds: options.budget_s,
@@ -138,7 +138,7 @@ fn campaign_for(
     let kept = match smallest {
         Some((_, input)) => {
             let to = options.keep.join(bug.name());
-            campaign::minimise(binary, &input, &to, MINIMISE_S, &env)?;
+            fuzz_campaign::minimise(binary, &input, &to, MINIMISE_S, &env)?;
             Some(to.display().to_string())
         }
         None => None,

@@ -2,7 +2,7 @@
 //! harness: the numbers themselves are the benchmark's business, never a test's).
 
 use indicatif::ProgressBar;
-use selectlab::programs::bench_readiness::{PointRecord, Transport, json_lines, measure, table};
+use selectlab::cli::bench::readiness::{PointRecord, Transport, json_lines, measure, table};
 
 #[test]
 fn every_point_is_measured_on_both_transports() {

@@ -28,8 +28,8 @@ fn a_client_that_never_reads_is_dropped_and_the_others_hear_everything() {
 
     use selectlab::chat::server::Limits;
     use selectlab::kernel::Mode;
-    use selectlab::programs::chat_cli::{ServeOptions, serve_in_thread};
-    use selectlab::programs::load::{self, LoadConfig};
+    use selectlab::load::{self, LoadConfig};
+    use selectlab::programs::chat_room::{ServeOptions, serve_in_thread};
     use selectlab::readiness::Backend;
 
     for (backend, mode) in [(Backend::Poll, Mode::LEVEL), (Backend::Epoll, Mode::EDGE)] {

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use selectlab::chat::server::Limits;
 use selectlab::kernel::{Kernel, Mode};
-use selectlab::programs::chat_cli::{CHAT_BACKLOG, ServeOptions, serve_on};
+use selectlab::programs::chat_room::{CHAT_BACKLOG, ServeOptions, serve_on};
 use selectlab::readiness::Backend;
-use selectlab::real::RealKernel;
+use selectlab::real_kernel::RealKernel;
 
 const CLIENTS: usize = 24;
 const LINES_PER_CLIENT: usize = 3;

@@ -7,7 +7,7 @@ use crate::util::{ALL_KINDS, PairKind, make_pair};
 use proptest::prelude::*;
 use selectlab::error::errno_name;
 use selectlab::kernel::{Events, Fd, Kernel, PollFd, Shutdown, SockOpt};
-use selectlab::real::RealKernel;
+use selectlab::real_kernel::RealKernel;
 use selectlab::sim::Sim;
 
 /// Largest single send or recv in a generated sequence. With at most `MAX_OPS` operations the
@@ -136,7 +136,7 @@ fn run(k: &mut dyn Kernel, kind: PairKind, ops: &[Op]) -> Vec<String> {
         out.push(format!("{} {line}", if op_side(op) { "a" } else { "b" }));
     }
     for f in [a, b] {
-        selectlab::pairs::close_abortively(k, f);
+        selectlab::endpoints::close_abortively(k, f);
     }
     out
 }
@@ -151,9 +151,9 @@ fn op_side(op: &Op) -> bool {
 fn compare(kind: PairKind, ops: &[Op]) -> Result<(), TestCaseError> {
     let sim = run(&mut Sim::faithful(), kind, ops);
     // The kernel gets a few tries: its timers can act mid-sequence when this process is
-    // descheduled (see selectlab::diff::REAL_RUN_ATTEMPTS); a real divergence repeats.
+    // descheduled (see selectlab::differential::REAL_RUN_ATTEMPTS); a real divergence repeats.
     let mut real = Vec::new();
-    for _ in 0..selectlab::diff::REAL_RUN_ATTEMPTS {
+    for _ in 0..selectlab::differential::REAL_RUN_ATTEMPTS {
         real = run(&mut RealKernel::new(), kind, ops);
         if real == sim {
             return Ok(());

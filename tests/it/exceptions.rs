@@ -9,7 +9,7 @@ use nix::errno::Errno;
 use selectlab::addr::{Family, SockAddr, SockType, Target};
 use selectlab::error::{Gai, SockError};
 use selectlab::kernel::{Kernel, Shutdown, SockOpt};
-use selectlab::real::RealKernel;
+use selectlab::real_kernel::RealKernel;
 use selectlab::sim::decide::Decider;
 use selectlab::sim::{Sim, SimConfig};
 use selectlab::socket::{Net, Socket, gethostbyaddr, share};
@@ -364,7 +364,7 @@ fn udp_sendto_eagain_from_the_adversary_sends_nothing_simulator_only() {
         ..Adversity::NONE
     };
     let mut k = Sim::new(SimConfig::default(), Decider::seeded(1, always));
-    let (a, b) = selectlab::pairs::udp_pair(&mut k, Family::Inet).expect("udp pair");
+    let (a, b) = selectlab::endpoints::udp_pair(&mut k, Family::Inet).expect("udp pair");
     assert_eq!(k.send(a, b"lost?"), Err(Errno::EAGAIN));
     assert_eq!(k.bytes_waiting(b), Ok(0), "nothing was sent");
 }

@@ -5,12 +5,12 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use selectlab::campaign::BenchRecord;
 use selectlab::check::FindingRecord;
-use selectlab::programs::bench::SimChatRecord;
-use selectlab::programs::bench_guest::GuestBench;
-use selectlab::programs::bench_readiness::PointRecord;
-use selectlab::programs::load::LoadRecord;
+use selectlab::cli::bench::chat::SimChatRecord;
+use selectlab::cli::bench::guest::GuestBench;
+use selectlab::cli::bench::readiness::PointRecord;
+use selectlab::fuzz_campaign::BenchRecord;
+use selectlab::load::LoadRecord;
 use selectlab::zoo::fuzz::FuzzRecord;
 use selectlab::zoo::run::BugRecord;
 use serde::de::DeserializeOwned;

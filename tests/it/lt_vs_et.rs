@@ -16,7 +16,7 @@ use selectlab::programs::lt_vs_et::{
     CHUNK_BYTES, MAX_TURNS, Outcome, Reader, TOTAL_BYTES, Writer, exchange, pattern,
 };
 use selectlab::readiness::{BACKEND_MODES, Backend};
-use selectlab::real::RealKernel;
+use selectlab::real_kernel::RealKernel;
 use selectlab::sim::decide::{Adversity, Choice, Decider};
 use selectlab::sim::{Sim, SimConfig};
 

@@ -91,7 +91,7 @@ fn run(sim: &mut Sim, seed: u64) -> BTreeMap<u16, Vec<u8>> {
     let mut sent: BTreeMap<u16, Vec<u8>> = BTreeMap::new();
     let mut pairs = Vec::new();
     for family in [Family::Inet, Family::Inet6, Family::Inet] {
-        let (a, b) = selectlab::pairs::tcp_pair(sim, family).expect("a pair");
+        let (a, b) = selectlab::endpoints::tcp_pair(sim, family).expect("a pair");
         pairs.push((a, b, port(sim, a), port(sim, b)));
     }
     let mut buf = vec![0u8; 70_000];
@@ -116,7 +116,7 @@ fn run(sim: &mut Sim, seed: u64) -> BTreeMap<u16, Vec<u8>> {
         let _ = sim.close(b);
     }
     // A UDP exchange too.
-    let (u, v) = selectlab::pairs::udp_pair(sim, Family::Inet).expect("a udp pair");
+    let (u, v) = selectlab::endpoints::udp_pair(sim, Family::Inet).expect("a udp pair");
     for text in [&b"one"[..], b"two", b""] {
         sim.send(u, text).expect("a datagram");
         let _ = sim.recv(v, &mut buf);

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use selectlab::addr::{Family, SockType, Target};
 use selectlab::programs::goodbye::{self, Reply, Served};
 use selectlab::programs::{demo, udp};
-use selectlab::real::RealKernel;
+use selectlab::real_kernel::RealKernel;
 use selectlab::sim::Sim;
 use selectlab::sim::transcript::Call;
 use selectlab::socket::{Net, Socket, share};

@@ -1,7 +1,7 @@
 //! The kernel is the oracle for readiness too: random sequences of I/O, shutdown, close, dup,
 //! register, modify, deregister and wait over a socketpair, a pipe, a TCP connection and a
 //! listener give the same wait results on the kernel and in the faithful simulator, for every
-//! backend and mode (the sequences and their runner live in `selectlab::diff`, shared with the
+//! backend and mode (the sequences and their runner live in `selectlab::differential`, shared with the
 //! `readiness_diff` fuzz target).
 //!
 //! One #[test] runs every backend-mode in turn: tests in one binary run on parallel threads,
@@ -12,7 +12,7 @@ use crate::util;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use selectlab::diff::{How, Op, READINESS_MAX_OPS, compare_readiness};
+use selectlab::differential::{How, Op, READINESS_MAX_OPS, compare_readiness};
 use selectlab::readiness::BACKEND_MODES;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use nix::errno::Errno;
 
 use selectlab::addr::{Family, SockAddr, SockType};
 use selectlab::kernel::{CtlOp, Events, Fd, Kernel, Mode, SockOpt};
-use selectlab::real::RealKernel;
+use selectlab::real_kernel::RealKernel;
 use selectlab::sim::Sim;
 
 fn op() -> impl Strategy<Value = Op> {

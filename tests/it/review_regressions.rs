@@ -8,7 +8,7 @@ use selectlab::addr::{Family, SockAddr, SockType};
 use selectlab::kernel::{
     CtlOp, EP_MAX_EVENTS, Events, Fd, Kernel, Mode, PollFd, Shutdown, SockOpt,
 };
-use selectlab::real::RealKernel;
+use selectlab::real_kernel::RealKernel;
 use selectlab::sim::Sim;
 
 fn both(check: impl Fn(&mut dyn Kernel, &str)) {

@@ -14,7 +14,7 @@ use proptest::test_runner::{Config, TestRunner};
 use selectlab::kernel::{
     CtlOp, Events, Fd, Kernel, Mode, PollFd, TimerClock, TimerSetting, Timespec,
 };
-use selectlab::real::RealKernel;
+use selectlab::real_kernel::RealKernel;
 use selectlab::sim::Sim;
 
 use crate::util;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 use selectlab::addr::SockType;
 use selectlab::kernel::{Events, Fd, Kernel, PollFd};
-use selectlab::real::RealKernel;
+use selectlab::real_kernel::RealKernel;
 use selectlab::sim::Sim;
 
 /// Write sizes: around each boundary of the accounting (head, fragments, skb and page sizes).

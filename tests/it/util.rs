@@ -47,9 +47,9 @@ impl PairKind {
     }
 }
 
-/// A connected TCP pair (see `selectlab::pairs::tcp_pair`); set-up failures panic.
+/// A connected TCP pair (see `selectlab::endpoints::tcp_pair`); set-up failures panic.
 pub fn tcp_pair(k: &mut dyn Kernel, family: Family) -> (Fd, Fd) {
-    selectlab::pairs::tcp_pair(k, family).expect("tcp pair")
+    selectlab::endpoints::tcp_pair(k, family).expect("tcp pair")
 }
 
 /// A connected pair of the given kind.
@@ -57,8 +57,8 @@ pub fn make_pair(k: &mut dyn Kernel, kind: PairKind) -> (Fd, Fd) {
     match kind {
         PairKind::TcpV4 => tcp_pair(k, Family::Inet),
         PairKind::TcpV6 => tcp_pair(k, Family::Inet6),
-        PairKind::UdpV4 => selectlab::pairs::udp_pair(k, Family::Inet).expect("udp pair"),
-        PairKind::UdpV6 => selectlab::pairs::udp_pair(k, Family::Inet6).expect("udp pair"),
+        PairKind::UdpV4 => selectlab::endpoints::udp_pair(k, Family::Inet).expect("udp pair"),
+        PairKind::UdpV6 => selectlab::endpoints::udp_pair(k, Family::Inet6).expect("udp pair"),
         PairKind::UnixStream => k.socketpair(SockType::Stream).expect("socketpair"),
         PairKind::UnixSeqPacket => k.socketpair(SockType::SeqPacket).expect("socketpair"),
         PairKind::UnixDgram => k.socketpair(SockType::Dgram).expect("socketpair"),

@@ -18,12 +18,10 @@ use nix::errno::Errno;
 use crate::addr::{Family, SockAddr, SockType};
 use crate::kernel::{Events, FD_SETSIZE, Fd, Kernel, Mode};
 use crate::readiness::{Backend, Event, Selector, Token};
-use crate::real::RealKernel;
+use crate::real_kernel::RealKernel;
 use crate::sim::decide::Decider;
 use crate::sim::{Sim, SimConfig};
 
-/// The default idle counts.
-pub const DEFAULT_IDLE: [usize; 4] = [10, 100, 1000, 10_000];
 /// Most idle descriptors one point may ask for.
 pub const MAX_IDLE_FDS: usize = 100_000;
 /// Descriptors a point needs besides the idle ones (the active socket, epoll's, std's).
@@ -74,7 +72,7 @@ pub fn measure(
     notes: &mut dyn Write,
     progress: &ProgressBar,
 ) -> Vec<Point> {
-    let limit = crate::real::raise_fd_limit().unwrap_or(1024);
+    let limit = crate::real_kernel::raise_fd_limit().unwrap_or(1024);
     progress.set_length((transports.len() * Backend::ALL.len() * idle.len()) as u64);
     let mut points = Vec::new();
     for &transport in transports {

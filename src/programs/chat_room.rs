@@ -10,12 +10,12 @@ use crate::bugs::Bugs;
 use crate::chat::client::{ChatClientApp, Ending};
 use crate::chat::serve::{ChatApp, ServeConfig, Stats, listen};
 use crate::chat::server::Limits;
+use crate::endpoints;
 use crate::error::SockError;
 use crate::kernel::{FD_SETSIZE, Fd, Kernel, Mode};
-use crate::pairs;
 use crate::reactor::Reactor;
 use crate::readiness::Backend;
-use crate::real::RealKernel;
+use crate::real_kernel::RealKernel;
 
 /// The chat server's listen backlog.
 pub const CHAT_BACKLOG: u32 = 1024;
@@ -160,7 +160,7 @@ pub fn client(addr: &SockAddr, out: &mut dyn Write) -> Result<Ending, SockError>
         Ok(()) | Err(Errno::EINPROGRESS) => {}
         Err(e) => return Err(e.into()),
     }
-    pairs::wait_for(&mut kernel, sock, crate::kernel::Events::OUT)?;
+    endpoints::wait_for(&mut kernel, sock, crate::kernel::Events::OUT)?;
     match kernel.getsockopt(sock, crate::kernel::SockOpt::Error)? {
         0 => {}
         e => return Err(SockError::Error(Errno::from_raw(e))),

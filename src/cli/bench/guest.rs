@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::guest::{self, GuestConfig};
-use crate::programs::load::{self, LoadConfig};
+use crate::load::{self, LoadConfig};
 
 /// Bytes per line of the real-loopback half (as `selectlab load` defaults).
 const REAL_LINE_BYTES: usize = 64;

@@ -7,9 +7,9 @@ use arbitrary::Arbitrary;
 use nix::errno::Errno;
 
 use crate::addr::{Family, SockType};
+use crate::endpoints;
 use crate::error::errno_name;
 use crate::kernel::{Events, Fd, Kernel, Mode, Shutdown};
-use crate::pairs;
 use crate::readiness::{Backend, Event, Selector, Token};
 
 /// Largest send or recv in a readiness sequence: with at most [`READINESS_MAX_OPS`] of them,
@@ -108,8 +108,8 @@ impl Endpoints {
 fn setup(k: &mut dyn Kernel) -> Result<Endpoints, Errno> {
     let (a, b) = k.socketpair(SockType::Stream)?;
     let (r, w) = k.pipe()?;
-    let (c, s) = pairs::tcp_pair(k, Family::Inet)?;
-    let l = pairs::tcp_listener(k, Family::Inet, 4)?;
+    let (c, s) = endpoints::tcp_pair(k, Family::Inet)?;
+    let l = endpoints::tcp_listener(k, Family::Inet, 4)?;
     Ok(Endpoints {
         fds: [a, b, r, w, c, s, l].into_iter().map(Some).collect(),
     })
@@ -149,7 +149,12 @@ pub fn compare_readiness(
         .expect("the simulator's set-up cannot fail");
     let mut last = Vec::new();
     for _ in 0..REAL_RUN_ATTEMPTS {
-        match run_readiness(&mut crate::real::RealKernel::new(), backend, mode, ops) {
+        match run_readiness(
+            &mut crate::real_kernel::RealKernel::new(),
+            backend,
+            mode,
+            ops,
+        ) {
             Ok(real) if real == sim => return Ok(()),
             Ok(real) => last = real,
             Err(_) => return Ok(()),
@@ -173,7 +178,7 @@ pub fn run_readiness(
         out.push(format!("{op:?} -> {line}"));
     }
     for fd in ends.fds.into_iter().flatten() {
-        pairs::close_abortively(k, fd);
+        endpoints::close_abortively(k, fd);
     }
     if let Some(ep) = sel.epoll_fd() {
         let _ = k.close(ep);

@@ -1,6 +1,6 @@
 //! `selectlab bench chat`: the chat workload the project is compared on (clients each sending
 //! lines that fan out to every other client), in the simulator or on real loopback sockets
-//! (selectlab's server in a thread, [`load`](super::load) as the clients). A measurement, not
+//! (selectlab's server in a thread, [`load`](crate::load) as the clients). A measurement, not
 //! a test: it prints numbers and asserts nothing about them.
 
 use std::io::Write;
@@ -141,7 +141,7 @@ pub fn print_sim_chat(
     if json {
         let record = SimChatRecord {
             transport: "sim".to_string(),
-            backend: super::chat_cli::backend_name(backend, mode),
+            backend: crate::programs::chat_room::backend_name(backend, mode),
             clients,
             lines,
             delivered: r.delivered,
@@ -193,8 +193,8 @@ pub fn real_chat(
     progress: ProgressBar,
     out: &mut dyn Write,
 ) -> Result<bool, SockError> {
-    use super::chat_cli::{ServeOptions, serve_in_thread};
-    use super::load::{self, LoadConfig};
+    use crate::load::{self, LoadConfig};
+    use crate::programs::chat_room::{ServeOptions, serve_in_thread};
     let deadline = std::time::Duration::from_secs(120);
     let options = ServeOptions {
         backend,

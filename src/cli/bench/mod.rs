@@ -1,11 +1,20 @@
 //! `selectlab bench chat`, `bench guest`, `bench readiness` and `bench fuzz`: measurements
 //! that assert nothing (`bench fuzz` fails only when a target finds a failing input).
+//!
+//! - [`chat`]: the chat workload in the simulator, or on loopback with `selectlab load`.
+//! - [`guest`]: a foreign program's speed inside the simulator against real loopback.
+//! - [`readiness`]: one wait's cost for select, poll and epoll as idle descriptors grow.
+//! - `bench fuzz` is [`fuzz_campaign`]'s.
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::campaign;
-use crate::programs::{bench, bench_guest, bench_readiness, chat_cli};
+use crate::fuzz_campaign;
+use crate::programs::chat_room;
+
+pub mod chat;
+pub mod guest;
+pub mod readiness;
 
 #[derive(clap::Subcommand)]
 pub(super) enum BenchWhat {
@@ -67,7 +76,7 @@ pub(super) enum BenchWhat {
         #[arg(long = "target", value_parser = clap::builder::PossibleValuesParser::new(crate::fuzzing::TARGETS))]
         targets: Vec<String>,
         /// Seconds per target (1 to 86 400).
-        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=crate::campaign::MAX_RUN_S))]
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=crate::fuzz_campaign::MAX_RUN_S))]
         seconds: u64,
         /// libFuzzer's seed.
         #[arg(long, default_value_t = 20261127)]
@@ -117,7 +126,7 @@ impl BenchWhat {
                 } else {
                     targets
                 };
-                let plan = campaign::BenchPlan {
+                let plan = fuzz_campaign::BenchPlan {
                     targets,
                     seconds,
                     seed,
@@ -130,7 +139,7 @@ impl BenchWhat {
                 lines,
                 json,
                 command,
-            } => match bench_guest::run(&command, clients, lines) {
+            } => match guest::run(&command, clients, lines) {
                 Ok(b) if json => {
                     let _ = writeln!(out, "{}", crate::json::line(&b));
                     ExitCode::SUCCESS
@@ -152,9 +161,9 @@ fn chat(
     json: bool,
     out: &mut dyn Write,
 ) -> ExitCode {
-    let (backend, mode) = chat_cli::parse_backend(backend).expect("clap checked the value");
+    let (backend, mode) = chat_room::parse_backend(backend).expect("clap checked the value");
     if transport == "real" {
-        return super::status(bench::real_chat(
+        return super::status(chat::real_chat(
             clients,
             lines,
             backend,
@@ -163,11 +172,11 @@ fn chat(
             out,
         ));
     }
-    if let Err(why) = bench::check_sim_clients(clients) {
+    if let Err(why) = chat::check_sim_clients(clients) {
         return super::cannot_run("bench chat", why);
     }
     super::status(
-        bench::sim_chat(
+        chat::sim_chat(
             clients,
             lines,
             backend,
@@ -175,7 +184,7 @@ fn chat(
             &super::progress_bar(0, "bench"),
         )
         .map(|run| {
-            bench::print_sim_chat(&run, (clients, lines, backend, mode), json, out);
+            chat::print_sim_chat(&run, (clients, lines, backend, mode), json, out);
             true
         }),
     )
@@ -188,48 +197,48 @@ fn readiness(
     plot: Option<std::path::PathBuf>,
     out: &mut dyn Write,
 ) -> ExitCode {
-    use bench_readiness::Transport;
+    use readiness::Transport;
     let transports = match transport {
         "real" => vec![Transport::Real],
         "sim" => vec![Transport::Sim],
         _ => vec![Transport::Real, Transport::Sim],
     };
-    let points = bench_readiness::measure(
+    let points = readiness::measure(
         &transports,
         idle,
         &mut std::io::stderr(),
         &super::progress_bar(0, "bench"),
     );
     let text = if json {
-        bench_readiness::json_lines(&points)
+        readiness::json_lines(&points)
     } else {
-        bench_readiness::table(&points, idle)
+        readiness::table(&points, idle)
     };
     let _ = write!(out, "{text}");
-    match plot.map(|path| bench_readiness::plot(&points, &path)) {
+    match plot.map(|path| readiness::plot(&points, &path)) {
         Some(Err(why)) => super::cannot_run("bench readiness", why),
         _ => ExitCode::SUCCESS,
     }
 }
 
 fn fuzz(
-    plan: &campaign::BenchPlan,
+    plan: &fuzz_campaign::BenchPlan,
     repo: &std::path::Path,
     json: bool,
     plot: Option<&std::path::Path>,
     out: &mut dyn Write,
 ) -> ExitCode {
-    let workspace = match campaign::Workspace::find(repo) {
+    let workspace = match fuzz_campaign::Workspace::find(repo) {
         Ok(w) => w,
         Err(why) => return super::cannot_run("bench fuzz", why),
     };
     if !json {
-        let _ = writeln!(out, "{}", campaign::BenchRecord::TABLE_HEAD);
+        let _ = writeln!(out, "{}", fuzz_campaign::BenchRecord::TABLE_HEAD);
     }
     let mut runs = Vec::new();
     let mut clean = true;
     for target in &plan.targets {
-        let (record, report) = match campaign::bench(&workspace, target, plan) {
+        let (record, report) = match fuzz_campaign::bench(&workspace, target, plan) {
             Ok(r) => r,
             Err(why) => return super::cannot_run("bench fuzz", why),
         };
@@ -249,7 +258,7 @@ fn fuzz(
         runs.push((target.as_str(), report));
     }
     let named: Vec<_> = runs.iter().map(|(t, r)| (*t, r)).collect();
-    if let Some(Err(why)) = plot.map(|path| campaign::plot_coverage(&named, path)) {
+    if let Some(Err(why)) = plot.map(|path| fuzz_campaign::plot_coverage(&named, path)) {
         return super::cannot_run("bench fuzz", why);
     }
     super::status(Ok(clean))
