@@ -261,6 +261,17 @@ fn a_full_socket_is_waited_out_and_then_no_longer_watched() {
         "the client still watches an empty outbox's socket"
     );
     assert_eq!(app.ending(), None);
+    // Found by cargo-mutants (the interest after the flush lost IN): it still hears the room.
+    assert_eq!(sim.send(ends.server_side, b"still here\n"), Ok(11));
+    reactor
+        .turn(&mut sim, &mut app, Some(Duration::ZERO))
+        .unwrap();
+    drop(app);
+    assert!(
+        printed.text().ends_with("still here\n"),
+        "{}",
+        printed.text()
+    );
 }
 
 #[test]

@@ -116,7 +116,7 @@ fn bench_chat_prints_one_sim_chat_record_with_the_backend_flag_name() {
 }
 
 #[test]
-fn bench_guest_prints_one_record_with_both_halves() {
+fn bench_guest_prints_one_record_with_both_halves_and_the_case_rate() {
     if Command::new("python3").arg("--version").output().is_err() {
         eprintln!("skipped: python3 is not installed");
         return;
@@ -146,6 +146,7 @@ fn bench_guest_prints_one_record_with_both_halves() {
     assert_eq!((r.clients, r.lines), (3, 5));
     assert!(r.sim_calls > 0 && r.sim_calls_per_s > 0.0, "{r:?}");
     assert!(r.real_deliveries_per_s.is_some_and(|d| d > 0.0), "{r:?}");
+    assert!(r.check_sessions_per_s.is_some_and(|s| s > 0.0), "{r:?}");
 }
 
 #[test]

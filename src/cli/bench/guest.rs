@@ -6,7 +6,9 @@
 //! shim). Outside: the same program started plainly, loaded by `selectlab load` with the same
 //! clients and lines; the figure is deliveries per second. The program must print its port on
 //! its first line of output for the second half (the test fixtures do); otherwise that half
-//! says it was skipped. Measurements only: nothing is asserted.
+//! says it was skipped. Beside them, the case rate: sessions a second of `check --sim --only
+//! adversary` (each case starts the program afresh), for a chat server the check can judge.
+//! Measurements only: nothing is asserted.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -14,6 +16,9 @@ use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::check::Verdict;
+use crate::check::sim::{self as sim_check, DialectChoice, SimCheckConfig};
+use crate::guest::spawn::Launch;
 use crate::guest::{self, GuestConfig};
 use crate::load::{self, LoadConfig};
 
@@ -22,6 +27,9 @@ const REAL_LINE_BYTES: usize = 64;
 
 /// How long the real-loopback half may take.
 const REAL_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Random cases of `check --sim`'s adversary check the case rate is timed over.
+pub const RATE_CASES: u32 = 20;
 
 /// One measurement of a program, inside the simulator and on real loopback.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -42,6 +50,11 @@ pub struct GuestBench {
     pub real_deliveries_per_s: Option<f64>,
     /// Why the real half was skipped, if it was.
     pub real_skipped: Option<String>,
+    /// Sessions a second of `check --sim --only adversary --cases` [`RATE_CASES`], the
+    /// calibration run counted as one (None: the check could not pass the program).
+    pub check_sessions_per_s: Option<f64>,
+    /// Why the case rate was not measured, if it was not.
+    pub check_skipped: Option<String>,
 }
 
 /// Measures `command` both ways.
@@ -62,6 +75,7 @@ pub fn run(command: &[OsString], clients: usize, lines: usize) -> Result<GuestBe
     let wall = started.elapsed().as_secs_f64().max(1e-9);
     let delivered: usize = report.delivery.map_or(0, |d| d.heard.iter().sum());
     let real = real_loopback(command, clients, lines);
+    let rate = case_rate(command);
     Ok(GuestBench {
         clients,
         lines,
@@ -71,7 +85,34 @@ pub fn run(command: &[OsString], clients: usize, lines: usize) -> Result<GuestBe
         sim_deliveries_per_s: crate::json::round(delivered as f64 / wall, 0),
         real_deliveries_per_s: real.as_ref().ok().copied(),
         real_skipped: real.err(),
+        check_sessions_per_s: rate.as_ref().ok().copied(),
+        check_skipped: rate.err(),
     })
+}
+
+/// Times `check --sim --only adversary --cases` [`RATE_CASES`] on the program (no shrink): its
+/// sessions per second, each one a fresh start of the program.
+fn case_rate(command: &[OsString]) -> Result<f64, String> {
+    let config = SimCheckConfig {
+        command: command.to_vec(),
+        seed: crate::cli::DEFAULT_SEED,
+        cases: RATE_CASES,
+        only: vec!["adversary".to_string()],
+        shrink: false,
+        dialect: DialectChoice::Auto,
+        launch: Launch::default(),
+        pcap: None,
+    };
+    let started = Instant::now();
+    let findings = sim_check::run(&config, |_| {})?;
+    let wall = started.elapsed().as_secs_f64().max(1e-9);
+    match findings.iter().find(|f| f.name == "adversary") {
+        Some(f) if f.verdict == Verdict::Pass => {
+            Ok(crate::json::round(f64::from(RATE_CASES + 1) / wall, 1))
+        }
+        Some(f) => Err(format!("its adversary check did not pass: {f}")),
+        None => Err("it failed the calm calibration run".to_string()),
+    }
 }
 
 /// Starts the program plainly, reads its port from its first line, and loads it.
@@ -120,8 +161,16 @@ impl fmt::Display for GuestBench {
             self.sim_calls, self.sim_wall_s, self.sim_calls_per_s, self.sim_deliveries_per_s
         )?;
         match (&self.real_deliveries_per_s, &self.real_skipped) {
-            (Some(rate), _) => write!(f, "on real loopback: {rate:.0} deliveries/s"),
-            (None, Some(why)) => write!(f, "on real loopback: skipped ({why})"),
+            (Some(rate), _) => writeln!(f, "on real loopback: {rate:.0} deliveries/s")?,
+            (None, Some(why)) => writeln!(f, "on real loopback: skipped ({why})")?,
+            (None, None) => {}
+        }
+        match (&self.check_sessions_per_s, &self.check_skipped) {
+            (Some(rate), _) => write!(
+                f,
+                "check --sim --only adversary --cases {RATE_CASES}: {rate:.1} sessions/s"
+            ),
+            (None, Some(why)) => write!(f, "check --sim case rate: skipped ({why})"),
             (None, None) => Ok(()),
         }
     }
