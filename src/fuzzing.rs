@@ -443,7 +443,12 @@ impl ChatScript {
                 )
             })?;
             let (outcome, settled) = session.run_all(&self.steps);
-            case::settled(&self.steps, settled, &outcome.transcript)?;
+            case::settled(
+                &self.steps,
+                settled,
+                outcome.server_trouble.as_ref(),
+                &outcome.transcript,
+            )?;
             properties::check(&self.steps, &outcome, CHAT_FUZZ_CLIENTS, &self.limits)
         };
         run(false).or_else(|_| run(true))

@@ -87,15 +87,21 @@ pub fn halved(step: &Step) -> Option<Step> {
 }
 
 /// Judges how a session's steps ran ([`Session::run_all`](super::Session::run_all)): a step
-/// that did not settle is a busy loop or a hang; `transcript` is what the failure shows of it.
+/// that did not settle is the server's `trouble` if it had one (a flood stops the session so),
+/// else a busy loop or a hang; `transcript` is what the failure shows of it.
 pub fn settled(
     steps: &[Step],
     result: Result<(), (usize, Errno)>,
+    trouble: Option<&Failure>,
     transcript: &str,
 ) -> Result<(), Failure> {
     let Err((step, e)) = result else {
         return Ok(());
     };
+    if let Some(trouble) = trouble {
+        let why = trouble.clone().after("the server could not go on: ");
+        return Err(why.with_transcript(transcript));
+    }
     let at = steps
         .get(step)
         .map_or("the end".into(), ToString::to_string);
@@ -161,11 +167,16 @@ mod tests {
     #[test]
     fn a_step_that_did_not_settle_is_named_with_its_number() {
         let steps = vec![say(0, "hi")];
-        let f = settled(&steps, Err((0, Errno::EBUSY)), "t").expect_err("unsettled");
+        let f = settled(&steps, Err((0, Errno::EBUSY)), None, "t").expect_err("unsettled");
         assert_eq!(f.symptom, Symptom::Hang);
         assert!(f.what.starts_with("step 1 (c1 says \"hi\")"), "{}", f.what);
-        let end = settled(&steps, Err((1, Errno::EBUSY)), "t").expect_err("unsettled");
+        let end = settled(&steps, Err((1, Errno::EBUSY)), None, "t").expect_err("unsettled");
         assert!(end.what.starts_with("step 2 (the end)"), "{}", end.what);
-        assert_eq!(settled(&steps, Ok(()), "t"), Ok(()));
+        assert_eq!(settled(&steps, Ok(()), None, "t"), Ok(()));
+        let flood = Failure::new(Symptom::Extra, "it floods");
+        let why =
+            settled(&steps, Err((0, Errno::ENOBUFS)), Some(&flood), "t").expect_err("a flood");
+        assert_eq!(why.symptom, Symptom::Extra);
+        assert_eq!(why.what, "the server could not go on: it floods");
     }
 }

@@ -118,6 +118,9 @@ pub(super) struct Crowd {
     pub(super) calls: u64,
     /// Bytes the clients have received, in all.
     pub(super) received_bytes: u64,
+    /// What the clients have given the server to relay: bytes typed, lines in them, and
+    /// arrivals and departures (the bound on what they may hear: [`Crowd::flood_bound`]).
+    pub(super) given: Given,
     /// Whether clients keep their lines (else they only count them).
     pub(super) keep_lines: bool,
     /// Clients that may be runnable: woken by the simulator, given something to send, or
@@ -125,9 +128,54 @@ pub(super) struct Crowd {
     pub(super) busy: BTreeSet<usize>,
 }
 
+/// What the clients have given the server to relay so far.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Given {
+    /// Bytes typed.
+    pub(super) bytes: u64,
+    /// Line ends typed.
+    pub(super) lines: u64,
+    /// Arrivals and departures.
+    pub(super) comings_and_goings: u64,
+}
+
+/// Bytes a relayed byte may become: a byte escaped in octal takes four (`ncat --chat` relays
+/// control bytes so).
+pub const RELAYED_BYTE_EXPANSION: u64 = 4;
+/// Bytes of frame a server may add to each line or notice it tells (a time stamp, an address,
+/// a name).
+pub const FRAME_ALLOWANCE_BYTES: u64 = 256;
+/// Bytes a server may tell each client of its own accord (a greeting, a banner, help).
+pub const GREETING_ALLOWANCE_BYTES: u64 = 64 << 10;
+
+impl Crowd {
+    /// The most bytes the clients may hear in all, given what they gave the server: every byte
+    /// typed (escaped, at worst), every line and notice with a frame, told to every client,
+    /// and a greeting each. More is a flood: the server sends what nobody said.
+    pub(super) fn flood_bound(&self) -> u64 {
+        let g = self.given;
+        let told = RELAYED_BYTE_EXPANSION * g.bytes
+            + FRAME_ALLOWANCE_BYTES * (g.lines + g.comings_and_goings)
+            + GREETING_ALLOWANCE_BYTES;
+        (self.clients.len() as u64).saturating_mul(told)
+    }
+}
+
 impl Peers for Crowd {
     fn count(&self) -> usize {
         self.clients.len()
+    }
+
+    fn overwhelmed(&self) -> Option<String> {
+        let bound = self.flood_bound();
+        (self.keep_lines && self.received_bytes > bound).then(|| {
+            format!(
+                "the clients heard {} bytes, more than all they gave it could make (at most {bound}: \
+                 each byte typed four times over, each line and notice with 256 bytes of frame, and \
+                 64 KiB of greeting, told to every client): it floods",
+                self.received_bytes
+            )
+        })
     }
 
     fn candidates(&mut self, sim: &mut Sim) -> Vec<usize> {

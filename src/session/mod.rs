@@ -30,6 +30,7 @@ use crate::kernel::{Kernel, Mode, Shutdown, SockOpt};
 use crate::readiness::Backend;
 use crate::sim::capture::Capture;
 use crate::sim::decide::Decider;
+use crate::sim::interleave::Peers;
 use crate::sim::transcript::Host;
 use crate::sim::{Sim, SimConfig};
 use crowd::{Crowd, Notes};
@@ -338,6 +339,7 @@ impl Session {
                 },
                 calls: 0,
                 received_bytes: 0,
+                given: crowd::Given::default(),
                 keep_lines: config.keep_lines,
                 busy: BTreeSet::new(),
             },
@@ -498,6 +500,7 @@ impl Session {
         }
         let addr = self.sim.getsockname(fd)?;
         self.note(format_args!("c{} connects from {addr}", n + 1));
+        self.crowd.given.comings_and_goings += 1;
         let c = self.crowd.client(n);
         c.fd = Some(fd);
         c.view.addr = Some(addr);
@@ -511,6 +514,9 @@ impl Session {
         };
         c.outbox.extend_from_slice(bytes);
         self.crowd.busy.insert(n);
+        let given = &mut self.crowd.given;
+        given.bytes += bytes.len() as u64;
+        given.lines += memchr::memchr_iter(b'\n', bytes).count() as u64;
         self.note(format_args!(
             "c{} types {} ({} bytes)",
             n + 1,
@@ -528,6 +534,7 @@ impl Session {
             return;
         };
         c.view.left_while_held = held;
+        self.crowd.given.comings_and_goings += 1;
         self.sim.set_host(Host::peer(n));
         if reset {
             let _ = self.sim.setsockopt(fd, SockOpt::Linger, 0);
@@ -555,6 +562,11 @@ impl Session {
             let busy = !self.descheduled && self.turn(Duration::ZERO)?;
             self.stalled += self.sim.now().saturating_sub(before);
             self.crowd.notes.sync(&self.sim);
+            if let Some(flood) = self.crowd.overwhelmed() {
+                self.trouble
+                    .get_or_insert(Failure::new(Symptom::Extra, flood));
+                return Err(Errno::ENOBUFS);
+            }
             if self.crowd.keep_lines && self.crowd.received_bytes > MAX_SESSION_RECEIVED_BYTES {
                 return Err(Errno::ENOBUFS);
             }

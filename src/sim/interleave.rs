@@ -40,6 +40,12 @@ pub trait Peers {
         let _ = sim;
         (0..self.count()).collect()
     }
+    /// Why the peers cannot go on taking what the host sends them, if they cannot: they have
+    /// heard more than anything they said could have made (the host floods). A host that runs
+    /// a long stretch of calls asks between them, to stop a flood as soon as it is one.
+    fn overwhelmed(&self) -> Option<String> {
+        None
+    }
 }
 
 /// No peers at all: a host running alone.

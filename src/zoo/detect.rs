@@ -185,7 +185,12 @@ impl Case {
             )
         })?;
         let (o, settled) = session.run_all(&self.steps);
-        case::settled(&self.steps, settled, &tail(&o.transcript))?;
+        case::settled(
+            &self.steps,
+            settled,
+            o.server_trouble.as_ref(),
+            &tail(&o.transcript),
+        )?;
         if self.full {
             let clients = CHAT_FUZZ_CLIENTS.max(o.clients.len());
             properties::check(&self.steps, &o, clients, &limits)

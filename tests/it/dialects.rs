@@ -167,8 +167,8 @@ fn each_fault_fails_with_its_own_symptom_and_never_on_wording() {
             "addr",
             "eof-flood",
             "dialect",
-            Symptom::Spin,
-            "calls in a row without blocking once",
+            Symptom::Extra,
+            "more than all they gave it could make",
         ),
         ("named", "half-close", "dialect", Symptom::Spin, "it spins"),
         (

@@ -202,7 +202,12 @@ impl Case {
         if let Some(keep) = keep {
             *keep = std::mem::take(&mut outcome.capture);
         }
-        case::settled(&self.steps, settled, &outcome.transcript)?;
+        case::settled(
+            &self.steps,
+            settled,
+            outcome.server_trouble.as_ref(),
+            &outcome.transcript,
+        )?;
         if let Some(d) = &self.descheduled {
             return d.judge(self.steps.len(), &outcome).map(|()| 0);
         }

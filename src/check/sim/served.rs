@@ -186,6 +186,10 @@ impl Server for GuestServer {
             if self.trouble.is_some() {
                 return Ok(moved);
             }
+            if let Some(flood) = peers.overwhelmed() {
+                self.trouble = Some(Failure::new(Symptom::Extra, flood));
+                return Ok(moved);
+            }
             if self.guest.can_proceed(sim, Host::MAIN) {
                 self.proceed(sim, peers);
                 moved = true;

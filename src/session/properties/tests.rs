@@ -205,6 +205,38 @@ fn an_echo_is_named_whatever_the_path() {
     }
 }
 
+/// Found by cargo-mutants (a late joiner that went loose was judged as a late joiner only):
+/// a client that joined while the room was held and then stopped reading is owed only part
+/// of what each client said, in order and once; a prefix of c1's lines passes.
+#[test]
+fn a_loose_late_joiner_is_owed_a_part_of_each_senders_lines() {
+    let steps = [
+        Step::Join(0),
+        Step::Join(1),
+        Step::Pause(1),
+        Step::Join(2),
+        Step::StopReading(2),
+        say(0, "a"),
+        say(0, "b"),
+    ];
+    let mut o = outcome(&[
+        &[said(1, "entered room"), said(2, "entered room")],
+        &[],
+        &[said(0, "say: a")],
+    ]);
+    o.first_held_step = Some(3);
+    o.clients[2].joined_while_held = true;
+    assert_eq!(check(&steps, &o, 3, &Limits::default()), Ok(()));
+    // What it heard must still be what c1 said, in order.
+    let mut swapped = o.clone();
+    swapped.clients[2].lines = vec![
+        said(0, "say: b").into_bytes(),
+        said(0, "say: a").into_bytes(),
+    ];
+    let why = check(&steps, &swapped, 3, &Limits::default()).expect_err("out of order");
+    assert_eq!(why.symptom, Symptom::Reordered, "{why}");
+}
+
 /// A finished session by hand: each client's address and the lines it heard.
 fn outcome(heard: &[&[String]]) -> Outcome {
     let clients = heard
