@@ -7,6 +7,8 @@
 //!   bytes, and every choice of the lawful adversary).
 //! - `server`: the [`Server`] boundary and the reference room behind it; `crowd`: the clients.
 //! - [`schedules`]: the sessions the checks and the zoo's detectors run.
+//! - [`script`]: a scripted session from arbitrary bytes (the `chat_adversary` fuzz target's
+//!   decoding, drawn by the zoo's adversary and `check --sim`'s random cases too).
 //! - [`properties`]: the chat properties, as a checker over a finished session.
 //! - [`case`]: what every detector that runs sessions shares: the settle check, smaller
 //!   cases, and the shrink that keeps a failure's symptom.
@@ -42,6 +44,7 @@ mod crowd;
 pub mod dialect;
 pub mod properties;
 pub mod schedules;
+pub mod script;
 mod server;
 pub mod symptom;
 

@@ -28,7 +28,7 @@ use crate::addr::{Family, SockAddr, SockType};
 use crate::chat::client::{ChatClientApp, Ending};
 use crate::chat::serve::listen;
 use crate::chat::server::Limits;
-use crate::fuzzing::{CHAT_FUZZ_CLIENTS, ChatScript, chat_session};
+use crate::fuzzing::chat_session;
 use crate::kernel::{Kernel, Mode};
 use crate::load::{self, LoadConfig, LoadReport};
 use crate::programs::chat_room::{ServeOptions, serve_in_thread};
@@ -37,6 +37,7 @@ use crate::readiness::{BACKEND_MODES, Backend};
 use crate::session::case::{self, Shrink};
 use crate::session::properties;
 use crate::session::schedules::{self, say};
+use crate::session::script::{CHAT_FUZZ_CLIENTS, ChatScript};
 use crate::session::{Failure, Session, SessionConfig, Step, Symptom};
 use crate::sim::Sim;
 use crate::sim::decide::{Adversity, Decider, SplitMix64};
@@ -493,12 +494,13 @@ pub fn adversary(bugs: Bugs, budget: Budget, seed: u64) -> Option<Caught> {
         if started.elapsed() > budget.time {
             return None;
         }
-        let script = ChatScript::decode(&rng.bytes(crate::fuzzing::CHAT_FUZZ_SCRIPT_BYTES));
+        let script = ChatScript::decode(&rng.bytes(crate::session::script::CHAT_FUZZ_SCRIPT_BYTES));
         let decide = Decider::seeded(rng.next(), ZOO_ADVERSITY);
         let limits = drawn_limits(&mut rng, script.limits);
         let mut case = Case::new(script.backend, script.mode, decide, limits, script.steps);
         // The script's bursts are sized for the fuzz target's small client windows.
-        case.config.client_rcvbuf_bytes = Some(crate::fuzzing::CHAT_FUZZ_CLIENT_RCVBUF_BYTES);
+        case.config.client_rcvbuf_bytes =
+            Some(crate::session::script::CHAT_FUZZ_CLIENT_RCVBUF_BYTES);
         if let Some(fd_limit) = drawn_fd_limit(&mut rng) {
             // The server's own table (as a separate process has), so its clients still connect;
             // who gets in is then the schedule's, and only liveness is judged.
@@ -552,7 +554,7 @@ pub fn fuzzer(bugs: Bugs, budget: Budget, seed: u64) -> Option<Caught> {
         if started.elapsed() > budget.time {
             return None;
         }
-        let len = crate::fuzzing::CHAT_FUZZ_SCRIPT_BYTES + (rng.next() % 2048) as usize;
+        let len = crate::session::script::CHAT_FUZZ_SCRIPT_BYTES + (rng.next() % 2048) as usize;
         let data = rng.bytes(len);
         if let Err(why) = chat_session(&data, bugs) {
             let evidence = format!("input ({} bytes): {data:02x?}\n{why}", data.len());

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::Case;
 use super::descheduled::Descheduled;
-use crate::fuzzing::{CHAT_FUZZ_CLIENT_RCVBUF_BYTES, ChatScript};
 use crate::session::schedules::{self, say};
+use crate::session::script::{CHAT_FUZZ_CLIENT_RCVBUF_BYTES, ChatScript};
 use crate::session::{Failure, Step, Symptom};
 use crate::sim::decide::{Adversity, SplitMix64};
 
@@ -283,7 +283,7 @@ pub(super) fn case_seed(seed: u64, i: u32) -> u64 {
 /// [`MAX_SENT_LINE_BYTES`].
 pub(super) fn random_case(seed: u64, adversity: Adversity) -> Case {
     let mut rng = SplitMix64(seed);
-    let script = ChatScript::decode(&rng.bytes(crate::fuzzing::CHAT_FUZZ_SCRIPT_BYTES));
+    let script = ChatScript::decode(&rng.bytes(crate::session::script::CHAT_FUZZ_SCRIPT_BYTES));
     let steps = (script.steps.into_iter())
         .filter(|s| match s {
             Step::StopServer => false,
