@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::readiness::Backend;
-use crate::scenario::{check, parse};
+use crate::scenario::{judge, parse};
 
 #[derive(clap::Args)]
 pub(super) struct ScenarioArgs {
@@ -49,10 +49,10 @@ impl ScenarioArgs {
                 }
             }
         }
-        let transport = check::Transport::parse(&self.transport).expect("clap checked the value");
+        let transport = judge::Transport::parse(&self.transport).expect("clap checked the value");
         let backend = Backend::parse(&self.backend).expect("clap checked the value");
         let pictures = self.html.is_some() || self.pcap.is_some();
-        if pictures && (scripts.len() != 1 || transport == check::Transport::Real) {
+        if pictures && (scripts.len() != 1 || transport == judge::Transport::Real) {
             eprintln!(
                 "selectlab: scenario: --html and --pcap draw one script's simulated run: give one file, on --transport sim or both"
             );
@@ -60,7 +60,7 @@ impl ScenarioArgs {
         }
         let mut failed = 0;
         for script in &scripts {
-            let (passed, sim) = check::check(script, transport, backend, self.pcap.is_some(), out);
+            let (passed, sim) = judge::judge(script, transport, backend, self.pcap.is_some(), out);
             failed += usize::from(!passed);
             if let Some(sim) = sim.filter(|_| pictures) {
                 let title = format!("selectlab scenario {}", script.file);

@@ -3,13 +3,15 @@
 //!
 //! - [`parse`]: text to [`Script`]; every error names its file and line, before anything runs.
 //! - [`run`]: a script on one kernel and backend, giving one result per command.
+//! - [`judge`]: `selectlab scenario`'s verdict: every command's result against its expectation
+//!   on one or both transports, and, on both, whether the two agree.
 //!
 //! Extensions to v1 (compatible: a v1 script keeps its meaning): timers (`timer`, `arm`,
 //! `ticks`, `armed`: a timerfd, see `docs/src/simulator.md`). Two behaviours are fixed where v1 is silent: an operation on a name that was closed is `EBADF`
 //! without reaching the kernel (so a recycled descriptor number is never touched), and `tcp`
 //! pairs have TCP_NODELAY (so small writes are not held back by Nagle's algorithm).
 
-pub mod check;
+pub mod judge;
 pub mod parse;
 pub mod run;
 

@@ -3,7 +3,7 @@
 //! - `state`: sockets, pipes, open files and the descriptor table, with Linux's limits.
 //! - `calls`: the [`Kernel`](crate::kernel::Kernel) trait on [`Sim`], every call recorded.
 //! - `net`: what each socket call does (TCP, UDP, AF_UNIX), mirroring Linux's behaviour.
-//! - `readiness`: what poll reports for each object.
+//! - `poll_mask`: what poll reports for each object (Linux's `->poll` methods).
 //! - `epoll`: epoll's interest and ready lists, wake-ups, and select.
 //! - [`decide`]: the one decision source (faithful, seeded adversary, fuzzer bytes).
 //! - [`interleave`]: peers (chat clients) making syscalls between any two of the program's.
@@ -20,7 +20,7 @@ pub mod decide;
 mod epoll;
 pub mod interleave;
 mod net;
-mod readiness;
+mod poll_mask;
 mod skb;
 mod state;
 pub mod transcript;

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use selectlab::readiness::Backend;
-use selectlab::scenario::check::{Transport, check};
+use selectlab::scenario::judge::{Transport, judge};
 use selectlab::scenario::parse::parse;
 
 fn scenario_files() -> Vec<PathBuf> {
@@ -41,7 +41,7 @@ fn every_scenario_holds_on_both_transports() {
             path.display()
         );
         let mut report = Vec::new();
-        if !check(&script, Transport::Both, Backend::Epoll, false, &mut report).0 {
+        if !judge(&script, Transport::Both, Backend::Epoll, false, &mut report).0 {
             failures.push(String::from_utf8_lossy(&report).into_owned());
         }
     }

@@ -35,7 +35,7 @@ impl Transport {
 
 /// Runs one script and writes its report; returns whether it passed, and the simulator it ran
 /// on (if it did), whose traffic is captured when `capture` is on.
-pub fn check(
+pub fn judge(
     script: &Script,
     transport: Transport,
     backend: Backend,
