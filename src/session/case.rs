@@ -27,12 +27,12 @@ pub fn shrink<C: Shrink>(
     mut judge: impl FnMut(&C) -> Result<(), Failure>,
 ) -> C {
     let mut runs = 0;
-    'smaller: while runs < MAX_SHRINK_RUNS {
+    'smaller: loop {
         for candidate in case.smaller() {
-            runs += 1;
-            if runs > MAX_SHRINK_RUNS {
+            if runs == MAX_SHRINK_RUNS {
                 break 'smaller;
             }
+            runs += 1;
             if judge(&candidate).is_err_and(|f| f.symptom == symptom) {
                 case = candidate;
                 continue 'smaller;
@@ -155,6 +155,37 @@ mod tests {
         // Shrinking the `Extra` failure must drop the step that makes it `Lost`, never keep it.
         let shrunk = shrink(Steps(steps), Symptom::Extra, judge(lost, extra.clone()));
         assert_eq!(shrunk, Steps(vec![extra]));
+    }
+
+    /// Found by cargo-mutants (the bound counted nothing): a shrink judges at most
+    /// MAX_SHRINK_RUNS sessions, however many smaller cases there are.
+    #[test]
+    fn a_shrink_judges_at_most_its_bound_of_sessions() {
+        let steps: Vec<Step> = (0..200).map(|n| say(n % 4, "x")).collect();
+        let mut judged = 0;
+        let shrunk = shrink(Steps(steps.clone()), Symptom::Lost, |_: &Steps| {
+            judged += 1;
+            Ok(())
+        });
+        assert_eq!(judged, MAX_SHRINK_RUNS);
+        assert_eq!(shrunk, Steps(steps), "nothing smaller failed");
+    }
+
+    /// Found by cargo-mutants: the boldest cuts come first, halves, then single steps.
+    #[test]
+    fn smaller_steps_leave_out_halves_then_single_steps() {
+        let steps: Vec<Step> = (0..4).map(|n| say(n, "x")).collect();
+        let kept =
+            |which: &[usize]| -> Vec<Step> { which.iter().map(|&i| steps[i].clone()).collect() };
+        let want = [
+            kept(&[2, 3]),
+            kept(&[0, 1]),
+            kept(&[1, 2, 3]),
+            kept(&[0, 2, 3]),
+            kept(&[0, 1, 3]),
+            kept(&[0, 1, 2]),
+        ];
+        assert_eq!(smaller_steps(&steps), want);
     }
 
     #[test]
