@@ -193,6 +193,8 @@ mod tests {
         let four = Step::Raw(0, b"a\nbb\nc\nd\n".to_vec());
         assert_eq!(halved(&four), Some(Step::Raw(0, b"a\nbb\n".to_vec())));
         assert_eq!(halved(&Step::Raw(0, b"one line\n".to_vec())), None);
+        let drip = Step::Drip(1, b"a\nb\n".to_vec());
+        assert_eq!(halved(&drip), Some(Step::Drip(1, b"a\n".to_vec())));
     }
 
     #[test]

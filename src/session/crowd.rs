@@ -119,7 +119,7 @@ pub(super) struct Crowd {
     /// Bytes the clients have received, in all.
     pub(super) received_bytes: u64,
     /// What the clients have given the server to relay: bytes typed, lines in them, and
-    /// arrivals and departures (the bound on what they may hear: [`Crowd::flood_bound`]).
+    /// arrivals and departures (the bound on what they may hear: [`flood_bound`]).
     pub(super) given: Given,
     /// Whether clients keep their lines (else they only count them).
     pub(super) keep_lines: bool,
@@ -148,17 +148,14 @@ pub const FRAME_ALLOWANCE_BYTES: u64 = 256;
 /// Bytes a server may tell each client of its own accord (a greeting, a banner, help).
 pub const GREETING_ALLOWANCE_BYTES: u64 = 64 << 10;
 
-impl Crowd {
-    /// The most bytes the clients may hear in all, given what they gave the server: every byte
-    /// typed (escaped, at worst), every line and notice with a frame, told to every client,
-    /// and a greeting each. More is a flood: the server sends what nobody said.
-    pub(super) fn flood_bound(&self) -> u64 {
-        let g = self.given;
-        let told = RELAYED_BYTE_EXPANSION * g.bytes
-            + FRAME_ALLOWANCE_BYTES * (g.lines + g.comings_and_goings)
-            + GREETING_ALLOWANCE_BYTES;
-        (self.clients.len() as u64).saturating_mul(told)
-    }
+/// The most bytes `clients` clients may hear in all, given what they gave the server: every
+/// byte typed (escaped, at worst), every line and notice with a frame, told to every client,
+/// and a greeting each. More is a flood: the server sends what nobody said.
+fn flood_bound(clients: usize, g: Given) -> u64 {
+    let told = RELAYED_BYTE_EXPANSION * g.bytes
+        + FRAME_ALLOWANCE_BYTES * (g.lines + g.comings_and_goings)
+        + GREETING_ALLOWANCE_BYTES;
+    (clients as u64).saturating_mul(told)
 }
 
 impl Peers for Crowd {
@@ -167,7 +164,7 @@ impl Peers for Crowd {
     }
 
     fn overwhelmed(&self) -> Option<String> {
-        let bound = self.flood_bound();
+        let bound = flood_bound(self.clients.len(), self.given);
         (self.keep_lines && self.received_bytes > bound).then(|| {
             format!(
                 "the clients heard {} bytes, more than all they gave it could make (at most {bound}: \
@@ -318,5 +315,25 @@ impl Crowd {
             }
         }
         sim.set_host(Host::MAIN);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by cargo-mutants: the bound is what `docs/src/testing-your-server.md` says.
+    #[test]
+    fn the_flood_bound_is_four_bytes_a_byte_a_frame_a_line_or_notice_and_a_greeting_each() {
+        let given = Given {
+            bytes: 10,
+            lines: 2,
+            comings_and_goings: 3,
+        };
+        assert_eq!(
+            flood_bound(4, given),
+            4 * (4 * 10 + 256 * (2 + 3) + 64 * 1024)
+        );
+        assert_eq!(flood_bound(0, given), 0);
     }
 }
