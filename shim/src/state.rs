@@ -7,7 +7,8 @@
 //! (EBADF, ENOTSOCK) instead of touching the network.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU8, Ordering::Relaxed};
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
 
 use selectlab_wire::{MAX_MESSAGE_BYTES, Op, Reply, Request, SPIN_RECV_TRIES};
 
@@ -27,6 +28,17 @@ static MODE: AtomicU8 = AtomicU8::new(Mode::Dormant as u8);
 static OWNER_PID: AtomicI32 = AtomicI32::new(0);
 static OWNER_TID: AtomicI32 = AtomicI32::new(0);
 static CHANNEL_FD: AtomicI32 = AtomicI32::new(-1);
+/// The owner thread's pthread handle: telling it apart costs no system call (see
+/// [`surely_owner`]).
+static OWNER_THREAD: AtomicU64 = AtomicU64::new(0);
+/// Set in a child of `fork` (glibc runs pthread_atfork's child handlers there), which keeps
+/// its parent's thread handle.
+static FORKED: AtomicBool = AtomicBool::new(false);
+static AFTER_FORK_HANDLER: Once = Once::new();
+
+extern "C" fn after_fork_in_child() {
+    FORKED.store(true, Relaxed);
+}
 
 /// Descriptors above this are never simulated (a placeholder there is refused).
 pub(crate) const MAX_SIM_FD: i32 = 65_535;
@@ -57,6 +69,12 @@ pub(crate) fn mode() -> Mode {
 pub(crate) fn set_owner(pid: i32, tid: i32, channel: i32) {
     OWNER_PID.store(pid, Relaxed);
     OWNER_TID.store(tid, Relaxed);
+    // SAFETY: pthread_self takes no arguments and cannot fail.
+    OWNER_THREAD.store(unsafe { libc::pthread_self() } as u64, Relaxed);
+    AFTER_FORK_HANDLER.call_once(|| {
+        // SAFETY: registers a handler that only stores to an atomic, safe in a forked child.
+        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    });
     CHANNEL_FD.store(channel, Relaxed);
     MODE.store(Mode::Owner as u8, Relaxed);
 }
@@ -202,6 +220,18 @@ pub(crate) fn owner_or_refuse(what: &str) {
         )),
         _ => {}
     }
+}
+
+/// Whether the caller is surely the program on its one thread, known without a system call:
+/// the owner's thread handle, in a process that has not forked since. `false` means only
+/// "ask [`owner_or_refuse`]", which decides with getpid and gettid. (A `vfork` child shares its
+/// parent's memory and handle until it execs, and is taken for the owner here: it may only
+/// exec or exit.)
+pub(crate) fn surely_owner() -> bool {
+    mode() == Mode::Owner
+        && !FORKED.load(Relaxed)
+        // SAFETY: pthread_self takes no arguments and cannot fail.
+        && unsafe { libc::pthread_self() } as u64 == OWNER_THREAD.load(Relaxed)
 }
 
 /// Whether the caller is a forked child of the program (sharing its simulated descriptors'

@@ -30,8 +30,9 @@ use crate::sim::Sim;
 use crate::sim::interleave::{Interleaved, Peers};
 use crate::sim::transcript::Host;
 
-/// Most requests one turn answers without the program waiting: a flood (a program that
-/// sends without end and never waits) is stopped here. A check's biggest step asks a few
+/// Most calls (requests, and the clock reads the shim answered itself) one turn answers without
+/// the program waiting: a flood (a program that sends without end and never waits, or only
+/// reads clocks) is stopped here. A check's biggest step asks a few
 /// tens of thousands of calls of a server that sends each line alone (`burst`: 20 000 lines).
 pub const MAX_CALLS_PER_TURN: usize = 1 << 17;
 
@@ -182,7 +183,10 @@ impl Server for GuestServer {
     ) -> Result<bool, Errno> {
         let until = sim.now().saturating_add(timeout);
         let mut moved = false;
-        for _ in 0..MAX_CALLS_PER_TURN {
+        // Calls, the clock reads the shim answered itself included: each request answered
+        // counts one at least, so the loop ends.
+        let first = self.calls;
+        while self.calls - first < MAX_CALLS_PER_TURN as u64 {
             if self.trouble.is_some() {
                 return Ok(moved);
             }
