@@ -35,8 +35,9 @@
 //!    the reactor, the client).
 //! 7. Above the room, side by side:
 //!    - [`session`]: the harness — scripted sessions of any chat server in the simulator
-//!      behind one `Server` boundary, the schedules, the properties that judge them, and the
-//!      dialects of other servers.
+//!      behind one `Server` boundary, the schedules and the fuzz script, the properties that
+//!      judge them, the kinds of fault a failure shows, the one shrink every detector uses,
+//!      and the dialects of other servers.
 //!    - [`guest`]: other people's unmodified programs on the simulator, through the preloaded
 //!      shim (`shim/`, the project's only `unsafe` code; its messages in `wire/`).
 //! 8. The tutorial's programs and the fuzz targets' logic: [`programs`] (good-bye TCP, UDP
