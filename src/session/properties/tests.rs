@@ -436,6 +436,15 @@ fn a_server_stopped_after_a_hold_still_owes_what_came_before_it() {
             .starts_with("c2 heard 1 items but should have heard 3"),
         "{missing_b}"
     );
+    // Found by cargo-mutants: a fault after the hold says it was judged per sender.
+    let changed = [said(0, "say: a"), said(0, "say: b"), said(0, "say: z")];
+    let why = held_at_c(&changed).expect_err("c1 never said z");
+    assert!(
+        why.what
+            .starts_with("c2 (after the room was held, per sender) heard 1 items"),
+        "{why}"
+    );
+    assert_eq!(why.symptom, Symptom::Torn);
 }
 
 /// Issue 16's lower bound: what a client said before it stopped reading, or before it was
