@@ -85,12 +85,6 @@ impl Symptom {
             Symptom::CannotStart => "cannot-start",
         }
     }
-
-    /// Whether the program could not be judged at all (it never ran, or ran what the
-    /// simulator refuses): no verdict, rather than a fault.
-    pub fn unjudgeable(self) -> bool {
-        matches!(self, Symptom::Refused | Symptom::CannotStart)
-    }
 }
 
 impl fmt::Display for Symptom {
