@@ -5,8 +5,8 @@
 
 use nix::errno::Errno;
 
-use super::Step;
 use super::symptom::{Failure, Symptom};
+use super::{Outcome, Step, properties};
 
 /// Most sessions one shrink judges.
 pub const MAX_SHRINK_RUNS: usize = 120;
@@ -86,22 +86,18 @@ pub fn halved(step: &Step) -> Option<Step> {
     }
 }
 
-/// Judges how a session's steps ran ([`Session::run_all`](super::Session::run_all)): a step
-/// that did not settle is the server's `trouble` if it had one (a flood stops the session so),
-/// else a busy loop or a hang; `transcript` is what the failure shows of it.
+/// Judges how a session's steps ran ([`Session::run_all`](super::Session::run_all)) to the
+/// outcome `o`: a step that did not settle is the server's trouble if it had one (a flood
+/// stops the session so), else a busy loop or a hang.
 pub fn settled(
     steps: &[Step],
     result: Result<(), (usize, Errno)>,
-    trouble: Option<&Failure>,
-    transcript: &str,
+    o: &Outcome,
 ) -> Result<(), Failure> {
     let Err((step, e)) = result else {
         return Ok(());
     };
-    if let Some(trouble) = trouble {
-        let why = trouble.clone().after("the server could not go on: ");
-        return Err(why.with_transcript(transcript));
-    }
+    properties::could_go_on(o)?;
     let at = steps
         .get(step)
         .map_or("the end".into(), ToString::to_string);
@@ -109,7 +105,7 @@ pub fn settled(
         "step {} ({at}) did not settle ({e}): a busy loop or a hang",
         step + 1
     );
-    Err(Failure::new(Symptom::Hang, what).with_transcript(transcript))
+    Err(Failure::new(Symptom::Hang, what).with_transcript(&o.transcript))
 }
 
 #[cfg(test)]
@@ -200,15 +196,17 @@ mod tests {
     #[test]
     fn a_step_that_did_not_settle_is_named_with_its_number() {
         let steps = vec![say(0, "hi")];
-        let f = settled(&steps, Err((0, Errno::EBUSY)), None, "t").expect_err("unsettled");
+        let mut o = Outcome::of_clients(Vec::new());
+        o.transcript = "t".into();
+        let f = settled(&steps, Err((0, Errno::EBUSY)), &o).expect_err("unsettled");
         assert_eq!(f.symptom, Symptom::Hang);
         assert!(f.what.starts_with("step 1 (c1 says \"hi\")"), "{}", f.what);
-        let end = settled(&steps, Err((1, Errno::EBUSY)), None, "t").expect_err("unsettled");
+        assert_eq!(f.transcript, "t");
+        let end = settled(&steps, Err((1, Errno::EBUSY)), &o).expect_err("unsettled");
         assert!(end.what.starts_with("step 2 (the end)"), "{}", end.what);
-        assert_eq!(settled(&steps, Ok(()), None, "t"), Ok(()));
-        let flood = Failure::new(Symptom::Extra, "it floods");
-        let why =
-            settled(&steps, Err((0, Errno::ENOBUFS)), Some(&flood), "t").expect_err("a flood");
+        assert_eq!(settled(&steps, Ok(()), &o), Ok(()));
+        o.server_trouble = Some(Failure::new(Symptom::Extra, "it floods"));
+        let why = settled(&steps, Err((0, Errno::ENOBUFS)), &o).expect_err("a flood");
         assert_eq!(why.symptom, Symptom::Extra);
         assert_eq!(why.what, "the server could not go on: it floods");
     }

@@ -168,9 +168,12 @@ impl Peers for Crowd {
         (self.keep_lines && self.received_bytes > bound).then(|| {
             format!(
                 "the clients heard {} bytes, more than all they gave it could make (at most {bound}: \
-                 each byte typed four times over, each line and notice with 256 bytes of frame, and \
-                 64 KiB of greeting, told to every client): it floods",
-                self.received_bytes
+                 each byte typed {} times over, each line and notice with {} bytes of frame, and \
+                 {} KiB of greeting, told to every client): it floods",
+                self.received_bytes,
+                RELAYED_BYTE_EXPANSION,
+                FRAME_ALLOWANCE_BYTES,
+                GREETING_ALLOWANCE_BYTES >> 10,
             )
         })
     }

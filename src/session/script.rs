@@ -139,12 +139,7 @@ impl ChatScript {
                 )
             })?;
             let (outcome, settled) = session.run_all(&self.steps);
-            case::settled(
-                &self.steps,
-                settled,
-                outcome.server_trouble.as_ref(),
-                &outcome.transcript,
-            )?;
+            case::settled(&self.steps, settled, &outcome)?;
             properties::check(&self.steps, &outcome, CHAT_FUZZ_CLIENTS, &self.limits)
         };
         run(false).or_else(|_| run(true))

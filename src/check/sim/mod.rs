@@ -202,12 +202,7 @@ impl Case {
         if let Some(keep) = keep {
             *keep = std::mem::take(&mut outcome.capture);
         }
-        case::settled(
-            &self.steps,
-            settled,
-            outcome.server_trouble.as_ref(),
-            &outcome.transcript,
-        )?;
+        case::settled(&self.steps, settled, &outcome)?;
         if let Some(d) = &self.descheduled {
             return d.judge(self.steps.len(), &outcome).map(|()| 0);
         }
