@@ -11,7 +11,7 @@
 //! the library was loaded.
 
 use std::ffi::CString;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 use libc::{c_char, c_int, pid_t, posix_spawn_file_actions_t, posix_spawnattr_t};
 
@@ -30,8 +30,17 @@ const KEPT: [&str; 4] = [
 /// Most environment entries an exec may pass (the new environment lives on the stack).
 const MAX_ENV_ENTRIES: usize = 4096;
 
-/// `NAME=value` for each of [`KEPT`] that this process was given, captured at load.
-static ENTRIES: OnceLock<Vec<CString>> = OnceLock::new();
+/// `NAME=value` for each of [`KEPT`] that this process was given, captured at load (and again
+/// in a child forked from a parked program, whose pid and channel are its own). Each capture is
+/// leaked: putenv may have put its strings in the environment.
+static ENTRIES: Mutex<&'static [CString]> = Mutex::new(&[]);
+
+/// The captured entries.
+fn entries() -> &'static [CString] {
+    *ENTRIES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Notes the shim's variables for the execs to come: those this process was given, read from
 /// its environment block itself (a program may define its own getenv and setenv, as bash
@@ -56,7 +65,9 @@ pub(crate) fn capture(set: &[(&str, String)]) {
         // SAFETY: the array goes on until its null.
         at = unsafe { at.add(1) };
     }
-    let _ = ENTRIES.set(entries);
+    *ENTRIES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = entries.leak();
 }
 
 /// Whether `entry` (a C string) sets one of [`KEPT`].
@@ -95,9 +106,10 @@ unsafe fn with_shim_env(
     envp: *const *const c_char,
     exec: impl FnOnce(*const *const c_char) -> c_int,
 ) -> c_int {
-    let Some(entries) = ENTRIES.get().filter(|e| !e.is_empty()) else {
+    let entries = entries();
+    if entries.is_empty() {
         return exec(envp);
-    };
+    }
     let mut env: [*const c_char; MAX_ENV_ENTRIES + 1] = [std::ptr::null(); MAX_ENV_ENTRIES + 1];
     let mut n = 0;
     for entry in entries {
@@ -192,7 +204,7 @@ pub extern "C" fn clearenv() -> c_int {
     // SAFETY: clearenv takes nothing.
     let cleared = unsafe { real!(clearenv: fn() -> c_int)() };
     if simulated_process() {
-        for entry in ENTRIES.get().into_iter().flatten() {
+        for entry in entries() {
             // SAFETY: the entries live as long as the process (a static never dropped), as
             // putenv requires; glibc never writes through the pointer.
             unsafe { real!(putenv: fn(*mut c_char) -> c_int)(entry.as_ptr().cast_mut()) };
@@ -357,4 +369,20 @@ pub unsafe extern "C" fn posix_spawnp(
             )
         })
     }
+}
+
+/// Sets one of the shim's own variables in this process's environment (the guard of `setenv`
+/// above keeps the program from changing them).
+pub(crate) fn set_own(name: &str, value: &str) {
+    let (Ok(name), Ok(value)) = (CString::new(name), CString::new(value)) else {
+        return;
+    };
+    // SAFETY: both are C strings alive for the call; setenv copies them.
+    unsafe {
+        real!(setenv: fn(*const c_char, *const c_char, c_int) -> c_int)(
+            name.as_ptr(),
+            value.as_ptr(),
+            1,
+        )
+    };
 }

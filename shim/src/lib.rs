@@ -40,6 +40,8 @@
 //!   preadv2, pwritev2 (and 64v2), sendfile, sendfile64, sendmmsg, recvmmsg, copy_file_range,
 //!   __ppoll_chk, and the refused splice, tee and vmsplice.
 //! - [`aliases`]: glibc's double-underscore names of the calls above (`__read`, `__connect`, …).
+//! - [`parked`]: the fork server a program becomes when selectlab parks it at a call, so that
+//!   each of a check's sessions starts as a fork of one start.
 //! - [`stdio`]: fdopen of a simulated descriptor, fopen and fopen64 of a random device (streams
 //!   whose I/O is the shim's).
 //!
@@ -58,6 +60,7 @@ mod eventfd;
 mod exec;
 mod image;
 mod names;
+mod parked;
 mod pid;
 mod ready;
 mod real;
@@ -150,7 +153,7 @@ fn close_inherited() {
 /// Connects to selectlab's socket at `path` and moves the connection to a descriptor at or
 /// above [`CHANNEL_FD_MIN`], so that the program's own descriptors start at 3 as without
 /// selectlab. The channel stays open across exec.
-fn connect(path: &str) -> i32 {
+pub(crate) fn connect(path: &str) -> i32 {
     let mut addr = libc::sockaddr_un {
         sun_family: libc::AF_UNIX as libc::sa_family_t,
         sun_path: [0; 108],

@@ -79,6 +79,14 @@ pub(crate) fn set_owner(pid: i32, tid: i32, channel: i32) {
     MODE.store(Mode::Owner as u8, Relaxed);
 }
 
+/// In a child forked from the parked program (see `parked`): it is the program now, with its
+/// own pid and thread id.
+pub(crate) fn set_forked_owner(pid: i32, tid: i32) {
+    OWNER_PID.store(pid, Relaxed);
+    OWNER_TID.store(tid, Relaxed);
+    FORKED.store(false, Relaxed);
+}
+
 pub(crate) fn set_descendant(channel: i32) {
     CHANNEL_FD.store(channel, Relaxed);
     MODE.store(Mode::Descendant as u8, Relaxed);
@@ -297,6 +305,7 @@ pub(crate) fn call(req: &Request) -> Reply {
         unsafe { libc::_exit(125) }
     }
     let reply = match Reply::decode(&into[..got as usize]) {
+        Ok(reply) if reply.errno == selectlab_wire::PARK_ERRNO => crate::parked::serve(fd, into),
         Ok(reply) => reply,
         Err(e) => die(&format!("selectlab's reply did not decode: {e}")),
     };
@@ -307,7 +316,7 @@ pub(crate) fn call(req: &Request) -> Reply {
 
 /// Receives one message on the channel: a few non-blocking tries first (the reply is usually
 /// microseconds away), then a blocking receive.
-fn receive(fd: i32, buf: &mut [u8]) -> isize {
+pub(crate) fn receive(fd: i32, buf: &mut [u8]) -> isize {
     for _ in 0..SPIN_RECV_TRIES {
         // SAFETY: the pointer and capacity describe `buf`, which the kernel fills.
         let n = unsafe {

@@ -71,6 +71,10 @@ pub(super) struct CheckArgs {
     /// this pcap file; with `--only` and a failure's replay line, that failure's.
     #[arg(long, value_name = "FILE", requires = "sim")]
     pcap: Option<PathBuf>,
+    /// With --sim: start the program afresh for every session, rather than forking it parked
+    /// at its first listen (the transcripts are the same; this is slower).
+    #[arg(long, requires = "sim")]
+    fresh_starts: bool,
     /// A proxy (`selectlab proxy`) stands between: judge the addresses in notices by
     /// those the server gives each client's lines.
     #[arg(long)]
@@ -149,10 +153,18 @@ impl CheckArgs {
                 stdin,
             },
             pcap: self.pcap,
+            fresh_starts: self.fresh_starts,
         };
+        let mut starts = String::new();
         let printed = report(out, self.json, &names, |report| {
-            sim_check::run(&config, report)
+            sim_check::run(&config, report).map(|checked| {
+                starts = checked.starts;
+                checked.findings
+            })
         });
+        if !self.json && printed.is_ok() {
+            let _ = writeln!(out, "{starts}");
+        }
         if let (Some(path), Ok(findings)) = (&self.html, &printed) {
             let text: String = findings.iter().map(|f| format!("{f}\n")).collect();
             let title = "selectlab check --sim";

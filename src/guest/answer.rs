@@ -181,6 +181,11 @@ impl Answerer {
             Op::Resolve => Ok(resolve(k, a[0], &req.data)),
             Op::HostName => Ok(host_name(k, &req.data)),
             Op::Random => Ok(random(k, a[0])),
+            // A parked program's words to selectlab, never a call (the channel reads them).
+            Op::Forked | Op::Exited => Err(Halt::Refuse(format!(
+                "the shim sent {:?} in place of a call",
+                req.op
+            ))),
         }
     }
 

@@ -17,6 +17,8 @@
 //! - [`clients`]: the `--clients N --lines K` workload and its delivery count.
 //! - [`spin`]: the idle-server property (a program that spins is stopped, with the symptom).
 //! - [`peers`]: the hosts beside the program: the clients, and other guest programs (`--peer`).
+//! - [`snapshot`]: the program parked at its first listen, forked for each of a check's
+//!   sessions; [`replay`]: its start, recorded and replayed to each fork's simulator.
 //!
 //! `check --sim`, which judges a guest as a chat server, is [`crate::check::sim`].
 //!
@@ -28,6 +30,8 @@ pub mod answer;
 pub mod clients;
 pub mod peers;
 mod ready;
+pub mod replay;
+pub mod snapshot;
 pub mod sockaddr;
 pub mod spawn;
 pub mod spin;

@@ -15,7 +15,12 @@ use rustix::io::Errno;
 use rustix::net::{
     self as rn, AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
 };
-use selectlab_wire::{CHANNEL_PATH_ENV, MAX_MESSAGE_BYTES, Reply, Request, SPIN_RECV_TRIES};
+use selectlab_wire::{
+    CHANNEL_PATH_ENV, MAX_MESSAGE_BYTES, Op, PARK_ERRNO, Reply, Request, SPIN_RECV_TRIES,
+    STDERR_FILE,
+};
+
+use super::replay::{Recording, Replay};
 
 /// The shim, built by `build.rs` from `shim/`.
 const SHIM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libselectlab_shim.so"));
@@ -150,6 +155,9 @@ fn has_interpreter(head: &[u8]) -> bool {
     })
 }
 
+/// The channel socket's name in a run's directory.
+const CHANNEL_FILE: &str = "channel";
+
 /// The listening end of the channel: a SOCK_SEQPACKET socket at a path the shim connects to.
 pub struct Listener {
     fd: OwnedFd,
@@ -172,7 +180,7 @@ impl Listener {
             None,
         )
         .map_err(|e| SpawnError::Channel("socket", e))?;
-        let addr = SocketAddrUnix::new(dir.path().join("channel"))
+        let addr = SocketAddrUnix::new(dir.path().join(CHANNEL_FILE))
             .map_err(|e| SpawnError::Channel("channel path", e))?;
         rn::bind(&fd, &addr).map_err(|e| SpawnError::Channel("bind", e))?;
         rn::listen(&fd, 1).map_err(|e| SpawnError::Channel("listen", e))?;
@@ -203,7 +211,7 @@ impl Listener {
             .envs(env.inherited())
             .envs(FIXED_ENV)
             .env("LD_PRELOAD", shim)
-            .env(CHANNEL_PATH_ENV, self.dir.path().join("channel"))
+            .env(CHANNEL_PATH_ENV, self.channel_path())
             .process_group(0);
         match stdin {
             Some(path) => {
@@ -221,7 +229,15 @@ impl Listener {
         let child = cmd
             .spawn()
             .map_err(|e| SpawnError::Io("starting the program", e))?;
-        Ok(Process { child, exit: None })
+        Ok(Process {
+            started: Started::Spawned(child),
+            exit: None,
+        })
+    }
+
+    /// The path of the channel's socket.
+    pub(crate) fn channel_path(&self) -> PathBuf {
+        self.dir.path().join(CHANNEL_FILE)
     }
 
     /// Waits (real time, at most [`START_LIMIT`]) for the program's shim to connect.
@@ -239,6 +255,7 @@ impl Listener {
         Ok(Channel {
             fd,
             buf: vec![0; MAX_MESSAGE_BYTES + 1],
+            script: Script::Live,
         })
     }
 }
@@ -370,8 +387,6 @@ impl Console {
     }
 }
 
-/// The file in the channel's directory that holds a quiet program's standard error.
-const STDERR_FILE: &str = "stderr";
 /// Most bytes of a quiet program's standard error read back: its end.
 pub const STDERR_TAIL_BYTES: u64 = 16 * 1024;
 
@@ -465,22 +480,46 @@ pub fn peak_resident_bytes(pid: u32) -> Option<u64> {
 /// A program selectlab started: stopped with everything it started (its process group) when
 /// dropped.
 pub struct Process {
-    child: Child,
+    started: Started,
     exit: Option<i32>,
 }
 
+/// How a program came to run.
+enum Started {
+    /// selectlab started it.
+    Spawned(Child),
+    /// A parked program forked it (see [`crate::guest::snapshot`]): that program waits for it,
+    /// and sends its exit code on its channel.
+    Forked(u32),
+}
+
 impl Process {
-    /// The program's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    /// A program forked by a parked one, as process `pid`.
+    pub(crate) fn forked(pid: u32) -> Process {
+        Process {
+            started: Started::Forked(pid),
+            exit: None,
+        }
     }
 
-    /// Whether it has exited (without waiting).
+    /// The program's process id.
+    pub fn pid(&self) -> u32 {
+        match &self.started {
+            Started::Spawned(child) => child.id(),
+            Started::Forked(pid) => *pid,
+        }
+    }
+
+    /// Whether it has exited (without waiting). A forked program's exit is known once its
+    /// channel has said so.
     pub fn has_exited(&mut self) -> bool {
         if self.exit.is_some() {
             return true;
         }
-        match self.child.try_wait() {
+        let Started::Spawned(child) = &mut self.started else {
+            return false;
+        };
+        match child.try_wait() {
             Ok(Some(status)) => {
                 self.exit = Some(code_of(status));
                 true
@@ -491,10 +530,12 @@ impl Process {
     }
 
     /// Its exit code once it has gone (128 + signal, as a shell reports it); waits for it.
+    /// A forked program whose parent never said how it ended counts as -1.
     pub fn exit_code(&mut self) -> i32 {
-        *self
-            .exit
-            .get_or_insert_with(|| self.child.wait().map_or(-1, code_of))
+        *self.exit.get_or_insert_with(|| match &mut self.started {
+            Started::Spawned(child) => child.wait().map_or(-1, code_of),
+            Started::Forked(_) => -1,
+        })
     }
 }
 
@@ -509,11 +550,14 @@ pub fn code_of(status: std::process::ExitStatus) -> i32 {
 
 impl Drop for Process {
     fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
+        if let Ok(pid) = i32::try_from(self.pid()) {
             let group = nix::unistd::Pid::from_raw(pid);
             let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         }
-        let _ = self.child.wait();
+        // A forked program is its parked parent's to wait for.
+        if let Started::Spawned(child) = &mut self.started {
+            let _ = child.wait();
+        }
     }
 }
 
@@ -521,6 +565,18 @@ impl Drop for Process {
 pub struct Channel {
     fd: OwnedFd,
     buf: Vec<u8>,
+    script: Script,
+}
+
+/// What a channel does with the program's start (see [`super::replay`]).
+enum Script {
+    /// Nothing: every message crosses.
+    Live,
+    /// Notes each call and reply until the first listen.
+    Recording(Recording),
+    /// Plays a recorded start (the program, forked at its listen, made those calls already),
+    /// then goes live.
+    Replaying(Replay),
 }
 
 impl Channel {
@@ -530,15 +586,71 @@ impl Channel {
     /// counts as closed.
     pub fn next_request(
         &mut self,
-        process: Option<&mut Process>,
+        mut process: Option<&mut Process>,
     ) -> Result<Option<Request>, SpawnError> {
-        let n = match self.receive(process)? {
+        if let Script::Replaying(replay) = &mut self.script {
+            if let Some(req) = replay.next() {
+                return Ok(Some(req));
+            }
+            if replay.diverged() {
+                return Err(SpawnError::Unfit(
+                    "its start went otherwise than the recorded one".to_string(),
+                ));
+            }
+            self.script = Script::Live;
+        }
+        let n = match self.receive(process.as_deref_mut())? {
             0 => return Ok(None),
             n => n,
         };
-        Request::decode(&self.buf[..n])
-            .map(Some)
-            .map_err(|e| SpawnError::Unfit(format!("the shim sent {e}")))
+        let req = Request::decode(&self.buf[..n])
+            .map_err(|e| SpawnError::Unfit(format!("the shim sent {e}")))?;
+        if req.op == Op::Exited {
+            // A forked program has gone; its parent says how.
+            if let Some(process) = process {
+                process.exit = Some(i32::try_from(req.args[0]).unwrap_or(-1));
+            }
+            return Ok(None);
+        }
+        if let Script::Recording(recording) = &mut self.script
+            && recording.asked(&req)
+        {
+            self.script = Script::Live;
+        }
+        Ok(Some(req))
+    }
+
+    /// Records the program's start from its next request on (see [`super::replay`]).
+    pub(crate) fn record(&mut self, recording: Recording) {
+        self.script = Script::Recording(recording);
+    }
+
+    /// Replays a recorded start as the program's first requests.
+    pub(crate) fn replay(&mut self, replay: Replay) {
+        self.script = Script::Replaying(replay);
+    }
+
+    /// Parks the program at its pending call: it becomes a fork server (see
+    /// [`selectlab_wire::PARK_ERRNO`]).
+    pub(crate) fn park(&mut self) {
+        self.send(&Reply::err(PARK_ERRNO));
+    }
+
+    /// Orders a parked program to fork a child that connects at `path`: the child's pid.
+    pub(crate) fn order_fork(&mut self, path: &Path) -> Result<u32, SpawnError> {
+        let order = Reply::err(PARK_ERRNO).with_data(path.as_os_str().as_encoded_bytes().to_vec());
+        self.send(&order);
+        let told = self
+            .next_request(None)?
+            .filter(|r| r.op == Op::Forked)
+            .ok_or_else(|| SpawnError::Unfit("the parked program did not fork".to_string()))?;
+        match u32::try_from(told.args[0]) {
+            Ok(pid) if pid > 0 => Ok(pid),
+            _ => Err(SpawnError::Channel(
+                "fork",
+                Errno::from_raw_os_error(i32::try_from(-told.args[0]).unwrap_or(0)),
+            )),
+        }
     }
 
     /// One message's length (0: the other side is gone): a few non-blocking tries, then a wait
@@ -603,8 +715,19 @@ impl Channel {
 
     /// Sends the reply to the program's last request (stamped with the virtual time, see
     /// [`Reply::now_ns`]). A program that is gone is no error here:
-    /// the next [`Channel::next_request`] finds it gone.
+    /// the next [`Channel::next_request`] finds it gone. While a start is replayed, a reply
+    /// the program had already is compared with the recorded one, not sent.
     pub fn reply(&mut self, reply: &Reply) {
+        match &mut self.script {
+            Script::Replaying(replay) if replay.owes() => return replay.answered(reply),
+            Script::Recording(recording) => recording.answered(reply),
+            _ => {}
+        }
+        self.send(reply);
+    }
+
+    /// Sends a message to the shim.
+    fn send(&mut self, reply: &Reply) {
         let mut bytes = Vec::with_capacity(reply.data.len() + selectlab_wire::REPLY_HEADER_BYTES);
         reply.encode(&mut bytes);
         let _ = rn::send(&self.fd, &bytes, SendFlags::NOSIGNAL);

@@ -219,6 +219,16 @@ impl Decider {
         }
     }
 
+    /// The same decider, with the program's random bytes those of a run with no seed: the same
+    /// whatever the adversary's seed (a check's sessions differ in the adversary's choices
+    /// alone).
+    pub fn with_unseeded_entropy(self) -> Decider {
+        Decider {
+            entropy: SplitMix64(UNSEEDED_ENTROPY),
+            ..self
+        }
+    }
+
     /// Fills `buf` with the next random bytes a program asked for (getrandom, getentropy).
     pub fn entropy(&mut self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(8) {

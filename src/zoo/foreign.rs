@@ -297,11 +297,12 @@ fn judge(command: &[&str], dialect: Reading, check: &str, symptom: &str) -> (boo
         dialect,
         launch: Default::default(),
         pcap: None,
+        fresh_starts: false,
     };
     match sim_check::run(&config, |_| {}) {
         Err(why) => (false, why),
-        Ok(findings) => {
-            let finding = findings.iter().find(|f| f.name == check);
+        Ok(checked) => {
+            let finding = checked.findings.iter().find(|f| f.name == check);
             let first = finding.and_then(|f| f.evidence.first()).cloned();
             let failed =
                 finding.is_some_and(|f| matches!(f.verdict, Verdict::Fail | Verdict::Warn));

@@ -25,11 +25,14 @@ fn config(command: &[&str], only: &[&str], dialect: DialectChoice) -> SimCheckCo
         dialect,
         launch: Default::default(),
         pcap: None,
+        fresh_starts: false,
     }
 }
 
 fn run(command: &[&str], only: &[&str]) -> Vec<Finding> {
-    sim_check::run(&config(command, only, DialectChoice::Auto), |_| {}).expect("it runs")
+    sim_check::run(&config(command, only, DialectChoice::Auto), |_| {})
+        .expect("it runs")
+        .findings
 }
 
 /// The words a check says when it complains about wording rather than behaviour.
@@ -228,7 +231,7 @@ fn the_tutorials_dialect_is_still_enforced_on_request() {
         &["conversation"],
         DialectChoice::Tutorial,
     );
-    let findings = sim_check::run(&strict, |_| {}).expect("it runs");
+    let findings = sim_check::run(&strict, |_| {}).expect("it runs").findings;
     assert_eq!(
         findings.len(),
         1,

@@ -32,14 +32,14 @@ pub(crate) fn python() -> bool {
     there
 }
 
-/// A scratch directory of this test process's own.
+/// A scratch directory of its own (the caller removes it).
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "selectlab-guest-test-{}-{name}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).expect("a scratch directory");
-    dir
+    // A directory of its own each time: tests running at once never share one.
+    tempfile::Builder::new()
+        .prefix(&format!("selectlab-guest-test-{name}-"))
+        .tempdir()
+        .expect("a scratch directory")
+        .keep()
 }
 
 #[test]

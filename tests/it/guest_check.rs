@@ -28,6 +28,7 @@ fn config(command: &[&str], only: &[&str], shrink: bool) -> SimCheckConfig {
         dialect: DialectChoice::Tutorial,
         launch: Default::default(),
         pcap: None,
+        fresh_starts: false,
     }
 }
 
@@ -38,7 +39,7 @@ fn the_fixture_passes_every_check_on_both_its_loops() {
     }
     for lp in ["selectors", "epoll-et"] {
         let c = config(&["python3", FIXTURE, "--loop", lp], &[], false);
-        let findings = sim_check::run(&c, |_| {}).expect("it runs");
+        let findings = sim_check::run(&c, |_| {}).expect("it runs").findings;
         assert_eq!(findings.len(), sim_check::SIM_CHECKS.len());
         for f in &findings {
             assert_eq!(f.verdict, Verdict::Pass, "{lp}: {f}");
@@ -178,7 +179,9 @@ fn each_fault_of_the_fixture_fails_the_check_that_reaches_it_with_its_own_sympto
             .chain(args.iter())
             .copied()
             .collect();
-        let findings = sim_check::run(&config(&command, &[only], false), |_| {}).expect("it runs");
+        let findings = sim_check::run(&config(&command, &[only], false), |_| {})
+            .expect("it runs")
+            .findings;
         let f = &findings[0];
         assert_eq!(f.verdict, Verdict::Fail, "{args:?} passed {only}: {f}");
         assert!(f.evidence[0].contains(symptom), "{args:?}: {f}");

@@ -39,6 +39,7 @@ mod programs;
 mod check;
 mod dialects;
 mod escape;
+mod forked_starts;
 mod fuzz_corpus;
 mod guest;
 mod guest_beyond;

@@ -25,6 +25,20 @@ pub const CHANNEL_PATH_ENV: &str = "SELECTLAB_SHIM_SOCKET";
 /// reads it, so the refusal ends the run as any other does.
 pub const REFUSAL_FILE: &str = "refused";
 
+/// The file, beside the channel's socket, that a program started as a fork of a parked one
+/// (see [`PARK_ERRNO`]) writes its standard error to.
+pub const STDERR_FILE: &str = "stderr";
+
+/// The errno of selectlab's reply that *parks* the program at a call instead of answering it:
+/// the process becomes a fork server. On the channel it then reads fork orders, each a reply
+/// with this errno whose data is the path of a fresh channel socket. For each it connects,
+/// forks, and tells selectlab the child's pid ([`Op::Forked`]); the child takes the new
+/// channel in place of the old, its standard error to [`STDERR_FILE`] beside it, and reads
+/// there the reply to the parked call. When the child has gone, the fork server sends its exit
+/// code on the child's channel ([`Op::Exited`]) and waits for the next order. No call's errno
+/// is negative.
+pub const PARK_ERRNO: i32 = -0x5e1e;
+
 /// The environment variable in which the shim notes its channel's descriptor, so that a
 /// program that execs another (a shell script starting Python) keeps its channel.
 pub const CHANNEL_FD_ENV: &str = "SELECTLAB_SHIM_FD";
@@ -165,6 +179,12 @@ ops! {
     TimerFdSettime = 33,
     /// timerfd_gettime: `[fd]`. Reply: 0; data: the setting as [`ITIMERSPEC_BYTES`].
     TimerFdGettime = 34,
+    /// From a parked program (see [`PARK_ERRNO`]), on its first channel: `[pid]` of the child
+    /// it forked for the last order, or `[-errno]` when the fork failed.
+    Forked = 35,
+    /// From a parked program, on a child's channel once the child has gone: `[code]`, its exit
+    /// code (128 + the signal that killed it, as a shell gives it).
+    Exited = 36,
 }
 
 /// Bytes of a timer setting in a reply: value seconds, value nanoseconds, interval seconds,

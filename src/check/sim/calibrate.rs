@@ -2,11 +2,10 @@
 //! each, one departure, an empty line) from which the server's dialect is learned
 //! ([`dialect::learn`]) before any check judges it.
 
-use std::ffi::OsString;
 use std::time::Duration;
 
+use super::Starts;
 use crate::addr::SockAddr;
-use crate::guest::spawn::Launch;
 use crate::session::dialect::{self, Act, Calibration, Dialect};
 use crate::session::schedules::say;
 use crate::session::{Failure, SessionConfig, Step, Symptom};
@@ -47,8 +46,8 @@ fn script() -> Vec<(Step, Act)> {
     ]
 }
 
-/// Runs the calibration with `command` as the server and learns its dialect.
-pub fn learn(command: &[OsString], launch: &Launch) -> Result<Dialect, Unlearned> {
+/// Runs the calibration with the program as the server and learns its dialect.
+pub fn learn(starts: &Starts) -> Result<Dialect, Unlearned> {
     let config = SessionConfig {
         decide: Decider::faithful(),
         limits: super::served::limits(),
@@ -56,7 +55,8 @@ pub fn learn(command: &[OsString], launch: &Launch) -> Result<Dialect, Unlearned
         fd_table_per_host: true,
         ..SessionConfig::default()
     };
-    let mut session = super::served::start_session(config, command, launch)
+    let mut session = starts
+        .session(config)
         .map_err(|f| Unlearned::CannotJudge(f.what))?;
     let trouble = |session: &crate::session::Session| session.server_trouble();
     if !session.server_listens() {

@@ -41,8 +41,10 @@ mod descheduled;
 pub mod distinct;
 mod schedules;
 pub mod served;
+mod starts;
 use crate::guest::spawn::{Console, Environment, Launch};
-use served::{limits, start_session};
+use served::limits;
+pub use starts::Starts;
 
 /// Most cases `--cases` may ask for.
 pub const MAX_CASES: u32 = 10_000;
@@ -69,6 +71,9 @@ pub struct SimCheckConfig {
     pub launch: Launch,
     /// Where to write the shown (shrunk) failure's traffic as a pcap file, if anywhere.
     pub pcap: Option<PathBuf>,
+    /// Whether every session starts the program afresh (`--fresh-starts`), rather than as a
+    /// fork of it parked at its first listen (see [`Starts`]).
+    pub fresh_starts: bool,
 }
 
 /// How `check --sim` reads what the clients heard (`--dialect`).
@@ -175,14 +180,15 @@ impl Case {
     /// property failed.
     fn judge(
         &self,
-        command: &[OsString],
-        launch: &Launch,
+        starts: &Starts,
         transcript: bool,
         reading: &Reading,
-        keep: Option<&mut Capture>,
+        keep: Option<&mut Kept>,
     ) -> Result<usize, Failure> {
+        // The program's random bytes are the same in every session, only the adversary's
+        // choices vary: its start is then the same, and sessions may fork it (see `Starts`).
         let decide = match self.adversity {
-            Some((seed, adversity)) => Decider::seeded(seed, adversity),
+            Some((seed, adversity)) => Decider::seeded(seed, adversity).with_unseeded_entropy(),
             None => Decider::faithful(),
         };
         let config = SessionConfig {
@@ -196,11 +202,12 @@ impl Case {
             capture: keep.is_some(),
             ..SessionConfig::default()
         };
-        let session = start_session(config, command, launch)?;
+        let session = starts.session(config)?;
         let off = self.descheduled.as_ref().map_or(0..0, |d| d.steps.clone());
         let (mut outcome, settled) = session.run_descheduled(&self.steps, off);
         if let Some(keep) = keep {
-            *keep = std::mem::take(&mut outcome.capture);
+            keep.capture = std::mem::take(&mut outcome.capture);
+            keep.transcript.clone_from(&outcome.transcript);
         }
         case::settled(&self.steps, settled, &outcome)?;
         if let Some(d) = &self.descheduled {
@@ -287,7 +294,7 @@ impl Case {
 
     /// Whether the case, with the same seed but no spurious wake-ups, passes (so that what
     /// failed was only a wake-up Linux never gives).
-    fn without_spurious_passes(&self, config: &SimCheckConfig, reading: &Reading) -> bool {
+    fn without_spurious_passes(&self, starts: &Starts, reading: &Reading) -> bool {
         let mut linux = self.clone();
         if let Some((seed, adversity)) = linux.adversity {
             linux.adversity = Some((
@@ -298,9 +305,7 @@ impl Case {
                 },
             ));
         }
-        linux
-            .judge(&config.command, &config.launch, false, reading, None)
-            .is_ok()
+        linux.judge(starts, false, reading, None).is_ok()
     }
 }
 
@@ -426,10 +431,9 @@ fn adversity_without_each(a: Adversity) -> Vec<Adversity> {
 }
 
 /// Shrinks a failing case (see [`case::shrink`]).
-fn shrink(case: Case, symptom: Symptom, config: &SimCheckConfig, reading: &Reading) -> Case {
+fn shrink(case: Case, symptom: Symptom, starts: &Starts, reading: &Reading) -> Case {
     case::shrink(case, symptom, |c: &Case| {
-        c.judge(&config.command, &config.launch, false, reading, None)
-            .map(|_| ())
+        c.judge(starts, false, reading, None).map(|_| ())
     })
 }
 
@@ -438,36 +442,68 @@ pub fn selected(only: &[String]) -> Result<Vec<&'static SimCheck>, String> {
     crate::check::pick(SIM_CHECKS, |c| c.name, only)
 }
 
+/// The adversity of a check whose cases are random schedules (`adversary`, `portability`).
+fn random_adversity(check: &SimCheck) -> Option<Adversity> {
+    match check.name {
+        "adversary" => Some(CHECK_ADVERSITY),
+        PORTABILITY_CHECK => Some(PORTABLE_ADVERSITY),
+        _ => None,
+    }
+}
+
+/// A check's cases in turn, each with its seed: the random schedules of `adversary`, the runs
+/// of a schedule under the adversary's resets, or one faithful run of its schedule.
+fn cases<'a>(
+    check: &SimCheck,
+    config: &'a SimCheckConfig,
+    reading: &'a Reading,
+) -> Box<dyn Iterator<Item = (u64, Case)> + 'a> {
+    if let Some(adversity) = random_adversity(check) {
+        return Box::new((0..config.cases).map(move |i| {
+            let seed = case_seed(config.seed, i);
+            (seed, reading.prepare(random_case(seed, adversity)))
+        }));
+    }
+    let case = reading.prepare(Case::named(check.name));
+    let Some((_, adversity)) = case.adversity else {
+        return Box::new(std::iter::once((config.seed, case)));
+    };
+    Box::new((0..RESETS_RUNS).map(move |i| {
+        let seed = case_seed(config.seed, i);
+        let mut case = case.clone();
+        case.adversity = Some((seed, adversity));
+        (seed, case)
+    }))
+}
+
 /// Runs one check: its schedule, or for `adversary` the random cases in turn.
 fn run_check(
     check: &SimCheck,
     config: &SimCheckConfig,
+    starts: &Starts,
     reading: &Reading,
 ) -> Result<String, Box<Failed>> {
-    let fail = |case: Case, seed: u64, failure: Failure| {
-        Box::new(Failed {
-            failure,
-            case,
-            seed,
-            hazard: false,
-        })
-    };
-    let random = match check.name {
-        "adversary" => Some(CHECK_ADVERSITY),
-        PORTABILITY_CHECK => Some(PORTABLE_ADVERSITY),
-        _ => None,
-    };
-    if let Some(adversity) = random {
-        for i in 0..config.cases {
-            let seed = case_seed(config.seed, i);
-            let case = reading.prepare(random_case(seed, adversity));
-            if let Err(why) = case.judge(&config.command, &config.launch, false, reading, None) {
-                let mut failed = fail(case.clone(), seed, why);
-                failed.hazard = adversity.spurious_per_mille > 0
-                    && case.without_spurious_passes(config, reading);
-                return Err(failed);
+    let mut outside = 0;
+    let mut last = None;
+    for (seed, case) in cases(check, config, reading) {
+        match case.judge(starts, false, reading, None) {
+            Ok(n) => outside = n,
+            Err(failure) => {
+                let hazard = case
+                    .adversity
+                    .is_some_and(|(_, a)| a.spurious_per_mille > 0)
+                    && case.without_spurious_passes(starts, reading);
+                return Err(Box::new(Failed {
+                    failure,
+                    case,
+                    seed,
+                    hazard,
+                }));
             }
         }
+        last = Some(case);
+    }
+    if let Some(adversity) = random_adversity(check) {
         let spurious = match adversity.spurious_per_mille {
             0 => "",
             _ => ", spurious wake-ups included",
@@ -477,32 +513,71 @@ fn run_check(
             config.cases, config.seed
         ));
     }
-    let mut case = reading.prepare(Case::named(check.name));
-    let Some((_, adversity)) = case.adversity else {
-        let outside = case
-            .judge(&config.command, &config.launch, false, reading, None)
-            .map_err(|why| fail(case.clone(), config.seed, why))?;
-        let mut summary = format!("{} steps, faithful", case.steps.len());
-        if outside > 0 {
-            summary.push_str(&format!(
-                "; {outside} clients never got in (the accept queue stayed full through Linux's \
-                 SYN retries) and are not judged"
-            ));
-        }
-        return Ok(summary);
+    let Some(case) = last else {
+        return Ok("no cases".to_string());
     };
-    for i in 0..RESETS_RUNS {
-        let seed = case_seed(config.seed, i);
-        case.adversity = Some((seed, adversity));
-        case.judge(&config.command, &config.launch, false, reading, None)
-            .map_err(|why| fail(case.clone(), seed, why))?;
+    if let Some((_, adversity)) = case.adversity {
+        return Ok(format!(
+            "{} steps, {RESETS_RUNS} runs under the adversary's {} (seed {})",
+            case.steps.len(),
+            adversity_names(adversity),
+            config.seed
+        ));
     }
-    Ok(format!(
-        "{} steps, {RESETS_RUNS} runs under the adversary's {} (seed {})",
-        case.steps.len(),
-        adversity_names(adversity),
-        config.seed
-    ))
+    let mut summary = format!("{} steps, faithful", case.steps.len());
+    if outside > 0 {
+        summary.push_str(&format!(
+            "; {outside} clients never got in (the accept queue stayed full through Linux's \
+             SYN retries) and are not judged"
+        ));
+    }
+    Ok(summary)
+}
+
+/// The transcript of each selected check's first session (for a check of many, its first
+/// case), the program started as `config` says, and how the sessions started: the same
+/// transcripts whether sessions fork the program or start it afresh (what a test compares).
+pub fn transcripts(config: &SimCheckConfig) -> Result<Transcripts, String> {
+    let starts = Starts::new(&config.command, &config.launch, config.fresh_starts);
+    let reading = match &config.dialect {
+        DialectChoice::Tutorial => Reading::Tutorial,
+        DialectChoice::Given(_, d) => Reading::Dialect(d.clone()),
+        DialectChoice::Auto => {
+            Reading::Dialect(calibrate::learn(&starts).map_err(|e| match e {
+                Unlearned::Fault(kind, evidence) => format!("{kind}: {}", evidence.join("; ")),
+                Unlearned::CannotJudge(why) => format!("{CANNOT_JUDGE}: {why}"),
+            })?)
+        }
+    };
+    let mut all = Vec::new();
+    for check in selected(&config.only)? {
+        if let Some((_, case)) = cases(check, config, &reading).next() {
+            let mut kept = Kept::default();
+            // Pass or fail, the transcript is what is compared.
+            let _ = case.judge(&starts, true, &reading, Some(&mut kept));
+            all.push((check.name, kept.transcript));
+        }
+    }
+    Ok(Transcripts {
+        checks: all,
+        starts: starts.summary(),
+    })
+}
+
+/// Each check's name and the transcript of its first session, and how the sessions started.
+#[derive(Debug)]
+pub struct Transcripts {
+    /// Check by check.
+    pub checks: Vec<(&'static str, String)>,
+    /// How the sessions started (see [`Starts::summary`]).
+    pub starts: String,
+}
+
+/// What a judged session leaves for a report: its traffic and its transcript.
+#[derive(Default)]
+struct Kept {
+    capture: Capture,
+    transcript: String,
 }
 
 /// The replay line of a failure in `check`: the same seed (under an adversary, the failing
@@ -544,6 +619,7 @@ fn quoted(word: &str) -> String {
 fn evidence(
     check: &SimCheck,
     config: &SimCheckConfig,
+    starts: &Starts,
     failed: Failed,
     full: bool,
     reading: &Reading,
@@ -564,7 +640,7 @@ fn evidence(
         out.push("(not shrunk: its replay line shrinks it and shows the transcript)".into());
         return out;
     }
-    let shrunk = shrink(failed.case.clone(), symptom, config, reading);
+    let shrunk = shrink(failed.case.clone(), symptom, starts, reading);
     let steps: Vec<String> = shrunk.steps.iter().map(ToString::to_string).collect();
     out.push(format!(
         "shrunk to {} of {} steps: {}",
@@ -575,25 +651,22 @@ fn evidence(
     if let Some((_, adversity)) = shrunk.adversity {
         out.push(format!("adversary left on: {}", adversity_names(adversity)));
     }
-    let mut capture = Capture::default();
-    let keep = config.pcap.as_ref().map(|_| &mut capture);
-    let why = shrunk
-        .judge(&config.command, &config.launch, true, reading, keep)
-        .err()
-        .map_or_else(
-            || "the shrunk case passed when run again: the program is not deterministic".into(),
-            |f| format!("{}: {f}", f.symptom),
-        );
+    let mut kept = Kept::default();
+    let keep = config.pcap.as_ref().map(|_| &mut kept);
+    let why = shrunk.judge(starts, true, reading, keep).err().map_or_else(
+        || "the shrunk case passed when run again: the program is not deterministic".into(),
+        |f| format!("{}: {f}", f.symptom),
+    );
     let lines: Vec<&str> = why.lines().collect();
     out.push(format!(
         "symptom (shrunk): {}",
         lines.first().unwrap_or(&"")
     ));
     if let Some(path) = &config.pcap {
-        out.push(match crate::pcap::write_file(&capture, path) {
+        out.push(match crate::pcap::write_file(&kept.capture, path) {
             Ok(()) => format!(
                 "pcap: the shrunk case's traffic ({} segments) is in {}",
-                capture.segments().len(),
+                kept.capture.segments().len(),
                 path.display()
             ),
             Err(why) => format!("pcap: not written: {why}"),
@@ -646,10 +719,7 @@ pub const DIALECT_FINDING: &str = "dialect";
 /// dialect was given, the calibration's (the dialect learned, or the server's fault in a calm
 /// run, after which every check is skipped). A program that cannot be judged (it cannot
 /// start, never listens, or the simulator refuses what it does) is an error: no verdicts.
-pub fn run(
-    config: &SimCheckConfig,
-    mut report: impl FnMut(&Finding),
-) -> Result<Vec<Finding>, String> {
+pub fn run(config: &SimCheckConfig, mut report: impl FnMut(&Finding)) -> Result<Checked, String> {
     if config.cases > MAX_CASES {
         return Err(format!("--cases must be at most {MAX_CASES}"));
     }
@@ -657,25 +727,25 @@ pub fn run(
         return Err("a command to run is required after --".into());
     }
     let checks = selected(&config.only)?;
+    let starts = Starts::new(&config.command, &config.launch, config.fresh_starts);
     let started = std::time::Instant::now();
     let mut head = Vec::new();
     let reading = match &config.dialect {
         DialectChoice::Tutorial => Some(Reading::Tutorial),
         DialectChoice::Given(_, d) => Some(Reading::Dialect(d.clone())),
         DialectChoice::Auto => {
-            let (reading, verdict, evidence, kind) =
-                match calibrate::learn(&config.command, &config.launch) {
-                    Ok(d) => {
-                        let lines = d.to_string().lines().map(str::to_string).collect();
-                        (Some(Reading::Dialect(d)), Verdict::Pass, lines, None)
-                    }
-                    Err(Unlearned::CannotJudge(why)) => {
-                        return Err(format!("{CANNOT_JUDGE}: {why}"));
-                    }
-                    Err(Unlearned::Fault(kind, evidence)) => {
-                        (None, Verdict::Fail, evidence, Some(kind))
-                    }
-                };
+            let (reading, verdict, evidence, kind) = match calibrate::learn(&starts) {
+                Ok(d) => {
+                    let lines = d.to_string().lines().map(str::to_string).collect();
+                    (Some(Reading::Dialect(d)), Verdict::Pass, lines, None)
+                }
+                Err(Unlearned::CannotJudge(why)) => {
+                    return Err(format!("{CANNOT_JUDGE}: {why}"));
+                }
+                Err(Unlearned::Fault(kind, evidence)) => {
+                    (None, Verdict::Fail, evidence, Some(kind))
+                }
+            };
             let finding = Finding {
                 name: DIALECT_FINDING,
                 verdict,
@@ -693,7 +763,7 @@ pub fn run(
             let why = "no dialect to judge by: the server failed the calm calibration run";
             return Ok((Verdict::Skip, vec![why.to_string()]).into());
         };
-        match run_check(check, config, reading) {
+        match run_check(check, config, &starts, reading) {
             Ok(summary) => Ok((Verdict::Pass, vec![summary]).into()),
             Err(failed) if failed.failure.symptom == Symptom::CannotStart => {
                 Err(format!("{CANNOT_JUDGE}: {}", failed.failure.headline()))
@@ -713,7 +783,7 @@ pub fn run(
                     Verdict::Fail
                 };
                 let kind = Some(failed.failure.symptom);
-                let evidence = evidence(check, config, *failed, first, reading);
+                let evidence = evidence(check, config, &starts, *failed, first, reading);
                 Ok(Judged {
                     verdict,
                     evidence,
@@ -724,7 +794,19 @@ pub fn run(
     };
     let findings = crate::check::run_each(&checks, |c| c.name, judge, report)?;
     head.extend(findings);
-    Ok(head)
+    Ok(Checked {
+        findings: head,
+        starts: starts.summary(),
+    })
+}
+
+/// What [`run`] found, and how the program's sessions started.
+#[derive(Debug)]
+pub struct Checked {
+    /// The findings, the calibration's first.
+    pub findings: Vec<Finding>,
+    /// How the sessions started (see [`Starts::summary`]).
+    pub starts: String,
 }
 
 #[cfg(test)]
@@ -859,6 +941,7 @@ mod tests {
             dialect: DialectChoice::Tutorial,
             launch: Default::default(),
             pcap: None,
+            fresh_starts: false,
         };
         let case = Case::named("conversation");
         assert_eq!(

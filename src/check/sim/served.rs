@@ -11,21 +11,25 @@
 //! else then waits for it.
 
 use std::ffi::OsString;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use nix::errno::Errno;
-use selectlab_wire::Op;
+use selectlab_wire::{Op, Request};
 
 use crate::addr::SockAddr;
 use crate::chat::serve::{ServerLog, Stats};
 use crate::chat::server::Limits;
 use crate::guest::answer::Answerer;
-use crate::guest::spawn::{self, Launch, Listener, SpawnError};
+use crate::guest::replay::{Recording, StartSink};
+use crate::guest::snapshot::Snapshot;
+use crate::guest::spawn::{self, Channel, Launch, Listener, Process, SpawnError};
 use crate::guest::spin::SpinWatch;
 use crate::guest::stepped::{Stepped, is_wait};
 use crate::guest::wait::Halt;
 use crate::kernel::{Fd, Kernel};
-use crate::session::{Failure, Server, Session, SessionConfig, Symptom};
+use crate::session::{Failure, Server, Symptom};
 use crate::sim::Sim;
 use crate::sim::interleave::{Interleaved, Peers};
 use crate::sim::transcript::Host;
@@ -48,17 +52,57 @@ pub struct GuestServer {
 }
 
 impl GuestServer {
-    /// Starts `command` with the shim and answers its first request (its hello).
+    /// Starts `command` afresh with the shim (recording its start into `record`, if given),
+    /// its first request (its hello) pending.
     pub fn start(
         sim: &mut Sim,
         command: &[OsString],
         launch: &Launch,
+        record: Option<StartSink>,
     ) -> Result<GuestServer, SpawnError> {
         let shim = spawn::shim_path()?;
         let listener = Listener::new()?;
         let process = listener.spawn(command, launch.env, &shim, None, true)?;
-        let (channel, hello, _) = crate::guest::connect_all(&listener, &process, Vec::new())?;
-        Ok(GuestServer {
+        let mut channel = listener.accept()?;
+        if let Some(sink) = record {
+            channel.record(Recording::new(sink));
+        }
+        let hello = channel
+            .next_request(None)?
+            .filter(|r| r.op == Op::Hello)
+            .ok_or_else(|| SpawnError::Unfit("the shim connected without saying hello".into()))?;
+        Ok(GuestServer::serving(
+            sim, command, launch, listener, process, channel, hello,
+        ))
+    }
+
+    /// Starts the program as a fork of `snapshot`: its recorded start replayed to `sim`
+    /// (`diverged` set if a reply comes out otherwise), then its listen pending.
+    pub fn fork(
+        sim: &mut Sim,
+        command: &[OsString],
+        launch: &Launch,
+        snapshot: &mut Snapshot,
+        diverged: Arc<AtomicBool>,
+    ) -> Result<GuestServer, SpawnError> {
+        let listener = Listener::new()?;
+        let (process, channel, hello) = snapshot.fork(&listener, diverged)?;
+        Ok(GuestServer::serving(
+            sim, command, launch, listener, process, channel, hello,
+        ))
+    }
+
+    /// The program, started, as a server whose first request is `hello`.
+    fn serving(
+        sim: &Sim,
+        command: &[OsString],
+        launch: &Launch,
+        listener: Listener,
+        process: Process,
+        channel: Channel,
+        hello: Request,
+    ) -> GuestServer {
+        GuestServer {
             guest: Stepped {
                 label: crate::guest::label(command),
                 process,
@@ -73,7 +117,7 @@ impl GuestServer {
             spin: SpinWatch::default(),
             trouble: None,
             calls: 0,
-        })
+        }
     }
 
     /// Requests the program made.
@@ -278,9 +322,6 @@ fn blocked_call(op: Op, fd: i64) -> String {
     }
 }
 
-/// How a failure starts when the program never ran: nothing to judge (exit status 2).
-const CANNOT_START: &str = "the program could not start";
-
 /// The model's limits for a server whose own are unknown: no line sent is over-long, no queue
 /// is judged.
 pub(super) fn limits() -> Limits {
@@ -290,29 +331,4 @@ pub(super) fn limits() -> Limits {
         outbound_cap_bytes: usize::MAX / 2,
         ..Limits::default()
     }
-}
-
-/// Starts a session with the program as its server.
-pub(super) fn start_session(
-    config: SessionConfig,
-    command: &[OsString],
-    launch: &Launch,
-) -> Result<Session, Failure> {
-    let mut started = None;
-    let session = Session::with_server(config, |sim| {
-        match GuestServer::start(sim, command, launch) {
-            Ok(server) => Ok(Box::new(server) as Box<dyn Server>),
-            Err(e) => {
-                started = Some(e.to_string());
-                Err(nix::errno::Errno::ECHILD)
-            }
-        }
-    });
-    session.map_err(|e| match started.take() {
-        Some(why) => Failure::new(Symptom::CannotStart, format!("{CANNOT_START}: {why}")),
-        None => Failure::new(
-            Symptom::Hang,
-            format!("the program's start did not settle ({e}): a busy loop or a hang"),
-        ),
-    })
 }

@@ -53,6 +53,10 @@ pub struct GuestBench {
     /// Sessions a second of `check --sim --only adversary --cases` [`RATE_CASES`], the
     /// calibration run counted as one (None: the check could not pass the program).
     pub check_sessions_per_s: Option<f64>,
+    /// The same with `--fresh-starts`: each session a fresh start of the program.
+    pub fresh_sessions_per_s: Option<f64>,
+    /// How the first rate's sessions started (forks of the parked program, or why not).
+    pub check_starts: Option<String>,
     /// Why the case rate was not measured, if it was not.
     pub check_skipped: Option<String>,
 }
@@ -75,7 +79,11 @@ pub fn run(command: &[OsString], clients: usize, lines: usize) -> Result<GuestBe
     let wall = started.elapsed().as_secs_f64().max(1e-9);
     let delivered: usize = report.delivery.map_or(0, |d| d.heard.iter().sum());
     let real = real_loopback(command, clients, lines);
-    let rate = case_rate(command);
+    let rate = case_rate(command, false);
+    let fresh = rate
+        .as_ref()
+        .ok()
+        .and_then(|_| case_rate(command, true).ok());
     Ok(GuestBench {
         clients,
         lines,
@@ -85,14 +93,17 @@ pub fn run(command: &[OsString], clients: usize, lines: usize) -> Result<GuestBe
         sim_deliveries_per_s: crate::json::round(delivered as f64 / wall, 0),
         real_deliveries_per_s: real.as_ref().ok().copied(),
         real_skipped: real.err(),
-        check_sessions_per_s: rate.as_ref().ok().copied(),
+        check_sessions_per_s: rate.as_ref().ok().map(|(rate, _)| *rate),
+        fresh_sessions_per_s: fresh.map(|(rate, _)| rate),
+        check_starts: rate.as_ref().ok().map(|(_, starts)| starts.clone()),
         check_skipped: rate.err(),
     })
 }
 
-/// Times `check --sim --only adversary --cases` [`RATE_CASES`] on the program (no shrink): its
-/// sessions per second, each one a fresh start of the program.
-fn case_rate(command: &[OsString]) -> Result<f64, String> {
+/// Times `check --sim --only adversary --cases` [`RATE_CASES`] on the program (no shrink),
+/// forking it parked at its first listen, or with `fresh`, starting it for each session: its
+/// sessions per second, and how they started.
+fn case_rate(command: &[OsString], fresh: bool) -> Result<(f64, String), String> {
     let config = SimCheckConfig {
         command: command.to_vec(),
         seed: crate::cli::DEFAULT_SEED,
@@ -102,14 +113,16 @@ fn case_rate(command: &[OsString]) -> Result<f64, String> {
         dialect: DialectChoice::Auto,
         launch: Launch::default(),
         pcap: None,
+        fresh_starts: fresh,
     };
     let started = Instant::now();
-    let findings = sim_check::run(&config, |_| {})?;
+    let checked = sim_check::run(&config, |_| {})?;
     let wall = started.elapsed().as_secs_f64().max(1e-9);
-    match findings.iter().find(|f| f.name == "adversary") {
-        Some(f) if f.verdict == Verdict::Pass => {
-            Ok(crate::json::round(f64::from(RATE_CASES + 1) / wall, 1))
-        }
+    match checked.findings.iter().find(|f| f.name == "adversary") {
+        Some(f) if f.verdict == Verdict::Pass => Ok((
+            crate::json::round(f64::from(RATE_CASES + 1) / wall, 1),
+            checked.starts,
+        )),
         Some(f) => Err(format!("its adversary check did not pass: {f}")),
         None => Err("it failed the calm calibration run".to_string()),
     }
@@ -166,10 +179,20 @@ impl fmt::Display for GuestBench {
             (None, None) => {}
         }
         match (&self.check_sessions_per_s, &self.check_skipped) {
-            (Some(rate), _) => write!(
-                f,
-                "check --sim --only adversary --cases {RATE_CASES}: {rate:.1} sessions/s"
-            ),
+            (Some(rate), _) => {
+                write!(
+                    f,
+                    "check --sim --only adversary --cases {RATE_CASES}: {rate:.1} sessions/s"
+                )?;
+                if let Some(fresh) = self.fresh_sessions_per_s {
+                    let speedup = rate / fresh.max(1e-9);
+                    write!(f, ", {fresh:.1} with --fresh-starts ({speedup:.1}x)")?;
+                }
+                match &self.check_starts {
+                    Some(starts) => write!(f, "\n  {starts}"),
+                    None => Ok(()),
+                }
+            }
             (None, Some(why)) => write!(f, "check --sim case rate: skipped ({why})"),
             (None, None) => Ok(()),
         }
