@@ -4,7 +4,7 @@
 //! The program is started once more and given, call for call, the replies a recorded start
 //! ([`Start`]) was given; at its listen selectlab parks it (the shim's fork server). For each
 //! session it forks a child that goes on from that listen on a channel of its own, while the
-//! session's simulator is given the recorded calls again ([`Replay`]): the transcript is the
+//! session's simulator is given the recorded calls again (`Replay`): the transcript is the
 //! one a fresh start would give, or the session starts afresh instead.
 //!
 //! Refused (each session then starts afresh, and the report says why): a program that runs a

@@ -1,5 +1,5 @@
 //! A guest program serving a session's room: another person's chat server, unmodified, as
-//! the [`Server`] of a [`Session`], so the session's steps, the
+//! the [`Server`] of a [`Session`](crate::session::Session), so the session's steps, the
 //! lawful adversary and the chat properties reach it as they reach selectlab's own.
 //!
 //! The program runs one request at a time ([`Stepped`]); its turn answers requests, the

@@ -61,12 +61,15 @@ impl Starts {
     /// How the sessions so far started, in words.
     pub fn summary(&self) -> String {
         let Counts { fresh, forked } = *self.counts.borrow();
-        let sessions = fresh + forked;
+        let sessions = match fresh + forked {
+            1 => "1 session".to_string(),
+            n => format!("{n} sessions"),
+        };
         match &*self.state.borrow() {
-            State::Fresh(why) => format!("{sessions} sessions, each started afresh: {why}"),
+            State::Fresh(why) => format!("{sessions}, each started afresh: {why}"),
             _ => format!(
-                "{sessions} sessions: {fresh} started afresh, {forked} forked from the program \
-                 parked at its first listen"
+                "{sessions}: {fresh} started afresh, {forked} forked from the program parked at \
+                 its first listen"
             ),
         }
     }
