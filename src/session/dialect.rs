@@ -27,7 +27,7 @@ mod read;
 
 pub use frame::{Class, Frame, Part};
 pub use learn::{Act, Calibration, learn};
-pub use read::Cast;
+pub use read::{Cast, succession};
 
 /// A server's dialect.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -74,6 +74,20 @@ fn a_server_that_relays_bare_lines_passes() {
     passes_in_its_own_dialect("bare", "{text}");
 }
 
+/// Named by descriptor, with no notices: a newcomer given a departed client's number speaks
+/// under that client's old name, and is read as itself.
+#[test]
+fn a_server_that_names_clients_by_descriptor_passes() {
+    if !python() {
+        return;
+    }
+    let findings = run(&["python3", &fixture("bare"), "--fd-names"], &[]);
+    assert_eq!(findings[0].evidence[0], "relay: {who}: {text}");
+    for f in &findings {
+        assert_eq!(f.verdict, Verdict::Pass, "{f}");
+    }
+}
+
 #[test]
 fn a_server_that_names_its_users_passes() {
     passes_in_its_own_dialect("named", "user{who}: {text}");

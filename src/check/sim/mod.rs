@@ -23,7 +23,7 @@ use crate::addr::SockAddr;
 use crate::chat::server::Limits;
 use crate::check::{Finding, Judged, Verdict};
 use crate::session::case::{self, Shrink};
-use crate::session::dialect::{Cast, Dialect};
+use crate::session::dialect::{Cast, Dialect, succession};
 use crate::session::properties::{self, LongLine, Policy};
 use crate::session::script::CHAT_FUZZ_CLIENTS;
 use crate::session::{Failure, Outcome, SessionConfig, Step, Symptom};
@@ -392,6 +392,7 @@ fn read_in(
         // may drop as a slow reader).
         unjudged_departures: !properties::loose_clients(steps, o, limits().slow_consumer_timeout)
             .is_empty(),
+        succession: succession(steps),
     };
     d.heard(&lines, &cast, want, |m| long_senders.contains(&m))
 }

@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use super::Dialect;
 use super::frame::{Frame, find};
+use crate::session::Step;
 use crate::session::properties::{Heard, Said};
 use crate::session::symptom::{Failure, Symptom};
 
@@ -27,6 +28,41 @@ pub struct Cast<'a> {
     /// the server may drop it): a departure notice about a name never bound may be about one
     /// of them, who may have gone before it was ever named.
     pub unjudged_departures: bool,
+    /// Pairs `(a, b)`: client `a`'s connection ended (it exited or was reset) before client
+    /// `b` joined, so a name of `a`'s may lawfully be `b`'s from then on (see [`succession`]).
+    pub succession: BTreeSet<(usize, usize)>,
+}
+
+/// The pairs of clients of [`Cast::succession`] in `steps`: `(a, b)` when `a` exits or is
+/// reset at a step before the one `b` joins at. A server that names a client after its
+/// descriptor gives `b` `a`'s name when Linux gives `b` `a`'s number (the lowest free one),
+/// and in a dialect without departure notices nothing else says so.
+pub fn succession(steps: &[Step]) -> BTreeSet<(usize, usize)> {
+    let mut ended: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut joined: BTreeMap<usize, usize> = BTreeMap::new();
+    for (at, step) in steps.iter().enumerate() {
+        match step {
+            Step::Join(n) => {
+                joined.entry(*n).or_insert(at);
+            }
+            Step::Crowd(k) => {
+                for n in 0..*k {
+                    joined.entry(n).or_insert(at);
+                }
+            }
+            Step::Exit(n) | Step::Reset(n) => {
+                ended.entry(*n).or_insert(at);
+            }
+            _ => {}
+        }
+    }
+    let mut pairs = BTreeSet::new();
+    for (&a, &end) in &ended {
+        for (&b, _) in joined.iter().filter(|(_, join)| **join > end) {
+            pairs.insert((a, b));
+        }
+    }
+    pairs
 }
 
 impl Dialect {
@@ -69,9 +105,14 @@ impl Dialect {
                     Item::Left(who) => (stream.departure(who), Said::Left),
                     Item::Relay(who, text) => {
                         let said = Said::Line(Rc::from(text.as_slice()));
+                        let candidates = cast.said_by.get(text);
                         let by = match stream.name(who) {
-                            Some(by) => Some(senders.given(by, &said)),
-                            None => senders.pick(cast.said_by.get(text), &said),
+                            Some(by) => {
+                                let by = successor(by, candidates, cast).unwrap_or(by);
+                                stream.hand_over(who, by);
+                                Some(senders.given(by, &said))
+                            }
+                            None => senders.pick(candidates, &said),
                         };
                         if let Some(by) = by {
                             stream.holds(who, by);
@@ -227,6 +268,9 @@ struct Stream<'a> {
     reused: &'a BTreeSet<Vec<u8>>,
     /// Who each reused name stands for now, for this hearer.
     now: BTreeMap<Vec<u8>, usize>,
+    /// Who another name stands for, once a successor of its first holder spoke under it
+    /// (see [`successor`]).
+    successors: BTreeMap<Vec<u8>, usize>,
     /// The arrivals this hearer should hear, in order, less those it heard.
     arrivals: Vec<usize>,
 }
@@ -246,6 +290,7 @@ impl<'a> Stream<'a> {
             names,
             reused,
             now: BTreeMap::new(),
+            successors: BTreeMap::new(),
             arrivals,
         }
     }
@@ -254,7 +299,18 @@ impl<'a> Stream<'a> {
         if self.reused.contains(who) {
             return self.now.get(who).copied().or_else(|| self.names.port(who));
         }
-        self.names.get(who)
+        self.successors
+            .get(who)
+            .copied()
+            .or_else(|| self.names.get(who))
+    }
+
+    /// `who` stands for client `n` from here on, for this hearer (a name the notices show
+    /// reused is handed over by them instead).
+    fn hand_over(&mut self, who: &[u8], n: usize) {
+        if self.name(who) != Some(n) && !self.reused.contains(who) && !who.is_empty() {
+            self.successors.insert(who.to_vec(), n);
+        }
     }
 
     /// `who` stands for client `n` (a greeting, or a relayed line told who).
@@ -283,6 +339,22 @@ impl<'a> Stream<'a> {
         let n = self.name(who);
         self.now.remove(who);
         n
+    }
+}
+
+/// The client a name of `by`'s has passed to, if `by` never said the text relayed under it
+/// and exactly one of those who did (`candidates`) joined after `by`'s connection ended (a
+/// descriptor number reused). A line under a present client's name that someone else said
+/// stays `by`'s, and is a fault.
+fn successor(by: usize, candidates: Option<&BTreeSet<usize>>, cast: &Cast<'_>) -> Option<usize> {
+    let candidates = candidates?;
+    if candidates.contains(&by) {
+        return None;
+    }
+    let mut after = (candidates.iter()).filter(|&&n| cast.succession.contains(&(by, n)));
+    match (after.next(), after.next()) {
+        (Some(&n), None) => Some(n),
+        _ => None,
     }
 }
 

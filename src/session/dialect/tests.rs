@@ -194,6 +194,7 @@ fn lines_are_read_into_who_said_what_binding_names_in_order() {
         ports: vec![Some(40001), Some(40002), Some(40003)],
         said_by: &said_by,
         unjudged_departures: false,
+        succession: BTreeSet::new(),
     };
     // c2 hears: bob joined (c3, never speaks), alice says hi (c1), bob left.
     let heard: Vec<Vec<u8>> = ["* bob joined", "<alice> hi", "* bob left"]
@@ -248,6 +249,7 @@ fn a_text_two_clients_said_goes_to_the_one_the_names_leave() {
         ports: vec![Some(40001), Some(40002), Some(40003), Some(40004)],
         said_by: &said_by,
         unjudged_departures: false,
+        succession: BTreeSet::new(),
     };
     let bytes =
         |lines: &[&str]| -> Vec<Vec<u8>> { lines.iter().map(|l| l.as_bytes().to_vec()).collect() };
@@ -267,4 +269,44 @@ fn a_text_two_clients_said_goes_to_the_one_the_names_leave() {
     ];
     let lines: Vec<&[Vec<u8>]> = vec![&c1, &c2, &[], &[]];
     assert_eq!(d.heard(&lines, &cast, &want, |_| false), Ok(want));
+}
+
+/// A server that names clients after their descriptors, with no notices: c3 takes the number
+/// c2 had once c2 has gone, and its line comes under c2's old name. That is c3's line; the
+/// same name on a line c3 said while c2 is still there is c2's, and a fault.
+#[test]
+fn a_departed_clients_name_passes_to_a_successor_and_to_no_one_present() {
+    let d = Dialect::parse("relay: {who} say: {text}").unwrap();
+    let said_by = BTreeMap::from([
+        (b"bye".to_vec(), BTreeSet::from([1])),
+        (b"hello?".to_vec(), BTreeSet::from([2])),
+    ]);
+    let line = |n: usize, t: &[u8]| (n, Said::Line(Rc::from(t)));
+    let want: Heard = vec![vec![line(1, b"bye"), line(2, b"hello?")], vec![], vec![]];
+    let heard: Vec<Vec<u8>> = vec![b"6 say: bye".to_vec(), b"6 say: hello?".to_vec()];
+    let lines: Vec<&[Vec<u8>]> = vec![&heard, &[], &[]];
+    let cast = |succession: BTreeSet<(usize, usize)>| Cast {
+        ports: vec![Some(40001), Some(40002), Some(40003)],
+        said_by: &said_by,
+        unjudged_departures: false,
+        succession,
+    };
+    let gone = cast(BTreeSet::from([(1, 2)]));
+    assert_eq!(d.heard(&lines, &gone, &want, |_| false), Ok(want.clone()));
+    let present = cast(BTreeSet::new());
+    let read = d.heard(&lines, &present, &want, |_| false).expect("read");
+    assert_eq!(read[0], vec![line(1, b"bye"), line(1, b"hello?")]);
+}
+
+#[test]
+fn succession_pairs_a_client_gone_with_each_that_joins_later() {
+    use crate::session::Step;
+    let steps = [
+        Step::Crowd(2),
+        Step::Reset(1),
+        Step::Join(2),
+        Step::Exit(0),
+        Step::Join(3),
+    ];
+    assert_eq!(succession(&steps), BTreeSet::from([(0, 3), (1, 2), (1, 3)]));
 }
