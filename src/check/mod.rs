@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use crate::session::Symptom;
 
-/// Longest any one check may run.
+/// Longest any one check may run, unless [`Config::deadline`] says otherwise (`--deadline-s`).
 pub const CHECK_DEADLINE: Duration = Duration::from_secs(15);
 /// Most clients `--clients` may ask for.
 pub const MAX_CHECK_CLIENTS: usize = 500;
@@ -218,6 +218,8 @@ pub struct Config {
     /// The server's command line, to start it afresh for each check (`check ADDR -- CMD`);
     /// empty: it is already running.
     pub restart: Vec<OsString>,
+    /// Longest any one check may run (`--deadline-s`; [`CHECK_DEADLINE`] by default).
+    pub deadline: Duration,
 }
 
 /// Why nothing could run (exit status 2).
@@ -378,7 +380,7 @@ fn one_check(config: &Config, check: &Check, tag: &str) -> (Verdict, Vec<String>
         server: config.server,
         clients: config.clients,
         tag: tag.to_string(),
-        until: Instant::now() + CHECK_DEADLINE,
+        until: Instant::now() + config.deadline,
         via_proxy: config.via_proxy,
     };
     match (check.run)(&ctx) {

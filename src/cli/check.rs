@@ -6,6 +6,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::check::sim::{self as sim_check, DialectChoice, SimCheckConfig};
 use crate::check::{self, Finding, Verdict};
@@ -71,6 +72,11 @@ pub(super) struct CheckArgs {
     /// this pcap file; with `--only` and a failure's replay line, that failure's.
     #[arg(long, value_name = "FILE", requires = "sim")]
     pcap: Option<PathBuf>,
+    /// Without --sim: the longest any one check may run, in seconds; a check still waiting
+    /// then gives up (a write to a server that reads at a crawl, say).
+    #[arg(long, default_value_t = check::CHECK_DEADLINE.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600), conflicts_with = "sim")]
+    deadline_s: u64,
     /// With --sim: start the program afresh for every session, rather than forking it parked
     /// at its first listen (the transcripts are the same; this is slower).
     #[arg(long, requires = "sim")]
@@ -114,6 +120,7 @@ impl CheckArgs {
             only: self.only,
             via_proxy: self.via_proxy,
             restart: self.command,
+            deadline: Duration::from_secs(self.deadline_s),
         };
         // The bar names the check under way: the one after the last reported.
         let names: Vec<&str> = check::selected(&config)
