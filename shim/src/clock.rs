@@ -34,7 +34,7 @@ fn simulated(clock: clockid_t) -> bool {
 
 /// Most clock reads in a row the shim answers before it forwards one (with their count, so
 /// selectlab's bounds on calls see them: a program that only reads clocks is still stopped).
-const LOCAL_CLOCK_READS_MAX: i64 = 4095;
+const LOCAL_CLOCK_READS_MAX: i64 = 65_535;
 
 /// Clock reads answered here since the last one forwarded.
 static LOCAL_READS: AtomicI64 = AtomicI64::new(0);
