@@ -108,8 +108,13 @@ impl Dialect {
                         let candidates = cast.said_by.get(text);
                         let by = match stream.name(who) {
                             Some(by) => {
-                                let by = successor(by, candidates, cast).unwrap_or(by);
-                                stream.hand_over(who, by);
+                                let by = match successor(by, candidates, cast) {
+                                    Some(next) => {
+                                        stream.hand_over(who, next);
+                                        next
+                                    }
+                                    None => by,
+                                };
                                 Some(senders.given(by, &said))
                             }
                             None => senders.pick(candidates, &said),
@@ -305,12 +310,10 @@ impl<'a> Stream<'a> {
             .or_else(|| self.names.get(who))
     }
 
-    /// `who` stands for client `n` from here on, for this hearer (a name the notices show
-    /// reused is handed over by them instead).
+    /// `who` stands for client `n`, a successor of its holder, from here on, for this hearer
+    /// (a name the notices show reused is handed over by them instead: see [`Stream::name`]).
     fn hand_over(&mut self, who: &[u8], n: usize) {
-        if self.name(who) != Some(n) && !self.reused.contains(who) && !who.is_empty() {
-            self.successors.insert(who.to_vec(), n);
-        }
+        self.successors.insert(who.to_vec(), n);
     }
 
     /// `who` stands for client `n` (a greeting, or a relayed line told who).
