@@ -3,8 +3,8 @@
 //! a session that starts as a fork of the parked program ([`super::snapshot`]) replays them to
 //! its own simulator, answering each again, and the child goes on from the `listen`. Replies
 //! that come out the same prove the fork faithful: its transcript is the one a fresh start
-//! would give. One that differs (the program's random bytes come from the seed, say) is a
-//! divergence, and the session is started afresh instead.
+//! would give. One that differs (the adversary shortened a send the program made before it
+//! listened, say) is a divergence, and the session is started afresh instead.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};

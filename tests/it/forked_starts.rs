@@ -121,3 +121,27 @@ fn a_program_whose_second_start_goes_otherwise_starts_afresh_and_the_report_says
         checked.starts
     );
 }
+
+#[test]
+fn a_start_the_adversary_reaches_goes_afresh_from_the_first_session_it_diverges_in() {
+    if !python() {
+        return;
+    }
+    // Before it listens it talks to itself through a socket pair: under the adversary a send
+    // or a receive may come out short, so a forked session's replay diverges.
+    let script = "import runpy, socket, sys\n\
+                  a, b = socket.socketpair()\n\
+                  for _ in range(20):\n    a.send(b'x' * 200); b.recv(200)\n\
+                  sys.argv = ['chat_server.py']\n\
+                  runpy.run_path('tests/fixtures/chat_server.py', run_name='__main__')\n";
+    let mut c = config(&["python3", "-c", script], DialectChoice::Tutorial, false);
+    c.only = vec!["conversation".into(), "adversary".into()];
+    let checked = sim_check::run(&c, |_| {}).expect("it runs");
+    assert!(checked.findings.iter().all(|f| f.verdict == Verdict::Pass));
+    assert_eq!(
+        checked.starts,
+        "3 sessions, each started afresh: a forked session's start came out otherwise than the \
+         recorded one (the adversary shortened a send or a receive it made before it listened, \
+         say)"
+    );
+}

@@ -65,12 +65,14 @@ impl Starts {
             1 => "1 session".to_string(),
             n => format!("{n} sessions"),
         };
-        match &*self.state.borrow() {
-            State::Fresh(why) => format!("{sessions}, each started afresh: {why}"),
-            _ => format!(
-                "{sessions}: {fresh} started afresh, {forked} forked from the program parked at \
-                 its first listen"
-            ),
+        let both = format!(
+            "{sessions}: {fresh} started afresh, {forked} forked from the program parked at its \
+             first listen"
+        );
+        match (&*self.state.borrow(), forked) {
+            (State::Fresh(why), 0) => format!("{sessions}, each started afresh: {why}"),
+            (State::Fresh(why), _) => format!("{both}, then afresh: {why}"),
+            _ => both,
         }
     }
 
@@ -132,8 +134,8 @@ impl Starts {
         }
         if diverged.load(Ordering::Relaxed) {
             return Err(
-                "a forked session's start came out otherwise than the recorded one (its \
-                 random bytes come from the seed, say)"
+                "a forked session's start came out otherwise than the recorded one (the \
+                 adversary shortened a send or a receive it made before it listened, say)"
                     .to_string(),
             );
         }
