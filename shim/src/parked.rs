@@ -91,22 +91,11 @@ fn become_the_program(channel: i32, own: i32, path: &str, buf: &mut [u8]) -> Rep
 
 /// Points descriptor 2 at [`STDERR_FILE`] beside the channel's socket at `path`.
 fn redirect_stderr(path: &str) {
-    let file = std::path::Path::new(path).with_file_name(STDERR_FILE);
-    let Ok(file) = std::ffi::CString::new(file.into_os_string().into_encoded_bytes()) else {
-        return;
-    };
-    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC;
-    // SAFETY: `file` is a C string; the call opens a file or fails.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat,
-            libc::AT_FDCWD,
-            file.as_ptr(),
-            flags,
-            0o600,
-        )
-    } as i32;
-    if fd >= 0 {
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+    // (Where descriptor 2 was closed, the file opens there and stays.)
+    if let Some(fd) =
+        state::open_beside(std::path::Path::new(path), STDERR_FILE, flags).filter(|&fd| fd != 2)
+    {
         // SAFETY: both descriptors are open and differ; dup3 replaces the inherited standard
         // error.
         unsafe { libc::syscall(libc::SYS_dup3, fd, 2, 0) };

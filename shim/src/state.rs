@@ -173,12 +173,26 @@ fn leave_refusal(why: &str) {
     let Some(socket) = std::env::var_os(selectlab_wire::CHANNEL_PATH_ENV) else {
         return;
     };
-    let path = std::path::Path::new(&socket).with_file_name(selectlab_wire::REFUSAL_FILE);
-    let Ok(path) = std::ffi::CString::new(path.into_os_string().into_encoded_bytes()) else {
-        return;
-    };
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC;
-    // SAFETY: `path` is a C string; the call makes a new file or fails.
+    if let Some(fd) = open_beside(
+        std::path::Path::new(&socket),
+        selectlab_wire::REFUSAL_FILE,
+        flags,
+    ) {
+        // SAFETY: the pointer and length describe `why`; the descriptor is ours to close.
+        unsafe {
+            libc::syscall(libc::SYS_write, fd, why.as_ptr(), why.len());
+            libc::syscall(libc::SYS_close, fd);
+        }
+    }
+}
+
+/// Opens the file `name` beside the channel's socket at `socket` with `flags` (mode 0600 if it
+/// makes it), by system call: the shim's own `open` is the program's.
+pub(crate) fn open_beside(socket: &std::path::Path, name: &str, flags: i32) -> Option<i32> {
+    let path = socket.with_file_name(name);
+    let path = std::ffi::CString::new(path.into_os_string().into_encoded_bytes()).ok()?;
+    // SAFETY: `path` is a C string; the call opens a file or fails.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_openat,
@@ -188,13 +202,7 @@ fn leave_refusal(why: &str) {
             0o600,
         )
     };
-    if fd >= 0 {
-        // SAFETY: the pointer and length describe `why`; the descriptor is ours to close.
-        unsafe {
-            libc::syscall(libc::SYS_write, fd, why.as_ptr(), why.len());
-            libc::syscall(libc::SYS_close, fd);
-        }
-    }
+    (fd >= 0).then_some(fd as i32)
 }
 
 fn pid_tid() -> (i32, i32) {
