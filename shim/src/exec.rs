@@ -51,8 +51,8 @@ pub(crate) fn capture(set: &[(&str, String)]) {
         .filter_map(|(name, value)| CString::new(format!("{name}={value}")).ok())
         .collect();
     let mut at = current_env();
-    // SAFETY: `environ` is a null-terminated array of C strings (or null), read before the
-    // program's `main` runs, on its only thread.
+    // SAFETY: `environ` is a null-terminated array of C strings (or null), read on the only
+    // thread: before the program's `main` runs, or in a child forked from the parked program.
     while !at.is_null() && unsafe { !(*at).is_null() } {
         // SAFETY: as above.
         let entry = unsafe { std::ffi::CStr::from_ptr(*at) };

@@ -9,12 +9,23 @@ use selectlab_wire::{CHANNEL_FD_ENV, CHANNEL_PATH_ENV, Op, Reply, Request, STDER
 
 use crate::state::{self, die};
 
-/// Serves fork orders on `channel` until selectlab closes it (then the parked program exits).
-/// Returns only in a child: the reply to the parked call, read on the child's own channel,
-/// which has taken `channel`'s number.
+/// Most forks one parked program serves: far more than a check's sessions ask for.
+const MAX_FORKS: u32 = 1 << 24;
+
+/// Serves fork orders on `channel` until selectlab closes it (then the parked program exits),
+/// one child at a time (selectlab runs one session at a time). Returns only in a child: the
+/// reply to the parked call, read on the child's own channel, which has taken `channel`'s
+/// number.
 pub(crate) fn serve(channel: i32, buf: &mut [u8]) -> Reply {
-    loop {
+    let held = Held::hold();
+    // The last child, ended but not reaped: its pid, and so its process group, stay taken
+    // until the next order, by when selectlab has heard it ended and no longer signals it.
+    let mut ended = None;
+    for _ in 0..MAX_FORKS {
         let n = state::receive(channel, buf);
+        if let Some(pid) = ended.take() {
+            reap(pid);
+        }
         if n <= 0 {
             // SAFETY: _exit ends the process at once; selectlab is done with it.
             unsafe { libc::_exit(0) }
@@ -31,6 +42,7 @@ pub(crate) fn serve(channel: i32, buf: &mut [u8]) -> Reply {
         // thread: the child is the program as it stood at the parked call.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
+            held.restore();
             return become_the_program(channel, own, &path, buf);
         }
         let told = if pid < 0 {
@@ -47,8 +59,48 @@ pub(crate) fn serve(channel: i32, buf: &mut [u8]) -> Reply {
         tell(channel, Op::Forked, told);
         if pid > 0 {
             tell(own, Op::Exited, exit_code_of(pid));
+            ended = Some(pid);
         }
         state::close_real(own);
+    }
+    die("a parked program served its most forks (MAX_FORKS)")
+}
+
+/// The program's signal mask and SIGCHLD action, set aside while it serves forks: there every
+/// signal is held (a handler of the program's that called into the shim would be refused, and
+/// end the fork server), and SIGCHLD has its default action (ignored, a child's end could not
+/// be waited for). Each child gets the program's own back.
+struct Held {
+    mask: libc::sigset_t,
+    child_action: libc::sigaction,
+}
+
+impl Held {
+    fn hold() -> Held {
+        // SAFETY: all-zero sigset_t and sigaction are valid values of these plain C structs,
+        // filled by the calls below before they are read.
+        let (mut all, mut mask, mut child_action, mut default): (
+            libc::sigset_t,
+            libc::sigset_t,
+            libc::sigaction,
+            libc::sigaction,
+        ) = unsafe { std::mem::zeroed() };
+        default.sa_sigaction = libc::SIG_DFL;
+        // SAFETY: each pointer is to a local of the right type, alive for the call.
+        unsafe {
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut mask);
+            libc::sigaction(libc::SIGCHLD, &default, &mut child_action);
+        }
+        Held { mask, child_action }
+    }
+
+    fn restore(&self) {
+        // SAFETY: the values were filled by `hold`; a null old value is allowed.
+        unsafe {
+            libc::sigaction(libc::SIGCHLD, &self.child_action, std::ptr::null_mut());
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.mask, std::ptr::null_mut());
+        }
     }
 }
 
@@ -64,7 +116,9 @@ fn become_the_program(channel: i32, own: i32, path: &str, buf: &mut [u8]) -> Rep
         die("cannot take the forked program's channel");
     }
     state::close_real(own);
-    redirect_stderr(path);
+    if let Some(parked) = std::env::var_os(CHANNEL_PATH_ENV) {
+        redirect_stderr(std::path::Path::new(&parked), path);
+    }
     // SAFETY: getpid and gettid take no arguments and cannot fail.
     let (pid, tid) = unsafe {
         (
@@ -89,18 +143,45 @@ fn become_the_program(channel: i32, own: i32, path: &str, buf: &mut [u8]) -> Rep
         .unwrap_or_else(|e| die(&format!("selectlab's reply did not decode: {e}")))
 }
 
-/// Points descriptor 2 at [`STDERR_FILE`] beside the channel's socket at `path`.
-fn redirect_stderr(path: &str) {
-    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
-    // (Where descriptor 2 was closed, the file opens there and stays.)
-    if let Some(fd) =
-        state::open_beside(std::path::Path::new(path), STDERR_FILE, flags).filter(|&fd| fd != 2)
-    {
-        // SAFETY: both descriptors are open and differ; dup3 replaces the inherited standard
-        // error.
+/// Points descriptor 2 at [`STDERR_FILE`] beside the channel's socket at `path` (selectlab
+/// copied there what the program wrote before it was parked), if descriptor 2 is still the one
+/// selectlab gave it, beside the parked program's socket at `parked`: one it closed or replaced
+/// is its own, and stays.
+fn redirect_stderr(parked: &std::path::Path, path: &str) {
+    let given = parked.with_file_name(STDERR_FILE);
+    let (Some(now), Some(given)) = (file_id(2, c""), path_id(&given)) else {
+        return;
+    };
+    if now != given {
+        return;
+    }
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND;
+    if let Some(fd) = state::open_beside(std::path::Path::new(path), STDERR_FILE, flags) {
+        // SAFETY: both descriptors are open and differ (2 is open); dup3 replaces it.
         unsafe { libc::syscall(libc::SYS_dup3, fd, 2, 0) };
         state::close_real(fd);
     }
+}
+
+/// The device and inode of the file at `path`.
+fn path_id(path: &std::path::Path) -> Option<(u64, u64)> {
+    let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    file_id(libc::AT_FDCWD, &path)
+}
+
+/// The device and inode of descriptor `fd` (with an empty `path`), or of `path` from `fd`, by
+/// system call (the shim's own stat calls are the program's).
+fn file_id(fd: i32, path: &std::ffi::CStr) -> Option<(u64, u64)> {
+    let flags = if path.is_empty() {
+        libc::AT_EMPTY_PATH
+    } else {
+        0
+    };
+    // SAFETY: an all-zero `stat` is a valid value of the plain C struct the kernel fills.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a C string and `st` a writable stat, both alive for the call.
+    let r = unsafe { libc::syscall(libc::SYS_newfstatat, fd, path.as_ptr(), &mut st, flags) };
+    (r == 0).then_some((st.st_dev, st.st_ino))
 }
 
 /// Sends selectlab `op` with one argument on `fd` (a channel it may have closed already).
@@ -121,24 +202,41 @@ fn tell(fd: i32, op: Op, arg: i64) {
     };
 }
 
-/// Waits for child `pid` to end: its exit code, or 128 + the signal that killed it (-1 if it
-/// cannot be waited for, as when the program ignores SIGCHLD).
+/// Most waits for a child interrupted before one returns.
+const MAX_WAIT_TRIES: u32 = 1 << 16;
+
+/// Waits for child `pid` to end, leaving it unreaped (see [`reap`]): its exit code, or 128 + the
+/// signal that killed it (-1 if it cannot be waited for).
 fn exit_code_of(pid: libc::pid_t) -> i64 {
-    let mut status = 0;
-    loop {
-        // SAFETY: `status` is a valid int for the kernel to fill.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            break;
+    for _ in 0..MAX_WAIT_TRIES {
+        // SAFETY: an all-zero siginfo_t is a valid value for the kernel to fill.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let id = libc::id_t::try_from(pid).unwrap_or(0);
+        let flags = libc::WEXITED | libc::WNOWAIT;
+        // SAFETY: `info` is a writable siginfo_t alive for the call.
+        if unsafe { libc::waitid(libc::P_PID, id, &mut info, flags) } == 0 {
+            // SAFETY: waitid filled `info` for a child that ended (WEXITED).
+            let status = i64::from(unsafe { info.si_status() });
+            return match info.si_code {
+                libc::CLD_EXITED => status,
+                _ => 128 + status,
+            };
         }
-        if r < 0 && errno() != libc::EINTR {
+        if errno() != libc::EINTR {
             return -1;
         }
     }
-    if libc::WIFEXITED(status) {
-        i64::from(libc::WEXITSTATUS(status))
-    } else {
-        128 + i64::from(libc::WTERMSIG(status))
+    -1
+}
+
+/// Reaps child `pid`, which has ended.
+fn reap(pid: libc::pid_t) {
+    let mut status = 0;
+    for _ in 0..MAX_WAIT_TRIES {
+        // SAFETY: `status` is a valid int for the kernel to fill.
+        if unsafe { libc::waitpid(pid, &mut status, 0) } >= 0 || errno() != libc::EINTR {
+            return;
+        }
     }
 }
 

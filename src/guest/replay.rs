@@ -73,22 +73,42 @@ impl Recording {
     }
 }
 
+/// What a replay tells the session it starts: whether it played out to the listen, and whether
+/// a reply came out otherwise than recorded.
+#[derive(Debug, Default)]
+pub struct ReplayWatch {
+    played: AtomicBool,
+    diverged: AtomicBool,
+}
+
+impl ReplayWatch {
+    /// Whether a reply came out otherwise than recorded.
+    pub fn diverged(&self) -> bool {
+        self.diverged.load(Ordering::Relaxed)
+    }
+
+    /// Whether the whole start was replayed, its listen included.
+    pub fn played_out(&self) -> bool {
+        self.played.load(Ordering::Relaxed)
+    }
+}
+
 /// A start being replayed to a forked program's session.
 pub(crate) struct Replay {
     calls: VecDeque<(Request, Reply)>,
     listen: Option<Request>,
     owed: Option<Reply>,
-    diverged: Arc<AtomicBool>,
+    watch: Arc<ReplayWatch>,
 }
 
 impl Replay {
-    /// Replays `start`; a reply that differs from the recorded one sets `diverged`.
-    pub(crate) fn new(start: &Start, diverged: Arc<AtomicBool>) -> Replay {
+    /// Replays `start`, telling `watch` how it goes.
+    pub(crate) fn new(start: &Start, watch: Arc<ReplayWatch>) -> Replay {
         Replay {
             calls: start.calls.iter().cloned().collect(),
             listen: Some(start.listen.clone()),
             owed: None,
-            diverged,
+            watch,
         }
     }
 
@@ -103,13 +123,17 @@ impl Replay {
                 self.owed = Some(reply);
                 Some(req)
             }
-            None => self.listen.take(),
+            None => {
+                let listen = self.listen.take();
+                self.watch.played.store(true, Ordering::Relaxed);
+                listen
+            }
         }
     }
 
     /// Whether a reply came out otherwise than recorded.
     pub(crate) fn diverged(&self) -> bool {
-        self.diverged.load(Ordering::Relaxed)
+        self.watch.diverged()
     }
 
     /// Whether the next reply is one the program was given already (so it is compared, not
@@ -121,7 +145,7 @@ impl Replay {
     /// Compares `reply` with the recorded one.
     pub(crate) fn answered(&mut self, reply: &Reply) {
         if self.owed.take().is_some_and(|recorded| recorded != *reply) {
-            self.diverged.store(true, Ordering::Relaxed);
+            self.watch.diverged.store(true, Ordering::Relaxed);
         }
     }
 }

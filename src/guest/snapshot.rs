@@ -8,15 +8,15 @@
 //! one a fresh start would give, or the session starts afresh instead.
 //!
 //! Refused (each session then starts afresh, and the report says why): a program that runs a
-//! second thread by then (fork copies one), and one whose second start made other calls.
+//! second thread by then (fork copies one) or has child processes (every fork would share
+//! them), and one whose second start made other calls.
 
 use std::ffi::OsString;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use selectlab_wire::Request;
 
-use super::replay::{Replay, Start, same_call};
+use super::replay::{Replay, ReplayWatch, Start, same_call};
 use super::spawn::{self, Channel, Environment, Listener, Process, SpawnError};
 
 /// A program parked at its first listen, serving forks.
@@ -27,7 +27,7 @@ pub struct Snapshot {
     /// Killed (with everything it started) when the snapshot goes.
     _process: Process,
     /// Its directory (its standard error), kept while it runs.
-    _listener: Listener,
+    listener: Listener,
 }
 
 impl Snapshot {
@@ -45,6 +45,12 @@ impl Snapshot {
             control.reply(reply);
         }
         expect(&mut control, &mut process, &start.listen, start.calls.len())?;
+        if let Some(children) = children(process.pid()).filter(|c| !c.is_empty()) {
+            return Err(format!(
+                "it has child processes at its first listen ({children}), which every fork \
+                 would share"
+            ));
+        }
         match threads(process.pid()) {
             Some(1) => {}
             Some(n) => {
@@ -59,21 +65,25 @@ impl Snapshot {
             start,
             control,
             _process: process,
-            _listener: listener,
+            listener,
         })
     }
 
     /// Forks the parked program for a session: the child, its channel (replaying the start,
-    /// so that a reply that comes out otherwise sets `diverged`) and its first request.
+    /// telling `watch` how it goes) and its first request.
     pub fn fork(
         &mut self,
         listener: &Listener,
-        diverged: Arc<AtomicBool>,
+        watch: Arc<ReplayWatch>,
     ) -> Result<(Process, Channel, Request), SpawnError> {
+        // What the program wrote before it was parked begins the session's standard error, as
+        // it would in a fresh start.
+        std::fs::copy(self.listener.stderr_path(), listener.stderr_path())
+            .map_err(|e| SpawnError::Io("copying the parked program's standard error", e))?;
         let pid = self.control.order_fork(&listener.channel_path())?;
         let process = Process::forked(pid);
         let mut channel = listener.accept()?;
-        channel.replay(Replay::new(&self.start, diverged));
+        channel.replay(Replay::new(&self.start, watch));
         let hello = channel
             .next_request(None)?
             .ok_or_else(|| SpawnError::Unfit("the recorded start is empty".to_string()))?;
@@ -99,6 +109,12 @@ fn expect(
         "its second start went otherwise at call {i} ({:?}, not {:?})",
         got.op, recorded.op
     ))
+}
+
+/// The child processes of process `pid`'s main thread, as `/proc` lists them.
+fn children(pid: u32) -> Option<String> {
+    let listed = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    Some(listed.trim().to_string())
 }
 
 /// How many threads process `pid` runs.

@@ -222,7 +222,7 @@ impl Listener {
             None => cmd.stdin(Stdio::null()),
         };
         if quiet {
-            let stderr = std::fs::File::create(self.dir.path().join(STDERR_FILE))
+            let stderr = std::fs::File::create(self.stderr_path())
                 .map_err(|e| SpawnError::Io("creating its standard error's file", e))?;
             cmd.stdout(Stdio::null()).stderr(stderr);
         }
@@ -403,7 +403,12 @@ impl Listener {
 
     /// The last `lines` lines a quiet program wrote on its standard error (a traceback, say).
     pub fn stderr_tail(&self, lines: usize) -> Vec<String> {
-        tail_lines(&self.dir.path().join(STDERR_FILE), lines)
+        tail_lines(&self.stderr_path(), lines)
+    }
+
+    /// The file that holds a quiet program's standard error.
+    pub(crate) fn stderr_path(&self) -> PathBuf {
+        self.dir.path().join(STDERR_FILE)
     }
 }
 

@@ -61,7 +61,7 @@ fn a_forked_python_server_gives_a_fresh_starts_transcript_in_every_check() {
         &["python3", "tests/fixtures/chat_server.py"],
         DialectChoice::Tutorial,
     );
-    // A faulty one, its dialect learned (its failures' transcripts are the ones reviewed).
+    // A faulty one (its failures' transcripts are the ones reviewed).
     same_both_ways(
         &[
             "python3",
@@ -143,5 +143,28 @@ fn a_start_the_adversary_reaches_goes_afresh_from_the_first_session_it_diverges_
         "3 sessions, each started afresh: a forked session's start came out otherwise than the \
          recorded one (the adversary shortened a send or a receive it made before it listened, \
          say)"
+    );
+}
+
+#[test]
+fn a_forked_program_that_ignores_sigchld_still_has_its_exit_code_told() {
+    if !python() {
+        return;
+    }
+    // SIGCHLD ignored, children are reaped by the kernel unwaited: the fork server sets it
+    // aside while it serves, so the crash below is told with its own exit code.
+    let script = "import runpy, signal, sys\n\
+                  signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n\
+                  sys.argv = ['chat_server.py', '--bug', 'close-kills']\n\
+                  runpy.run_path('tests/fixtures/chat_server.py', run_name='__main__')\n";
+    let mut c = config(&["python3", "-c", script], DialectChoice::Tutorial, false);
+    c.only = vec!["conversation".into(), "quick-close".into()];
+    let checked = sim_check::run(&c, |_| {}).expect("it runs");
+    assert!(checked.starts.contains("1 forked"), "{}", checked.starts);
+    let quick = &checked.findings[1];
+    assert_eq!(quick.verdict, Verdict::Fail, "{quick}");
+    assert!(
+        quick.evidence[0].contains("it exited with code 1"),
+        "{quick}"
     );
 }

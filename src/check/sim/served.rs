@@ -12,7 +12,6 @@
 
 use std::ffi::OsString;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -22,7 +21,7 @@ use crate::addr::SockAddr;
 use crate::chat::serve::{ServerLog, Stats};
 use crate::chat::server::Limits;
 use crate::guest::answer::Answerer;
-use crate::guest::replay::{Recording, StartSink};
+use crate::guest::replay::{Recording, ReplayWatch, StartSink};
 use crate::guest::snapshot::Snapshot;
 use crate::guest::spawn::{self, Channel, Launch, Listener, Process, SpawnError};
 use crate::guest::spin::SpinWatch;
@@ -76,17 +75,17 @@ impl GuestServer {
         ))
     }
 
-    /// Starts the program as a fork of `snapshot`: its recorded start replayed to `sim`
-    /// (`diverged` set if a reply comes out otherwise), then its listen pending.
+    /// Starts the program as a fork of `snapshot`: its recorded start replayed to `sim` (told
+    /// to `watch`), then its listen pending.
     pub fn fork(
         sim: &mut Sim,
         command: &[OsString],
         launch: &Launch,
         snapshot: &mut Snapshot,
-        diverged: Arc<AtomicBool>,
+        watch: Arc<ReplayWatch>,
     ) -> Result<GuestServer, SpawnError> {
         let listener = Listener::new()?;
-        let (process, channel, hello) = snapshot.fork(&listener, diverged)?;
+        let (process, channel, hello) = snapshot.fork(&listener, watch)?;
         Ok(GuestServer::serving(
             sim, command, launch, listener, process, channel, hello,
         ))

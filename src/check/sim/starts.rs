@@ -8,10 +8,9 @@
 use std::cell::RefCell;
 use std::ffi::OsString;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::served::GuestServer;
-use crate::guest::replay::StartSink;
+use crate::guest::replay::{MAX_START_CALLS, ReplayWatch, StartSink};
 use crate::guest::snapshot::Snapshot;
 use crate::guest::spawn::{Launch, SpawnError};
 use crate::session::{Failure, Server, Session, SessionConfig, Symptom};
@@ -100,7 +99,10 @@ impl Starts {
                 Ok(snapshot) => State::Forking(Box::new(snapshot)),
                 Err(why) => State::Fresh(why),
             },
-            None => State::Fresh("its first session saw no listen to park it at".to_string()),
+            None => State::Fresh(format!(
+                "its first session saw no listen to park it at, within its first \
+                 {MAX_START_CALLS} calls"
+            )),
         };
         opened
     }
@@ -119,11 +121,11 @@ impl Starts {
         config: SessionConfig,
         snapshot: &mut Snapshot,
     ) -> Result<Result<Session, Failure>, String> {
-        let diverged = Arc::new(AtomicBool::new(false));
+        let watch = Arc::new(ReplayWatch::default());
         let mut failed = None;
         let opened = open(config, |sim| {
             let forked =
-                GuestServer::fork(sim, &self.command, &self.launch, snapshot, diverged.clone());
+                GuestServer::fork(sim, &self.command, &self.launch, snapshot, watch.clone());
             if let Err(e) = &forked {
                 failed = Some(e.to_string());
             }
@@ -132,10 +134,17 @@ impl Starts {
         if let Some(why) = failed {
             return Err(format!("a fork of the parked program failed: {why}"));
         }
-        if diverged.load(Ordering::Relaxed) {
+        if watch.diverged() {
             return Err(
                 "a forked session's start came out otherwise than the recorded one (the \
                  adversary shortened a send or a receive it made before it listened, say)"
+                    .to_string(),
+            );
+        }
+        if !watch.played_out() {
+            return Err(
+                "a forked session's start had not reached its listen when the session's steps \
+                 began"
                     .to_string(),
             );
         }

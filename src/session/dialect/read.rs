@@ -108,7 +108,12 @@ impl Dialect {
                         let candidates = cast.said_by.get(text);
                         let by = match stream.name(who) {
                             Some(by) => {
-                                let by = match successor(by, candidates, cast) {
+                                // Only where no notice says who comes and goes, and never a
+                                // port (which names one connection for its whole life).
+                                let unannounced = self.joined.is_none() && self.left.is_none();
+                                let next = successor(by, candidates, cast)
+                                    .filter(|_| unannounced && stream.names.port(who).is_none());
+                                let by = match next {
                                     Some(next) => {
                                         stream.hand_over(who, next);
                                         next

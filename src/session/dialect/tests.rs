@@ -315,6 +315,12 @@ fn a_departed_clients_name_passes_to_a_successor_and_to_no_one_present() {
     let present = cast(BTreeSet::new());
     let read = d.heard(&lines, &present, &want, |_| false).expect("read");
     assert_eq!(read[0][2], line(1, b"hello?"));
+    // Where notices say who comes and goes, they hand names over, not the lines.
+    let announced = Dialect::parse("relay: {who} say: {text}\njoined: {who} joined").unwrap();
+    let read = announced
+        .heard(&lines, &gone, &want, |_| false)
+        .expect("read");
+    assert_eq!(read[0][2], line(1, b"hello?"));
 }
 
 #[test]
