@@ -15,11 +15,60 @@ use crate::sim::Sim;
 use crate::sim::interleave::Peers;
 use crate::sim::transcript::Host;
 
+/// What a client typed and has not sent yet. Sent bytes leave the front without the rest
+/// moving each time (a 16 MiB paste goes out in socket-sized pieces): the front is dropped
+/// once it is half of what is held, so each byte moves a bounded number of times.
+#[derive(Debug, Default)]
+pub(super) struct Outbox {
+    bytes: Vec<u8>,
+    sent: usize,
+}
+
+impl Outbox {
+    /// What is still to send.
+    pub(super) fn pending(&self) -> &[u8] {
+        &self.bytes[self.sent..]
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.sent == self.bytes.len()
+    }
+
+    pub(super) fn push(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+    }
+
+    /// The first `k` pending bytes went out.
+    pub(super) fn sent(&mut self, k: usize) {
+        assert!(
+            k <= self.pending().len(),
+            "a send takes no more than it is given"
+        );
+        self.sent += k;
+        if self.sent * 2 >= self.bytes.len() {
+            self.bytes.drain(..self.sent);
+            self.sent = 0;
+        }
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.bytes.clear();
+        self.sent = 0;
+    }
+
+    /// Everything still to send, leaving the outbox empty.
+    pub(super) fn take(&mut self) -> Vec<u8> {
+        let mut bytes = std::mem::take(&mut self.bytes);
+        bytes.drain(..std::mem::take(&mut self.sent));
+        bytes
+    }
+}
+
 pub(super) struct SimClient {
     pub(super) fd: Option<Fd>,
     pub(super) reader: LineReader,
     /// Bytes it still has to send (it keeps the unsent tail of a short send).
-    pub(super) outbox: Vec<u8>,
+    pub(super) outbox: Outbox,
     /// Its last send was short.
     short: bool,
     /// It sends its outbox one line per call.
@@ -37,7 +86,7 @@ impl SimClient {
             fd: None,
             // Clients accept any line length: they must see what the server sends.
             reader: LineReader::new(usize::MAX),
-            outbox: Vec::new(),
+            outbox: Outbox::default(),
             short: false,
             drip: false,
             reading: true,
@@ -222,20 +271,18 @@ impl Crowd {
 
     fn client_sends(&mut self, sim: &mut Sim, n: usize, fd: Fd) {
         let c = &mut self.clients[n];
+        let pending = c.outbox.pending();
         let offer = if c.drip {
-            c.outbox
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(c.outbox.len(), |nl| nl + 1)
+            memchr::memchr(b'\n', pending).map_or(pending.len(), |nl| nl + 1)
         } else {
-            c.outbox.len()
+            pending.len()
         };
-        match sim.send(fd, &c.outbox[..offer]) {
+        match sim.send(fd, &pending[..offer]) {
             Ok(k) => {
                 c.exchanged |= k > 0;
                 let waiting = offer;
-                c.drip &= c.outbox.len() > k;
-                c.outbox.drain(..k);
+                c.drip &= pending.len() > k;
+                c.outbox.sent(k);
                 let was_short = std::mem::replace(&mut c.short, k < waiting);
                 // A whole send says nothing new; a short one is worth a line.
                 if k < waiting {
@@ -338,5 +385,24 @@ mod tests {
             4 * (4 * 10 + 256 * (2 + 3) + 64 * 1024)
         );
         assert_eq!(flood_bound(0, given), 0);
+    }
+
+    #[test]
+    fn an_outbox_sends_from_its_front_and_gives_back_exactly_what_is_left() {
+        let mut o = Outbox::default();
+        assert!(o.is_empty());
+        o.push(b"abcdefghij");
+        o.sent(3);
+        assert_eq!(o.pending(), b"defghij");
+        o.sent(4);
+        // More than half is sent: the front is dropped, and what is pending is unchanged.
+        assert_eq!((o.pending(), o.sent, o.bytes.len()), (&b"hij"[..], 0, 3));
+        o.push(b"kl");
+        o.sent(1);
+        assert_eq!(o.take(), b"ijkl");
+        assert!(o.is_empty());
+        o.push(b"xy");
+        o.clear();
+        assert!(o.is_empty() && o.pending().is_empty());
     }
 }

@@ -515,7 +515,7 @@ impl Session {
         let Some(c) = self.crowd.clients.get_mut(n).filter(|c| c.fd.is_some()) else {
             return;
         };
-        c.outbox.extend_from_slice(bytes);
+        c.outbox.push(bytes);
         self.crowd.busy.insert(n);
         let given = &mut self.crowd.given;
         given.bytes += bytes.len() as u64;
@@ -546,7 +546,7 @@ impl Session {
             let _ = self.sim.shutdown(fd, Shutdown::Write);
             self.note(format_args!("c{} types exit: ByeBye~~", n + 1));
         }
-        let unsent = std::mem::take(&mut self.crowd.clients[n].outbox);
+        let unsent = self.crowd.clients[n].outbox.take();
         if !unsent.is_empty() {
             self.note(format_args!("c{} never sent {}", n + 1, Shown(&unsent)));
         }
