@@ -114,7 +114,7 @@ fn a_program_whose_second_start_goes_otherwise_starts_afresh_and_the_report_says
     assert_eq!(checked.findings[0].verdict, Verdict::Pass);
     assert!(
         checked.starts.starts_with(
-            "1 session, each started afresh: its second start went \
+            "1 session, started afresh: its second start went \
              otherwise at call"
         ),
         "{}",

@@ -69,6 +69,7 @@ impl Starts {
              first listen"
         );
         match (&*self.state.borrow(), forked) {
+            (State::Fresh(why), 0) if fresh == 1 => format!("{sessions}, started afresh: {why}"),
             (State::Fresh(why), 0) => format!("{sessions}, each started afresh: {why}"),
             (State::Fresh(why), _) => format!("{both}, then afresh: {why}"),
             _ => both,
