@@ -298,12 +298,7 @@ pub(crate) fn connect_all(
     let mut found: Vec<Option<(Channel, Request)>> = peers.iter().map(|_| None).collect();
     for _ in 0..=peers.len() {
         let mut channel = listener.accept()?;
-        let hello = channel
-            .next_request(None)?
-            .filter(|r| r.op == Op::Hello)
-            .ok_or_else(|| {
-                SpawnError::Unfit("a shim connected without saying hello".to_string())
-            })?;
+        let hello = channel.hello()?;
         let pid = u32::try_from(hello.args[0]).unwrap_or(0);
         if pid == main.pid() {
             main_channel = Some((channel, hello));

@@ -84,9 +84,7 @@ impl Snapshot {
         let process = Process::forked(pid);
         let mut channel = listener.accept()?;
         channel.replay(Replay::new(&self.start, watch));
-        let hello = channel
-            .next_request(None)?
-            .ok_or_else(|| SpawnError::Unfit("the recorded start is empty".to_string()))?;
+        let hello = channel.hello()?;
         Ok((process, channel, hello))
     }
 }

@@ -625,6 +625,13 @@ impl Channel {
         Ok(Some(req))
     }
 
+    /// The shim's first message, its hello.
+    pub fn hello(&mut self) -> Result<Request, SpawnError> {
+        self.next_request(None)?
+            .filter(|r| r.op == Op::Hello)
+            .ok_or_else(|| SpawnError::Unfit("a shim connected without saying hello".to_string()))
+    }
+
     /// Records the program's start from its next request on (see [`super::replay`]).
     pub(crate) fn record(&mut self, recording: Recording) {
         self.script = Script::Recording(recording);

@@ -66,10 +66,7 @@ impl GuestServer {
         if let Some(sink) = record {
             channel.record(Recording::new(sink));
         }
-        let hello = channel
-            .next_request(None)?
-            .filter(|r| r.op == Op::Hello)
-            .ok_or_else(|| SpawnError::Unfit("the shim connected without saying hello".into()))?;
+        let hello = channel.hello()?;
         Ok(GuestServer::serving(
             sim, command, launch, listener, process, channel, hello,
         ))
