@@ -13,7 +13,14 @@ use std::process::Command;
 fn main() {
     let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it"));
-    for watched in ["shim/src", "shim/Cargo.toml", "wire/src", "wire/Cargo.toml"] {
+    for watched in [
+        "shim/src",
+        "shim/Cargo.toml",
+        "slot/src",
+        "slot/Cargo.toml",
+        "wire/src",
+        "wire/Cargo.toml",
+    ] {
         println!("cargo:rerun-if-changed={watched}");
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());

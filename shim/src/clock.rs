@@ -46,7 +46,7 @@ static OFFSETS: [AtomicI64; 12] = [const { AtomicI64::new(i64::MIN) }; 12];
 fn virtual_ns(clock: clockid_t) -> i64 {
     let slot = usize::try_from(clock).ok().and_then(|i| OFFSETS.get(i));
     let offset = slot.map(|s| s.load(Relaxed)).filter(|o| *o != i64::MIN);
-    if let (Some(now), Some(offset)) = (state::virtual_now_ns(), offset)
+    if let (Some(now), Some(offset)) = (crate::channel::virtual_now_ns(), offset)
         && LOCAL_READS.fetch_add(1, Relaxed) < LOCAL_CLOCK_READS_MAX
     {
         // Only the program's own thread reads the simulator's time, as when each read went
@@ -62,7 +62,7 @@ fn virtual_ns(clock: clockid_t) -> i64 {
         Request::new(Op::Clock, &[clock.into(), reads]),
         |_| {},
     );
-    if let (Some(slot), Some(now)) = (slot, state::virtual_now_ns()) {
+    if let (Some(slot), Some(now)) = (slot, crate::channel::virtual_now_ns()) {
         slot.store(ns.saturating_sub(now), Relaxed);
     }
     ns
@@ -147,7 +147,7 @@ unsafe fn virtual_sleep(
         .saturating_add(t.tv_nsec);
     let args = [clock.into(), i64::from(absolute), ns];
     state::owner_or_refuse("nanosleep");
-    let reply = state::call(&Request::new(Op::Sleep, &args));
+    let reply = crate::channel::call(&Request::new(Op::Sleep, &args));
     if !rem.is_null() && !absolute {
         // SAFETY: the caller's writable timespec; a virtual sleep is never interrupted early.
         unsafe {

@@ -53,6 +53,7 @@
 
 mod aliases;
 mod beyond;
+mod channel;
 mod clock;
 mod data;
 mod entropy;
@@ -124,7 +125,7 @@ extern "C" fn init() {
         (CHANNEL_FD_ENV, fd.to_string()),
         (OWNER_ENV, pid.to_string()),
     ]);
-    let hello = state::call(&Request::new(Op::Hello, &[pid.into(), tid.into()]));
+    let hello = crate::channel::call(&Request::new(Op::Hello, &[pid.into(), tid.into()]));
     if hello.ret == HELLO_STDIN_SIMULATED {
         // Standard input is a simulated pipe: a placeholder takes descriptor 0's number.
         match state::reserve_at(0) {

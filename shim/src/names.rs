@@ -57,8 +57,9 @@ pub unsafe extern "C" fn getaddrinfo(
         unsafe { (*hints).ai_family }
     };
     state::owner_or_refuse("getaddrinfo");
-    let reply =
-        state::call(&Request::new(Op::Resolve, &[family.into()]).with_data(name.into_bytes()));
+    let reply = crate::channel::call(
+        &Request::new(Op::Resolve, &[family.into()]).with_data(name.into_bytes()),
+    );
     if reply.ret != 0 {
         return reply.ret as c_int;
     }
@@ -122,7 +123,7 @@ pub unsafe extern "C" fn getnameinfo(
         Err(_) => return libc::EAI_FAMILY,
     };
     state::owner_or_refuse("getnameinfo");
-    let reply = state::call(&Request::new(Op::HostName, &[]).with_data(bytes));
+    let reply = crate::channel::call(&Request::new(Op::HostName, &[]).with_data(bytes));
     // SAFETY: the caller's buffers; the numeric form first (it also fills the service).
     let r = unsafe {
         real(

@@ -5,6 +5,7 @@
 //!
 //! selectlab parks only a program with one thread (`fork` copies only the calling thread).
 
+use selectlab_slot::Slot;
 use selectlab_wire::{CHANNEL_FD_ENV, CHANNEL_PATH_ENV, Op, Reply, Request, STDERR_FILE};
 
 use crate::state::{self, die};
@@ -15,22 +16,22 @@ const MAX_FORKS: u32 = 1 << 24;
 /// Serves fork orders on `channel` until selectlab closes it (then the parked program exits),
 /// one child at a time (selectlab runs one session at a time). Returns only in a child: the
 /// reply to the parked call, read on the child's own channel, which has taken `channel`'s
-/// number.
-pub(crate) fn serve(channel: i32, buf: &mut [u8]) -> Reply {
+/// number (with the slot it brings, in `slot`).
+pub(crate) fn serve(channel: i32, buf: &mut [u8], slot: &mut Option<Slot>) -> Reply {
     let held = Held::hold();
     // The last child, ended but not reaped: its pid, and so its process group, stay taken
     // until the next order, by when selectlab has heard it ended and no longer signals it.
     let mut ended = None;
     for _ in 0..MAX_FORKS {
-        let n = state::receive(channel, buf);
+        let n = crate::channel::receive(channel, buf, &mut None);
         if let Some(pid) = ended.take() {
             reap(pid);
         }
-        if n <= 0 {
+        if n == 0 {
             // SAFETY: _exit ends the process at once; selectlab is done with it.
             unsafe { libc::_exit(0) }
         }
-        let order = match Reply::decode(&buf[..n as usize]) {
+        let order = match Reply::decode(&buf[..n]) {
             Ok(order) if order.errno == selectlab_wire::PARK_ERRNO => order,
             _ => die("a parked program's order did not decode"),
         };
@@ -43,7 +44,7 @@ pub(crate) fn serve(channel: i32, buf: &mut [u8]) -> Reply {
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             held.restore();
-            return become_the_program(channel, own, &path, buf);
+            return become_the_program(channel, own, &path, buf, slot);
         }
         let told = if pid < 0 {
             -i64::from(errno())
@@ -107,7 +108,13 @@ impl Held {
 /// In the child: takes the new channel at the old one's number (the program's descriptors are
 /// untouched), its standard error beside it, its own pid as the program's, then reads the reply
 /// to the parked call.
-fn become_the_program(channel: i32, own: i32, path: &str, buf: &mut [u8]) -> Reply {
+fn become_the_program(
+    channel: i32,
+    own: i32,
+    path: &str,
+    buf: &mut [u8],
+    slot: &mut Option<Slot>,
+) -> Reply {
     // SAFETY: integer arguments; a new group of its own (see `serve`).
     unsafe { libc::setpgid(0, 0) };
     // SAFETY: both descriptors are open and differ; the channel stays open across exec, as at
@@ -134,12 +141,12 @@ fn become_the_program(channel: i32, own: i32, path: &str, buf: &mut [u8]) -> Rep
         (crate::OWNER_ENV, pid.to_string()),
         (CHANNEL_PATH_ENV, path.to_string()),
     ]);
-    let n = state::receive(channel, buf);
-    if n <= 0 {
+    let n = crate::channel::receive(channel, buf, slot);
+    if n == 0 {
         // SAFETY: as in `serve`: selectlab ended the run before it began.
         unsafe { libc::_exit(125) }
     }
-    Reply::decode(&buf[..n as usize])
+    Reply::decode(&buf[..n])
         .unwrap_or_else(|e| die(&format!("selectlab's reply did not decode: {e}")))
 }
 

@@ -6,11 +6,10 @@
 //! with a simulated socket. A call that bypasses the shim and reaches the placeholder fails
 //! (EBADF, ENOTSOCK) instead of touching the network.
 
-use std::sync::Mutex;
 use std::sync::Once;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU64, Ordering::Relaxed};
 
-use selectlab_wire::{MAX_MESSAGE_BYTES, Op, Reply, Request, SPIN_RECV_TRIES};
+use selectlab_wire::{Op, Request};
 
 /// How this process relates to the simulator.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -250,6 +249,12 @@ pub(crate) fn surely_owner() -> bool {
         && unsafe { libc::pthread_self() } as u64 == OWNER_THREAD.load(Relaxed)
 }
 
+/// Whether this process is a fork of the one that became the owner, known without a system
+/// call (a fork server's child is the owner again, see [`set_forked_owner`]).
+pub(crate) fn is_a_fork() -> bool {
+    FORKED.load(Relaxed)
+}
+
 /// Whether the caller is a forked child of the program (sharing its simulated descriptors'
 /// numbers, copies of its parent's, until it execs).
 pub(crate) fn forked_child() -> bool {
@@ -267,101 +272,11 @@ pub(crate) fn simulated_process() -> bool {
     mode() != Mode::Dormant
 }
 
-/// The channel's buffers, reused by every call (calls come from one thread): what is sent, and
-/// what comes back (kept at its full size, so it is not cleared on every call).
-/// The virtual time of selectlab's last reply (ns on the monotonic clock; -1 before the
-/// first): what every simulated clock reads, plus its offset, until the program's next call.
-static VIRTUAL_NOW_NS: AtomicI64 = AtomicI64::new(-1);
-
-/// The virtual time of selectlab's last reply, if there was one (see [`Reply::now_ns`]).
-pub(crate) fn virtual_now_ns() -> Option<i64> {
-    Some(VIRTUAL_NOW_NS.load(Relaxed)).filter(|ns| *ns >= 0)
-}
-
-static BUFFERS: Mutex<(Vec<u8>, Vec<u8>)> = Mutex::new((Vec::new(), Vec::new()));
-
-/// Sends `req` to selectlab and waits for its reply. The caller's errno is left as it was (a
-/// successful libc call does not touch it). A call made while another is in flight on this
-/// thread (from a signal handler) is refused: waiting for the channel would deadlock.
-pub(crate) fn call(req: &Request) -> Reply {
-    // SAFETY: reads this thread's errno.
-    let saved_errno = unsafe { *libc::__errno_location() };
-    let fd = channel_fd();
-    let mut guard = match BUFFERS.try_lock() {
-        Ok(guard) => guard,
-        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-        Err(std::sync::TryLockError::WouldBlock) => refuse(
-            "a signal handler called into the simulator while a call was in flight; \
-             signals are not simulated",
-        ),
-    };
-    let (out, into) = &mut *guard;
-    out.clear();
-    req.encode(out);
-    // SAFETY: the pointer and length describe `out`.
-    let sent = unsafe { libc::syscall(libc::SYS_sendto, fd, out.as_ptr(), out.len(), 0, 0, 0) };
-    if sent < 0 {
-        die("lost the channel to selectlab");
-    }
-    if into.len() < MAX_MESSAGE_BYTES {
-        into.resize(MAX_MESSAGE_BYTES, 0);
-    }
-    let got = receive(fd, into);
-    if got <= 0 {
-        // selectlab ended the run (it kills the program too); nothing more to do.
-        // SAFETY: as in `die`.
-        unsafe { libc::_exit(125) }
-    }
-    let reply = match Reply::decode(&into[..got as usize]) {
-        Ok(reply) if reply.errno == selectlab_wire::PARK_ERRNO => crate::parked::serve(fd, into),
-        Ok(reply) => reply,
-        Err(e) => die(&format!("selectlab's reply did not decode: {e}")),
-    };
-    VIRTUAL_NOW_NS.store(reply.now_ns, Relaxed);
-    set_errno(saved_errno);
-    reply
-}
-
-/// Receives one message on the channel: a few non-blocking tries first (the reply is usually
-/// microseconds away), then a blocking receive.
-pub(crate) fn receive(fd: i32, buf: &mut [u8]) -> isize {
-    for _ in 0..SPIN_RECV_TRIES {
-        // SAFETY: the pointer and capacity describe `buf`, which the kernel fills.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_recvfrom,
-                fd,
-                buf.as_mut_ptr(),
-                buf.len(),
-                libc::MSG_DONTWAIT,
-                0,
-                0,
-            )
-        };
-        // SAFETY: reads this thread's errno.
-        if n >= 0 || unsafe { *libc::__errno_location() } != libc::EAGAIN {
-            return n as isize;
-        }
-        // Give the core to selectlab if it is waiting for one (a busy machine).
-        // SAFETY: sched_yield takes no arguments.
-        unsafe { libc::syscall(libc::SYS_sched_yield) };
-    }
-    loop {
-        // SAFETY: as above, blocking this time.
-        let n =
-            unsafe { libc::syscall(libc::SYS_recvfrom, fd, buf.as_mut_ptr(), buf.len(), 0, 0, 0) };
-        // SAFETY: reads this thread's errno.
-        if n >= 0 || unsafe { *libc::__errno_location() } != libc::EINTR {
-            return n as isize;
-        }
-    }
-}
-
 /// Forwards a call on the owner's behalf and turns the reply into the C convention: the result,
 /// or -1 with errno set. The reply's data is handed to `data`.
 pub(crate) fn forward(what: &str, req: Request, data: impl FnOnce(&[u8])) -> i64 {
     owner_or_refuse(what);
-    let reply = call(&req);
+    let reply = crate::channel::call(&req);
     if reply.ret < 0 {
         set_errno(reply.errno);
         return -1;

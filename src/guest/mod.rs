@@ -8,7 +8,8 @@
 //! between its calls, as they do for selectlab's own server ([`Interleaved`]). Nothing else
 //! runs meanwhile, so the same seed gives the same transcript, byte for byte.
 //!
-//! - [`spawn`]: the embedded shim, the refusal of static programs, the channel, the process.
+//! - [`spawn`]: the embedded shim, the refusal of static programs, the process; [`channel`]:
+//!   its calls and replies, in shared memory once the shim has said hello.
 //! - [`answer`]: each request answered with the calls Linux would make, blocking sockets
 //!   included; `ready`: poll, select, epoll, clocks and sleeps; `timerfd`: timerfd's
 //!   arguments and replies; [`wait`]: what they share (why a run halts, letting the peers act
@@ -27,6 +28,7 @@
 //! calls or options the simulator does not model (each named in the message).
 
 pub mod answer;
+pub mod channel;
 pub mod clients;
 pub mod peers;
 mod ready;
@@ -50,9 +52,10 @@ use crate::sim::decide::{Adversity, Decider};
 use crate::sim::interleave::Interleaved;
 use crate::sim::{Sim, SimConfig};
 use answer::Answerer;
+use channel::Channel;
 use clients::{Clients, Delivery};
 use peers::Hosts;
-use spawn::{Channel, Listener, Process, SpawnError};
+use spawn::{Listener, Process, SpawnError};
 use stepped::Stepped;
 use wait::{Halt, settle};
 

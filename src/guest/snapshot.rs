@@ -16,8 +16,9 @@ use std::sync::Arc;
 
 use selectlab_wire::Request;
 
+use super::channel::Channel;
 use super::replay::{Replay, ReplayWatch, Start, same_call};
-use super::spawn::{self, Channel, Environment, Listener, Process, SpawnError};
+use super::spawn::{self, Environment, Listener, Process, SpawnError};
 
 /// A program parked at its first listen, serving forks.
 pub struct Snapshot {

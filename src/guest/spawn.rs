@@ -10,29 +10,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
-use rustix::net::{
-    self as rn, AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
-};
-use selectlab_wire::{
-    CHANNEL_PATH_ENV, MAX_MESSAGE_BYTES, Op, PARK_ERRNO, Reply, Request, SPIN_RECV_TRIES,
-    STDERR_FILE,
-};
+use rustix::net::{self as rn, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+use selectlab_wire::{CHANNEL_PATH_ENV, STDERR_FILE};
 
-use super::replay::{Recording, Replay};
+use super::channel::{Channel, readable};
 
 /// The shim, built by `build.rs` from `shim/`.
 const SHIM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libselectlab_shim.so"));
 
 /// How long (real time) a program may take to start and load the shim.
 pub const START_LIMIT: Duration = Duration::from_secs(30);
-
-/// How long (real time) a program may compute without making a call selectlab answers.
-pub const SILENCE_LIMIT: Duration = Duration::from_secs(60);
-
-/// How often (real time) a wait for the program's next call checks whether it has exited.
-const EXIT_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How many `#!` interpreters are followed to find the program that really runs.
 const MAX_INTERPRETER_DEPTH: usize = 4;
@@ -252,27 +240,7 @@ impl Listener {
         }
         let fd = rn::accept_with(&self.fd, SocketFlags::CLOEXEC)
             .map_err(|e| SpawnError::Channel("accept", e))?;
-        Ok(Channel {
-            fd,
-            buf: vec![0; MAX_MESSAGE_BYTES + 1],
-            script: Script::Live,
-        })
-    }
-}
-
-/// Waits (real time, at most `limit`) for `fd` to be readable; false when the time ran out.
-fn readable(fd: &OwnedFd, limit: Duration) -> Result<bool, Errno> {
-    let limit = Timespec {
-        tv_sec: limit.as_secs() as i64,
-        tv_nsec: 0,
-    };
-    loop {
-        let mut fds = [PollFd::new(fd, PollFlags::IN)];
-        match poll(&mut fds, Some(&limit)) {
-            Ok(n) => return Ok(n > 0),
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
+        Channel::new(fd)
     }
 }
 
@@ -534,6 +502,11 @@ impl Process {
         }
     }
 
+    /// It has gone with exit code `code` (its parent said so).
+    pub(crate) fn ended(&mut self, code: i32) {
+        self.exit = Some(code);
+    }
+
     /// Its exit code once it has gone (128 + signal, as a shell reports it); waits for it.
     /// A forked program whose parent never said how it ended counts as -1.
     pub fn exit_code(&mut self) -> i32 {
@@ -563,186 +536,6 @@ impl Drop for Process {
         if let Started::Spawned(child) = &mut self.started {
             let _ = child.wait();
         }
-    }
-}
-
-/// The connected channel to the program's shim.
-pub struct Channel {
-    fd: OwnedFd,
-    buf: Vec<u8>,
-    script: Script,
-}
-
-/// What a channel does with the program's start (see [`super::replay`]).
-enum Script {
-    /// Nothing: every message crosses.
-    Live,
-    /// Notes each call and reply until the first listen.
-    Recording(Recording),
-    /// Plays a recorded start (the program, forked at its listen, made those calls already),
-    /// then goes live.
-    Replaying(Replay),
-}
-
-impl Channel {
-    /// The program's next request; None when the program (and every process holding its end)
-    /// has exited. Waits at most [`SILENCE_LIMIT`] of real time.
-    /// `process`, if given, is the program at the other end: once it has exited, the channel
-    /// counts as closed.
-    pub fn next_request(
-        &mut self,
-        mut process: Option<&mut Process>,
-    ) -> Result<Option<Request>, SpawnError> {
-        if let Script::Replaying(replay) = &mut self.script {
-            if let Some(req) = replay.next() {
-                return Ok(Some(req));
-            }
-            if replay.diverged() {
-                return Err(SpawnError::Unfit(
-                    "its start went otherwise than the recorded one".to_string(),
-                ));
-            }
-            self.script = Script::Live;
-        }
-        let n = match self.receive(process.as_deref_mut())? {
-            0 => return Ok(None),
-            n => n,
-        };
-        let req = Request::decode(&self.buf[..n])
-            .map_err(|e| SpawnError::Unfit(format!("the shim sent {e}")))?;
-        if req.op == Op::Exited {
-            // A forked program has gone; its parent says how.
-            if let Some(process) = process {
-                process.exit = Some(i32::try_from(req.args[0]).unwrap_or(-1));
-            }
-            return Ok(None);
-        }
-        if let Script::Recording(recording) = &mut self.script
-            && recording.asked(&req)
-        {
-            self.script = Script::Live;
-        }
-        Ok(Some(req))
-    }
-
-    /// The shim's first message, its hello.
-    pub fn hello(&mut self) -> Result<Request, SpawnError> {
-        self.next_request(None)?
-            .filter(|r| r.op == Op::Hello)
-            .ok_or_else(|| SpawnError::Unfit("a shim connected without saying hello".to_string()))
-    }
-
-    /// Records the program's start from its next request on (see [`super::replay`]).
-    pub(crate) fn record(&mut self, recording: Recording) {
-        self.script = Script::Recording(recording);
-    }
-
-    /// Replays a recorded start as the program's first requests.
-    pub(crate) fn replay(&mut self, replay: Replay) {
-        self.script = Script::Replaying(replay);
-    }
-
-    /// Parks the program at its pending call: it becomes a fork server (see
-    /// [`selectlab_wire::PARK_ERRNO`]).
-    pub(crate) fn park(&mut self) {
-        self.send(&Reply::err(PARK_ERRNO));
-    }
-
-    /// Orders a parked program to fork a child that connects at `path`: the child's pid.
-    pub(crate) fn order_fork(&mut self, path: &Path) -> Result<u32, SpawnError> {
-        let order = Reply::err(PARK_ERRNO).with_data(path.as_os_str().as_encoded_bytes().to_vec());
-        self.send(&order);
-        let told = self
-            .next_request(None)?
-            .filter(|r| r.op == Op::Forked)
-            .ok_or_else(|| SpawnError::Unfit("the parked program did not fork".to_string()))?;
-        match u32::try_from(told.args[0]) {
-            Ok(pid) if pid > 0 => Ok(pid),
-            _ => Err(SpawnError::Channel(
-                "fork",
-                Errno::from_raw_os_error(i32::try_from(-told.args[0]).unwrap_or(0)),
-            )),
-        }
-    }
-
-    /// One message's length (0: the other side is gone): a few non-blocking tries, then a wait
-    /// of at most [`SILENCE_LIMIT`].
-    fn receive(&mut self, mut process: Option<&mut Process>) -> Result<usize, SpawnError> {
-        for _ in 0..SPIN_RECV_TRIES {
-            match self.recv_now() {
-                Ok(n) => return Ok(n),
-                // Give the core to the program if it is waiting for one (a busy machine).
-                Err(Errno::AGAIN | Errno::INTR) => std::thread::yield_now(),
-                Err(e) => return Err(SpawnError::Channel("reading the program's call", e)),
-            }
-        }
-        // Waits in slices, so that a program that has exited is seen as gone even while a child
-        // it left running still holds its end of the channel.
-        let started = std::time::Instant::now();
-        loop {
-            if readable(&self.fd, EXIT_CHECK_INTERVAL)
-                .map_err(|e| SpawnError::Channel("waiting for the program", e))?
-            {
-                break;
-            }
-            if process.as_deref_mut().is_some_and(Process::has_exited) {
-                // Its last message (a refusal sent just before it exited) may have come after
-                // the wait above gave up: it is read, not lost.
-                return match self.recv_now() {
-                    Ok(n) => Ok(n),
-                    Err(_) => Ok(0),
-                };
-            }
-            if started.elapsed() >= SILENCE_LIMIT {
-                return Err(SpawnError::Unfit(format!(
-                    "the program made no call for {} s of real time (computing, or blocked \
-                     outside the simulator)",
-                    SILENCE_LIMIT.as_secs()
-                )));
-            }
-        }
-        match self.recv_now() {
-            Ok(n) => Ok(n),
-            Err(e) => Err(SpawnError::Channel("reading the program's call", e)),
-        }
-    }
-
-    /// One message without waiting (0: the other side is gone). A program that exits with a
-    /// reply unread leaves ECONNRESET pending on this end (unix_release_sock), and Linux
-    /// reports it before any message still queued: the refusal a second thread sent just
-    /// before the exit, say. The error is reported once, so the queue is read again after it.
-    fn recv_now(&mut self) -> Result<usize, Errno> {
-        match rn::recv(&self.fd, &mut self.buf[..], RecvFlags::DONTWAIT) {
-            Ok((n, _)) => Ok(n),
-            Err(Errno::CONNRESET) => {
-                match rn::recv(&self.fd, &mut self.buf[..], RecvFlags::DONTWAIT) {
-                    Ok((n, _)) => Ok(n),
-                    Err(Errno::AGAIN | Errno::CONNRESET) => Ok(0),
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Sends the reply to the program's last request (stamped with the virtual time, see
-    /// [`Reply::now_ns`]). A program that is gone is no error here:
-    /// the next [`Channel::next_request`] finds it gone. While a start is replayed, a reply
-    /// the program had already is compared with the recorded one, not sent.
-    pub fn reply(&mut self, reply: &Reply) {
-        match &mut self.script {
-            Script::Replaying(replay) if replay.owes() => return replay.answered(reply),
-            Script::Recording(recording) => recording.answered(reply),
-            _ => {}
-        }
-        self.send(reply);
-    }
-
-    /// Sends a message to the shim.
-    fn send(&mut self, reply: &Reply) {
-        let mut bytes = Vec::with_capacity(reply.data.len() + selectlab_wire::REPLY_HEADER_BYTES);
-        reply.encode(&mut bytes);
-        let _ = rn::send(&self.fd, &bytes, SendFlags::NOSIGNAL);
     }
 }
 

@@ -11,8 +11,9 @@ use nix::libc;
 use selectlab_wire::{Op, Reply, Request};
 
 use super::answer::Answerer;
+use super::channel::Channel;
 use super::ready::{self, poll_entries, poll_ready, select_ready, select_sets};
-use super::spawn::{Channel, Process};
+use super::spawn::Process;
 use super::wait::{Halt, timeout_of_ns};
 use crate::kernel::{Events, Fd, Kernel};
 use crate::sim::Sim;

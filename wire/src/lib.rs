@@ -1,11 +1,13 @@
 //! The message format between a guest program's preloaded shim (`selectlab-shim`) and the
 //! simulator in the selectlab process.
 //!
-//! The guest makes a call; the shim sends one [`Request`] and waits for one [`Reply`]. Both
-//! travel as single messages on an AF_UNIX SOCK_SEQPACKET socket pair, so a message is never
-//! torn or merged, and the guest only runs between a reply and its next request: the
-//! simulator decides everything that happens in between (that is what makes a foreign program
-//! deterministic).
+//! The guest makes a call; the shim sends one [`Request`] and waits for one [`Reply`], and
+//! the guest only runs between a reply and its next request: the simulator decides everything
+//! that happens in between (that is what makes a foreign program deterministic). The shim
+//! connects on an AF_UNIX SOCK_SEQPACKET socket, where a message is never torn or merged. Its
+//! first call crosses there, and the reply brings a shared-memory slot (as an `SCM_RIGHTS`
+//! descriptor) in which the later calls and replies cross; the socket then carries only
+//! [`BELL`]s, the fork server's orders, and what a process without the slot says.
 //!
 //! Addresses travel as Linux lays out `struct sockaddr_*` (the shim copies the caller's bytes;
 //! selectlab parses them). Numbers are little-endian. This crate does no I/O and has no
@@ -52,12 +54,21 @@ pub const CHANNEL_FD_MIN: i32 = 900;
 /// larger AF_UNIX datagram is cut (a documented limit).
 pub const MAX_DATA_BYTES: usize = 128 * 1024;
 
-/// How many times each side tries a non-blocking receive (yielding the core between tries)
-/// before it blocks. A blocked process
-/// is woken by the scheduler, which costs tens of microseconds on some machines (85 µs per
-/// wake-up on the 2-core VM where this was measured, 8 000 round trips a second); trying
-/// again first, while the other side is answering, reached 235 000 a second there.
-pub const SPIN_RECV_TRIES: usize = 2_000;
+/// How many times a side waiting for the other looks for its message before it gives the
+/// core away between looks (see [`SPIN_YIELDS`]). While both sides run, the answer is usually
+/// a microsecond or two away.
+pub const SPIN_LOOKS: u32 = 2_000;
+
+/// How many more times a waiting side looks, yielding the core between looks, before it
+/// sleeps. A sleeping process is woken by the scheduler, which costs tens of microseconds on
+/// some machines (85 µs per wake-up on the 2-core VM where this was measured); on a busy
+/// machine the other side may be waiting for this very core.
+pub const SPIN_YIELDS: u32 = 2_000;
+
+/// A message of this one byte on the channel's socket is a *bell*: the calls and replies
+/// themselves cross in shared memory (see the `selectlab-slot` crate), and a side that found
+/// the other asleep there wakes it with this. A bell carries nothing; a stale one is skipped.
+pub const BELL: [u8; 1] = [0xb1];
 
 /// selectlab's answer to `Hello` when the program's standard input is simulated: descriptor
 /// 0 is then the read end of a simulated pipe nobody writes to (a terminal where nobody

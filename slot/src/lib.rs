@@ -1,0 +1,335 @@
+//! The shared-memory channel between a guest program's shim and selectlab: two mailboxes in
+//! one `memfd` that both processes map, one for the program's requests, one for selectlab's
+//! replies.
+//!
+//! Calls strictly alternate (the program makes one, selectlab answers it), so each mailbox
+//! holds at most one message, and its writer writes it only after the reader has taken the
+//! last one. A message is announced by bumping the mailbox's sequence number; the reader spins
+//! on that number a while ([`Mailbox::wait`]) and, if nothing comes, says it *dozes*
+//! ([`Mailbox::doze`]) and sleeps elsewhere (on the SEQPACKET socket the two sides keep for
+//! set-up and descriptors). A writer that finds its reader dozing rings a bell there. While
+//! both sides run, a call and its reply cross with no system call at all.
+//!
+//! The mapping is shared with a program selectlab does not trust: every length read from it is
+//! checked, and its bytes are copied out before they are decoded, never borrowed.
+//!
+//! This crate holds the `unsafe` the mapping needs; selectlab's own crate has none.
+
+#![deny(missing_docs)]
+
+use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use rustix::fs::{MemfdFlags, SealFlags};
+use rustix::mm::{MapFlags, ProtFlags};
+
+/// Where a mailbox's fields sit in its header; the header is one cache line, so the two
+/// mailboxes' counters never share one.
+const SEQ_AT: usize = 0;
+const DOZING_AT: usize = 4;
+const LEN_AT: usize = 8;
+const HEADER_BYTES: usize = 64;
+
+/// The writer's word on whether to ring the bell after [`Mailbox::post`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bell {
+    /// The reader dozes: wake it.
+    Ring,
+    /// The reader is spinning (or will look before it dozes).
+    Quiet,
+}
+
+/// Why a slot could not be made or mapped.
+#[derive(Debug)]
+pub enum SlotError {
+    /// A system call failed.
+    Io(&'static str, rustix::io::Errno),
+    /// The descriptor's size is not one this crate made.
+    Size(u64),
+}
+
+impl std::fmt::Display for SlotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SlotError::Io(what, e) => write!(f, "{what}: {e}"),
+            SlotError::Size(n) => write!(f, "a slot of {n} bytes is not one selectlab made"),
+        }
+    }
+}
+
+impl std::error::Error for SlotError {}
+
+/// Two mailboxes in one shared mapping: [`Slot::requests`] (the program writes, selectlab
+/// reads) and [`Slot::replies`] (the other way).
+pub struct Slot {
+    base: NonNull<u8>,
+    map_bytes: usize,
+    capacity: usize,
+}
+
+// SAFETY: the mapping is plain shared memory, valid until `Drop` unmaps it; every access
+// through it is atomic or a raw copy (see `Mailbox`), so moving it to another thread is safe.
+unsafe impl Send for Slot {}
+
+impl Slot {
+    /// A new slot whose mailboxes hold messages of up to `capacity` bytes, and the descriptor
+    /// that maps it again in the other process (close-on-exec; its size is sealed).
+    pub fn create(capacity: usize) -> Result<(Slot, OwnedFd), SlotError> {
+        let flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
+        let fd = rustix::fs::memfd_create("selectlab-slot", flags)
+            .map_err(|e| SlotError::Io("memfd_create", e))?;
+        let bytes = map_bytes(capacity);
+        rustix::fs::ftruncate(&fd, bytes as u64).map_err(|e| SlotError::Io("ftruncate", e))?;
+        // The program may not shrink it under selectlab (a read past the end would SIGBUS).
+        let seals = SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL;
+        rustix::fs::fcntl_add_seals(&fd, seals).map_err(|e| SlotError::Io("sealing", e))?;
+        Ok((Slot::map(&fd)?, fd))
+    }
+
+    /// Maps the slot `fd` (from [`Slot::create`], in the other process).
+    pub fn map(fd: impl AsFd) -> Result<Slot, SlotError> {
+        let size = rustix::fs::fstat(&fd)
+            .map_err(|e| SlotError::Io("fstat", e))?
+            .st_size as u64;
+        let capacity = capacity_of(size).ok_or(SlotError::Size(size))?;
+        let map_bytes = map_bytes(capacity);
+        // SAFETY: a fresh shared mapping of the whole file at an address the kernel picks;
+        // nothing else in this process refers to that memory.
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                map_bytes,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                fd,
+                0,
+            )
+        }
+        .map_err(|e| SlotError::Io("mmap", e))?;
+        let base = NonNull::new(ptr.cast::<u8>()).ok_or(SlotError::Size(size))?;
+        Ok(Slot {
+            base,
+            map_bytes,
+            capacity,
+        })
+    }
+
+    /// The mailbox of the program's requests.
+    pub fn requests(&self) -> Mailbox<'_> {
+        self.mailbox(0)
+    }
+
+    /// The mailbox of selectlab's replies.
+    pub fn replies(&self) -> Mailbox<'_> {
+        self.mailbox(1)
+    }
+
+    fn mailbox(&self, index: usize) -> Mailbox<'_> {
+        let offset = index * (HEADER_BYTES + self.capacity);
+        debug_assert!(offset + HEADER_BYTES + self.capacity <= self.map_bytes);
+        Mailbox {
+            // SAFETY: `offset` is inside the mapping (asserted above).
+            header: unsafe { self.base.add(offset) },
+            capacity: self.capacity,
+            _slot: std::marker::PhantomData,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // SAFETY: `base` and `map_bytes` are the mapping made in `map`, and no `Mailbox`
+        // outlives the slot (it borrows it).
+        let _ = unsafe { rustix::mm::munmap(self.base.as_ptr().cast(), self.map_bytes) };
+    }
+}
+
+/// The bytes a slot of `capacity` maps: both mailboxes, whole pages.
+fn map_bytes(capacity: usize) -> usize {
+    let page = rustix::param::page_size();
+    (2 * (HEADER_BYTES + capacity)).div_ceil(page) * page
+}
+
+/// The capacity a slot of `size` bytes was made with (the largest that maps to it).
+fn capacity_of(size: u64) -> Option<usize> {
+    let size = usize::try_from(size).ok()?;
+    let capacity = (size / 2).checked_sub(HEADER_BYTES)?;
+    (NonZeroUsize::new(capacity).is_some() && map_bytes(capacity) == size).then_some(capacity)
+}
+
+/// One direction of a [`Slot`].
+#[derive(Clone, Copy)]
+pub struct Mailbox<'a> {
+    header: NonNull<u8>,
+    capacity: usize,
+    _slot: std::marker::PhantomData<&'a Slot>,
+}
+
+impl<'a> Mailbox<'a> {
+    fn word(&self, at: usize) -> &AtomicU32 {
+        // SAFETY: the header is inside the mapping, page-aligned plus a multiple of 64, so
+        // `at` (a multiple of 4 below 64) is an aligned u32 there, alive as long as `self`
+        // borrows the slot; every access to it, from either process, is atomic.
+        unsafe { self.header.add(at).cast::<AtomicU32>().as_ref() }
+    }
+
+    /// The sequence number of the last message posted: a reader remembers it, and waits for
+    /// it to change.
+    pub fn seq(&self) -> u32 {
+        self.word(SEQ_AT).load(Ordering::Acquire)
+    }
+
+    /// Whether a message newer than `seen` (a [`Mailbox::seq`]) is here.
+    pub fn arrived(&self, seen: u32) -> bool {
+        self.word(SEQ_AT).load(Ordering::SeqCst) != seen
+    }
+
+    /// Posts `message` (at most the slot's capacity: a longer one is our own bug). Says
+    /// whether the reader dozes and must be woken.
+    pub fn post(&self, message: &[u8]) -> Bell {
+        assert!(message.len() <= self.capacity, "a message past the slot");
+        // SAFETY: the data area follows the header and holds `capacity` bytes of the
+        // mapping; the reader copies it only after the sequence number below moves.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                message.as_ptr(),
+                self.header.add(HEADER_BYTES).as_ptr(),
+                message.len(),
+            )
+        };
+        self.word(LEN_AT)
+            .store(message.len() as u32, Ordering::Relaxed);
+        self.word(SEQ_AT).fetch_add(1, Ordering::SeqCst);
+        // SeqCst on both sides (here, and in `Doze`) makes one of the two see the other: the
+        // reader sees the message before it sleeps, or the writer sees it dozing.
+        match self.word(DOZING_AT).load(Ordering::SeqCst) {
+            0 => Bell::Quiet,
+            _ => Bell::Ring,
+        }
+    }
+
+    /// Copies the message last posted to the front of `into`: its length, or None when the
+    /// writer claims more than the slot (or `into`) holds.
+    pub fn read(&self, into: &mut [u8]) -> Option<usize> {
+        let len = self.word(LEN_AT).load(Ordering::Relaxed) as usize;
+        if len > self.capacity || len > into.len() {
+            return None;
+        }
+        // SAFETY: `len` bytes of the data area are inside the mapping, and `into` holds them
+        // (both checked above); the bytes are copied, never borrowed, so a writer that breaks
+        // the protocol can garble them but not this process's memory.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.header.add(HEADER_BYTES).as_ptr(),
+                into.as_mut_ptr(),
+                len,
+            )
+        };
+        Some(len)
+    }
+
+    /// Waits for a message newer than `seen`: `spins` looks with a pause between them, then
+    /// `yields` more, each after giving the core away (on a busy machine the writer may be
+    /// waiting for it). Whether it came.
+    pub fn wait(&self, seen: u32, spins: u32, yields: u32) -> bool {
+        for _ in 0..spins {
+            if self.arrived(seen) {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        for _ in 0..yields {
+            if self.arrived(seen) {
+                return true;
+            }
+            std::thread::yield_now();
+        }
+        self.arrived(seen)
+    }
+
+    /// Marks the reader dozing until the returned guard goes: check
+    /// [`Mailbox::arrived`] once more through it, then sleep until the bell.
+    pub fn doze(self) -> Doze<'a> {
+        self.word(DOZING_AT).store(1, Ordering::SeqCst);
+        Doze { mailbox: self }
+    }
+}
+
+/// A reader dozing on a mailbox (see [`Mailbox::doze`]); it wakes when this goes.
+pub struct Doze<'a> {
+    mailbox: Mailbox<'a>,
+}
+
+impl Doze<'_> {
+    /// Whether a message newer than `seen` came (so there is no need to sleep).
+    pub fn arrived(&self, seen: u32) -> bool {
+        self.mailbox.arrived(seen)
+    }
+}
+
+impl Drop for Doze<'_> {
+    fn drop(&mut self) {
+        self.mailbox.word(DOZING_AT).store(0, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_crosses_between_two_mappings() {
+        let (ours, fd) = Slot::create(1000).unwrap();
+        let theirs = Slot::map(&fd).unwrap();
+        let seen = theirs.requests().seq();
+        assert!(!theirs.requests().arrived(seen));
+        assert_eq!(ours.requests().post(b"hello"), Bell::Quiet);
+        assert!(theirs.requests().wait(seen, 1, 1));
+        let mut into = [9; 6];
+        assert_eq!(theirs.requests().read(&mut into), Some(5));
+        assert_eq!(&into, b"hello\x09");
+        assert_eq!(
+            theirs.requests().read(&mut [0; 4]),
+            None,
+            "too long for the buffer"
+        );
+        assert!(
+            !ours.replies().arrived(ours.replies().seq()),
+            "the other mailbox"
+        );
+    }
+
+    #[test]
+    fn a_dozing_reader_is_rung_and_a_woken_one_is_not() {
+        let (slot, _fd) = Slot::create(64).unwrap();
+        let doze = slot.replies().doze();
+        assert_eq!(slot.replies().post(b"x"), Bell::Ring);
+        drop(doze);
+        assert_eq!(slot.replies().post(b"y"), Bell::Quiet);
+    }
+
+    #[test]
+    fn a_length_past_the_slot_is_refused() {
+        let (slot, _fd) = Slot::create(64).unwrap();
+        slot.requests()
+            .word(LEN_AT)
+            .store(1 << 20, Ordering::Relaxed);
+        assert_eq!(slot.requests().read(&mut vec![0; 1 << 21]), None);
+    }
+
+    #[test]
+    fn only_a_slot_of_the_right_size_maps() {
+        let fd = rustix::fs::memfd_create("odd", MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&fd, 100).unwrap();
+        assert!(matches!(Slot::map(&fd), Err(SlotError::Size(100))));
+        let (_slot, fd) = Slot::create(128 * 1024 + 56).unwrap();
+        let size = rustix::fs::fstat(&fd).unwrap().st_size as u64;
+        assert!(capacity_of(size).unwrap() >= 128 * 1024 + 56);
+        assert!(
+            rustix::fs::ftruncate(&fd, 8).is_err(),
+            "sealed against shrinking"
+        );
+    }
+}

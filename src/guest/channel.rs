@@ -1,0 +1,317 @@
+//! The channel to a program's shim: its calls in, selectlab's replies out.
+//!
+//! The shim connects to a SOCK_SEQPACKET socket and says hello there. The reply brings a
+//! shared-memory slot (`selectlab-slot`) as an `SCM_RIGHTS` descriptor. From then on a call
+//! and its reply cross in the slot, where each side spins while the other runs, and a side that
+//! found the other asleep rings a [`BELL`] on the socket. The socket still carries what comes
+//! from a process without the slot: the first call after an exec (whose reply brings the slot
+//! again), a refusal from a second thread or a child, and the fork server's word.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::io::Errno;
+use rustix::net::{self as rn, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+use selectlab_slot::{Bell, Slot};
+use selectlab_wire::{
+    BELL, MAX_MESSAGE_BYTES, Op, PARK_ERRNO, Reply, Request, SPIN_LOOKS, SPIN_YIELDS,
+};
+
+use super::replay::{Recording, Replay};
+use super::spawn::{Process, SpawnError};
+
+/// How long (real time) a program may compute without making a call selectlab answers.
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(60);
+
+/// How often (real time) a wait for the program's next call checks whether it has exited.
+const EXIT_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Most stale bells read in a row before a message (each wakes a side that had already looked
+/// again; one or two at a time, never this many).
+const MAX_STALE_BELLS: usize = 64;
+
+/// The connected channel to the program's shim.
+pub struct Channel {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+    script: Script,
+    /// Where calls cross; gone once the program is parked (the fork server's orders cross the
+    /// socket).
+    slot: Option<SlotEnd>,
+    /// Whether the last request came on the socket: its reply goes there too (with the slot,
+    /// which a process that has just started or exec'd lacks).
+    on_socket: bool,
+}
+
+/// selectlab's end of the slot.
+struct SlotEnd {
+    slot: Slot,
+    /// The descriptor the shim maps it by.
+    fd: OwnedFd,
+    /// The sequence number of the last request taken.
+    seen: u32,
+}
+
+/// What a channel does with the program's start (see [`super::replay`]).
+enum Script {
+    /// Nothing: every message crosses.
+    Live,
+    /// Notes each call and reply until the first listen.
+    Recording(Recording),
+    /// Plays a recorded start (the program, forked at its listen, made those calls already),
+    /// then goes live.
+    Replaying(Replay),
+}
+
+impl Channel {
+    /// The channel on a shim's connection `fd`, with a fresh slot for it.
+    pub(crate) fn new(fd: OwnedFd) -> Result<Channel, SpawnError> {
+        let (slot, slot_fd) = Slot::create(MAX_MESSAGE_BYTES)
+            .map_err(|e| SpawnError::Unfit(format!("the shared-memory channel: {e}")))?;
+        Ok(Channel {
+            fd,
+            buf: vec![0; MAX_MESSAGE_BYTES + 1],
+            script: Script::Live,
+            slot: Some(SlotEnd {
+                seen: slot.requests().seq(),
+                slot,
+                fd: slot_fd,
+            }),
+            on_socket: true,
+        })
+    }
+
+    /// The program's next request; None when the program (and every process holding its end)
+    /// has exited. Waits at most [`SILENCE_LIMIT`] of real time.
+    /// `process`, if given, is the program at the other end: once it has exited, the channel
+    /// counts as closed.
+    pub fn next_request(
+        &mut self,
+        mut process: Option<&mut Process>,
+    ) -> Result<Option<Request>, SpawnError> {
+        if let Script::Replaying(replay) = &mut self.script {
+            if let Some(req) = replay.next() {
+                return Ok(Some(req));
+            }
+            if replay.diverged() {
+                return Err(SpawnError::Unfit(
+                    "its start went otherwise than the recorded one".to_string(),
+                ));
+            }
+            self.script = Script::Live;
+        }
+        let n = match self.receive(process.as_deref_mut())? {
+            0 => return Ok(None),
+            n => n,
+        };
+        let req = Request::decode(&self.buf[..n])
+            .map_err(|e| SpawnError::Unfit(format!("the shim sent {e}")))?;
+        if req.op == Op::Exited {
+            // A forked program has gone; its parent says how.
+            if let Some(process) = process {
+                process.ended(i32::try_from(req.args[0]).unwrap_or(-1));
+            }
+            return Ok(None);
+        }
+        if let Script::Recording(recording) = &mut self.script
+            && recording.asked(&req)
+        {
+            self.script = Script::Live;
+        }
+        Ok(Some(req))
+    }
+
+    /// The shim's first message, its hello.
+    pub fn hello(&mut self) -> Result<Request, SpawnError> {
+        self.next_request(None)?
+            .filter(|r| r.op == Op::Hello)
+            .ok_or_else(|| SpawnError::Unfit("a shim connected without saying hello".to_string()))
+    }
+
+    /// Records the program's start from its next request on (see [`super::replay`]).
+    pub(crate) fn record(&mut self, recording: Recording) {
+        self.script = Script::Recording(recording);
+    }
+
+    /// Replays a recorded start as the program's first requests.
+    pub(crate) fn replay(&mut self, replay: Replay) {
+        self.script = Script::Replaying(replay);
+    }
+
+    /// Parks the program at its pending call: it becomes a fork server (see
+    /// [`selectlab_wire::PARK_ERRNO`]), whose orders and answers cross the socket.
+    pub(crate) fn park(&mut self) {
+        self.send(&Reply::err(PARK_ERRNO));
+        self.slot = None;
+        self.on_socket = true;
+    }
+
+    /// Orders a parked program to fork a child that connects at `path`: the child's pid.
+    pub(crate) fn order_fork(&mut self, path: &Path) -> Result<u32, SpawnError> {
+        let order = Reply::err(PARK_ERRNO).with_data(path.as_os_str().as_encoded_bytes().to_vec());
+        self.send(&order);
+        let told = self
+            .next_request(None)?
+            .filter(|r| r.op == Op::Forked)
+            .ok_or_else(|| SpawnError::Unfit("the parked program did not fork".to_string()))?;
+        match u32::try_from(told.args[0]) {
+            Ok(pid) if pid > 0 => Ok(pid),
+            _ => Err(SpawnError::Channel(
+                "fork",
+                Errno::from_raw_os_error(i32::try_from(-told.args[0]).unwrap_or(0)),
+            )),
+        }
+    }
+
+    /// One message's length in `buf` (0: the other side is gone): looked for in the slot a
+    /// while, then waited for (the slot, or the socket) at most [`SILENCE_LIMIT`].
+    fn receive(&mut self, mut process: Option<&mut Process>) -> Result<usize, SpawnError> {
+        if let Some(end) = &self.slot {
+            if end.slot.requests().wait(end.seen, SPIN_LOOKS, SPIN_YIELDS) {
+                return self.take_from_slot();
+            }
+        } else {
+            for _ in 0..SPIN_YIELDS {
+                match self.recv_now() {
+                    Ok(n) => return Ok(n),
+                    // Give the core to the program if it is waiting for one (a busy machine).
+                    Err(Errno::AGAIN | Errno::INTR) => std::thread::yield_now(),
+                    Err(e) => return Err(SpawnError::Channel("reading the program's call", e)),
+                }
+            }
+        }
+        // Waits in slices, so that a program that has exited is seen as gone even while a child
+        // it left running still holds its end of the channel.
+        let started = Instant::now();
+        loop {
+            let doze = self
+                .slot
+                .as_ref()
+                .map(|end| (end.slot.requests().doze(), end.seen));
+            if doze
+                .as_ref()
+                .is_some_and(|(doze, seen)| doze.arrived(*seen))
+            {
+                drop(doze);
+                return self.take_from_slot();
+            }
+            let rung = readable(&self.fd, EXIT_CHECK_INTERVAL)
+                .map_err(|e| SpawnError::Channel("waiting for the program", e))?;
+            drop(doze);
+            if rung {
+                match self.recv_now() {
+                    // A bell: the request is in the slot (or it was, and a stale bell rang).
+                    Err(Errno::AGAIN) => continue,
+                    Ok(n) => return Ok(n),
+                    Err(e) => return Err(SpawnError::Channel("reading the program's call", e)),
+                }
+            }
+            if process.as_deref_mut().is_some_and(Process::has_exited) {
+                // Its last message (a refusal sent just before it exited) may have come after
+                // the wait above gave up: it is read, not lost.
+                return Ok(self.recv_now().unwrap_or(0));
+            }
+            if started.elapsed() >= SILENCE_LIMIT {
+                return Err(SpawnError::Unfit(format!(
+                    "the program made no call for {} s of real time (computing, or blocked \
+                     outside the simulator)",
+                    SILENCE_LIMIT.as_secs()
+                )));
+            }
+        }
+    }
+
+    /// Copies the request waiting in the slot into `buf`: its length.
+    fn take_from_slot(&mut self) -> Result<usize, SpawnError> {
+        let end = self.slot.as_mut().expect("a request in the slot");
+        let requests = end.slot.requests();
+        end.seen = requests.seq();
+        self.on_socket = false;
+        requests
+            .read(&mut self.buf)
+            .ok_or_else(|| SpawnError::Unfit("the program wrote past its channel's slot".into()))
+    }
+
+    /// One message from the socket without waiting, bells skipped (0: the other side is gone;
+    /// EAGAIN: none but bells). A program that exits with a reply unread leaves ECONNRESET
+    /// pending on this end (unix_release_sock), and Linux reports it before any message still
+    /// queued: the refusal a second thread sent just before the exit, say. The error is
+    /// reported once, so the queue is read again after it.
+    fn recv_now(&mut self) -> Result<usize, Errno> {
+        let mut reset = false;
+        for _ in 0..MAX_STALE_BELLS {
+            match rn::recv(&self.fd, &mut self.buf[..], RecvFlags::DONTWAIT) {
+                Ok((n, _)) if self.buf[..n] == BELL => {}
+                Ok((n, _)) => {
+                    self.on_socket = true;
+                    return Ok(n);
+                }
+                Err(Errno::CONNRESET) if !reset => reset = true,
+                Err(Errno::AGAIN | Errno::CONNRESET) if reset => return Ok(0),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Errno::AGAIN)
+    }
+
+    /// Sends the reply to the program's last request (stamped with the virtual time, see
+    /// [`Reply::now_ns`]). A program that is gone is no error here:
+    /// the next [`Channel::next_request`] finds it gone. While a start is replayed, a reply
+    /// the program had already is compared with the recorded one, not sent.
+    pub fn reply(&mut self, reply: &Reply) {
+        match &mut self.script {
+            Script::Replaying(replay) if replay.owes() => return replay.answered(reply),
+            Script::Recording(recording) => recording.answered(reply),
+            _ => {}
+        }
+        self.send(reply);
+    }
+
+    /// Sends a message to the shim where its request came from: in the slot, or on the socket
+    /// with the slot's descriptor.
+    fn send(&mut self, reply: &Reply) {
+        let mut bytes = Vec::with_capacity(reply.data.len() + selectlab_wire::REPLY_HEADER_BYTES);
+        reply.encode(&mut bytes);
+        match &self.slot {
+            Some(end) if !self.on_socket => {
+                if end.slot.replies().post(&bytes) == Bell::Ring {
+                    let _ = rn::send(&self.fd, &BELL, SendFlags::NOSIGNAL);
+                }
+            }
+            Some(end) => {
+                let fds = [end.fd.as_fd()];
+                let mut space =
+                    [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+                let mut control = SendAncillaryBuffer::new(&mut space);
+                control.push(SendAncillaryMessage::ScmRights(&fds));
+                let _ = rn::sendmsg(
+                    &self.fd,
+                    &[std::io::IoSlice::new(&bytes)],
+                    &mut control,
+                    SendFlags::NOSIGNAL,
+                );
+            }
+            None => {
+                let _ = rn::send(&self.fd, &bytes, SendFlags::NOSIGNAL);
+            }
+        }
+    }
+}
+
+/// Waits (real time, at most `limit`) for `fd` to be readable; false when the time ran out.
+pub(crate) fn readable(fd: &OwnedFd, limit: Duration) -> Result<bool, Errno> {
+    let limit = Timespec {
+        tv_sec: limit.as_secs() as i64,
+        tv_nsec: i64::from(limit.subsec_nanos()),
+    };
+    loop {
+        let mut fds = [PollFd::new(fd, PollFlags::IN)];
+        match poll(&mut fds, Some(&limit)) {
+            Ok(n) => return Ok(n > 0),
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
