@@ -51,9 +51,7 @@ fn virtual_ns(clock: clockid_t) -> i64 {
     {
         // Only the program's own thread reads the simulator's time, as when each read went
         // to selectlab: a second thread or a forked child is refused here too.
-        if !state::surely_owner() {
-            state::owner_or_refuse("clock_gettime");
-        }
+        state::owner_or_refuse("clock_gettime");
         return now.saturating_add(offset);
     }
     let reads = LOCAL_READS.swap(0, Relaxed).min(LOCAL_CLOCK_READS_MAX);

@@ -214,10 +214,14 @@ fn pid_tid() -> (i32, i32) {
     }
 }
 
-/// Whether the caller is the program selectlab runs, on its one thread. A simulated
-/// descriptor used from anywhere else is refused: a second thread or a forked child would make
+/// Whether the caller is the program selectlab runs, on its one thread (known without a system
+/// call on that thread, see [`surely_owner`]). A simulated descriptor used from anywhere else
+/// is refused: a second thread or a forked child would make
 /// the run depend on the real scheduler.
 pub(crate) fn owner_or_refuse(what: &str) {
+    if surely_owner() {
+        return;
+    }
     let (pid, tid) = pid_tid();
     match mode() {
         Mode::Owner if pid != OWNER_PID.load(Relaxed) => refuse(&format!(

@@ -86,8 +86,13 @@ impl SimArgs {
             Ok(report) => report,
             Err(e) => return super::cannot_run("sim", e),
         };
+        // Rendered only when asked for: a run of many calls spends longer writing it out than
+        // answering them.
+        let transcript = (self.transcript.is_some() || self.html.is_some())
+            .then(|| report.transcript.to_string())
+            .unwrap_or_default();
         if let Some(path) = &self.transcript
-            && let Err(e) = std::fs::write(path, transcript_file(&config, &report.transcript))
+            && let Err(e) = std::fs::write(path, transcript_file(&config, &transcript))
         {
             return super::cannot_run("sim", format!("writing {}: {e}", path.display()));
         }
@@ -96,7 +101,7 @@ impl SimArgs {
             self.html.as_deref(),
             self.pcap.as_deref(),
             &title,
-            &report.transcript,
+            &transcript,
             &report.capture,
         ) {
             return super::cannot_run("sim", why);

@@ -50,6 +50,7 @@ use crate::kernel::Kernel;
 use crate::sim::capture::Capture;
 use crate::sim::decide::{Adversity, Decider};
 use crate::sim::interleave::Interleaved;
+use crate::sim::transcript::Transcript;
 use crate::sim::{Sim, SimConfig};
 use answer::Answerer;
 use channel::Channel;
@@ -124,8 +125,8 @@ pub struct GuestReport {
     pub delivery: Option<Delivery>,
     /// Each peer guest's command line and exit code (None: it had not exited).
     pub peers: Vec<(String, Option<i32>)>,
-    /// Every simulated call, one per line, in the transcript format.
-    pub transcript: String,
+    /// Every simulated call (its text, one per line, is the transcript format).
+    pub transcript: Transcript,
     /// The segments on the simulated wire (empty unless [`GuestConfig::capture`]).
     pub capture: Capture,
 }
@@ -227,7 +228,7 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
         (End::Refused(why), _) | (_, Some(why)) => End::Refused(why),
         (end, None) => end,
     };
-    Ok(report(config, end, calls, &sim, &hosts))
+    Ok(report(config, end, calls, sim, &hosts))
 }
 
 /// The simulated machine a run uses: faithful, or the seeded adversary.
@@ -249,20 +250,21 @@ fn machine(config: &GuestConfig) -> Sim {
 }
 
 /// What a finished run did.
-fn report(config: &GuestConfig, end: End, calls: u64, sim: &Sim, hosts: &Hosts) -> GuestReport {
-    let records = sim.transcript().records();
+fn report(config: &GuestConfig, end: End, calls: u64, sim: Sim, hosts: &Hosts) -> GuestReport {
+    let virtual_time = sim.now();
+    let (transcript, capture) = sim.into_records();
     GuestReport {
         end,
         calls,
-        virtual_time: sim.now(),
+        virtual_time,
         delivery: (config.clients > 0).then(|| hosts.clients.delivery()),
         peers: hosts
             .guests
             .iter()
             .map(|g| (g.label.clone(), g.exit))
             .collect(),
-        transcript: records.iter().map(|r| format!("{r}\n")).collect(),
-        capture: sim.capture().clone(),
+        transcript,
+        capture,
     }
 }
 

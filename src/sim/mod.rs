@@ -226,6 +226,11 @@ impl Sim {
         &self.capture
     }
 
+    /// The transcript and the capture, kept when the run is over.
+    pub fn into_records(self) -> (Transcript, capture::Capture) {
+        (self.transcript, self.capture)
+    }
+
     /// Tags `fd`'s socket as peer `n`'s: from now on a wake-up of it (data, an end, an error,
     /// room to write: whatever may make a waiting peer runnable) is noted for
     /// [`Sim::take_woken_peers`]. A scheduler then looks at the peers that may have something

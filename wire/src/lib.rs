@@ -57,7 +57,7 @@ pub const MAX_DATA_BYTES: usize = 128 * 1024;
 /// How many times a side waiting for the other looks for its message before it gives the
 /// core away between looks (see [`SPIN_YIELDS`]). While both sides run, the answer is usually
 /// a microsecond or two away.
-pub const SPIN_LOOKS: u32 = 2_000;
+pub const SPIN_LOOKS: u32 = 200;
 
 /// How many more times a waiting side looks, yielding the core between looks, before it
 /// sleeps. A sleeping process is woken by the scheduler, which costs tens of microseconds on
