@@ -88,9 +88,11 @@ impl SimArgs {
         };
         // Rendered only when asked for: a run of many calls spends longer writing it out than
         // answering them.
-        let transcript = (self.transcript.is_some() || self.html.is_some())
-            .then(|| report.transcript.to_string())
-            .unwrap_or_default();
+        let transcript = if self.transcript.is_some() || self.html.is_some() {
+            report.transcript.to_string()
+        } else {
+            String::new()
+        };
         if let Some(path) = &self.transcript
             && let Err(e) = std::fs::write(path, transcript_file(&config, &transcript))
         {
