@@ -315,3 +315,151 @@ pub(crate) fn readable(fd: &OwnedFd, limit: Duration) -> Result<bool, Errno> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::net::{AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, SocketType};
+
+    /// The shim's end, played by the test: the socket, and the slot once it came.
+    struct Shim {
+        socket: OwnedFd,
+        slot: Option<Slot>,
+    }
+
+    impl Shim {
+        fn say_on_socket(&self, req: &Request) {
+            let mut bytes = Vec::new();
+            req.encode(&mut bytes);
+            rn::send(&self.socket, &bytes, SendFlags::empty()).unwrap();
+        }
+
+        /// A reply on the socket (bells skipped, as the shim skips them), keeping the slot
+        /// it brings.
+        fn hear_on_socket(&mut self) -> Reply {
+            loop {
+                if let Some(reply) = self.hear_one_on_socket() {
+                    return reply;
+                }
+            }
+        }
+
+        fn hear_one_on_socket(&mut self) -> Option<Reply> {
+            let mut buf = vec![0; MAX_MESSAGE_BYTES];
+            let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+            let mut control = RecvAncillaryBuffer::new(&mut space);
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            let got = rn::recvmsg(&self.socket, &mut iov, &mut control, RecvFlags::empty())
+                .unwrap()
+                .bytes;
+            if buf[..got] == BELL {
+                return None;
+            }
+            for message in control.drain() {
+                if let RecvAncillaryMessage::ScmRights(mut fds) = message {
+                    self.slot = Some(Slot::map(fds.next().unwrap()).unwrap());
+                }
+            }
+            Some(Reply::decode(&buf[..got]).unwrap())
+        }
+
+        fn call_in_slot(&self, req: &Request) -> Bell {
+            let mut bytes = Vec::new();
+            req.encode(&mut bytes);
+            self.slot.as_ref().unwrap().requests().post(&bytes)
+        }
+
+        fn hear_in_slot(&self, seen: u32) -> Reply {
+            let replies = self.slot.as_ref().unwrap().replies();
+            assert!(replies.wait(seen, 0, 0), "a reply in the slot");
+            let mut buf = vec![0; MAX_MESSAGE_BYTES];
+            let n = replies.read(&mut buf).unwrap();
+            Reply::decode(&buf[..n]).unwrap()
+        }
+    }
+
+    fn pair() -> (Channel, Shim) {
+        let (ours, theirs) = rn::socketpair(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            rn::SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
+        let shim = Shim {
+            socket: theirs,
+            slot: None,
+        };
+        (Channel::new(ours).unwrap(), shim)
+    }
+
+    /// Whether a message (a bell) waits on the shim's socket.
+    fn rung(shim: &Shim) -> bool {
+        readable(&shim.socket, Duration::ZERO).unwrap()
+    }
+
+    #[test]
+    fn the_hello_crosses_the_socket_and_its_reply_brings_the_slot() {
+        let (mut channel, mut shim) = pair();
+        shim.say_on_socket(&Request::new(Op::Hello, &[7, 7]));
+        assert_eq!(channel.hello().unwrap().args[0], 7);
+        channel.reply(&Reply::ok(0));
+        assert_eq!(shim.hear_on_socket().ret, 0);
+        assert!(shim.slot.is_some(), "the reply brought the slot");
+
+        let seen = shim.slot.as_ref().unwrap().replies().seq();
+        assert_eq!(shim.call_in_slot(&Request::new(Op::Listen, &[3, 5])), Bell::Quiet);
+        let req = channel.next_request(None).unwrap().unwrap();
+        assert_eq!((req.op, req.args[1]), (Op::Listen, 5));
+        channel.reply(&Reply::ok(0).at(42));
+        assert_eq!(shim.hear_in_slot(seen).now_ns, 42);
+        assert!(!rung(&shim), "a spinning shim needs no bell");
+    }
+
+    #[test]
+    fn a_dozing_shim_is_rung_and_a_call_after_an_exec_is_answered_on_the_socket() {
+        let (mut channel, mut shim) = pair();
+        shim.say_on_socket(&Request::new(Op::Hello, &[1, 1]));
+        channel.hello().unwrap();
+        channel.reply(&Reply::ok(0));
+        shim.hear_on_socket();
+
+        let replies = shim.slot.as_ref().unwrap().replies();
+        let seen = replies.seq();
+        shim.call_in_slot(&Request::new(Op::Listen, &[3, 5]));
+        channel.next_request(None).unwrap().unwrap();
+        let doze = replies.doze();
+        channel.reply(&Reply::ok(0));
+        assert!(doze.arrived(seen) && rung(&shim), "the reply, and a bell");
+        drop(doze);
+
+        // The program exec'd: its new image has no slot, and asks on the socket (behind a
+        // stale bell of its old image's, which selectlab skips).
+        shim.slot = None;
+        rn::send(&shim.socket, &BELL, SendFlags::empty()).unwrap();
+        shim.say_on_socket(&Request::new(Op::Hello, &[1, 1]));
+        assert_eq!(channel.next_request(None).unwrap().unwrap().op, Op::Hello);
+        channel.reply(&Reply::ok(0));
+        assert_eq!(shim.hear_one_on_socket(), None, "the bell first");
+        assert_eq!(shim.hear_on_socket().ret, 0);
+        assert!(shim.slot.is_some(), "the slot again");
+    }
+
+    #[test]
+    fn a_parked_program_hears_its_orders_on_the_socket() {
+        let (mut channel, mut shim) = pair();
+        shim.say_on_socket(&Request::new(Op::Hello, &[1, 1]));
+        channel.hello().unwrap();
+        channel.reply(&Reply::ok(0));
+        shim.hear_on_socket();
+        let seen = shim.slot.as_ref().unwrap().replies().seq();
+        shim.call_in_slot(&Request::new(Op::Listen, &[3, 5]));
+        channel.next_request(None).unwrap().unwrap();
+        channel.park();
+        assert_eq!(shim.hear_in_slot(seen).errno, PARK_ERRNO);
+        shim.say_on_socket(&Request::new(Op::Forked, &[4242]));
+        assert_eq!(channel.order_fork(Path::new("/x")).unwrap(), 4242);
+        let order = shim.hear_on_socket();
+        assert_eq!((order.errno, order.data), (PARK_ERRNO, b"/x".to_vec()));
+    }
+}
