@@ -39,8 +39,9 @@
 //!      judge them, the kinds of fault a failure shows, the one shrink every detector uses,
 //!      and the dialects of other servers.
 //!    - [`guest`]: other people's unmodified programs on the simulator, through the preloaded
-//!      shim (`shim/`, the project's only `unsafe` code; its messages in `wire/`), and a
-//!      program parked at its first listen to be forked for each session.
+//!      shim (`shim/`; its messages in `wire/`, which cross in the shared-memory slot of
+//!      `slot/`: those two crates hold the project's only `unsafe` code), and a program
+//!      parked at its first listen to be forked for each session.
 //! 8. The tutorial's programs and the fuzz targets' logic: [`programs`] (good-bye TCP, UDP
 //!    echo, level vs edge, the chat room on real sockets, the demo), [`fuzzing`].
 //! 9. The tools that judge programs: [`check`] (`selectlab check`: conformance checks against

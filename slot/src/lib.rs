@@ -77,14 +77,19 @@ impl Slot {
     /// A new slot whose mailboxes hold messages of up to `capacity` bytes, and the descriptor
     /// that maps it again in the other process (close-on-exec; its size is sealed).
     pub fn create(capacity: usize) -> Result<(Slot, OwnedFd), SlotError> {
-        let flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
-        let fd = rustix::fs::memfd_create("selectlab-slot", flags)
-            .map_err(|e| SlotError::Io("memfd_create", e))?;
+        let fd = rustix::fs::memfd_create(
+            "selectlab-slot",
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )
+        .or_else(|_| rustix::fs::memfd_create("selectlab-slot", MemfdFlags::CLOEXEC))
+        .map_err(|e| SlotError::Io("memfd_create", e))?;
         let bytes = map_bytes(capacity);
         rustix::fs::ftruncate(&fd, bytes as u64).map_err(|e| SlotError::Io("ftruncate", e))?;
         // The program may not shrink it under selectlab (a read past the end would SIGBUS).
+        // Where seals are not implemented (some sandboxes) the slot goes unsealed: the
+        // program holds no descriptor of it once it has mapped it.
         let seals = SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL;
-        rustix::fs::fcntl_add_seals(&fd, seals).map_err(|e| SlotError::Io("sealing", e))?;
+        let _ = rustix::fs::fcntl_add_seals(&fd, seals);
         Ok((Slot::map(&fd)?, fd))
     }
 

@@ -408,7 +408,10 @@ mod tests {
         assert!(shim.slot.is_some(), "the reply brought the slot");
 
         let seen = shim.slot.as_ref().unwrap().replies().seq();
-        assert_eq!(shim.call_in_slot(&Request::new(Op::Listen, &[3, 5])), Bell::Quiet);
+        assert_eq!(
+            shim.call_in_slot(&Request::new(Op::Listen, &[3, 5])),
+            Bell::Quiet
+        );
         let req = channel.next_request(None).unwrap().unwrap();
         assert_eq!((req.op, req.args[1]), (Op::Listen, 5));
         channel.reply(&Reply::ok(0).at(42));

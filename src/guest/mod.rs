@@ -1,10 +1,10 @@
 //! Other people's unmodified programs inside the simulator.
 //!
 //! A *guest* is a dynamically linked program (Python, C, anything on libc) started with the
-//! interposition shim (`shim/`, the project's only `unsafe` code) preloaded. Every socket,
-//! readiness and clock call it makes on a simulated descriptor travels to selectlab as one
-//! request and waits for one reply (`selectlab-wire`); files, pipes and the terminal stay
-//! real. The guest is the main host of a [`Sim`]; its peers (the workload's chat clients) run
+//! interposition shim (`shim/`; with `slot/`, the project's only `unsafe` code) preloaded.
+//! Every socket, readiness and clock call it makes on a simulated descriptor travels to
+//! selectlab as one request and waits for one reply (`selectlab-wire`); files, pipes and the
+//! terminal stay real. The guest is the main host of a [`Sim`]; its peers (the workload's chat clients) run
 //! between its calls, as they do for selectlab's own server ([`Interleaved`]). Nothing else
 //! runs meanwhile, so the same seed gives the same transcript, byte for byte.
 //!
