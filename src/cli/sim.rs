@@ -75,6 +75,7 @@ impl SimArgs {
             peers,
             env: super::environment(self.clean_env),
             capture: self.pcap.is_some(),
+            quiet: false,
         };
         if self.peer_stdin.len() > config.peers.len() {
             return super::cannot_run("sim", "more --peer-stdin files than --peer programs");

@@ -84,6 +84,9 @@ pub struct GuestConfig {
     pub env: spawn::Environment,
     /// Whether to keep the segments the run puts on the wire ([`GuestReport::capture`]).
     pub capture: bool,
+    /// Whether the program's standard output goes nowhere, instead of to selectlab's (a
+    /// benchmark's report is its only output).
+    pub quiet: bool,
 }
 
 /// Another program to run beside the one under test.
@@ -147,7 +150,7 @@ pub const GUEST_ADVERSITY: Adversity = Adversity {
 pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
     let shim = spawn::shim_path()?;
     let listener = Listener::new()?;
-    let mut main = listener.spawn(&config.command, config.env, &shim, None, false)?;
+    let mut main = listener.spawn(&config.command, config.env, &shim, None, config.quiet)?;
     let mut peers = Vec::new();
     for peer in &config.peers {
         let process = listener.spawn(

@@ -65,6 +65,7 @@ pub struct GuestBench {
 pub fn run(command: &[OsString], clients: usize, lines: usize) -> Result<GuestBench, String> {
     let config = GuestConfig {
         capture: false,
+        quiet: true,
         command: command.to_vec(),
         seed: 0,
         adversary: false,
