@@ -35,7 +35,10 @@ const MAX_STALE_BELLS: usize = 64;
 /// The connected channel to the program's shim.
 pub struct Channel {
     fd: OwnedFd,
+    /// What came last (kept at its full size, so a receive never has to grow it).
     buf: Vec<u8>,
+    /// What goes out, reused from reply to reply.
+    out: Vec<u8>,
     script: Script,
     /// Where calls cross; gone once the program is parked (the fork server's orders cross the
     /// socket).
@@ -73,6 +76,7 @@ impl Channel {
         Ok(Channel {
             fd,
             buf: vec![0; MAX_MESSAGE_BYTES + 1],
+            out: Vec::new(),
             script: Script::Live,
             slot: Some(SlotEnd {
                 seen: slot.requests().seq(),
@@ -272,11 +276,12 @@ impl Channel {
     /// Sends a message to the shim where its request came from: in the slot, or on the socket
     /// with the slot's descriptor.
     fn send(&mut self, reply: &Reply) {
-        let mut bytes = Vec::with_capacity(reply.data.len() + selectlab_wire::REPLY_HEADER_BYTES);
-        reply.encode(&mut bytes);
+        let bytes = &mut self.out;
+        bytes.clear();
+        reply.encode(bytes);
         match &self.slot {
             Some(end) if !self.on_socket => {
-                if end.slot.replies().post(&bytes) == Bell::Ring {
+                if end.slot.replies().post(bytes) == Bell::Ring {
                     let _ = rn::send(&self.fd, &BELL, SendFlags::NOSIGNAL);
                 }
             }
@@ -288,13 +293,13 @@ impl Channel {
                 control.push(SendAncillaryMessage::ScmRights(&fds));
                 let _ = rn::sendmsg(
                     &self.fd,
-                    &[std::io::IoSlice::new(&bytes)],
+                    &[std::io::IoSlice::new(bytes)],
                     &mut control,
                     SendFlags::NOSIGNAL,
                 );
             }
             None => {
-                let _ = rn::send(&self.fd, &bytes, SendFlags::NOSIGNAL);
+                let _ = rn::send(&self.fd, bytes, SendFlags::NOSIGNAL);
             }
         }
     }
