@@ -17,10 +17,12 @@
 
 #![deny(missing_docs)]
 
+use std::cell::Cell;
 use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use rustix::fs::{MemfdFlags, SealFlags};
 use rustix::mm::{MapFlags, ProtFlags};
@@ -31,6 +33,42 @@ const SEQ_AT: usize = 0;
 const DOZING_AT: usize = 4;
 const LEN_AT: usize = 8;
 const HEADER_BYTES: usize = 64;
+
+/// A yield that gives the core away for longer than this ran another task: the core is
+/// shared, and spinning on it only delays the writer. (A yield on a free core returns in a
+/// microsecond or two; a scheduler's time slice is milliseconds.)
+pub const CONTENDED_YIELD: Duration = Duration::from_micros(2);
+
+/// A yield that gives the core away this long, after which the message has not come, ran a
+/// stranger for its time slice (the writer, run in turn on this core, answers in
+/// microseconds).
+pub const STRANGERS_YIELD: Duration = Duration::from_micros(50);
+
+/// How many waits after a yield that ran a stranger go straight from spinning to sleep.
+pub const WAITS_WITHOUT_YIELDS: u32 = 64;
+
+/// How a side waits (see [`Mailbox::wait`]).
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    /// How many looks the next wait spins before it yields.
+    spins: u32,
+    /// How many of the next waits sleep rather than yield.
+    sleep_first: u32,
+}
+
+impl Pace {
+    /// A side's first wait: spin all it may, yield all it may.
+    const EAGER: Pace = Pace {
+        spins: u32::MAX,
+        sleep_first: 0,
+    };
+}
+
+/// The monotonic clock, read by rustix (never through libc, whose clock the shim replaces).
+fn monotonic() -> Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
 
 /// The writer's word on whether to ring the bell after [`Mailbox::post`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +105,8 @@ pub struct Slot {
     base: NonNull<u8>,
     map_bytes: usize,
     capacity: usize,
+    /// How this side's next wait goes (see [`Mailbox::wait`]): this process's own, not shared.
+    pace: Cell<Pace>,
 }
 
 // SAFETY: the mapping is plain shared memory, valid until `Drop` unmaps it; every access
@@ -118,6 +158,7 @@ impl Slot {
             base,
             map_bytes,
             capacity,
+            pace: Cell::new(Pace::EAGER),
         })
     }
 
@@ -138,7 +179,7 @@ impl Slot {
             // SAFETY: `offset` is inside the mapping (asserted above).
             header: unsafe { self.base.add(offset) },
             capacity: self.capacity,
-            _slot: std::marker::PhantomData,
+            pace: &self.pace,
         }
     }
 }
@@ -169,7 +210,7 @@ fn capacity_of(size: u64) -> Option<usize> {
 pub struct Mailbox<'a> {
     header: NonNull<u8>,
     capacity: usize,
-    _slot: std::marker::PhantomData<&'a Slot>,
+    pace: &'a Cell<Pace>,
 }
 
 impl<'a> Mailbox<'a> {
@@ -235,21 +276,55 @@ impl<'a> Mailbox<'a> {
         Some(len)
     }
 
-    /// Waits for a message newer than `seen`: `spins` looks with a pause between them, then
-    /// `yields` more, each after giving the core away (on a busy machine the writer may be
-    /// waiting for it). Whether it came.
+    /// Waits for a message newer than `seen`: up to `spins` looks with a pause between them,
+    /// then up to `yields` more, each after giving the core away. Whether it came; if not, the
+    /// caller dozes ([`Mailbox::doze`]) and sleeps until the writer's bell.
+    ///
+    /// Spinning and yielding pay only while the writer runs beside this side, or on its core
+    /// in turn. On a busy machine they cost: a look is time the writer may have wanted, and a
+    /// yield may hand the core to a stranger for a whole time slice, while a sleeper that is
+    /// rung is run at once. A yield that took more than [`CONTENDED_YIELD`] shows that another
+    /// task ran. Then the next wait spins half as long (a wait that needed no yield spins twice
+    /// as long, up to `spins`). A yield that took more than [`STRANGERS_YIELD`], after which
+    /// the message has not come, ran a stranger: this wait and the next
+    /// [`WAITS_WITHOUT_YIELDS`] sleep instead of yielding.
     pub fn wait(&self, seen: u32, spins: u32, yields: u32) -> bool {
-        for _ in 0..spins {
+        let pace = self.pace.get();
+        let budget = pace.spins.clamp(1, spins.max(1));
+        let mut next = Pace {
+            spins: budget,
+            sleep_first: pace.sleep_first.saturating_sub(1),
+        };
+        let came = self.look(seen, budget, yields, pace.sleep_first > 0, &mut next);
+        self.pace.set(next);
+        came
+    }
+
+    fn look(&self, seen: u32, budget: u32, yields: u32, sleep: bool, next: &mut Pace) -> bool {
+        for _ in 0..budget {
             if self.arrived(seen) {
+                next.spins = budget.saturating_mul(2);
                 return true;
             }
             std::hint::spin_loop();
         }
-        for _ in 0..yields {
+        if sleep {
+            return self.arrived(seen);
+        }
+        for tried in 0..yields {
             if self.arrived(seen) {
                 return true;
             }
+            let before = monotonic();
             std::thread::yield_now();
+            let away = monotonic().saturating_sub(before);
+            if tried == 0 && away > CONTENDED_YIELD {
+                next.spins = budget / 2;
+            }
+            if away > STRANGERS_YIELD && !self.arrived(seen) {
+                next.sleep_first = WAITS_WITHOUT_YIELDS;
+                return false;
+            }
         }
         self.arrived(seen)
     }
@@ -313,6 +388,27 @@ mod tests {
         assert_eq!(slot.replies().post(b"x"), Bell::Ring);
         drop(doze);
         assert_eq!(slot.replies().post(b"y"), Bell::Quiet);
+    }
+
+    #[test]
+    fn a_wait_ends_when_the_message_comes_or_its_looks_run_out() {
+        let (slot, fd) = Slot::create(64).unwrap();
+        let seen = slot.replies().seq();
+        assert!(!slot.replies().wait(seen, 100, 100), "nothing came");
+        let writer = std::thread::spawn(move || {
+            let theirs = Slot::map(&fd).unwrap();
+            theirs.replies().post(b"late");
+        });
+        let mut came = false;
+        for _ in 0..10_000 {
+            if slot.replies().wait(seen, 1000, 1000) {
+                came = true;
+                break;
+            }
+        }
+        writer.join().unwrap();
+        assert!(came, "a message posted from another mapping is seen");
+        assert!(slot.replies().wait(seen, 0, 0), "and seen again at once");
     }
 
     #[test]
