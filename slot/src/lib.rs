@@ -8,7 +8,9 @@
 //! on that number a while ([`Mailbox::wait`]) and, if nothing comes, says it *dozes*
 //! ([`Mailbox::doze`]) and sleeps elsewhere (on the SEQPACKET socket the two sides keep for
 //! set-up and descriptors). A writer that finds its reader dozing rings a bell there. While
-//! both sides run, a call and its reply cross with no system call at all.
+//! both sides run, a call and its reply cross with no system call at all. Each side paces its
+//! waits by what its last ones found, so that on a busy machine it neither spins on a core the
+//! writer needs nor yields it to a stranger.
 //!
 //! The mapping is shared with a program selectlab does not trust: every length read from it is
 //! checked, and its bytes are copied out before they are decoded, never borrowed.
@@ -35,8 +37,9 @@ const LEN_AT: usize = 8;
 const HEADER_BYTES: usize = 64;
 
 /// A yield that gives the core away for longer than this ran another task: the core is
-/// shared, and spinning on it only delays the writer. (A yield on a free core returns in a
-/// microsecond or two; a scheduler's time slice is milliseconds.)
+/// shared, and spinning on it only delays the writer. (A yield on a free core returns in
+/// 0.2 µs on the machine measured, and one in 10 000 takes more than 2 µs; a scheduler's time
+/// slice is milliseconds.)
 pub const CONTENDED_YIELD: Duration = Duration::from_micros(2);
 
 /// A yield that gives the core away this long, after which the message has not come, ran a
