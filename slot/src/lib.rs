@@ -50,13 +50,26 @@ pub const STRANGERS_YIELD: Duration = Duration::from_micros(50);
 /// How many waits after a yield that ran a stranger go straight from spinning to sleep.
 pub const WAITS_WITHOUT_YIELDS: u32 = 64;
 
-/// How a side waits (see [`Mailbox::wait`]).
-#[derive(Debug, Clone, Copy)]
+/// How a side waits (see [`Mailbox::wait`]): what its last waits found decides how the next
+/// one spins and whether it yields. Kept apart from the waiting itself, so that each rule can
+/// be tested without a scheduler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Pace {
-    /// How many looks the next wait spins before it yields.
+    /// How many looks a wait spins before it yields.
     spins: u32,
-    /// How many of the next waits sleep rather than yield.
+    /// How many of the waits after this one sleep rather than yield.
     sleep_first: u32,
+    /// Whether this wait sleeps rather than yields.
+    sleeping: bool,
+}
+
+/// What a wait does after a yield.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Yield {
+    /// Look, and yield again.
+    Again,
+    /// Give up yielding: sleep until the bell.
+    Sleep,
 }
 
 impl Pace {
@@ -64,7 +77,36 @@ impl Pace {
     const EAGER: Pace = Pace {
         spins: u32::MAX,
         sleep_first: 0,
+        sleeping: false,
     };
+
+    /// The pace of the next wait, which may spin at most `spins` looks (at least one).
+    fn begin(self, spins: u32) -> Pace {
+        Pace {
+            spins: self.spins.clamp(1, spins.max(1)),
+            sleep_first: self.sleep_first.saturating_sub(1),
+            sleeping: self.sleep_first > 0,
+        }
+    }
+
+    /// The message came while the wait spun: the writer runs beside this side, so the next
+    /// wait spins twice as long.
+    fn spun(&mut self) {
+        self.spins = self.spins.saturating_mul(2);
+    }
+
+    /// A yield (the wait's first, or a later one) gave the core away for `away`, after which
+    /// the message had come (`came`) or not.
+    fn yielded(&mut self, first: bool, away: Duration, came: bool) -> Yield {
+        if first && away > CONTENDED_YIELD {
+            self.spins /= 2;
+        }
+        if away > STRANGERS_YIELD && !came {
+            self.sleep_first = WAITS_WITHOUT_YIELDS;
+            return Yield::Sleep;
+        }
+        Yield::Again
+    }
 }
 
 /// The monotonic clock, read by rustix (never through libc, whose clock the shim replaces).
@@ -292,26 +334,21 @@ impl<'a> Mailbox<'a> {
     /// the message has not come, ran a stranger: this wait and the next
     /// [`WAITS_WITHOUT_YIELDS`] sleep instead of yielding.
     pub fn wait(&self, seen: u32, spins: u32, yields: u32) -> bool {
-        let pace = self.pace.get();
-        let budget = pace.spins.clamp(1, spins.max(1));
-        let mut next = Pace {
-            spins: budget,
-            sleep_first: pace.sleep_first.saturating_sub(1),
-        };
-        let came = self.look(seen, budget, yields, pace.sleep_first > 0, &mut next);
-        self.pace.set(next);
+        let mut pace = self.pace.get().begin(spins);
+        let came = self.look(seen, yields, &mut pace);
+        self.pace.set(pace);
         came
     }
 
-    fn look(&self, seen: u32, budget: u32, yields: u32, sleep: bool, next: &mut Pace) -> bool {
-        for _ in 0..budget {
+    fn look(&self, seen: u32, yields: u32, pace: &mut Pace) -> bool {
+        for _ in 0..pace.spins {
             if self.arrived(seen) {
-                next.spins = budget.saturating_mul(2);
+                pace.spun();
                 return true;
             }
             std::hint::spin_loop();
         }
-        if sleep {
+        if pace.sleeping {
             return self.arrived(seen);
         }
         for tried in 0..yields {
@@ -321,11 +358,7 @@ impl<'a> Mailbox<'a> {
             let before = monotonic();
             std::thread::yield_now();
             let away = monotonic().saturating_sub(before);
-            if tried == 0 && away > CONTENDED_YIELD {
-                next.spins = budget / 2;
-            }
-            if away > STRANGERS_YIELD && !self.arrived(seen) {
-                next.sleep_first = WAITS_WITHOUT_YIELDS;
+            if pace.yielded(tried == 0, away, self.arrived(seen)) == Yield::Sleep {
                 return false;
             }
         }
@@ -415,6 +448,97 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_that_spun_to_its_message_spins_twice_as_long_next_time() {
+        let mut pace = Pace::EAGER.begin(200);
+        assert_eq!((pace.spins, pace.sleeping), (200, false));
+        pace.spun();
+        assert_eq!(pace.begin(200).spins, 200, "never past the most");
+        let mut small = Pace { spins: 10, ..pace }.begin(200);
+        small.spun();
+        assert_eq!(small.begin(200).spins, 20);
+        assert_eq!(
+            Pace { spins: 0, ..pace }.begin(200).spins,
+            1,
+            "at least one look"
+        );
+    }
+
+    #[test]
+    fn a_yield_that_ran_another_task_halves_the_spinning_once_a_wait() {
+        let fast = Duration::from_nanos(200);
+        let slow = Duration::from_micros(10);
+        let mut pace = Pace::EAGER.begin(200);
+        assert_eq!(pace.yielded(true, fast, false), Yield::Again);
+        assert_eq!(pace.spins, 200, "the core was free");
+        assert_eq!(pace.yielded(true, CONTENDED_YIELD, false), Yield::Again);
+        assert_eq!(pace.spins, 200, "not more than the bound");
+        assert_eq!(pace.yielded(true, slow, true), Yield::Again);
+        assert_eq!(pace.spins, 100);
+        assert_eq!(pace.yielded(false, slow, false), Yield::Again);
+        assert_eq!(pace.spins, 100, "only the wait's first yield counts");
+    }
+
+    #[test]
+    fn a_yield_that_ran_a_stranger_sends_the_next_waits_to_sleep() {
+        let long = Duration::from_millis(3);
+        let mut pace = Pace::EAGER.begin(200);
+        assert_eq!(
+            pace.yielded(false, long, true),
+            Yield::Again,
+            "the writer ran"
+        );
+        assert_eq!(pace.yielded(false, STRANGERS_YIELD, false), Yield::Again);
+        assert_eq!(pace.yielded(false, long, false), Yield::Sleep);
+        for _ in 0..WAITS_WITHOUT_YIELDS {
+            pace = pace.begin(200);
+            assert!(pace.sleeping);
+        }
+        assert!(!pace.begin(200).sleeping, "then it yields again");
+    }
+
+    #[test]
+    fn a_sleeping_wait_looks_once_more_and_gives_up() {
+        let (slot, _fd) = Slot::create(64).unwrap();
+        let replies = slot.replies();
+        slot.pace.set(Pace {
+            sleep_first: 1,
+            ..Pace::EAGER
+        });
+        // Were it to yield, u32::MAX yields would hold the test for hours.
+        assert!(!replies.wait(replies.seq(), 1, u32::MAX));
+        assert!(!slot.pace.get().begin(1).sleeping, "the next wait yields");
+    }
+
+    #[test]
+    fn a_message_may_fill_the_slot() {
+        let (slot, _fd) = Slot::create(64).unwrap();
+        let full = vec![7; slot.capacity];
+        slot.requests().post(&full);
+        let mut into = vec![0; slot.capacity];
+        assert_eq!(slot.requests().read(&mut into), Some(slot.capacity));
+        assert_eq!(into, full);
+    }
+
+    #[test]
+    fn a_dropped_slot_is_unmapped() {
+        let (slot, fd) = Slot::create(64).unwrap();
+        // This slot's mappings only (other tests map slots of their own meanwhile).
+        let inode = rustix::fs::fstat(&fd).unwrap().st_ino.to_string();
+        let mappings = || {
+            let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+            (maps.lines())
+                .filter(|l| l.split_whitespace().nth(4) == Some(inode.as_str()))
+                .count()
+        };
+        let again = Slot::map(&fd).unwrap();
+        assert_eq!(mappings(), 2);
+        drop(again);
+        assert_eq!(mappings(), 1);
+        drop(slot);
+        assert_eq!(mappings(), 0);
+    }
+
+    #[test]
     fn a_length_past_the_slot_is_refused() {
         let (slot, _fd) = Slot::create(64).unwrap();
         slot.requests()
@@ -435,5 +559,6 @@ mod tests {
             rustix::fs::ftruncate(&fd, 8).is_err(),
             "sealed against shrinking"
         );
+        assert!(rustix::fs::ftruncate(&fd, size * 2).is_err(), "and growing");
     }
 }
