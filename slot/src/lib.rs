@@ -411,10 +411,10 @@ mod tests {
             None,
             "too long for the buffer"
         );
-        assert!(
-            !ours.replies().arrived(ours.replies().seq()),
-            "the other mailbox"
-        );
+        assert_eq!(theirs.requests().seq(), seen.wrapping_add(1), "one message");
+        let replies = ours.replies().seq();
+        ours.requests().post(b"again");
+        assert_eq!(ours.replies().seq(), replies, "the other mailbox is apart");
     }
 
     #[test]
@@ -510,6 +510,13 @@ mod tests {
     }
 
     #[test]
+    fn the_clock_the_pacing_reads_moves() {
+        let start = monotonic();
+        let moved = (0..100_000_000).any(|_| monotonic() > start);
+        assert!(moved);
+    }
+
+    #[test]
     fn a_message_may_fill_the_slot() {
         let (slot, _fd) = Slot::create(64).unwrap();
         let full = vec![7; slot.capacity];
@@ -552,6 +559,12 @@ mod tests {
         let fd = rustix::fs::memfd_create("odd", MemfdFlags::CLOEXEC).unwrap();
         rustix::fs::ftruncate(&fd, 100).unwrap();
         assert!(matches!(Slot::map(&fd), Err(SlotError::Size(100))));
+        rustix::fs::ftruncate(&fd, 8192 + 100).unwrap();
+        let odd = Slot::map(&fd).err().expect("not a whole number of pages");
+        assert_eq!(
+            odd.to_string(),
+            "a slot of 8292 bytes is not one selectlab made"
+        );
         let (_slot, fd) = Slot::create(128 * 1024 + 56).unwrap();
         let size = rustix::fs::fstat(&fd).unwrap().st_size as u64;
         assert!(capacity_of(size).unwrap() >= 128 * 1024 + 56);
