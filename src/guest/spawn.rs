@@ -528,7 +528,10 @@ pub fn code_of(status: std::process::ExitStatus) -> i32 {
 
 impl Drop for Process {
     fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.pid()) {
+        // Group 0 would be selectlab's own, and 1 init's: no program of ours leads either.
+        if let Ok(pid) = i32::try_from(self.pid())
+            && pid > 1
+        {
             let group = nix::unistd::Pid::from_raw(pid);
             let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         }
