@@ -160,12 +160,14 @@ impl Channel {
             .next_request(None)?
             .filter(|r| r.op == Op::Forked)
             .ok_or_else(|| SpawnError::Unfit("the parked program did not fork".to_string()))?;
-        match u32::try_from(told.args[0]) {
-            Ok(pid) if pid > 0 => Ok(pid),
-            _ => Err(SpawnError::Channel(
+        // A pid, or fork's error as -errno; anything else is no answer of the shim's.
+        match told.args[0] {
+            pid if pid > 0 => u32::try_from(pid).map_err(|_| unfit_fork(pid)),
+            err if (-4095..0).contains(&err) => Err(SpawnError::Channel(
                 "fork",
-                Errno::from_raw_os_error(i32::try_from(-told.args[0]).unwrap_or(0)),
+                Errno::from_raw_os_error(-(err as i32)),
             )),
+            other => Err(unfit_fork(other)),
         }
     }
 
@@ -305,6 +307,13 @@ impl Channel {
     }
 }
 
+/// A parked program's word on its fork that is neither a pid nor an errno.
+fn unfit_fork(told: i64) -> SpawnError {
+    SpawnError::Unfit(format!(
+        "the parked program told {told} for its fork's child (neither a pid nor an errno)"
+    ))
+}
+
 /// Waits (real time, at most `limit`) for `fd` to be readable; false when the time ran out.
 pub(crate) fn readable(fd: &OwnedFd, limit: Duration) -> Result<bool, Errno> {
     let limit = Timespec {
@@ -324,6 +333,7 @@ pub(crate) fn readable(fd: &OwnedFd, limit: Duration) -> Result<bool, Errno> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::libc;
     use rustix::net::{AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, SocketType};
 
     /// The shim's end, played by the test: the socket, and the slot once it came.
@@ -398,6 +408,26 @@ mod tests {
         (Channel::new(ours).unwrap(), shim)
     }
 
+    /// A channel whose shim has said hello and holds the slot.
+    fn greeted() -> (Channel, Shim) {
+        let (mut channel, mut shim) = pair();
+        shim.say_on_socket(&Request::new(Op::Hello, &[1, 1]));
+        channel.hello().unwrap();
+        channel.reply(&Reply::ok(0));
+        shim.hear_on_socket();
+        (channel, shim)
+    }
+
+    /// The shim listens, in the slot, and selectlab takes the call: the replies' sequence
+    /// number before it.
+    fn listening(channel: &mut Channel, shim: &Shim) -> u32 {
+        let seen = shim.slot.as_ref().unwrap().replies().seq();
+        shim.call_in_slot(&Request::new(Op::Listen, &[3, 5]));
+        let req = channel.next_request(None).unwrap().unwrap();
+        assert_eq!((req.op, req.args[1]), (Op::Listen, 5));
+        seen
+    }
+
     /// Whether a message (a bell) waits on the shim's socket.
     fn rung(shim: &Shim) -> bool {
         readable(&shim.socket, Duration::ZERO).unwrap()
@@ -426,17 +456,9 @@ mod tests {
 
     #[test]
     fn a_dozing_shim_is_rung_and_a_call_after_an_exec_is_answered_on_the_socket() {
-        let (mut channel, mut shim) = pair();
-        shim.say_on_socket(&Request::new(Op::Hello, &[1, 1]));
-        channel.hello().unwrap();
-        channel.reply(&Reply::ok(0));
-        shim.hear_on_socket();
-
-        let replies = shim.slot.as_ref().unwrap().replies();
-        let seen = replies.seq();
-        shim.call_in_slot(&Request::new(Op::Listen, &[3, 5]));
-        channel.next_request(None).unwrap().unwrap();
-        let doze = replies.doze();
+        let (mut channel, mut shim) = greeted();
+        let seen = listening(&mut channel, &shim);
+        let doze = shim.slot.as_ref().unwrap().replies().doze();
         channel.reply(&Reply::ok(0));
         assert!(doze.arrived(seen) && rung(&shim), "the reply, and a bell");
         drop(doze);
@@ -455,19 +477,48 @@ mod tests {
 
     #[test]
     fn a_parked_program_hears_its_orders_on_the_socket() {
-        let (mut channel, mut shim) = pair();
-        shim.say_on_socket(&Request::new(Op::Hello, &[1, 1]));
-        channel.hello().unwrap();
-        channel.reply(&Reply::ok(0));
-        shim.hear_on_socket();
-        let seen = shim.slot.as_ref().unwrap().replies().seq();
-        shim.call_in_slot(&Request::new(Op::Listen, &[3, 5]));
-        channel.next_request(None).unwrap().unwrap();
+        let (mut channel, mut shim) = greeted();
+        let seen = listening(&mut channel, &shim);
         channel.park();
         assert_eq!(shim.hear_in_slot(seen).errno, PARK_ERRNO);
         shim.say_on_socket(&Request::new(Op::Forked, &[4242]));
         assert_eq!(channel.order_fork(Path::new("/x")).unwrap(), 4242);
         let order = shim.hear_on_socket();
         assert_eq!((order.errno, order.data), (PARK_ERRNO, b"/x".to_vec()));
+    }
+
+    #[test]
+    fn a_fork_that_failed_or_names_no_child_is_an_error() {
+        let (mut channel, mut shim) = greeted();
+        listening(&mut channel, &shim);
+        channel.park();
+        shim.say_on_socket(&Request::new(Op::Forked, &[-i64::from(libc::EAGAIN)]));
+        match channel.order_fork(Path::new("/x")) {
+            Err(SpawnError::Channel("fork", e)) => assert_eq!(e, Errno::AGAIN),
+            other => panic!("{:?}", other.map_err(|e| e.to_string())),
+        }
+        // Neither a pid nor an errno: refused with what was told, never a panic.
+        for told in [0, -5000, i64::MIN, 1 << 40] {
+            shim.hear_on_socket();
+            shim.say_on_socket(&Request::new(Op::Forked, &[told]));
+            let e = channel.order_fork(Path::new("/x")).err().expect("no child");
+            assert!(e.to_string().contains(&format!("told {told} ")), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_message_sent_just_before_an_exit_is_read_behind_the_reset() {
+        let (mut channel, shim) = pair();
+        // A reply the program never read makes its exit a reset on selectlab's end, which
+        // Linux reports before the message the program sent last.
+        channel.reply(&Reply::ok(0));
+        shim.say_on_socket(&Request::new(Op::Refuse, &[]).with_data(b"why".to_vec()));
+        drop(shim);
+        let last = channel.next_request(None).unwrap().expect("the message");
+        assert_eq!((last.op, last.data), (Op::Refuse, b"why".to_vec()));
+        assert!(
+            channel.next_request(None).unwrap().is_none(),
+            "then it is gone"
+        );
     }
 }
