@@ -501,7 +501,7 @@ mod tests {
         for told in [0, -5000, i64::MIN, 1 << 40] {
             shim.hear_on_socket();
             shim.say_on_socket(&Request::new(Op::Forked, &[told]));
-            let e = channel.order_fork(Path::new("/x")).err().expect("no child");
+            let e = channel.order_fork(Path::new("/x")).expect_err("no child");
             assert!(e.to_string().contains(&format!("told {told} ")), "{e}");
         }
     }
