@@ -216,8 +216,8 @@ fn pid_tid() -> (i32, i32) {
 
 /// Whether the caller is the program selectlab runs, on its one thread (known without a system
 /// call on that thread, see [`surely_owner`]). A simulated descriptor used from anywhere else
-/// is refused: a second thread or a forked child would make
-/// the run depend on the real scheduler.
+/// is refused: a second thread or a forked child would make the run depend on the real
+/// scheduler.
 pub(crate) fn owner_or_refuse(what: &str) {
     if surely_owner() {
         return;

@@ -507,6 +507,27 @@ mod tests {
     }
 
     #[test]
+    fn a_call_that_comes_while_selectlab_sleeps_rings_it_awake() {
+        let (mut channel, shim) = greeted();
+        let caller = std::thread::spawn(move || {
+            // Late enough that selectlab has given up spinning and sleeps on the socket (were
+            // it still spinning, it would take the call there, and the test still holds).
+            std::thread::sleep(Duration::from_millis(50));
+            let bell = shim.call_in_slot(&Request::new(Op::Listen, &[3, 5]));
+            if bell == Bell::Ring {
+                rn::send(&shim.socket, &BELL, SendFlags::empty()).unwrap();
+            }
+            shim
+        });
+        let req = channel
+            .next_request(None)
+            .unwrap()
+            .expect("the call, not an end");
+        assert_eq!(req.op, Op::Listen);
+        drop(caller.join().unwrap());
+    }
+
+    #[test]
     fn a_message_sent_just_before_an_exit_is_read_behind_the_reset() {
         let (mut channel, shim) = pair();
         // A reply the program never read makes its exit a reset on selectlab's end, which
