@@ -364,3 +364,26 @@ pub trait Kernel {
     /// system's on the real kernel (`TZ` respected), UTC in the simulator (deterministic).
     fn time_zone(&self) -> jiff::tz::TimeZone;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptors_and_timespecs_print_as_transcripts_show_them() {
+        assert_eq!(Fd(3).to_string(), "fd3");
+        let valid = Timespec {
+            secs: 1,
+            nanos: 500_000_000,
+        };
+        assert_eq!(valid.to_string(), "1.500000000 s");
+        let invalid = Timespec { secs: -1, nanos: 5 };
+        assert_eq!(invalid.to_string(), "{-1 s, 5 ns}");
+    }
+
+    #[test]
+    fn epoll_waits_for_at_most_linuxs_number_of_events() {
+        // fs/eventpoll.c: INT_MAX / sizeof(struct epoll_event), a packed 12 bytes on x86-64.
+        assert_eq!(EP_MAX_EVENTS, 178_956_970);
+    }
+}
