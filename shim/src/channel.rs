@@ -121,29 +121,34 @@ fn sleep_until_rung(fd: i32, replies: selectlab_slot::Mailbox<'_>, seen: u32) {
     }
 }
 
-/// Rings the bell on the socket: selectlab sleeps.
+/// Rings the bell on the socket: selectlab sleeps. (A failed send is selectlab gone, which
+/// the wait for the reply finds.)
 fn ring(fd: i32) {
-    // SAFETY: the pointer and length describe BELL; a failed send is selectlab gone, which
-    // the wait for the reply finds.
-    unsafe {
+    send(fd, &BELL);
+}
+
+/// Sends one message on the channel's socket `fd` by system call (the shim's own `send` is the
+/// program's), never raising SIGPIPE: whether it went.
+pub(crate) fn send(fd: i32, message: &[u8]) -> bool {
+    // SAFETY: the pointer and length describe `message`, alive for the call.
+    let sent = unsafe {
         libc::syscall(
             libc::SYS_sendto,
             fd,
-            BELL.as_ptr(),
-            BELL.len(),
+            message.as_ptr(),
+            message.len(),
             libc::MSG_NOSIGNAL,
             0,
             0,
         )
     };
+    sent >= 0
 }
 
 /// Sends `out` on the socket and receives the reply into `into` (and the slot it brings, if
 /// it brings one, into `slot`): its length.
 fn through_socket(fd: i32, out: &[u8], into: &mut [u8], slot: &mut Option<Slot>) -> usize {
-    // SAFETY: the pointer and length describe `out`.
-    let sent = unsafe { libc::syscall(libc::SYS_sendto, fd, out.as_ptr(), out.len(), 0, 0, 0) };
-    if sent < 0 {
+    if !send(fd, out) {
         die("lost the channel to selectlab");
     }
     match receive(fd, into, slot) {

@@ -195,18 +195,8 @@ fn file_id(fd: i32, path: &std::ffi::CStr) -> Option<(u64, u64)> {
 fn tell(fd: i32, op: Op, arg: i64) {
     let mut msg = Vec::new();
     Request::new(op, &[arg]).encode(&mut msg);
-    // SAFETY: the pointer and length describe `msg`; a failed send is selectlab gone.
-    unsafe {
-        libc::syscall(
-            libc::SYS_sendto,
-            fd,
-            msg.as_ptr(),
-            msg.len(),
-            libc::MSG_NOSIGNAL,
-            0,
-            0,
-        )
-    };
+    // A failed send is selectlab gone.
+    crate::channel::send(fd, &msg);
 }
 
 /// Most waits for a child interrupted before one returns.

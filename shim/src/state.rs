@@ -156,9 +156,7 @@ pub(crate) fn refuse(why: &str) -> ! {
         .with_data(why.as_bytes().to_vec())
         .encode(&mut msg);
     let fd = channel_fd();
-    // SAFETY: the pointer and length describe `msg`; a failed send is reported below.
-    let told = fd >= 0
-        && unsafe { libc::syscall(libc::SYS_sendto, fd, msg.as_ptr(), msg.len(), 0, 0, 0) } >= 0;
+    let told = fd >= 0 && crate::channel::send(fd, &msg);
     if !told {
         leave_refusal(why);
         say(&format!("refused: {why}"));
