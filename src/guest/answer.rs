@@ -2,10 +2,12 @@
 //! calls Linux would make for it, on the [`Kernel`] of the program under test (the simulator
 //! with its peers running between calls), and a [`Reply`].
 //!
-//! The simulator's sockets never block; a guest's may. A call on a blocking socket that would
-//! block waits in poll (virtual time passes, peers run) and tries again, the way CPython
-//! implements its own timeouts; the transcript shows those polls. A wait that could never end
-//! stops the run instead of hanging ([`Halt::Stop`]).
+//! The simulator's sockets never block; a guest's may. A stepped guest's blocking call comes
+//! here once its descriptor is ready ([`stepped`](super::stepped)); should it still find
+//! nothing (a blocking send larger than the room left goes on until all is sent), it waits in
+//! poll (virtual time passes, peers run) and tries again, the way CPython implements its own
+//! timeouts; the transcript shows those polls. A wait that could never end stops the run
+//! instead of hanging ([`Halt::Stop`]).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -23,6 +25,12 @@ use super::wait::{Answered, Halt, MAX_BLOCKING_RETRIES, settle};
 use crate::addr::{Family, SockAddr, SockType};
 use crate::kernel::{Events, Fd, Kernel, PollFd, Shutdown, SockOpt, TimerSetting};
 use crate::sim::interleave::Interleaved;
+
+/// The receive flags the simulator models; a receive with any other is refused.
+pub const RECV_FLAGS: i32 = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL | libc::MSG_CMSG_CLOEXEC;
+
+/// The send flags the simulator models; a send with any other is refused.
+pub const SEND_FLAGS: i32 = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
 
 /// Most bytes one receive returns: the reply's payload less room for the address block.
 const MAX_RECV_BYTES: i64 = (selectlab_wire::MAX_DATA_BYTES - 256) as i64;
@@ -177,7 +185,7 @@ impl Answerer {
             Op::EpollCtl => ready::epoll_ctl(k, a),
             Op::EpollWait => ready::epoll_wait(k, a),
             Op::Clock => Ok(Reply::ok(ready::clock_ns(k, a[0]))),
-            Op::Sleep => ready::sleep(k, a),
+            Op::Sleep => Ok(ready::sleep(a)),
             Op::Resolve => Ok(resolve(k, a[0], &req.data)),
             Op::HostName => Ok(host_name(k, &req.data)),
             Op::Random => Ok(random(k, a[0])),
@@ -464,11 +472,10 @@ impl Answerer {
             a[2] as i32,
             a[3] != 0,
         );
-        let known = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL | libc::MSG_CMSG_CLOEXEC;
-        if flags & !known != 0 {
+        if flags & !RECV_FLAGS != 0 {
             return refuse(format!(
                 "recv flags {:#x} are not simulated (MSG_PEEK, MSG_WAITALL, MSG_OOB, MSG_TRUNC)",
-                flags & !known
+                flags & !RECV_FLAGS
             ));
         }
         let patience = self.patience(k, fd, Events::IN, flags & libc::MSG_DONTWAIT != 0);
@@ -497,11 +504,10 @@ impl Answerer {
     /// send and sendto: a blocking stream send goes on (waiting for room) until all is sent.
     fn send(&mut self, k: &mut Interleaved<'_>, a: &[i64; 6], data: &[u8]) -> Answered {
         let (fd, flags) = (fd_arg(a[0]), a[1] as i32);
-        let known = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-        if flags & !known != 0 {
+        if flags & !SEND_FLAGS != 0 {
             return refuse(format!(
                 "send flags {:#x} are not simulated (MSG_MORE, MSG_OOB, MSG_DONTROUTE)",
-                flags & !known
+                flags & !SEND_FLAGS
             ));
         }
         let Ok((to, bytes)) = take_addr(data) else {

@@ -14,6 +14,8 @@
 //!   included; `ready`: poll, select, epoll, clocks and sleeps; `timerfd`: timerfd's
 //!   arguments and replies; [`wait`]: what they share (why a run halts, letting the peers act
 //!   while the program waits).
+//! - [`stepped`]: every guest run one request at a time, answered once it can be without
+//!   blocking (the program of [`run`], a peer guest, a `check --sim` server alike).
 //! - [`sockaddr`]: Linux's `struct sockaddr_*` bytes.
 //! - [`clients`]: the `--clients N --lines K` workload and its delivery count.
 //! - [`spin`]: the idle-server property (a program that spins is stopped, with the symptom).
@@ -50,7 +52,7 @@ use crate::kernel::Kernel;
 use crate::sim::capture::Capture;
 use crate::sim::decide::{Adversity, Decider};
 use crate::sim::interleave::Interleaved;
-use crate::sim::transcript::Transcript;
+use crate::sim::transcript::{Host, Transcript};
 use crate::sim::{Sim, SimConfig};
 use answer::Answerer;
 use channel::Channel;
@@ -146,11 +148,13 @@ pub const GUEST_ADVERSITY: Adversity = Adversity {
 };
 
 /// Runs a program in the simulator until it exits, the workload is delivered, a limit is
-/// reached, or it does something that is refused.
+/// reached, or it does something that is refused. The program is stepped ([`Stepped`]), as
+/// every guest is: its call is answered once it can proceed; while it waits, its peers act,
+/// and when none can, virtual time passes (or a signal interrupts its wait).
 pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
     let shim = spawn::shim_path()?;
     let listener = Listener::new()?;
-    let mut main = listener.spawn(&config.command, config.env, &shim, None, config.quiet)?;
+    let main = listener.spawn(&config.command, config.env, &shim, None, config.quiet)?;
     let mut peers = Vec::new();
     for peer in &config.peers {
         let process = listener.spawn(
@@ -162,7 +166,7 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
         )?;
         peers.push((label(&peer.command), process));
     }
-    let (mut channel, hello, guests) = connect_all(&listener, &main, peers)?;
+    let (mut program, guests) = connect_all(&listener, (label(&config.command), main), peers)?;
     let mut sim = machine(config);
     let mut hosts = Hosts {
         clients: Clients::new(config.clients, config.lines),
@@ -170,43 +174,38 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
         started: false,
         trouble: None,
     };
-    let mut answerer = Answerer::default();
     let mut spin = spin::SpinWatch::default();
     let mut calls = 0u64;
-    let mut next = Some(hello);
     let end = loop {
-        let req = match next.take() {
-            Some(req) => req,
-            None => match channel.next_request(Some(&mut main))? {
-                Some(req) => req,
-                None => break End::Exited(main.exit_code()),
-            },
-        };
-        calls += 1 + spawn::clock_reads_in(&req);
-        let before = sim.now();
-        let mut kernel = Interleaved {
-            sim: &mut sim,
-            peers: &mut hosts,
-        };
-        match answerer.answer(&mut kernel, &req) {
-            Ok(reply) => {
-                let reply = reply.at(spawn::nanos(sim.now()));
-                channel.reply(&reply);
-                hosts.started |= req.op == Op::Listen && reply.ret == 0;
-                hosts.clients.after_call(&mut sim, &req, &reply);
-                if let Some(symptom) = spin.note(&req, &reply, before, sim.now()) {
-                    break End::Spinning(symptom);
-                }
-                // A descendant refused without its channel has left word by now, or will
-                // while the program waits (or when it ends, below).
-                if stepped::is_wait(req.op)
-                    && let Some(why) = listener.descendant_refusal()
-                {
-                    break End::Refused(why);
-                }
+        if let Some(code) = program.exit {
+            break End::Exited(code);
+        }
+        if program.can_proceed(&sim, Host::MAIN) {
+            let before = program.pending_since().unwrap_or(sim.now());
+            let mut kernel = Interleaved {
+                sim: &mut sim,
+                peers: &mut hosts,
+            };
+            let (req, reply) = match program.proceed(&mut kernel) {
+                Ok(Some(answered)) => answered,
+                Ok(None) => continue,
+                Err(halt) => break ended(halt),
+            };
+            calls += 1 + spawn::clock_reads_in(&req);
+            hosts.started |= req.op == Op::Listen && reply.ret == 0;
+            hosts.clients.after_call(&mut sim, &req, &reply);
+            if let Some(symptom) = spin.note(&req, &reply, before, sim.now()) {
+                break End::Spinning(symptom);
             }
-            Err(Halt::Refuse(why)) => break End::Refused(why),
-            Err(Halt::Stop(why)) => break End::Blocked(why),
+            // A descendant refused without its channel has left word by now, or will while
+            // the program waits (or when it ends, below).
+            if stepped::is_wait(req.op)
+                && let Some(why) = listener.descendant_refusal()
+            {
+                break End::Refused(why);
+            }
+        } else if let Err(halt) = wait(&mut program, &mut sim, &mut hosts) {
+            break ended(halt);
         }
         if let Some(end) = limits(config, &sim, &mut hosts, calls) {
             break end;
@@ -232,6 +231,26 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
         (end, None) => end,
     };
     Ok(report(config, end, calls, sim, &hosts))
+}
+
+/// The program waits: its peers act until it can proceed or none of them can run; then
+/// virtual time passes, or a signal interrupts its wait.
+fn wait(program: &mut Stepped, sim: &mut Sim, hosts: &mut Hosts) -> Result<(), Halt> {
+    settle(&mut Interleaved { sim, peers: hosts }, |sim| {
+        program.can_proceed(sim, Host::MAIN)
+    });
+    if program.can_proceed(sim, Host::MAIN) || hosts.trouble.is_some() {
+        return Ok(());
+    }
+    program.wait(sim, None)
+}
+
+/// How a run that cannot go on ends.
+fn ended(halt: Halt) -> End {
+    match halt {
+        Halt::Refuse(why) => End::Refused(why),
+        Halt::Stop(why) => End::Blocked(why),
+    }
 }
 
 /// The simulated machine a run uses: faithful, or the seeded adversary.
@@ -296,42 +315,40 @@ pub(crate) fn label(command: &[OsString]) -> String {
 }
 
 /// Accepts every guest's channel and tells them apart by the pid in their hello: the
-/// program's channel and hello, and the peer guests (their hello pending).
+/// program and its peer guests, each stepped with its hello pending.
 pub(crate) fn connect_all(
     listener: &Listener,
-    main: &Process,
+    main: (String, Process),
     peers: Vec<(String, Process)>,
-) -> Result<(Channel, Request, Vec<Stepped>), SpawnError> {
-    let mut main_channel = None;
-    let mut found: Vec<Option<(Channel, Request)>> = peers.iter().map(|_| None).collect();
-    for _ in 0..=peers.len() {
+) -> Result<(Stepped, Vec<Stepped>), SpawnError> {
+    let mut everyone = vec![main];
+    everyone.extend(peers);
+    let mut found: Vec<Option<(Channel, Request)>> = everyone.iter().map(|_| None).collect();
+    for _ in 0..everyone.len() {
         let mut channel = listener.accept()?;
         let hello = channel.hello()?;
         let pid = u32::try_from(hello.args[0]).unwrap_or(0);
-        if pid == main.pid() {
-            main_channel = Some((channel, hello));
-        } else if let Some(i) = peers.iter().position(|(_, p)| p.pid() == pid) {
-            found[i] = Some((channel, hello));
-        } else {
+        let Some(i) = everyone.iter().position(|(_, p)| p.pid() == pid) else {
             return Err(SpawnError::Unfit(format!(
                 "an unknown process (pid {pid}) connected"
             )));
-        }
+        };
+        found[i] = Some((channel, hello));
     }
-    let (channel, hello) =
-        main_channel.ok_or_else(|| SpawnError::Unfit("the program never connected".to_string()))?;
-    let mut guests = Vec::new();
-    for ((label, process), slot) in peers.into_iter().zip(found) {
+    let mut stepped = Vec::new();
+    for ((label, process), slot) in everyone.into_iter().zip(found) {
         let (channel, hello) =
             slot.ok_or_else(|| SpawnError::Unfit(format!("{label} never connected")))?;
-        guests.push(Stepped {
+        let answerer = Answerer::default();
+        stepped.push(Stepped::new(
             label,
             process,
             channel,
-            answerer: Answerer::default(),
-            pending: Some((hello, Duration::ZERO)),
-            exit: None,
-        });
+            answerer,
+            hello,
+            Duration::ZERO,
+        ));
     }
-    Ok((channel, hello, guests))
+    let program = stepped.remove(0);
+    Ok((program, stepped))
 }

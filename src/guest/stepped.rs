@@ -2,15 +2,22 @@
 //! waits in `pending` until it can be answered without blocking. A blocking receive waits
 //! for data (or an end), a wait for something it watches or for its timeout in virtual time,
 //! a sleep for its time. So the program never blocks the machine, and its calls interleave
-//! with everyone else's deterministically. A peer guest ([`peers`](super::peers)) and a
-//! guest serving a session's room (`check::sim::served`) both run this way.
+//! with everyone else's deterministically. Every guest runs this way: the program of
+//! `selectlab sim` ([`run`](super::run)), a peer guest ([`peers`](super::peers)), and a guest
+//! serving a session's room (`check::sim::served`).
+//!
+//! While it waits, whoever schedules it lets virtual time pass with [`Stepped::wait`]: to the
+//! wait's deadline or the next timer. The lawful adversary may instead send a signal to a
+//! program about to block in poll, select or epoll_wait, which then return EINTR (Linux never
+//! restarts them); a blocking socket call or a sleep is never interrupted (SA_RESTART, and
+//! CPython retries them by itself).
 
 use std::time::Duration;
 
 use nix::libc;
 use selectlab_wire::{Op, Reply, Request};
 
-use super::answer::Answerer;
+use super::answer::{Answerer, RECV_FLAGS, SEND_FLAGS};
 use super::channel::Channel;
 use super::ready::{self, poll_entries, poll_ready, select_ready, select_sets};
 use super::spawn::Process;
@@ -29,18 +36,24 @@ pub struct Stepped {
     pub(crate) answerer: Answerer,
     /// Its next request, and the virtual time it was made.
     pub(crate) pending: Option<(Request, Duration)>,
+    /// Whether a signal interrupted its pending wait (it returns EINTR when it proceeds).
+    interrupted: bool,
     /// Its exit code, once it has exited.
     pub exit: Option<i32>,
 }
 
 /// What a call on one descriptor waits for when its descriptor blocks: input for a receive or
-/// an accept, room for a send (`None`: it does not wait, or is no such call).
+/// an accept, room for a send (`None`: it does not wait, or is no such call). A call with
+/// flags the simulator does not model does not wait: it is refused at once.
 fn waits_on(req: &Request) -> Option<Events> {
-    let dontwait = |flags: i64| flags as i32 & libc::MSG_DONTWAIT != 0;
+    let waits = |flags: i64, known: i32| {
+        let flags = flags as i32;
+        flags & !known == 0 && flags & libc::MSG_DONTWAIT == 0
+    };
     match req.op {
-        Op::Recv if !dontwait(req.args[2]) => Some(Events::IN),
+        Op::Recv if waits(req.args[2], RECV_FLAGS) => Some(Events::IN),
         Op::Accept => Some(Events::IN),
-        Op::Send if !dontwait(req.args[1]) => Some(Events::OUT),
+        Op::Send if waits(req.args[1], SEND_FLAGS) => Some(Events::OUT),
         _ => None,
     }
 }
@@ -51,12 +64,40 @@ pub fn is_wait(op: Op) -> bool {
     matches!(op, Op::Poll | Op::Select | Op::EpollWait | Op::Sleep)
 }
 
+/// Whether a request is a wait that a signal interrupts (EINTR) rather than restarts.
+fn interruptible(op: Op) -> bool {
+    matches!(op, Op::Poll | Op::Select | Op::EpollWait)
+}
+
 impl Stepped {
+    /// A started guest whose first request, `hello`, was made at `since`.
+    pub fn new(
+        label: String,
+        process: Process,
+        channel: Channel,
+        answerer: Answerer,
+        hello: Request,
+        since: Duration,
+    ) -> Stepped {
+        Stepped {
+            label,
+            process,
+            channel,
+            answerer,
+            pending: Some((hello, since)),
+            interrupted: false,
+            exit: None,
+        }
+    }
+
     /// Whether its pending request can be answered now, as `host`, without blocking.
     pub fn can_proceed(&self, sim: &Sim, host: Host) -> bool {
         let Some((req, _)) = &self.pending else {
             return false;
         };
+        if self.interrupted {
+            return true;
+        }
         let a = &req.args;
         let fd = Fd(a[0] as i32);
         let ready = |events: Events| {
@@ -65,15 +106,21 @@ impl Stepped {
         };
         let timed_out = self.deadline(sim).is_some_and(|d| sim.now() >= d);
         let blocking = self.answerer.blocking(fd);
+        // Only accept waits on a listening socket: a receive or a send there fails at once,
+        // and so does an accept on anything else (a read or a write of an eventfd, a timerfd
+        // or a pipe waits as on a socket).
+        let accept = req.op == Op::Accept;
+        let fails_at_once = sim.listening_as(host, fd).map_or(accept, |l| accept != l);
         match req.op {
             Op::Recv | Op::Accept | Op::Send => match waits_on(req) {
-                Some(events) => !blocking || timed_out || ready(events),
+                Some(events) => !blocking || fails_at_once || timed_out || ready(events),
                 None => true,
             },
             Op::Poll => timed_out || poll_ready(sim, host, &poll_entries(a, &req.data)),
             Op::Select => timed_out || select_ready(sim, host, &select_sets(a, &req.data)),
             Op::EpollWait => timed_out || sim.ready_now_as(host, fd).contains(Events::IN),
-            Op::Sleep => timed_out,
+            // A sleep of a negative length has no deadline: it fails at once.
+            Op::Sleep => self.deadline(sim).is_none_or(|d| sim.now() >= d),
             _ => true,
         }
     }
@@ -101,6 +148,31 @@ impl Stepped {
             }
             _ => None,
         }
+    }
+
+    /// Lets virtual time pass while it waits (it cannot proceed, and nobody else can run): to
+    /// its wait's deadline, the next timer, or `until`, whichever comes first. Or the
+    /// adversary's signal interrupts its wait, which can proceed then. Stops the run if
+    /// nothing can ever end the wait: it has no deadline, no timer is set and no `until` given.
+    pub fn wait(&mut self, sim: &mut Sim, until: Option<Duration>) -> Result<(), Halt> {
+        let Some((req, _)) = &self.pending else {
+            return Ok(());
+        };
+        if interruptible(req.op) && sim.signal_arrives() {
+            self.interrupted = true;
+            return Ok(());
+        }
+        let end = match (self.deadline(sim), until) {
+            (Some(d), Some(u)) => Some(d.min(u)),
+            (d, u) => d.or(u),
+        };
+        if sim.idle(end) {
+            return Ok(());
+        }
+        Err(Halt::Stop(format!(
+            "the program blocks for ever in {}: nothing can wake it",
+            blocked_call(req.op, req.args[0])
+        )))
     }
 
     /// Whether its pending call on one descriptor ran out of the time SO_RCVTIMEO or
@@ -137,6 +209,7 @@ impl Stepped {
         let left_ns =
             (self.deadline(k.sim)).map(|d| super::spawn::nanos(d.saturating_sub(k.sim.now())));
         let timed_out = self.timed_out_blocked(k.sim);
+        let interrupted = std::mem::take(&mut self.interrupted);
         let Some((mut req, _)) = self.pending.take() else {
             return Ok(None);
         };
@@ -149,9 +222,11 @@ impl Stepped {
         if let (Some(i), Some(ns)) = (timeout_arg, left_ns) {
             req.args[i] = ns;
         }
-        let reply = if req.op == Op::Sleep {
-            Reply::ok(0)
-        } else if timed_out {
+        if interrupted {
+            // The wait finds what it watches ready, or returns EINTR (see `wait`).
+            k.sim.interrupt_next_wait();
+        }
+        let reply = if timed_out {
             Reply::err(libc::EAGAIN)
         } else {
             self.answerer.answer(k, &req)?
@@ -173,5 +248,19 @@ impl Stepped {
             Err(e) => return Err(Halt::Stop(format!("{}: {e}", self.label))),
         }
         Ok(Some((req, reply)))
+    }
+}
+
+/// A blocked call, as people name it.
+pub fn blocked_call(op: Op, fd: i64) -> String {
+    match op {
+        Op::Sleep => "a sleep".to_string(),
+        Op::Recv => format!("a receive on blocking descriptor {fd}"),
+        Op::Send => format!("a send on blocking descriptor {fd}"),
+        Op::Accept => format!("accept on blocking descriptor {fd}"),
+        Op::Poll => "poll".to_string(),
+        Op::Select => "select".to_string(),
+        Op::EpollWait => format!("epoll_wait on descriptor {fd}"),
+        other => format!("{other:?} on descriptor {fd}"),
     }
 }

@@ -166,6 +166,10 @@ pub struct Sim {
     pending_choice: Option<Choice>,
     /// Who is making calls now (records carry it).
     host: Host,
+    /// A host whose next wait that finds nothing ready is interrupted: the adversary sent it a
+    /// signal as it was about to block outside the simulator's wait calls
+    /// ([`Sim::interrupt_next_wait`]).
+    signalled: Option<Host>,
     /// Numbers the next new descriptors must take ([`Sim::place_next_fds`]).
     placed_fds: Vec<i32>,
     transcript: Transcript,
@@ -205,6 +209,7 @@ impl Sim {
             decide,
             pending_choice: None,
             host: Host::MAIN,
+            signalled: None,
             placed_fds: Vec::new(),
             transcript,
             capture,
@@ -270,12 +275,26 @@ impl Sim {
     /// [`Sim::ready_now`] for `host`'s descriptor `fd` (with a table per host, numbers are
     /// per host).
     pub fn ready_now_as(&self, host: Host, fd: Fd) -> Events {
+        self.file_as(host, fd)
+            .map_or(Events::NVAL, |f| self.readiness(f.object))
+    }
+
+    /// Whether `host`'s descriptor `fd` is a listening socket (`None`: it is no socket),
+    /// without a call being made or recorded (a harness's view, like [`Sim::ready_now_as`]).
+    pub fn listening_as(&self, host: Host, fd: Fd) -> Option<bool> {
+        match self.file_as(host, fd)?.object {
+            Object::Sock(id) => Some(matches!(self.sock(id).state, state::State::Listen { .. })),
+            _ => None,
+        }
+    }
+
+    /// The open file `host`'s descriptor `fd` refers to.
+    fn file_as(&self, host: Host, fd: Fd) -> Option<&File> {
         let id = self
             .fd_tables
             .get(self.table_of(host))
-            .and_then(|t| t.get(fd.0));
-        id.and_then(|id| self.files.get(id))
-            .map_or(Events::NVAL, |f| self.readiness(f.object))
+            .and_then(|t| t.get(fd.0))?;
+        self.files.get(id)
     }
 
     /// The address `fd`'s socket is bound to, without a call being made or recorded: a
@@ -303,17 +322,35 @@ impl Sim {
         self.decide.hold_back()
     }
 
-    /// Lets virtual time pass while every host waits: up to `until`, or to the next timer if
-    /// that comes first (it runs, and may wake someone). For a harness whose program waits
-    /// outside the simulator's own wait calls (a guest between two of its requests).
-    pub fn idle(&mut self, until: Duration) {
-        match self.timers.peek() {
-            Some(Reverse((at, _, _))) if *at <= until => {
-                let at = *at;
+    /// Lets virtual time pass while every host waits: up to `until` (`None`: for as long as it
+    /// takes), or to the next timer if that comes first (it runs, and may wake someone). For a
+    /// harness whose program waits outside the simulator's own wait calls (a guest between two
+    /// of its requests). False if nothing can ever happen: no timer is set and no end given.
+    pub fn idle(&mut self, until: Option<Duration>) -> bool {
+        let next_timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
+        match (next_timer, until) {
+            (Some(at), Some(until)) if at > until => self.now = self.now.max(until),
+            (Some(at), _) => {
                 self.run_timers(at);
             }
-            _ => self.now = self.now.max(until),
+            (None, Some(until)) => self.now = self.now.max(until),
+            (None, None) => return false,
         }
+        true
+    }
+
+    /// Whether the adversary sends a signal to a host about to block in a wait outside the
+    /// simulator's wait calls (a guest's poll, select or epoll_wait that nothing has made
+    /// ready). If it does, the harness says so with [`Sim::interrupt_next_wait`] when the wait
+    /// is made.
+    pub fn signal_arrives(&mut self) -> bool {
+        self.decide.eintr()
+    }
+
+    /// The calling host's next wait returns EINTR unless it finds something ready, as a wait
+    /// that blocks inside the simulator may (see [`Sim::signal_arrives`]).
+    pub fn interrupt_next_wait(&mut self) {
+        self.signalled = Some(self.host);
     }
 
     /// Whether an address belongs to the simulated machine (all of 127.0.0.0/8 does, as on Linux).
@@ -536,12 +573,14 @@ impl Sim {
     ) -> Result<usize, Errno> {
         // A deadline past the end of time is no deadline at all.
         let deadline = timeout.and_then(|t| self.now.checked_add(t));
+        let host = self.host;
+        let signalled = self.signalled.take_if(|h| *h == host).is_some();
         loop {
             let n = ready(self)?;
             if n > 0 || timeout == Some(Duration::ZERO) {
                 return Ok(n);
             }
-            if self.decide.eintr() {
+            if signalled || self.decide.eintr() {
                 return Err(Errno::EINTR);
             }
             let next_timer = self.timers.peek().map(|Reverse((at, _, _))| *at);

@@ -125,6 +125,78 @@ fn ten_runs_of_a_python_guest_under_the_adversary_give_one_transcript() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[test]
+fn a_wait_the_adversary_interrupts_returns_eintr_and_the_program_carries_on() {
+    if !python() {
+        return;
+    }
+    // A signal comes only when the program would block, and then one time in five: some seed
+    // among the first thirty interrupts a wait.
+    let dir = scratch("eintr");
+    let path = dir.join("transcript.txt");
+    let p = path.to_str().expect("a UTF-8 path");
+    let mut interrupted = None;
+    for seed in 1..=30 {
+        let seed = seed.to_string();
+        let out = sim(&[
+            "--adversary",
+            "--seed",
+            &seed,
+            "--clients",
+            "3",
+            "--lines",
+            "20",
+            "--transcript",
+            p,
+            "--",
+            "python3",
+            FIXTURE,
+        ]);
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "seed {seed}: {stdout}{}",
+            text(&out.stderr)
+        );
+        assert!(
+            stdout.contains("delivered 120 of 120"),
+            "seed {seed}: {stdout}"
+        );
+        let transcript = std::fs::read_to_string(&path).expect("the transcript");
+        if let Some(line) = transcript
+            .lines()
+            .find(|l| l.contains("interrupted (EINTR)"))
+        {
+            interrupted = Some(line.to_string());
+            break;
+        }
+    }
+    let line = interrupted.expect("a wait interrupted within thirty seeds");
+    assert!(
+        line.contains("epoll_wait") || line.contains("select") || line.contains("poll"),
+        "{line}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn calls_on_blocking_sockets_that_fail_at_once_fail_as_on_linux() {
+    if !python() {
+        return;
+    }
+    let script = "tests/fixtures/fails_at_once.py";
+    let linux = Command::new("python3")
+        .arg(script)
+        .output()
+        .expect("python3 runs");
+    let inside = sim(&["--", "python3", script]);
+    let expected = text(&linux.stdout);
+    assert_eq!(expected, "recv ENOTCONN\nsend EPIPE\naccept EINVAL\n");
+    let said = text(&inside.stdout);
+    assert!(inside.status.success(), "{said}{}", text(&inside.stderr));
+    assert!(said.starts_with(&expected), "{said}");
+}
+
 /// `tests/fixtures/NAME.c` compiled into a scratch directory of its own: the directory and the
 /// program, or `None` (said) where there is no C compiler.
 fn compiled(name: &str) -> Option<(PathBuf, PathBuf)> {

@@ -173,3 +173,36 @@ fn a_drip_is_one_line_per_send() {
     let longer = [longest, vec![b'x']].concat();
     assert!(Step::Say(0, longer).to_string().ends_with("..."));
 }
+
+/// A signal for a host about to block outside the simulator's waits (a stepped guest's) cuts
+/// that host's next wait short with EINTR, once; another host's wait is untouched. Letting time
+/// pass with nothing set and no end in sight says so instead of jumping nowhere.
+#[test]
+fn a_signalled_hosts_next_wait_returns_eintr_once_and_idling_without_end_says_so() {
+    use selectlab::addr::SockType;
+    use selectlab::kernel::{Events, Kernel, PollFd};
+    use selectlab::sim::Sim;
+    use selectlab::sim::transcript::Host;
+    use std::time::Duration;
+
+    let mut sim = Sim::faithful();
+    let (a, _b) = sim.socketpair(SockType::Stream).expect("a socket pair");
+    let quiet = |sim: &mut Sim| {
+        sim.poll(
+            &mut [PollFd::new(a, Events::IN)],
+            Some(Duration::from_millis(1)),
+        )
+    };
+    sim.interrupt_next_wait();
+    sim.set_host(Host::peer(0));
+    assert_eq!(quiet(&mut sim), Ok(0), "another host's wait times out");
+    sim.set_host(Host::MAIN);
+    assert_eq!(quiet(&mut sim), Err(nix::errno::Errno::EINTR));
+    assert_eq!(quiet(&mut sim), Ok(0), "the signal interrupts one wait");
+
+    let now = sim.now();
+    assert!(!sim.idle(None), "no timer and no end: nothing can happen");
+    assert_eq!(sim.now(), now);
+    assert!(sim.idle(Some(now + Duration::from_secs(2))));
+    assert_eq!(sim.now(), now + Duration::from_secs(2));
+}

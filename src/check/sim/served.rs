@@ -26,7 +26,7 @@ use crate::guest::replay::{Recording, ReplayWatch, StartSink};
 use crate::guest::snapshot::Snapshot;
 use crate::guest::spawn::{self, Launch, Listener, Process, SpawnError};
 use crate::guest::spin::SpinWatch;
-use crate::guest::stepped::{Stepped, is_wait};
+use crate::guest::stepped::{Stepped, blocked_call, is_wait};
 use crate::guest::wait::Halt;
 use crate::kernel::{Fd, Kernel};
 use crate::session::{Failure, Server, Symptom};
@@ -100,15 +100,15 @@ impl GuestServer {
         hello: Request,
     ) -> GuestServer {
         GuestServer {
-            guest: Stepped {
-                label: crate::guest::label(command),
+            guest: Stepped::new(
+                crate::guest::label(command),
                 process,
                 channel,
                 // A server may watch its console beside its sockets (`ncat --chat` does).
-                answerer: Answerer::with_console(launch.stdin.clone()),
-                pending: Some((hello, sim.now())),
-                exit: None,
-            },
+                Answerer::with_console(launch.stdin.clone()),
+                hello,
+                sim.now(),
+            ),
             listener,
             address: None,
             spin: SpinWatch::default(),
@@ -144,8 +144,7 @@ impl GuestServer {
                 }
             }
             Ok(None) => {}
-            Err(Halt::Refuse(why)) => self.trouble = Some(refused(&why)),
-            Err(Halt::Stop(why)) => self.trouble = Some(Failure::new(Symptom::Blocked, why)),
+            Err(halt) => self.trouble = Some(halted(halt)),
         }
         if let Some(code) = self.guest.exit {
             self.note_descendant_refusal();
@@ -170,6 +169,14 @@ impl GuestServer {
         {
             self.trouble = Some(refused(&why));
         }
+    }
+}
+
+/// The trouble of a program that cannot go on.
+fn halted(halt: Halt) -> Failure {
+    match halt {
+        Halt::Refuse(why) => refused(&why),
+        Halt::Stop(why) => Failure::new(Symptom::Blocked, why),
     }
 }
 
@@ -240,10 +247,12 @@ impl Server for GuestServer {
                 moved = true;
                 continue;
             }
-            // It waits: time may pass, to its own deadline, the next timer or the session's.
-            if sim.now() < until {
-                let next = self.guest.deadline(sim).map_or(until, |d| d.min(until));
-                sim.idle(next);
+            // It waits: time may pass, to its own deadline, the next timer or the session's
+            // (or a signal interrupts its wait, answered on its next turn).
+            if sim.now() < until
+                && let Err(halt) = self.guest.wait(sim, Some(until))
+            {
+                self.trouble = Some(halted(halt));
             }
             return Ok(moved);
         }
@@ -305,17 +314,6 @@ impl Server for GuestServer {
             blocked_call(req.op, req.args[0])
         );
         Some(Failure::new(Symptom::Blocked, what))
-    }
-}
-
-/// A blocked call, as people name it.
-fn blocked_call(op: Op, fd: i64) -> String {
-    match op {
-        Op::Sleep => "a sleep".to_string(),
-        Op::Recv => format!("a receive on blocking descriptor {fd}"),
-        Op::Send => format!("a send on blocking descriptor {fd}"),
-        Op::Accept => format!("accept on blocking descriptor {fd}"),
-        other => format!("{other:?} on descriptor {fd}"),
     }
 }
 
