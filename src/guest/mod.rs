@@ -60,7 +60,7 @@ use clients::{Clients, Delivery};
 use peers::Hosts;
 use spawn::{Listener, Process, SpawnError};
 use stepped::Stepped;
-use wait::{Halt, settle};
+use wait::{Halt, MAX_BLOCKING_RETRIES, any_runnable, settle};
 
 /// Most calls one run answers before it is stopped.
 pub const MAX_GUEST_CALLS: u64 = 50_000_000;
@@ -176,22 +176,26 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
     };
     let mut spin = spin::SpinWatch::default();
     let mut calls = 0u64;
+    // Rounds of waiting in a row in which virtual time stood still.
+    let mut stalled = 0;
     let end = loop {
         if let Some(code) = program.exit {
             break End::Exited(code);
         }
         if program.can_proceed(&sim, Host::MAIN) {
+            stalled = 0;
             let before = program.pending_since().unwrap_or(sim.now());
             let mut kernel = Interleaved {
                 sim: &mut sim,
                 peers: &mut hosts,
             };
+            calls += 1;
             let (req, reply) = match program.proceed(&mut kernel) {
                 Ok(Some(answered)) => answered,
                 Ok(None) => continue,
                 Err(halt) => break ended(halt),
             };
-            calls += 1 + spawn::clock_reads_in(&req);
+            calls += spawn::clock_reads_in(&req);
             hosts.started |= req.op == Op::Listen && reply.ret == 0;
             hosts.clients.after_call(&mut sim, &req, &reply);
             if let Some(symptom) = spin.note(&req, &reply, before, sim.now()) {
@@ -204,8 +208,33 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
             {
                 break End::Refused(why);
             }
-        } else if let Err(halt) = wait(&mut program, &mut sim, &mut hosts) {
-            break ended(halt);
+        } else {
+            // It waits: its peers act first.
+            settle(
+                &mut Interleaved {
+                    sim: &mut sim,
+                    peers: &mut hosts,
+                },
+                |sim| program.can_proceed(sim, Host::MAIN),
+            );
+            let woken = program.can_proceed(&sim, Host::MAIN) || hosts.trouble.is_some();
+            if !woken && stuck(&program, &mut sim, &mut hosts) {
+                break End::Blocked(program.forever());
+            }
+            if !woken && sim.now() < config.run_for {
+                // Time passes (or a signal interrupts the wait); the next round says whether
+                // the wait ended, can never end, or outlasted the run.
+                let (before, peers_deadline) = (sim.now(), hosts.next_deadline(&sim));
+                program.wait(&mut sim, peers_deadline);
+                stalled = if sim.now() == before { stalled + 1 } else { 0 };
+                if stalled > MAX_BLOCKING_RETRIES {
+                    break End::Blocked(format!(
+                        "the program's wait went {MAX_BLOCKING_RETRIES} rounds with virtual time \
+                         standing still"
+                    ));
+                }
+                continue;
+            }
         }
         if let Some(end) = limits(config, &sim, &mut hosts, calls) {
             break end;
@@ -233,16 +262,13 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
     Ok(report(config, end, calls, sim, &hosts))
 }
 
-/// The program waits: its peers act until it can proceed or none of them can run; then
-/// virtual time passes, or a signal interrupts its wait.
-fn wait(program: &mut Stepped, sim: &mut Sim, hosts: &mut Hosts) -> Result<(), Halt> {
-    settle(&mut Interleaved { sim, peers: hosts }, |sim| {
-        program.can_proceed(sim, Host::MAIN)
-    });
-    if program.can_proceed(sim, Host::MAIN) || hosts.trouble.is_some() {
-        return Ok(());
-    }
-    program.wait(sim, None)
+/// Whether nothing can ever end the program's wait: it has no deadline, no peer can run or
+/// waits for a time, and no timer is set.
+fn stuck(program: &Stepped, sim: &mut Sim, hosts: &mut Hosts) -> bool {
+    program.deadline(sim).is_none()
+        && hosts.next_deadline(sim).is_none()
+        && sim.next_timer().is_none()
+        && !any_runnable(sim, hosts)
 }
 
 /// How a run that cannot go on ends.

@@ -7,6 +7,8 @@
 //! and the peers' interleave one call at a time, deterministically. Peer guests start once
 //! the program listens (a client needs its server).
 
+use std::time::Duration;
+
 use super::clients::Clients;
 use super::stepped::Stepped;
 use super::wait::Halt;
@@ -29,6 +31,11 @@ pub struct Hosts {
 impl Hosts {
     fn guest_of(&self, n: usize) -> Option<usize> {
         n.checked_sub(self.clients.count())
+    }
+
+    /// The earliest virtual time at which a peer guest's wait times out or its sleep ends.
+    pub fn next_deadline(&self, sim: &Sim) -> Option<Duration> {
+        self.guests.iter().filter_map(|g| g.deadline(sim)).min()
     }
 
     /// Peer guest `g` makes its pending call (alone: the others wait for their turn).

@@ -61,13 +61,14 @@ pub fn poll_entries(a: &[i64; 6], data: &[u8]) -> Vec<(i32, u32)> {
         .collect()
 }
 
-/// Whether any of a poll's entries is ready now for `host`.
+/// Whether any of a poll's entries is ready now for `host` (a descriptor that is not open
+/// is: poll reports POLLNVAL for it at once).
 pub fn poll_ready(sim: &Sim, host: Host, entries: &[(i32, u32)]) -> bool {
     entries
         .iter()
         .filter(|(fd, _)| *fd >= 0)
         .any(|&(fd, bits)| {
-            let wanted = events_of(bits) | Events::ERR | Events::HUP;
+            let wanted = events_of(bits) | Events::ERR | Events::HUP | Events::NVAL;
             sim.ready_now_as(host, Fd(fd)).intersects(wanted)
         })
 }
@@ -126,7 +127,10 @@ pub fn select_ready(sim: &Sim, host: Host, sets: &FdSets) -> bool {
         set.iter()
             .any(|&fd| sim.ready_now_as(host, fd).intersects(events))
     };
-    any(&sets.read, Events::IN | Events::HUP | Events::ERR)
+    // A descriptor that is not open fails select at once (EBADF).
+    let all = [&sets.read, &sets.write, &sets.except];
+    all.iter().any(|set| any(set, Events::NVAL))
+        || any(&sets.read, Events::IN | Events::HUP | Events::ERR)
         || any(&sets.write, Events::OUT | Events::ERR)
         || any(&sets.except, Events::PRI)
 }

@@ -8,9 +8,9 @@
 //!
 //! While it waits, whoever schedules it lets virtual time pass with [`Stepped::wait`]: to the
 //! wait's deadline or the next timer. The lawful adversary may instead send a signal to a
-//! program about to block in poll, select or epoll_wait, which then return EINTR (Linux never
-//! restarts them); a blocking socket call or a sleep is never interrupted (SA_RESTART, and
-//! CPython retries them by itself).
+//! program about to block in poll, select or epoll_wait, which then return EINTR (Linux gives
+//! them EINTR whatever the handler's SA_RESTART). It sends none during a blocking socket call
+//! or a sleep, though Linux may interrupt those too.
 
 use std::time::Duration;
 
@@ -23,9 +23,10 @@ use super::ready::{self, poll_entries, poll_ready, select_ready, select_sets};
 use super::spawn::Process;
 use super::wait::{Halt, timeout_of_ns};
 use crate::kernel::{Events, Fd, Kernel};
-use crate::sim::Sim;
 use crate::sim::interleave::Interleaved;
 use crate::sim::transcript::Host;
+use crate::sim::{Sim, WaitingCall};
+use selectlab_wire::take_addr;
 
 /// A guest program and its next request.
 pub struct Stepped {
@@ -42,18 +43,37 @@ pub struct Stepped {
     pub exit: Option<i32>,
 }
 
-/// What a call on one descriptor waits for when its descriptor blocks: input for a receive or
-/// an accept, room for a send (`None`: it does not wait, or is no such call). A call with
-/// flags the simulator does not model does not wait: it is refused at once.
-fn waits_on(req: &Request) -> Option<Events> {
+/// What a call on one descriptor waits for when its descriptor blocks: the readiness (input
+/// for a receive or an accept, room for a send), and the call as the simulator judges whether
+/// it would wait at all (`None`: it does not wait, or is no such call). A call with flags the
+/// simulator does not model, or a send whose address block is malformed, does not wait: it is
+/// refused at once.
+fn waits_on(req: &Request) -> Option<(Events, WaitingCall)> {
+    let a = &req.args;
     let waits = |flags: i64, known: i32| {
         let flags = flags as i32;
         flags & !known == 0 && flags & libc::MSG_DONTWAIT == 0
     };
     match req.op {
-        Op::Recv if waits(req.args[2], RECV_FLAGS) => Some(Events::IN),
-        Op::Accept => Some(Events::IN),
-        Op::Send if waits(req.args[1], SEND_FLAGS) => Some(Events::OUT),
+        Op::Recv if waits(a[2], RECV_FLAGS) => {
+            let len = usize::try_from(a[1]).unwrap_or(0);
+            Some((
+                Events::IN,
+                WaitingCall::Recv {
+                    len,
+                    from: a[3] != 0,
+                },
+            ))
+        }
+        Op::Accept => Some((Events::IN, WaitingCall::Accept)),
+        Op::Send if waits(a[1], SEND_FLAGS) => {
+            let (to, bytes) = take_addr(&req.data).ok()?;
+            let call = WaitingCall::Send {
+                len: bytes.len(),
+                to: !to.is_empty(),
+            };
+            Some((Events::OUT, call))
+        }
         _ => None,
     }
 }
@@ -64,7 +84,8 @@ pub fn is_wait(op: Op) -> bool {
     matches!(op, Op::Poll | Op::Select | Op::EpollWait | Op::Sleep)
 }
 
-/// Whether a request is a wait that a signal interrupts (EINTR) rather than restarts.
+/// Whether a request is a wait the adversary may interrupt with a signal (EINTR: Linux never
+/// restarts it).
 fn interruptible(op: Op) -> bool {
     matches!(op, Op::Poll | Op::Select | Op::EpollWait)
 }
@@ -106,19 +127,22 @@ impl Stepped {
         };
         let timed_out = self.deadline(sim).is_some_and(|d| sim.now() >= d);
         let blocking = self.answerer.blocking(fd);
-        // Only accept waits on a listening socket: a receive or a send there fails at once,
-        // and so does an accept on anything else (a read or a write of an eventfd, a timerfd
-        // or a pipe waits as on a socket).
-        let accept = req.op == Op::Accept;
-        let fails_at_once = sim.listening_as(host, fd).map_or(accept, |l| accept != l);
         match req.op {
             Op::Recv | Op::Accept | Op::Send => match waits_on(req) {
-                Some(events) => !blocking || fails_at_once || timed_out || ready(events),
+                Some((events, call)) => {
+                    // A call that fails or returns at once on Linux does not wait.
+                    !blocking || !sim.waits_as(host, fd, call) || timed_out || ready(events)
+                }
                 None => true,
             },
             Op::Poll => timed_out || poll_ready(sim, host, &poll_entries(a, &req.data)),
             Op::Select => timed_out || select_ready(sim, host, &select_sets(a, &req.data)),
-            Op::EpollWait => timed_out || sim.ready_now_as(host, fd).contains(Events::IN),
+            Op::EpollWait => {
+                let max = usize::try_from(a[1]).unwrap_or(0);
+                // A wait on what is no epoll instance, or for no events, fails at once.
+                let fails = !sim.waits_as(host, fd, WaitingCall::EpollWait { max });
+                fails || timed_out || sim.ready_now_as(host, fd).contains(Events::IN)
+            }
             // A sleep of a negative length has no deadline: it fails at once.
             Op::Sleep => self.deadline(sim).is_none_or(|d| sim.now() >= d),
             _ => true,
@@ -143,7 +167,7 @@ impl Stepped {
             Op::Sleep => after(a[2]),
             // SO_RCVTIMEO or SO_SNDTIMEO bounds a blocking call.
             Op::Recv | Op::Accept | Op::Send if self.answerer.blocking(Fd(a[0] as i32)) => {
-                let t = self.answerer.timeout(Fd(a[0] as i32), waits_on(req)?)?;
+                let t = self.answerer.timeout(Fd(a[0] as i32), waits_on(req)?.0)?;
                 Some(since.saturating_add(t))
             }
             _ => None,
@@ -152,27 +176,28 @@ impl Stepped {
 
     /// Lets virtual time pass while it waits (it cannot proceed, and nobody else can run): to
     /// its wait's deadline, the next timer, or `until`, whichever comes first. Or the
-    /// adversary's signal interrupts its wait, which can proceed then. Stops the run if
-    /// nothing can ever end the wait: it has no deadline, no timer is set and no `until` given.
-    pub fn wait(&mut self, sim: &mut Sim, until: Option<Duration>) -> Result<(), Halt> {
+    /// adversary's signal interrupts its wait, which can proceed then.
+    pub fn wait(&mut self, sim: &mut Sim, until: Option<Duration>) {
         let Some((req, _)) = &self.pending else {
-            return Ok(());
+            return;
         };
         if interruptible(req.op) && sim.signal_arrives() {
             self.interrupted = true;
-            return Ok(());
+            return;
         }
         let end = match (self.deadline(sim), until) {
             (Some(d), Some(u)) => Some(d.min(u)),
             (d, u) => d.or(u),
         };
-        if sim.idle(end) {
-            return Ok(());
-        }
-        Err(Halt::Stop(format!(
-            "the program blocks for ever in {}: nothing can wake it",
+        sim.idle(end);
+    }
+
+    /// Why its pending call can never end, said when nothing is left that could end it.
+    pub fn forever(&self) -> String {
+        let what = self.pending().map_or("nothing".to_string(), |req| {
             blocked_call(req.op, req.args[0])
-        )))
+        });
+        format!("the program blocks for ever in {what}: nothing can wake it")
     }
 
     /// Whether its pending call on one descriptor ran out of the time SO_RCVTIMEO or
@@ -181,7 +206,8 @@ impl Stepped {
         let Some((req, _)) = &self.pending else {
             return false;
         };
-        let Some(events) = waits_on(req).filter(|_| self.answerer.blocking(Fd(req.args[0] as i32)))
+        let Some((events, _)) =
+            waits_on(req).filter(|_| self.answerer.blocking(Fd(req.args[0] as i32)))
         else {
             return false;
         };

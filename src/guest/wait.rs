@@ -6,7 +6,7 @@ use std::time::Duration;
 use selectlab_wire::Reply;
 
 use crate::sim::Sim;
-use crate::sim::interleave::{Interleaved, run_peers};
+use crate::sim::interleave::{Interleaved, Peers, run_peers};
 
 /// An answer to one request, or why the run cannot go on.
 pub type Answered = Result<Reply, Halt>;
@@ -36,11 +36,16 @@ pub fn settle(k: &mut Interleaved<'_>, ready: impl Fn(&Sim) -> bool) {
         if ready(k.sim) {
             return;
         }
-        let candidates = k.peers.candidates(k.sim);
-        if !candidates.into_iter().any(|n| k.peers.runnable(k.sim, n)) {
+        if !any_runnable(k.sim, k.peers) {
             return;
         }
     }
+}
+
+/// Whether any of the peers can run now.
+pub fn any_runnable(sim: &mut Sim, peers: &mut dyn Peers) -> bool {
+    let candidates = peers.candidates(sim);
+    candidates.into_iter().any(|n| peers.runnable(sim, n))
 }
 
 /// A duration of `ns` nanoseconds; negative is none (wait for ever).

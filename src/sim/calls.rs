@@ -285,6 +285,7 @@ impl Kernel for Sim {
 
     fn poll(&mut self, fds: &mut [PollFd], timeout: Option<Duration>) -> Result<usize, Errno> {
         let r = self.poll_inner(fds, timeout);
+        self.wait_done();
         let choice = (r == Err(Errno::EINTR)).then_some(Choice::Eintr);
         let ms = timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
         let ready = self.transcript_on().then(|| {
@@ -354,6 +355,7 @@ impl Kernel for Sim {
         timeout: Option<Duration>,
     ) -> Result<usize, Errno> {
         let r = self.sim_epoll_wait(epfd, out, max, timeout);
+        self.wait_done();
         let choice = (r == Err(Errno::EINTR)).then_some(Choice::Eintr);
         let ms = timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
         let ready = (self.transcript_on() && r.is_ok()).then(|| self.epoll_report(epfd, out));
@@ -371,6 +373,7 @@ impl Kernel for Sim {
     fn select(&mut self, sets: &mut FdSets, timeout: Option<Duration>) -> Result<usize, Errno> {
         let n = sets.read.len() + sets.write.len() + sets.except.len();
         let r = self.sim_select(sets, timeout);
+        self.wait_done();
         let choice = (r == Err(Errno::EINTR)).then_some(Choice::Eintr);
         let ms = timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
         let ready = (self.transcript_on() && r.is_ok()).then(|| Ready::Fds(selected(sets)));

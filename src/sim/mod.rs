@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
+use crate::addr::{Family, SockType};
 use crate::kernel::{Events, Fd, PollFd};
 use decide::{Choice, Decider};
 use slotmap::SlotMap;
@@ -54,6 +55,32 @@ pub const MAX_TIMERS_PER_WAIT: usize = 1 << 16;
 /// The simulator's wall-clock origin: 2026-01-01 00:00:00 UTC, as seconds since the Unix epoch
 /// (what [`Kernel::unix_time`](crate::kernel::Kernel::unix_time) reports at virtual time zero).
 pub const SIM_EPOCH_UNIX_SECS: u64 = 1_767_225_600;
+
+/// A call that may wait for readiness, as a harness asks about it ([`Sim::waits_as`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitingCall {
+    /// A receive of up to `len` bytes (`from`: recvfrom, asking for the sender's address).
+    Recv {
+        /// Bytes asked for.
+        len: usize,
+        /// Whether it asks for the sender's address (a socket call only).
+        from: bool,
+    },
+    /// A send of `len` bytes (`to`: sendto, with an address).
+    Send {
+        /// Bytes offered.
+        len: usize,
+        /// Whether it gives an address (a socket call only).
+        to: bool,
+    },
+    /// accept.
+    Accept,
+    /// epoll_wait for at most `max` events.
+    EpollWait {
+        /// The most events asked for.
+        max: usize,
+    },
+}
 
 /// How a simulated machine is set up.
 #[derive(Debug, Clone)]
@@ -279,12 +306,38 @@ impl Sim {
             .map_or(Events::NVAL, |f| self.readiness(f.object))
     }
 
-    /// Whether `host`'s descriptor `fd` is a listening socket (`None`: it is no socket),
-    /// without a call being made or recorded (a harness's view, like [`Sim::ready_now_as`]).
-    pub fn listening_as(&self, host: Host, fd: Fd) -> Option<bool> {
-        match self.file_as(host, fd)?.object {
-            Object::Sock(id) => Some(matches!(self.sock(id).state, state::State::Listen { .. })),
-            _ => None,
+    /// Whether `call` on `host`'s descriptor `fd` waits for readiness when it finds none (on a
+    /// non-blocking descriptor it would give EAGAIN), rather than failing or returning at once,
+    /// without a call being made or recorded: a harness's view, like [`Sim::ready_now_as`]. A
+    /// stepped program's blocking call waits only if it would.
+    pub fn waits_as(&self, host: Host, fd: Fd, call: WaitingCall) -> bool {
+        use WaitingCall::{Accept, EpollWait, Recv, Send};
+        let Some(file) = self.file_as(host, fd) else {
+            return false;
+        };
+        match (file.object, call) {
+            (Object::Sock(id), call) => {
+                let s = self.sock(id);
+                let listening = matches!(s.state, state::State::Listen { .. });
+                // A stream call of no bytes returns 0 at once.
+                let empty_stream = |len: usize| len == 0 && s.ty == SockType::Stream;
+                // An AF_UNIX stream socket refuses an address at once.
+                let unix_stream = s.ty == SockType::Stream && s.family == Family::Unix;
+                match call {
+                    Accept => listening,
+                    Recv { len, .. } => !(listening || empty_stream(len)),
+                    Send { len, to } => !(listening || empty_stream(len) || (to && unix_stream)),
+                    EpollWait { .. } => false,
+                }
+            }
+            // A pipe's read of no bytes returns 0 at once, and so does its write.
+            (Object::PipeRead(_), Recv { len, from: false })
+            | (Object::PipeWrite(_), Send { len, to: false }) => len > 0,
+            // An eventfd or timerfd counter is 8 bytes: less is EINVAL.
+            (Object::EventFd(_), Recv { len, from: false } | Send { len, to: false })
+            | (Object::TimerFd(_), Recv { len, from: false }) => len >= 8,
+            (Object::Epoll(_), EpollWait { max }) => max > 0,
+            _ => false,
         }
     }
 
@@ -322,21 +375,25 @@ impl Sim {
         self.decide.hold_back()
     }
 
-    /// Lets virtual time pass while every host waits: up to `until` (`None`: for as long as it
-    /// takes), or to the next timer if that comes first (it runs, and may wake someone). For a
-    /// harness whose program waits outside the simulator's own wait calls (a guest between two
-    /// of its requests). False if nothing can ever happen: no timer is set and no end given.
-    pub fn idle(&mut self, until: Option<Duration>) -> bool {
-        let next_timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
-        match (next_timer, until) {
+    /// Lets virtual time pass while every host waits: up to `until` (`None`: for as long as the
+    /// next timer takes), or to the next timer if that comes first (it runs, and may wake
+    /// someone). For a harness whose program waits outside the simulator's own wait calls (a
+    /// guest between two of its requests). With no timer set and no end given, nothing happens.
+    pub fn idle(&mut self, until: Option<Duration>) {
+        match (self.next_timer(), until) {
             (Some(at), Some(until)) if at > until => self.now = self.now.max(until),
             (Some(at), _) => {
                 self.run_timers(at);
             }
             (None, Some(until)) => self.now = self.now.max(until),
-            (None, None) => return false,
+            (None, None) => {}
         }
-        true
+    }
+
+    /// When the next timer runs (a SYN retransmission, a delayed ACK, a timerfd's expiry, the
+    /// end of a TIME_WAIT), if one is set.
+    pub fn next_timer(&self) -> Option<Duration> {
+        self.timers.peek().map(|Reverse((at, _, _))| *at)
     }
 
     /// Whether the adversary sends a signal to a host about to block in a wait outside the
@@ -351,6 +408,14 @@ impl Sim {
     /// that blocks inside the simulator may (see [`Sim::signal_arrives`]).
     pub fn interrupt_next_wait(&mut self) {
         self.signalled = Some(self.host);
+    }
+
+    /// The calling host's wait is over: a signal sent for it has been taken, whether the wait
+    /// blocked, found something ready or failed at once.
+    fn wait_done(&mut self) {
+        if self.signalled == Some(self.host) {
+            self.signalled = None;
+        }
     }
 
     /// Whether an address belongs to the simulated machine (all of 127.0.0.0/8 does, as on Linux).
@@ -573,8 +638,7 @@ impl Sim {
     ) -> Result<usize, Errno> {
         // A deadline past the end of time is no deadline at all.
         let deadline = timeout.and_then(|t| self.now.checked_add(t));
-        let host = self.host;
-        let signalled = self.signalled.take_if(|h| *h == host).is_some();
+        let signalled = self.signalled == Some(self.host);
         loop {
             let n = ready(self)?;
             if n > 0 || timeout == Some(Duration::ZERO) {
@@ -583,8 +647,7 @@ impl Sim {
             if signalled || self.decide.eintr() {
                 return Err(Errno::EINTR);
             }
-            let next_timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
-            match (next_timer, deadline) {
+            match (self.next_timer(), deadline) {
                 (Some(t), Some(d)) if t > d => {
                     self.now = d;
                     return Ok(0);

@@ -175,12 +175,12 @@ fn a_drip_is_one_line_per_send() {
 }
 
 /// A signal for a host about to block outside the simulator's waits (a stepped guest's) cuts
-/// that host's next wait short with EINTR, once; another host's wait is untouched. Letting time
-/// pass with nothing set and no end in sight says so instead of jumping nowhere.
+/// that host's next wait short with EINTR; another host's wait is untouched, and a wait that
+/// fails at once takes the signal too. Idling with no timer set and no end given does nothing.
 #[test]
-fn a_signalled_hosts_next_wait_returns_eintr_once_and_idling_without_end_says_so() {
+fn a_signalled_hosts_next_wait_returns_eintr_once_and_idling_without_end_does_nothing() {
     use selectlab::addr::SockType;
-    use selectlab::kernel::{Events, Kernel, PollFd};
+    use selectlab::kernel::{Events, FdSets, Kernel, PollFd};
     use selectlab::sim::Sim;
     use selectlab::sim::transcript::Host;
     use std::time::Duration;
@@ -188,10 +188,8 @@ fn a_signalled_hosts_next_wait_returns_eintr_once_and_idling_without_end_says_so
     let mut sim = Sim::faithful();
     let (a, _b) = sim.socketpair(SockType::Stream).expect("a socket pair");
     let quiet = |sim: &mut Sim| {
-        sim.poll(
-            &mut [PollFd::new(a, Events::IN)],
-            Some(Duration::from_millis(1)),
-        )
+        let mut fds = [PollFd::new(a, Events::IN)];
+        sim.poll(&mut fds, Some(Duration::from_millis(1)))
     };
     sim.interrupt_next_wait();
     sim.set_host(Host::peer(0));
@@ -200,9 +198,20 @@ fn a_signalled_hosts_next_wait_returns_eintr_once_and_idling_without_end_says_so
     assert_eq!(quiet(&mut sim), Err(nix::errno::Errno::EINTR));
     assert_eq!(quiet(&mut sim), Ok(0), "the signal interrupts one wait");
 
+    sim.interrupt_next_wait();
+    let mut closed = FdSets {
+        read: vec![selectlab::kernel::Fd(99)],
+        write: Vec::new(),
+        except: Vec::new(),
+    };
+    let failed = sim.select(&mut closed, Some(Duration::from_millis(1)));
+    assert_eq!(failed, Err(nix::errno::Errno::EBADF));
+    assert_eq!(quiet(&mut sim), Ok(0), "the failed select took the signal");
+
     let now = sim.now();
-    assert!(!sim.idle(None), "no timer and no end: nothing can happen");
-    assert_eq!(sim.now(), now);
-    assert!(sim.idle(Some(now + Duration::from_secs(2))));
+    assert_eq!(sim.next_timer(), None);
+    sim.idle(None);
+    assert_eq!(sim.now(), now, "no timer and no end: nothing happens");
+    sim.idle(Some(now + Duration::from_secs(2)));
     assert_eq!(sim.now(), now + Duration::from_secs(2));
 }

@@ -249,10 +249,8 @@ impl Server for GuestServer {
             }
             // It waits: time may pass, to its own deadline, the next timer or the session's
             // (or a signal interrupts its wait, answered on its next turn).
-            if sim.now() < until
-                && let Err(halt) = self.guest.wait(sim, Some(until))
-            {
-                self.trouble = Some(halted(halt));
+            if sim.now() < until {
+                self.guest.wait(sim, Some(until));
             }
             return Ok(moved);
         }
