@@ -185,13 +185,7 @@ fn calls_that_fail_or_return_at_once_on_linux_do_so_inside() {
         return;
     }
     // Nothing is ready for any of them, and none waits on Linux.
-    let script = "tests/fixtures/fails_at_once.py";
-    let linux = Command::new("python3")
-        .arg(script)
-        .output()
-        .expect("python3 runs");
-    let inside = sim(&["--", "python3", script]);
-    let expected = text(&linux.stdout);
+    let (inside, expected) = inside_and_on_linux("tests/fixtures/fails_at_once.py");
     assert!(
         expected.starts_with("recv ENOTCONN\nsend EPIPE\naccept EINVAL\n"),
         "{expected}"
@@ -250,6 +244,16 @@ fn a_c_epoll_server_compiled_here_delivers_every_line_faithfully_and_under_the_a
         assert!(stdout.contains("delivered 800 of 800 lines"), "{stdout}");
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A Python script run inside the simulator, and what it printed run on Linux.
+fn inside_and_on_linux(script: &str) -> (Output, String) {
+    let inside = sim(&["--", "python3", script]);
+    let linux = Command::new("python3")
+        .arg(script)
+        .output()
+        .expect("python3 runs");
+    (inside, text(&linux.stdout))
 }
 
 /// Runs a Python one-liner in the simulator; it must be refused with a message naming `why`.
@@ -556,8 +560,7 @@ fn pythons_socket_select_and_time_apis_answer_as_on_linux_with_virtual_time() {
     if !python() {
         return;
     }
-    let script = "tests/fixtures/guest_calls.py";
-    let out = sim(&["--", "python3", script]);
+    let (out, real) = inside_and_on_linux("tests/fixtures/guest_calls.py");
     let inside = text(&out.stdout);
     assert!(out.status.success(), "{inside}{}", text(&out.stderr));
     // Time is virtual: the timeout and the sleep take exactly their length, from 2026-01-01.
@@ -569,10 +572,6 @@ fn pythons_socket_select_and_time_apis_answer_as_on_linux_with_virtual_time() {
         assert!(inside.contains(line), "{line:?} in:\n{inside}");
     }
     // The kernel is the oracle: the same script outside gives the same answers, times aside.
-    let real = Command::new("python3")
-        .arg(script)
-        .output()
-        .expect("python3 runs");
     let timeless = |t: &str| -> Vec<String> {
         t.lines()
             .filter(|l| {
@@ -584,7 +583,7 @@ fn pythons_socket_select_and_time_apis_answer_as_on_linux_with_virtual_time() {
             .map(str::to_string)
             .collect()
     };
-    assert_eq!(timeless(&inside), timeless(&text(&real.stdout)));
+    assert_eq!(timeless(&inside), timeless(&real));
 }
 
 #[test]
