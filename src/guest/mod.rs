@@ -60,7 +60,12 @@ use clients::{Clients, Delivery};
 use peers::Hosts;
 use spawn::{Listener, Process, SpawnError};
 use stepped::Stepped;
-use wait::{Halt, MAX_BLOCKING_RETRIES, any_runnable, settle};
+use wait::{Halt, any_runnable, settle};
+
+/// Most times in a row the program's wait may end with virtual time standing still (its peers
+/// ran, a timer fired at this instant, a signal came) before the run is stopped: each is up to
+/// `MAX_SETTLE_ROUNDS` rounds of the peers' calls.
+pub const MAX_STALLED_WAITS: usize = 64;
 
 /// Most calls one run answers before it is stopped.
 pub const MAX_GUEST_CALLS: u64 = 50_000_000;
@@ -209,7 +214,8 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
                 break End::Refused(why);
             }
         } else {
-            // It waits: its peers act first.
+            // It waits: its peers act first, and may finish the run's work or meet trouble
+            // (the limits below say so).
             settle(
                 &mut Interleaved {
                     sim: &mut sim,
@@ -217,23 +223,30 @@ pub fn run(config: &GuestConfig) -> Result<GuestReport, SpawnError> {
                 },
                 |sim| program.can_proceed(sim, Host::MAIN),
             );
-            let woken = program.can_proceed(&sim, Host::MAIN) || hosts.trouble.is_some();
-            if !woken && stuck(&program, &mut sim, &mut hosts) {
-                break End::Blocked(program.forever());
-            }
-            if !woken && sim.now() < config.run_for {
-                // Time passes (or a signal interrupts the wait); the next round says whether
-                // the wait ended, can never end, or outlasted the run.
-                let (before, peers_deadline) = (sim.now(), hosts.next_deadline(&sim));
-                program.wait(&mut sim, peers_deadline);
-                stalled = if sim.now() == before { stalled + 1 } else { 0 };
-                if stalled > MAX_BLOCKING_RETRIES {
-                    break End::Blocked(format!(
-                        "the program's wait went {MAX_BLOCKING_RETRIES} rounds with virtual time \
-                         standing still"
-                    ));
+            let settled = hosts.clients.done() || hosts.trouble.is_some();
+            if !settled && !program.can_proceed(&sim, Host::MAIN) {
+                let stuck = stuck(&program, &mut sim, &mut hosts);
+                if stuck || sim.now() < config.run_for {
+                    // Time passes, or a signal interrupts the wait (even one nothing else
+                    // can end); the next round says whether the wait ended or outlasted the
+                    // run. A wait with no deadline runs the timers past the run's end: only
+                    // then can it be known to wait for ever.
+                    let before = sim.now();
+                    let end = program.deadline(&sim).map(|_| config.run_for);
+                    let until = [hosts.next_deadline(&sim), end].into_iter().flatten().min();
+                    program.wait(&mut sim, until);
+                    if stuck && !program.can_proceed(&sim, Host::MAIN) {
+                        break End::Blocked(program.forever());
+                    }
+                    stalled = if sim.now() == before { stalled + 1 } else { 0 };
+                    if stalled > MAX_STALLED_WAITS {
+                        break End::Blocked(format!(
+                            "the program waited {MAX_STALLED_WAITS} times in a row while its \
+                             peers ran and virtual time stood still"
+                        ));
+                    }
+                    continue;
                 }
-                continue;
             }
         }
         if let Some(end) = limits(config, &sim, &mut hosts, calls) {

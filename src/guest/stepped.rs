@@ -131,7 +131,11 @@ impl Stepped {
             Op::Recv | Op::Accept | Op::Send => match waits_on(req) {
                 Some((events, call)) => {
                     // A call that fails or returns at once on Linux does not wait.
-                    !blocking || !sim.waits_as(host, fd, call) || timed_out || ready(events)
+                    let woken = match req.op {
+                        Op::Send => sim.send_ready_as(host, fd),
+                        _ => ready(events),
+                    };
+                    !blocking || !sim.waits_as(host, fd, call) || timed_out || woken
                 }
                 None => true,
             },

@@ -319,13 +319,14 @@ impl Sim {
             (Object::Sock(id), call) => {
                 let s = self.sock(id);
                 let listening = matches!(s.state, state::State::Listen { .. });
-                // A stream call of no bytes returns 0 at once.
+                // A stream send of no bytes returns 0 at once (a receive of none waits for
+                // data: its target is at least one byte).
                 let empty_stream = |len: usize| len == 0 && s.ty == SockType::Stream;
                 // An AF_UNIX stream socket refuses an address at once.
                 let unix_stream = s.ty == SockType::Stream && s.family == Family::Unix;
                 match call {
                     Accept => listening,
-                    Recv { len, .. } => !(listening || empty_stream(len)),
+                    Recv { .. } => !listening,
                     Send { len, to } => !(listening || empty_stream(len) || (to && unix_stream)),
                     EpollWait { .. } => false,
                 }
@@ -337,6 +338,23 @@ impl Sim {
             (Object::EventFd(_), Recv { len, from: false } | Send { len, to: false })
             | (Object::TimerFd(_), Recv { len, from: false }) => len >= 8,
             (Object::Epoll(_), EpollWait { max }) => max > 0,
+            _ => false,
+        }
+    }
+
+    /// Whether a send on `host`'s descriptor `fd` would go on now (take something, or fail at
+    /// once) rather than give EAGAIN, without a call being made or recorded. Poll's room,
+    /// except on an AF_UNIX socket, whose sends go on past the point where poll stops
+    /// reporting room (see `unix_send_takes`).
+    pub fn send_ready_as(&self, host: Host, fd: Fd) -> bool {
+        let ready = self.ready_now_as(host, fd);
+        if ready.intersects(Events::OUT | Events::ERR | Events::HUP | Events::NVAL) {
+            return true;
+        }
+        match self.file_as(host, fd).map(|f| f.object) {
+            Some(Object::Sock(id)) => {
+                self.sock(id).family == Family::Unix && self.unix_send_takes(id)
+            }
             _ => false,
         }
     }

@@ -125,13 +125,28 @@ impl Sim {
                 peer.queued_bytes() < cap
             });
         }
-        let queue_full = |peer: &super::state::Sock| {
+        super::skb::unix_writable(s.wmem_bytes, s.opts.sndbuf_bytes.max(0) as usize)
+            && !self.unix_peer_queue_full(id)
+    }
+
+    /// Whether an AF_UNIX send from `id` takes something now rather than EAGAIN: while its
+    /// charge is under the whole send buffer (sock_alloc_send_pskb; `skb::unix_stream_take`)
+    /// and a datagram's peer takes one more. Poll reports room only under a quarter
+    /// (`unix_writable`): a blocking send goes on where poll would not wake a writer.
+    pub(super) fn unix_send_takes(&self, id: Id) -> bool {
+        let s = self.sock(id);
+        s.wmem_bytes < s.opts.sndbuf_bytes.max(0) as usize && !self.unix_peer_queue_full(id)
+    }
+
+    /// unix_recvq_full for a datagram socket's peer that is not connected back to it.
+    fn unix_peer_queue_full(&self, id: Id) -> bool {
+        let s = self.sock(id);
+        let peer = s.peer.and_then(|p| self.socks.get(p));
+        peer.is_some_and(|peer| {
             s.ty == SockType::Dgram
                 && peer.peer != Some(id)
                 && peer.msgs.len() > super::state::UNIX_MAX_DGRAM_QLEN
-        };
-        super::skb::unix_writable(s.wmem_bytes, s.opts.sndbuf_bytes.max(0) as usize)
-            && !peer.is_some_and(queue_full)
+        })
     }
 }
 
