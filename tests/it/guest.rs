@@ -554,6 +554,11 @@ fn the_seeds_good_bye_server_and_client_both_run_as_guests() {
         t.contains("] fd4 send(39) = 39") && t.contains("] c1 fd3 recv(1024) = 39"),
         "{t}"
     );
+    // The server's blocking accept waits, unanswered, until the client connects.
+    assert!(
+        t.contains("] fd3 accept(127.0.0.1:") && !t.contains("accept() = EAGAIN"),
+        "{t}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -29,6 +29,7 @@ mod chat_real;
 mod chat_rules;
 mod chat_snapshots;
 mod chat_stats;
+mod harness_views;
 mod interleaving;
 mod sim_scale;
 

@@ -1,0 +1,211 @@
+//! What a harness asks the simulator about a stepped program without a call being made or
+//! recorded: whether a call would wait at all (`Sim::waits_as`), whether a send would go on
+//! (`Sim::send_ready_as`), when the next timer runs, letting time pass (`Sim::idle`), and the
+//! adversary's signal for a wait about to block.
+
+use std::time::Duration;
+
+use nix::errno::Errno;
+use selectlab::addr::{Family, SockAddr, SockType};
+use selectlab::kernel::{Events, Fd, FdSets, Kernel, PollFd, TimerClock, TimerSetting, Timespec};
+use selectlab::sim::transcript::Host;
+use selectlab::sim::{Sim, WaitingCall};
+
+use WaitingCall::{Accept, EpollWait, Recv, Send};
+
+const RECV: WaitingCall = Recv {
+    len: 1,
+    from: false,
+};
+const SEND: WaitingCall = Send { len: 1, to: false };
+
+/// A TCP listener and one accepted connection on loopback: (listener, client, server end).
+fn tcp(sim: &mut Sim) -> (Fd, Fd, Fd) {
+    let listener = sim
+        .socket(Family::Inet, SockType::Stream)
+        .expect("a socket");
+    let at = SockAddr::Inet("127.0.0.1:7000".parse().expect("an address"));
+    sim.bind(listener, &at).expect("bound");
+    sim.listen(listener, 8).expect("listening");
+    let client = sim
+        .socket(Family::Inet, SockType::Stream)
+        .expect("a socket");
+    let _ = sim.connect(client, &at);
+    let (server, _) = sim.accept(listener).expect("accepted");
+    (listener, client, server)
+}
+
+fn waits(sim: &Sim, fd: Fd, call: WaitingCall) -> bool {
+    sim.waits_as(Host::MAIN, fd, call)
+}
+
+#[test]
+fn only_calls_that_would_give_eagain_wait() {
+    let mut sim = Sim::faithful();
+    let (listener, client, _) = tcp(&mut sim);
+    // Only accept waits on a listener; a receive or a send there fails at once.
+    assert!(waits(&sim, listener, Accept));
+    assert!(!waits(&sim, listener, RECV) && !waits(&sim, listener, SEND));
+    // A connection's receive waits, even for no bytes; its send waits unless it sends none.
+    assert!(!waits(&sim, client, Accept));
+    assert!(waits(&sim, client, RECV) && waits(&sim, client, Recv { len: 0, from: true }));
+    assert!(waits(&sim, client, SEND) && waits(&sim, client, Send { len: 1, to: true }));
+    assert!(!waits(&sim, client, Send { len: 0, to: false }));
+    assert!(!waits(&sim, client, EpollWait { max: 1 }));
+
+    let udp = sim.socket(Family::Inet, SockType::Dgram).expect("a socket");
+    assert!(
+        waits(&sim, udp, Send { len: 0, to: true }),
+        "a datagram of no bytes is one"
+    );
+    let (a, _) = sim.socketpair(SockType::Stream).expect("a pair");
+    assert!(
+        !waits(&sim, a, Send { len: 1, to: true }),
+        "AF_UNIX stream: EISCONN at once"
+    );
+    assert!(waits(&sim, a, SEND));
+    let (d, _) = sim.socketpair(SockType::Dgram).expect("a pair");
+    assert!(waits(&sim, d, Send { len: 1, to: true }));
+
+    // A pipe end waits only in its own direction, and only for some bytes.
+    let (r, w) = sim.pipe().expect("a pipe");
+    assert!(waits(&sim, r, RECV) && !waits(&sim, r, SEND));
+    assert!(waits(&sim, w, SEND) && !waits(&sim, w, RECV));
+    assert!(!waits(
+        &sim,
+        r,
+        Recv {
+            len: 0,
+            from: false
+        }
+    ));
+    assert!(!waits(&sim, w, Send { len: 0, to: false }));
+    assert!(
+        !waits(&sim, r, Recv { len: 1, from: true }),
+        "recvfrom: ENOTSOCK"
+    );
+    // Counters are 8 bytes: less is EINVAL at once; a timerfd cannot be written.
+    let counter = sim.eventfd(0, false).expect("an eventfd");
+    let eight = Recv {
+        len: 8,
+        from: false,
+    };
+    assert!(waits(&sim, counter, eight) && waits(&sim, counter, Send { len: 8, to: false }));
+    assert!(!waits(
+        &sim,
+        counter,
+        Recv {
+            len: 7,
+            from: false
+        }
+    ));
+    assert!(!waits(&sim, counter, Send { len: 7, to: false }));
+    let timer = sim.timerfd(TimerClock::Monotonic).expect("a timerfd");
+    assert!(
+        waits(&sim, timer, eight)
+            && !waits(
+                &sim,
+                timer,
+                Recv {
+                    len: 7,
+                    from: false
+                }
+            )
+    );
+    assert!(!waits(&sim, timer, Send { len: 8, to: false }));
+    // epoll_wait waits on an epoll instance for at least one event.
+    let ep = sim.epoll_create().expect("an epoll instance");
+    assert!(waits(&sim, ep, EpollWait { max: 1 }));
+    assert!(!waits(&sim, ep, EpollWait { max: 0 }) && !waits(&sim, ep, RECV));
+    // Nothing waits on a descriptor that is not open.
+    assert!(!waits(&sim, Fd(99), RECV) && !waits(&sim, Fd(99), EpollWait { max: 1 }));
+}
+
+#[test]
+fn an_af_unix_send_goes_on_past_the_quarter_where_poll_stops_reporting_room() {
+    let mut sim = Sim::faithful();
+    let (a, _b) = sim.socketpair(SockType::Stream).expect("a pair");
+    let mut sent = 0;
+    while sim.ready_now(a).contains(Events::OUT) {
+        sent += sim.send(a, &[b'x'; 4096]).expect("room");
+    }
+    assert!(
+        sim.send_ready_as(Host::MAIN, a),
+        "no POLLOUT after {sent} bytes, yet room"
+    );
+    assert!(sim.send(a, &[b'x'; 4096]).is_ok(), "a send goes on there");
+    while sim.send(a, &[b'x'; 4096]).is_ok() {}
+    assert!(
+        !sim.send_ready_as(Host::MAIN, a),
+        "a full buffer: the send would wait"
+    );
+    let (c, _) = sim.socketpair(SockType::Stream).expect("a pair");
+    assert!(sim.send_ready_as(Host::MAIN, c));
+    assert!(
+        sim.send_ready_as(Host::MAIN, Fd(99)),
+        "not open: EBADF at once"
+    );
+}
+
+#[test]
+fn idling_runs_the_next_timer_at_its_time_or_stops_at_the_end_given() {
+    let mut sim = Sim::faithful();
+    let timer = sim.timerfd(TimerClock::Monotonic).expect("a timerfd");
+    let second = TimerSetting {
+        value: Timespec { secs: 1, nanos: 0 },
+        interval: Timespec { secs: 0, nanos: 0 },
+    };
+    sim.timerfd_settime(timer, false, second).expect("armed");
+    assert_eq!(sim.next_timer(), Some(Duration::from_secs(1)));
+    sim.idle(Some(Duration::from_millis(500)));
+    assert_eq!(
+        sim.now(),
+        Duration::from_millis(500),
+        "the end given comes first"
+    );
+    assert!(!sim.ready_now(timer).contains(Events::IN));
+    sim.idle(Some(Duration::from_secs(1)));
+    assert_eq!(sim.now(), Duration::from_secs(1));
+    assert!(
+        sim.ready_now(timer).contains(Events::IN),
+        "a timer due at the end runs"
+    );
+    assert_eq!(sim.next_timer(), None);
+    sim.idle(None);
+    assert_eq!(
+        sim.now(),
+        Duration::from_secs(1),
+        "no timer and no end: nothing happens"
+    );
+    sim.idle(Some(Duration::from_secs(3)));
+    assert_eq!(sim.now(), Duration::from_secs(3));
+}
+
+/// A signal for a host about to block outside the simulator's waits (a stepped guest's) cuts
+/// that host's next wait short with EINTR; another host's wait is untouched, and a wait that
+/// fails at once takes the signal too.
+#[test]
+fn a_signalled_hosts_next_wait_returns_eintr_once() {
+    let mut sim = Sim::faithful();
+    let (a, _b) = sim.socketpair(SockType::Stream).expect("a socket pair");
+    let quiet = |sim: &mut Sim| {
+        let mut fds = [PollFd::new(a, Events::IN)];
+        sim.poll(&mut fds, Some(Duration::from_millis(1)))
+    };
+    sim.interrupt_next_wait();
+    sim.set_host(Host::peer(0));
+    assert_eq!(quiet(&mut sim), Ok(0), "another host's wait times out");
+    sim.set_host(Host::MAIN);
+    assert_eq!(quiet(&mut sim), Err(Errno::EINTR));
+    assert_eq!(quiet(&mut sim), Ok(0), "the signal interrupts one wait");
+
+    sim.interrupt_next_wait();
+    let mut closed = FdSets {
+        read: vec![Fd(99)],
+        write: Vec::new(),
+        except: Vec::new(),
+    };
+    let failed = sim.select(&mut closed, Some(Duration::from_millis(1)));
+    assert_eq!(failed, Err(Errno::EBADF));
+    assert_eq!(quiet(&mut sim), Ok(0), "the failed select took the signal");
+}
