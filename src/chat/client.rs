@@ -171,7 +171,7 @@ impl<'o> ChatClientApp<'o> {
         let mut buf = [0u8; READ_BYTES];
         match io.kernel.recv(self.sock, &mut buf) {
             // The tutorial: `if data:` ... and b'' is just "nothing this time".
-            Ok(0) if self.bugs.has(Bug::SeedClientMissesServerExit) => {}
+            Ok(0) if self.bugs.has(Bug::TutorialClientMissesServerExit) => {}
             Ok(0) => self.finish(io, Ending::ServerGone, "the server went away"),
             Ok(n) => {
                 let _ = self.out.write_all(&buf[..n]);

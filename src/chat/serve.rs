@@ -368,10 +368,10 @@ impl ChatApp {
 
     /// The tutorial's loop variables, kept only for the bugs that misuse them.
     fn remember_chunk(&mut self, id: ClientId, n: usize) {
-        if self.bug(Bug::SeedWrongSocketRemoved) {
+        if self.bug(Bug::TutorialWrongSocketRemoved) {
             self.last_reader = Some(id);
         }
-        if self.bug(Bug::SeedRecvErrorReplays) {
+        if self.bug(Bug::TutorialRecvErrorReplays) {
             self.last_chunk.clear();
             self.last_chunk.extend_from_slice(&self.read_buf[..n]);
         }
@@ -393,7 +393,7 @@ impl ChatApp {
     fn read_failed(&mut self, io: &mut Io<'_>, id: ClientId, e: Errno) {
         if self.bug(Bug::EconnresetUncaught) && e == Errno::ECONNRESET {
             self.crash(io, "uncaught ECONNRESET");
-        } else if self.bug(Bug::SeedRecvErrorReplays) {
+        } else if self.bug(Bug::TutorialRecvErrorReplays) {
             // The error is swallowed; the previous loop's data goes out again, the socket stays.
             let replay = std::mem::take(&mut self.last_chunk);
             self.core.received(id, &replay, unix_secs(io));

@@ -223,7 +223,7 @@ impl ChatServer {
         let prefix = format!("{} {} say: ", self.clock.stamp(now_unix_secs), client.peer);
         let peer = client.peer.clone();
         self.last_sender = Some(id);
-        if self.bugs.has(Bug::SeedNoFraming) {
+        if self.bugs.has(Bug::TutorialNoFraming) {
             // The tutorial: each chunk as it came, under its own header.
             let mut text = prefix.into_bytes();
             text.extend_from_slice(data);
@@ -306,7 +306,7 @@ impl ChatServer {
         };
         if self.bugs.has(Bug::BtOfflineNamesLastClient) {
             self.last_joined.clone().unwrap_or(peer)
-        } else if self.bugs.has(Bug::SeedStaleNameInXlist) && why == Departure::Failed {
+        } else if self.bugs.has(Bug::TutorialStaleNameInXlist) && why == Departure::Failed {
             stale_sender().unwrap_or(peer)
         } else {
             peer

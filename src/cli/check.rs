@@ -200,11 +200,11 @@ fn resolve(addr: &str) -> Result<SocketAddr, String> {
     .ok_or_else(|| format!("{addr}: the name has no address"))
 }
 
-/// `--dialect`'s word: `auto`, `tutorial` (`seed`), or a dialect file's path.
+/// `--dialect`'s word: `auto`, `tutorial`, or a dialect file's path.
 fn dialect_choice(word: &str) -> Result<DialectChoice, String> {
     match word {
         "auto" => Ok(DialectChoice::Auto),
-        "tutorial" | "seed" => Ok(DialectChoice::Tutorial),
+        "tutorial" => Ok(DialectChoice::Tutorial),
         path => {
             let text =
                 std::fs::read_to_string(path).map_err(|e| format!("--dialect {path}: {e}"))?;

@@ -434,7 +434,7 @@ pub fn faithful(bugs: Bugs, budget: Budget, class: Class) -> Option<Caught> {
     if !targeted {
         return None;
     }
-    // Written after seed_client_misses_server_exit.
+    // Written after tutorial_client_misses_server_exit.
     cases += 1;
     client_notices_server_exit(bugs)
         .err()

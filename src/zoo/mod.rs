@@ -55,10 +55,10 @@ pub struct BugInfo {
     pub symptom: &'static str,
 }
 
-const SEED: &str = "the tutorial (selectserver.py / selectclient.py)";
+const TUTORIAL: &str = "the tutorial (selectserver.py / selectclient.py)";
 /// The tutorial has no public repository: its faults are described in the zoo's chapter of the
 /// manual, and `tests/tutorial/selectserver.py` ports the server to Python 3 with them kept.
-const SEED_URL: &str = "docs/src/zoo.md#the-seeds-own-bugs";
+const TUTORIAL_URL: &str = "docs/src/zoo.md#the-tutorials-own-bugs";
 const BT: &str = "binarytides chat server";
 const BT_URL: &str =
     "https://www.binarytides.com/code-chat-application-server-client-sockets-python/";
@@ -188,25 +188,25 @@ catalogue! {
         "https://github.com/inspircd/inspircd/issues/653",
         "a flood towards a client that stopped reading",
         "no sendq limit: its queue grows past the cap instead of the client being dropped";
-    SeedRecvErrorReplays => "seed", SEED, SEED_URL,
+    TutorialRecvErrorReplays => "tutorial", TUTORIAL, TUTORIAL_URL,
         "a client resets (closes with unread data)",
         "the failed recv is swallowed and the previous data is broadcast again";
-    SeedWrongSocketRemoved => "seed", SEED, SEED_URL,
+    TutorialWrongSocketRemoved => "tutorial", TUTORIAL, TUTORIAL_URL,
         "a recipient fails mid-broadcast",
         "the sender is removed instead of the failing recipient";
-    SeedDictMutatedInBroadcast => "seed", SEED, SEED_URL,
+    TutorialDictMutatedInBroadcast => "tutorial", TUTORIAL, TUTORIAL_URL,
         "a recipient fails during a broadcast",
         "RuntimeError: dictionary changed size during iteration; the server dies";
-    SeedSendallNonblocking => "seed", SEED, SEED_URL,
+    TutorialSendallNonblocking => "tutorial", TUTORIAL, TUTORIAL_URL,
         "a recipient's buffer is full",
         "EAGAIN after a partial write: the client is dropped with half a message";
-    SeedStaleNameInXlist => "seed", SEED, SEED_URL,
+    TutorialStaleNameInXlist => "tutorial", TUTORIAL, TUTORIAL_URL,
         "an exceptional condition (a connection error)",
         "the departure names a stale loop variable: the wrong client";
-    SeedNoFraming => "seed", SEED, SEED_URL,
+    TutorialNoFraming => "tutorial", TUTORIAL, TUTORIAL_URL,
         "two lines in one read, or one line over two",
         "each recv chunk gets its own say: header: lines split or merged";
-    SeedClientMissesServerExit => "seed", SEED, SEED_URL,
+    TutorialClientMissesServerExit => "tutorial", TUTORIAL, TUTORIAL_URL,
         "the server goes away",
         "the client takes recv = b'' for no data and never notices";
     BtEofNotHandled => "binarytides", BT, BT_URL,

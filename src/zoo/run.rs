@@ -212,19 +212,22 @@ fn report(v: &Verdict, options: &Options) -> String {
     line(v, written)
 }
 
+/// The width of a report's bug names: the longest (checked by the zoo's tests).
+pub const NAME_COLUMN: usize = 34;
+
 /// One text report line, and the symptom under it.
 fn line(v: &Verdict, written: Option<String>) -> String {
     let secs = v.elapsed.as_secs_f64();
     let Some(c) = &v.caught else {
         let ran: Vec<&str> = v.by_class.iter().map(|(c, _)| c.name()).collect();
         return format!(
-            "MISSED {:<32} nothing from {} in {secs:.1} s",
+            "MISSED {:<NAME_COLUMN$} nothing from {} in {secs:.1} s",
             v.bug.to_string(),
             ran.join(", ")
         );
     };
     format!(
-        "caught {:<32} by {} after {} case{} ({secs:.2} s){}\n       {}",
+        "caught {:<NAME_COLUMN$} by {} after {} case{} ({secs:.2} s){}\n       {}",
         v.bug.to_string(),
         c.class,
         c.cases,

@@ -510,7 +510,7 @@ fn a_statically_linked_program_is_refused_before_it_runs() {
 }
 
 #[test]
-fn the_seeds_good_bye_server_and_client_both_run_as_guests() {
+fn the_tutorials_good_bye_server_and_client_both_run_as_guests() {
     if !python() {
         return;
     }

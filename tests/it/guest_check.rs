@@ -227,9 +227,9 @@ fn the_tutorials_own_server_is_caught_and_its_shrunk_counterexamples_are_reviewe
     // (sendall on a non-blocking socket) is removed from the dict being iterated, and the
     // server dies (slow-reader).
     for (only, name) in [
-        ("split-line", "seed_server_frames_nothing"),
-        ("reset-after-lines", "seed_server_replays_after_reset"),
-        ("slow-reader", "seed_server_dies_in_broadcast"),
+        ("split-line", "tutorial_server_frames_nothing"),
+        ("reset-after-lines", "tutorial_server_replays_after_reset"),
+        ("slow-reader", "tutorial_server_dies_in_broadcast"),
     ] {
         let (text, code) = report(&[
             "--only",

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A shrunk counterexample the suite keeps: the tutorial's server dying mid-broadcast.
-const COUNTEREXAMPLE: &str = "snapshots/seed_server_dies_in_broadcast.snap";
+const COUNTEREXAMPLE: &str = "snapshots/tutorial_server_dies_in_broadcast.snap";
 
 fn out_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("view");

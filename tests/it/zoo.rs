@@ -8,7 +8,7 @@ use std::time::Duration;
 use selectlab::bugs::Bug;
 use selectlab::zoo::CATALOGUE;
 use selectlab::zoo::detect::Budget;
-use selectlab::zoo::run::{Options, hunt};
+use selectlab::zoo::run::{NAME_COLUMN, Options, hunt};
 
 /// Random cases per random detector per bug.
 const CASES: u32 = 300;
@@ -60,7 +60,7 @@ fn every_bug_in_the_zoo_is_caught() {
         .filter_map(|v| v.caught.as_ref().map(|c| (v.bug, c)))
         .map(|(bug, c)| {
             format!(
-                "{:<32} {:<9} {:>3}  {}\n",
+                "{:<NAME_COLUMN$} {:<9} {:>3}  {}\n",
                 bug.to_string(),
                 c.class.to_string(),
                 c.cases,
@@ -145,4 +145,10 @@ fn the_absent_entries_that_live_in_foreign_fixtures_are_caught_there() {
         text.contains("8 of 8 foreign fixtures' faults caught"),
         "{text}"
     );
+}
+
+#[test]
+fn the_name_column_is_as_wide_as_the_longest_bug_name() {
+    let longest = Bug::ALL.iter().map(|b| b.to_string().len()).max();
+    assert_eq!(longest, Some(NAME_COLUMN));
 }

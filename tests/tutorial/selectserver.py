@@ -3,7 +3,7 @@
 # The tutorial names selectserver.py but does not print its code; this follows the tutorial's
 # pattern (one select over the listener and every client, each recv broadcast to the others,
 # "exit" on the client side quits) with the tutorial's faults kept on purpose, as the bug zoo's
-# `seed` entries describe them (src/zoo/mod.rs):
+# `tutorial_*` entries describe them (src/zoo/mod.rs):
 #   - no framing: each recv(1024) chunk is broadcast behind its own "say:" header;
 #   - sendall() on a non-blocking socket: a full recipient raises, mid-message;
 #   - a failed recv is swallowed, and the previous data is broadcast again;

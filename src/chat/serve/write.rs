@@ -102,7 +102,7 @@ impl ChatApp {
     /// What the zoo's EAGAIN bugs do instead of waiting for room (nothing, for the reference
     /// server); true when the flush ends there (the client was dropped).
     fn on_eagain_buggily(&mut self, io: &mut Io<'_>, id: ClientId) -> bool {
-        if self.bug(Bug::SeedSendallNonblocking) {
+        if self.bug(Bug::TutorialSendallNonblocking) {
             // sendall raised: the client is dropped, with half a message.
             self.depart(io, id, Departure::Failed);
             return true;
@@ -124,11 +124,11 @@ impl ChatApp {
 
     /// A send to `id` failed for good.
     fn send_failed(&mut self, io: &mut Io<'_>, id: ClientId) {
-        if self.bug(Bug::SeedDictMutatedInBroadcast) {
+        if self.bug(Bug::TutorialDictMutatedInBroadcast) {
             return self.crash(io, "dictionary changed size during iteration");
         }
         match self.last_reader {
-            Some(sender) if self.bug(Bug::SeedWrongSocketRemoved) && sender != id => {
+            Some(sender) if self.bug(Bug::TutorialWrongSocketRemoved) && sender != id => {
                 self.depart(io, sender, Departure::Failed)
             }
             _ => self.depart(io, id, Departure::Failed),
