@@ -128,14 +128,6 @@ impl Default for SimConfig {
     }
 }
 
-impl SimConfig {
-    /// Adds a named host with one address.
-    pub fn host(mut self, name: &str, ip: IpAddr) -> SimConfig {
-        self.hosts.entry(name.to_string()).or_default().push(ip);
-        self
-    }
-}
-
 /// A timer inside the simulator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {

@@ -1,15 +1,18 @@
-//! What a harness asks the simulator about a stepped program without a call being made or
-//! recorded: whether a call would wait at all (`Sim::waits_as`), whether a send would go on
-//! (`Sim::send_ready_as`), when the next timer runs, letting time pass (`Sim::idle`), and the
-//! adversary's signal for a wait about to block.
+//! What a harness asks the simulator without a call being made or recorded: whether a stepped
+//! program's call would wait at all (`Sim::waits_as`), whether a send would go on
+//! (`Sim::send_ready_as`), when the next timer runs, letting time pass (`Sim::idle`), the
+//! adversary's signal for a wait about to block, and the views a session's verdicts rest on
+//! (who is calling, a connection still trying, a reset the network made, calls counted, the
+//! wire, what a wait reported).
 
 use std::time::Duration;
 
 use nix::errno::Errno;
 use selectlab::addr::{Family, SockAddr, SockType};
 use selectlab::kernel::{Events, Fd, FdSets, Kernel, PollFd, TimerClock, TimerSetting, Timespec};
+use selectlab::sim::decide::{Adversity, Decider};
 use selectlab::sim::transcript::Host;
-use selectlab::sim::{Sim, WaitingCall};
+use selectlab::sim::{Sim, SimConfig, WaitingCall};
 
 use WaitingCall::{Accept, EpollWait, Recv, Send};
 
@@ -208,4 +211,115 @@ fn a_signalled_hosts_next_wait_returns_eintr_once() {
     let failed = sim.select(&mut closed, Some(Duration::from_millis(1)));
     assert_eq!(failed, Err(Errno::EBADF));
     assert_eq!(quiet(&mut sim), Ok(0), "the failed select took the signal");
+}
+
+/// A simulator whose adversary always does what `adversity` allows.
+fn always(adversity: Adversity) -> Sim {
+    Sim::new(SimConfig::default(), Decider::seeded(1, adversity))
+}
+
+#[test]
+fn the_views_a_sessions_verdicts_rest_on() {
+    let mut sim = Sim::faithful();
+    sim.set_host(Host::peer(2));
+    assert_eq!(sim.host(), Host::peer(2));
+    sim.set_host(Host::MAIN);
+    let (_, client, server) = tcp(&mut sim);
+    assert!(!sim.still_connecting(client) && !sim.reset_by_adversary(client));
+    assert!(!sim.hold_back(), "the faithful machine holds no one back");
+    // Every call counts; the timers' own records do not.
+    let before = sim.syscalls();
+    sim.send(client, b"hi\n").expect("sent");
+    let mut fds = [PollFd::new(server, Events::IN)];
+    sim.poll(&mut fds, Some(Duration::ZERO)).expect("a poll");
+    assert_eq!(sim.syscalls(), before + 2);
+    // A wait's record lists what it reported.
+    let text = sim.transcript().to_string();
+    let last = text.lines().last().expect("a record");
+    assert!(last.contains("poll(") && last.contains(" in)"), "{last}");
+
+    let mut lost = always(Adversity {
+        syn_drop_per_mille: 1000,
+        ..Adversity::NONE
+    });
+    let listener = lost
+        .socket(Family::Inet, SockType::Stream)
+        .expect("a socket");
+    let at = SockAddr::Inet("127.0.0.1:7001".parse().expect("an address"));
+    lost.bind(listener, &at).expect("bound");
+    lost.listen(listener, 1).expect("listening");
+    let c = lost
+        .socket(Family::Inet, SockType::Stream)
+        .expect("a socket");
+    assert_eq!(lost.connect(c, &at), Err(Errno::EINPROGRESS));
+    assert!(lost.still_connecting(c), "its SYN was lost: it retries");
+
+    let mut held = always(Adversity {
+        hold_back_per_mille: 1000,
+        ..Adversity::NONE
+    });
+    assert!(held.hold_back());
+
+    let mut reset = always(Adversity {
+        reset_per_mille: 1000,
+        ..Adversity::NONE
+    });
+    let (_, client, _) = tcp(&mut reset);
+    let _ = reset.send(client, b"hi\n");
+    assert!(reset.reset_by_adversary(client), "the network reset it");
+}
+
+#[test]
+fn each_host_numbers_its_own_descriptors_when_it_has_a_table() {
+    let config = SimConfig {
+        fd_table_per_host: true,
+        ..SimConfig::default()
+    };
+    let mut sim = Sim::new(config, Decider::faithful());
+    let mine = sim
+        .socket(Family::Inet, SockType::Stream)
+        .expect("a socket");
+    sim.set_host(Host::peer(0));
+    let theirs = sim
+        .socket(Family::Inet, SockType::Stream)
+        .expect("a socket");
+    assert_eq!(mine, theirs, "separate tables, the same lowest number");
+    assert!(sim.ready_now_as(Host::peer(0), theirs) != Events::NVAL);
+    assert_eq!(sim.ready_now_as(Host::peer(1), theirs), Events::NVAL);
+}
+
+#[test]
+fn only_the_machines_own_addresses_can_be_bound() {
+    let mut sim = Sim::faithful();
+    for (ip, bound) in [("0.0.0.0", true), ("127.0.0.5", true), ("10.1.2.3", false)] {
+        let fd = sim
+            .socket(Family::Inet, SockType::Stream)
+            .expect("a socket");
+        let at = SockAddr::Inet(format!("{ip}:0").parse().expect("an address"));
+        let r = sim.bind(fd, &at);
+        assert_eq!(r.is_ok(), bound, "{ip}: {r:?}");
+    }
+}
+
+#[test]
+fn the_wire_is_kept_when_asked() {
+    let config = SimConfig {
+        capture: true,
+        ..SimConfig::default()
+    };
+    let mut sim = Sim::new(config, Decider::faithful());
+    let (_, client, _) = tcp(&mut sim);
+    sim.send(client, b"hi\n").expect("sent");
+    assert!(!sim.capture().segments().is_empty());
+}
+
+#[test]
+fn a_send_goes_on_where_poll_reports_only_an_error() {
+    // A full pipe whose reader has gone: no room, but the write fails at once (EPIPE).
+    let mut sim = Sim::faithful();
+    let (r, w) = sim.pipe().expect("a pipe");
+    while sim.send(w, &[b'x'; 4096]).is_ok() {}
+    sim.close(r).expect("closed");
+    assert!(!sim.ready_now(w).contains(Events::OUT));
+    assert!(sim.send_ready_as(Host::MAIN, w));
 }

@@ -32,6 +32,7 @@ mod chat_stats;
 mod harness_views;
 mod interleaving;
 mod sim_scale;
+mod sim_timers;
 
 // The tutorial's other programs.
 mod programs;
