@@ -3,7 +3,8 @@
 //! (`Sim::send_ready_as`), when the next timer runs, letting time pass (`Sim::idle`), the
 //! adversary's signal for a wait about to block, and the views a session's verdicts rest on
 //! (who is calling, a connection still trying, a reset the network made, calls counted, the
-//! wire, what a wait reported).
+//! wire, what a wait reported); and what a guest's harness sets (the numbers new descriptors
+//! take, the program's random bytes) within the machine's descriptor limit.
 
 use std::time::Duration;
 
@@ -322,4 +323,62 @@ fn a_send_goes_on_where_poll_reports_only_an_error() {
     sim.close(r).expect("closed");
     assert!(!sim.ready_now(w).contains(Events::OUT));
     assert!(sim.send_ready_as(Host::MAIN, w));
+}
+
+#[test]
+fn new_descriptors_take_the_numbers_placed_for_them_until_cleared() {
+    let mut sim = Sim::faithful();
+    sim.place_next_fds(&[Fd(50), Fd(51)]);
+    let placed = sim
+        .socket(Family::Inet, SockType::Stream)
+        .expect("a socket");
+    assert_eq!(placed, Fd(50));
+    sim.clear_placed_fds();
+    let lowest = sim
+        .socket(Family::Inet, SockType::Stream)
+        .expect("a socket");
+    assert!(
+        lowest.0 < 50,
+        "{lowest:?}: the unused placed number was forgotten"
+    );
+    // A placed number already in use: the two tables disagree (EBADF), and the failed dup
+    // holds no reference: closing the original closes the socket.
+    let (a, b) = sim.socketpair(SockType::Stream).expect("a pair");
+    sim.place_next_fds(&[b]);
+    assert_eq!(sim.dup(a), Err(Errno::EBADF));
+    sim.clear_placed_fds();
+    sim.close(a).expect("closed");
+    assert!(sim.ready_now(b).contains(Events::HUP), "its peer saw it go");
+}
+
+#[test]
+fn a_programs_random_bytes_come_from_the_seed() {
+    let bytes = |seed: u64| {
+        let mut sim = Sim::new(
+            SimConfig::default(),
+            Decider::faithful().with_entropy_seed(seed),
+        );
+        let mut buf = [0u8; 16];
+        sim.entropy(&mut buf);
+        buf
+    };
+    assert_eq!(bytes(7), bytes(7));
+    assert_ne!(bytes(7), bytes(8));
+    assert_ne!(bytes(7), [0; 16]);
+}
+
+#[test]
+fn a_dup_past_the_descriptor_limit_is_emfile() {
+    let config = SimConfig {
+        fd_limit: 3,
+        ..SimConfig::default()
+    };
+    let mut sim = Sim::new(config, Decider::faithful());
+    let (a, _b) = sim.socketpair(SockType::Stream).expect("a pair");
+    assert!(sim.dup(a).is_ok(), "the third descriptor fits the limit");
+    assert_eq!(sim.dup(a), Err(Errno::EMFILE));
+    assert_eq!(
+        sim.socket(Family::Inet, SockType::Stream),
+        Err(Errno::EMFILE)
+    );
 }
