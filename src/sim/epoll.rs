@@ -130,21 +130,43 @@ impl Sim {
         })
     }
 
-    /// Whether epoll `from` watches epoll `to`, directly or through nested instances (at most
-    /// `EP_MAX_NESTS` deep; deeper counts as reaching, as ep_loop_check refuses it too).
-    fn epoll_reaches(&self, from: Id, to: Id, depth: usize) -> bool {
-        if from == to || depth > EP_MAX_NESTS {
-            return true;
-        }
-        let Some(inst) = self.epolls.get(from) else {
-            return false;
+    /// ep_loop_check_proc: how many levels of epoll instances lie below `ep` (0: it watches
+    /// none), `depth` levels under the instance being added to; past `EP_MAX_NESTS`, or on
+    /// reaching `into` (a loop), more than `EP_MAX_NESTS`.
+    fn epoll_levels_below(&self, ep: Id, into: Id, depth: usize) -> usize {
+        let Some(inst) = self.epolls.get(ep) else {
+            return 0;
         };
-        inst.items
-            .keys()
-            .any(|(file, _)| match self.files.get(*file).map(|f| f.object) {
-                Some(Object::Epoll(inner)) => self.epoll_reaches(inner, to, depth + 1),
-                _ => false,
-            })
+        let mut levels = 0;
+        for (file, _) in inst.items.keys() {
+            let Some(Object::Epoll(inner)) = self.files.get(*file).map(|f| f.object) else {
+                continue;
+            };
+            levels = if inner == into || depth > EP_MAX_NESTS {
+                EP_MAX_NESTS + 1
+            } else {
+                levels.max(self.epoll_levels_below(inner, into, depth + 1) + 1)
+            };
+            if levels > EP_MAX_NESTS {
+                break;
+            }
+        }
+        levels
+    }
+
+    /// ep_get_upwards_depth_proc: how many levels of epoll instances watch `ep` from above
+    /// (0: none does). The loop check keeps every chain short; `depth` bounds the walk anyway.
+    fn epoll_levels_above(&self, ep: Id, depth: usize) -> usize {
+        let Some(watchers) = self.watchers.get(&Object::Epoll(ep)) else {
+            return 0;
+        };
+        if depth > EP_MAX_NESTS {
+            return EP_MAX_NESTS + 1;
+        }
+        (watchers.iter())
+            .map(|&(outer, _)| self.epoll_levels_above(outer, depth + 1) + 1)
+            .max()
+            .unwrap_or(0)
     }
 
     /// The object behind a socket id, for waking.
@@ -177,9 +199,11 @@ impl Sim {
             return Err(Errno::EINVAL);
         }
         // ep_loop_check: adding an instance that (transitively) watches this one would close a
-        // loop, and nesting is limited.
+        // loop, and a chain of instances may be at most EP_MAX_NESTS + 1 long, counting those
+        // above this one as well as those below the one added.
         if let (CtlOp::Add, Object::Epoll(inner)) = (op, object)
-            && self.epoll_reaches(inner, ep, 1)
+            && self.epoll_levels_below(inner, ep, 0) + 1 + self.epoll_levels_above(ep, 0)
+                > EP_MAX_NESTS
         {
             return Err(Errno::ELOOP);
         }

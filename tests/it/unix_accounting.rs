@@ -57,15 +57,9 @@ fn run(k: &mut dyn Kernel, ty: SockType, size: usize) -> Seen {
     (total, calls, short, read_back)
 }
 
-/// gVisor reports itself as Linux 4.4.0 with this build string.
-fn kernel_is_gvisor() -> bool {
-    std::fs::read_to_string("/proc/version")
-        .is_ok_and(|v| v.contains("4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016"))
-}
-
 #[test]
 fn short_writes_and_eagain_come_where_linux_puts_them() {
-    let gvisor = kernel_is_gvisor();
+    let gvisor = crate::util::kernel_is_gvisor();
     for ty in KINDS {
         for size in SIZES {
             let sim = run(&mut Sim::faithful(), ty, size);
@@ -121,7 +115,7 @@ fn a_connected_sender_is_woken_when_a_full_receiver_reads() {
     std::fs::create_dir_all(&dir).unwrap();
     let sim = run(&mut Sim::faithful(), &dir);
     assert_eq!(sim, (false, true), "simulator");
-    if !kernel_is_gvisor() {
+    if !crate::util::kernel_is_gvisor() {
         let real = run(&mut RealKernel::new(), &dir);
         assert_eq!(real, sim, "kernel vs simulator");
     }

@@ -188,3 +188,11 @@ impl Watched {
         }
     }
 }
+
+/// Whether the kernel under the tests is gVisor (CI machines may be), which reports itself as
+/// Linux 4.4.0 with this build string: where it differs from Linux, a differential test prints
+/// the difference instead of failing (Linux is the reference).
+pub fn kernel_is_gvisor() -> bool {
+    std::fs::read_to_string("/proc/version")
+        .is_ok_and(|v| v.contains("4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016"))
+}
