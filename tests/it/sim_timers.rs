@@ -1,14 +1,16 @@
 //! The simulator's clock and waits, pinned where the other suites leave them loose: timers
 //! due at the same instant fire in the order they were armed, a wait ends at its deadline even
-//! with a later timer set, TIME_WAIT ends, poll reports errors whatever was asked, and a
-//! spurious wake-up is picked only among quiet descriptors.
+//! with a later timer set, TIME_WAIT ends, poll and epoll report errors whatever was asked, a
+//! spurious wake-up is picked only among quiet descriptors and counted once, removing an
+//! epoll item or closing a watched file leaves every other watcher and ready item in place,
+//! select checks its descriptors and counts each set, and a wait's record names descriptors.
 
 use std::time::Duration;
 
 use nix::errno::Errno;
 use selectlab::addr::{Family, SockAddr, SockType};
 use selectlab::kernel::{
-    CtlOp, Events, Fd, Kernel, Mode, PollFd, TimerClock, TimerSetting, Timespec,
+    CtlOp, Events, Fd, FdSets, Kernel, Mode, PollFd, TimerClock, TimerSetting, Timespec,
 };
 use selectlab::sim::decide::{Adversity, Decider};
 use selectlab::sim::{Sim, SimConfig};
@@ -138,4 +140,236 @@ fn a_spurious_wake_up_is_picked_only_among_quiet_descriptors() {
     let mut fds = [PollFd::new(a, Events::IN)];
     assert_eq!(sim.poll(&mut fds, Some(Duration::ZERO)), Ok(1));
     assert_eq!(fds[0].revents, Events::IN);
+}
+
+#[test]
+fn epoll_reports_an_error_whether_or_not_it_was_asked_for() {
+    let mut sim = Sim::faithful();
+    let (r, w) = sim.pipe().expect("a pipe");
+    sim.close(r).expect("closed");
+    for asked in [Events::OUT, Events::OUT | Events::ERR] {
+        let ep = sim.epoll_create().expect("an epoll instance");
+        sim.epoll_ctl(ep, CtlOp::Add, w, asked, Mode::default(), 7)
+            .expect("added");
+        let mut out = Vec::new();
+        sim.epoll_wait(ep, &mut out, 4, Some(Duration::ZERO))
+            .expect("a wait");
+        assert!(
+            out.iter().any(|(_, e)| e.contains(Events::ERR)),
+            "{asked:?}: {out:?}"
+        );
+    }
+}
+
+#[test]
+fn removing_an_item_leaves_every_other_watcher_of_its_file() {
+    let mut sim = Sim::faithful();
+    let (a, b) = sim.socketpair(SockType::Stream).expect("a pair");
+    let copy = sim.dup(a).expect("a dup");
+    let edge = Mode {
+        edge: true,
+        oneshot: false,
+    };
+    let (one, other) = (
+        sim.epoll_create().expect("epoll"),
+        sim.epoll_create().expect("epoll"),
+    );
+    for (ep, fd, token) in [(one, a, 1), (one, copy, 2), (other, a, 3)] {
+        sim.epoll_ctl(ep, CtlOp::Add, fd, Events::IN, edge, token)
+            .expect("added");
+    }
+    sim.epoll_ctl(one, CtlOp::Delete, a, Events::IN, edge, 0)
+        .expect("removed");
+    // Only edges from now on: each instance hears the new data once, through what it still
+    // watches.
+    sim.send(b, b"x").expect("sent");
+    for (ep, token) in [(one, 2), (other, 3)] {
+        let mut out = Vec::new();
+        sim.epoll_wait(ep, &mut out, 4, Some(Duration::ZERO))
+            .expect("a wait");
+        assert_eq!(out, [(token, Events::IN)], "token {token}");
+    }
+}
+
+#[test]
+fn a_spurious_epoll_report_is_one_event_more_and_never_past_max() {
+    let always = Adversity {
+        spurious_per_mille: 1000,
+        ..Adversity::NONE
+    };
+    let mut sim = Sim::new(SimConfig::default(), Decider::seeded(1, always));
+    let (a, b) = sim.socketpair(SockType::Stream).expect("a pair");
+    let (c, _d) = sim.socketpair(SockType::Stream).expect("a pair");
+    let ep = sim.epoll_create().expect("an epoll instance");
+    sim.epoll_ctl(ep, CtlOp::Add, c, Events::IN, Mode::default(), 2)
+        .expect("added");
+    // Nothing ready: the made-up readiness is the one event, and counted.
+    let mut out = Vec::new();
+    let n = sim.epoll_wait(ep, &mut out, 4, Some(Duration::ZERO));
+    assert_eq!((n, out.len()), (Ok(1), 1), "{out:?}");
+    // One ready event and a wait for one: nothing is made up past it.
+    sim.epoll_ctl(ep, CtlOp::Add, a, Events::IN, Mode::default(), 1)
+        .expect("added");
+    sim.send(b, b"x").expect("sent");
+    let mut out = Vec::new();
+    let n = sim.epoll_wait(ep, &mut out, 1, Some(Duration::ZERO));
+    assert_eq!((n, out.len()), (Ok(1), 1), "{out:?}");
+}
+
+/// A seeded machine whose adversary always does what `adversity` allows.
+fn always(seed: u64, adversity: Adversity) -> Sim {
+    Sim::new(SimConfig::default(), Decider::seeded(seed, adversity))
+}
+
+#[test]
+fn a_spurious_epoll_report_skips_disarmed_items_outputs_and_what_was_just_reported() {
+    let spurious = Adversity {
+        spurious_per_mille: 1000,
+        ..Adversity::NONE
+    };
+    let mut sim = always(1, spurious);
+    let (a, b) = sim.socketpair(SockType::Stream).expect("a pair");
+    let (r, _w) = sim.pipe().expect("a pipe");
+    sim.send(b, b"x").expect("sent");
+    let ep = sim.epoll_create().expect("an epoll instance");
+    sim.epoll_ctl(ep, CtlOp::Add, a, Events::IN, Mode::LEVEL, 1)
+        .expect("added");
+    // Watched for output only, and never writable: no input can be made up for it.
+    sim.epoll_ctl(ep, CtlOp::Add, r, Events::OUT, Mode::LEVEL, 2)
+        .expect("added");
+    let mut out = Vec::new();
+    sim.epoll_wait(ep, &mut out, 4, Some(Duration::ZERO))
+        .expect("a wait");
+    assert_eq!(out, [(1, Events::IN)]);
+
+    let mut sim = always(1, spurious);
+    let (a, b) = sim.socketpair(SockType::Stream).expect("a pair");
+    sim.send(b, b"x").expect("sent");
+    let ep = sim.epoll_create().expect("an epoll instance");
+    let once = Mode {
+        edge: false,
+        oneshot: true,
+    };
+    sim.epoll_ctl(ep, CtlOp::Add, a, Events::IN, once, 3)
+        .expect("added");
+    let mut first = Vec::new();
+    sim.epoll_wait(ep, &mut first, 4, Some(Duration::ZERO))
+        .expect("a wait");
+    assert_eq!(first, [(3, Events::IN)]);
+    let mut then = Vec::new();
+    sim.epoll_wait(ep, &mut then, 4, Some(Duration::ZERO))
+        .expect("a wait");
+    assert_eq!(then, [], "a one-shot item is disarmed once reported");
+}
+
+#[test]
+fn an_epoll_wait_returning_early_reports_at_least_one_and_fewer_than_all() {
+    let defer = Adversity {
+        defer_per_mille: 1000,
+        ..Adversity::NONE
+    };
+    for seed in 1..=20 {
+        for (ready, max) in [(2, 4), (3, 2), (3, 3), (4, 8), (3, 1)] {
+            let mut sim = always(seed, defer);
+            let ep = sim.epoll_create().expect("an epoll instance");
+            for token in 0..ready {
+                let (a, b) = sim.socketpair(SockType::Stream).expect("a pair");
+                sim.send(b, b"x").expect("sent");
+                sim.epoll_ctl(ep, CtlOp::Add, a, Events::IN, Mode::LEVEL, token)
+                    .expect("added");
+            }
+            let mut out = Vec::new();
+            let n = sim
+                .epoll_wait(ep, &mut out, max, Some(Duration::ZERO))
+                .expect("a wait");
+            let all = max.min(ready as usize);
+            let expected = if all < 2 { all..=all } else { 1..=all - 1 };
+            assert!(
+                expected.contains(&n),
+                "seed {seed}, {ready} ready, max {max}: {n}"
+            );
+            assert_eq!(n, out.len());
+        }
+    }
+}
+
+fn sets(read: &[Fd], write: &[Fd]) -> FdSets {
+    FdSets {
+        read: read.to_vec(),
+        write: write.to_vec(),
+        except: Vec::new(),
+    }
+}
+
+#[test]
+fn select_checks_its_descriptors_and_counts_every_set() {
+    let mut sim = Sim::faithful();
+    let now = Some(Duration::ZERO);
+    assert_eq!(
+        sim.select(&mut sets(&[Fd(-1)], &[]), now),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        sim.select(&mut sets(&[Fd(1024)], &[]), now),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(sim.select(&mut sets(&[Fd(0)], &[]), now), Err(Errno::EBADF));
+    let (a, b) = sim.socketpair(SockType::Stream).expect("a pair");
+    sim.send(b, b"x").expect("sent");
+    let mut both = sets(&[a], &[a]);
+    assert_eq!(
+        sim.select(&mut both, now),
+        Ok(2),
+        "readable and writable: two"
+    );
+}
+
+#[test]
+fn a_spurious_select_report_is_a_quiet_descriptor_never_a_ready_one_twice() {
+    let spurious = Adversity {
+        spurious_per_mille: 1000,
+        ..Adversity::NONE
+    };
+    let mut sim = always(1, spurious);
+    let (a, b) = sim.socketpair(SockType::Stream).expect("a pair");
+    let (c, _d) = sim.socketpair(SockType::Stream).expect("a pair");
+    sim.send(b, b"x").expect("sent");
+    let mut asked = sets(&[a, c], &[]);
+    assert_eq!(sim.select(&mut asked, Some(Duration::ZERO)), Ok(2));
+    assert_eq!(asked.read, [a, c]);
+}
+
+#[test]
+fn closing_a_watched_file_leaves_the_other_ready_items() {
+    let mut sim = Sim::faithful();
+    let ep = sim.epoll_create().expect("an epoll instance");
+    let mut ends = Vec::new();
+    for token in [1, 2] {
+        let (a, b) = sim.socketpair(SockType::Stream).expect("a pair");
+        sim.send(b, b"x").expect("sent");
+        sim.epoll_ctl(ep, CtlOp::Add, a, Events::IN, Mode::LEVEL, token)
+            .expect("added");
+        ends.push(a);
+    }
+    sim.close(ends[0]).expect("closed");
+    let mut out = Vec::new();
+    sim.epoll_wait(ep, &mut out, 4, Some(Duration::ZERO))
+        .expect("a wait");
+    assert_eq!(out, [(2, Events::IN)]);
+}
+
+#[test]
+fn an_epoll_waits_record_names_the_descriptors_it_reported() {
+    let mut sim = Sim::faithful();
+    let (a, b) = sim.socketpair(SockType::Stream).expect("a pair");
+    sim.send(b, b"x").expect("sent");
+    let ep = sim.epoll_create().expect("an epoll instance");
+    sim.epoll_ctl(ep, CtlOp::Add, a, Events::IN, Mode::LEVEL, 99)
+        .expect("added");
+    let mut out = Vec::new();
+    sim.epoll_wait(ep, &mut out, 4, Some(Duration::ZERO))
+        .expect("a wait");
+    let text = sim.transcript().to_string();
+    let last = text.lines().last().expect("a record");
+    assert!(last.ends_with(&format!("(fd{} in)", a.0)), "{last}");
 }
