@@ -373,3 +373,48 @@ fn an_epoll_waits_record_names_the_descriptors_it_reported() {
     let last = text.lines().last().expect("a record");
     assert!(last.ends_with(&format!("(fd{} in)", a.0)), "{last}");
 }
+
+#[test]
+fn a_spurious_report_disarms_a_one_shot_item_as_a_true_one_does() {
+    let spurious = Adversity {
+        spurious_per_mille: 1000,
+        ..Adversity::NONE
+    };
+    let mut sim = always(1, spurious);
+    let (a, b) = sim.socketpair(SockType::Stream).expect("a pair");
+    let ep = sim.epoll_create().expect("an epoll instance");
+    let once = Mode {
+        edge: false,
+        oneshot: true,
+    };
+    sim.epoll_ctl(ep, CtlOp::Add, a, Events::IN, once, 5)
+        .expect("added");
+    let mut made_up = Vec::new();
+    sim.epoll_wait(ep, &mut made_up, 4, Some(Duration::ZERO))
+        .expect("a wait");
+    assert_eq!(made_up, [(5, Events::IN)]);
+    sim.send(b, b"x").expect("sent");
+    let mut then = Vec::new();
+    sim.epoll_wait(ep, &mut then, 4, Some(Duration::ZERO))
+        .expect("a wait");
+    assert_eq!(then, [], "disarmed by the made-up report");
+}
+
+#[test]
+fn epoll_wait_takes_from_one_to_linuxs_most_events() {
+    use selectlab::kernel::EP_MAX_EVENTS;
+    let mut sim = Sim::faithful();
+    let ep = sim.epoll_create().expect("an epoll instance");
+    let mut out = Vec::new();
+    for (max, answer) in [
+        (0, Err(Errno::EINVAL)),
+        (EP_MAX_EVENTS, Ok(0)),
+        (EP_MAX_EVENTS + 1, Err(Errno::EINVAL)),
+    ] {
+        assert_eq!(
+            sim.epoll_wait(ep, &mut out, max, Some(Duration::ZERO)),
+            answer,
+            "{max}"
+        );
+    }
+}
