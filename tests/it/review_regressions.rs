@@ -97,6 +97,26 @@ fn epoll_chain(k: &mut dyn Kernel, links: usize, top_down: bool) -> Vec<String> 
 }
 
 #[test]
+fn an_epoll_instance_whose_inner_instance_was_drained_is_not_readable() {
+    both(|k, t| {
+        let (a, b) = k.socketpair(SockType::Stream).unwrap();
+        let inner = k.epoll_create().unwrap();
+        let outer = k.epoll_create().unwrap();
+        k.epoll_ctl(inner, CtlOp::Add, a, Events::IN, Mode::LEVEL, 1)
+            .unwrap();
+        k.epoll_ctl(outer, CtlOp::Add, inner, Events::IN, Mode::LEVEL, 2)
+            .unwrap();
+        k.send(b, b"x").unwrap();
+        let mut buf = [0u8; 4];
+        assert_eq!(k.recv(a, &mut buf), Ok(1), "{t}");
+        assert_eq!(wait(k, outer), [], "{t}: nothing inside is ready");
+        let mut p = [PollFd::new(outer, Events::IN)];
+        k.poll(&mut p, Some(Duration::ZERO)).unwrap();
+        assert_eq!(p[0].revents, Events::NONE, "{t}");
+    });
+}
+
+#[test]
 fn a_chain_of_epoll_instances_nests_and_wakes_through_as_deep_as_linuxs() {
     let gvisor = crate::util::kernel_is_gvisor();
     for links in 1..=7 {

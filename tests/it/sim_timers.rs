@@ -46,6 +46,10 @@ fn idling_runs_only_the_timers_due_by_the_next_ones_time() {
     );
     assert!(readable(&sim, first) && !readable(&sim, later));
     assert_eq!(sim.next_timer(), Some(Duration::from_secs(3)));
+    // A timer is recorded as the machine's own, on no descriptor.
+    let text = sim.transcript().to_string();
+    let last = text.lines().last().expect("a record");
+    assert!(last.ends_with("] timer() = 0"), "{last}");
 }
 
 #[test]
