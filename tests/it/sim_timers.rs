@@ -148,8 +148,10 @@ fn a_spurious_wake_up_is_picked_only_among_quiet_descriptors() {
 
 #[test]
 fn epoll_reports_an_error_whether_or_not_it_was_asked_for() {
+    // A full pipe whose reader has gone: an error, and no room.
     let mut sim = Sim::faithful();
     let (r, w) = sim.pipe().expect("a pipe");
+    while sim.send(w, &[b'x'; 4096]).is_ok() {}
     sim.close(r).expect("closed");
     for asked in [Events::OUT, Events::OUT | Events::ERR] {
         let ep = sim.epoll_create().expect("an epoll instance");
