@@ -23,8 +23,9 @@ const RECV: WaitingCall = Recv {
 };
 const SEND: WaitingCall = Send { len: 1, to: false };
 
-/// A TCP listener and one accepted connection on loopback: (listener, client, server end).
-fn tcp(sim: &mut Sim) -> (Fd, Fd, Fd) {
+/// A TCP listener at 127.0.0.1:7000 and one accepted connection: (listener, client, server
+/// end).
+pub(crate) fn tcp(sim: &mut Sim) -> (Fd, Fd, Fd) {
     let listener = sim
         .socket(Family::Inet, SockType::Stream)
         .expect("a socket");

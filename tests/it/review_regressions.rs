@@ -37,16 +37,23 @@ fn wait(k: &mut dyn Kernel, ep: Fd) -> Vec<(u64, Events)> {
     out
 }
 
+/// A socket pair `(a, b)`, an epoll instance watching `a` (token 1) and an outer one watching
+/// that instance (token 2): `(a, b, inner, outer)`.
+fn nested(k: &mut dyn Kernel) -> (Fd, Fd, Fd, Fd) {
+    let (a, b) = k.socketpair(SockType::Stream).unwrap();
+    let inner = k.epoll_create().unwrap();
+    let outer = k.epoll_create().unwrap();
+    k.epoll_ctl(inner, CtlOp::Add, a, Events::IN, Mode::LEVEL, 1)
+        .unwrap();
+    k.epoll_ctl(outer, CtlOp::Add, inner, Events::IN, Mode::LEVEL, 2)
+        .unwrap();
+    (a, b, inner, outer)
+}
+
 #[test]
 fn nested_epoll_instances_wake_and_poll_through() {
     both(|k, t| {
-        let (a, b) = k.socketpair(SockType::Stream).unwrap();
-        let inner = k.epoll_create().unwrap();
-        let outer = k.epoll_create().unwrap();
-        k.epoll_ctl(inner, CtlOp::Add, a, Events::IN, Mode::LEVEL, 1)
-            .unwrap();
-        k.epoll_ctl(outer, CtlOp::Add, inner, Events::IN, Mode::LEVEL, 2)
-            .unwrap();
+        let (_, b, inner, outer) = nested(k);
         assert_eq!(wait(k, outer), [], "{t}");
         k.send(b, b"x").unwrap();
         assert_eq!(wait(k, outer), [(2, Events::IN)], "{t}");
@@ -99,13 +106,7 @@ fn epoll_chain(k: &mut dyn Kernel, links: usize, top_down: bool) -> Vec<String> 
 #[test]
 fn an_epoll_instance_whose_inner_instance_was_drained_is_not_readable() {
     both(|k, t| {
-        let (a, b) = k.socketpair(SockType::Stream).unwrap();
-        let inner = k.epoll_create().unwrap();
-        let outer = k.epoll_create().unwrap();
-        k.epoll_ctl(inner, CtlOp::Add, a, Events::IN, Mode::LEVEL, 1)
-            .unwrap();
-        k.epoll_ctl(outer, CtlOp::Add, inner, Events::IN, Mode::LEVEL, 2)
-            .unwrap();
+        let (a, b, _, outer) = nested(k);
         k.send(b, b"x").unwrap();
         let mut buf = [0u8; 4];
         assert_eq!(k.recv(a, &mut buf), Ok(1), "{t}");

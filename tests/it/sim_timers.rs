@@ -90,17 +90,8 @@ fn a_wait_ends_at_its_deadline_though_a_later_timer_is_set() {
 #[test]
 fn an_address_in_time_wait_is_free_again_when_it_ends() {
     let mut sim = Sim::faithful();
+    let (listener, client, server) = crate::harness_views::tcp(&mut sim);
     let at = SockAddr::Inet("127.0.0.1:7000".parse().expect("an address"));
-    let listener = sim
-        .socket(Family::Inet, SockType::Stream)
-        .expect("a socket");
-    sim.bind(listener, &at).expect("bound");
-    sim.listen(listener, 1).expect("listening");
-    let client = sim
-        .socket(Family::Inet, SockType::Stream)
-        .expect("a socket");
-    let _ = sim.connect(client, &at);
-    let (server, _) = sim.accept(listener).expect("accepted");
     // The server closes first: its address waits in TIME_WAIT.
     for fd in [server, client, listener] {
         sim.close(fd).expect("closed");
