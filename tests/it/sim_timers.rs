@@ -137,13 +137,18 @@ fn a_spurious_wake_up_is_picked_only_among_quiet_descriptors() {
     assert_eq!(fds[0].revents, Events::IN);
 }
 
-#[test]
-fn epoll_reports_an_error_whether_or_not_it_was_asked_for() {
-    // A full pipe whose reader has gone: an error, and no room.
-    let mut sim = Sim::faithful();
+/// The write end of a full pipe whose reader has gone: an error, and no room.
+pub(crate) fn broken_full_pipe(sim: &mut Sim) -> Fd {
     let (r, w) = sim.pipe().expect("a pipe");
     while sim.send(w, &[b'x'; 4096]).is_ok() {}
     sim.close(r).expect("closed");
+    w
+}
+
+#[test]
+fn epoll_reports_an_error_whether_or_not_it_was_asked_for() {
+    let mut sim = Sim::faithful();
+    let w = broken_full_pipe(&mut sim);
     for asked in [Events::OUT, Events::OUT | Events::ERR] {
         let ep = sim.epoll_create().expect("an epoll instance");
         sim.epoll_ctl(ep, CtlOp::Add, w, asked, Mode::default(), 7)
