@@ -9,7 +9,7 @@
 //!   connections closed at once.
 //! - [`crowds`]: a reader that pauses while others talk (200 KB, and 8 MB), and 200 clients
 //!   joining at once.
-//! - [`sentinel`]: a quiet member of the room that tells when the server went away.
+//! - [`sentinel`]: a quiet pair in the room that tells when the server went away.
 //! - [`restart`]: `check ADDR -- CMD`, the server started afresh for each check.
 //!
 //! A line is judged by what the protocol fixes and nothing more: each line a client sends
@@ -95,6 +95,9 @@ pub struct Judged {
     pub evidence: Vec<String>,
     /// The kind of fault, if known.
     pub kind: Option<Symptom>,
+    /// How long the check itself took, where judging it goes on after it (a server checked
+    /// on real sockets is waited for until it has caught up); `None`: the whole judging.
+    pub took: Option<Duration>,
 }
 
 impl From<(Verdict, Vec<String>)> for Judged {
@@ -103,6 +106,7 @@ impl From<(Verdict, Vec<String>)> for Judged {
             verdict,
             evidence,
             kind: None,
+            took: None,
         }
     }
 }
@@ -290,13 +294,14 @@ pub fn run_each<C, E, J: Into<Judged>>(
             verdict,
             evidence,
             kind,
+            took,
         } = judge(check, &findings)?.into();
         let finding = Finding {
             name: name(check),
             verdict,
             evidence,
             kind,
-            elapsed: started.elapsed(),
+            elapsed: took.unwrap_or_else(|| started.elapsed()),
         };
         report(&finding);
         findings.push(finding);
@@ -315,25 +320,32 @@ pub fn run(config: &Config, report: impl FnMut(&Finding)) -> Result<Vec<Finding>
     if !config.restart.is_empty() {
         return run_restarting(config, &checks, &tag, report);
     }
-    // A quiet member of the room, held from first to last: no quick close before the checks
+    // A quiet pair in the room, held from first to last: no quick close before the checks
     // (`quick-close` is a check of its own, and brings some servers down), and a server that
     // dies is named in the check during which it went away.
-    let mut sentinel = sentinel::Sentinel::join(config.server)
+    let mut sentinel = sentinel::Sentinel::join(config.server, &tag)
         .map_err(|e| CheckError::NothingListens(format!("{}: {e}", config.server)))?;
     std::thread::sleep(QUIET);
     let mut gone_in: Option<&'static str> = None;
     let judge = |check: &Check, _: &[Finding]| {
         if let Some(during) = gone_in {
             let why = format!("the server went away during `{during}`");
-            return Ok((Verdict::Skip, vec![why]));
+            return Ok(Judged::from((Verdict::Skip, vec![why])));
         }
+        let started = Instant::now();
         let (verdict, evidence) = one_check(config, check, &tag);
-        if !sentinel.server_gone() {
-            return Ok((verdict, evidence));
-        }
-        gone_in = Some(check.name);
-        let went = format!("the server went away during `{}`", check.name);
-        Ok(went_away(verdict, evidence, went))
+        let took = Some(started.elapsed());
+        let (verdict, evidence) = if sentinel.server_gone() {
+            gone_in = Some(check.name);
+            let went = format!("the server went away during `{}`", check.name);
+            went_away(verdict, evidence, went)
+        } else {
+            (verdict, evidence)
+        };
+        Ok(Judged {
+            took,
+            ..(verdict, evidence).into()
+        })
     };
     let findings = run_each(&checks, |c| c.name, judge, report);
     sentinel.leave();
@@ -349,18 +361,20 @@ fn run_restarting(
 ) -> Result<Vec<Finding>, CheckError> {
     let judge = |check: &Check, so_far: &[Finding]| {
         let (mut started, mut sentinel) =
-            match restart::Started::start(&config.restart, config.server) {
+            match restart::Started::start(&config.restart, config.server, tag) {
                 Ok(started) => started,
                 Err(why) if so_far.is_empty() => return Err(CheckError::NothingListens(why)),
                 Err(why) => {
                     let why = format!("the server did not start again: {why}");
-                    return Ok((Verdict::Fail, vec![why]));
+                    return Ok(Judged::from((Verdict::Fail, vec![why])));
                 }
             };
         std::thread::sleep(QUIET);
+        let began = Instant::now();
         let (verdict, evidence) = one_check(config, check, tag);
-        let finding = if sentinel.server_gone() {
-            let end = (started.ended_within(sentinel::AFTERMATH))
+        let took = Some(began.elapsed());
+        let (verdict, evidence) = if sentinel.server_gone() {
+            let end = (started.ended_within(sentinel::EXIT_WAIT))
                 .unwrap_or_else(|| "it closed every connection".into());
             let went = format!("the server went away during `{}`: {end}", check.name);
             went_away(verdict, evidence, went)
@@ -369,7 +383,10 @@ fn run_restarting(
         };
         sentinel.leave();
         started.stop();
-        Ok(finding)
+        Ok(Judged {
+            took,
+            ..(verdict, evidence).into()
+        })
     };
     run_each(checks, |c| c.name, judge, report)
 }

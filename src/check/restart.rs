@@ -27,8 +27,13 @@ pub struct Started {
 }
 
 impl Started {
-    /// Starts `command` and waits until `server` takes the sentinel's connection.
-    pub fn start(command: &[OsString], server: SocketAddr) -> Result<(Started, Sentinel), String> {
+    /// Starts `command` and waits until `server` takes the sentinel's connections (`tag` marks
+    /// its probes).
+    pub fn start(
+        command: &[OsString],
+        server: SocketAddr,
+        tag: &str,
+    ) -> Result<(Started, Sentinel), String> {
         let (program, args) = command.split_first().ok_or("no program to run")?;
         let stderr = tempfile::NamedTempFile::new()
             .map_err(|e| format!("a file for its standard error: {e}"))?;
@@ -46,7 +51,7 @@ impl Started {
         let mut started = Started { child, stderr };
         let until = Instant::now() + START_TIMEOUT;
         loop {
-            if let Ok(sentinel) = Sentinel::join(server) {
+            if let Ok(sentinel) = Sentinel::join(server, tag) {
                 return Ok((started, sentinel));
             }
             if let Some(end) = started.ended() {

@@ -68,14 +68,25 @@ fn selectlab_passes_every_check_on_every_backend() {
 }
 
 fn fixture(bug: Option<&str>) -> Option<(Server, SocketAddr)> {
+    match bug {
+        Some(bug) => fixture_with(&["--bug", bug]),
+        None => fixture_with(&[]),
+    }
+}
+
+/// The fixture, with `more` arguments.
+fn fixture_with(more: &[&str]) -> Option<(Server, SocketAddr)> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/chat_server.py");
     let lifetime = SERVER_LIFETIME.as_secs().to_string();
     let mut args = vec![path, "--lifetime", &lifetime];
-    if let Some(bug) = bug {
-        args.extend(["--bug", bug]);
-    }
+    args.extend(more);
     start("python3", &args)
 }
+
+/// How long the dying fixture takes to crash: far longer than the server takes to relay a
+/// line, as a busy machine may make it, so that only waiting for the server to catch up
+/// after a check (not a fixed wait) names the check that killed it.
+const DYING: &str = "0.5";
 
 #[test]
 fn the_python_fixture_passes_and_each_broken_variant_fails_its_check() {
@@ -242,7 +253,7 @@ fn a_host_name_is_looked_up_and_a_bad_one_refused() {
 fn a_server_that_dies_is_named_in_the_check_it_died_in_and_the_rest_skip() {
     // close-kills: a client that leaves having said nothing crashes it, as join-announced's
     // clients do.
-    let Some((_fx, addr)) = fixture(Some("close-kills")) else {
+    let Some((_fx, addr)) = fixture_with(&["--bug", "close-kills", "--dying", DYING]) else {
         return;
     };
     let findings = run(
@@ -281,6 +292,8 @@ fn a_server_started_for_each_check_has_its_death_pinned_to_the_check_that_killed
         &lifetime,
         "--bug",
         "close-kills",
+        "--dying",
+        DYING,
     ];
     let config = Config {
         server: SocketAddr::from(([127, 0, 0, 1], port)),

@@ -789,6 +789,7 @@ pub fn run(config: &SimCheckConfig, mut report: impl FnMut(&Finding)) -> Result<
                     verdict,
                     evidence,
                     kind,
+                    took: None,
                 })
             }
         }
