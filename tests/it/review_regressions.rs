@@ -117,6 +117,120 @@ fn an_epoll_instance_whose_inner_instance_was_drained_is_not_readable() {
     });
 }
 
+/// `links` epoll instances, each watching the next (for EPOLLIN) and the last watching
+/// `bottom` for `interest`, added from the bottom up: the instances, top first.
+fn stack(k: &mut dyn Kernel, bottom: Fd, interest: Events, links: usize) -> Vec<Fd> {
+    let mut eps: Vec<Fd> = Vec::with_capacity(links);
+    for level in (0..links).rev() {
+        let ep = k.epoll_create().unwrap();
+        let (below, asked) = eps.first().map_or((bottom, interest), |&b| (b, Events::IN));
+        k.epoll_ctl(ep, CtlOp::Add, below, asked, Mode::LEVEL, level as u64)
+            .unwrap();
+        eps.insert(0, ep);
+    }
+    eps
+}
+
+/// What the top of a stack tells epoll_wait and poll.
+fn top_reports(k: &mut dyn Kernel, top: Fd) -> (Vec<(u64, Events)>, Events) {
+    let mut p = [PollFd::new(top, Events::IN)];
+    k.poll(&mut p, Some(Duration::ZERO)).unwrap();
+    (wait(k, top), p[0].revents)
+}
+
+// Found by cargo-mutants: an instance two levels up asks the one below it in turn.
+#[test]
+fn a_stack_whose_socket_was_drained_is_readable_at_no_level() {
+    for links in 1..=3 {
+        both(|k, t| {
+            let (a, b) = k.socketpair(SockType::Stream).unwrap();
+            let eps = stack(k, a, Events::IN, links);
+            k.send(b, b"x").unwrap();
+            let ready = (vec![(0, Events::IN)], Events::IN);
+            assert_eq!(top_reports(k, eps[0]), ready, "{t}, {links}");
+            let mut buf = [0u8; 4];
+            assert_eq!(k.recv(a, &mut buf), Ok(1), "{t}");
+            assert_eq!(
+                top_reports(k, eps[0]),
+                (vec![], Events::NONE),
+                "{t}, {links}"
+            );
+        });
+    }
+}
+
+// Found by cargo-mutants: an item that asks for EPOLLERR alone still hears the error, and so
+// does every instance above it.
+#[test]
+fn an_error_asked_for_alone_wakes_every_level_above() {
+    for links in 1..=3 {
+        both(|k, t| {
+            let (r, w) = k.pipe().unwrap();
+            let eps = stack(k, w, Events::ERR, links);
+            assert_eq!(
+                top_reports(k, eps[0]),
+                (vec![], Events::NONE),
+                "{t}, {links}"
+            );
+            k.close(r).unwrap();
+            let bottom = if links == 1 { Events::ERR } else { Events::IN };
+            assert_eq!(
+                top_reports(k, eps[0]),
+                (vec![(0, bottom)], Events::IN),
+                "{t}, {links}"
+            );
+        });
+    }
+}
+
+// Found by cargo-mutants: closing an epoll instance forgets only its own watches.
+#[test]
+fn closing_an_epoll_instance_leaves_the_others_watching_its_files() {
+    both(|k, t| {
+        let (a, b) = k.socketpair(SockType::Stream).unwrap();
+        let closed = k.epoll_create().unwrap();
+        let kept = k.epoll_create().unwrap();
+        for ep in [kept, closed] {
+            k.epoll_ctl(ep, CtlOp::Add, a, Events::IN, Mode::LEVEL, 1)
+                .unwrap();
+        }
+        k.close(closed).unwrap();
+        k.send(b, b"x").unwrap();
+        assert_eq!(wait(k, kept), [(1, Events::IN)], "{t}");
+    });
+}
+
+/// A UDP socket connected to a loopback port where nothing listens.
+fn udp_to_a_closed_port(k: &mut dyn Kernel) -> Fd {
+    let gone = k.socket(Family::Inet, SockType::Dgram).unwrap();
+    let loopback = SockAddr::Inet(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    k.bind(gone, &loopback).unwrap();
+    let to = k.getsockname(gone).unwrap();
+    k.close(gone).unwrap();
+    let u = k.socket(Family::Inet, SockType::Dgram).unwrap();
+    k.connect(u, &to).unwrap();
+    u
+}
+
+// Found by cargo-mutants: the wake of an error (the port unreachable that a send to a closed
+// port brings back) reaches an item that asked for EPOLLERR alone, and every level above it.
+#[test]
+fn a_refusal_wakes_an_item_that_asked_for_errors_alone_and_every_level_above() {
+    for links in 1..=3 {
+        both(|k, t| {
+            let u = udp_to_a_closed_port(k);
+            let eps = stack(k, u, Events::ERR, links);
+            assert_eq!(k.send(u, b"x"), Ok(1), "{t}");
+            // The refusal comes back from the loopback device: wait for it.
+            let mut p = [PollFd::new(eps[0], Events::IN)];
+            let woken = k.poll(&mut p, Some(Duration::from_secs(5)));
+            assert_eq!(woken, Ok(1), "{t}, {links}");
+            let bottom = if links == 1 { Events::ERR } else { Events::IN };
+            assert_eq!(wait(k, eps[0]), [(0, bottom)], "{t}, {links}");
+        });
+    }
+}
+
 #[test]
 fn a_chain_of_epoll_instances_nests_and_wakes_through_as_deep_as_linuxs() {
     let gvisor = crate::util::kernel_is_gvisor();
