@@ -5,7 +5,7 @@
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -263,13 +263,19 @@ impl Room {
     }
 
     /// Each client repeats its hello while listening, until every client has heard every
-    /// other's (or `until`).
+    /// other's, one client's connection ended (the room can no longer gather), or `until`.
     fn exchange_hellos(&mut self, hellos: &[Vec<u8>], until: Instant) {
         let n = self.peers.len();
         let ready = AtomicUsize::new(0);
+        let one_ended = AtomicBool::new(false);
+        let going_on = || {
+            ready.load(Ordering::SeqCst) < n
+                && !one_ended.load(Ordering::SeqCst)
+                && Instant::now() < until
+        };
         thread::scope(|s| {
             for (me, peer) in self.peers.iter_mut().enumerate() {
-                let ready = &ready;
+                let (ready, one_ended, going_on) = (&ready, &one_ended, &going_on);
                 let (reader, writer) = peer.split();
                 s.spawn(move || {
                     let heard_all = |heard: &[Vec<u8>]| {
@@ -277,18 +283,25 @@ impl Room {
                             .filter(|&j| j != me)
                             .all(|j| heard.iter().any(|l| l.ends_with(&hellos[j])))
                     };
-                    if reader.listen_until(until, heard_all) {
+                    reader.listen_until(until, |heard| {
+                        heard_all(heard) || one_ended.load(Ordering::SeqCst)
+                    });
+                    if heard_all(&reader.heard) {
                         ready.fetch_add(1, Ordering::SeqCst);
                     }
                     // Keep taking the others' hellos until everyone is ready, so no socket
-                    // fills up behind a reader that has had enough.
-                    while ready.load(Ordering::SeqCst) < n && Instant::now() < until {
+                    // fills up behind a reader that has had enough. A reader whose connection
+                    // ended hears nothing more, and nobody will hear it.
+                    while reader.ended.is_none() && going_on() {
                         reader.listen_for(HELLO_EVERY);
+                    }
+                    if reader.ended.is_some() {
+                        one_ended.store(true, Ordering::SeqCst);
                     }
                 });
                 s.spawn(move || {
                     let line = [&hellos[me][..], b"\n"].concat();
-                    while ready.load(Ordering::SeqCst) < n && Instant::now() < until {
+                    while going_on() {
                         if writer.send(&line, until).is_err() {
                             return;
                         }
