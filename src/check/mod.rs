@@ -326,6 +326,7 @@ pub fn run(config: &Config, report: impl FnMut(&Finding)) -> Result<Vec<Finding>
     let mut sentinel = sentinel::Sentinel::join(config.server, &tag)
         .map_err(|e| CheckError::NothingListens(format!("{}: {e}", config.server)))?;
     std::thread::sleep(QUIET);
+    sentinel.settle();
     let mut gone_in: Option<&'static str> = None;
     let judge = |check: &Check, _: &[Finding]| {
         if let Some(during) = gone_in {
@@ -370,6 +371,7 @@ fn run_restarting(
                 }
             };
         std::thread::sleep(QUIET);
+        sentinel.settle();
         let began = Instant::now();
         let (verdict, evidence) = one_check(config, check, tag);
         let took = Some(began.elapsed());

@@ -22,10 +22,15 @@ use super::peer::CONNECT_TIMEOUT;
 
 /// Bytes a member reads per call, and the longest line it keeps looking into for a probe.
 const READ_BYTES: usize = 64 * 1024;
-/// Longest a member waits for one probe to come back. A server that relays nothing, or is
-/// still busy with a check's load, costs this much after each check and is then taken as
-/// alive unless it closed the pair.
-pub const PROBE_WAIT: Duration = Duration::from_secs(2);
+/// Longest a member waits for one probe to come back from a server that has relayed the
+/// pair's probes before ([`Sentinel::settle`] learns it before the first check). A server
+/// still busy with a check's load, or dying slowly on a busy machine, gets this long; one that
+/// stopped relaying costs this much after each check, and is then taken as alive unless it
+/// closed the pair.
+pub const PROBE_WAIT: Duration = Duration::from_secs(5);
+/// How long the pair waits after a check on a server that never relayed its probes: then only
+/// a fixed wait is left for a death to show.
+pub const UNRELAYED_WAIT: Duration = Duration::from_millis(100);
 /// Longest a server that closed every connection is given to exit, so that its report can
 /// show its exit status.
 pub const EXIT_WAIT: Duration = Duration::from_secs(2);
@@ -39,6 +44,8 @@ pub struct Sentinel {
     members: [Member; 2],
     /// Probes said so far: the next is numbered one more.
     probes: u64,
+    /// Whether the server has relayed both probes of a settle.
+    relays: bool,
 }
 
 impl Sentinel {
@@ -54,6 +61,7 @@ impl Sentinel {
                 Member::join(server, marker)?,
             ],
             probes: 0,
+            relays: false,
         })
     }
 
@@ -67,23 +75,33 @@ impl Sentinel {
         }
         match Sentinel::join(self.server, &self.tag) {
             Ok(fresh) => {
-                *self = fresh;
+                let relays = self.relays;
+                *self = Sentinel { relays, ..fresh };
                 false
             }
             Err(_) => true,
         }
     }
 
-    /// Relays a probe from the first member to the second, then one back, each waited for
-    /// at most [`PROBE_WAIT`]; stops early when a member is closed.
-    fn settle(&mut self) {
+    /// Waits for the server to catch up: relays a probe from the first member to the second,
+    /// then one back, each waited for at most [`PROBE_WAIT`] (the first time, or while the
+    /// server relays them), else [`UNRELAYED_WAIT`] in all; stops early when a member is
+    /// closed. Called once before the first check, it learns whether the server relays them.
+    pub fn settle(&mut self) {
+        let probing = self.relays || self.probes == 0;
+        let wait = if probing { PROBE_WAIT } else { UNRELAYED_WAIT };
+        let until = Instant::now() + wait;
         for (from, to) in [(0, 1), (1, 0)] {
             self.probes += 1;
             let probe = self.probes;
             if self.members[from].say(&self.tag, probe).is_err() {
                 return;
             }
-            let until = Instant::now() + PROBE_WAIT;
+            let until = if probing {
+                Instant::now() + wait
+            } else {
+                until
+            };
             while !self.members[to].heard(probe) {
                 if self.members.iter().any(Member::closed) || Instant::now() >= until {
                     return;
@@ -91,6 +109,7 @@ impl Sentinel {
                 std::thread::sleep(LOOK_EVERY);
             }
         }
+        self.relays = true;
     }
 
     /// Leaves the room: both connections shut down and their readers joined.
