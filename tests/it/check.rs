@@ -324,3 +324,49 @@ fn a_server_started_for_each_check_has_its_death_pinned_to_the_check_that_killed
         );
     }
 }
+
+/// Takes every connection at a loopback address and reads it, and never says a word; stops
+/// when `stop` is set or after [`SERVER_LIFETIME`].
+fn silent_server(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> SocketAddr {
+    use std::io::Read;
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let until = std::time::Instant::now() + SERVER_LIFETIME;
+    thread::spawn(move || {
+        while !stop.load(Ordering::SeqCst) && std::time::Instant::now() < until {
+            match listener.accept() {
+                Ok((mut conn, _)) => {
+                    let _ = conn.set_nonblocking(false);
+                    let _ = conn.set_read_timeout(Some(SERVER_LIFETIME));
+                    thread::spawn(move || while matches!(conn.read(&mut [0; 4096]), Ok(1..)) {});
+                }
+                Err(_) => thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_server_that_relays_nothing_fails_its_checks_and_is_never_said_to_have_gone() {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let config = Config {
+        server: silent_server(std::sync::Arc::clone(&stop)),
+        clients: 6,
+        only: vec!["prefix".into()],
+        via_proxy: false,
+        restart: Vec::new(),
+        deadline: Duration::from_secs(2),
+    };
+    // The pair's probes never come back: it waits for them once, before the check, and
+    // the run ends.
+    let findings = check::run(&config, |_| {}).expect("the checks run");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(findings.len(), 1);
+    for f in &findings {
+        assert_eq!(f.verdict, Verdict::Fail, "{f}");
+        assert!(!f.evidence.join("\n").contains("went away"), "{f}");
+    }
+}
