@@ -217,13 +217,13 @@ fn netcat_and_a_python_select_client_talk_to_our_server() {
     } else {
         eprintln!("skipped nc: not installed (CI installs netcat-openbsd)");
     }
-    if available("python3", "--version") {
+    if available(crate::util::python3(), "--version") {
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/tutorial/selectclient.py"
         );
         let mut py = Bounded(
-            Command::new("python3")
+            Command::new(crate::util::python3())
                 .args(["-u", script, "127.0.0.1", &port.to_string()])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())

@@ -80,7 +80,7 @@ fn fixture_with(more: &[&str]) -> Option<(Server, SocketAddr)> {
     let lifetime = SERVER_LIFETIME.as_secs().to_string();
     let mut args = vec![path, "--lifetime", &lifetime];
     args.extend(more);
-    start("python3", &args)
+    start(crate::util::python3(), &args)
 }
 
 /// How long the dying fixture takes to crash: far longer than the server takes to relay a
@@ -284,7 +284,7 @@ fn a_server_started_for_each_check_has_its_death_pinned_to_the_check_that_killed
     let port_arg = port.to_string();
     let lifetime = SERVER_LIFETIME.as_secs().to_string();
     let command = [
-        "python3",
+        crate::util::python3(),
         path,
         "--port",
         &port_arg,

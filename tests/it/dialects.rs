@@ -49,7 +49,7 @@ fn passes_in_its_own_dialect(name: &str, relay: &str) {
     if !python() {
         return;
     }
-    let findings = run(&["python3", &fixture(name)], &[]);
+    let findings = run(&[crate::util::python3(), &fixture(name)], &[]);
     assert_eq!(findings.len(), sim_check::SIM_CHECKS.len() + 1, "{name}");
     let dialect = &findings[0];
     assert_eq!(dialect.name, sim_check::DIALECT_FINDING);
@@ -81,7 +81,10 @@ fn a_server_that_names_clients_by_descriptor_passes() {
     if !python() {
         return;
     }
-    let findings = run(&["python3", &fixture("bare"), "--fd-names"], &[]);
+    let findings = run(
+        &[crate::util::python3(), &fixture("bare"), "--fd-names"],
+        &[],
+    );
     assert_eq!(findings[0].evidence[0], "relay: {who}: {text}");
     for f in &findings {
         assert_eq!(f.verdict, Verdict::Pass, "{f}");
@@ -122,7 +125,7 @@ fn the_learned_dialect_says_what_each_server_chose() {
         return;
     }
     let learned = |name: &str| {
-        run(&["python3", &fixture(name)], &["idle"])[0]
+        run(&[crate::util::python3(), &fixture(name)], &["idle"])[0]
             .evidence
             .join("\n")
     };
@@ -203,7 +206,10 @@ fn each_fault_fails_with_its_own_symptom_and_never_on_wording() {
         } else {
             only
         };
-        let findings = run(&["python3", &fixture(name), "--bug", bug], &[asked]);
+        let findings = run(
+            &[crate::util::python3(), &fixture(name), "--bug", bug],
+            &[asked],
+        );
         let f = findings
             .iter()
             .find(|f| f.name == only)
@@ -223,7 +229,12 @@ fn a_program_that_dies_shows_its_last_words() {
         return;
     }
     let findings = run(
-        &["python3", &fixture("bare"), "--bug", "error-path"],
+        &[
+            crate::util::python3(),
+            &fixture("bare"),
+            "--bug",
+            "error-path",
+        ],
         &["reset-after-lines"],
     );
     let f = &findings[1];
@@ -241,7 +252,7 @@ fn the_tutorials_dialect_is_still_enforced_on_request() {
         return;
     }
     let strict = config(
-        &["python3", &fixture("addr")],
+        &[crate::util::python3(), &fixture("addr")],
         &["conversation"],
         DialectChoice::Tutorial,
     );
@@ -265,7 +276,10 @@ fn a_server_that_ticks_often_is_not_a_spin() {
         return;
     }
     // select(2) with a 0.2 ms timeout: 25 000 waits in `idle`'s 5 s, each one timed out.
-    let findings = run(&["python3", &fixture("irc"), "--tick", "0.0002"], &["idle"]);
+    let findings = run(
+        &[crate::util::python3(), &fixture("irc"), "--tick", "0.0002"],
+        &["idle"],
+    );
     assert!(
         findings.iter().all(|f| f.verdict == Verdict::Pass),
         "{}",
@@ -296,7 +310,7 @@ fn what_cannot_be_judged_says_so_once_with_exit_status_2() {
         ("print('no server here')", "never listened"),
         (threaded, "cannot run it faithfully"),
     ] {
-        let (code, out, err) = cli(&["--", "python3", "-c", program]);
+        let (code, out, err) = cli(&["--", crate::util::python3(), "-c", program]);
         assert_eq!(code, Some(2), "{out}{err}");
         assert!(err.contains("cannot judge") && err.contains(why), "{err}");
         assert!(!out.contains("FAIL"), "no verdicts: {out}");
@@ -312,7 +326,7 @@ fn a_program_reads_the_file_given_as_its_standard_input_then_end_of_file() {
     let motd = dir.path().join("motd.txt");
     std::fs::write(&motd, "Ahoy\nthe rest of the file\n").expect("written");
     let irc = fixture("irc");
-    let program = ["--", "python3", &irc, "--greeting-from-stdin"];
+    let program = ["--", crate::util::python3(), &irc, "--greeting-from-stdin"];
     let only = ["--only", "conversation"];
     let given = [
         &["--stdin", motd.to_str().expect("utf-8")][..],
@@ -353,11 +367,17 @@ fn a_dialect_file_is_read_and_a_bad_one_refused() {
         "--only",
         "conversation",
         "--",
-        "python3",
+        crate::util::python3(),
         &named,
     ]);
     assert_eq!(code, Some(0), "{out}{err}");
-    let (code, _, err) = cli(&["--dialect", bad.to_str().unwrap(), "--", "python3", &named]);
+    let (code, _, err) = cli(&[
+        "--dialect",
+        bad.to_str().unwrap(),
+        "--",
+        crate::util::python3(),
+        &named,
+    ]);
     assert_eq!(code, Some(2));
     assert!(err.contains("exactly one {text}"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -370,7 +390,7 @@ fn a_blocking_read_after_a_spurious_wake_up_is_a_warning_not_a_fault() {
     }
     // freeze keeps its sockets blocking: Linux never wakes a TCP reader for nothing, so only
     // `portability` (select(2) BUGS) can make its read block.
-    let command = ["python3", &fixture("addr"), "--bug", "freeze"];
+    let command = [crate::util::python3(), &fixture("addr"), "--bug", "freeze"];
     let findings = run(&command, &["adversary", "portability"]);
     let verdicts: Vec<&str> = findings.iter().map(|f| f.verdict.name()).collect();
     assert_eq!(verdicts, ["pass", "pass", "warn"], "{findings:#?}");

@@ -175,7 +175,10 @@ fn no_way_out_of_the_simulator_in_python_is_silent() {
     if !python() {
         return;
     }
-    let wrong = judge(&["python3", "tests/fixtures/escape.py"], &PYTHON_ATTEMPTS);
+    let wrong = judge(
+        &[crate::util::python3(), "tests/fixtures/escape.py"],
+        &PYTHON_ATTEMPTS,
+    );
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 

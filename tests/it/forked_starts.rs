@@ -58,13 +58,13 @@ fn a_forked_python_server_gives_a_fresh_starts_transcript_in_every_check() {
         return;
     }
     same_both_ways(
-        &["python3", "tests/fixtures/chat_server.py"],
+        &[crate::util::python3(), "tests/fixtures/chat_server.py"],
         DialectChoice::Tutorial,
     );
     // A faulty one (its failures' transcripts are the ones reviewed).
     same_both_ways(
         &[
-            "python3",
+            crate::util::python3(),
             "tests/tutorial/selectserver.py",
             "127.0.0.1",
             "0",
@@ -108,7 +108,11 @@ fn a_program_whose_second_start_goes_otherwise_starts_afresh_and_the_report_says
          runpy.run_path('tests/fixtures/chat_server.py', run_name='__main__')\n",
         marker = marker.to_str().expect("UTF-8")
     );
-    let mut c = config(&["python3", "-c", &script], DialectChoice::Tutorial, false);
+    let mut c = config(
+        &[crate::util::python3(), "-c", &script],
+        DialectChoice::Tutorial,
+        false,
+    );
     c.only = vec!["conversation".into()];
     let checked = sim_check::run(&c, |_| {}).expect("it runs");
     assert_eq!(checked.findings[0].verdict, Verdict::Pass);
@@ -134,7 +138,11 @@ fn a_start_the_adversary_reaches_goes_afresh_from_the_first_session_it_diverges_
                   for _ in range(20):\n    a.send(b'x' * 200); b.recv(200)\n\
                   sys.argv = ['chat_server.py']\n\
                   runpy.run_path('tests/fixtures/chat_server.py', run_name='__main__')\n";
-    let mut c = config(&["python3", "-c", script], DialectChoice::Tutorial, false);
+    let mut c = config(
+        &[crate::util::python3(), "-c", script],
+        DialectChoice::Tutorial,
+        false,
+    );
     c.only = vec!["conversation".into(), "adversary".into()];
     let checked = sim_check::run(&c, |_| {}).expect("it runs");
     assert!(checked.findings.iter().all(|f| f.verdict == Verdict::Pass));
@@ -157,7 +165,11 @@ fn a_forked_program_that_ignores_sigchld_still_has_its_exit_code_told() {
                   signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n\
                   sys.argv = ['chat_server.py', '--bug', 'close-kills']\n\
                   runpy.run_path('tests/fixtures/chat_server.py', run_name='__main__')\n";
-    let mut c = config(&["python3", "-c", script], DialectChoice::Tutorial, false);
+    let mut c = config(
+        &[crate::util::python3(), "-c", script],
+        DialectChoice::Tutorial,
+        false,
+    );
     c.only = vec!["conversation".into(), "quick-close".into()];
     let checked = sim_check::run(&c, |_| {}).expect("it runs");
     assert!(checked.starts.contains("1 forked"), "{}", checked.starts);

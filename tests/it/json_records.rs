@@ -117,7 +117,11 @@ fn bench_chat_prints_one_sim_chat_record_with_the_backend_flag_name() {
 
 #[test]
 fn bench_guest_prints_one_record_with_both_halves_and_the_case_rate() {
-    if Command::new("python3").arg("--version").output().is_err() {
+    if Command::new(crate::util::python3())
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("skipped: python3 is not installed");
         return;
     }
@@ -131,7 +135,7 @@ fn bench_guest_prints_one_record_with_both_halves_and_the_case_rate() {
         "5",
         "--json",
         "--",
-        "python3",
+        crate::util::python3(),
         fixture,
     ];
     let out = Command::new(BIN)

@@ -222,7 +222,11 @@ fn sim_pcap_writes_the_programs_traffic() {
         .arg(&pcap)
         .arg("--html")
         .arg(&html)
-        .args(["--", "python3", "tests/fixtures/chat_server.py"])
+        .args([
+            "--",
+            crate::util::python3(),
+            "tests/fixtures/chat_server.py",
+        ])
         .output()
         .expect("selectlab runs");
     assert!(
@@ -328,7 +332,7 @@ fn check_sim_draws_and_captures_its_shrunk_counterexample() {
         "--html",
         html.to_str().unwrap(),
         "--",
-        "python3",
+        crate::util::python3(),
         "tests/tutorial/selectserver.py",
         "127.0.0.1",
         "0",

@@ -519,13 +519,13 @@ fn assert_served(mut server: Proc, message: &str) {
 
 #[test]
 fn our_server_answers_the_tutorials_python_client() {
-    if !available("python3", "--version") {
+    if !available(crate::util::python3(), "--version") {
         return;
     }
     let (server, port) = start_our_tcp_server();
     let mut client = Proc::spawn(
         {
-            let mut c = Command::new("python3");
+            let mut c = Command::new(crate::util::python3());
             c.arg(tutorial_script("client.py"))
                 .arg("127.0.0.1")
                 .arg(port.to_string());
@@ -542,11 +542,11 @@ fn our_server_answers_the_tutorials_python_client() {
 
 #[test]
 fn our_client_talks_to_the_tutorials_python_server() {
-    if !available("python3", "--version") {
+    if !available(crate::util::python3(), "--version") {
         return;
     }
     let (mut server, port) = start_server(free_tcp_port, TCP_READY, |port| {
-        let mut c = Command::new("python3");
+        let mut c = Command::new(crate::util::python3());
         // -u: unbuffered, so the "waiting" line reaches the pipe as soon as it is printed.
         c.arg("-u")
             .arg(tutorial_script("server.py"))
