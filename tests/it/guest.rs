@@ -15,6 +15,13 @@ pub(crate) fn sim(args: &[&str]) -> Output {
         .expect("selectlab runs")
 }
 
+/// `selectlab sim` with 4 clients of 25 lines each on the Python fixture, given `more`.
+fn four_clients_of_the_fixture(more: &[&str]) -> Output {
+    let clients = ["--clients", "4", "--lines", "25", "--"];
+    let program = [crate::util::python3(), FIXTURE];
+    sim(&[&clients[..], &program, more].concat())
+}
+
 pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -47,15 +54,7 @@ fn the_python_fixture_delivers_every_line_inside_the_simulator() {
     if !python() {
         return;
     }
-    let out = sim(&[
-        "--clients",
-        "4",
-        "--lines",
-        "25",
-        "--",
-        crate::util::python3(),
-        FIXTURE,
-    ]);
+    let out = four_clients_of_the_fixture(&[]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains("delivered 300 of 300 lines"), "{stdout}");
@@ -70,19 +69,7 @@ fn a_fixture_that_drops_lines_fails_inside_the_simulator() {
     if !python() {
         return;
     }
-    let out = sim(&[
-        "--clients",
-        "4",
-        "--lines",
-        "25",
-        "--",
-        crate::util::python3(),
-        FIXTURE,
-        "--bug",
-        "lose-lines",
-        "--lifetime",
-        "5",
-    ]);
+    let out = four_clients_of_the_fixture(&["--bug", "lose-lines", "--lifetime", "5"]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
     assert!(!stdout.contains("delivered 300 of 300"), "{stdout}");
