@@ -121,11 +121,7 @@ fn poll_reports_an_error_whether_or_not_it_was_asked_for() {
 
 #[test]
 fn a_spurious_wake_up_is_picked_only_among_quiet_descriptors() {
-    let always = Adversity {
-        spurious_per_mille: 1000,
-        ..Adversity::NONE
-    };
-    let mut sim = Sim::new(SimConfig::default(), Decider::seeded(1, always));
+    let mut sim = spurious_always();
     let (a, _b) = sim.socketpair(SockType::Stream).expect("a pair");
     // Writable and watched for input too: not quiet, so nothing is made up for it.
     let mut fds = [PollFd::new(a, Events::IN | Events::OUT)];
@@ -168,10 +164,7 @@ fn removing_an_item_leaves_every_other_watcher_of_its_file() {
     let mut sim = Sim::faithful();
     let (a, b) = sim.socketpair(SockType::Stream).expect("a pair");
     let copy = sim.dup(a).expect("a dup");
-    let edge = Mode {
-        edge: true,
-        oneshot: false,
-    };
+    let edge = Mode::EDGE;
     let (one, other) = (
         sim.epoll_create().expect("epoll"),
         sim.epoll_create().expect("epoll"),
@@ -195,11 +188,7 @@ fn removing_an_item_leaves_every_other_watcher_of_its_file() {
 
 #[test]
 fn a_spurious_epoll_report_is_one_event_more_and_never_past_max() {
-    let always = Adversity {
-        spurious_per_mille: 1000,
-        ..Adversity::NONE
-    };
-    let mut sim = Sim::new(SimConfig::default(), Decider::seeded(1, always));
+    let mut sim = spurious_always();
     let (a, b) = sim.socketpair(SockType::Stream).expect("a pair");
     let (c, _d) = sim.socketpair(SockType::Stream).expect("a pair");
     let ep = sim.epoll_create().expect("an epoll instance");
@@ -223,13 +212,18 @@ fn always(seed: u64, adversity: Adversity) -> Sim {
     Sim::new(SimConfig::default(), Decider::seeded(seed, adversity))
 }
 
-#[test]
-fn a_spurious_epoll_report_skips_disarmed_items_outputs_and_what_was_just_reported() {
+/// A machine whose every wait may report a descriptor that is not ready, and does.
+fn spurious_always() -> Sim {
     let spurious = Adversity {
         spurious_per_mille: 1000,
         ..Adversity::NONE
     };
-    let mut sim = always(1, spurious);
+    always(1, spurious)
+}
+
+#[test]
+fn a_spurious_epoll_report_skips_disarmed_items_outputs_and_what_was_just_reported() {
+    let mut sim = spurious_always();
     let (a, b) = sim.socketpair(SockType::Stream).expect("a pair");
     let (r, _w) = sim.pipe().expect("a pipe");
     sim.send(b, b"x").expect("sent");
@@ -244,14 +238,11 @@ fn a_spurious_epoll_report_skips_disarmed_items_outputs_and_what_was_just_report
         .expect("a wait");
     assert_eq!(out, [(1, Events::IN)]);
 
-    let mut sim = always(1, spurious);
+    let mut sim = spurious_always();
     let (a, b) = sim.socketpair(SockType::Stream).expect("a pair");
     sim.send(b, b"x").expect("sent");
     let ep = sim.epoll_create().expect("an epoll instance");
-    let once = Mode {
-        edge: false,
-        oneshot: true,
-    };
+    let once = Mode::ONESHOT;
     sim.epoll_ctl(ep, CtlOp::Add, a, Events::IN, once, 3)
         .expect("added");
     let mut first = Vec::new();
@@ -328,11 +319,7 @@ fn select_checks_its_descriptors_and_counts_every_set() {
 
 #[test]
 fn a_spurious_select_report_is_a_quiet_descriptor_never_a_ready_one_twice() {
-    let spurious = Adversity {
-        spurious_per_mille: 1000,
-        ..Adversity::NONE
-    };
-    let mut sim = always(1, spurious);
+    let mut sim = spurious_always();
     let (a, b) = sim.socketpair(SockType::Stream).expect("a pair");
     let (c, _d) = sim.socketpair(SockType::Stream).expect("a pair");
     sim.send(b, b"x").expect("sent");
@@ -378,17 +365,10 @@ fn an_epoll_waits_record_names_the_descriptors_it_reported() {
 
 #[test]
 fn a_spurious_report_disarms_a_one_shot_item_as_a_true_one_does() {
-    let spurious = Adversity {
-        spurious_per_mille: 1000,
-        ..Adversity::NONE
-    };
-    let mut sim = always(1, spurious);
+    let mut sim = spurious_always();
     let (a, b) = sim.socketpair(SockType::Stream).expect("a pair");
     let ep = sim.epoll_create().expect("an epoll instance");
-    let once = Mode {
-        edge: false,
-        oneshot: true,
-    };
+    let once = Mode::ONESHOT;
     sim.epoll_ctl(ep, CtlOp::Add, a, Events::IN, once, 5)
         .expect("added");
     let mut made_up = Vec::new();
