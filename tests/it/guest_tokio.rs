@@ -1,4 +1,4 @@
-//! A tokio server inside the simulator: the comparison chat server (`compare/`), built here, on
+//! A tokio server inside the simulator: the comparison chat server (`compare/tokio/`), built here, on
 //! tokio's current_thread runtime. mio wakes its loop through an eventfd and Rust's runtime
 //! polls descriptors 0, 1 and 2 at start; both run inside, and `check --sim` judges the server
 //! (its unbounded per-client queue is a real fault, named by `memory`). The multi-threaded
@@ -14,14 +14,7 @@ use crate::guest::{sim, text};
 fn tokio_chat() -> Option<PathBuf> {
     let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compare");
     let built = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "selectlab-compare",
-            "--bin",
-            "tokio_chat",
-        ])
+        .args(["build", "--quiet", "-p", "selectlab-compare-tokio"])
         .arg("--target-dir")
         .arg(&target)
         .output()

@@ -3,7 +3,7 @@
 //! connection, an unbounded channel per client, one write per line — with zero link latency.
 //! Not part of selectlab; it exists to be measured beside it (`docs/src/measurements.md`).
 //!
-//!     cargo run --release -p selectlab-compare --bin turmoil_chat -- 50 2000      # clients, lines each
+//!     cargo run --release -p selectlab-compare-turmoil -- 50 2000      # clients, lines each
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;

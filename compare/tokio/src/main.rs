@@ -3,7 +3,7 @@
 //! room a mutex-guarded map of senders). Not part of selectlab; it exists to be measured
 //! beside `selectlab chat serve` and `ncat --chat` (`docs/src/measurements.md`).
 //!
-//!     cargo run --release -p selectlab-compare --bin tokio_chat -- 127.0.0.1:7000
+//!     cargo run --release -p selectlab-compare-tokio -- 127.0.0.1:7000
 //!
 //! With `--current-thread` it runs on tokio's single-threaded runtime, which `selectlab sim`
 //! can run inside the simulator (the multi-threaded one is refused there).
