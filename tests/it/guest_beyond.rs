@@ -97,10 +97,13 @@ fn a_poll_that_does_not_wait_may_mix_simulated_and_real_descriptors() {
     if !python() {
         return;
     }
+    // The select after the send waits for the byte to reach `s`: loopback usually delivers it
+    // before send returns, but on a busy machine the kernel may finish delivering it later.
     let code = format!(
         "{CONNECTED}p = select.poll()\np.register(c, select.POLLOUT)\np.register(1, select.POLLOUT)\n\
          r, w = os.pipe()\np.register(r, select.POLLIN)\nprint(sorted(p.poll(0)))\n\
-         os.write(w, b'x')\nc.send(b'y')\np.register(s, select.POLLIN)\nprint(sorted(p.poll(0)))"
+         os.write(w, b'x')\nc.send(b'y')\nselect.select([s], [], [], 5)\n\
+         p.register(s, select.POLLIN)\nprint(sorted(p.poll(0)))"
     );
     let real = Command::new(crate::util::python3())
         .args(["-c", &code])
