@@ -32,7 +32,7 @@ pub(crate) fn have(program: &str) -> bool {
 
 /// Whether python3 is there to run the Python guests (a test without it says it skipped).
 pub(crate) fn python() -> bool {
-    let there = have("python3");
+    let there = crate::util::have_python3();
     if !there {
         eprintln!("skipped: python3 is not installed");
     }

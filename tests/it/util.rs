@@ -203,17 +203,27 @@ pub fn kernel_is_gvisor() -> bool {
 /// times, and that script was a third of its CPU time. `python3` itself where it cannot be
 /// resolved. Tests whose reviewed snapshots show the command line say `python3`.
 pub fn python3() -> &'static str {
-    static RESOLVED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    RESOLVED.get_or_init(|| {
-        let asked = Command::new("python3")
-            .args(["-c", "import sys; print(sys.executable)"])
-            .output();
-        asked
-            .ok()
-            .filter(|out| out.status.success())
-            .and_then(|out| String::from_utf8(out.stdout).ok())
-            .map(|path| path.trim().to_string())
-            .filter(|path| !path.is_empty())
-            .unwrap_or_else(|| "python3".to_string())
-    })
+    resolved_python3().unwrap_or("python3")
+}
+
+/// Whether a `python3` runs here (asked once, with the resolution above).
+pub fn have_python3() -> bool {
+    resolved_python3().is_some()
+}
+
+fn resolved_python3() -> Option<&'static str> {
+    static RESOLVED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    RESOLVED
+        .get_or_init(|| {
+            let asked = Command::new("python3")
+                .args(["-c", "import sys; print(sys.executable)"])
+                .output();
+            asked
+                .ok()
+                .filter(|out| out.status.success())
+                .and_then(|out| String::from_utf8(out.stdout).ok())
+                .map(|path| path.trim().to_string())
+                .filter(|path| !path.is_empty())
+        })
+        .as_deref()
 }
