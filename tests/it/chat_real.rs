@@ -224,6 +224,7 @@ fn netcat_and_a_python_select_client_talk_to_our_server() {
         );
         let mut py = Bounded(
             Command::new(crate::util::python3())
+                .arg("-S")
                 .args(["-u", script, "127.0.0.1", &port.to_string()])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())

@@ -78,7 +78,7 @@ fn fixture(bug: Option<&str>) -> Option<(Server, SocketAddr)> {
 fn fixture_with(more: &[&str]) -> Option<(Server, SocketAddr)> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/chat_server.py");
     let lifetime = SERVER_LIFETIME.as_secs().to_string();
-    let mut args = vec![path, "--lifetime", &lifetime];
+    let mut args = vec!["-S", path, "--lifetime", &lifetime];
     args.extend(more);
     start(crate::util::python3(), &args)
 }
@@ -285,6 +285,7 @@ fn a_server_started_for_each_check_has_its_death_pinned_to_the_check_that_killed
     let lifetime = SERVER_LIFETIME.as_secs().to_string();
     let command = [
         crate::util::python3(),
+        "-S",
         path,
         "--port",
         &port_arg,

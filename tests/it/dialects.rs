@@ -49,7 +49,7 @@ fn passes_in_its_own_dialect(name: &str, relay: &str) {
     if !python() {
         return;
     }
-    let findings = run(&[crate::util::python3(), &fixture(name)], &[]);
+    let findings = run(&[crate::util::python3(), "-S", &fixture(name)], &[]);
     assert_eq!(findings.len(), sim_check::SIM_CHECKS.len() + 1, "{name}");
     let dialect = &findings[0];
     assert_eq!(dialect.name, sim_check::DIALECT_FINDING);
@@ -82,7 +82,7 @@ fn a_server_that_names_clients_by_descriptor_passes() {
         return;
     }
     let findings = run(
-        &[crate::util::python3(), &fixture("bare"), "--fd-names"],
+        &[crate::util::python3(), "-S", &fixture("bare"), "--fd-names"],
         &[],
     );
     assert_eq!(findings[0].evidence[0], "relay: {who}: {text}");
@@ -125,7 +125,7 @@ fn the_learned_dialect_says_what_each_server_chose() {
         return;
     }
     let learned = |name: &str| {
-        run(&[crate::util::python3(), &fixture(name)], &["idle"])[0]
+        run(&[crate::util::python3(), "-S", &fixture(name)], &["idle"])[0]
             .evidence
             .join("\n")
     };
@@ -207,7 +207,7 @@ fn each_fault_fails_with_its_own_symptom_and_never_on_wording() {
             only
         };
         let findings = run(
-            &[crate::util::python3(), &fixture(name), "--bug", bug],
+            &[crate::util::python3(), "-S", &fixture(name), "--bug", bug],
             &[asked],
         );
         let f = findings
@@ -231,6 +231,7 @@ fn a_program_that_dies_shows_its_last_words() {
     let findings = run(
         &[
             crate::util::python3(),
+            "-S",
             &fixture("bare"),
             "--bug",
             "error-path",
@@ -252,7 +253,7 @@ fn the_tutorials_dialect_is_still_enforced_on_request() {
         return;
     }
     let strict = config(
-        &[crate::util::python3(), &fixture("addr")],
+        &[crate::util::python3(), "-S", &fixture("addr")],
         &["conversation"],
         DialectChoice::Tutorial,
     );
@@ -277,7 +278,13 @@ fn a_server_that_ticks_often_is_not_a_spin() {
     }
     // select(2) with a 0.2 ms timeout: 25 000 waits in `idle`'s 5 s, each one timed out.
     let findings = run(
-        &[crate::util::python3(), &fixture("irc"), "--tick", "0.0002"],
+        &[
+            crate::util::python3(),
+            "-S",
+            &fixture("irc"),
+            "--tick",
+            "0.0002",
+        ],
         &["idle"],
     );
     assert!(
@@ -310,7 +317,7 @@ fn what_cannot_be_judged_says_so_once_with_exit_status_2() {
         ("print('no server here')", "never listened"),
         (threaded, "cannot run it faithfully"),
     ] {
-        let (code, out, err) = cli(&["--", crate::util::python3(), "-c", program]);
+        let (code, out, err) = cli(&["--", crate::util::python3(), "-S", "-c", program]);
         assert_eq!(code, Some(2), "{out}{err}");
         assert!(err.contains("cannot judge") && err.contains(why), "{err}");
         assert!(!out.contains("FAIL"), "no verdicts: {out}");
@@ -326,7 +333,13 @@ fn a_program_reads_the_file_given_as_its_standard_input_then_end_of_file() {
     let motd = dir.path().join("motd.txt");
     std::fs::write(&motd, "Ahoy\nthe rest of the file\n").expect("written");
     let irc = fixture("irc");
-    let program = ["--", crate::util::python3(), &irc, "--greeting-from-stdin"];
+    let program = [
+        "--",
+        crate::util::python3(),
+        "-S",
+        &irc,
+        "--greeting-from-stdin",
+    ];
     let only = ["--only", "conversation"];
     let given = [
         &["--stdin", motd.to_str().expect("utf-8")][..],
@@ -368,6 +381,7 @@ fn a_dialect_file_is_read_and_a_bad_one_refused() {
         "conversation",
         "--",
         crate::util::python3(),
+        "-S",
         &named,
     ]);
     assert_eq!(code, Some(0), "{out}{err}");
@@ -376,6 +390,7 @@ fn a_dialect_file_is_read_and_a_bad_one_refused() {
         bad.to_str().unwrap(),
         "--",
         crate::util::python3(),
+        "-S",
         &named,
     ]);
     assert_eq!(code, Some(2));
@@ -390,7 +405,13 @@ fn a_blocking_read_after_a_spurious_wake_up_is_a_warning_not_a_fault() {
     }
     // freeze keeps its sockets blocking: Linux never wakes a TCP reader for nothing, so only
     // `portability` (select(2) BUGS) can make its read block.
-    let command = [crate::util::python3(), &fixture("addr"), "--bug", "freeze"];
+    let command = [
+        crate::util::python3(),
+        "-S",
+        &fixture("addr"),
+        "--bug",
+        "freeze",
+    ];
     let findings = run(&command, &["adversary", "portability"]);
     let verdicts: Vec<&str> = findings.iter().map(|f| f.verdict.name()).collect();
     assert_eq!(verdicts, ["pass", "pass", "warn"], "{findings:#?}");

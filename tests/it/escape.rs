@@ -176,7 +176,7 @@ fn no_way_out_of_the_simulator_in_python_is_silent() {
         return;
     }
     let wrong = judge(
-        &[crate::util::python3(), "tests/fixtures/escape.py"],
+        &[crate::util::python3(), "-S", "tests/fixtures/escape.py"],
         &PYTHON_ATTEMPTS,
     );
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));

@@ -58,13 +58,18 @@ fn a_forked_python_server_gives_a_fresh_starts_transcript_in_every_check() {
         return;
     }
     same_both_ways(
-        &[crate::util::python3(), "tests/fixtures/chat_server.py"],
+        &[
+            crate::util::python3(),
+            "-S",
+            "tests/fixtures/chat_server.py",
+        ],
         DialectChoice::Tutorial,
     );
     // A faulty one (its failures' transcripts are the ones reviewed).
     same_both_ways(
         &[
             crate::util::python3(),
+            "-S",
             "tests/tutorial/selectserver.py",
             "127.0.0.1",
             "0",
@@ -109,7 +114,7 @@ fn a_program_whose_second_start_goes_otherwise_starts_afresh_and_the_report_says
         marker = marker.to_str().expect("UTF-8")
     );
     let mut c = config(
-        &[crate::util::python3(), "-c", &script],
+        &[crate::util::python3(), "-S", "-c", &script],
         DialectChoice::Tutorial,
         false,
     );
@@ -139,7 +144,7 @@ fn a_start_the_adversary_reaches_goes_afresh_from_the_first_session_it_diverges_
                   sys.argv = ['chat_server.py']\n\
                   runpy.run_path('tests/fixtures/chat_server.py', run_name='__main__')\n";
     let mut c = config(
-        &[crate::util::python3(), "-c", script],
+        &[crate::util::python3(), "-S", "-c", script],
         DialectChoice::Tutorial,
         false,
     );
@@ -166,7 +171,7 @@ fn a_forked_program_that_ignores_sigchld_still_has_its_exit_code_told() {
                   sys.argv = ['chat_server.py', '--bug', 'close-kills']\n\
                   runpy.run_path('tests/fixtures/chat_server.py', run_name='__main__')\n";
     let mut c = config(
-        &[crate::util::python3(), "-c", script],
+        &[crate::util::python3(), "-S", "-c", script],
         DialectChoice::Tutorial,
         false,
     );

@@ -18,7 +18,7 @@ pub(crate) fn sim(args: &[&str]) -> Output {
 /// `selectlab sim` with 4 clients of 25 lines each on the Python fixture, given `more`.
 fn four_clients_of_the_fixture(more: &[&str]) -> Output {
     let clients = ["--clients", "4", "--lines", "25", "--"];
-    let program = [crate::util::python3(), FIXTURE];
+    let program = [crate::util::python3(), "-S", FIXTURE];
     sim(&[&clients[..], &program, more].concat())
 }
 
@@ -97,6 +97,7 @@ fn ten_runs_of_a_python_guest_under_the_adversary_give_one_transcript() {
             p,
             "--",
             crate::util::python3(),
+            "-S",
             FIXTURE,
         ]);
         assert!(
@@ -147,6 +148,7 @@ fn a_wait_the_adversary_interrupts_returns_eintr_and_the_program_carries_on() {
             p,
             "--",
             crate::util::python3(),
+            "-S",
             FIXTURE,
         ]);
         let stdout = text(&out.stdout);
@@ -245,8 +247,9 @@ fn a_c_epoll_server_compiled_here_delivers_every_line_faithfully_and_under_the_a
 
 /// A Python script run inside the simulator, and what it printed run on Linux.
 fn inside_and_on_linux(script: &str) -> (Output, String) {
-    let inside = sim(&["--", crate::util::python3(), script]);
+    let inside = sim(&["--", crate::util::python3(), "-S", script]);
     let linux = Command::new(crate::util::python3())
+        .arg("-S")
         .arg(script)
         .output()
         .expect("python3 runs");
@@ -258,7 +261,7 @@ pub(crate) fn refused(code: &str, why: &str) {
     if !python() {
         return;
     }
-    let out = sim(&["--", crate::util::python3(), "-c", code]);
+    let out = sim(&["--", crate::util::python3(), "-S", "-c", code]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{}{stderr}", text(&out.stdout));
     assert!(stderr.contains(why), "expected {why:?} in:\n{stderr}");
@@ -401,7 +404,7 @@ fn a_child_that_closes_what_it_inherited_before_exec_leaves_the_parents_sockets_
          stdin=subprocess.PIPE).stdout.decode().strip())\nc.send(b'still here')\n\
          print(s.recv(64).decode())"
     );
-    let out = sim(&["--", crate::util::python3(), "-c", &code]);
+    let out = sim(&["--", crate::util::python3(), "-S", "-c", &code]);
     let said = text(&out.stdout);
     assert!(out.status.success(), "{said}{}", text(&out.stderr));
     assert!(said.contains("the child ran\nstill here"), "{said}");
@@ -472,6 +475,7 @@ fn a_static_program_the_program_starts_later_is_refused_before_it_runs() {
         let out = sim(&[
             "--",
             crate::util::python3(),
+            "-S",
             "-c",
             &format!("import os, subprocess\n{code}"),
         ]);
@@ -522,6 +526,7 @@ fn the_tutorials_good_bye_server_and_client_both_run_as_guests() {
         input.to_str().expect("a UTF-8 path"),
         "--",
         crate::util::python3(),
+        "-S",
         "tests/tutorial/server.py",
         "127.0.0.1",
         "33333",
@@ -596,7 +601,7 @@ fn a_program_that_leaves_a_child_running_ends_when_it_exits() {
     // The child inherits the shim's channel; the run must still end with the program's exit,
     // not wait out the silence limit (the child is stopped with the program's process group).
     let code = "import subprocess; subprocess.Popen(['sleep', '100'])";
-    let out = sim(&["--", crate::util::python3(), "-c", code]);
+    let out = sim(&["--", crate::util::python3(), "-S", "-c", code]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(
@@ -612,7 +617,14 @@ fn an_idle_server_that_spins_is_stopped_and_a_blocking_one_is_not() {
     }
     // Alone for five virtual seconds, the correct fixture blocks in its wait; the busy loop
     // (correct output, zero timeouts) makes wait after wait that returns at once.
-    let idle = sim(&["--run-for-s", "5", "--", crate::util::python3(), FIXTURE]);
+    let idle = sim(&[
+        "--run-for-s",
+        "5",
+        "--",
+        crate::util::python3(),
+        "-S",
+        FIXTURE,
+    ]);
     let stdout = text(&idle.stdout);
     assert!(idle.status.success(), "{stdout}{}", text(&idle.stderr));
     assert!(stdout.contains("5 s of virtual time passed"), "{stdout}");
@@ -621,6 +633,7 @@ fn an_idle_server_that_spins_is_stopped_and_a_blocking_one_is_not() {
         "5",
         "--",
         crate::util::python3(),
+        "-S",
         FIXTURE,
         "--bug",
         "busy-loop",
@@ -681,7 +694,7 @@ fn a_program_stopped_because_it_blocks_for_ever_exits_1() {
     }
     let waits = "import socket\n\
         s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); s.accept()\n";
-    let out = sim(&["--", crate::util::python3(), "-c", waits]);
+    let out = sim(&["--", crate::util::python3(), "-S", "-c", waits]);
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{said}{}", text(&out.stderr));
     assert!(said.contains("blocks for ever in accept"), "{said}");
@@ -738,6 +751,7 @@ fn kernel_fixes_addresses() -> bool {
     let set = personality::get().and_then(|p| personality::set(p | Persona::ADDR_NO_RANDOMIZE));
     let address = || {
         let out = Command::new(crate::util::python3())
+            .arg("-S")
             .args(["-c", "print(hex(id(object())))"])
             .output()
             .expect("python3 runs");
@@ -765,6 +779,7 @@ fn a_programs_randomness_and_addresses_come_from_the_seed() {
             transcript.to_str().expect("a UTF-8 path"),
             "--",
             crate::util::python3(),
+            "-S",
             "tests/fixtures/random_order.py",
         ]);
         assert!(out.status.success(), "{}", text(&out.stderr));

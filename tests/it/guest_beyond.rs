@@ -106,11 +106,12 @@ fn a_poll_that_does_not_wait_may_mix_simulated_and_real_descriptors() {
          p.register(s, select.POLLIN)\nprint(sorted(p.poll(0)))"
     );
     let real = Command::new(crate::util::python3())
+        .arg("-S")
         .args(["-c", &code])
         .output()
         .expect("python3 runs");
     assert!(real.status.success(), "{}", text(&real.stderr));
-    let inside = sim(&["--", crate::util::python3(), "-c", &code]);
+    let inside = sim(&["--", crate::util::python3(), "-S", "-c", &code]);
     assert!(inside.status.success(), "{}", text(&inside.stderr));
     let expected = text(&real.stdout);
     assert_eq!(expected.lines().count(), 2, "{expected}");

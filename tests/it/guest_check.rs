@@ -38,7 +38,11 @@ fn the_fixture_passes_every_check_on_both_its_loops() {
         return;
     }
     for lp in ["selectors", "epoll-et"] {
-        let c = config(&[crate::util::python3(), FIXTURE, "--loop", lp], &[], false);
+        let c = config(
+            &[crate::util::python3(), "-S", FIXTURE, "--loop", lp],
+            &[],
+            false,
+        );
         let findings = sim_check::run(&c, |_| {}).expect("it runs").findings;
         assert_eq!(findings.len(), sim_check::SIM_CHECKS.len());
         for f in &findings {
@@ -174,7 +178,7 @@ fn each_fault_of_the_fixture_fails_the_check_that_reaches_it_with_its_own_sympto
         ),
     ];
     for (args, only, kind, symptom) in cases {
-        let command: Vec<&str> = [crate::util::python3(), FIXTURE]
+        let command: Vec<&str> = [crate::util::python3(), "-S", FIXTURE]
             .iter()
             .chain(args.iter())
             .copied()
@@ -255,6 +259,7 @@ fn a_failures_replay_line_gives_the_same_report_and_its_case_is_shrunk() {
     let (first, code) = report(&[
         "--",
         crate::util::python3(),
+        "-S",
         TUTORIAL_SERVER,
         "127.0.0.1",
         "0",
@@ -294,6 +299,7 @@ fn an_adversary_case_shrinks_its_choices_and_replays_alone_from_its_seed() {
         "adversary",
         "--",
         crate::util::python3(),
+        "-S",
         FIXTURE,
         "--bug",
         "escape-binary",

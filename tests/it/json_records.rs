@@ -118,6 +118,7 @@ fn bench_chat_prints_one_sim_chat_record_with_the_backend_flag_name() {
 #[test]
 fn bench_guest_prints_one_record_with_both_halves_and_the_case_rate() {
     if Command::new(crate::util::python3())
+        .arg("-S")
         .arg("--version")
         .output()
         .is_err()
@@ -136,6 +137,7 @@ fn bench_guest_prints_one_record_with_both_halves_and_the_case_rate() {
         "--json",
         "--",
         crate::util::python3(),
+        "-S",
         fixture,
     ];
     let out = Command::new(BIN)

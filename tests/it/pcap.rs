@@ -276,6 +276,7 @@ fn sim_pcap_writes_the_programs_traffic() {
         .args([
             "--",
             crate::util::python3(),
+            "-S",
             "tests/fixtures/chat_server.py",
         ])
         .output()
@@ -376,6 +377,7 @@ fn check_sim_draws_and_captures_its_shrunk_counterexample() {
         html.to_str().unwrap(),
         "--",
         crate::util::python3(),
+        "-S",
         "tests/tutorial/selectserver.py",
         "127.0.0.1",
         "0",

@@ -526,7 +526,8 @@ fn our_server_answers_the_tutorials_python_client() {
     let mut client = Proc::spawn(
         {
             let mut c = Command::new(crate::util::python3());
-            c.arg(tutorial_script("client.py"))
+            c.arg("-S")
+                .arg(tutorial_script("client.py"))
                 .arg("127.0.0.1")
                 .arg(port.to_string());
             c
@@ -548,7 +549,8 @@ fn our_client_talks_to_the_tutorials_python_server() {
     let (mut server, port) = start_server(free_tcp_port, TCP_READY, |port| {
         let mut c = Command::new(crate::util::python3());
         // -u: unbuffered, so the "waiting" line reaches the pipe as soon as it is printed.
-        c.arg("-u")
+        c.arg("-S")
+            .arg("-u")
             .arg(tutorial_script("server.py"))
             .args(["127.0.0.1", &port.to_string(), "1"]);
         c
