@@ -16,7 +16,9 @@ use selectlab::sim::{Sim, SimConfig};
 use crate::util::selectlab;
 
 fn tshark() -> bool {
-    let found = Command::new("tshark").arg("--version").output().is_ok();
+    // Asked once: each run of tshark spends about a second of CPU time loading its dissectors.
+    static FOUND: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let found = *FOUND.get_or_init(|| Command::new("tshark").arg("--version").output().is_ok());
     if !found {
         eprintln!("skipped: tshark is not installed (CI installs the Debian package tshark)");
     }

@@ -206,6 +206,7 @@ fn readiness(
     let points = readiness::measure(
         &transports,
         idle,
+        readiness::POINT_BUDGET,
         &mut std::io::stderr(),
         &super::progress_bar(0, "bench"),
     );

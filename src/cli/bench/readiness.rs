@@ -26,9 +26,9 @@ use crate::sim::{Sim, SimConfig};
 pub const MAX_IDLE_FDS: usize = 100_000;
 /// Descriptors a point needs besides the idle ones (the active socket, epoll's, std's).
 const SPARE_FDS: usize = 16;
-/// How long each point is measured (after a warm-up).
-const POINT_BUDGET: Duration = Duration::from_millis(200);
-/// Fewest waits a point is measured over.
+/// How long `selectlab bench readiness` measures each point (after a warm-up).
+pub const POINT_BUDGET: Duration = Duration::from_millis(200);
+/// Fewest waits a point is measured over, whatever its budget.
 const MIN_WAITS: u64 = 50;
 /// Waits before the clock starts.
 const WARM_UP_WAITS: u64 = 10;
@@ -64,11 +64,13 @@ pub struct Point {
     pub ns_per_wait: Result<f64, String>,
 }
 
-/// Measures every transport × backend × idle count, writing why a point has no number to
-/// `notes` and the points done so far to `progress`.
+/// Measures every transport × backend × idle count, each for `budget` (and at least
+/// `MIN_WAITS` waits), writing why a point has no number to `notes` and the points done so far
+/// to `progress`.
 pub fn measure(
     transports: &[Transport],
     idle: &[usize],
+    budget: Duration,
     notes: &mut dyn Write,
     progress: &ProgressBar,
 ) -> Vec<Point> {
@@ -81,7 +83,7 @@ pub fn measure(
                 progress.set_message(format!("{} {backend} {k} idle", transport.name()));
                 let ns_per_wait = match beyond_limits(transport, backend, k, limit) {
                     Some(why) => Err(why),
-                    None => point(transport, backend, k),
+                    None => point(transport, backend, k, budget),
                 };
                 if let Err(why) = &ns_per_wait {
                     let _ = progress.suspend(|| {
@@ -129,25 +131,36 @@ fn beyond_limits(
     }
 }
 
-fn point(transport: Transport, backend: Backend, idle: usize) -> Result<f64, String> {
+fn point(
+    transport: Transport,
+    backend: Backend,
+    idle: usize,
+    budget: Duration,
+) -> Result<f64, String> {
     match transport {
-        Transport::Real => waits(&mut RealKernel::new(), backend, idle),
+        Transport::Real => waits(&mut RealKernel::new(), backend, idle, budget),
         Transport::Sim => {
             let config = SimConfig {
                 fd_limit: idle + SPARE_FDS,
                 transcript: false,
                 ..SimConfig::default()
             };
-            waits(&mut Sim::new(config, Decider::faithful()), backend, idle)
+            let mut sim = Sim::new(config, Decider::faithful());
+            waits(&mut sim, backend, idle, budget)
         }
     }
 }
 
 /// Sets up `idle` idle sockets and one ready one, times waits, and closes everything.
-fn waits(kernel: &mut dyn Kernel, backend: Backend, idle: usize) -> Result<f64, String> {
+fn waits(
+    kernel: &mut dyn Kernel,
+    backend: Backend,
+    idle: usize,
+    budget: Duration,
+) -> Result<f64, String> {
     let mut fds = Vec::with_capacity(idle + 1);
-    let timed =
-        set_up(kernel, &mut fds, idle).and_then(|active| time_waits(kernel, backend, &fds, active));
+    let timed = set_up(kernel, &mut fds, idle)
+        .and_then(|active| time_waits(kernel, backend, &fds, active, budget));
     for fd in fds {
         let _ = kernel.close(fd);
     }
@@ -173,6 +186,7 @@ fn time_waits(
     backend: Backend,
     fds: &[Fd],
     active: Fd,
+    budget: Duration,
 ) -> Result<f64, Errno> {
     let mut selector = Selector::new(kernel, backend)?;
     for (i, &fd) in fds.iter().enumerate() {
@@ -194,7 +208,7 @@ fn time_waits(
     }
     let started = Instant::now();
     let mut n = 0u64;
-    while n < MIN_WAITS || started.elapsed() < POINT_BUDGET {
+    while n < MIN_WAITS || started.elapsed() < budget {
         wait_once(kernel)?;
         n += 1;
     }
