@@ -617,27 +617,23 @@ fn an_idle_server_that_spins_is_stopped_and_a_blocking_one_is_not() {
     }
     // Alone for five virtual seconds, the correct fixture blocks in its wait; the busy loop
     // (correct output, zero timeouts) makes wait after wait that returns at once.
-    let idle = sim(&[
-        "--run-for-s",
-        "5",
-        "--",
-        crate::util::python3(),
-        "-S",
-        FIXTURE,
-    ]);
+    let five_seconds_of = |bug: &[&str]| {
+        let mut args = vec![
+            "--run-for-s",
+            "5",
+            "--",
+            crate::util::python3(),
+            "-S",
+            FIXTURE,
+        ];
+        args.extend(bug);
+        sim(&args)
+    };
+    let idle = five_seconds_of(&[]);
     let stdout = text(&idle.stdout);
     assert!(idle.status.success(), "{stdout}{}", text(&idle.stderr));
     assert!(stdout.contains("5 s of virtual time passed"), "{stdout}");
-    let busy = sim(&[
-        "--run-for-s",
-        "5",
-        "--",
-        crate::util::python3(),
-        "-S",
-        FIXTURE,
-        "--bug",
-        "busy-loop",
-    ]);
+    let busy = five_seconds_of(&["--bug", "busy-loop"]);
     let stdout = text(&busy.stdout);
     assert_eq!(
         busy.status.code(),
